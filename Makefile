@@ -1,0 +1,50 @@
+# sockfs build and test entry points. `make test` is the project's test
+# command (README.md); CI runs it through .ci/run.
+
+GO      ?= go
+PKGS    ?= ./...
+FUZZTIME ?= 60s
+
+.PHONY: all build run test deps vet fuzz bench soak clean
+
+all: build
+
+build:
+	$(GO) build $(PKGS)
+	$(GO) build -o bin/sockfs ./cmd/sockfs
+
+# Run the daemon with its defaults (root: it creates the TUN device sockfs0).
+run: build
+	./bin/sockfs serve
+
+deps:
+	./scripts/deps.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+# The whole suite: vet, then every test under the race detector (which also
+# turns on skb's double-free and use-after-free checks).
+test: deps vet
+	$(GO) test -race -count=1 -timeout 14m $(PKGS)
+
+# Every fuzz target in the module, FUZZTIME each (not part of `make test`).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+# Long transfers (64 MiB each way under each impairment); not part of
+# `make test`.
+soak:
+	$(GO) test -count=1 -timeout 60m -run 'TestTCPSim' ./netstack -soak
+
+# Micro-benchmarks with allocation counts (not part of `make test`).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	$(GO) clean -testcache

@@ -1,0 +1,191 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// trimCmd drops at most one trailing newline (Plan 9's parsecmd).
+func trimCmd(s string) string {
+	s = strings.TrimSuffix(s, "\n")
+	return strings.TrimSpace(s)
+}
+
+// tokenize splits a ctl command on blanks and tabs, with rc-style single
+// quotes (” inside quotes is a quote). Mirrors tokenize(2).
+func tokenize(s string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	in, have := false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case in && c == '\'' && i+1 < len(s) && s[i+1] == '\'':
+			cur.WriteByte('\'')
+			i++
+		case c == '\'':
+			in, have = !in, true
+		case !in && (c == ' ' || c == '\t' || c == '\r'):
+			if have {
+				out = append(out, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteByte(c)
+			have = true
+		}
+	}
+	if in {
+		return nil, fmt.Errorf("unbalanced quote: %w", syscall.EINVAL)
+	}
+	if have {
+		out = append(out, cur.String())
+	}
+	return out, nil
+}
+
+// ctlWrite runs one ctl command (one write = one command; no line
+// splitting). A failure is returned as an errno and recorded in err.
+func ctlWrite(ctx context.Context, r *ref, text string) error {
+	f, err := tokenize(strings.TrimSuffix(text, "\n"))
+	if err == nil && len(f) == 0 {
+		err = fmt.Errorf("short control request: %w", syscall.EINVAL)
+	}
+	if err == nil {
+		err = ctlRun(ctx, r.conv, f)
+	}
+	if err != nil && Errno(err) != syscall.EINTR {
+		r.s.setErr(r.conv, err, "ctl "+strings.TrimSpace(text))
+	}
+	return err
+}
+
+func ctlRun(ctx context.Context, c Conv, f []string) error {
+	switch f[0] {
+	case "connect":
+		if len(f) < 2 || len(f) > 3 {
+			return fmt.Errorf("bad args to connect: %w", syscall.EINVAL)
+		}
+		raddr, err := parseAddr(f[1], false)
+		if err != nil {
+			return err
+		}
+		var laddr netip.AddrPort
+		if len(f) == 3 {
+			if laddr, err = parseAddr(f[2], true); err != nil {
+				return err
+			}
+		}
+		return c.Connect(ctx, raddr, laddr)
+	case "announce", "bind":
+		if len(f) != 2 {
+			return fmt.Errorf("bad args to %s: %w", f[0], syscall.EINVAL)
+		}
+		laddr, err := parseAddr(f[1], true)
+		if err != nil {
+			return err
+		}
+		if f[0] == "bind" {
+			return c.Bind(laddr)
+		}
+		return c.Announce(ctx, laddr)
+	case "hangup":
+		if len(f) != 1 {
+			return fmt.Errorf("bad args to hangup: %w", syscall.EINVAL)
+		}
+		return c.Hangup()
+	case "close":
+		if len(f) != 1 {
+			return fmt.Errorf("bad args to close: %w", syscall.EINVAL)
+		}
+		return c.Close()
+	case "rcvbuf", "sndbuf":
+		if len(f) != 2 {
+			return fmt.Errorf("bad args to %s: %w", f[0], syscall.EINVAL)
+		}
+		return setBuf(c, f[0], f[1])
+	}
+	return c.Ctl(ctx, f)
+}
+
+// parseAddr parses a dial-string address: addr!port (trailing !words
+// ignored), host:port, [v6]:port, *!port, or (local only) a bare port. An
+// unset address is the zero Addr. Names are not resolved.
+func parseAddr(s string, local bool) (netip.AddrPort, error) {
+	var host, port string
+	switch {
+	case strings.Contains(s, "!"):
+		parts := strings.Split(s, "!")
+		host, port = parts[0], parts[1]
+	case strings.HasPrefix(s, "["):
+		i := strings.Index(s, "]:")
+		if i < 0 {
+			return netip.AddrPort{}, fmt.Errorf("malformed address %q: %w", s, syscall.EINVAL)
+		}
+		host, port = s[1:i], s[i+2:]
+	case strings.Count(s, ":") == 1:
+		host, port, _ = strings.Cut(s, ":")
+	case local:
+		port = s
+	default:
+		return netip.AddrPort{}, fmt.Errorf("malformed address %q: %w", s, syscall.EINVAL)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bad numeric port %q: %w", port, syscall.EINVAL)
+	}
+	var a netip.Addr
+	if host != "" && host != "*" {
+		if a, err = netip.ParseAddr(host); err != nil {
+			return netip.AddrPort{}, fmt.Errorf("bad ip address syntax %q: %w", host, syscall.EINVAL)
+		}
+		a = a.Unmap()
+	} else if !local {
+		return netip.AddrPort{}, fmt.Errorf("malformed address %q: %w", s, syscall.EINVAL)
+	}
+	return netip.AddrPortFrom(a, uint16(p)), nil
+}
+
+// errStrings are the Plan 9 error texts of the errnos (NET-FILES.md).
+var errStrings = map[syscall.Errno]string{
+	syscall.ECONNREFUSED:  "connection refused",
+	syscall.ETIMEDOUT:     "connection timed out",
+	syscall.ECONNRESET:    "connection reset",
+	syscall.EADDRINUSE:    "address in use",
+	syscall.EADDRNOTAVAIL: "not a local IP address",
+	syscall.EHOSTUNREACH:  "no route",
+	syscall.ENETUNREACH:   "no route",
+	syscall.EPIPE:         "i/o on hungup channel",
+	syscall.EINTR:         "interrupted",
+	syscall.EAGAIN:        "would block",
+	syscall.EBUSY:         "no free devices",
+	syscall.EACCES:        "permission denied",
+	syscall.EISCONN:       "connection in use",
+	syscall.ENOTCONN:      "not connected",
+	syscall.EMSGSIZE:      "message too long",
+}
+
+// errText is the err file's text for err: the message the stack or the
+// parser gave (Plan 9 strings such as "unknown control request"), else the
+// Plan 9 string of the errno.
+func errText(err error) string {
+	e := Errno(err)
+	var bare syscall.Errno
+	if !errors.As(err, &bare) || err.Error() == bare.Error() {
+		if s, ok := errStrings[e]; ok {
+			return s
+		}
+		return e.Error()
+	}
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "+e.Error()); i > 0 {
+		msg = msg[:i]
+	}
+	return msg
+}

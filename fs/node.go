@@ -1,0 +1,168 @@
+// Package fs is sockfs's file tree: the Plan 9 style /net of
+// shared/design/NET-FILES.md, defined once and independent of the transport
+// that serves it. A FUSE frontend (package sockfs/fs/fuse) and a 9P2000.L
+// frontend serve the same Nodes.
+//
+// The model is small on purpose:
+//
+//   - a Node has a Qid (stable path, Plan 9 style: proto<<17 | conv<<5 | type)
+//     and a Stat (name, mode, owner, flags for the transport);
+//   - a Dir looks names up and lists its entries (listings are dynamic);
+//   - a File is opened with Open(ctx, OpenReq) and gives a Handle;
+//   - a Handle reads and writes at an offset, reports poll readiness with a
+//     wake-up callback, and is released once, when the last reference to the
+//     open file goes away (FUSE RELEASE, 9P clunk).
+//
+// Every error returned through these interfaces is a syscall.Errno (possibly
+// wrapped; frontends use errors.As). Blocking calls take the request's
+// context: its cancellation (FUSE INTERRUPT, 9P Tflush) ends them with EINTR
+// and consumes nothing. A non-blocking call is marked on the context with
+// WithNonblock.
+package fs
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"syscall"
+)
+
+// Qid types, as in Plan 9.
+const (
+	QTDir  = 0x80
+	QTFile = 0x00
+)
+
+// Qid identifies a node for the life of the tree, as a Plan 9 qid: Path is
+// unique and stable (a reused conversation slot keeps its paths; Version
+// counts the reuses), Type is QTDir or QTFile. FUSE uses Path+1 as the inode
+// number.
+type Qid struct {
+	Path    uint64
+	Version uint32
+	Type    uint8
+}
+
+// Stat describes a node.
+type Stat struct {
+	Name string
+	Mode fs.FileMode // permission bits, plus fs.ModeDir for directories
+	Uid  uint32
+	Gid  uint32
+	// Stream marks files without positions that may be read and written
+	// concurrently through one open file (data, listen, ctl, clone): FUSE
+	// opens them with FOPEN_STREAM|FOPEN_NONSEEKABLE and keeps the read
+	// cursor itself, passing it as the offset.
+	Stream bool
+}
+
+// Node is a file or a directory of the tree.
+type Node interface {
+	Qid() Qid
+	Stat() Stat
+}
+
+// Dir is a directory node. Its methods do not block.
+type Dir interface {
+	Node
+	// Lookup returns the entry called name, or ENOENT.
+	Lookup(name string) (Node, error)
+	// List returns the current entries, in listing order.
+	List() []Node
+}
+
+// OpenReq describes an open: the access mode and flags of open(2) (O_RDONLY,
+// O_WRONLY, O_RDWR, O_NONBLOCK; O_TRUNC is ignored) and the caller's identity.
+type OpenReq struct {
+	Flags int
+	Uid   uint32
+	Gid   uint32
+}
+
+// Readable reports whether the open asks for reading.
+func (o OpenReq) Readable() bool { return o.Flags&syscall.O_ACCMODE != syscall.O_WRONLY }
+
+// Writable reports whether the open asks for writing.
+func (o OpenReq) Writable() bool { return o.Flags&syscall.O_ACCMODE != syscall.O_RDONLY }
+
+// File is a file node.
+type File interface {
+	Node
+	// Open opens the file. It may block (listen waits for a call); ctx
+	// cancels it with EINTR. clone and listen return a handle on another
+	// conversation's ctl.
+	Open(ctx context.Context, req OpenReq) (Handle, error)
+}
+
+// Event is a poll(2) readiness mask.
+type Event uint32
+
+// Readiness bits, with poll(2)'s values.
+const (
+	PollIn  Event = 0x001
+	PollOut Event = 0x004
+	PollErr Event = 0x008
+	PollHup Event = 0x010
+)
+
+// Handle is an open file. Read and Write may be called concurrently with each
+// other (and with Poll); Release is called once, after every other call has
+// returned.
+type Handle interface {
+	// Read reads into p at offset off (ignored by stream files). It may
+	// block; ctx cancels it with EINTR and nothing is consumed.
+	Read(ctx context.Context, p []byte, off int64) (int, error)
+	// Write writes p at offset off (ignored by most files). It may block;
+	// ctx cancels it with EINTR.
+	Write(ctx context.Context, p []byte, off int64) (int, error)
+	// Poll returns the current readiness among events. If wake is not nil,
+	// it also arranges for wake to be called (from any goroutine, without
+	// blocking) whenever the readiness may have changed, replacing the
+	// wake function given by an earlier Poll on this handle, until Release.
+	Poll(events Event, wake func()) Event
+	// Release drops the handle's references (the last close of a
+	// conversation starts its graceful close). It does not block.
+	Release()
+}
+
+type nonblockKey struct{}
+
+// WithNonblock marks ctx as the context of a non-blocking call (O_NONBLOCK):
+// a call that would block returns EAGAIN instead.
+func WithNonblock(ctx context.Context) context.Context {
+	return context.WithValue(ctx, nonblockKey{}, true)
+}
+
+// Nonblock reports whether ctx was marked by WithNonblock.
+func Nonblock(ctx context.Context) bool {
+	v, _ := ctx.Value(nonblockKey{}).(bool)
+	return v
+}
+
+// Errno extracts the errno of err (EIO if it carries none, 0 for nil).
+func Errno(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return syscall.EIO
+}
+
+// baseHandle gives the defaults: no reading, no writing, always ready.
+type baseHandle struct{}
+
+func (baseHandle) Read(context.Context, []byte, int64) (int, error)  { return 0, syscall.EBADF }
+func (baseHandle) Write(context.Context, []byte, int64) (int, error) { return 0, syscall.EBADF }
+func (baseHandle) Poll(ev Event, _ func()) Event                     { return ev & (PollIn | PollOut) }
+func (baseHandle) Release()                                          {}
+
+// readAt copies the part of text at offset off into p (Plan 9's readstr).
+func readAt(text string, p []byte, off int64) int {
+	if off < 0 || off >= int64(len(text)) {
+		return 0
+	}
+	return copy(p, text[off:])
+}

@@ -1,0 +1,221 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"sockfs/memctl"
+	"sockfs/netstack"
+)
+
+type tcpProto struct{ stack *netstack.Stack }
+
+func (p tcpProto) Name() string { return "tcp" }
+func (p tcpProto) New() Conv    { return &tcpConv{s: p.stack.NewTCP(), backlog: 4096} }
+
+func (p tcpProto) Stats() string {
+	m := p.stack.Net().MIB
+	var out string
+	for _, c := range []memctl.Counter{memctl.TcpActiveOpens, memctl.TcpPassiveOpens,
+		memctl.TcpAttemptFails, memctl.TcpEstabResets, memctl.TcpCurrEstab, memctl.TcpInSegs,
+		memctl.TcpOutSegs, memctl.TcpRetransSegs, memctl.TcpInErrs, memctl.TcpOutRsts} {
+		_, name := c.Name()
+		out += fmt.Sprintf("%s: %d\n", name, m.Get(c))
+	}
+	return out
+}
+
+// tcpStateNames are Plan 9's state names for the status file.
+var tcpStateNames = map[netstack.TCPState]string{
+	netstack.TCPClose: "Closed", netstack.TCPListen: "Listen", netstack.TCPSynSent: "Syn_sent",
+	netstack.TCPSynRecv: "Syn_received", netstack.TCPEstablished: "Established",
+	netstack.TCPFinWait1: "Finwait1", netstack.TCPFinWait2: "Finwait2",
+	netstack.TCPCloseWait: "Close_wait", netstack.TCPClosing: "Closing",
+	netstack.TCPLastAck: "Last_ack", netstack.TCPTimeWait: "Time_wait",
+}
+
+// tcpConv is a TCP conversation over a netstack.TCPSock.
+type tcpConv struct {
+	s *netstack.TCPSock
+
+	mu       sync.Mutex
+	backlog  int
+	released bool
+}
+
+func (c *tcpConv) Connect(ctx context.Context, raddr, laddr netip.AddrPort) error {
+	if laddr.Port() != 0 || laddr.Addr().IsValid() {
+		if err := c.s.Bind(laddr); err != nil {
+			return err
+		}
+	}
+	return c.s.Connect(ctx, raddr)
+}
+
+func (c *tcpConv) Announce(_ context.Context, laddr netip.AddrPort) error {
+	if err := c.s.Bind(laddr); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	b := c.backlog
+	c.mu.Unlock()
+	return c.s.Listen(b)
+}
+
+func (c *tcpConv) Bind(laddr netip.AddrPort) error { return c.s.Bind(laddr) }
+
+func (c *tcpConv) Accept(ctx context.Context) (Conv, error) {
+	if c.s.State() != netstack.TCPListen {
+		return nil, fmt.Errorf("not announced: %w", syscall.EINVAL)
+	}
+	ctx, cancel := nbctx(ctx)
+	defer cancel()
+	ns, err := c.s.Accept(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &tcpConv{s: ns, backlog: 4096}, nil
+}
+
+func (c *tcpConv) Read(ctx context.Context, p []byte) (int, error) {
+	ctx, cancel := nbctx(ctx)
+	defer cancel()
+	return c.s.Recv(ctx, p)
+}
+
+// Write returns once all of p is queued (or with the count queued before
+// an error).
+func (c *tcpConv) Write(ctx context.Context, p []byte) (int, error) {
+	ctx, cancel := nbctx(ctx)
+	defer cancel()
+	done := 0
+	for done < len(p) {
+		n, err := c.s.Send(ctx, p[done:])
+		done += n
+		if err != nil {
+			if done > 0 {
+				return done, nil
+			}
+			return 0, err
+		}
+	}
+	return done, nil
+}
+
+func (c *tcpConv) Readiness() Event             { return Event(c.s.Readiness()) }
+func (c *tcpConv) WaitQueue() *memctl.WaitQueue { return &c.s.Mem().Wq }
+func (c *tcpConv) Local() netip.AddrPort        { return c.s.LocalAddr() }
+func (c *tcpConv) Remote() netip.AddrPort       { return c.s.RemoteAddr() }
+func (c *tcpConv) Mem() *memctl.Sock            { return c.s.Mem() }
+
+func (c *tcpConv) Status() string {
+	i := c.s.Info()
+	name := tcpStateNames[i.State]
+	if name == "" {
+		name = "Closed"
+	}
+	us := func(d time.Duration) int64 { return d.Microseconds() }
+	return fmt.Sprintf("%s qin %d qout %d srtt %d rttvar %d rto %d cwnd %d ssthresh %d "+
+		"snd_wnd %d rcv_wnd %d rcv_ssthresh %d window_clamp %d mss %d retrans %d\n",
+		name, i.Qin, i.Qout, us(i.RTT), us(i.RTTVar), us(i.RTO), i.SndCwnd, i.SndSsthresh,
+		i.SndWnd, i.RcvWnd, i.RcvSsthresh, i.WindowClamp, i.SndMSS, i.TotalRetrans)
+}
+
+func onOff(f []string) (bool, error) {
+	if len(f) != 2 || (f[1] != "on" && f[1] != "off") {
+		return false, fmt.Errorf("bad args to %s: %w", f[0], syscall.EINVAL)
+	}
+	return f[1] == "on", nil
+}
+
+func intArg(f []string, lo, hi int64) (int64, error) {
+	if len(f) != 2 {
+		return 0, fmt.Errorf("bad args to %s: %w", f[0], syscall.EINVAL)
+	}
+	v, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil || v < lo || v > hi {
+		return 0, fmt.Errorf("bad %s value %q: %w", f[0], f[1], syscall.EINVAL)
+	}
+	return v, nil
+}
+
+func (c *tcpConv) Ctl(_ context.Context, f []string) error {
+	switch f[0] {
+	case "nodelay", "cork":
+		on, err := onOff(f)
+		if err != nil {
+			return err
+		}
+		if f[0] == "nodelay" {
+			c.s.SetNoDelay(on)
+		} else {
+			c.s.SetCork(on)
+		}
+		return nil
+	case "keepalive":
+		if len(f) == 1 {
+			c.s.SetKeepAlive(true, 0, 0, 0)
+			return nil
+		}
+		ms, err := intArg(f, 1, 1<<31-1)
+		if err != nil {
+			return err
+		}
+		c.s.SetKeepAlive(true, time.Duration(ms)*time.Millisecond, time.Duration(ms)*time.Millisecond, 0)
+		return nil
+	case "shutdown":
+		if len(f) != 2 {
+			return fmt.Errorf("bad args to shutdown: %w", syscall.EINVAL)
+		}
+		how := map[string]uint32{"rd": netstack.ShutRd, "wr": netstack.ShutWr, "rdwr": netstack.ShutRdWr}[f[1]]
+		if how == 0 {
+			return fmt.Errorf("bad args to shutdown: %w", syscall.EINVAL)
+		}
+		return c.s.Shutdown(how)
+	case "notsent_lowat":
+		v, err := intArg(f, 0, 1<<32-1)
+		if err != nil {
+			return err
+		}
+		c.s.SetNotsentLowat(uint32(v))
+		return nil
+	case "backlog":
+		v, err := intArg(f, 0, 65535)
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.backlog = int(v)
+		c.mu.Unlock()
+		return nil
+	case "ttl", "tos":
+		// Validated and accepted; the stack has no per-socket setter yet.
+		_, err := intArg(f, 0, 255)
+		return err
+	}
+	return errUnknownCtl
+}
+
+func (c *tcpConv) Hangup() error { return c.s.Abort() }
+
+// Close is 9front's `close`: graceful FIN, files stay open.
+func (c *tcpConv) Close() error { return c.s.Shutdown(netstack.ShutRdWr) }
+
+func (c *tcpConv) Release() {
+	c.mu.Lock()
+	c.released = true
+	c.mu.Unlock()
+	c.s.Close()
+}
+
+func (c *tcpConv) Free() bool {
+	c.mu.Lock()
+	r := c.released
+	c.mu.Unlock()
+	return r && c.s.State() == netstack.TCPClose
+}

@@ -1,0 +1,259 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"sockfs/memctl"
+	"sockfs/netstack"
+)
+
+// Qid paths are Plan 9's: proto<<17 | conv<<5 | type. proto 0 holds the
+// top-level files, 1 the sysctls (conv = index in the sorted table), 2 the
+// interfaces (conv = N), 3 tcp, 4 udp.
+const (
+	protoTop   = 0
+	protoSys   = 1
+	protoIpifc = 2
+	protoTCP   = 3
+	protoUDP   = 4
+
+	maxConv = 1 << 12 // 12 bits of conversation index
+)
+
+// Types of the top-level files (proto 0, conv 0).
+const (
+	qTopDir = iota
+	qSysDir
+	qSysIPv4
+	qSysCore
+	qIproute
+	qNetstat
+	qSockstat
+	qIpifcDir
+)
+
+// Types of the interface files (proto 2, conv N).
+const (
+	qIfcDir = 1 + iota
+	qIfcStatus
+	qIfcStats
+)
+
+func qpath(proto, conv, typ int) uint64 {
+	return uint64(proto)<<17 | uint64(conv)<<5 | uint64(typ)
+}
+
+// Options configure a Tree.
+type Options struct {
+	// Logger receives refused writes and conversation errors; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Tree is the /net tree of one stack.
+type Tree struct {
+	stack *netstack.Stack
+	log   *slog.Logger
+	root  *dirNode
+	udp   *protoDir
+	tcp   *protoDir
+}
+
+// New builds the tree over stack.
+func New(stack *netstack.Stack, opts Options) *Tree {
+	t := &Tree{stack: stack, log: opts.Logger}
+	if t.log == nil {
+		t.log = slog.Default()
+	}
+	t.udp = newProtoDir(t, protoUDP, udpProto{stack: stack})
+	t.tcp = newProtoDir(t, protoTCP, tcpProto{stack: stack})
+	sys := t.sysDir()
+	ipifc := t.ipifcDir()
+	iproute := newText(qpath(protoTop, 0, qIproute), "iproute", 0664, t.readRoutes, t.writeRoutes)
+	netstat := newText(qpath(protoTop, 0, qNetstat), "netstat", 0444, func() string {
+		mib := stack.Net().MIB
+		return mib.FormatSNMP(false, 64) + mib.FormatNetstat()
+	}, nil)
+	sockstat := newText(qpath(protoTop, 0, qSockstat), "sockstat", 0444, t.readSockstat, nil)
+	t.root = newDir(qpath(protoTop, 0, qTopDir), "/",
+		staticList(t.tcp, t.udp, ipifc, iproute, sockstat, netstat, sys))
+	return t
+}
+
+// Root returns the root directory (the mount's /net).
+func (t *Tree) Root() Dir { return t.root }
+
+// Logger returns the tree's logger.
+func (t *Tree) Logger() *slog.Logger { return t.log }
+
+// sysDir builds sys/ipv4 and sys/core from memctl's sysctl table.
+func (t *Tree) sysDir() *dirNode {
+	sc := t.stack.Net().Sysctls
+	groups := map[string][]Node{}
+	for i, name := range sc.Names() {
+		grp, leaf, ok := strings.Cut(name, "/")
+		if !ok || i >= maxConv {
+			continue
+		}
+		s, _ := sc.Lookup(name)
+		full := name
+		groups[grp] = append(groups[grp], newText(qpath(protoSys, i, 0), leaf, 0644,
+			s.Read,
+			func(_ context.Context, text string) error {
+				if err := s.Write(text); err != nil {
+					t.log.Warn("sysctl write refused", "sysctl", full, "value", text, "err", err)
+					return syscall.EINVAL
+				}
+				return nil
+			}))
+	}
+	ipv4 := newDir(qpath(protoTop, 0, qSysIPv4), "ipv4", staticList(groups["ipv4"]...))
+	core := newDir(qpath(protoTop, 0, qSysCore), "core", staticList(groups["core"]...))
+	return newDir(qpath(protoTop, 0, qSysDir), "sys", staticList(ipv4, core))
+}
+
+func (t *Tree) readRoutes() string {
+	var b strings.Builder
+	for _, r := range t.stack.Routes() {
+		b.WriteString(r.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// writeRoutes takes `add CIDR [via GW] dev NAME` or `del CIDR`.
+func (t *Tree) writeRoutes(_ context.Context, text string) error {
+	err := t.routeCmd(strings.Fields(text))
+	if err != nil {
+		t.log.Warn("iproute write refused", "cmd", strings.TrimSpace(text), "err", err)
+	}
+	return err
+}
+
+func (t *Tree) routeCmd(f []string) error {
+	if len(f) < 2 {
+		return fmt.Errorf("short route request: %w", syscall.EINVAL)
+	}
+	dst, err := netip.ParsePrefix(f[1])
+	if f[1] == "default" {
+		dst, err = netip.MustParsePrefix("0.0.0.0/0"), nil
+	}
+	if err != nil || !dst.Addr().Is4() {
+		return fmt.Errorf("bad prefix %q: %w", f[1], syscall.EINVAL)
+	}
+	switch f[0] {
+	case "del", "remove":
+		if len(f) != 2 {
+			return fmt.Errorf("bad args to del: %w", syscall.EINVAL)
+		}
+		return t.stack.DelRoute(dst)
+	case "add":
+		r := netstack.Route{Dst: dst}
+		rest := f[2:]
+		for len(rest) > 0 {
+			if len(rest) < 2 {
+				return fmt.Errorf("bad args to add: %w", syscall.EINVAL)
+			}
+			switch rest[0] {
+			case "via":
+				gw, err := netip.ParseAddr(rest[1])
+				if err != nil || !gw.Is4() {
+					return fmt.Errorf("bad gateway %q: %w", rest[1], syscall.EINVAL)
+				}
+				r.Gateway = gw
+			case "dev":
+				for _, d := range t.stack.Devices() {
+					if d.Name() == rest[1] {
+						r.Dev = d
+					}
+				}
+				if r.Dev == nil {
+					return fmt.Errorf("no device %q: %w", rest[1], syscall.EINVAL)
+				}
+			default:
+				return fmt.Errorf("bad args to add: %w", syscall.EINVAL)
+			}
+			rest = rest[2:]
+		}
+		if r.Dev == nil {
+			return fmt.Errorf("add needs dev: %w", syscall.EINVAL)
+		}
+		return t.stack.AddRoute(r)
+	}
+	return fmt.Errorf("unknown route request %q: %w", f[0], syscall.EINVAL)
+}
+
+func (t *Tree) readSockstat() string {
+	tcpUsed, tcpInuse := t.tcp.counts()
+	udpUsed, udpInuse := t.udp.counts()
+	return t.stack.Net().Sockstat(memctl.SockstatInfo{
+		SocketsUsed: tcpUsed + udpUsed,
+		TCPInuse:    tcpInuse,
+		UDPInuse:    udpInuse,
+	})
+}
+
+// ipifcDir lists one directory per device: N is the position in the
+// stack's device list (0 = the first device).
+func (t *Tree) ipifcDir() *dirNode {
+	cache := map[int]*dirNode{}
+	ifc := func(n int) *dirNode {
+		if d, ok := cache[n]; ok {
+			return d
+		}
+		dev := func() *netstack.NetDevice {
+			ds := t.stack.Devices()
+			if n < len(ds) {
+				return ds[n]
+			}
+			return nil
+		}
+		status := newText(qpath(protoIpifc, n, qIfcStatus), "status", 0444, func() string {
+			d := dev()
+			if d == nil {
+				return ""
+			}
+			st := d.Device().Stats().Snapshot()
+			var b strings.Builder
+			fmt.Fprintf(&b, "device %s maxtu %d pktin %d pktout %d errin %d errout %d\n",
+				d.Name(), d.MTU(), st.RxPackets, st.TxPackets, st.RxErrors, st.TxErrors)
+			for _, a := range d.Addrs() {
+				fmt.Fprintf(&b, "\t%s /%d %s\n", a.Addr(), a.Bits(), a.Masked().Addr())
+			}
+			return b.String()
+		}, nil)
+		stats := newText(qpath(protoIpifc, n, qIfcStats), "stats", 0444, func() string {
+			d := dev()
+			if d == nil {
+				return ""
+			}
+			st := d.Device().Stats().Snapshot()
+			return fmt.Sprintf("rx_packets: %d\nrx_bytes: %d\nrx_errors: %d\nrx_dropped: %d\n"+
+				"tx_packets: %d\ntx_bytes: %d\ntx_errors: %d\ntx_dropped: %d\n",
+				st.RxPackets, st.RxBytes, st.RxErrors, st.RxDropped,
+				st.TxPackets, st.TxBytes, st.TxErrors, st.TxDropped)
+		}, nil)
+		d := newDir(qpath(protoIpifc, n, qIfcDir), strconv.Itoa(n), staticList(status, stats))
+		cache[n] = d
+		return d
+	}
+	var mu sync.Mutex
+	return newDir(qpath(protoTop, 0, qIpifcDir), "ipifc", func() []Node {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []Node
+		for i := range t.stack.Devices() {
+			if i < maxConv {
+				out = append(out, ifc(i))
+			}
+		}
+		return out
+	})
+}

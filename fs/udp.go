@@ -1,0 +1,226 @@
+package fs
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"sockfs/memctl"
+	"sockfs/netstack"
+)
+
+// nbctx turns a context marked WithNonblock into one whose deadline has
+// passed, which the stack's blocking calls answer with EAGAIN without
+// waiting (and without consuming anything). The cancel func must be called.
+func nbctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if Nonblock(ctx) {
+		return context.WithDeadline(ctx, time.Unix(1, 0))
+	}
+	return ctx, func() {}
+}
+
+type udpProto struct{ stack *netstack.Stack }
+
+func (p udpProto) Name() string { return "udp" }
+func (p udpProto) New() Conv    { return &udpConv{s: p.stack.NewUDP(), stack: p.stack} }
+
+func (p udpProto) Stats() string {
+	m := p.stack.Net().MIB
+	return fmt.Sprintf("InDatagrams: %d\nNoPorts: %d\nInErrors: %d\nOutDatagrams: %d\nRcvbufErrors: %d\nSndbufErrors: %d\n",
+		m.Get(memctl.UdpInDatagrams), m.Get(memctl.UdpNoPorts), m.Get(memctl.UdpInErrors),
+		m.Get(memctl.UdpOutDatagrams), m.Get(memctl.UdpRcvbufErrors), m.Get(memctl.UdpSndbufErrors))
+}
+
+// udpHdrLen is the size of Plan 9's Udphdr (the `headers` mode prefix):
+// raddr[16] laddr[16] ifcaddr[16] rport[2] lport[2].
+const udpHdrLen = 52
+
+// udpConv is a UDP conversation: one datagram per data read and write.
+type udpConv struct {
+	stack *netstack.Stack
+	s     *netstack.UDPSock
+
+	mu       sync.Mutex
+	headers  bool
+	hungup   bool
+	released bool
+}
+
+func (c *udpConv) Connect(_ context.Context, raddr, laddr netip.AddrPort) error {
+	if laddr.Port() != 0 || laddr.Addr().IsValid() {
+		if err := c.s.Bind(laddr); err != nil {
+			return err
+		}
+	}
+	return c.s.Connect(raddr)
+}
+
+func (c *udpConv) Announce(_ context.Context, laddr netip.AddrPort) error { return c.s.Bind(laddr) }
+func (c *udpConv) Bind(laddr netip.AddrPort) error                        { return c.s.Bind(laddr) }
+
+// Accept: Plan 9 turns datagrams from new remotes into calls on listen;
+// sockfs does not (use `headers`).
+func (c *udpConv) Accept(context.Context) (Conv, error) {
+	return nil, fmt.Errorf("listen not supported for udp: %w", syscall.EOPNOTSUPP)
+}
+
+func (c *udpConv) isHungup() (hungup, headers bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hungup, c.headers
+}
+
+func (c *udpConv) Read(ctx context.Context, p []byte) (int, error) {
+	ctx, cancel := nbctx(ctx)
+	defer cancel()
+	hungup, headers := c.isHungup()
+	if hungup {
+		return 0, nil
+	}
+	if !headers {
+		n, _, err := c.s.RecvFrom(ctx, p)
+		if err == syscall.EBADF && c.hungupNow() {
+			return 0, nil
+		}
+		return n, err
+	}
+	if len(p) < udpHdrLen {
+		return 0, fmt.Errorf("read buffer too small for headers: %w", syscall.EINVAL)
+	}
+	n, from, err := c.s.RecvFrom(ctx, p[udpHdrLen:])
+	if err != nil {
+		if err == syscall.EBADF && c.hungupNow() {
+			return 0, nil
+		}
+		return 0, err
+	}
+	local := c.localAddr()
+	clear(p[:udpHdrLen])
+	a16 := netip.AddrFrom16(from.Addr().As16()).As16()
+	if from.Addr().Is4() {
+		a16 = netip.AddrFrom16(v4mapped(from.Addr())).As16()
+	}
+	copy(p[0:16], a16[:])
+	l16 := v4mapped(local.Addr())
+	copy(p[16:32], l16[:])
+	copy(p[32:48], l16[:])
+	binary.BigEndian.PutUint16(p[48:50], from.Port())
+	binary.BigEndian.PutUint16(p[50:52], local.Port())
+	return udpHdrLen + n, nil
+}
+
+func v4mapped(a netip.Addr) [16]byte {
+	if !a.IsValid() {
+		return [16]byte{}
+	}
+	if a.Is4() {
+		return netip.AddrFrom16(a.As16()).As16()
+	}
+	return a.As16()
+}
+
+// localAddr is the bound address, with an unspecified address replaced by
+// the first device address (Plan 9 reports the address the datagram came
+// in on; the stack does not say).
+func (c *udpConv) localAddr() netip.AddrPort {
+	l := c.s.LocalAddr()
+	if !l.Addr().IsValid() || l.Addr().IsUnspecified() {
+		for _, d := range c.stack.Devices() {
+			if as := d.Addrs(); len(as) > 0 && d.Name() != "lo" {
+				return netip.AddrPortFrom(as[0].Addr(), l.Port())
+			}
+		}
+	}
+	return l
+}
+
+func (c *udpConv) hungupNow() bool { h, _ := c.isHungup(); return h }
+
+func (c *udpConv) Write(ctx context.Context, p []byte) (int, error) {
+	ctx, cancel := nbctx(ctx)
+	defer cancel()
+	hungup, headers := c.isHungup()
+	if hungup {
+		return 0, syscall.EPIPE
+	}
+	if !headers {
+		return c.s.SendTo(ctx, p, netip.AddrPort{})
+	}
+	if len(p) < udpHdrLen {
+		return 0, fmt.Errorf("short udp header: %w", syscall.EINVAL)
+	}
+	dst := netip.AddrPortFrom(netip.AddrFrom16([16]byte(p[0:16])).Unmap(), binary.BigEndian.Uint16(p[48:50]))
+	n, err := c.s.SendTo(ctx, p[udpHdrLen:], dst)
+	if err != nil {
+		return 0, err
+	}
+	return n + udpHdrLen, nil
+}
+
+func (c *udpConv) Readiness() Event             { return Event(c.s.Readiness()) }
+func (c *udpConv) WaitQueue() *memctl.WaitQueue { return &c.s.Mem().Wq }
+func (c *udpConv) Local() netip.AddrPort        { return c.s.LocalAddr() }
+func (c *udpConv) Remote() netip.AddrPort       { return c.s.RemoteAddr() }
+func (c *udpConv) Mem() *memctl.Sock            { return c.s.Mem() }
+
+// Status is Plan 9's UDP status: Open or Closed, then the queues.
+func (c *udpConv) Status() string {
+	c.mu.Lock()
+	state := "Open"
+	if c.released || c.hungup {
+		state = "Closed"
+	}
+	c.mu.Unlock()
+	m := c.s.Mem()
+	return fmt.Sprintf("%s qin %d qout %d\n", state, memctl.UDPRqueueGet(m), m.WmemAllocGet())
+}
+
+func (c *udpConv) Ctl(_ context.Context, f []string) error {
+	switch f[0] {
+	case "headers":
+		if len(f) != 1 {
+			return fmt.Errorf("bad args to headers: %w", syscall.EINVAL)
+		}
+		c.mu.Lock()
+		c.headers = true
+		c.mu.Unlock()
+		return nil
+	case "ttl", "tos":
+		// Validated and accepted; the stack has no per-socket setter yet.
+		if len(f) != 2 {
+			return fmt.Errorf("bad args to %s: %w", f[0], syscall.EINVAL)
+		}
+		if v, err := strconv.Atoi(f[1]); err != nil || v < 0 || v > 255 {
+			return fmt.Errorf("bad %s value %q: %w", f[0], f[1], syscall.EINVAL)
+		}
+		return nil
+	}
+	return errUnknownCtl
+}
+
+func (c *udpConv) Hangup() error {
+	c.mu.Lock()
+	c.hungup = true
+	c.mu.Unlock()
+	return c.s.Close()
+}
+
+func (c *udpConv) Close() error { return c.Hangup() }
+
+func (c *udpConv) Release() {
+	c.mu.Lock()
+	c.released = true
+	c.mu.Unlock()
+	c.s.Close()
+}
+
+func (c *udpConv) Free() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.released
+}

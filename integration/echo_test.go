@@ -1,0 +1,64 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// 200 concurrent connections from the kernel to sockfs, each echoing 64 KiB:
+// every one completes with its own bytes back. The kernel side is one
+// python3 process with 200 threads, so the load is the kernel's TCP.
+func TestKernel200ConcurrentEcho(t *testing.T) {
+	needRoot(t)
+	needTool(t, "python3")
+	ns := newNetns(t)
+	st := stackInNetns(t, ns, "sfsecho0")
+	ln, err := st.ListenTCP(netip.MustParseAddrPort("198.18.0.2:7"), 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	const clients, size = 200, 64 << 10
+	script := fmt.Sprintf(`
+import socket, threading, os, sys
+N, SIZE = %d, %d
+ok = [False] * N
+def one(i):
+    data = bytes([(i + j) %% 251 for j in range(256)]) * (SIZE // 256)
+    s = socket.create_connection(("198.18.0.2", 7), timeout=60)
+    def send():
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+    w = threading.Thread(target=send); w.start()
+    got = bytearray()
+    while True:
+        b = s.recv(65536)
+        if not b: break
+        got += b
+    w.join(); s.close()
+    ok[i] = (bytes(got) == data)
+ts = [threading.Thread(target=one, args=(i,)) for i in range(N)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(sum(ok))
+`, clients, size)
+	out, err := ns.run("python3", "-c", script)
+	if err != nil {
+		t.Fatalf("python3 clients: %v\n%s", err, out)
+	}
+	if strings.TrimSpace(out) != fmt.Sprint(clients) {
+		t.Fatalf("%s of %d connections echoed correctly", strings.TrimSpace(out), clients)
+	}
+}

@@ -1,0 +1,229 @@
+package memctl
+
+import (
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// MIB is a set of SNMP/netstat counters (Linux's net->mib), one atomic
+// counter per Counter constant. Inc and Add are a single atomic add and
+// allocate nothing, so they can be bumped from hot paths. Safe for concurrent
+// use.
+type MIB struct {
+	v [counterCount]atomic.Uint64
+}
+
+// NewMIB returns counters at zero except the constant Tcp fields Linux sets at
+// init (tcp_mib_init: RtoAlgorithm 1, RtoMin 200, RtoMax 120000, MaxConn -1).
+func NewMIB() *MIB {
+	m := &MIB{}
+	m.v[TcpRtoAlgorithm].Store(1)
+	m.v[TcpRtoMin].Store(200)
+	m.v[TcpRtoMax].Store(120000)
+	m.v[TcpMaxConn].Store(^uint64(0)) // -1, printed signed
+	return m
+}
+
+// Inc adds 1 to c. Mirrors NET_INC_STATS / __NET_INC_STATS and friends.
+func (m *MIB) Inc(c Counter) { m.v[c].Add(1) }
+
+// Add adds n to c. Mirrors NET_ADD_STATS.
+func (m *MIB) Add(c Counter, n uint64) { m.v[c].Add(n) }
+
+// Dec subtracts 1 from c (for gauges such as TcpCurrEstab). Mirrors
+// TCP_DEC_STATS.
+func (m *MIB) Dec(c Counter) { m.v[c].Add(^uint64(0)) }
+
+// Get returns the value of c.
+func (m *MIB) Get(c Counter) uint64 { return m.v[c].Load() }
+
+// Name returns the counter's column name ("TCPMemoryPressures") and group
+// ("TcpExt").
+func (c Counter) Name() (group, name string) {
+	for _, g := range mibGroups {
+		if c >= g.first && c <= g.last {
+			return g.name, counterNames[c]
+		}
+	}
+	return "", ""
+}
+
+// String returns the nstat-style name, such as "TcpExtTCPMemoryPressures".
+func (c Counter) String() string {
+	g, n := c.Name()
+	return g + n
+}
+
+// CounterByName finds a counter by its nstat-style name
+// ("UdpRcvbufErrors").
+func CounterByName(s string) (Counter, bool) {
+	for c := Counter(0); c < counterCount; c++ {
+		if c.String() == s {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+// group returns the group with the given name.
+func group(name string) mibGroup {
+	for _, g := range mibGroups {
+		if g.name == name {
+			return g
+		}
+	}
+	panic("memctl: no MIB group " + name)
+}
+
+// writeGroup prints the two lines "Name: col col ..." / "Name: v v ...".
+// prefix and prefixVals are extra leading columns (Ip's Forwarding and
+// DefaultTTL).
+func (m *MIB) writeGroup(b *strings.Builder, g mibGroup, prefix []string, prefixVals []string) {
+	b.WriteString(g.name)
+	b.WriteByte(':')
+	for _, p := range prefix {
+		b.WriteByte(' ')
+		b.WriteString(p)
+	}
+	for c := g.first; c <= g.last; c++ {
+		b.WriteByte(' ')
+		b.WriteString(counterNames[c])
+	}
+	b.WriteByte('\n')
+	b.WriteString(g.name)
+	b.WriteByte(':')
+	for _, p := range prefixVals {
+		b.WriteByte(' ')
+		b.WriteString(p)
+	}
+	for c := g.first; c <= g.last; c++ {
+		b.WriteByte(' ')
+		if c == TcpMaxConn {
+			b.WriteString(strconv.FormatInt(int64(m.Get(c)), 10)) // signed, RFC 2012
+		} else {
+			b.WriteString(strconv.FormatUint(m.Get(c), 10))
+		}
+	}
+	b.WriteByte('\n')
+}
+
+// icmpTypes maps the per-type Icmp columns to ICMP type numbers, for the
+// IcmpMsg lines.
+var icmpTypes = [...]struct {
+	in, out Counter
+	typ     int
+}{
+	{IcmpInEchoReps, IcmpOutEchoReps, 0},
+	{IcmpInDestUnreachs, IcmpOutDestUnreachs, 3},
+	{IcmpInSrcQuenchs, IcmpOutSrcQuenchs, 4},
+	{IcmpInRedirects, IcmpOutRedirects, 5},
+	{IcmpInEchos, IcmpOutEchos, 8},
+	{IcmpInTimeExcds, IcmpOutTimeExcds, 11},
+	{IcmpInParmProbs, IcmpOutParmProbs, 12},
+	{IcmpInTimestamps, IcmpOutTimestamps, 13},
+	{IcmpInTimestampReps, IcmpOutTimestampReps, 14},
+	{IcmpInAddrMasks, IcmpOutAddrMasks, 17},
+	{IcmpInAddrMaskReps, IcmpOutAddrMaskReps, 18},
+}
+
+// FormatSNMP returns the text of /proc/net/snmp: pairs of lines for Ip, Icmp,
+// IcmpMsg (only the non-zero per-type counters, at most 16 a pair, and no
+// pair when all are zero), Tcp, Udp and UdpLite. forwarding and defaultTTL
+// are the Ip columns that are settings, not counters. Mirrors snmp_seq_show
+// (net/ipv4/proc.c). Deviation: IcmpMsg covers only the ICMP types that have
+// their own Icmp column.
+func (m *MIB) FormatSNMP(forwarding bool, defaultTTL int) string {
+	var b strings.Builder
+	fw := "2"
+	if forwarding {
+		fw = "1"
+	}
+	m.writeGroup(&b, group("Ip"), []string{"Forwarding", "DefaultTTL"}, []string{fw, strconv.Itoa(defaultTTL)})
+	m.writeGroup(&b, group("Icmp"), nil, nil)
+	// IcmpMsg: In types first, then Out types, in type order; 16 per pair.
+	type tv struct {
+		name string
+		v    uint64
+	}
+	var msgs []tv
+	for _, t := range icmpTypes {
+		if v := m.Get(t.in); v != 0 {
+			msgs = append(msgs, tv{"InType" + strconv.Itoa(t.typ), v})
+		}
+	}
+	for _, t := range icmpTypes {
+		if v := m.Get(t.out); v != 0 {
+			msgs = append(msgs, tv{"OutType" + strconv.Itoa(t.typ), v})
+		}
+	}
+	for len(msgs) > 0 {
+		n := min(16, len(msgs))
+		b.WriteString("IcmpMsg:")
+		for _, x := range msgs[:n] {
+			b.WriteString(" " + x.name)
+		}
+		b.WriteString("\nIcmpMsg:")
+		for _, x := range msgs[:n] {
+			b.WriteString(" " + strconv.FormatUint(x.v, 10))
+		}
+		b.WriteByte('\n')
+		msgs = msgs[n:]
+	}
+	m.writeGroup(&b, group("Tcp"), nil, nil)
+	m.writeGroup(&b, group("Udp"), nil, nil)
+	m.writeGroup(&b, group("UdpLite"), nil, nil)
+	return b.String()
+}
+
+// FormatNetstat returns the text of /proc/net/netstat: the TcpExt and IpExt
+// pairs of lines. Mirrors netstat_seq_show (net/ipv4/proc.c); the MPTcpExt
+// pair (CONFIG_MPTCP) is not printed since sockfs has no MPTCP.
+func (m *MIB) FormatNetstat() string {
+	var b strings.Builder
+	m.writeGroup(&b, group("TcpExt"), nil, nil)
+	m.writeGroup(&b, group("IpExt"), nil, nil)
+	return b.String()
+}
+
+// SockstatInfo holds the inputs of /proc/net/sockstat other than the
+// protocol pools' page counts.
+type SockstatInfo struct {
+	SocketsUsed  int   // sockets: used
+	TCPInuse     int   // TCP: inuse (hashed IPv4 TCP sockets)
+	TCPOrphan    int   // TCP: orphan
+	TCPTw        int   // TCP: tw
+	TCPAlloc     int64 // TCP: alloc (sockets_allocated)
+	TCPMem       int64 // TCP: mem (pages)
+	UDPInuse     int   // UDP: inuse
+	UDPMem       int64 // UDP: mem (pages)
+	UDPLiteInuse int   // UDPLITE: inuse
+	RawInuse     int   // RAW: inuse
+	FragInuse    int   // FRAG: inuse
+	FragMemory   int64 // FRAG: memory (bytes)
+}
+
+// FormatSockstat returns the text of /proc/net/sockstat for the given values.
+// Mirrors sockstat_seq_show (net/ipv4/proc.c) and socket_seq_show.
+func FormatSockstat(s SockstatInfo) string {
+	var b strings.Builder
+	b.WriteString("sockets: used " + strconv.Itoa(s.SocketsUsed) + "\n")
+	b.WriteString("TCP: inuse " + strconv.Itoa(s.TCPInuse) + " orphan " + strconv.Itoa(s.TCPOrphan) +
+		" tw " + strconv.Itoa(s.TCPTw) + " alloc " + strconv.FormatInt(s.TCPAlloc, 10) +
+		" mem " + strconv.FormatInt(s.TCPMem, 10) + "\n")
+	b.WriteString("UDP: inuse " + strconv.Itoa(s.UDPInuse) + " mem " + strconv.FormatInt(s.UDPMem, 10) + "\n")
+	b.WriteString("UDPLITE: inuse " + strconv.Itoa(s.UDPLiteInuse) + "\n")
+	b.WriteString("RAW: inuse " + strconv.Itoa(s.RawInuse) + "\n")
+	b.WriteString("FRAG: inuse " + strconv.Itoa(s.FragInuse) + " memory " + strconv.FormatInt(s.FragMemory, 10) + "\n")
+	return b.String()
+}
+
+// Sockstat fills the pool-derived fields of s (TCP alloc, orphan and mem, UDP
+// mem: the global counters only, as Linux reads them) and formats it.
+func (n *Net) Sockstat(s SockstatInfo) string {
+	s.TCPAlloc = n.TCP.SocketsAllocated()
+	s.TCPOrphan = int(n.TCP.OrphanCount())
+	s.TCPMem = n.TCP.MemoryAllocated()
+	s.UDPMem = n.UDP.MemoryAllocated()
+	return FormatSockstat(s)
+}

@@ -1,0 +1,174 @@
+package memctl
+
+import (
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestBootDefaultsFromNFBP(t *testing.T) {
+	n := newTestNet(t, Options{})
+	for name, want := range map[string]string{
+		"ipv4/tcp_mem":                       "287901\t383868\t575802\n",
+		"ipv4/udp_mem":                       "575802\t767736\t1151604\n",
+		"ipv4/tcp_rmem":                      "4096\t131072\t33554432\n",
+		"ipv4/tcp_wmem":                      "4096\t16384\t4194304\n",
+		"core/rmem_max":                      "4194304\n",
+		"core/wmem_max":                      "4194304\n",
+		"core/rmem_default":                  "212992\n",
+		"core/wmem_default":                  "212992\n",
+		"core/optmem_max":                    "131072\n",
+		"core/mem_pcpu_rsv":                  "256\n",
+		"ipv4/udp_rmem_min":                  "4096\n",
+		"ipv4/udp_wmem_min":                  "4096\n",
+		"ipv4/tcp_notsent_lowat":             "4294967295\n",
+		"ipv4/tcp_moderate_rcvbuf":           "1\n",
+		"ipv4/tcp_adv_win_scale":             "1\n",
+		"ipv4/tcp_app_win":                   "31\n",
+		"ipv4/tcp_shrink_window":             "0\n",
+		"ipv4/tcp_workaround_signed_windows": "0\n",
+	} {
+		s, ok := n.Sysctls.Lookup(name)
+		if !ok {
+			t.Errorf("missing %s", name)
+			continue
+		}
+		eq(t, name, s.Read(), want)
+	}
+	eq(t, "names", len(n.Sysctls.Names()), 18)
+	d := ComputeBootDefaults(&Linux612Distro, nfbp235)
+	eq(t, "6 MiB tcp_rmem[2] before 6.16", d.TCPRmem[2], int64(6<<20))
+	small := ComputeBootDefaults(&Linux618Min, 100)
+	eq(t, "small machine tcp_mem", small.TCPMem, [3]int64{96, 128, 192})
+	eq(t, "small machine tcp_wmem[2]", small.TCPWmem[2], int64(65536))
+	// The machine estimate: a 23.5 GiB MemTotal lands near the VM's value.
+	est := NrFreeBufferPagesFromMemTotal(24636684)
+	if est < nfbp235-20000 || est > nfbp235+20000 {
+		t.Errorf("estimate %d, want about %d", est, nfbp235)
+	}
+	if EstimateNrFreeBufferPages() <= 0 {
+		t.Error("no estimate for this machine")
+	}
+}
+
+func TestScenario41_SysctlValidation(t *testing.T) {
+	bad := []struct{ name, text string }{
+		{"ipv4/tcp_rmem", "5000 0 300"},
+		{"ipv4/tcp_rmem", "4096 131072 6291456x"},
+		{"ipv4/tcp_rmem", "2147483647 2147483648 1"},
+		{"ipv4/tcp_rmem", "4096,131072,6291456"},
+		{"ipv4/tcp_rmem", "   \n"},
+		{"ipv4/tcp_rmem", "\t"},
+		{"ipv4/tcp_rmem", "8192 65536"},                // too few: sockfs refuses
+		{"ipv4/tcp_rmem", "1 2 3 4"},                   // too many: sockfs refuses
+		{"ipv4/tcp_rmem", "300 200 100"},               // out of order: sockfs refuses
+		{"ipv4/tcp_rmem", "-0 1 2"},                    // -0 is 0, below min 1
+		{"ipv4/tcp_rmem", "+1 2 3"},                    // no plus sign
+		{"ipv4/tcp_rmem", "- 1 2"},                     // sign alone
+		{"ipv4/tcp_rmem", "08 9 10"},                   // 8 is not octal
+		{"ipv4/tcp_rmem", "1 2 0x"},                    // "0x" without digits: 0 then x
+		{"ipv4/tcp_rmem", "000000000000000000001 2 3"}, // 21-character token
+		{"ipv4/tcp_rmem", "1\r2 3"},                    // \r is not a separator
+		{"ipv4/tcp_mem", "1 2 18446744073709551616"},
+		{"ipv4/tcp_mem", "-1 2 3"},
+		{"ipv4/udp_mem", "3 2 1"},
+		{"core/wmem_default", "4607"},
+		{"core/rmem_max", "2303"},
+		{"core/rmem_max", "2147483648"},
+		{"core/mem_pcpu_rsv", "255"},
+		{"ipv4/udp_rmem_min", "0"},
+		{"ipv4/tcp_adv_win_scale", "32"},
+		{"ipv4/tcp_adv_win_scale", "-32"},
+		{"ipv4/tcp_app_win", "32"},
+		{"ipv4/tcp_moderate_rcvbuf", "256"},
+		{"ipv4/tcp_moderate_rcvbuf", "-1"},
+		{"ipv4/tcp_shrink_window", "2"},
+		{"ipv4/tcp_notsent_lowat", "4294967296"},
+		{"ipv4/tcp_notsent_lowat", "-1"},
+		{"core/optmem_max", "-1"},
+		{"core/rmem_max", "1 2"},
+		{"core/rmem_max", "abc"},
+	}
+	n := newTestNet(t, Options{})
+	for _, c := range bad {
+		s, _ := n.Sysctls.Lookup(c.name)
+		before := s.Read()
+		err := s.Write(c.text)
+		if !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("%s <- %q: err %v, want EINVAL", c.name, c.text, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.name) {
+			t.Errorf("message %q does not name the sysctl", err)
+		}
+		eq(t, c.name+" unchanged after "+c.text, s.Read(), before)
+	}
+	good := []struct{ name, text, want string }{
+		{"ipv4/tcp_rmem", "010 0x1000 0X2000000", "8\t4096\t33554432\n"},
+		{"ipv4/tcp_rmem", "010 0x10 100", "8\t16\t100\n"},
+		{"ipv4/tcp_rmem", "  4096\t87380\n6291456\n", "4096\t87380\t6291456\n"},
+		{"ipv4/tcp_rmem", "", "4096\t87380\t6291456\n"}, // zero-length: no change
+		{"ipv4/tcp_mem", "18446744073709551615 18446744073709551615 18446744073709551615",
+			"18446744073709551615\t18446744073709551615\t18446744073709551615\n"},
+		{"ipv4/tcp_mem", "0 0 0", "0\t0\t0\n"},
+		{"ipv4/tcp_adv_win_scale", "-31", "-31\n"},
+		{"ipv4/tcp_moderate_rcvbuf", "255", "255\n"},
+		{"ipv4/tcp_notsent_lowat", "4294967295\n", "4294967295\n"},
+		{"core/mem_pcpu_rsv", "100000", "100000\n"},
+		{"core/rmem_max", "2147483647", "2147483647\n"},
+		{"ipv4/udp_rmem_min", " 1 ", "1\n"},
+	}
+	for _, c := range good {
+		s, _ := n.Sysctls.Lookup(c.name)
+		if err := s.Write(c.text); err != nil {
+			t.Errorf("%s <- %q: %v", c.name, c.text, err)
+			continue
+		}
+		eq(t, c.name+" after "+c.text, s.Read(), c.want)
+	}
+	if len(bad) < 20 {
+		t.Fatal("need at least 20 malformed writes")
+	}
+}
+
+func TestSysctlLiveValues(t *testing.T) {
+	n := newTestNet(t, Options{})
+	sk := newTCPSock(n)
+	sk.SetSndbuf(1)
+	mustWrite(t, n, "ipv4/tcp_wmem", "4096 16384 100000")
+	sk.TCPSndbufExpand(1460, 1460, 100, 3, 2) // wants far more than 100000
+	eq(t, "capped by the live tcp_wmem[2]", sk.Sndbuf(), 100000)
+	mustWrite(t, n, "ipv4/tcp_mem", "0 1 2")
+	eq(t, "tcp_mem", n.Sysctls.TCPMem(), [3]int64{0, 1, 2})
+	eq(t, "limit read live", n.TCP.MemLimit(2), int64(2))
+	// tcp_mem of 2^64-1 is -1 as a long: every allocation is over the limit.
+	mustWrite(t, n, "ipv4/tcp_mem", "18446744073709551615 18446744073709551615 18446744073709551615")
+	s2 := newTCPSock(n)
+	s2.rmemAlloc.Store(1 << 20)
+	eq(t, "over -1", s2.RmemSchedule(1), false)
+}
+
+func FuzzSysctlWrite(f *testing.F) {
+	for _, s := range []string{"1 2 3", "0x10 010 5", "-1", " \n", "99999999999999999999999"} {
+		f.Add(s)
+	}
+	n := NewNet(Options{NrFreeBufferPages: nfbp235})
+	f.Fuzz(func(t *testing.T, text string) {
+		for _, name := range []string{"ipv4/tcp_rmem", "ipv4/tcp_mem", "ipv4/tcp_app_win"} {
+			s, _ := n.Sysctls.Lookup(name)
+			before := s.Read()
+			if err := s.Write(text); err != nil {
+				if s.Read() != before {
+					t.Fatalf("%s changed on error", name)
+				}
+				continue
+			}
+			// A successful write reads back as a valid write of itself.
+			after := s.Read()
+			if err := s.Write(after); err != nil || s.Read() != after {
+				t.Fatalf("%s: read-back %q does not round-trip: %v", name, after, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,223 @@
+package netstack
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+
+	"sockfs/memctl"
+	"sockfs/netstack/header"
+	"sockfs/skb"
+)
+
+// icmpState is the stack's ICMP: error rate limiting and the pending echo
+// requests of Ping.
+type icmpState struct {
+	stack   *Stack
+	limiter icmpRateLimiter
+	mu      sync.Mutex
+	pings   map[pingKey]chan struct{}
+	pingID  uint16
+}
+
+type pingKey struct {
+	peer    netip.Addr
+	id, seq uint16
+}
+
+func (st *icmpState) init(s *Stack) {
+	st.stack = s
+	st.limiter.init(s.clock.Nanotime())
+	st.pings = make(map[pingKey]chan struct{})
+	st.pingID = uint16(s.rand())
+}
+
+// icmpRcv handles an ICMP message (data at the ICMP header). It owns b.
+// Mirrors icmp_rcv.
+func (s *Stack) icmpRcv(b *skb.SKB, iph header.IPv4) {
+	s.mib.Inc(memctl.IcmpInMsgs)
+	m := header.ICMPv4(b.Data())
+	if len(m) < header.ICMPv4MinSize {
+		s.mib.Inc(memctl.IcmpInErrors)
+		b.Free()
+		return
+	}
+	if !m.IsChecksumValid() {
+		s.mib.Inc(memctl.IcmpInCsumErrors)
+		s.mib.Inc(memctl.IcmpInErrors)
+		b.Free()
+		return
+	}
+	switch m.Type() {
+	case header.ICMPv4EchoRequest:
+		s.mib.Inc(memctl.IcmpInEchos)
+		dst := iph.DstAddr()
+		if dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+			break // icmp_echo_ignore_broadcasts
+		}
+		s.icmpEchoReply(b, iph)
+	case header.ICMPv4EchoReply:
+		s.mib.Inc(memctl.IcmpInEchoReps)
+		s.icmp.pingReply(iph.SrcAddr(), m.Ident(), m.Sequence())
+	case header.ICMPv4DestUnreachable:
+		s.mib.Inc(memctl.IcmpInDestUnreachs)
+		s.icmpErrorRcv(m)
+	case header.ICMPv4TimeExceeded:
+		s.mib.Inc(memctl.IcmpInTimeExcds)
+	}
+	b.Free()
+}
+
+// icmpEchoReply answers an echo request with the same identifier, sequence
+// and data. Mirrors icmp_echo / icmp_reply.
+func (s *Stack) icmpEchoReply(req *skb.SKB, iph header.IPv4) {
+	rt, ok := s.routeOutput(iph.SrcAddr())
+	if !ok {
+		s.mib.Inc(memctl.IcmpOutErrors)
+		return
+	}
+	n := req.Len()
+	b := skb.Alloc(llReserved + header.IPv4MinSize + n)
+	b.Reserve(llReserved + header.IPv4MinSize)
+	m := header.ICMPv4(b.Put(n))
+	req.CopyBits(0, m)
+	m.SetType(header.ICMPv4EchoReply)
+	m.SetCode(0)
+	m.SetChecksum(0)
+	m.SetChecksum(m.CalculateChecksum())
+	s.mib.Inc(memctl.IcmpOutMsgs)
+	s.mib.Inc(memctl.IcmpOutEchoReps)
+	s.ipOutput(b, rt, iph.DstAddr(), iph.SrcAddr(), header.IPv4ProtocolICMP, defaultTTL, iph.TOS(), nil)
+}
+
+// icmpSendDestUnreach reports to the sender of b (data after the IP header
+// iph) that it could not be delivered.
+func (s *Stack) icmpSendDestUnreach(b *skb.SKB, iph header.IPv4, code uint8) {
+	s.icmpSend(b, iph, header.ICMPv4DestUnreachable, code, 0)
+}
+
+// icmpErrorRoom is how much of the offending datagram an ICMP error quotes:
+// the reply is at most 576 bytes (RFC 1812 4.3.2.3), as Linux's icmp_send.
+const icmpErrorRoom = 576 - header.IPv4MinSize - header.ICMPv4MinSize
+
+// icmpSend sends an ICMP error about the datagram whose IP header is iph and
+// whose payload b holds (b is not consumed). It never answers an ICMP
+// error, a broadcast, or a fragment other than the first, and it is rate
+// limited. Mirrors __icmp_send.
+func (s *Stack) icmpSend(b *skb.SKB, iph header.IPv4, typ, code uint8, info uint32) {
+	dst, src := iph.SrcAddr(), iph.DstAddr()
+	if iph.FragmentOffset() != 0 || !dst.IsValid() || dst.IsUnspecified() ||
+		src == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || dst.IsMulticast() {
+		return
+	}
+	if iph.Protocol() == header.IPv4ProtocolICMP && b.Len() >= 1 {
+		var t [1]byte
+		b.CopyBits(0, t[:])
+		if !header.ICMPv4IsInfo(t[0]) {
+			return // never an error about an error
+		}
+	}
+	if !s.icmp.limiter.allow(typ, dst, s.clock.Nanotime()) {
+		return
+	}
+	rt, ok := s.routeOutput(dst)
+	if !ok {
+		return
+	}
+	if !s.isLocalAddr(src) {
+		src = rt.Src
+	}
+	hl := iph.HeaderLength()
+	quote := min(hl+b.Len(), icmpErrorRoom)
+	out := skb.Alloc(llReserved + header.IPv4MinSize + header.ICMPv4MinSize + quote)
+	out.Reserve(llReserved + header.IPv4MinSize)
+	m := header.ICMPv4(out.Put(header.ICMPv4MinSize + quote))
+	copy(m[header.ICMPv4MinSize:], iph[:hl])
+	b.CopyBits(0, m[header.ICMPv4MinSize+hl:])
+	m.SetType(typ)
+	m.SetCode(code)
+	m.SetRestOfHeader(info)
+	m.SetChecksum(0)
+	m.SetChecksum(m.CalculateChecksum())
+	s.mib.Inc(memctl.IcmpOutMsgs)
+	switch typ {
+	case header.ICMPv4DestUnreachable:
+		s.mib.Inc(memctl.IcmpOutDestUnreachs)
+	case header.ICMPv4TimeExceeded:
+		s.mib.Inc(memctl.IcmpOutTimeExcds)
+	}
+	s.ipOutput(out, rt, src, dst, header.IPv4ProtocolICMP, defaultTTL, 0, nil)
+}
+
+// icmpErrorRcv passes a destination-unreachable to the socket the quoted
+// datagram came from. A connected UDP socket learns ECONNREFUSED from a port
+// unreachable. Mirrors icmp_unreach -> __udp4_lib_err.
+func (s *Stack) icmpErrorRcv(m header.ICMPv4) {
+	q := header.IPv4(m.Payload())
+	if len(q) < header.IPv4MinSize || len(q) < q.HeaderLength()+8 {
+		return
+	}
+	if q.Protocol() != header.IPv4ProtocolUDP || m.Code() != header.ICMPv4PortUnreachable {
+		return
+	}
+	uh := header.UDP(q[q.HeaderLength():])
+	u := s.udp.lookup(q.SrcAddr(), uh.SrcPort(), q.DstAddr(), uh.DstPort())
+	if u == nil || !u.RemoteAddr().IsValid() {
+		return
+	}
+	u.sk.SetErr(errConnRefused)
+	u.sk.Wq.Wake()
+}
+
+// Ping sends one ICMP echo request with payload to dst and waits for the
+// matching reply. It returns nil when the reply arrives, or ctx's end as
+// EINTR / EAGAIN. Each call uses a fresh (identifier, sequence) pair.
+func (s *Stack) Ping(ctx context.Context, dst netip.Addr, seq uint16, payload []byte) error {
+	rt, ok := s.routeOutput(dst)
+	if !ok {
+		return errNetUnreach
+	}
+	st := &s.icmp
+	st.mu.Lock()
+	st.pingID++
+	key := pingKey{dst, st.pingID, seq}
+	ch := make(chan struct{})
+	st.pings[key] = ch
+	st.mu.Unlock()
+	defer func() {
+		st.mu.Lock()
+		delete(st.pings, key)
+		st.mu.Unlock()
+	}()
+	n := header.ICMPv4MinSize + len(payload)
+	b := skb.Alloc(llReserved + header.IPv4MinSize + n)
+	b.Reserve(llReserved + header.IPv4MinSize)
+	m := header.ICMPv4(b.Put(n))
+	copy(m[header.ICMPv4MinSize:], payload)
+	m.SetType(header.ICMPv4EchoRequest)
+	m.SetCode(0)
+	m.SetIdent(key.id)
+	m.SetSequence(seq)
+	m.SetChecksum(0)
+	m.SetChecksum(m.CalculateChecksum())
+	s.mib.Inc(memctl.IcmpOutMsgs)
+	s.mib.Inc(memctl.IcmpOutEchos)
+	if err := s.ipOutput(b, rt, rt.Src, dst, header.IPv4ProtocolICMP, defaultTTL, 0, nil); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctxErr(ctx)
+	}
+}
+
+func (st *icmpState) pingReply(from netip.Addr, id, seq uint16) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if ch, ok := st.pings[pingKey{from, id, seq}]; ok {
+		close(ch)
+		delete(st.pings, pingKey{from, id, seq})
+	}
+}

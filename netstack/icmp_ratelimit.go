@@ -1,0 +1,88 @@
+package netstack
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// ICMP error rate limiting, as Linux does it (net/ipv4/icmp.c): a global
+// token bucket shared by all destinations (icmp_msgs_per_sec, burst
+// icmp_msgs_burst) and a per-destination bucket (icmp_ratelimit ms per
+// message, with a burst of six). Only the types in icmp_ratemask are limited;
+// echo replies never are.
+const (
+	icmpMsgsPerSec   = 1000
+	icmpMsgsBurst    = 50
+	icmpRatelimit    = 1000 * time.Millisecond
+	icmpRatemask     = 1<<3 | 1<<4 | 1<<11 | 1<<12 // 6168: unreachable, quench, time exceeded, parameter problem
+	xrlimBurstFactor = 6
+	// icmpPeerMax bounds the per-destination table; beyond it the oldest
+	// entries are forgotten (Linux's inet_peer cache is bounded likewise).
+	icmpPeerMax = 4096
+)
+
+type icmpRateLimiter struct {
+	mu         sync.Mutex
+	credit     int
+	lastRefill int64 // nanotime
+	peers      map[netip.Addr]*icmpPeer
+}
+
+type icmpPeer struct {
+	tokens int64 // nanoseconds of credit
+	last   int64 // nanotime of the last check
+}
+
+func (r *icmpRateLimiter) init(now int64) {
+	r.credit = icmpMsgsBurst
+	r.lastRefill = now
+	r.peers = make(map[netip.Addr]*icmpPeer)
+}
+
+// allow reports whether an ICMP message of type typ to dst may be sent now.
+// Mirrors icmp_global_allow followed by icmpv4_xrlim_allow /
+// inet_peer_xrlim_allow.
+func (r *icmpRateLimiter) allow(typ uint8, dst netip.Addr, now int64) bool {
+	if typ > 31 || icmpRatemask&(1<<typ) == 0 {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Global bucket: refill msgs_per_sec per second of elapsed time.
+	if elapsed := now - r.lastRefill; elapsed > 0 {
+		add := int(elapsed * icmpMsgsPerSec / int64(time.Second))
+		if add > 0 {
+			r.credit = min(r.credit+add, icmpMsgsBurst)
+			r.lastRefill = now
+		}
+	}
+	if r.credit <= 0 {
+		return false
+	}
+	// Per-destination bucket, in time units: each message costs one
+	// ratelimit period and the bucket holds at most six.
+	p := r.peers[dst]
+	if p == nil {
+		if len(r.peers) >= icmpPeerMax {
+			for k := range r.peers { // forget an arbitrary old peer
+				delete(r.peers, k)
+				break
+			}
+		}
+		p = &icmpPeer{tokens: xrlimBurstFactor * int64(icmpRatelimit), last: now}
+		r.peers[dst] = p
+	}
+	tokens := p.tokens + (now - p.last)
+	if max := xrlimBurstFactor * int64(icmpRatelimit); tokens > max {
+		tokens = max
+	}
+	p.last = now
+	if tokens < int64(icmpRatelimit) {
+		p.tokens = tokens
+		return false
+	}
+	p.tokens = tokens - int64(icmpRatelimit)
+	r.credit--
+	return true
+}

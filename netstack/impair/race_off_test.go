@@ -1,0 +1,5 @@
+//go:build !race && !skbdebug
+
+package impair
+
+const skbRecycles = true

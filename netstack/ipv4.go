@@ -1,0 +1,168 @@
+package netstack
+
+import (
+	"net/netip"
+	"sync"
+
+	"sockfs/memctl"
+	"sockfs/netstack/header"
+	"sockfs/skb"
+)
+
+// ipRcv validates a received IPv4 packet (data at the IP header), trims
+// link padding, reassembles fragments and hands the packet to its protocol.
+// It owns b. Malformed packets are dropped and counted, never trusted.
+// Mirrors ip_rcv / ip_rcv_core / ip_local_deliver.
+func (s *Stack) ipRcv(dev *NetDevice, b *skb.SKB) {
+	s.mib.Inc(memctl.IpInReceives)
+	iph := header.IPv4(b.Data())
+	switch err := iph.Check(b.Len()); err {
+	case nil:
+	case header.ErrIPv4Checksum:
+		s.mib.Inc(memctl.IpExtInCsumErrors)
+		s.mib.Inc(memctl.IpInHdrErrors)
+		b.Free()
+		return
+	case header.ErrIPv4Truncated:
+		s.mib.Inc(memctl.IpExtInTruncatedPkts)
+		b.Free()
+		return
+	default:
+		s.mib.Inc(memctl.IpInHdrErrors)
+		b.Free()
+		return
+	}
+	if tl := int(iph.TotalLength()); tl < b.Len() {
+		b.Trim(tl) // link-layer padding
+	}
+	dst := iph.DstAddr()
+	if !s.acceptsDst(dst) {
+		// A host does not forward (ip_forward = 0): the packet is not for us.
+		s.mib.Inc(memctl.IpInAddrErrors)
+		b.Free()
+		return
+	}
+	b.SetNetworkHeader()
+	if iph.MoreFragments() || iph.FragmentOffset() != 0 {
+		s.mib.Inc(memctl.IpReasmReqds)
+		if b = s.frags.queue(b); b == nil {
+			return // kept for reassembly, or dropped and counted
+		}
+		b.SetNetworkHeader()
+		iph = header.IPv4(b.Data())
+	}
+	s.ipLocalDeliver(b, iph)
+}
+
+// acceptsDst reports whether a packet to dst is for this host: one of its
+// addresses or the limited broadcast.
+func (s *Stack) acceptsDst(dst netip.Addr) bool {
+	return dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || s.isLocalAddr(dst)
+}
+
+// ipLocalDeliver strips the IP header and demultiplexes by protocol.
+// Mirrors ip_local_deliver_finish / ip_protocol_deliver_rcu.
+func (s *Stack) ipLocalDeliver(b *skb.SKB, iph header.IPv4) {
+	b.Pull(iph.HeaderLength())
+	switch iph.Protocol() {
+	case header.IPv4ProtocolUDP:
+		s.mib.Inc(memctl.IpInDelivers)
+		s.udpRcv(b, iph)
+	case header.IPv4ProtocolICMP:
+		s.mib.Inc(memctl.IpInDelivers)
+		s.icmpRcv(b, iph)
+	case header.IPv4ProtocolTCP:
+		s.mib.Inc(memctl.IpInDelivers)
+		s.tcpRcv(b, iph)
+	default:
+		s.mib.Inc(memctl.IpInUnknownProtos)
+		s.icmpSendDestUnreach(b, iph, header.ICMPv4ProtoUnreachable)
+		b.Free()
+	}
+}
+
+// ipOutput prepends an IPv4 header to b (data at the transport header,
+// headroom reserved), fragments it if it exceeds the route's MTU, and
+// transmits it. owner, if not nil, is the socket the fragments are charged
+// to (the original skb's charge is released when it is freed). It owns b.
+// Mirrors ip_queue_xmit / ip_local_out / ip_finish_output / ip_fragment.
+func (s *Stack) ipOutput(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8, ttl, tos uint8, owner *memctl.Sock) error {
+	s.mib.Inc(memctl.IpOutRequests)
+	mtu := rt.Dev.MTU()
+	total := header.IPv4MinSize + b.Len()
+	if total > 0xffff {
+		b.Free()
+		return errMsgSize
+	}
+	df := total <= mtu // path-MTU discovery "want": DF when it fits
+	iph := header.IPv4(b.Push(header.IPv4MinSize))
+	fields := header.IPv4Fields{
+		TOS:          tos,
+		TotalLength:  uint16(total),
+		ID:           uint16(s.ipID.Add(1)),
+		TTL:          ttl,
+		Protocol:     proto,
+		Src:          src,
+		Dst:          dst,
+		DontFragment: df,
+	}
+	iph.Encode(&fields)
+	b.SetNetworkHeader()
+	if total <= mtu {
+		s.xmit(rt.Dev, b)
+		return nil
+	}
+	return s.ipFragment(b, rt.Dev, mtu, owner)
+}
+
+// ipFragment splits b (data at the IP header, no DF) into fragments that fit
+// mtu, charges each to owner, and transmits them; b is freed. Mirrors the
+// slow path of ip_do_fragment.
+func (s *Stack) ipFragment(b *skb.SKB, dev *NetDevice, mtu int, owner *memctl.Sock) error {
+	iph := header.IPv4(b.Data())
+	hlen := iph.HeaderLength()
+	left := b.Len() - hlen
+	chunk := (mtu - hlen) &^ 7
+	if chunk <= 0 {
+		s.mib.Inc(memctl.IpFragFails)
+		b.Free()
+		return errMsgSize
+	}
+	off := 0
+	for left > 0 {
+		n := min(chunk, left)
+		f := skb.Alloc(llReserved + hlen + n)
+		f.Reserve(llReserved)
+		fh := header.IPv4(f.Put(hlen + n))
+		copy(fh, b.Data()[:hlen])
+		b.CopyBits(hlen+off, fh[hlen:hlen+n])
+		fh.SetTotalLength(uint16(hlen + n))
+		fh.SetFragment(off, left > n, false)
+		fh.SetChecksum(0)
+		fh.SetChecksum(fh.CalculateChecksum())
+		f.SetNetworkHeader()
+		if owner != nil {
+			memctl.SetOwnerW(f, owner)
+		}
+		s.mib.Inc(memctl.IpFragCreates)
+		s.xmit(dev, f)
+		off += n
+		left -= n
+	}
+	s.mib.Inc(memctl.IpFragOKs)
+	b.Free()
+	return nil
+}
+
+// batchPool recycles the one-element batches used to hand a single packet
+// to a device, so that transmitting does not allocate.
+var batchPool = sync.Pool{New: func() any { return new([1]*skb.SKB) }}
+
+// xmit hands one packet to the device. Mirrors dev_queue_xmit.
+func (s *Stack) xmit(dev *NetDevice, b *skb.SKB) {
+	one := batchPool.Get().(*[1]*skb.SKB)
+	one[0] = b
+	dev.dev.Xmit(one[:])
+	one[0] = nil
+	batchPool.Put(one)
+}

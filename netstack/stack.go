@@ -1,0 +1,302 @@
+// Package netstack is sockfs's TCP/IP stack: devices and their naming,
+// routing, IPv4 with fragmentation and reassembly, ICMP, UDP, TCP and the
+// socket layer, with a Go API (net.PacketConn, net.Conn, net.Listener).
+//
+// Threading: there is no goroutine per connection. Received packets are
+// processed in the goroutine of the device that delivered them (netif_rx);
+// timers run on the stack's clock goroutine; user calls run in the caller's
+// goroutine and block on per-socket wait queues, cancellable by a context.
+package netstack
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"sockfs/memctl"
+	"sockfs/netstack/clock"
+	"sockfs/netstack/link"
+	"sockfs/skb"
+)
+
+// Options configure a Stack.
+type Options struct {
+	// Clock drives every timer in the stack. Nil means a real clock, which
+	// the stack owns and closes.
+	Clock clock.Clock
+	// Net is the accounting domain (sysctls, protocol memory pools, MIB
+	// counters), like a Linux network namespace. Nil means a new one.
+	Net *memctl.Net
+	// Seed seeds the stack's pseudo-random choices (ephemeral ports, IP IDs,
+	// ISNs), so simulations are reproducible. 0 means a random seed.
+	Seed uint64
+	// Logger receives the stack's log; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Stack is one TCP/IP stack instance: one machine's worth of network state.
+type Stack struct {
+	clock     clock.Clock
+	ownsClock bool
+	net       *memctl.Net
+	mib       *memctl.MIB
+	log       *slog.Logger
+
+	mu      sync.RWMutex
+	devs    []*NetDevice // by index - 1
+	devSeq  map[string]int
+	lo      *NetDevice // the loopback device, if attached
+	closing bool
+
+	routes routeTable
+	ipID   atomic.Uint32
+	frags  ipfragTable
+	icmp   icmpState
+	udp    udpTable
+	tcp    tcpTable
+
+	rngMu sync.Mutex
+	rng   rngState
+}
+
+// New returns a stack with no devices.
+func New(opts Options) *Stack {
+	s := &Stack{
+		clock:  opts.Clock,
+		net:    opts.Net,
+		log:    opts.Logger,
+		devSeq: make(map[string]int),
+	}
+	if s.clock == nil {
+		s.clock = clock.NewReal()
+		s.ownsClock = true
+	}
+	if s.net == nil {
+		s.net = memctl.NewNet(memctl.Options{})
+	}
+	s.mib = s.net.MIB
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.rng.seed(opts.Seed)
+	s.ipID.Store(uint32(s.rng.next()))
+	s.frags.init(s)
+	s.icmp.init(s)
+	s.udp.init(s)
+	s.tcp.init(s)
+	return s
+}
+
+// Clock returns the stack's clock.
+func (s *Stack) Clock() clock.Clock { return s.clock }
+
+// Net returns the stack's accounting domain.
+func (s *Stack) Net() *memctl.Net { return s.net }
+
+// Close stops every device and releases the stack's resources.
+func (s *Stack) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	devs := append([]*NetDevice(nil), s.devs...)
+	s.mu.Unlock()
+	s.udp.closeAll()
+	s.tcp.closeAll()
+	for _, d := range devs {
+		if d != nil {
+			d.dev.Stop()
+		}
+	}
+	s.frags.destroy()
+	if s.ownsClock {
+		if c, ok := s.clock.(interface{ Close() }); ok {
+			c.Close()
+		}
+	}
+	return nil
+}
+
+// NetDevice is a device attached to the stack: the stack's half of
+// struct net_device (name, index, addresses), around a link.Device that
+// does the I/O. It is the device's Receiver: packets enter the stack through
+// its NetifRx.
+type NetDevice struct {
+	stack *Stack
+	dev   link.Device
+	index int
+	name  string
+
+	mu    sync.RWMutex
+	addrs []netip.Prefix
+}
+
+// Name is the device's name: lo, tun0, pipe1, ...
+func (d *NetDevice) Name() string { return d.name }
+
+// Index is the interface index (1 for the first device).
+func (d *NetDevice) Index() int { return d.index }
+
+// Device returns the underlying link device.
+func (d *NetDevice) Device() link.Device { return d.dev }
+
+// MTU returns the device's MTU.
+func (d *NetDevice) MTU() int { return d.dev.MTU() }
+
+// Addrs returns the device's addresses.
+func (d *NetDevice) Addrs() []netip.Prefix {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return append([]netip.Prefix(nil), d.addrs...)
+}
+
+// NetifRx takes a batch of received IPv4 packets from the device. It runs
+// in the device's goroutine and processes each packet to completion.
+// Mirrors netif_receive_skb (the stack has no backlog queue of its own: the
+// device already hands it packets outside any socket lock).
+func (d *NetDevice) NetifRx(batch []*skb.SKB) {
+	for i, b := range batch {
+		b.Dev = d.index
+		d.stack.ipRcv(d, b)
+		batch[i] = nil
+	}
+}
+
+// AddDevice attaches dev, names it by kind and number as Linux does
+// (dev_alloc_name: "tun%d" takes the lowest free number; a loopback device
+// is "lo"), and opens it.
+func (s *Stack) AddDevice(dev link.Device) (*NetDevice, error) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil, errBadF
+	}
+	kind := dev.Kind()
+	name := kind
+	if kind != "lo" {
+		name = fmt.Sprintf("%s%d", kind, s.devSeq[kind])
+		s.devSeq[kind]++
+	}
+	nd := &NetDevice{stack: s, dev: dev, index: len(s.devs) + 1, name: name}
+	s.devs = append(s.devs, nd)
+	s.mu.Unlock()
+	if err := dev.Open(nd); err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	if kind == "lo" {
+		s.mu.Lock()
+		s.lo = nd
+		s.mu.Unlock()
+		if err := s.AddAddress(nd, netip.MustParsePrefix("127.0.0.1/8")); err != nil {
+			return nil, err
+		}
+	}
+	return nd, nil
+}
+
+// Devices returns the attached devices in index order.
+func (s *Stack) Devices() []*NetDevice {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]*NetDevice(nil), s.devs...)
+}
+
+// DeviceByIndex returns the device with the given index, or nil.
+func (s *Stack) DeviceByIndex(i int) *NetDevice {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if i < 1 || i > len(s.devs) {
+		return nil
+	}
+	return s.devs[i-1]
+}
+
+// AddAddress assigns addr (with its prefix length) to d and adds the
+// connected route for its network, as `ip addr add` does.
+func (s *Stack) AddAddress(d *NetDevice, addr netip.Prefix) error {
+	if !addr.Addr().Is4() {
+		return fmt.Errorf("%s: only IPv4 is supported: %w", addr, errInval)
+	}
+	d.mu.Lock()
+	for _, a := range d.addrs {
+		if a.Addr() == addr.Addr() {
+			d.mu.Unlock()
+			return fmt.Errorf("address %s: %w", addr, errExist)
+		}
+	}
+	d.addrs = append(d.addrs, addr)
+	d.mu.Unlock()
+	if addr.Bits() == 32 {
+		return nil
+	}
+	// An existing route to the same network keeps working; like Linux we do
+	// not add a second one.
+	_ = s.routes.add(Route{Dst: addr.Masked(), Dev: d, Src: addr.Addr(), Connected: true})
+	return nil
+}
+
+// routeOutput picks the route for a packet to dst: the loopback device for
+// one of the stack's own addresses (Linux's local table), else the FIB.
+// Mirrors ip_route_output_key.
+func (s *Stack) routeOutput(dst netip.Addr) (Route, bool) {
+	s.mu.RLock()
+	lo := s.lo
+	s.mu.RUnlock()
+	if lo != nil && (dst.IsLoopback() || s.isLocalAddr(dst)) {
+		return Route{Dst: netip.PrefixFrom(dst, 32), Dev: lo, Src: dst}, true
+	}
+	return s.routes.lookup(dst)
+}
+
+// AddRoute adds a static route; a zero Dst prefix (0.0.0.0/0) is the default.
+func (s *Stack) AddRoute(r Route) error { return s.routes.add(r) }
+
+// DelRoute removes the route to dst.
+func (s *Stack) DelRoute(dst netip.Prefix) error { return s.routes.del(dst) }
+
+// Routes returns the routing table, longest prefixes first.
+func (s *Stack) Routes() []Route { return s.routes.snapshot() }
+
+// isLocalAddr reports whether a is one of the stack's addresses (or a
+// limited/subnet broadcast it accepts). Mirrors the RTN_LOCAL lookup.
+func (s *Stack) isLocalAddr(a netip.Addr) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, d := range s.devs {
+		d.mu.RLock()
+		for _, p := range d.addrs {
+			if p.Addr() == a {
+				d.mu.RUnlock()
+				return true
+			}
+		}
+		d.mu.RUnlock()
+	}
+	return false
+}
+
+// rngState is a small deterministic generator (SplitMix64) for port, ID and
+// sequence-number choices; seeded so simulations repeat.
+type rngState struct{ x uint64 }
+
+func (r *rngState) seed(s uint64) {
+	if s == 0 {
+		s = uint64(nanotimeSeed())
+	}
+	r.x = s
+}
+
+func (r *rngState) next() uint64 {
+	r.x += 0x9e3779b97f4a7c15
+	z := r.x
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// rand returns a pseudo-random uint64 from the stack's generator.
+func (s *Stack) rand() uint64 {
+	s.rngMu.Lock()
+	defer s.rngMu.Unlock()
+	return s.rng.next()
+}

@@ -1,0 +1,880 @@
+package netstack
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"sockfs/memctl"
+	"sockfs/skb"
+)
+
+// Shutdown directions for TCPSock.Shutdown (SHUT_RD, SHUT_WR, SHUT_RDWR as bits).
+const (
+	ShutRd   = memctl.RcvShutdown
+	ShutWr   = memctl.SendShutdown
+	ShutRdWr = memctl.RcvShutdown | memctl.SendShutdown
+)
+
+// Connect performs an active open to raddr, binding an ephemeral port if
+// the socket is unbound. It blocks until the handshake completes unless the
+// socket is non-blocking (then EINPROGRESS); ctx cancels the wait (EINTR, or
+// EAGAIN at its deadline) but not the connection attempt. Takes the socket
+// lock. Mirrors tcp_v4_connect + inet_wait_for_connect.
+func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
+	if !raddr.Addr().Is4() || raddr.Port() == 0 {
+		return errInval
+	}
+	rt, ok := tp.stack.routeOutput(raddr.Addr())
+	if !ok {
+		tp.stack.mib.Inc(memctl.IpOutNoRoutes)
+		return errNetUnreach
+	}
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	switch {
+	case tp.released:
+		return errBadF
+	case tp.state == TCPSynSent:
+		return syscall.EALREADY
+	case tp.state != TCPClose:
+		return errIsConn
+	case tp.destroyed:
+		return errBadF
+	}
+	if !tp.bound {
+		if err := tp.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+			return err
+		}
+	}
+	t := &tp.stack.tcp
+	t.mu.Lock()
+	if tp.local.Addr().IsUnspecified() {
+		tp.local = netip.AddrPortFrom(rt.Src, tp.local.Port())
+	}
+	tp.remote = raddr
+	if !tp.hashEstabLocked() {
+		t.mu.Unlock()
+		return errAddrNotAvail
+	}
+	t.mu.Unlock()
+	tp.route = rt
+	tp.iss = t.secureSeq(tp.tuple())
+	tp.tsOffset = t.secureTSOff(tp.tuple())
+	tp.setState(TCPSynSent)
+	tp.connectInit()
+	tp.sendSyn()
+	if tp.nonblock.Load() {
+		return syscall.EINPROGRESS
+	}
+	return tp.waitConnect(ctx)
+}
+
+// waitConnect sleeps until the handshake ends. Caller holds tp.mu.
+func (tp *TCPSock) waitConnect(ctx context.Context) error {
+	err := waitFor(ctx, tp.sk, tp.mu.Lock, tp.mu.Unlock, func() bool {
+		return tp.state != TCPSynSent && tp.state != TCPSynRecv
+	})
+	if err != nil {
+		return err
+	}
+	if tp.state == TCPClose {
+		if e := tp.sk.SockError(); e != 0 {
+			return e
+		}
+		return errConnRefused
+	}
+	return nil
+}
+
+// Listen makes the socket a listener with the given accept backlog.
+// Mirrors inet_listen + inet_csk_listen_start.
+func (tp *TCPSock) Listen(backlog int) error {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if tp.released || (tp.state != TCPClose && tp.state != TCPListen) {
+		return errInval
+	}
+	backlog = max(backlog, 0)
+	tp.backlog = backlog
+	if tp.state == TCPListen {
+		return nil
+	}
+	if !tp.bound {
+		if err := tp.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+			return err
+		}
+	}
+	t := &tp.stack.tcp
+	t.mu.Lock()
+	for _, o := range t.listen[tp.local.Port()] {
+		if bindConflict(o.local.Addr(), tp.local.Addr()) {
+			t.mu.Unlock()
+			return errAddrInUse
+		}
+	}
+	t.listen[tp.local.Port()] = append(t.listen[tp.local.Port()], tp)
+	tp.listened = true
+	t.mu.Unlock()
+	tp.reqs = make(map[tcpTuple]*tcpRequest)
+	tp.setState(TCPListen)
+	return nil
+}
+
+// Accept returns the next established connection. It blocks unless the
+// socket is non-blocking (EAGAIN); ctx cancels it (EINTR / EAGAIN). Takes
+// the listener's lock. Mirrors inet_csk_accept.
+func (tp *TCPSock) Accept(ctx context.Context) (*TCPSock, error) {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	for {
+		if tp.state != TCPListen {
+			return nil, errInval
+		}
+		for i, c := range tp.acceptQ {
+			c.mu.Lock()
+			st := c.state
+			c.mu.Unlock()
+			if st == TCPSynRecv {
+				continue
+			}
+			tp.acceptQ = append(tp.acceptQ[:i:i], tp.acceptQ[i+1:]...)
+			c.mu.Lock()
+			c.parent = nil
+			c.mu.Unlock()
+			return c, nil
+		}
+		if tp.nonblock.Load() {
+			return nil, errAgain
+		}
+		n := len(tp.acceptQ)
+		if err := waitFor(ctx, tp.sk, tp.mu.Lock, tp.mu.Unlock, func() bool {
+			return tp.state != TCPListen || len(tp.acceptQ) != n || tp.acceptReady()
+		}); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// acceptReady reports whether a queued child finished its handshake.
+func (tp *TCPSock) acceptReady() bool {
+	for _, c := range tp.acceptQ {
+		c.mu.Lock()
+		st := c.state
+		c.mu.Unlock()
+		if st != TCPSynRecv {
+			return true
+		}
+	}
+	return false
+}
+
+// Send queues p for transmission, blocking while the send buffer is full
+// (StreamWaitMemory) unless non-blocking; it returns the bytes queued, or
+// the error if none was. ctx cancels a blocked send (EINTR, EAGAIN at the
+// deadline). Takes the socket lock (released while sleeping). Mirrors
+// tcp_sendmsg_locked.
+func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if tp.released {
+		return 0, errBadF
+	}
+	if tp.state == TCPSynSent || tp.state == TCPSynRecv {
+		if tp.nonblock.Load() {
+			return 0, errAgain
+		}
+		if err := tp.waitConnect(ctx); err != nil {
+			return 0, err
+		}
+	}
+	copied := 0
+	nonblock := tp.nonblock.Load()
+	sk := tp.sk
+	for copied < len(p) {
+		if e := sk.Err(); e != 0 {
+			return tp.sendResult(copied, sk.SockError())
+		}
+		if sk.ShutdownState()&memctl.SendShutdown != 0 || (tp.state != TCPEstablished && tp.state != TCPCloseWait) {
+			if tp.state == TCPClose && copied == 0 && tp.iss == 0 && tp.sndNxt == 0 {
+				return 0, errNotConn
+			}
+			return tp.sendResult(copied, errPipe)
+		}
+		sizeGoal := tp.sendMss()
+		b := tp.writeQueue.PeekTail()
+		room := 0
+		if b != nil && cbGetFlags(b)&tcpFin == 0 {
+			room = sizeGoal - b.Len()
+			if b.NrFrags() >= skb.MaxFrags {
+				room = 0
+			}
+		}
+		if room <= 0 {
+			if !sk.StreamMemoryFreeNow() {
+				if err := tp.waitForSpace(ctx, nonblock, copied); err != nil {
+					return tp.sendResult(copied, err)
+				}
+				continue
+			}
+			nb := tp.streamAllocSkb(tp.writeQueue.Empty() && tp.rtxQueue.Empty())
+			if nb == nil {
+				if err := tp.waitForSpace(ctx, nonblock, copied); err != nil {
+					return tp.sendResult(copied, err)
+				}
+				continue
+			}
+			b = nb
+			room = sizeGoal
+		}
+		_, free := tp.pf.Refill()
+		n := min(room, len(p)-copied, len(free))
+		n = sk.TCPWmemSchedule(n)
+		if n <= 0 {
+			if err := tp.waitForSpace(ctx, nonblock, copied); err != nil {
+				return tp.sendResult(copied, err)
+			}
+			continue
+		}
+		copy(free, p[copied:copied+n])
+		pg, off := tp.pf.Commit(n)
+		old := b.Len()
+		if !b.AddFrag(pg, off, n) {
+			pg.Put()
+			continue
+		}
+		tp.writeQueue.Resized(old, old+n)
+		b.AddTruesize(n)
+		sk.WmemQueuedAdd(n)
+		sk.MemCharge(n)
+		cbSetEndSeq(b, cbGetEndSeq(b)+uint32(n))
+		tp.writeSeq += uint32(n)
+		tp.syncSeqs()
+		copied += n
+		if b.Len() >= sizeGoal {
+			// A full segment: send what may go (tcp_push_one /
+			// __tcp_push_pending_frames with forced push).
+			tp.pushPendingFrames(tp.nonagle())
+		}
+	}
+	tp.push()
+	return copied, nil
+}
+
+// push marks the last queued segment PSH and sends what may go. Mirrors
+// tcp_push with tcp_mark_push.
+func (tp *TCPSock) push() {
+	if b := tp.writeQueue.PeekTail(); b != nil {
+		cbSetFlags(b, cbGetFlags(b)|tcpPsh)
+		tp.pushedSeq = tp.writeSeq
+	}
+	tp.pushPendingFrames(tp.nonagle())
+}
+
+func (tp *TCPSock) sendResult(copied int, err error) (int, error) {
+	if copied > 0 {
+		tp.push()
+		return copied, nil
+	}
+	return 0, err
+}
+
+// waitForSpace sets SOCK_NOSPACE, pushes what is queued and sleeps in
+// sk_stream_wait_memory. Mirrors the wait_for_space path of tcp_sendmsg_locked.
+func (tp *TCPSock) waitForSpace(ctx context.Context, nonblock bool, copied int) error {
+	tp.sk.SetFlag(memctl.FlagNoSpace)
+	tp.pushPendingFrames(tp.nonagle())
+	return tp.sk.StreamWaitMemory(ctx, nonblock, &tp.mu)
+}
+
+// streamAllocSkb allocates and charges a new send skb and queues it at the
+// tail of the write queue; nil when memory is refused (sndbuf moderated).
+// Mirrors tcp_stream_alloc_skb + tcp_skb_entail.
+func (tp *TCPSock) streamAllocSkb(force bool) *skb.SKB {
+	b := skb.AllocFclone(maxTCPHeader())
+	t := b.Truesize()
+	if force {
+		tp.sk.ForcedMemSchedule(t)
+	} else if !tp.sk.WmemSchedule(t) {
+		b.Free()
+		tp.stack.net.TCP.EnterMemoryPressure()
+		tp.sk.StreamModerateSndbuf()
+		return nil
+	}
+	b.Reserve(maxTCPHeader())
+	cbSetSeq(b, tp.writeSeq)
+	cbSetEndSeq(b, tp.writeSeq)
+	cbSetFlags(b, tcpAck)
+	cbSetSacked(b, 0)
+	tp.sk.SkbEntail(t)
+	tp.writeQueue.PushBack(b)
+	return b
+}
+
+// Recv reads up to len(p) bytes of in-order data. It blocks until some data
+// (or EOF, returned as 0, nil) is available unless non-blocking (EAGAIN);
+// ctx cancels it (EINTR, EAGAIN at its deadline). Takes the socket lock.
+// Mirrors tcp_recvmsg_locked with its tcp_rcv_space_adjust and
+// tcp_cleanup_rbuf.
+func (tp *TCPSock) Recv(ctx context.Context, p []byte) (int, error) {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if tp.released {
+		return 0, errBadF
+	}
+	if tp.state == TCPListen {
+		return 0, errNotConn
+	}
+	copied := 0
+	for {
+		for b := tp.rcvq.Peek(); b != nil && copied < len(p); b = tp.rcvq.Peek() {
+			off := int(tp.copiedSeq - cbGetSeq(b))
+			avail := b.Len() - off
+			if avail > 0 {
+				n := b.CopyBits(off, p[copied:copied+min(avail, len(p)-copied)])
+				copied += n
+				tp.copiedSeq += uint32(n)
+				if n < avail {
+					break
+				}
+			}
+			tp.rcvq.Unlink(b)
+			b.Free()
+		}
+		if copied > 0 || len(p) == 0 {
+			break
+		}
+		if tp.finSeen && tp.rcvq.Empty() {
+			return 0, nil
+		}
+		if e := tp.sk.SockError(); e != 0 {
+			return 0, e
+		}
+		if tp.state == TCPClose || tp.sk.ShutdownState()&memctl.RcvShutdown != 0 {
+			if tp.state == TCPClose && tp.iss == 0 && tp.rcvNxt == 0 {
+				return 0, errNotConn
+			}
+			return 0, nil
+		}
+		if tp.nonblock.Load() {
+			return 0, errAgain
+		}
+		if err := waitFor(ctx, tp.sk, tp.mu.Lock, tp.mu.Unlock, func() bool {
+			return !tp.rcvq.Empty() || tp.finSeen || tp.sk.Err() != 0 || tp.state == TCPClose ||
+				tp.sk.ShutdownState()&memctl.RcvShutdown != 0
+		}); err != nil {
+			return 0, err
+		}
+	}
+	tp.rcvSpaceAdjust()
+	tp.cleanupRbuf(copied)
+	return copied, nil
+}
+
+// cleanupRbuf sends an ACK after a read when one is due or the window can
+// grow a lot. Mirrors __tcp_cleanup_rbuf.
+func (tp *TCPSock) cleanupRbuf(copied int) {
+	if tp.state == TCPClose || tp.state == TCPListen || tp.state == TCPSynSent {
+		return
+	}
+	timeToAck := false
+	if tp.ackPending&icskAckSched != 0 && tp.rcvNxt-tp.rcvWup > uint32(tp.rcvMss) {
+		timeToAck = true
+	}
+	if copied > 0 && !timeToAck && tp.sk.ShutdownState()&memctl.RcvShutdown == 0 {
+		now := tp.receiveWindow()
+		if 2*now <= tp.windowClamp {
+			if nw := tp.selectWindowRaw(); nw != 0 && nw >= 2*now {
+				timeToAck = true
+			}
+		}
+	}
+	if timeToAck {
+		tp.sendAck()
+	}
+	tp.sk.MemReclaim()
+}
+
+// Shutdown closes one or both directions: ShutWr sends FIN after the
+// queued data. Takes the socket lock. Mirrors inet_shutdown + tcp_shutdown.
+func (tp *TCPSock) Shutdown(how uint32) error {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if tp.released {
+		return errBadF
+	}
+	switch tp.state {
+	case TCPClose, TCPListen, TCPSynSent:
+		if tp.state == TCPListen && how&ShutRd != 0 {
+			tp.closeListenerLocked(true)
+			return nil
+		}
+		return errNotConn
+	}
+	tp.sk.Shutdown(how)
+	if how&ShutWr != 0 {
+		tp.closeStateAndFin()
+	}
+	return nil
+}
+
+// closeStateAndFin moves to the next state of a close and sends FIN when
+// the state calls for it. Mirrors tcp_close_state + tcp_send_fin.
+func (tp *TCPSock) closeStateAndFin() {
+	switch tp.state {
+	case TCPEstablished, TCPSynRecv:
+		tp.setState(TCPFinWait1)
+		tp.sendFin()
+	case TCPCloseWait:
+		tp.setState(TCPLastAck)
+		tp.sendFin()
+	case TCPSynSent:
+		tp.tcpDone()
+	}
+}
+
+// closeListenerLocked stops listening: pending requests are dropped and
+// connections not yet accepted are reset. Mirrors inet_csk_listen_stop.
+func (tp *TCPSock) closeListenerLocked(sendRst bool) {
+	for k, r := range tp.reqs {
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		delete(tp.reqs, k)
+	}
+	q := tp.acceptQ
+	tp.acceptQ = nil
+	for _, c := range q {
+		c.mu.Lock()
+		c.parent = nil
+		c.released = true
+		if sendRst && c.state != TCPClose {
+			c.sendActiveReset()
+		}
+		c.dead = true
+		c.sk.Proto().OrphanCountAdd(1)
+		c.tcpDone()
+		c.destroyLocked()
+		c.mu.Unlock()
+	}
+	tp.setState(TCPClose)
+}
+
+// Close closes the socket: a listener stops; a connection with unread data
+// is reset (TCPAbortOnClose); otherwise FIN is sent after the queued data
+// and the socket lives on as an orphan until the close completes. Takes the
+// socket lock; does not block. Mirrors tcp_close.
+func (tp *TCPSock) Close() error {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if tp.released {
+		return nil
+	}
+	tp.released = true
+	if tp.state == TCPListen {
+		tp.closeListenerLocked(true)
+		tp.destroyLocked()
+		return nil
+	}
+	tp.sk.Shutdown(ShutRdWr)
+	unread := int(tp.rcvNxt - tp.copiedSeq)
+	if tp.finSeen {
+		unread--
+	}
+	tp.purgeRecvQueues()
+	if tp.state == TCPClose {
+		tp.destroyLocked()
+		return nil
+	}
+	mib := tp.stack.mib
+	if unread > 0 {
+		mib.Inc(memctl.TcpExtTCPAbortOnClose)
+		tp.setState(TCPClose)
+		tp.sendActiveReset()
+		tp.tcpDone()
+		tp.destroyLocked()
+		return nil
+	}
+	tp.closeStateAndFin()
+	tp.dead = true
+	tp.sk.SetFlag(memctl.FlagDead)
+	tp.sk.Proto().OrphanCountAdd(1)
+	if tp.state == TCPFinWait2 {
+		tp.resetKeepTimer(tcpFinTimeout)
+	}
+	if tp.state != TCPClose && tp.sk.TCPOutOfMemory() {
+		mib.Inc(memctl.TcpExtTCPAbortOnMemory)
+		tp.setState(TCPClose)
+		tp.sendActiveReset()
+		tp.tcpDone()
+	}
+	if tp.state == TCPClose {
+		tp.destroyLocked()
+	}
+	return nil
+}
+
+// Abort resets the connection at once (SO_LINGER with a zero timeout):
+// RST to the peer, queues freed. Takes the socket lock. Mirrors tcp_close
+// with linger 0 / tcp_disconnect.
+func (tp *TCPSock) Abort() error {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if tp.released {
+		return nil
+	}
+	tp.released = true
+	if tp.state == TCPListen {
+		tp.closeListenerLocked(true)
+		tp.destroyLocked()
+		return nil
+	}
+	switch tp.state {
+	case TCPEstablished, TCPCloseWait, TCPFinWait1, TCPFinWait2, TCPSynRecv, TCPClosing, TCPLastAck:
+		tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnLinger)
+		tp.sendActiveReset()
+	}
+	tp.tcpDone()
+	tp.destroyLocked()
+	return nil
+}
+
+// Readiness reports what poll would. Mirrors tcp_poll.
+func (tp *TCPSock) Readiness() Event {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	var ev Event
+	if tp.state == TCPListen {
+		if tp.acceptReady() {
+			ev |= EventIn
+		}
+		return ev
+	}
+	shut := tp.sk.ShutdownState()
+	if shut == ShutRdWr || tp.state == TCPClose {
+		ev |= EventHup
+	}
+	if shut&memctl.RcvShutdown != 0 || tp.finSeen {
+		ev |= EventIn | EventRdHup
+	}
+	if tp.state != TCPSynSent && tp.state != TCPSynRecv {
+		if !tp.rcvq.Empty() {
+			ev |= EventIn
+		}
+		if shut&memctl.SendShutdown == 0 {
+			if tp.sk.StreamIsWriteable(1) {
+				ev |= EventOut
+			} else {
+				tp.sk.SetFlag(memctl.FlagNoSpace)
+				if tp.sk.StreamIsWriteable(1) {
+					ev |= EventOut
+				}
+			}
+		} else {
+			ev |= EventOut
+		}
+	}
+	if tp.sk.Err() != 0 {
+		ev |= EventErr
+	}
+	return ev
+}
+
+// TCPInfo is the connection's state for status files, named after Linux's
+// struct tcp_info (tcpi_*). Durations are what Linux reports in
+// microseconds; window and buffer values are in bytes.
+type TCPInfo struct {
+	State        TCPState
+	CAState      uint8
+	Retransmits  uint8
+	Probes       uint8
+	Backoff      uint8
+	RTO          time.Duration
+	ATO          time.Duration
+	SndMSS       int
+	RcvMSS       int
+	Unacked      uint32
+	Sacked       uint32
+	Lost         uint32
+	Retrans      uint32
+	RTT          time.Duration
+	RTTVar       time.Duration
+	SndSsthresh  uint32
+	SndCwnd      uint32
+	AdvMSS       int
+	Reordering   uint32
+	RcvRTT       time.Duration
+	RcvSpace     int
+	TotalRetrans uint32
+	SndWnd       uint32
+	RcvWnd       uint32
+	RcvSsthresh  uint32
+	WindowClamp  uint32
+	SndWscale    uint8
+	RcvWscale    uint8
+	Qin          int // Recv-Q: rcv_nxt - copied_seq
+	Qout         int // Send-Q: write_seq - snd_una
+	Congestion   string
+}
+
+// Info returns tcp_info. Takes the socket lock. Mirrors tcp_get_info.
+func (tp *TCPSock) Info() TCPInfo {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	qin := int(tp.rcvNxt - tp.copiedSeq)
+	if tp.finSeen && qin > 0 {
+		qin--
+	}
+	if tp.state == TCPListen {
+		qin = len(tp.acceptQ)
+	}
+	return TCPInfo{
+		State: tp.state, CAState: tp.caState, Retransmits: tp.retransmits, Probes: tp.probesOut,
+		Backoff: tp.backoff, RTO: tp.rto, ATO: tp.ato, SndMSS: tp.mssCache, RcvMSS: tp.rcvMss,
+		Unacked: tp.packetsOut, Sacked: tp.sackedOut, Lost: tp.lostOut, Retrans: tp.retransOut,
+		RTT: time.Duration(tp.srttUs>>3) * time.Microsecond, RTTVar: time.Duration(tp.mdevUs>>2) * time.Microsecond,
+		SndSsthresh: tp.ssthresh, SndCwnd: tp.cwnd, AdvMSS: tp.advmss, Reordering: tp.reordering,
+		RcvRTT: time.Duration(tp.rcvRttUs>>3) * time.Microsecond, RcvSpace: tp.rcvqSpace,
+		TotalRetrans: tp.totalRetrans, SndWnd: tp.sndWnd, RcvWnd: tp.rcvWnd, RcvSsthresh: tp.rcvSsthresh,
+		WindowClamp: tp.windowClamp, SndWscale: tp.sndWscale, RcvWscale: tp.rcvWscale,
+		Qin: qin, Qout: int(tp.writeSeq - tp.sndUna), Congestion: tp.cc.name(),
+	}
+}
+
+// SetNoDelay sets TCP_NODELAY and pushes what Nagle held. Mirrors
+// __tcp_sock_set_nodelay.
+func (tp *TCPSock) SetNoDelay(on bool) {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	tp.nodelay = on
+	if on {
+		tp.pushPendingFrames(naglePush)
+	}
+}
+
+// SetCork sets TCP_CORK; uncorking pushes. Mirrors __tcp_sock_set_cork.
+func (tp *TCPSock) SetCork(on bool) {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	tp.cork = on
+	if !on {
+		tp.pushPendingFrames(naglePush)
+	}
+}
+
+// SetKeepAlive turns SO_KEEPALIVE on or off; idle, interval and count set
+// TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT when non-zero. Mirrors
+// tcp_set_keepalive.
+func (tp *TCPSock) SetKeepAlive(on bool, idle, intvl time.Duration, count int) {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	tp.keepalive = on
+	if idle > 0 {
+		tp.kaTime = idle
+	}
+	if intvl > 0 {
+		tp.kaIntvl = intvl
+	}
+	if count > 0 {
+		tp.kaProbes = count
+	}
+	if on && (tp.state == TCPEstablished || tp.state == TCPCloseWait) {
+		tp.resetKeepTimer(tp.kaTime)
+	} else if !on && tp.state != TCPTimeWait && tp.state != TCPFinWait2 {
+		tp.keepTimer.Stop()
+		tp.kaDeadline = 0
+	}
+}
+
+// SetCongestion selects the congestion control ("cubic" or "reno") before
+// connecting. Mirrors TCP_CONGESTION.
+func (tp *TCPSock) SetCongestion(name string) error {
+	cc := newCongestionControl(name)
+	if cc == nil {
+		return syscall.ENOENT
+	}
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	tp.cc, tp.ccName = cc, name
+	return nil
+}
+
+// SetNotsentLowat sets TCP_NOTSENT_LOWAT (0: use the sysctl).
+func (tp *TCPSock) SetNotsentLowat(v uint32) {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	atomic.StoreUint32(&tp.notsentLowat, v)
+	memctl.StreamWriteSpace(tp.sk)
+}
+
+// SetMaxSeg sets TCP_MAXSEG before connecting.
+func (tp *TCPSock) SetMaxSeg(mss int) {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	tp.userMss = mss
+}
+
+// SetRcvbuf is SO_RCVBUF (locks receive autotuning).
+func (tp *TCPSock) SetRcvbuf(v int) error {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return tp.sk.SetSockoptRcvbuf(int32(v), false, false)
+}
+
+// SetSndbuf is SO_SNDBUF (locks send autotuning).
+func (tp *TCPSock) SetSndbuf(v int) error {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return tp.sk.SetSockoptSndbuf(int32(v), false, false)
+}
+
+// DialTCP connects to raddr from laddr (the zero AddrPort: any address,
+// ephemeral port). ctx bounds the handshake.
+func (s *Stack) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn, error) {
+	tp := s.NewTCP()
+	if laddr.IsValid() {
+		if err := tp.Bind(laddr); err != nil {
+			tp.Close()
+			return nil, opError("dial", "tcp", net.TCPAddrFromAddrPort(laddr), net.TCPAddrFromAddrPort(raddr), err, false)
+		}
+	}
+	if err := tp.Connect(ctx, raddr); err != nil {
+		tp.Abort()
+		return nil, opError("dial", "tcp", nil, net.TCPAddrFromAddrPort(raddr), err, ctx.Err() != nil)
+	}
+	return &TCPConn{tp: tp}, nil
+}
+
+// ListenTCP returns a listener bound to laddr.
+func (s *Stack) ListenTCP(laddr netip.AddrPort, backlog int) (*TCPListener, error) {
+	tp := s.NewTCP()
+	if err := tp.Bind(laddr); err != nil {
+		tp.Close()
+		return nil, opError("listen", "tcp", nil, net.TCPAddrFromAddrPort(laddr), err, false)
+	}
+	if err := tp.Listen(backlog); err != nil {
+		tp.Close()
+		return nil, opError("listen", "tcp", nil, net.TCPAddrFromAddrPort(laddr), err, false)
+	}
+	return &TCPListener{tp: tp}, nil
+}
+
+// TCPConn is a TCP connection as a net.Conn. Safe for concurrent use.
+type TCPConn struct {
+	tp     *TCPSock
+	rd, wd deadline
+}
+
+// Socket returns the underlying socket.
+func (c *TCPConn) Socket() *TCPSock { return c.tp }
+
+// Read implements net.Conn; io.EOF after the peer's FIN.
+func (c *TCPConn) Read(p []byte) (int, error) {
+	ctx, cancel := c.rd.context(c.tp.stack.clock)
+	defer cancel()
+	n, err := c.tp.Recv(ctx, p)
+	if err != nil {
+		return n, opError("read", "tcp", c.LocalAddr(), c.RemoteAddr(), err, ctx.Err() != nil)
+	}
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// Write implements net.Conn.
+func (c *TCPConn) Write(p []byte) (int, error) {
+	ctx, cancel := c.wd.context(c.tp.stack.clock)
+	defer cancel()
+	// send(2) may return a short count (a timeout or signal after some
+	// bytes); net.Conn wants all of p or an error, so keep going.
+	n := 0
+	for n < len(p) {
+		k, err := c.tp.Send(ctx, p[n:])
+		n += k
+		if err != nil {
+			return n, opError("write", "tcp", c.LocalAddr(), c.RemoteAddr(), err, ctx.Err() != nil)
+		}
+	}
+	return n, nil
+}
+
+// Close implements net.Conn (a graceful close).
+func (c *TCPConn) Close() error { return c.tp.Close() }
+
+// CloseWrite shuts down the sending side (FIN).
+func (c *TCPConn) CloseWrite() error { return c.tp.Shutdown(ShutWr) }
+
+// CloseRead shuts down the receiving side.
+func (c *TCPConn) CloseRead() error { return c.tp.Shutdown(ShutRd) }
+
+// LocalAddr implements net.Conn.
+func (c *TCPConn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(c.tp.LocalAddr()) }
+
+// RemoteAddr implements net.Conn.
+func (c *TCPConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.tp.RemoteAddr()) }
+
+// SetDeadline implements net.Conn.
+func (c *TCPConn) SetDeadline(t time.Time) error { c.rd.set(t); c.wd.set(t); return nil }
+
+// SetReadDeadline implements net.Conn.
+func (c *TCPConn) SetReadDeadline(t time.Time) error { c.rd.set(t); return nil }
+
+// SetWriteDeadline implements net.Conn.
+func (c *TCPConn) SetWriteDeadline(t time.Time) error { c.wd.set(t); return nil }
+
+// SetNoDelay sets TCP_NODELAY.
+func (c *TCPConn) SetNoDelay(on bool) error { c.tp.SetNoDelay(on); return nil }
+
+// SetReadBuffer is SO_RCVBUF.
+func (c *TCPConn) SetReadBuffer(n int) error { return c.tp.SetRcvbuf(n) }
+
+// SetWriteBuffer is SO_SNDBUF.
+func (c *TCPConn) SetWriteBuffer(n int) error { return c.tp.SetSndbuf(n) }
+
+// SetKeepAlive turns keepalive on or off.
+func (c *TCPConn) SetKeepAlive(on bool) error { c.tp.SetKeepAlive(on, 0, 0, 0); return nil }
+
+// TCPListener is a listening socket as a net.Listener.
+type TCPListener struct {
+	tp *TCPSock
+	dl deadline
+}
+
+// Socket returns the underlying socket.
+func (l *TCPListener) Socket() *TCPSock { return l.tp }
+
+// Accept implements net.Listener.
+func (l *TCPListener) Accept() (net.Conn, error) { return l.AcceptTCP() }
+
+// AcceptTCP accepts the next connection.
+func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
+	ctx, cancel := l.dl.context(l.tp.stack.clock)
+	defer cancel()
+	c, err := l.tp.Accept(ctx)
+	if err != nil {
+		if err == errInval {
+			err = errBadF
+		}
+		return nil, opError("accept", "tcp", l.Addr(), nil, err, ctx.Err() != nil)
+	}
+	return &TCPConn{tp: c}, nil
+}
+
+// SetDeadline sets the accept deadline.
+func (l *TCPListener) SetDeadline(t time.Time) error { l.dl.set(t); return nil }
+
+// Close implements net.Listener.
+func (l *TCPListener) Close() error { return l.tp.Close() }
+
+// Addr implements net.Listener.
+func (l *TCPListener) Addr() net.Addr { return net.TCPAddrFromAddrPort(l.tp.LocalAddr()) }
+
+var (
+	_ net.Conn     = (*TCPConn)(nil)
+	_ net.Listener = (*TCPListener)(nil)
+)

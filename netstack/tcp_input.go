@@ -1,0 +1,874 @@
+package netstack
+
+import (
+	"syscall"
+	"time"
+
+	"sockfs/memctl"
+	"sockfs/netstack/header"
+	"sockfs/skb"
+)
+
+// tcpRcv receives a segment whose data starts at the TCP header; iph is the
+// IPv4 header. It owns b. Mirrors tcp_v4_rcv: validation, demultiplexing to
+// an established (or TIME_WAIT) socket, then to a listener, else RST.
+func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4) {
+	th := header.TCP(b.Data())
+	if th.Check() != nil || th.DataOffset() > b.HeadLen() {
+		s.mib.Inc(memctl.TcpInErrs)
+		b.Free()
+		return
+	}
+	s.mib.Inc(memctl.TcpInSegs)
+	src, dst := iph.SrcAddr(), iph.DstAddr()
+	if skbChecksum(b, header.PseudoHeaderChecksum(header.IPv4ProtocolTCP, src, dst, uint16(b.Len()))) != 0xffff {
+		s.mib.Inc(memctl.TcpInCsumErrors)
+		s.mib.Inc(memctl.TcpInErrs)
+		b.Free()
+		return
+	}
+	var opts header.TCPOptions
+	header.ParseTCPOptions(th.Options(), &opts)
+	flags := uint8(th.Flags())
+	plen := b.Len() - th.DataOffset()
+	seq := th.Seq()
+	end := seq + uint32(plen)
+	if flags&tcpSyn != 0 {
+		end++
+	}
+	if flags&tcpFin != 0 {
+		end++
+	}
+	cbSetSeq(b, seq)
+	cbSetEndSeq(b, end)
+	cbSetAckSeq(b, th.Ack())
+	cbSetFlags(b, flags)
+	cbSetSacked(b, 0)
+	b.SetTransportHeader()
+	b.Pull(th.DataOffset())
+	b.Tstamp = s.clock.Nanotime()
+
+	tu := tcpTuple{laddr: dst, raddr: src, lport: th.DstPort(), rport: th.SrcPort()}
+	for tries := 0; tries < 2; tries++ {
+		if tp := s.tcp.lookupEstab(tu); tp != nil {
+			tp.mu.Lock()
+			if !tp.hashed || tp.destroyed {
+				tp.mu.Unlock()
+				continue
+			}
+			keep := tp.rcv(b, th, &opts)
+			tp.mu.Unlock()
+			if !keep {
+				b.Free()
+			}
+			return
+		}
+		break
+	}
+	if l := s.tcp.lookupListener(dst, tu.lport); l != nil {
+		if !l.listenRcv(b, th, &opts, tu) {
+			b.Free()
+		}
+		return
+	}
+	s.tcpSendReset(th, src, dst, plen)
+	b.Free()
+}
+
+// rcv processes a segment for a socket that is not listening. Caller holds
+// tp.mu. It returns true if it kept b. Mirrors tcp_rcv_state_process (and
+// tcp_rcv_established's slow path, which is the only path here).
+func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
+	flags := cbGetFlags(b)
+	tp.rcvTstamp = tp.now()
+	tp.sawTstamp = opts.HasTimestamp
+	tp.rcvTsval, tp.rcvTsecr = opts.TSVal, opts.TSEcr
+	switch tp.state {
+	case TCPClose:
+		tp.stack.tcpSendReset(th, tp.remote.Addr(), tp.local.Addr(), b.Len())
+		return false
+	case TCPSynSent:
+		return tp.rcvSynSent(b, th, opts)
+	case TCPTimeWait:
+		return tp.timeWaitRcv(b, th, opts)
+	}
+	if !tp.validateIncoming(b, th, opts) {
+		return false
+	}
+	if flags&tcpAck == 0 {
+		return false
+	}
+	switch tp.ack(b, th, opts) {
+	case -1:
+		return false
+	case -2: // SYN_RECV with an unacceptable ACK
+		tp.stack.tcpSendReset(th, tp.remote.Addr(), tp.local.Addr(), b.Len())
+		return false
+	}
+	if tp.state == TCPClose { // an orphan finished in ack processing
+		return false
+	}
+	finAcked := tp.sndUna == tp.writeSeq
+	switch tp.state {
+	case TCPFinWait1:
+		if finAcked {
+			tp.setState(TCPFinWait2)
+			tp.sk.Shutdown(memctl.SendShutdown)
+			if tp.dead {
+				tp.resetKeepTimer(tcpFinTimeout)
+			}
+		}
+	case TCPClosing:
+		if finAcked {
+			tp.enterTimeWait()
+			return false
+		}
+	case TCPLastAck:
+		if finAcked {
+			tp.tcpDone()
+			tp.destroyIfOrphan()
+			return false
+		}
+	}
+	keep := false
+	switch tp.state {
+	case TCPEstablished, TCPFinWait1, TCPFinWait2:
+		if tp.dead && (b.Len() > 0) && seqGT(cbGetEndSeq(b)-uint32(flags&tcpFin), tp.rcvNxt) {
+			// Data for a socket the user closed: abort. Mirrors the
+			// RCV_SHUTDOWN check of tcp_rcv_state_process.
+			tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnData)
+			tp.sendActiveReset()
+			tp.tcpReset()
+			return false
+		}
+		keep = tp.dataQueue(b)
+	case TCPCloseWait, TCPClosing, TCPLastAck:
+		// The peer already sent FIN, so nothing can start at or after
+		// rcv_nxt. An older segment (a retransmitted FIN whose ACK was
+		// lost) goes to dataQueue, which acknowledges a duplicate at once;
+		// one that carries data beyond the FIN resets the connection.
+		// Mirrors the fall-through of tcp_rcv_state_process's step 7.
+		if !seqLT(cbGetSeq(b), tp.rcvNxt) {
+			break
+		}
+		if seqGT(cbGetEndSeq(b)-uint32(flags&tcpFin), tp.rcvNxt) {
+			tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnData)
+			tp.sendActiveReset()
+			tp.tcpReset()
+			return false
+		}
+		keep = tp.dataQueue(b)
+	}
+	if tp.state != TCPClose {
+		tp.dataSndCheck()
+		tp.ackSndCheck()
+	}
+	return keep
+}
+
+// dataSndCheck pushes what a new ACK or window allows and wakes writers.
+// Mirrors tcp_data_snd_check.
+func (tp *TCPSock) dataSndCheck() {
+	tp.pushPendingFrames(tp.nonagle())
+	tp.checkSpace()
+}
+
+// validateIncoming applies PAWS, the sequence check and RFC 5961's RST and
+// SYN rules. Mirrors tcp_validate_incoming.
+func (tp *TCPSock) validateIncoming(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
+	flags := cbGetFlags(b)
+	seq, end := cbGetSeq(b), cbGetEndSeq(b)
+	mib := tp.stack.mib
+	if tp.tstampOK && opts.HasTimestamp && flags&tcpRst == 0 && tp.tsRecentStamp != 0 &&
+		int32(tp.tsRecent-opts.TSVal) > 1 && // TCP_PAWS_WINDOW
+		time.Duration(tp.now()-tp.tsRecentStamp) < 24*24*time.Hour { // TCP_PAWS_24DAYS
+		mib.Inc(memctl.TcpExtPAWSEstab)
+		tp.sendDupack(b)
+		return false
+	}
+	if !tp.sequenceOK(seq, end) {
+		if flags&tcpRst == 0 {
+			if flags&tcpSyn != 0 {
+				tp.synChallenge()
+				return false
+			}
+			if !tp.oowRateLimited(b) {
+				tp.sendDupack(b)
+			}
+		}
+		return false
+	}
+	if flags&tcpRst != 0 {
+		if seq == tp.rcvNxt {
+			tp.tcpReset()
+		} else {
+			tp.sendChallengeAck()
+		}
+		return false
+	}
+	if opts.HasTimestamp && tp.tstampOK && seqLEQ(seq, tp.rcvWup) {
+		tp.tsRecent = opts.TSVal // tcp_replace_ts_recent
+		tp.tsRecentStamp = max(tp.now(), 1)
+	}
+	if flags&tcpSyn != 0 {
+		if tp.state == TCPSynRecv && flags&tcpAck != 0 && seq+1 == end && seq+1 == tp.rcvNxt && cbGetAckSeq(b) == tp.sndNxt {
+			return true // our SYN-ACK's answer in a simultaneous open
+		}
+		tp.synChallenge()
+		return false
+	}
+	return true
+}
+
+func (tp *TCPSock) synChallenge() {
+	tp.stack.mib.Inc(memctl.TcpExtTCPSYNChallenge)
+	tp.sendChallengeAck()
+}
+
+// sequenceOK is tcp_sequence: the segment overlaps the receive window.
+func (tp *TCPSock) sequenceOK(seq, end uint32) bool {
+	return !seqLT(end, tp.rcvWup) && !seqGT(seq, tp.rcvNxt+tp.receiveWindow())
+}
+
+// oowRateLimited limits ACKs to out-of-window pure ACKs to one per 500 ms.
+// Mirrors tcp_oow_rate_limited with tcp_invalid_ratelimit.
+func (tp *TCPSock) oowRateLimited(b *skb.SKB) bool {
+	if cbGetSeq(b) != cbGetEndSeq(b) {
+		return false
+	}
+	now := tp.now()
+	if tp.lastOOWAck != 0 && time.Duration(now-tp.lastOOWAck) < 500*time.Millisecond {
+		tp.stack.mib.Inc(memctl.TcpExtTCPACKSkippedSeq)
+		return true
+	}
+	tp.lastOOWAck = now
+	return false
+}
+
+// sendChallengeAck mirrors tcp_send_challenge_ack (RFC 5961 section 7).
+func (tp *TCPSock) sendChallengeAck() {
+	tp.stack.mib.Inc(memctl.TcpExtTCPChallengeACK)
+	tp.sendAck()
+}
+
+// sendDupack answers an unacceptable or duplicate segment. Mirrors
+// tcp_send_dupack.
+func (tp *TCPSock) sendDupack(b *skb.SKB) {
+	seq, end := cbGetSeq(b), cbGetEndSeq(b)
+	if end != seq && seqLT(seq, tp.rcvNxt) {
+		tp.stack.mib.Inc(memctl.TcpExtDelayedACKLost)
+		tp.enterQuickack()
+		if tp.sackOK {
+			e := end
+			if seqGT(e, tp.rcvNxt) {
+				e = tp.rcvNxt
+			}
+			tp.duplicateSack = header.SACKBlock{Start: seq, End: e}
+			tp.dsack = true
+			tp.stack.mib.Inc(memctl.TcpExtTCPDSACKOldSent)
+		}
+	}
+	tp.sendAck()
+}
+
+// tcpReset handles an acceptable RST. Mirrors tcp_reset.
+func (tp *TCPSock) tcpReset() {
+	var err syscall.Errno
+	switch tp.state {
+	case TCPSynSent:
+		err = syscall.ECONNREFUSED
+	case TCPCloseWait:
+		err = syscall.EPIPE
+	case TCPClose:
+		return
+	default:
+		err = syscall.ECONNRESET
+	}
+	tp.setErr(err)
+	tp.tcpDone()
+}
+
+// rttEstimator folds an RTT sample into srtt/rttvar and recomputes the
+// RTO. Mirrors tcp_rtt_estimator + tcp_set_rto (RFC 6298 with Linux's
+// mdev_max and the 200 ms floor on rttvar).
+func (tp *TCPSock) rttEstimator(sample time.Duration) {
+	m := int64(sample / time.Microsecond)
+	if m <= 0 {
+		m = 1
+	}
+	rtoMinUs := uint32(tcpRtoMin / time.Microsecond)
+	srtt := int64(tp.srttUs)
+	if srtt != 0 {
+		m -= srtt >> 3
+		srtt += m
+		if m < 0 {
+			m = -m
+			m -= int64(tp.mdevUs >> 2)
+			if m > 0 {
+				m >>= 3
+			}
+		} else {
+			m -= int64(tp.mdevUs >> 2)
+		}
+		tp.mdevUs = uint32(int64(tp.mdevUs) + m)
+		if tp.mdevUs > tp.mdevMaxUs {
+			tp.mdevMaxUs = tp.mdevUs
+			if tp.mdevMaxUs > tp.rttvarUs {
+				tp.rttvarUs = tp.mdevMaxUs
+			}
+		}
+		if seqGT(tp.sndUna, tp.rttSeq) {
+			if tp.mdevMaxUs < tp.rttvarUs {
+				tp.rttvarUs -= (tp.rttvarUs - tp.mdevMaxUs) >> 2
+			}
+			tp.rttSeq = tp.sndNxt
+			tp.mdevMaxUs = rtoMinUs
+		}
+	} else {
+		srtt = m << 3
+		tp.mdevUs = uint32(m << 1)
+		tp.rttvarUs = max(tp.mdevUs, rtoMinUs)
+		tp.mdevMaxUs = tp.rttvarUs
+		tp.rttSeq = tp.sndNxt
+	}
+	tp.srttUs = uint32(max(srtt, 1))
+	rto := time.Duration(int64(tp.srttUs>>3)+int64(tp.rttvarUs)) * time.Microsecond
+	tp.rto = min(rto, tcpRtoMax)
+}
+
+// mayUpdateWindow mirrors tcp_may_update_window.
+func (tp *TCPSock) mayUpdateWindow(ack, ackSeq, nwin uint32) bool {
+	return seqGT(ack, tp.sndUna) || seqGT(ackSeq, tp.sndWl1) || (ackSeq == tp.sndWl1 && (nwin > tp.sndWnd || nwin == 0))
+}
+
+// ack processes the ACK field. Returns 1 when processing continues, 0 for
+// an old ACK (the data is still processed), -1 to drop the segment and -2
+// for an unacceptable ACK in SYN_RECV. Mirrors tcp_ack.
+func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
+	ack := cbGetAckSeq(b)
+	seq := cbGetSeq(b)
+	priorUna := tp.sndUna
+	if tp.state == TCPSynRecv && (!seqGT(ack, tp.sndUna) || seqGT(ack, tp.sndNxt)) {
+		return -2
+	}
+	if seqGT(ack, tp.sndNxt) { // acks data never sent: RFC 9293 3.10.7.4
+		if tp.state != TCPEstablished { // tcp_rcv_established drops it silently
+			tp.sendChallengeAck()
+		}
+		return -1
+	}
+	if seqLT(ack, priorUna) {
+		if seqLT(ack, priorUna-tp.maxWindow) {
+			tp.sendChallengeAck()
+			return -1
+		}
+		return 0
+	}
+	tp.probesOut = 0 // something answered: keepalive and window probes start over
+	nwin := uint32(th.Window()) << tp.sndWscale
+	oldWnd := tp.sndWnd
+	if tp.mayUpdateWindow(ack, seq, nwin) {
+		tp.sndWnd = nwin
+		tp.sndWl1 = seq
+		if nwin > tp.maxWindow {
+			tp.maxWindow = nwin
+		}
+	}
+	sackedNew, dsack := tp.sackTag(opts, ack)
+	acked, rtt := tp.cleanRtxQueue(ack)
+	tp.sndUna = ack
+	if acked > 0 || seqGT(ack, priorUna) {
+		if tp.tstampOK && opts.HasTimestamp && opts.TSEcr != 0 {
+			if d := int32(tp.tsNow() - opts.TSEcr); d >= 0 {
+				rtt = max(time.Duration(d)*time.Millisecond, time.Microsecond)
+			}
+		}
+		if rtt > 0 {
+			tp.rttEstimator(rtt)
+		}
+		tp.backoff = 0
+		tp.retransmits = 0
+		tp.retransStamp = 0
+		tp.probesOut = 0
+	}
+	plen := b.Len()
+	flags := cbGetFlags(b)
+	isDupack := ack == priorUna && plen == 0 && flags&(tcpSyn|tcpFin) == 0 && nwin == oldWnd && tp.packetsOut > 0
+	if tp.state == TCPSynRecv {
+		tp.synRecvEstablished(b, nwin)
+	}
+	if acked > 0 && tp.caState != tcpCARecovery { // PRR sets cwnd in recovery
+		tp.cc.congAvoid(tp, acked)
+	}
+	if tp.caState != tcpCAOpen || isDupack || sackedNew > 0 || tp.sackedOut > 0 || dsack || tp.undoMarker != 0 {
+		tp.fastretransAlert(ack, priorUna, isDupack, acked+sackedNew, dsack)
+	}
+	if tp.tlpHighSeq != 0 && seqGEQ(ack, tp.tlpHighSeq) {
+		tp.tlpHighSeq = 0 // the probe episode is over (tcp_process_tlp_ack)
+	}
+	if seqGT(ack, priorUna) || acked > 0 {
+		if !tp.scheduleLossProbe() { // tcp_set_xmit_timer
+			tp.rearmRTO()
+		}
+	}
+	if tp.rtoKind == timerProbe0 && tp.packetsOut == 0 {
+		// tcp_ack_probe: the window opened (or not yet).
+		if h := tp.writeQueue.Peek(); h != nil && !seqGT(cbGetEndSeq(h), tp.sndUna+tp.sndWnd) {
+			tp.clearRetransTimer()
+			tp.backoff = 0
+			tp.probesOut = 0
+		}
+	}
+	return 1
+}
+
+// cleanRtxQueue frees the fully acknowledged skbs and returns how many
+// packets were acked and an RTT sample from the newest one never
+// retransmitted (Karn). Mirrors tcp_clean_rtx_queue.
+func (tp *TCPSock) cleanRtxQueue(ack uint32) (uint32, time.Duration) {
+	var acked uint32
+	var rtt time.Duration
+	now := tp.now()
+	for b := tp.rtxQueue.Peek(); b != nil; b = tp.rtxQueue.Peek() {
+		if seqGT(cbGetEndSeq(b), ack) {
+			break
+		}
+		s := cbGetSacked(b)
+		if s&tcpcbSackedRetrans != 0 {
+			tp.retransOut--
+		}
+		if s&tcpcbLost != 0 {
+			tp.lostOut--
+		}
+		if s&tcpcbSackedAcked != 0 {
+			tp.sackedOut--
+		}
+		if s&tcpcbEverRetrans == 0 && b.Tstamp != 0 {
+			rtt = max(time.Duration(now-b.Tstamp), time.Microsecond)
+		}
+		tp.rtxQueue.Unlink(b)
+		tp.sk.WmemFreeSkb(b.Truesize())
+		b.Free()
+		tp.packetsOut--
+		acked++
+	}
+	if tp.rtxQueue.Empty() {
+		tp.packetsOut, tp.sackedOut, tp.lostOut, tp.retransOut = 0, 0, 0, 0
+	}
+	return acked, rtt
+}
+
+// synRecvEstablished completes a passive (or simultaneous) open. Mirrors
+// the TCP_SYN_RECV case of tcp_rcv_state_process.
+func (tp *TCPSock) synRecvEstablished(b *skb.SKB, nwin uint32) {
+	tp.setState(TCPEstablished)
+	tp.sndWnd = nwin
+	tp.sndWl1 = cbGetSeq(b)
+	tp.maxWindow = max(tp.maxWindow, nwin)
+	tp.initTransfer()
+	if p := tp.parent; p != nil {
+		p.sk.Wq.Wake()
+	}
+}
+
+// initTransfer starts data transfer. Mirrors tcp_init_transfer.
+func (tp *TCPSock) initTransfer() {
+	tp.syncMss()
+	tp.initBufferSpace()
+	if tp.keepalive {
+		tp.resetKeepTimer(tp.kaTime)
+	}
+	tp.clearRetransTimer()
+	tp.rearmRTO()
+}
+
+// rcvSynSent handles a segment in SYN_SENT. Mirrors
+// tcp_rcv_synsent_state_process and tcp_finish_connect.
+func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
+	flags := cbGetFlags(b)
+	seq, ack := cbGetSeq(b), cbGetAckSeq(b)
+	if flags&tcpAck != 0 {
+		if !seqGT(ack, tp.iss) || seqGT(ack, tp.sndNxt) {
+			tp.stack.tcpSendReset(th, tp.remote.Addr(), tp.local.Addr(), b.Len())
+			return false
+		}
+		if flags&tcpRst != 0 {
+			tp.tcpReset()
+			return false
+		}
+		if flags&tcpSyn == 0 {
+			return false
+		}
+		tp.applySynOptions(opts, true)
+		tp.irs = seq
+		tp.rcvNxt = seq + 1
+		tp.rcvWup = tp.rcvNxt
+		tp.copiedSeq = tp.rcvNxt
+		tp.sndWl1 = seq
+		tp.sndWnd = uint32(th.Window())
+		tp.maxWindow = tp.sndWnd
+		acked, rtt := tp.cleanRtxQueue(ack)
+		_ = acked
+		tp.sndUna = ack
+		if rtt > 0 {
+			tp.rttEstimator(rtt)
+		}
+		tp.backoff, tp.retransmits, tp.retransStamp = 0, 0, 0
+		tp.setState(TCPEstablished)
+		tp.initTransfer()
+		tp.enterQuickack()
+		tp.sendAck()
+		tp.pushPendingFrames(tp.nonagle())
+		return false
+	}
+	if flags&tcpRst != 0 {
+		return false
+	}
+	if flags&tcpSyn != 0 { // simultaneous open
+		tp.applySynOptions(opts, true)
+		tp.irs = seq
+		tp.rcvNxt = seq + 1
+		tp.rcvWup = tp.rcvNxt
+		tp.copiedSeq = tp.rcvNxt
+		tp.sndWl1 = seq
+		tp.sndWnd = uint32(th.Window())
+		tp.maxWindow = tp.sndWnd
+		tp.setState(TCPSynRecv)
+		tp.sendSynAckSimultaneous()
+		tp.resetRetransTimer(timerRetrans, tp.rto)
+	}
+	return false
+}
+
+// applySynOptions records what the peer's SYN negotiated. Mirrors the
+// option handling of tcp_rcv_synsent_state_process.
+func (tp *TCPSock) applySynOptions(opts *header.TCPOptions, active bool) {
+	tp.wscaleOK = opts.HasWS
+	if tp.wscaleOK {
+		tp.sndWscale = min(opts.WS, tcpMaxWscale)
+	} else {
+		tp.sndWscale, tp.rcvWscale = 0, 0
+		tp.windowClamp = min(tp.windowClamp, 65535)
+	}
+	tp.sackOK = opts.SACKPermitted
+	tp.tstampOK = opts.HasTimestamp
+	if tp.tstampOK {
+		tp.tsRecent = opts.TSVal
+		tp.tsRecentStamp = max(tp.now(), 1)
+		tp.advmss -= tcpOlenTstampAl
+	}
+	tp.mssClamp = tcpMssDefault
+	if opts.HasMSS && opts.MSS > 0 {
+		tp.mssClamp = int(opts.MSS)
+	}
+	tp.syncMss()
+}
+
+// timeWaitRcv handles a segment for a TIME_WAIT socket. Mirrors
+// tcp_timewait_state_process: a RST kills it (tcp_rfc1337 = 0), a
+// retransmitted FIN is re-ACKed and restarts the timer, a new SYN beyond
+// the old sequence space may reopen through a listener, anything else
+// unacceptable is answered with an ACK.
+func (tp *TCPSock) timeWaitRcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
+	flags := cbGetFlags(b)
+	seq := cbGetSeq(b)
+	if flags&tcpRst != 0 {
+		tp.tcpDone()
+		tp.destroyIfOrphan()
+		return false
+	}
+	if flags&tcpSyn != 0 && flags&tcpAck == 0 && seqGT(seq, tp.rcvNxt) &&
+		(!tp.tstampOK || !opts.HasTimestamp || seqGT(opts.TSVal, tp.tsRecent)) {
+		if l := tp.stack.tcp.lookupListener(tp.local.Addr(), tp.local.Port()); l != nil {
+			isn := tp.sndNxt + 65535 + 2
+			tu := tp.tuple()
+			tp.tcpDone()
+			tp.destroyIfOrphan()
+			tp.mu.Unlock()
+			keep := l.listenRcvWithISN(b, th, opts, tu, isn)
+			tp.mu.Lock()
+			return keep
+		}
+	}
+	if flags&tcpFin != 0 && cbGetEndSeq(b) == tp.rcvNxt {
+		tp.resetKeepTimer(tcpTimewaitLen)
+	} else if flags&tcpSyn == 0 && seq == tp.rcvNxt && seq == cbGetEndSeq(b) {
+		return false // an in-window pure ACK
+	}
+	tp.sendAck()
+	return false
+}
+
+// enterQuickack mirrors tcp_enter_quickack_mode.
+func (tp *TCPSock) enterQuickack() {
+	tp.incrQuickack(tcpMaxQuickacks)
+	tp.ackPingpong = false
+	tp.ato = tcpAtoMin
+}
+
+// incrQuickack mirrors tcp_incr_quickack.
+func (tp *TCPSock) incrQuickack(maxq int) {
+	q := int(tp.rcvWnd) / (2 * max(tp.rcvMss, 1))
+	if q == 0 {
+		q = 2
+	}
+	q = min(q, maxq)
+	if uint8(q) > tp.ackQuick {
+		tp.ackQuick = uint8(q)
+	}
+}
+
+func (tp *TCPSock) inQuickack() bool { return tp.ackQuick > 0 && !tp.ackPingpong }
+
+// eventDataRecv updates the delayed-ACK estimator and the window on new
+// data. Mirrors tcp_event_data_recv.
+func (tp *TCPSock) eventDataRecv(b *skb.SKB) {
+	tp.ackPending |= icskAckSched
+	tp.measureRcvMss(b)
+	if tp.tstampOK {
+		tp.rcvRttMeasureTS(b)
+	} else {
+		tp.rcvRttMeasure()
+	}
+	now := tp.now()
+	if tp.ato == 0 {
+		tp.incrQuickack(tcpMaxQuickacks)
+		tp.ato = tcpAtoMin
+	} else {
+		m := time.Duration(now - tp.lrcvtime)
+		switch {
+		case m <= tcpAtoMin/2:
+			tp.ato = tp.ato/2 + tcpAtoMin/2
+		case m < tp.ato:
+			tp.ato = tp.ato/2 + m
+			if tp.ato > tp.rto {
+				tp.ato = tp.rto
+			}
+		case m > tp.rto:
+			tp.incrQuickack(tcpMaxQuickacks)
+		}
+	}
+	tp.lrcvtime = now
+	if b.Len() >= 128 {
+		tp.growWindow(b)
+	}
+}
+
+// ackSndCheck sends the pending ACK now or arms the delayed-ACK timer.
+// Mirrors __tcp_ack_snd_check.
+func (tp *TCPSock) ackSndCheck() {
+	if tp.ackPending&icskAckSched == 0 {
+		return
+	}
+	if (tp.rcvNxt-tp.rcvWup > uint32(tp.rcvMss) && tp.selectWindowRaw() >= tp.rcvWnd) ||
+		tp.inQuickack() || tp.ackPending&icskAckNow != 0 || !tp.ofo.Empty() {
+		tp.sendAck()
+		return
+	}
+	tp.scheduleDelack()
+}
+
+// dataQueue queues the data of a segment: in order into the receive queue
+// (then pulling what became in order from the out-of-order queue), out of
+// order into the sorted out-of-order queue, with the memory admission of
+// tcp_try_rmem_schedule. Returns true if b was kept. Mirrors tcp_data_queue.
+func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
+	seq, end := cbGetSeq(b), cbGetEndSeq(b)
+	flags := cbGetFlags(b)
+	mib := tp.stack.mib
+	if seq == end {
+		return false
+	}
+	if seq == tp.rcvNxt || (seqLT(seq, tp.rcvNxt) && seqGT(end, tp.rcvNxt)) {
+		if seqLT(seq, tp.rcvNxt) { // partial duplicate: D-SACK the old part
+			if tp.sackOK {
+				tp.duplicateSack = header.SACKBlock{Start: seq, End: tp.rcvNxt}
+				tp.dsack = true
+			}
+		}
+		if tp.receiveWindow() == 0 && !(flags&tcpFin != 0 && end-seq == 1) {
+			mib.Inc(memctl.TcpExtTCPZeroWindowDrop)
+			tp.sk.DropsInc()
+			tp.enterQuickack()
+			tp.ackPending |= icskAckSched | icskAckNow
+			return false
+		}
+		if tp.fastPath(b) {
+			// Header prediction: queued with no rcvbuf check, charged from
+			// forward_alloc (tcp_rcv_established's fast path).
+			mib.Inc(memctl.TcpExtTCPHPHits)
+		} else if !tp.tryRmemSchedule(b, b.Truesize()) {
+			tp.ackPending |= icskAckNoMem | icskAckNow | icskAckSched
+			tp.sk.Wq.Wake()
+			if !tp.rcvq.Empty() && b.Len() > 0 {
+				mib.Inc(memctl.TcpExtTCPRcvQDrop)
+				tp.sk.DropsInc()
+				return false
+			}
+			tp.sk.ForcedMemSchedule(b.Truesize())
+		}
+		keep := false
+		if b.Len() > 0 {
+			tp.eventDataRecv(b)
+			keep = !tp.queueRcv(b, false)
+		} else {
+			tp.ackPending |= icskAckSched
+		}
+		tp.rcvNxt = end
+		if flags&tcpFin != 0 {
+			tp.fin()
+		}
+		if !tp.ofo.Empty() {
+			tp.ofoQueue()
+			if tp.ofo.Empty() {
+				tp.ackPending |= icskAckNow
+			}
+		}
+		if tp.numSacks > 0 {
+			tp.updateSackBlocks(nil)
+		}
+		tp.sk.Wq.Wake() // sk_data_ready
+		return keep
+	}
+	if !seqGT(end, tp.rcvNxt) { // wholly old: a retransmission
+		mib.Inc(memctl.TcpExtDelayedACKLost)
+		if tp.sackOK {
+			tp.duplicateSack = header.SACKBlock{Start: seq, End: end}
+			tp.dsack = true
+			mib.Inc(memctl.TcpExtTCPDSACKOldSent)
+		}
+		tp.enterQuickack()
+		tp.ackPending |= icskAckSched | icskAckNow
+		return false
+	}
+	if !seqLT(seq, tp.rcvNxt+tp.receiveWindow()) { // beyond the window
+		if tp.receiveWindow() == 0 {
+			mib.Inc(memctl.TcpExtTCPZeroWindowDrop)
+		}
+		tp.enterQuickack()
+		tp.ackPending |= icskAckSched | icskAckNow
+		return false
+	}
+	return tp.dataQueueOfo(b)
+}
+
+// fastPath reports whether Linux would take b through the header-prediction
+// fast path, which skips receive-memory admission: pred_flags were on (no
+// out-of-order data, a non-zero window offered, rmem_alloc < rcvbuf when it
+// was last checked, approximated by now), the segment is the next in-order
+// one with only ACK (and PSH) set and an unchanged window, and its truesize
+// fits in forward_alloc. Mirrors tcp_fast_path_check + the checks at the top
+// of tcp_rcv_established.
+func (tp *TCPSock) fastPath(b *skb.SKB) bool {
+	th := header.TCP(b.Head()[b.TransportHeader:])
+	return tp.state == TCPEstablished && tp.ofo.Empty() && tp.rcvWnd != 0 &&
+		tp.sk.RmemAlloc() < tp.sk.Rcvbuf() && cbGetSeq(b) == tp.rcvNxt &&
+		cbGetFlags(b)&^tcpPsh == tcpAck && uint32(th.Window())<<tp.sndWscale == tp.sndWnd &&
+		b.Truesize() <= tp.sk.ForwardAlloc() && b.Len() > 0
+}
+
+// ofoQueue moves the segments that became in order to the receive queue.
+// Mirrors tcp_ofo_queue.
+func (tp *TCPSock) ofoQueue() {
+	for b := tp.ofo.Peek(); b != nil && !seqGT(cbGetSeq(b), tp.rcvNxt); b = tp.ofo.Peek() {
+		tp.ofo.Unlink(b)
+		end := cbGetEndSeq(b)
+		if !seqGT(end, tp.rcvNxt) {
+			b.Free()
+			continue
+		}
+		tp.rcvNxt = end
+		fin := cbGetFlags(b)&tcpFin != 0
+		if b.Len() > 0 {
+			if tp.queueRcv(b, true) {
+				b.Free()
+			}
+		} else {
+			b.Free()
+		}
+		if fin {
+			tp.fin()
+			break
+		}
+	}
+}
+
+// dataQueueOfo inserts an out-of-order segment in sequence order, dropping
+// what is wholly covered. Mirrors tcp_data_queue_ofo.
+func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
+	mib := tp.stack.mib
+	if !tp.tryRmemSchedule(b, b.Truesize()) {
+		mib.Inc(memctl.TcpExtTCPOFODrop)
+		tp.sk.DropsInc()
+		return false
+	}
+	tp.ackPending |= icskAckSched
+	seq, end := cbGetSeq(b), cbGetEndSeq(b)
+	// Find the last skb starting at or before seq.
+	var p *skb.SKB
+	for q := tp.ofo.PeekTail(); q != nil; q = q.Prev() {
+		if !seqGT(cbGetSeq(q), seq) {
+			p = q
+			break
+		}
+	}
+	if p != nil {
+		if !seqGT(end, cbGetEndSeq(p)) { // wholly covered: a duplicate
+			mib.Inc(memctl.TcpExtTCPOFOMerge)
+			if tp.sackOK {
+				tp.duplicateSack = header.SACKBlock{Start: seq, End: end}
+				tp.dsack = true
+				mib.Inc(memctl.TcpExtTCPDSACKOfoSent)
+			}
+			tp.updateSackBlocks(p)
+			return false
+		}
+		if cbGetSeq(p) == seq { // the new one covers p
+			prev := p.Prev()
+			tp.ofo.Unlink(p)
+			p.Free()
+			mib.Inc(memctl.TcpExtTCPOFOMerge)
+			p = prev
+		}
+	}
+	mib.Inc(memctl.TcpExtTCPOFOQueue)
+	memctl.SetOwnerR(b, tp.sk)
+	if p == nil {
+		tp.ofo.PushFront(b)
+	} else {
+		tp.ofo.InsertAfter(p, b)
+	}
+	// Drop the following skbs the new one covers.
+	for n := b.Next(); n != nil && !seqGT(cbGetEndSeq(n), end); n = b.Next() {
+		tp.ofo.Unlink(n)
+		n.Free()
+		mib.Inc(memctl.TcpExtTCPOFOMerge)
+	}
+	tp.updateSackBlocks(b)
+	if b.Len() >= 128 {
+		tp.growWindow(b)
+	}
+	tp.rcvbufGrow(tp.rcvqSpace)
+	return true
+}
+
+// fin processes an in-order FIN. Mirrors tcp_fin.
+func (tp *TCPSock) fin() {
+	tp.ackPending |= icskAckSched
+	tp.finSeen = true
+	tp.sk.Shutdown(memctl.RcvShutdown)
+	switch tp.state {
+	case TCPSynRecv, TCPEstablished:
+		tp.setState(TCPCloseWait)
+		tp.ackPingpong = true // inet_csk_enter_pingpong_mode
+	case TCPFinWait1:
+		tp.sendAck()
+		tp.setState(TCPClosing)
+	case TCPFinWait2:
+		tp.sendAck()
+		tp.enterTimeWait()
+	}
+	tp.ofo.Purge()
+	tp.numSacks = 0
+	tp.sk.Wq.Wake()
+}

@@ -1,0 +1,389 @@
+package netstack
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"math/bits"
+	"net/netip"
+	"time"
+
+	"sockfs/memctl"
+	"sockfs/netstack/clock"
+	"sockfs/netstack/header"
+	"sockfs/skb"
+)
+
+// tcpRequest is a connection request in a listener's SYN queue. Mirrors
+// struct tcp_request_sock.
+type tcpRequest struct {
+	l         *TCPSock
+	tu        tcpTuple
+	route     Route
+	iss, irs  uint32
+	mss       int // peer's MSS option
+	sndWnd    uint32
+	sndWscale uint8
+	rcvWscale uint8
+	wscaleOK  bool
+	sackOK    bool
+	tstampOK  bool
+	tsRecent  uint32
+	tsOffset  uint32
+	rcvWnd    uint32
+	clamp     uint32
+	advmss    int
+	retrans   int
+	sentAt    int64
+	timer     *clock.Timer
+}
+
+// initialWindow computes rcv_wnd, the window scale and window_clamp for a
+// SYN-ACK from the listener's buffer. Mirrors tcp_openreq_init_rwin ->
+// tcp_select_initial_window.
+func (l *TCPSock) initialWindow(mss int, wscaleOK bool) (rcvWnd uint32, ws uint8, clamp uint32) {
+	sys := l.stack.net.Sysctls
+	full := l.tcpFullSpace()
+	clamp = l.windowClamp
+	if l.sk.Userlocks()&memctl.SockRcvbufLock != 0 && (clamp == 0 || int(clamp) > full) {
+		clamp = uint32(full)
+	}
+	space := max(0, full)
+	if clamp == 0 {
+		clamp = 65535 << tcpMaxWscale
+	}
+	space = min(space, int(clamp))
+	if space > mss {
+		space = space / mss * mss
+	}
+	rcvWnd = uint32(space)
+	if sys.TCPWorkaroundSignedWindows() != 0 {
+		rcvWnd = min(rcvWnd, 32767)
+	}
+	w := 0
+	if wscaleOK {
+		s := min(max(space, sys.TCPRmem()[2], sys.RmemMax()), int(clamp))
+		if s > 0 {
+			w = bits.Len(uint(s)) - 1 - 15
+		}
+		w = max(0, min(w, tcpMaxWscale))
+	}
+	clamp = min(uint32(65535)<<w, clamp)
+	return rcvWnd, uint8(w), clamp
+}
+
+// listenRcv handles a segment for a listening socket. It returns true if it
+// kept b. Mirrors tcp_v4_rcv's listener path: tcp_check_req for a pending
+// request, tcp_conn_request for a SYN, cookie_v4_check for a bare ACK.
+func (l *TCPSock) listenRcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions, tu tcpTuple) bool {
+	return l.listenRcvWithISN(b, th, opts, tu, 0)
+}
+
+func (l *TCPSock) listenRcvWithISN(b *skb.SKB, th header.TCP, opts *header.TCPOptions, tu tcpTuple, isn uint32) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stack
+	if l.state != TCPListen {
+		s.tcpSendReset(th, tu.raddr, tu.laddr, b.Len())
+		return false
+	}
+	flags := cbGetFlags(b)
+	if r := l.reqs[tu]; r != nil {
+		return l.checkReq(r, b, th, opts)
+	}
+	if flags&tcpRst != 0 {
+		return false
+	}
+	if flags&tcpAck != 0 {
+		if flags&tcpSyn == 0 {
+			if ok, keep := l.cookieCheck(b, th, opts, tu); ok {
+				return keep
+			}
+		}
+		s.tcpSendReset(th, tu.raddr, tu.laddr, b.Len())
+		return false
+	}
+	if flags&tcpSyn == 0 {
+		return false
+	}
+	// tcp_conn_request
+	if len(l.acceptQ) > l.backlog { // sk_acceptq_is_full
+		s.mib.Inc(memctl.TcpExtListenOverflows)
+		s.mib.Inc(memctl.TcpExtListenDrops)
+		return false
+	}
+	rt, ok := s.routeOutput(tu.raddr)
+	if !ok {
+		s.mib.Inc(memctl.TcpExtListenDrops)
+		return false
+	}
+	wantCookie := false
+	if len(l.reqs) >= l.backlog { // inet_csk_reqsk_queue_is_full
+		wantCookie = true
+		s.mib.Inc(memctl.TcpExtTCPReqQFullDoCookies)
+	}
+	r := &tcpRequest{l: l, tu: tu, route: rt, irs: cbGetSeq(b)}
+	r.advmss = rt.Dev.MTU() - header.IPv4MinSize - header.TCPMinSize
+	if l.userMss > 0 && l.userMss < r.advmss {
+		r.advmss = l.userMss
+	}
+	r.mss = tcpMssDefault
+	if opts.HasMSS && opts.MSS > 0 {
+		r.mss = int(opts.MSS)
+	}
+	r.sndWnd = uint32(th.Window())
+	if !wantCookie {
+		r.wscaleOK = opts.HasWS
+		r.sndWscale = min(opts.WS, tcpMaxWscale)
+		r.sackOK = opts.SACKPermitted
+		r.tstampOK = opts.HasTimestamp
+		r.tsRecent = opts.TSVal
+	}
+	r.tsOffset = s.tcp.secureTSOff(tu)
+	winMss := r.advmss
+	if r.tstampOK {
+		winMss -= tcpOlenTstampAl
+	}
+	r.rcvWnd, r.rcvWscale, r.clamp = l.initialWindow(winMss, r.wscaleOK)
+	if wantCookie {
+		mssIdx := cookieMssIndex(min(r.mss, r.advmss))
+		r.mss = cookieMss[mssIdx]
+		r.iss = s.tcp.cookieSeq(tu, r.irs, cookieCount(s.clock), uint32(mssIdx))
+		s.mib.Inc(memctl.TcpExtSyncookiesSent)
+		r.sendSynAck(s)
+		return false
+	}
+	if isn != 0 {
+		r.iss = isn
+	} else {
+		r.iss = s.tcp.secureSeq(tu)
+	}
+	r.timer = s.clock.NewTimer(func() { l.synackTimerFired(r) })
+	l.reqs[tu] = r
+	r.sendSynAck(s)
+	r.timer.Reset(tcpTimeoutInit)
+	return false
+}
+
+// sendSynAck builds and sends the request's SYN-ACK. Mirrors tcp_make_synack
+// + tcp_v4_send_synack.
+func (r *tcpRequest) sendSynAck(s *Stack) {
+	b := allocControlSkb()
+	var opts [40]byte
+	ws := -1
+	if r.wscaleOK {
+		ws = int(r.rcvWscale)
+	}
+	tsval := uint32(s.clock.Nanotime()/int64(time.Millisecond)) + r.tsOffset
+	n := header.EncodeSynOptions(opts[:], uint16(r.advmss), ws, r.sackOK, r.tstampOK, tsval, r.tsRecent)
+	hlen := header.TCPMinSize + n
+	th := header.TCP(b.Push(hlen))
+	th.Encode(&header.TCPFields{SrcPort: r.tu.lport, DstPort: r.tu.rport, Seq: r.iss, Ack: r.irs + 1,
+		DataOffset: hlen, Flags: header.TCPFlagSyn | header.TCPFlagAck, Window: uint16(min(r.rcvWnd, 65535))})
+	copy(th[header.TCPMinSize:], opts[:n])
+	th.SetChecksum(th.CalculateChecksum(r.tu.laddr, r.tu.raddr))
+	b.SetTransportHeader()
+	r.sentAt = s.clock.Nanotime()
+	s.mib.Inc(memctl.TcpOutSegs)
+	s.ipOutput(b, r.route, r.tu.laddr, r.tu.raddr, header.IPv4ProtocolTCP, defaultTTL, 0, nil)
+}
+
+// synackTimerFired retransmits a SYN-ACK with back-off, dropping the
+// request after tcp_synack_retries. Mirrors reqsk_timer_handler.
+func (l *TCPSock) synackTimerFired(r *tcpRequest) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.reqs[r.tu] != r {
+		return
+	}
+	if r.retrans >= tcpSynackRetries {
+		delete(l.reqs, r.tu)
+		return
+	}
+	r.retrans++
+	l.stack.mib.Inc(memctl.TcpRetransSegs)
+	l.stack.mib.Inc(memctl.TcpExtTCPSynRetrans)
+	r.sendSynAck(l.stack)
+	r.timer.Reset(min(tcpTimeoutInit<<r.retrans, tcpRtoMax))
+}
+
+// checkReq processes a segment for a pending request: a retransmitted SYN
+// gets the SYN-ACK again, a RST drops the request, the ACK of our SYN-ACK
+// creates the child. Mirrors tcp_check_req.
+func (l *TCPSock) checkReq(r *tcpRequest, b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
+	s := l.stack
+	flags := cbGetFlags(b)
+	seq := cbGetSeq(b)
+	if flags&tcpSyn != 0 && flags&tcpAck == 0 && seq == r.irs {
+		r.sendSynAck(s)
+		return false
+	}
+	if flags&tcpRst != 0 {
+		if seq == r.irs+1 {
+			r.timer.Stop()
+			delete(l.reqs, r.tu)
+			s.mib.Inc(memctl.TcpExtEmbryonicRsts)
+		}
+		return false
+	}
+	if flags&tcpAck == 0 {
+		return false
+	}
+	if cbGetAckSeq(b) != r.iss+1 {
+		s.tcpSendReset(th, r.tu.raddr, r.tu.laddr, b.Len())
+		return false
+	}
+	if seq != r.irs+1 && !seqBetween(seq, r.irs+1, r.irs+1+r.rcvWnd) {
+		return false
+	}
+	if len(l.acceptQ) > l.backlog {
+		s.mib.Inc(memctl.TcpExtListenOverflows)
+		s.mib.Inc(memctl.TcpExtListenDrops)
+		return false
+	}
+	r.timer.Stop()
+	delete(l.reqs, r.tu)
+	if opts.HasTimestamp && r.tstampOK {
+		r.tsRecent = opts.TSVal
+	}
+	return l.createChild(r, b, th, opts, true)
+}
+
+// createChild makes the socket of an accepted connection, queues it for
+// accept and lets it process the segment that completed the handshake.
+// Mirrors tcp_v4_syn_recv_sock + tcp_create_openreq_child + tcp_child_process.
+func (l *TCPSock) createChild(r *tcpRequest, b *skb.SKB, th header.TCP, opts *header.TCPOptions, rttOK bool) bool {
+	s := l.stack
+	sk := l.sk.Clone()
+	sk.Proto().SocketsAllocatedInc()
+	c := s.newTCPSock(sk)
+	c.local = netip.AddrPortFrom(r.tu.laddr, r.tu.lport)
+	c.remote = netip.AddrPortFrom(r.tu.raddr, r.tu.rport)
+	c.route = r.route
+	c.iss, c.sndUna, c.sndNxt, c.writeSeq = r.iss, r.iss, r.iss+1, r.iss+1
+	c.pushedSeq = c.writeSeq
+	c.irs, c.rcvNxt, c.rcvWup, c.copiedSeq = r.irs, r.irs+1, r.irs+1, r.irs+1
+	c.sndWl1 = r.irs
+	c.sndWnd = r.sndWnd
+	c.maxWindow = r.sndWnd
+	c.wscaleOK, c.sndWscale, c.rcvWscale = r.wscaleOK, r.sndWscale, r.rcvWscale
+	if !c.wscaleOK {
+		c.sndWscale, c.rcvWscale = 0, 0
+	}
+	c.sackOK, c.tstampOK = r.sackOK, r.tstampOK
+	c.tsRecent, c.tsOffset = r.tsRecent, r.tsOffset
+	if c.tstampOK {
+		c.tsRecentStamp = max(c.now(), 1)
+	}
+	c.mssClamp = r.mss
+	c.advmss = r.advmss
+	if c.tstampOK {
+		c.advmss -= tcpOlenTstampAl
+	}
+	c.rcvWnd, c.windowClamp, c.rcvSsthresh = r.rcvWnd, r.clamp, r.rcvWnd
+	c.rcvMss = min(c.advmss, tcpMssDefault)
+	c.nodelay, c.keepalive, c.notsentLowat = l.nodelay, l.keepalive, l.notsentLowat
+	c.kaTime, c.kaIntvl, c.kaProbes = l.kaTime, l.kaIntvl, l.kaProbes
+	c.userMss = l.userMss
+	if cc := newCongestionControl(l.ccName); cc != nil {
+		c.cc, c.ccName = cc, l.ccName
+	}
+	c.syncMss()
+	c.syncSeqs()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &s.tcp
+	t.mu.Lock()
+	if !c.hashEstabLocked() {
+		t.mu.Unlock()
+		c.destroyLocked()
+		return false
+	}
+	c.bound = true
+	t.bound[r.tu.lport] = append(t.bound[r.tu.lport], c)
+	t.mu.Unlock()
+	c.state = TCPSynRecv
+	s.mib.Inc(memctl.TcpPassiveOpens)
+	if rttOK && r.retrans == 0 && r.sentAt != 0 {
+		c.rttEstimator(time.Duration(c.now() - r.sentAt))
+	}
+	c.parent = l
+	l.acceptQ = append(l.acceptQ, c)
+	keep := c.rcv(b, th, opts)
+	l.sk.Wq.Wake()
+	return keep
+}
+
+// SYN cookies (RFC 4987 section 3.6), when the SYN queue is full. The cookie
+// encodes a minute counter and an MSS index in the ISN, as Linux's
+// __cookie_v4_init_sequence does; such connections carry no window scale,
+// SACK or timestamps (the no-timestamp case of Linux's cookies).
+
+var cookieMss = [...]int{536, 1300, 1440, 1460} // msstab
+
+const cookieBits = 24
+
+func cookieMssIndex(mss int) int {
+	for i := len(cookieMss) - 1; i > 0; i-- {
+		if mss >= cookieMss[i] {
+			return i
+		}
+	}
+	return 0
+}
+
+// cookieCount is the minute counter (tcp_cookie_time).
+func cookieCount(c clock.Clock) uint32 { return uint32(c.Nanotime() / int64(time.Minute)) }
+
+func (t *tcpTable) cookieHash(tu tcpTuple, count uint32, c byte) uint32 {
+	var buf [50]byte
+	copy(buf[:32], t.isnKey[:])
+	l, r := tu.laddr.As4(), tu.raddr.As4()
+	copy(buf[32:], l[:])
+	copy(buf[36:], r[:])
+	binary.BigEndian.PutUint16(buf[40:], tu.lport)
+	binary.BigEndian.PutUint16(buf[42:], tu.rport)
+	binary.BigEndian.PutUint32(buf[44:], count)
+	buf[48] = c
+	sum := sha256.Sum256(buf[:])
+	return binary.LittleEndian.Uint32(sum[:4])
+}
+
+// cookieSeq mirrors secure_tcp_syn_cookie.
+func (t *tcpTable) cookieSeq(tu tcpTuple, sseq, count, data uint32) uint32 {
+	return t.cookieHash(tu, 0, 0) + sseq + count<<cookieBits +
+		((t.cookieHash(tu, count, 1) + data) & (1<<cookieBits - 1))
+}
+
+// cookieCheck validates the ACK of a cookie SYN-ACK and creates the child.
+// Mirrors cookie_v4_check / check_tcp_syn_cookie.
+func (l *TCPSock) cookieCheck(b *skb.SKB, th header.TCP, opts *header.TCPOptions, tu tcpTuple) (ok, keep bool) {
+	s := l.stack
+	seq := cbGetSeq(b) - 1
+	cookie := cbGetAckSeq(b) - 1
+	count := cookieCount(s.clock)
+	c := cookie - s.tcp.cookieHash(tu, 0, 0) - seq
+	diff := (count - c>>cookieBits) & (0xffffffff >> cookieBits)
+	if diff >= 2 { // MAX_SYNCOOKIE_AGE
+		s.mib.Inc(memctl.TcpExtSyncookiesFailed)
+		return false, false
+	}
+	idx := (c - s.tcp.cookieHash(tu, count-diff, 1)) & (1<<cookieBits - 1)
+	if idx >= uint32(len(cookieMss)) {
+		s.mib.Inc(memctl.TcpExtSyncookiesFailed)
+		return false, false
+	}
+	if len(l.acceptQ) > l.backlog {
+		s.mib.Inc(memctl.TcpExtListenOverflows)
+		s.mib.Inc(memctl.TcpExtListenDrops)
+		return false, false
+	}
+	rt, found := s.routeOutput(tu.raddr)
+	if !found {
+		return false, false
+	}
+	s.mib.Inc(memctl.TcpExtSyncookiesRecv)
+	r := &tcpRequest{l: l, tu: tu, route: rt, irs: seq, iss: cookie, mss: cookieMss[idx], sndWnd: uint32(th.Window())}
+	r.advmss = rt.Dev.MTU() - header.IPv4MinSize - header.TCPMinSize
+	r.rcvWnd, r.rcvWscale, r.clamp = l.initialWindow(r.advmss, false)
+	return true, l.createChild(r, b, th, opts, false)
+}

@@ -1,0 +1,162 @@
+package netstack
+
+import (
+	"context"
+	"syscall"
+	"testing"
+
+	"sockfs/memctl"
+)
+
+// More of RFC 9293 section 3.10.7 (SEGMENT ARRIVES), state by state.
+
+// LISTEN: a RST is ignored (3.10.7.2, first check).
+func TestListenRst(t *testing.T) {
+	c := newScript(t)
+	c.listen(8)
+	c.send(seg{seq: 1000, flags: fRst})
+	c.expectNone()
+	if c.l.State() != TCPListen {
+		t.Fatalf("state %v", c.l.State())
+	}
+}
+
+// CLOSED: an ACK-bearing segment gets <SEQ=SEG.ACK><CTL=RST> (3.10.7.1).
+func TestClosedAckRst(t *testing.T) {
+	c := newScript(t)
+	c.send(seg{seq: 1000, ack: 4242, flags: fAck, payload: "x"})
+	c.expect(seg{seq: 4242, flags: fRst})
+}
+
+// CLOSED: a RST is never answered.
+func TestClosedRstIgnored(t *testing.T) {
+	c := newScript(t)
+	c.send(seg{seq: 1000, ack: 4242, flags: fRst | fAck})
+	c.expectNone()
+}
+
+// SYN-RECEIVED: a RST in the window drops the embryonic connection; a later
+// ACK for it finds nothing and is reset.
+func TestSynRecvRst(t *testing.T) {
+	c := newScript(t)
+	c.listen(8)
+	c.send(seg{seq: 1000, flags: fSyn, opts: mssOpt(1460)})
+	sa, _, ok := c.take()
+	if !ok || sa.flags != fSyn|fAck || sa.ack != 1001 {
+		t.Fatalf("no SYN-ACK: %v", sa)
+	}
+	c.send(seg{seq: 1001, flags: fRst})
+	c.expectNone()
+	c.send(seg{seq: 1001, ack: sa.seq + 1, flags: fAck})
+	c.expect(seg{seq: sa.seq + 1, flags: fRst})
+	if _, err := c.l.Accept(context.Background()); err != syscall.EAGAIN {
+		t.Fatalf("accept after the request was reset: %v", err)
+	}
+}
+
+// ESTABLISHED: an ACK for data never sent is dropped; the data it carries
+// is not accepted.
+func TestEstablishedAckUnsentData(t *testing.T) {
+	c := newEstablished(t)
+	c.send(seg{seq: 1001, ack: c.iss + 1000, flags: fAck, payload: "nope"})
+	if got := c.tp.Info().Qin; got != 0 {
+		t.Fatalf("%d bytes queued from a segment acknowledging unsent data", got)
+	}
+	if c.tp.State() != TCPEstablished {
+		t.Fatalf("state %v", c.tp.State())
+	}
+}
+
+// FIN-WAIT-1 after a half close: the peer may still send; data is ACKed and
+// readable.
+func TestFinWait1DataAfterShutdown(t *testing.T) {
+	c := newEstablished(t)
+	c.tp.Shutdown(ShutWr)
+	c.expect(seg{seq: c.iss + 1, ack: 1001, flags: fAck | fFin})
+	c.send(seg{seq: 1001, ack: c.iss + 2, flags: fAck | fPsh, payload: "more"})
+	c.clk.Advance(tcpDelackMax)
+	c.expect(seg{seq: c.iss + 2, ack: 1005, flags: fAck})
+	buf := make([]byte, 8)
+	if k, err := c.tp.Recv(context.Background(), buf); err != nil || string(buf[:k]) != "more" {
+		t.Fatalf("recv %q, %v", buf[:k], err)
+	}
+}
+
+// FIN-WAIT-2 after close(): new data cannot be delivered to anyone, so the
+// connection is reset (Linux's TCPAbortOnData).
+func TestFinWait2DataAfterCloseRst(t *testing.T) {
+	c := newEstablished(t)
+	c.closeActive()
+	c.send(seg{seq: 1001, ack: c.iss + 2, flags: fAck})
+	c.send(seg{seq: 1001, ack: c.iss + 2, flags: fAck | fPsh, payload: "late"})
+	got, _, ok := c.take()
+	if !ok || got.flags&fRst == 0 {
+		t.Fatalf("expected a reset, got %v (sent %v)", got, ok)
+	}
+	if c.s.mib.Get(memctl.TcpExtTCPAbortOnData) != 1 {
+		t.Fatal("TCPAbortOnData not counted")
+	}
+}
+
+// RST in the closing states ends the connection.
+func TestFinWait2Rst(t *testing.T) {
+	c := newEstablished(t)
+	c.closeActive()
+	c.send(seg{seq: 1001, ack: c.iss + 2, flags: fAck})
+	c.send(seg{seq: 1001, flags: fRst})
+	if st := c.tp.state; st != TCPClose {
+		t.Fatalf("state %v", st)
+	}
+}
+
+func TestCloseWaitRst(t *testing.T) {
+	c := newEstablished(t)
+	c.send(seg{seq: 1001, ack: c.iss + 1, flags: fAck | fFin})
+	if st := c.tp.state; st != TCPCloseWait {
+		t.Fatalf("state %v", st)
+	}
+	c.send(seg{seq: 1002, flags: fRst})
+	if st := c.tp.state; st != TCPClose {
+		t.Fatalf("state %v", st)
+	}
+	// tcp_reset reports EPIPE in CLOSE_WAIT: the peer had already finished.
+	if _, err := c.tp.Send(context.Background(), []byte("x")); err != syscall.EPIPE {
+		t.Fatalf("send after reset in CLOSE_WAIT: %v", err)
+	}
+}
+
+func TestLastAckRst(t *testing.T) {
+	c := newEstablished(t)
+	c.send(seg{seq: 1001, ack: c.iss + 1, flags: fAck | fFin})
+	c.tp.Close()
+	c.expect(seg{seq: c.iss + 1, ack: 1002, flags: fAck | fFin})
+	c.send(seg{seq: 1002, flags: fRst})
+	if st := c.tp.state; st != TCPClose {
+		t.Fatalf("state %v", st)
+	}
+}
+
+func TestClosingRst(t *testing.T) {
+	c := newEstablished(t)
+	c.closeActive()
+	c.send(seg{seq: 1001, ack: c.iss + 1, flags: fAck | fFin})
+	c.expect(seg{seq: c.iss + 2, ack: 1002, flags: fAck})
+	c.send(seg{seq: 1002, flags: fRst})
+	if st := c.tp.state; st != TCPClose {
+		t.Fatalf("state %v", st)
+	}
+}
+
+// CLOSE-WAIT: a retransmitted FIN is a duplicate, acknowledged at once
+// (tcp_send_dupack), and changes nothing.
+func TestCloseWaitFinRetransmit(t *testing.T) {
+	c := newEstablished(t)
+	c.send(seg{seq: 1001, ack: c.iss + 1, flags: fAck | fFin})
+	c.clk.Advance(tcpDelackMax) // the first FIN's ACK is delayed (pingpong)
+	c.expect(seg{seq: c.iss + 1, ack: 1002, flags: fAck})
+	c.send(seg{seq: 1001, ack: c.iss + 1, flags: fAck | fFin})
+	c.expect(seg{seq: c.iss + 1, ack: 1002, flags: fAck})
+	if st := c.tp.state; st != TCPCloseWait {
+		t.Fatalf("state %v", st)
+	}
+}

@@ -1,0 +1,154 @@
+package netstack
+
+import (
+	"context"
+	"crypto/sha256"
+	"flag"
+	"math/rand/v2"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"sockfs/memctl"
+	"sockfs/netstack/impair"
+)
+
+var soak = flag.Bool("soak", false, "run the long TCP soak tests (64 MiB transfers)")
+
+// tcpPair listens on b:port, dials from a and returns both ends, driving
+// the simulated clock through the handshake.
+func tcpPair(t testing.TB, n *testNet, port uint16) (cli, srv *TCPSock) {
+	t.Helper()
+	l := n.b.NewTCP()
+	if err := l.Bind(netip.AddrPortFrom(addrB, port)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(16); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	cli = n.a.NewTCP()
+	cli.SetNonblock(true)
+	if err := cli.Connect(context.Background(), netip.AddrPortFrom(addrB, port)); err != syscall.EINPROGRESS {
+		t.Fatalf("connect: %v", err)
+	}
+	n.drive(func() bool { return cli.State() == TCPEstablished }, 10*time.Second)
+	l.SetNonblock(true)
+	n.drive(func() bool {
+		c, err := l.Accept(context.Background())
+		if err == nil {
+			srv = c
+			return true
+		}
+		return false
+	}, 10*time.Second)
+	srv.SetNonblock(true)
+	t.Cleanup(func() { cli.Abort(); srv.Abort() })
+	return cli, srv
+}
+
+// transfer pushes size bytes of seeded random data from src to dst and
+// back the other way at the same time when both is set, with non-blocking
+// calls on the driving goroutine, and checks SHA-256 of what arrived.
+func transfer(t testing.TB, n *testNet, src, dst *TCPSock, size int, seed uint64, limit time.Duration) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, seed^0x9e37))
+	data := make([]byte, size)
+	for i := 0; i < size; i += 8 {
+		v := r.Uint64()
+		for j := 0; j < 8 && i+j < size; j++ {
+			data[i+j] = byte(v >> (8 * j))
+		}
+	}
+	want := sha256.Sum256(data)
+	h := sha256.New()
+	sent, got := 0, 0
+	buf := make([]byte, 64<<10)
+	ctx := context.Background()
+	closed := false
+	n.drive(func() bool {
+		for sent < size {
+			k, err := src.Send(ctx, data[sent:min(size, sent+32<<10)])
+			if err != nil {
+				break
+			}
+			sent += k
+		}
+		if sent == size && !closed {
+			src.Shutdown(ShutWr)
+			closed = true
+		}
+		for {
+			k, err := dst.Recv(ctx, buf)
+			if err != nil || k == 0 {
+				if err == nil && k == 0 && got == size {
+					return true
+				}
+				break
+			}
+			h.Write(buf[:k])
+			got += k
+		}
+		return false
+	}, limit)
+	if got != size {
+		t.Fatalf("received %d of %d bytes", got, size)
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	if sum != want {
+		t.Fatalf("SHA-256 mismatch after %d bytes", got)
+	}
+}
+
+func TestTCPSimClean(t *testing.T) {
+	n := newTestNet(t, impair.Config{}, impair.Config{}, 11)
+	cli, srv := tcpPair(t, n, 80)
+	transfer(t, n, cli, srv, 4<<20, 1, 60*time.Second)
+	transfer(t, n, srv, cli, 4<<20, 2, 60*time.Second)
+	if r := n.a.mib.Get(memctl.TcpRetransSegs) + n.b.mib.Get(memctl.TcpRetransSegs); r != 0 {
+		t.Errorf("%d retransmissions on a clean link", r)
+	}
+}
+
+func simImpaired(t *testing.T, cfg impair.Config, size int, seed int64) {
+	n := newTestNet(t, cfg, cfg, seed)
+	cli, srv := tcpPair(t, n, 80)
+	transfer(t, n, cli, srv, size, uint64(seed), 600*time.Second)
+	transfer(t, n, srv, cli, size, uint64(seed)+1, 600*time.Second)
+	t.Logf("a: retrans %d timeouts %d fastretrans %d sackrecovery %d dsackundo %d ofoqueue(b) %d; b: retrans %d; sim time %v",
+		n.a.mib.Get(memctl.TcpRetransSegs), n.a.mib.Get(memctl.TcpExtTCPTimeouts),
+		n.a.mib.Get(memctl.TcpExtTCPFastRetrans), n.a.mib.Get(memctl.TcpExtTCPSackRecovery), n.a.mib.Get(memctl.TcpExtTCPDSACKUndo),
+		n.b.mib.Get(memctl.TcpExtTCPOFOQueue), n.b.mib.Get(memctl.TcpRetransSegs), time.Duration(n.clk.Nanotime()))
+}
+
+// simSize is the transfer size each way: 64 MiB under -soak (make soak),
+// else 4 MiB divided by div, so the impaired runs in `make test` stay short.
+func simSize(div int) int {
+	if *soak {
+		return 64 << 20
+	}
+	return 4 << 20 / div
+}
+
+func TestTCPSimLoss(t *testing.T) {
+	simImpaired(t, impair.Config{Loss: 0.05, Delay: 5 * time.Millisecond}, simSize(4), 21)
+}
+
+func TestTCPSimReorder(t *testing.T) {
+	simImpaired(t, impair.Config{Reorder: 0.02, Delay: 5 * time.Millisecond}, simSize(2), 22)
+}
+
+func TestTCPSimDuplicate(t *testing.T) {
+	simImpaired(t, impair.Config{Duplicate: 0.01, Delay: 2 * time.Millisecond}, simSize(2), 23)
+}
+
+func TestTCPSimCorrupt(t *testing.T) {
+	simImpaired(t, impair.Config{Corrupt: 0.005, Delay: 2 * time.Millisecond}, simSize(2), 24)
+}
+
+func TestTCPSimAll(t *testing.T) {
+	simImpaired(t, impair.Config{Loss: 0.05, Reorder: 0.02, Duplicate: 0.01, Corrupt: 0.005,
+		Delay: 5 * time.Millisecond, Jitter: time.Millisecond}, simSize(4), 25)
+}

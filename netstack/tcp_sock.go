@@ -1,0 +1,692 @@
+package netstack
+
+// TCP (RFC 9293) with Linux's (6.18) behaviour and socket memory accounting.
+//
+// Files: tcp_sock.go (socket, tables, setState, destruction), tcp_input.go
+// (tcp_v4_rcv, tcp_rcv_state_process, tcp_ack, tcp_data_queue),
+// tcp_output.go (__tcp_transmit_skb, tcp_write_xmit, SYN/FIN/ACK/RST),
+// tcp_timer.go (retransmit/probe, delayed ACK, keepalive/FIN_WAIT2/TIME_WAIT),
+// tcp_mem.go (window and buffer rules of linux-skmem.md 1.8/1.9),
+// tcp_sack.go (SACK blocks, RFC 6675 loss marking, recovery, PRR, undo),
+// tcp_cong.go (NewReno, CUBIC), tcp_listen.go (SYN queue, accept queue, SYN
+// cookies), tcp_api.go (socket calls, net.Conn, net.Listener), tcp_seq.go.
+//
+// Concurrency: one mutex per socket (lock_sock) taken by segment input
+// (device goroutine), timers (clock callbacks) and user calls; user calls
+// release it while they sleep. Lock order: listener, then child, then the
+// table. Transmitting under the socket lock is safe (devices never call
+// back synchronously).
+//
+// Deviations from Linux, each also noted where it is made: no socket
+// backlog (input waits for the socket lock instead of queueing to
+// sk_backlog, so TCPBacklogDrop never counts); TIME_WAIT keeps the full
+// socket rather than a timewait mini-socket; no GSO/TSO (send skbs hold at
+// most one MSS); loss detection is RFC 6675 (no RACK, no TLP, no F-RTO);
+// CUBIC without HyStart.
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"sockfs/memctl"
+	"sockfs/netstack/clock"
+	"sockfs/netstack/header"
+	"sockfs/skb"
+)
+
+// TCPState is a TCP connection state, numbered as Linux's (include/net/tcp_states.h)
+// so that status files read like /proc/net/tcp.
+type TCPState uint8
+
+// TCP states.
+const (
+	TCPEstablished TCPState = 1
+	TCPSynSent     TCPState = 2
+	TCPSynRecv     TCPState = 3
+	TCPFinWait1    TCPState = 4
+	TCPFinWait2    TCPState = 5
+	TCPTimeWait    TCPState = 6
+	TCPClose       TCPState = 7
+	TCPCloseWait   TCPState = 8
+	TCPLastAck     TCPState = 9
+	TCPListen      TCPState = 10
+	TCPClosing     TCPState = 11
+)
+
+var tcpStateNames = [...]string{"", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+	"TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING"}
+
+// String returns the state's name as ss prints it.
+func (s TCPState) String() string {
+	if int(s) < len(tcpStateNames) && s != 0 {
+		return tcpStateNames[s]
+	}
+	return "UNKNOWN"
+}
+
+// Protocol constants (include/net/tcp.h), as time.Durations.
+const (
+	tcpTimeoutInit   = time.Second            // TCP_TIMEOUT_INIT
+	tcpRtoMin        = 200 * time.Millisecond // TCP_RTO_MIN
+	tcpRtoMax        = 120 * time.Second      // TCP_RTO_MAX
+	tcpDelackMax     = 200 * time.Millisecond // TCP_DELACK_MAX
+	tcpAtoMin        = 40 * time.Millisecond  // TCP_ATO_MIN
+	tcpTimewaitLen   = 60 * time.Second       // TCP_TIMEWAIT_LEN (2*MSL)
+	tcpFinTimeout    = 60 * time.Second       // net.ipv4.tcp_fin_timeout
+	tcpKeepaliveTime = 2 * time.Hour          // net.ipv4.tcp_keepalive_time
+	tcpKeepaliveIntv = 75 * time.Second       // net.ipv4.tcp_keepalive_intvl
+	tcpKeepaliveCnt  = 9                      // net.ipv4.tcp_keepalive_probes
+	tcpRetries2      = 15                     // net.ipv4.tcp_retries2
+	tcpSynRetries    = 6                      // net.ipv4.tcp_syn_retries
+	tcpSynackRetries = 5                      // net.ipv4.tcp_synack_retries
+	tcpMaxQuickacks  = 16                     // TCP_MAX_QUICKACKS
+	tcpInitCwnd      = 10                     // TCP_INIT_CWND
+	tcpDefaultReord  = 3                      // net.ipv4.tcp_reordering
+	tcpMssDefault    = 536                    // TCP_MSS_DEFAULT
+	tcpMinMss        = 88                     // TCP_MIN_MSS
+	tcpOlenTstampAl  = 12                     // TCPOLEN_TSTAMP_ALIGNED
+	tcpMaxWscale     = 14                     // TCP_MAX_WSCALE
+	tcpScalingRatio  = 128                    // TCP_DEFAULT_SCALING_RATIO
+	tcpCollapseMax   = 3776                   // SKB_MAX_ORDER(0, 0): payload of a collapsed skb
+	tcpMaxSackBlocks = 4                      // TCP_NUM_SACKS
+)
+
+// Flags of the control segments we build (tcp_flags in the cb).
+const (
+	tcpFin = uint8(header.TCPFlagFin)
+	tcpSyn = uint8(header.TCPFlagSyn)
+	tcpRst = uint8(header.TCPFlagRst)
+	tcpPsh = uint8(header.TCPFlagPsh)
+	tcpAck = uint8(header.TCPFlagAck)
+)
+
+// icsk_ack.pending bits (inet_connection_sock.h).
+const (
+	icskAckSched  = 1 // ICSK_ACK_SCHED
+	icskAckTimer  = 2 // ICSK_ACK_TIMER
+	icskAckPushed = 4 // ICSK_ACK_PUSHED
+	icskAckNow    = 8 // ICSK_ACK_NOW
+	icskAckNoMem  = 32
+)
+
+// Congestion-avoidance states (tcp_ca_state).
+const (
+	tcpCAOpen     = 0
+	tcpCADisorder = 1
+	tcpCARecovery = 3
+	tcpCALoss     = 4
+)
+
+// tcpTuple identifies a connection: local and remote address and port.
+type tcpTuple struct {
+	laddr, raddr netip.Addr
+	lport, rport uint16
+}
+
+// tcpTable holds the stack's TCP sockets: the established hash (every
+// synchronised state, TIME_WAIT included), the listening hash and the bind
+// table. Mirrors tcp_hashinfo (ehash, lhash2, bhash).
+type tcpTable struct {
+	stack  *Stack
+	mu     sync.RWMutex
+	estab  map[tcpTuple]*TCPSock
+	listen map[uint16][]*TCPSock
+	bound  map[uint16][]*TCPSock
+	isnKey [32]byte
+	tsKey  [32]byte
+}
+
+func (t *tcpTable) init(s *Stack) {
+	t.stack = s
+	t.estab = make(map[tcpTuple]*TCPSock)
+	t.listen = make(map[uint16][]*TCPSock)
+	t.bound = make(map[uint16][]*TCPSock)
+	for i := 0; i < 32; i += 8 {
+		binary.LittleEndian.PutUint64(t.isnKey[i:], s.rand())
+		binary.LittleEndian.PutUint64(t.tsKey[i:], s.rand())
+	}
+}
+
+// closeAll destroys every socket without sending anything (the stack is
+// going away), freeing all their queued skbs.
+func (t *tcpTable) closeAll() {
+	t.mu.RLock()
+	var all []*TCPSock
+	seen := make(map[*TCPSock]bool)
+	add := func(tp *TCPSock) {
+		if !seen[tp] {
+			seen[tp] = true
+			all = append(all, tp)
+		}
+	}
+	for _, tp := range t.estab {
+		add(tp)
+	}
+	for _, l := range t.listen {
+		for _, tp := range l {
+			add(tp)
+		}
+	}
+	for _, l := range t.bound {
+		for _, tp := range l {
+			add(tp)
+		}
+	}
+	t.mu.RUnlock()
+	for _, tp := range all {
+		tp.mu.Lock()
+		tp.destroyLocked()
+		tp.mu.Unlock()
+	}
+}
+
+// secureSeq computes an RFC 6528 initial sequence number: a keyed hash of
+// the 4-tuple plus a clock ticking every 64 ns. Mirrors secure_tcp_seq
+// (siphash there; SHA-256 here, keyed from the stack's seeded generator so
+// simulations repeat).
+func (t *tcpTable) secureSeq(tu tcpTuple) uint32 {
+	h := t.hashTuple(&t.isnKey, tu)
+	return h + uint32(t.stack.clock.Nanotime()>>6)
+}
+
+// secureTSOff is the per-connection timestamp offset. Mirrors
+// secure_tcp_ts_off.
+func (t *tcpTable) secureTSOff(tu tcpTuple) uint32 { return t.hashTuple(&t.tsKey, tu) }
+
+func (t *tcpTable) hashTuple(key *[32]byte, tu tcpTuple) uint32 {
+	var buf [44]byte
+	copy(buf[:32], key[:])
+	l, r := tu.laddr.As4(), tu.raddr.As4()
+	copy(buf[32:], l[:])
+	copy(buf[36:], r[:])
+	binary.BigEndian.PutUint16(buf[40:], tu.lport)
+	binary.BigEndian.PutUint16(buf[42:], tu.rport)
+	sum := sha256.Sum256(buf[:])
+	return binary.LittleEndian.Uint32(sum[:4])
+}
+
+// lookupEstab finds the socket of a connection. Mirrors __inet_lookup_established.
+func (t *tcpTable) lookupEstab(tu tcpTuple) *TCPSock {
+	t.mu.RLock()
+	tp := t.estab[tu]
+	t.mu.RUnlock()
+	return tp
+}
+
+// lookupListener finds the listener for a SYN to daddr:dport, preferring a
+// specific address over the wildcard. Mirrors __inet_lookup_listener.
+func (t *tcpTable) lookupListener(daddr netip.Addr, dport uint16) *TCPSock {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var best *TCPSock
+	for _, l := range t.listen[dport] {
+		la := l.local.Addr()
+		if la == daddr {
+			return l
+		}
+		if la.IsUnspecified() && best == nil {
+			best = l
+		}
+	}
+	return best
+}
+
+// TCPSock is a TCP socket. Its methods are safe for concurrent use; every
+// one takes the socket lock (lock_sock), as do segment input (from the
+// device's goroutine) and the timers (from the clock's).
+type TCPSock struct {
+	stack *Stack
+	sk    *memctl.Sock
+	mu    sync.Mutex
+
+	state     TCPState
+	local     netip.AddrPort
+	remote    netip.AddrPort
+	route     Route
+	bound     bool
+	hashed    bool // in the established hash
+	listened  bool // in the listening hash
+	dead      bool // SOCK_DEAD: closed by the user (orphan)
+	released  bool // closed by the user (Close or Abort): the socket is no longer theirs
+	destroyed bool
+	nonblock  atomic.Bool
+	err       atomic.Int32 // mirror of a pending error for lock-free readers
+
+	// Sending (struct tcp_sock).
+	iss          uint32
+	sndUna       uint32
+	sndNxt       uint32
+	sndWnd       uint32 // scaled
+	sndWl1       uint32
+	maxWindow    uint32
+	writeSeq     uint32
+	pushedSeq    uint32
+	sndSml       uint32 // end of the last small segment sent (Minshall)
+	sndWscale    uint8
+	rcvWscale    uint8
+	wscaleOK     bool
+	sackOK       bool
+	tstampOK     bool
+	mssClamp     int // peer's MSS option (rx_opt.mss_clamp)
+	mssCache     int // current effective send MSS
+	advmss       int // MSS we advertise (minus options)
+	userMss      int
+	nodelay      bool
+	cork         bool
+	notsentLowat uint32
+	writeSeqA    atomic.Uint32 // lock-free copies for the stream_memory_free hook
+	sndNxtA      atomic.Uint32
+
+	writeQueue skb.Queue // not yet sent
+	rtxQueue   skb.Queue // sent, not fully acknowledged
+	pf         skb.PageFrag
+
+	packetsOut    uint32
+	sackedOut     uint32
+	lostOut       uint32
+	retransOut    uint32
+	highSeq       uint32 // snd_nxt when recovery started
+	caState       uint8
+	dupAcks       int
+	totalRetrans  uint32
+	undoMarker    uint32 // snd_una when the window was last reduced (0: nothing to undo)
+	undoRetrans   int    // retransmissions not yet shown spurious by D-SACK
+	undoEnd       uint32 // D-SACKs are awaited until snd_una passes this
+	priorCwnd     uint32
+	priorSsthr    uint32
+	prrDelivered  uint32 // RFC 6937 state
+	prrOut        uint32
+	tlpHighSeq    uint32 // snd_nxt at the last tail loss probe (0: none out)
+	maxPacketsOut uint32 // tcp_cwnd_validate state
+	cwndUsageSeq  uint32
+	cwndLimited   bool
+
+	// Congestion control.
+	cwnd       uint32
+	ssthresh   uint32
+	cwndCnt    uint32
+	cc         congestionControl
+	ccName     string
+	reordering uint32
+
+	// RTT (tcp_rtt_estimator), in microseconds; srtt is stored <<3 as Linux.
+	srttUs       uint32
+	mdevUs       uint32
+	mdevMaxUs    uint32
+	rttvarUs     uint32
+	rttSeq       uint32
+	rto          time.Duration
+	backoff      uint8
+	retransmits  uint8
+	probesOut    uint8
+	rtoKind      uint8 // icsk_pending: timerRetrans or timerProbe0
+	rtoDeadline  int64
+	retransStamp int64 // time of the first retransmission (retrans_stamp)
+
+	// Receiving.
+	irs           uint32
+	rcvNxt        uint32
+	copiedSeq     uint32
+	rcvWup        uint32
+	rcvWnd        uint32
+	rcvSsthresh   uint32
+	windowClamp   uint32
+	scalingRatio  uint8
+	rcvMss        int       // icsk_ack.rcv_mss
+	rcvq          skb.Queue // in-order data
+	ofo           skb.Queue // out-of-order, sorted by seq
+	finSeen       bool
+	urgData       bool
+	selectiveAcks [tcpMaxSackBlocks]header.SACKBlock
+	numSacks      int
+	dsack         bool
+	duplicateSack header.SACKBlock
+
+	// Receive autotuning (rcvq_space, rcv_rtt_est).
+	rcvqSpace  int
+	rcvqSeq    uint32
+	rcvqTime   int64
+	rcvRttUs   uint32 // <<3
+	rcvRttSeq  uint32
+	rcvRttTime int64
+
+	// Timestamps (rx_opt).
+	tsOffset      uint32
+	tsRecent      uint32
+	tsRecentStamp int64
+	sawTstamp     bool
+	rcvTsval      uint32
+	rcvTsecr      uint32
+
+	// Delayed ACK (icsk_ack).
+	ackPending  uint8
+	ackQuick    uint8
+	ackPingpong bool
+	ato         time.Duration
+	lrcvtime    int64
+	ackDeadline int64
+	lastOOWAck  int64
+
+	// Keepalive / FIN_WAIT2 / TIME_WAIT (sk_timer).
+	keepalive  bool
+	kaTime     time.Duration
+	kaIntvl    time.Duration
+	kaProbes   int
+	rcvTstamp  int64 // time of the last received segment
+	lsndtime   int64
+	kaDeadline int64
+
+	retransTimer *clock.Timer
+	delackTimer  *clock.Timer
+	keepTimer    *clock.Timer
+
+	// Listening.
+	backlog     int
+	acceptQ     []*TCPSock
+	reqs        map[tcpTuple]*tcpRequest
+	synackTimer *clock.Timer
+	parent      *TCPSock // listener while in the accept queue
+}
+
+// NewTCP returns a fresh, unbound TCP socket. Mirrors socket(AF_INET,
+// SOCK_STREAM) with tcp_init_sock.
+func (s *Stack) NewTCP() *TCPSock {
+	sk := memctl.NewSock(s.net, memctl.SockStream, s.net.TCP)
+	sk.InitTCPSock()
+	return s.newTCPSock(sk)
+}
+
+func (s *Stack) newTCPSock(sk *memctl.Sock) *TCPSock {
+	tp := &TCPSock{stack: s, sk: sk, state: TCPClose}
+	tp.sk.StreamMemoryFree = tp.streamMemoryFree
+	tp.sk.OnRelease = nil
+	tp.rto = tcpTimeoutInit
+	tp.mdevUs = uint32(tcpTimeoutInit / time.Microsecond)
+	tp.cwnd = tcpInitCwnd
+	tp.ssthresh = 0x7fffffff // TCP_INFINITE_SSTHRESH
+	tp.mssCache = tcpMssDefault
+	tp.mssClamp = 0xffff
+	tp.advmss = tcpMssDefault
+	tp.rcvMss = tcpMssDefault
+	tp.reordering = tcpDefaultReord
+	tp.scalingRatio = tcpScalingRatio
+	tp.kaTime, tp.kaIntvl, tp.kaProbes = tcpKeepaliveTime, tcpKeepaliveIntv, tcpKeepaliveCnt
+	tp.cc = newCubic()
+	tp.ccName = "cubic"
+	tp.retransTimer = s.clock.NewTimer(tp.retransmitTimerFired)
+	tp.delackTimer = s.clock.NewTimer(tp.delackTimerFired)
+	tp.keepTimer = s.clock.NewTimer(tp.keepaliveTimerFired)
+	return tp
+}
+
+// Mem returns the socket's memory accounting (skmem).
+func (tp *TCPSock) Mem() *memctl.Sock { return tp.sk }
+
+// SetNonblock sets O_NONBLOCK.
+func (tp *TCPSock) SetNonblock(nb bool) { tp.nonblock.Store(nb) }
+
+// State returns the connection state.
+func (tp *TCPSock) State() TCPState {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return tp.state
+}
+
+// LocalAddr returns the bound local address.
+func (tp *TCPSock) LocalAddr() netip.AddrPort {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return tp.local
+}
+
+// RemoteAddr returns the peer's address, or the zero AddrPort.
+func (tp *TCPSock) RemoteAddr() netip.AddrPort {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return tp.remote
+}
+
+func (tp *TCPSock) tuple() tcpTuple {
+	return tcpTuple{laddr: tp.local.Addr(), raddr: tp.remote.Addr(), lport: tp.local.Port(), rport: tp.remote.Port()}
+}
+
+// now is the stack clock in nanoseconds.
+func (tp *TCPSock) now() int64 { return tp.stack.clock.Nanotime() }
+
+// tsNow is the TCP timestamp clock: milliseconds plus the connection's
+// offset. Mirrors tcp_time_stamp_ts + tsoffset.
+func (tp *TCPSock) tsNow() uint32 { return uint32(tp.now()/int64(time.Millisecond)) + tp.tsOffset }
+
+// setState is the one place every state transition goes through. It keeps
+// TcpCurrEstab, wakes waiters (readers see EOF in CLOSE_WAIT once the queue
+// drains), and on CLOSE unhashes the socket and releases its port. Mirrors
+// tcp_set_state (and the unhash in inet_put_port).
+func (tp *TCPSock) setState(ns TCPState) {
+	old := tp.state
+	if old == ns {
+		return
+	}
+	mib := tp.stack.mib
+	if ns == TCPEstablished {
+		mib.Inc(memctl.TcpCurrEstab)
+	}
+	if old == TCPEstablished {
+		mib.Dec(memctl.TcpCurrEstab)
+	}
+	if ns == TCPClose {
+		if old == TCPEstablished || old == TCPCloseWait {
+			mib.Inc(memctl.TcpEstabResets)
+		}
+		tp.unhash()
+	}
+	tp.state = ns
+	tp.stack.log.Debug("tcp state", "local", tp.local, "remote", tp.remote, "from", old, "to", ns)
+	tp.sk.Wq.Wake() // sk_state_change
+}
+
+// unhash removes the socket from the established and listening hashes and
+// releases its port. Mirrors inet_unhash + inet_put_port.
+func (tp *TCPSock) unhash() {
+	t := &tp.stack.tcp
+	t.mu.Lock()
+	if tp.hashed {
+		if t.estab[tp.tuple()] == tp {
+			delete(t.estab, tp.tuple())
+		}
+		tp.hashed = false
+	}
+	if tp.listened {
+		l := t.listen[tp.local.Port()]
+		for i, o := range l {
+			if o == tp {
+				l = append(l[:i:i], l[i+1:]...)
+				break
+			}
+		}
+		if len(l) == 0 {
+			delete(t.listen, tp.local.Port())
+		} else {
+			t.listen[tp.local.Port()] = l
+		}
+		tp.listened = false
+	}
+	if tp.bound {
+		port := tp.local.Port()
+		l := t.bound[port]
+		for i, o := range l {
+			if o == tp {
+				l = append(l[:i:i], l[i+1:]...)
+				break
+			}
+		}
+		if len(l) == 0 {
+			delete(t.bound, port)
+		} else {
+			t.bound[port] = l
+		}
+		tp.bound = false
+	}
+	t.mu.Unlock()
+}
+
+// hashEstab inserts the socket in the established hash. Mirrors inet_ehash_nolisten.
+// Caller holds t.mu.
+func (tp *TCPSock) hashEstabLocked() bool {
+	t := &tp.stack.tcp
+	tu := tp.tuple()
+	if o, ok := t.estab[tu]; ok && o != tp {
+		return false
+	}
+	t.estab[tu] = tp
+	tp.hashed = true
+	return true
+}
+
+// bindLocked binds the socket; port 0 picks an ephemeral port. Caller holds
+// tp.mu. Mirrors inet_bind + inet_csk_get_port.
+func (tp *TCPSock) bindLocked(addr netip.AddrPort) error {
+	a := addr.Addr()
+	if !a.IsValid() {
+		a = netip.IPv4Unspecified()
+	}
+	if !a.Is4() {
+		return errInval
+	}
+	if !a.IsUnspecified() && !tp.stack.isLocalAddr(a) {
+		return errAddrNotAvail
+	}
+	t := &tp.stack.tcp
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	free := func(p uint16) bool {
+		for _, o := range t.bound[p] {
+			if bindConflict(a, o.local.Addr()) {
+				return false
+			}
+		}
+		return true
+	}
+	port := addr.Port()
+	if port == 0 {
+		if port = tp.stack.pickEphemeral(free); port == 0 {
+			return errAddrInUse
+		}
+	} else if !free(port) {
+		return errAddrInUse
+	}
+	tp.local = netip.AddrPortFrom(a, port)
+	tp.bound = true
+	t.bound[port] = append(t.bound[port], tp)
+	return nil
+}
+
+// Bind binds the socket to addr (port 0: ephemeral).
+func (tp *TCPSock) Bind(addr netip.AddrPort) error {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if tp.state != TCPClose || tp.bound || tp.released {
+		return errInval
+	}
+	return tp.bindLocked(addr)
+}
+
+// streamMemoryFree is the socket's stream_memory_free hook: the not-sent
+// bytes below tcp_notsent_lowat. Lock-free (poll and wakers call it).
+// Mirrors tcp_stream_memory_free.
+func (tp *TCPSock) streamMemoryFree(sk *memctl.Sock, wake int) bool {
+	notsent := tp.writeSeqA.Load() - tp.sndNxtA.Load()
+	return memctl.TCPStreamMemoryFree(notsent, tp.stack.net.Sysctls.TCPNotsentLowatFor(atomic.LoadUint32(&tp.notsentLowat)), wake)
+}
+
+// syncSeqs publishes write_seq and snd_nxt for the lock-free hook.
+func (tp *TCPSock) syncSeqs() {
+	tp.writeSeqA.Store(tp.writeSeq)
+	tp.sndNxtA.Store(tp.sndNxt)
+}
+
+// purgeWriteQueues frees the write and retransmit queues, uncharging them.
+// Mirrors tcp_write_queue_purge.
+func (tp *TCPSock) purgeWriteQueues() {
+	for _, q := range []*skb.Queue{&tp.rtxQueue, &tp.writeQueue} {
+		for b := q.PopFront(); b != nil; b = q.PopFront() {
+			tp.sk.WmemFreeSkb(b.Truesize())
+			b.Free()
+		}
+	}
+	tp.packetsOut, tp.sackedOut, tp.lostOut, tp.retransOut = 0, 0, 0, 0
+	tp.sk.MemReclaim()
+}
+
+// purgeRecvQueues frees the receive and out-of-order queues (their
+// destructors uncharge rmem). Mirrors __skb_queue_purge + skb_rbtree_purge.
+func (tp *TCPSock) purgeRecvQueues() {
+	tp.rcvq.Purge()
+	tp.ofo.Purge()
+	tp.sk.MemReclaim()
+}
+
+// stopTimers stops the socket's timers. Mirrors tcp_clear_xmit_timers.
+func (tp *TCPSock) stopTimers() {
+	tp.retransTimer.Stop()
+	tp.delackTimer.Stop()
+	tp.keepTimer.Stop()
+	tp.rtoDeadline, tp.ackDeadline, tp.kaDeadline = 0, 0, 0
+	tp.ackPending = 0
+	if tp.synackTimer != nil {
+		tp.synackTimer.Stop()
+	}
+}
+
+// tcpDone moves the socket to CLOSE for good: timers stopped, queues of
+// unsent data freed, waiters woken; an orphan is destroyed. Mirrors tcp_done.
+func (tp *TCPSock) tcpDone() {
+	if tp.state == TCPSynSent || tp.state == TCPSynRecv {
+		tp.stack.mib.Inc(memctl.TcpAttemptFails)
+	}
+	tp.setState(TCPClose)
+	tp.stopTimers()
+	tp.purgeWriteQueues()
+	tp.sk.Shutdown(memctl.RcvShutdown | memctl.SendShutdown)
+	if tp.dead {
+		tp.destroyLocked()
+	}
+}
+
+// destroyLocked frees everything the socket holds. Mirrors
+// inet_csk_destroy_sock + tcp_v4_destroy_sock.
+func (tp *TCPSock) destroyLocked() {
+	if tp.destroyed {
+		return
+	}
+	tp.destroyed = true
+	if tp.state != TCPClose {
+		tp.setState(TCPClose)
+	}
+	tp.unhash()
+	tp.stopTimers()
+	tp.purgeWriteQueues()
+	tp.purgeRecvQueues()
+	for _, c := range tp.acceptQ {
+		c.mu.Lock()
+		c.dead = true
+		c.destroyLocked()
+		c.mu.Unlock()
+	}
+	tp.acceptQ = nil
+	for k, r := range tp.reqs {
+		r.timer.Stop()
+		delete(tp.reqs, k)
+	}
+	tp.pf.Release()
+	if tp.dead {
+		tp.sk.Proto().OrphanCountAdd(-1)
+		tp.dead = false
+	}
+	tp.sk.Shutdown(memctl.RcvShutdown | memctl.SendShutdown)
+	tp.sk.Proto().SocketsAllocatedDec()
+	tp.sk.Put() // the socket's own reference; clones in flight hold theirs
+}

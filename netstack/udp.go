@@ -1,0 +1,425 @@
+package netstack
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"sockfs/memctl"
+	"sockfs/netstack/header"
+	"sockfs/skb"
+)
+
+// Sizes of the UDP send path: __ip_append_data allocates
+// payload + IP and UDP headers + LL_RESERVED_SPACE (16 for a device with no
+// link header) + 15 bytes of slack.
+const (
+	udpHeaderLen  = 8
+	llReserved    = 16
+	udpAllocSlack = 15
+	maxUDPPayload = 65535 - 20 - udpHeaderLen // 65507
+	defaultTTL    = 64
+)
+
+// UDPSock is a UDP socket. Its methods are safe for concurrent use.
+type UDPSock struct {
+	stack *Stack
+	sk    *memctl.Sock
+
+	// mu is the socket lock; it also guards the receive queue and UDP's
+	// forward_alloc (Linux uses the receive queue's spinlock for that).
+	mu       sync.Mutex
+	rcvq     skb.Queue
+	local    netip.AddrPort // bound address (unspecified addr = any)
+	remote   netip.AddrPort // connected peer, or invalid
+	bound    bool
+	closed   bool
+	nonblock atomic.Bool
+	ttl      uint8
+	tos      uint8
+}
+
+// udpTable maps local ports to the sockets bound to them. Mirrors
+// udp_table (hashed by port only; this stack has few sockets per port).
+type udpTable struct {
+	stack *Stack
+	mu    sync.RWMutex
+	ports map[uint16][]*UDPSock
+}
+
+func (t *udpTable) init(s *Stack) {
+	t.stack = s
+	t.ports = make(map[uint16][]*UDPSock)
+}
+
+func (t *udpTable) closeAll() {
+	t.mu.RLock()
+	var all []*UDPSock
+	for _, l := range t.ports {
+		all = append(all, l...)
+	}
+	t.mu.RUnlock()
+	for _, u := range all {
+		u.Close()
+	}
+}
+
+// NewUDP returns an unbound UDP socket. Mirrors socket(AF_INET, SOCK_DGRAM).
+func (s *Stack) NewUDP() *UDPSock {
+	sk := memctl.NewSock(s.net, memctl.SockDgram, s.net.UDP)
+	sk.InitUDPSock()
+	u := &UDPSock{stack: s, sk: sk, ttl: defaultTTL}
+	return u
+}
+
+// Mem returns the socket's accounting.
+func (u *UDPSock) Mem() *memctl.Sock { return u.sk }
+
+// SetNonblock sets O_NONBLOCK.
+func (u *UDPSock) SetNonblock(nb bool) { u.nonblock.Store(nb) }
+
+// LocalAddr returns the bound address.
+func (u *UDPSock) LocalAddr() netip.AddrPort {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.local
+}
+
+// RemoteAddr returns the connected peer, or the zero AddrPort.
+func (u *UDPSock) RemoteAddr() netip.AddrPort {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.remote
+}
+
+// Bind binds the socket to addr; port 0 picks an ephemeral port and an
+// invalid or unspecified address means any local address. Mirrors
+// inet_bind + udp_v4_get_port.
+func (u *UDPSock) Bind(addr netip.AddrPort) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return errBadF
+	}
+	if u.bound {
+		return errInval
+	}
+	return u.bindLocked(addr)
+}
+
+func (u *UDPSock) bindLocked(addr netip.AddrPort) error {
+	a := addr.Addr()
+	if !a.IsValid() {
+		a = netip.IPv4Unspecified()
+	}
+	if !a.Is4() {
+		return errInval
+	}
+	if !a.IsUnspecified() && !u.stack.isLocalAddr(a) {
+		return errAddrNotAvail
+	}
+	t := &u.stack.udp
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	free := func(p uint16) bool {
+		for _, o := range t.ports[p] {
+			if bindConflict(a, o.local.Addr()) {
+				return false
+			}
+		}
+		return true
+	}
+	port := addr.Port()
+	if port == 0 {
+		if port = u.stack.pickEphemeral(free); port == 0 {
+			return errAddrInUse
+		}
+	} else if !free(port) {
+		return errAddrInUse
+	}
+	u.local = netip.AddrPortFrom(a, port)
+	u.bound = true
+	t.ports[port] = append(t.ports[port], u)
+	return nil
+}
+
+// Connect sets the default destination and filters received datagrams to
+// those from it; it binds an ephemeral port (and picks the source address
+// from the route) if the socket is unbound. Mirrors ip4_datagram_connect.
+func (u *UDPSock) Connect(raddr netip.AddrPort) error {
+	if !raddr.Addr().Is4() || raddr.Port() == 0 {
+		return errInval
+	}
+	rt, ok := u.stack.routeOutput(raddr.Addr())
+	if !ok {
+		return errNetUnreach
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return errBadF
+	}
+	if !u.bound {
+		if err := u.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+			return err
+		}
+	}
+	if u.local.Addr().IsUnspecified() {
+		u.stack.udp.mu.Lock()
+		u.local = netip.AddrPortFrom(rt.Src, u.local.Port())
+		u.stack.udp.mu.Unlock()
+	}
+	u.remote = raddr
+	return nil
+}
+
+// Close releases the socket: it leaves the port table, drops queued
+// datagrams (releasing their charge) and drops its reference. Mirrors
+// udp_lib_close / udp_destroy_sock.
+func (u *UDPSock) Close() error {
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		return nil
+	}
+	u.closed = true
+	if u.bound {
+		t := &u.stack.udp
+		t.mu.Lock()
+		l := t.ports[u.local.Port()]
+		for i, o := range l {
+			if o == u {
+				l = append(l[:i], l[i+1:]...)
+				break
+			}
+		}
+		if len(l) == 0 {
+			delete(t.ports, u.local.Port())
+		} else {
+			t.ports[u.local.Port()] = l
+		}
+		t.mu.Unlock()
+	}
+	total := 0
+	for b := u.rcvq.PopFront(); b != nil; b = u.rcvq.PopFront() {
+		total += b.Truesize()
+		b.Free()
+	}
+	memctl.UDPRmemRelease(u.sk, total, false, true)
+	u.sk.Shutdown(memctl.RcvShutdown | memctl.SendShutdown)
+	u.mu.Unlock()
+	u.sk.Wq.Wake()
+	u.sk.Put()
+	return nil
+}
+
+// udpRcv delivers a datagram whose data starts at the UDP header; iph is the
+// IPv4 header. It takes ownership of b. Mirrors __udp4_lib_rcv.
+func (s *Stack) udpRcv(b *skb.SKB, iph header.IPv4) {
+	uh := header.UDP(b.Data())
+	if len(uh) < udpHeaderLen {
+		s.mib.Inc(memctl.UdpInErrors)
+		b.Free()
+		return
+	}
+	ulen := int(uh.Length())
+	if ulen < udpHeaderLen || ulen > b.Len() {
+		s.mib.Inc(memctl.UdpInErrors)
+		b.Free()
+		return
+	}
+	if ulen < b.Len() {
+		b.Trim(ulen)
+		uh = header.UDP(b.Data())
+	}
+	src, dst := iph.SrcAddr(), iph.DstAddr()
+	if uh.Checksum() != 0 && !uh.IsChecksumValid(src, dst) {
+		s.mib.Inc(memctl.UdpInCsumErrors)
+		s.mib.Inc(memctl.UdpInErrors)
+		b.Free()
+		return
+	}
+	u := s.udp.lookup(dst, uh.DstPort(), src, uh.SrcPort())
+	if u == nil {
+		s.mib.Inc(memctl.UdpNoPorts)
+		s.icmpSendDestUnreach(b, iph, header.ICMPv4PortUnreachable)
+		b.Free()
+		return
+	}
+	b.SetTransportHeader()
+	b.Pull(udpHeaderLen)
+	u.queueRcv(b)
+}
+
+// lookup finds the socket for a datagram, preferring a connected socket that
+// matches the source, then a specific local address over a wildcard. Mirrors
+// the scoring of __udp4_lib_lookup.
+func (t *udpTable) lookup(daddr netip.Addr, dport uint16, saddr netip.Addr, sport uint16) *UDPSock {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var best *UDPSock
+	bestScore := -1
+	for _, u := range t.ports[dport] {
+		score := 0
+		if la := u.local.Addr(); !la.IsUnspecified() {
+			if la != daddr {
+				continue
+			}
+			score += 4
+		}
+		if u.remote.IsValid() {
+			if u.remote.Addr() != saddr || u.remote.Port() != sport {
+				continue
+			}
+			score += 8
+		}
+		if score > bestScore {
+			best, bestScore = u, score
+		}
+	}
+	return best
+}
+
+// queueRcv charges and queues a datagram (data at the payload). Mirrors
+// udp_queue_rcv_skb -> __udp_queue_rcv_skb.
+func (u *UDPSock) queueRcv(b *skb.SKB) {
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		b.Free()
+		return
+	}
+	if err := memctl.UDPQueueRcvSkb(u.sk, b); err != nil {
+		u.mu.Unlock()
+		b.Free()
+		return
+	}
+	u.rcvq.PushBack(b)
+	u.mu.Unlock()
+	u.sk.Wq.Wake() // sk_data_ready
+}
+
+// RecvFrom reads one datagram into p and returns its length (truncated to
+// len(p); the rest of the datagram is discarded, as with MSG_TRUNC unset) and
+// its source. It blocks until a datagram arrives unless the socket is
+// non-blocking (EAGAIN); ctx cancels it (EINTR) or times it out (EAGAIN)
+// without consuming anything. Mirrors udp_recvmsg.
+func (u *UDPSock) RecvFrom(ctx context.Context, p []byte) (int, netip.AddrPort, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return 0, netip.AddrPort{}, errBadF
+	}
+	if u.rcvq.Empty() {
+		if e := u.sk.SockError(); e != 0 { // sock_error: reported once
+			return 0, netip.AddrPort{}, e
+		}
+		if u.nonblock.Load() {
+			return 0, netip.AddrPort{}, errAgain
+		}
+		err := waitFor(ctx, u.sk, u.mu.Lock, u.mu.Unlock, func() bool {
+			return !u.rcvq.Empty() || u.closed || u.sk.Err() != 0
+		})
+		if err != nil {
+			return 0, netip.AddrPort{}, err
+		}
+		if u.closed {
+			return 0, netip.AddrPort{}, errBadF
+		}
+		if u.rcvq.Empty() {
+			return 0, netip.AddrPort{}, u.sk.SockError()
+		}
+	}
+	b := u.rcvq.PopFront()
+	n := b.CopyBits(0, p[:min(len(p), b.Len())])
+	iph := header.IPv4(b.Head()[b.NetworkHeader:])
+	uh := header.UDP(b.Head()[b.TransportHeader:])
+	from := netip.AddrPortFrom(iph.SrcAddr(), uh.SrcPort())
+	memctl.UDPRmemRelease(u.sk, b.Truesize(), true, u.rcvq.Empty())
+	b.Free()
+	u.stack.mib.Inc(memctl.UdpInDatagrams)
+	return n, from, nil
+}
+
+// Readiness reports what a poll would: readable when a datagram is queued,
+// writable when sock_writeable (wmem_alloc < sndbuf/2). Mirrors
+// datagram_poll.
+func (u *UDPSock) Readiness() Event {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var ev Event
+	if !u.rcvq.Empty() || u.closed {
+		ev |= EventIn
+	}
+	if u.sk.SockWriteable() {
+		ev |= EventOut
+	}
+	return ev
+}
+
+// SendTo sends p as one datagram to dst (or to the connected peer when dst
+// is invalid). It blocks while the send buffer is full unless non-blocking
+// (EAGAIN, counted as SndbufErrors); ctx cancels it (EINTR). Mirrors
+// udp_sendmsg.
+func (u *UDPSock) SendTo(ctx context.Context, p []byte, dst netip.AddrPort) (int, error) {
+	if len(p) > maxUDPPayload {
+		return 0, errMsgSize
+	}
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		return 0, errBadF
+	}
+	if !dst.IsValid() {
+		if !u.remote.IsValid() {
+			u.mu.Unlock()
+			return 0, errNotConn // EDESTADDRREQ in Linux for an unconnected socket
+		}
+		dst = u.remote
+	}
+	if !dst.Addr().Is4() || dst.Port() == 0 {
+		u.mu.Unlock()
+		return 0, errInval
+	}
+	if !u.bound {
+		if err := u.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+			u.mu.Unlock()
+			return 0, err
+		}
+	}
+	local := u.local
+	ttl, tos := u.ttl, u.tos
+	u.mu.Unlock()
+
+	rt, ok := u.stack.routeOutput(dst.Addr())
+	if !ok {
+		u.stack.mib.Inc(memctl.IpOutNoRoutes)
+		return 0, errNetUnreach
+	}
+	src := local.Addr()
+	if src.IsUnspecified() {
+		src = rt.Src
+	}
+	size := len(p) + header.IPv4MinSize + udpHeaderLen
+	b, err := memctl.AllocSendSkb(ctx, u.sk, u.nonblock.Load(), func() *skb.SKB {
+		return skb.Alloc(size + llReserved + udpAllocSlack)
+	})
+	if err != nil {
+		if err == errAgain {
+			u.stack.mib.Inc(memctl.UdpSndbufErrors)
+		}
+		return 0, err
+	}
+	b.Reserve(llReserved + header.IPv4MinSize)
+	uh := header.UDP(b.Put(udpHeaderLen + len(p)))
+	copy(uh[udpHeaderLen:], p)
+	uh.Encode(&header.UDPFields{SrcPort: local.Port(), DstPort: dst.Port(), Length: uint16(udpHeaderLen + len(p))})
+	uh.SetChecksum(0)
+	uh.SetChecksum(uh.CalculateChecksum(src, dst.Addr()))
+	if err := u.stack.ipOutput(b, rt, src, dst.Addr(), header.IPv4ProtocolUDP, ttl, tos, u.sk); err != nil {
+		return 0, err
+	}
+	u.stack.mib.Inc(memctl.UdpOutDatagrams)
+	return len(p), nil
+}

@@ -1,0 +1,196 @@
+package skb
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// PageFragSize is the size of the pages a PageFrag carves fragments from:
+// Linux's sk_page_frag uses 32 KiB compound pages (SKB_FRAG_PAGE_ORDER 3).
+const PageFragSize = 32768
+
+// Page is a reference-counted block that fragments point into.
+type Page struct {
+	Buf  []byte
+	refs atomic.Int32
+}
+
+var pagePool = sync.Pool{New: func() any { return &Page{Buf: make([]byte, PageFragSize)} }}
+
+// NewPage returns a page with one reference. Mirrors alloc_pages for the
+// page-fragment cache.
+func NewPage() *Page {
+	p := pagePool.Get().(*Page)
+	p.refs.Store(1)
+	return p
+}
+
+// Get takes a reference. Mirrors get_page.
+func (p *Page) Get() { p.refs.Add(1) }
+
+// Put drops a reference and recycles the page with the last. Mirrors
+// put_page.
+func (p *Page) Put() {
+	switch r := p.refs.Add(-1); {
+	case r == 0:
+		if debug {
+			poison(p.Buf)
+			return
+		}
+		pagePool.Put(p)
+	case r < 0 && debug:
+		panic("skb: page reference underflow")
+	}
+}
+
+// Refs returns the reference count, for tests.
+func (p *Page) Refs() int { return int(p.refs.Load()) }
+
+// Frag is a piece of a page holding packet data. Mirrors skb_frag_t.
+type Frag struct {
+	Page *Page
+	Off  int
+	Size int
+}
+
+// Bytes returns the fragment's data.
+func (f Frag) Bytes() []byte { return f.Page.Buf[f.Off : f.Off+f.Size] }
+
+// NrFrags returns the number of fragments.
+func (b *SKB) NrFrags() int { return b.shared.nrFrags }
+
+// Frag returns fragment i.
+func (b *SKB) Frag(i int) Frag { return b.shared.frags[i] }
+
+// AddFrag appends size bytes at off in page as a new fragment (or extends the
+// last fragment when they are adjacent in the same page, as skb_can_coalesce
+// allows), taking over the caller's page reference in the new-fragment case
+// and dropping it in the merge case. It updates len and data_len but not
+// truesize: the caller adds what it charges, as Linux's callers do
+// (skb_len_add / skb_copy_to_page_nocache). It reports false when the skb
+// has no room for another fragment, and then consumes nothing.
+func (b *SKB) AddFrag(page *Page, off, size int) bool {
+	if b.Cloned() {
+		panic("skb: AddFrag on a cloned skb")
+	}
+	sh := b.shared
+	if n := sh.nrFrags; n > 0 {
+		last := &sh.frags[n-1]
+		if last.Page == page && last.Off+last.Size == off {
+			last.Size += size
+			page.Put()
+			b.len += size
+			b.dataLen += size
+			return true
+		}
+	}
+	if sh.nrFrags == MaxFrags {
+		return false
+	}
+	sh.frags[sh.nrFrags] = Frag{Page: page, Off: off, Size: size}
+	sh.nrFrags++
+	b.len += size
+	b.dataLen += size
+	return true
+}
+
+// trimFrags keeps only the first n bytes of fragment data.
+func (b *SKB) trimFrags(n int) {
+	sh := b.shared
+	if b.Cloned() && n < b.dataLen {
+		panic("skb: trimming the fragments of a cloned skb")
+	}
+	keep := 0
+	for i := 0; i < sh.nrFrags; i++ {
+		f := &sh.frags[i]
+		switch {
+		case n <= 0:
+			f.Page.Put()
+			*f = Frag{}
+		case f.Size > n:
+			f.Size = n
+			n = 0
+			keep = i + 1
+		default:
+			n -= f.Size
+			keep = i + 1
+		}
+	}
+	sh.nrFrags = keep
+	b.dataLen = 0
+	for i := 0; i < keep; i++ {
+		b.dataLen += sh.frags[i].Size
+	}
+}
+
+// CopyBits copies len(to) bytes of packet data starting at offset into to,
+// walking the linear part and then the fragments. It returns the number of
+// bytes copied (short only if the packet ends first). Mirrors skb_copy_bits.
+func (b *SKB) CopyBits(offset int, to []byte) int {
+	if offset < 0 || offset > b.len {
+		panic(fmt.Sprintf("skb: CopyBits offset %d of %d", offset, b.len))
+	}
+	done := 0
+	lin := b.Data()
+	if offset < len(lin) {
+		done = copy(to, lin[offset:])
+		offset = 0
+	} else {
+		offset -= len(lin)
+	}
+	for i := 0; i < b.shared.nrFrags && done < len(to); i++ {
+		f := b.shared.frags[i].Bytes()
+		if offset >= len(f) {
+			offset -= len(f)
+			continue
+		}
+		done += copy(to[done:], f[offset:])
+		offset = 0
+	}
+	return done
+}
+
+// PageFrag hands out pieces of a page for fragments, refilling with a fresh
+// page when the current one is full. One per socket, as sk_page_frag is.
+// It is not safe for concurrent use; the socket's lock covers it.
+type PageFrag struct {
+	page   *Page
+	offset int
+}
+
+// Refill makes sure at least one byte is free, reusing the current page from
+// its start when nobody else references it any more. It returns the page and
+// the free space at the current offset. Mirrors skb_page_frag_refill.
+func (pf *PageFrag) Refill() (*Page, []byte) {
+	if pf.page != nil {
+		if pf.page.refs.Load() == 1 {
+			pf.offset = 0
+		} else if pf.offset >= len(pf.page.Buf) {
+			pf.page.Put()
+			pf.page = nil
+		}
+	}
+	if pf.page == nil {
+		pf.page = NewPage()
+		pf.offset = 0
+	}
+	return pf.page, pf.page.Buf[pf.offset:]
+}
+
+// Commit records that n bytes at the current offset were used by a fragment
+// and returns their offset; the fragment gets its own page reference.
+func (pf *PageFrag) Commit(n int) (page *Page, off int) {
+	page, off = pf.page, pf.offset
+	page.Get()
+	pf.offset += n
+	return page, off
+}
+
+// Release drops the cache's own page reference (socket destruction).
+func (pf *PageFrag) Release() {
+	if pf.page != nil {
+		pf.page.Put()
+		pf.page = nil
+	}
+}
