@@ -160,6 +160,10 @@ var batchPool = sync.Pool{New: func() any { return new([1]*skb.SKB) }}
 
 // xmit hands one packet to the device. Mirrors dev_queue_xmit.
 func (s *Stack) xmit(dev *NetDevice, b *skb.SKB) {
+	if st := dev.impairStage(Out); st != nil {
+		st.Enqueue(b)
+		return
+	}
 	one := batchPool.Get().(*[1]*skb.SKB)
 	one[0] = b
 	dev.dev.Xmit(one[:])

@@ -106,6 +106,7 @@ func (s *Stack) Close() error {
 	for _, d := range devs {
 		if d != nil {
 			d.dev.Stop()
+			d.closeImpair()
 		}
 	}
 	s.frags.destroy()
@@ -129,6 +130,8 @@ type NetDevice struct {
 
 	mu    sync.RWMutex
 	addrs []netip.Prefix
+
+	imp devImpair // ipifc/N/impair
 }
 
 // Name is the device's name: lo, tun0, pipe1, ...
@@ -155,6 +158,11 @@ func (d *NetDevice) Addrs() []netip.Prefix {
 // Mirrors netif_receive_skb (the stack has no backlog queue of its own: the
 // device already hands it packets outside any socket lock).
 func (d *NetDevice) NetifRx(batch []*skb.SKB) {
+	if st := d.impairStage(In); st != nil {
+		st.EnqueueBatch(batch)
+		clear(batch)
+		return
+	}
 	for i, b := range batch {
 		b.Dev = d.index
 		d.stack.ipRcv(d, b)
