@@ -1,0 +1,120 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{3}, 3},
+		{[]float64{5, 1, 3}, 3},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{[]float64{2, 2, 9}, 2},
+	} {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if !math.IsNaN(median(nil)) {
+		t.Error("median(nil) is not NaN")
+	}
+	in := []float64{3, 1, 2}
+	median(in)
+	if in[0] != 3 || in[1] != 1 {
+		t.Error("median sorted its argument in place")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	s := make([]float64, 100)
+	for i := range s {
+		s[i] = float64(i + 1)
+	}
+	if p := percentile(s, 0.5); p != 50 {
+		t.Errorf("p50 = %v", p)
+	}
+	if p := percentile(s, 0.99); p != 99 {
+		t.Errorf("p99 = %v", p)
+	}
+	if p := percentile([]float64{7}, 0.99); p != 7 {
+		t.Errorf("p99 of one = %v", p)
+	}
+}
+
+func TestCellText(t *testing.T) {
+	c := &Cell{Samples: []float64{1.21, 0.9, 1.5}}
+	c.summarize()
+	if c.Median != 1.21 || c.Min != 0.9 || c.Max != 1.5 {
+		t.Fatalf("summary %+v", c)
+	}
+	if got := c.text(); got != "1.21 (0.900–1.50)" {
+		t.Errorf("text = %q", got)
+	}
+	same := &Cell{Samples: []float64{4096, 4096, 4096}}
+	same.summarize()
+	if got := same.text(); got != "4096" {
+		t.Errorf("no-spread text = %q", got)
+	}
+	missing := &Cell{Note: "serve has no --9p flag"}
+	if got := missing.text(); got != "— (serve has no --9p flag)" {
+		t.Errorf("missing text = %q", got)
+	}
+}
+
+func TestMdTable(t *testing.T) {
+	got := mdTable([]string{"metric", "a"}, [][]string{{"x", "1 | 2"}})
+	want := "| metric | a |\n| --- | --- |\n| x | 1 \\| 2 |\n"
+	if got != want {
+		t.Errorf("table:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestGoals(t *testing.T) {
+	a := &Cell{System: "sockfs", Metric: "m", Samples: []float64{2.4}}
+	b := &Cell{System: "gvisor", Metric: "m", Samples: []float64{2}}
+	a.summarize()
+	b.summarize()
+	g := ratioGoal("x", a, b, 1.2)
+	if g.Pass == nil || !*g.Pass || math.Abs(g.Value-1.2) > 1e-9 {
+		t.Errorf("ratio goal %+v", g)
+	}
+	g = ratioGoal("x", a, &Cell{Note: "n/a"}, 1.2)
+	if g.Pass != nil || g.Note == "" {
+		t.Errorf("unmeasured goal %+v", g)
+	}
+	if r := g.row(); r[3] != "not measured" {
+		t.Errorf("row %v", r)
+	}
+	m := maxGoal("heap", &Cell{Samples: []float64{5000}, Median: 5000}, 4096)
+	if m.Pass == nil || *m.Pass {
+		t.Errorf("max goal %+v", m)
+	}
+	// NaN must not reach the JSON encoder.
+	if _, err := json.Marshal(results{Goals: []Goal{g.finite()}}); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(m.row()[3], "FAIL") {
+		t.Errorf("row %v", m.row())
+	}
+}
+
+func TestFootnotes(t *testing.T) {
+	var f footnotes
+	a := f.cell(&Cell{Note: "no --9p"})
+	b := f.cell(&Cell{Note: "no --9p"})
+	m := &Cell{Samples: []float64{2}, Note: "softirq not charged"}
+	m.summarize()
+	c := f.cell(m)
+	if a != "— [1]" || b != "— [1]" || c != "2.00 [2]" {
+		t.Errorf("cells %q %q %q", a, b, c)
+	}
+	if got := f.String(); got != "[1] no --9p  \n[2] softirq not charged  \n" {
+		t.Errorf("notes %q", got)
+	}
+}
