@@ -64,10 +64,10 @@ func TestSockstatFormat(t *testing.T) {
 func TestWaitQueueNoLostWakeup(t *testing.T) {
 	var q WaitQueue
 	q.Wake() // nobody waits: nothing happens
-	ch := q.Prepare()
+	w := q.Prepare()
 	q.Wake()
-	<-ch
-	q.Finish()
+	<-w.C()
+	q.Finish(w)
 	eq(t, "sleepers", q.HasSleepers(), false)
 }
 

@@ -126,18 +126,18 @@ func (sk *Sock) WaitForWmem(ctx context.Context, nonblock bool) error {
 		sk.ClearFlag(FlagAsyncNoSpace)
 		for {
 			sk.SetFlag(FlagNoSpace)
-			ch := sk.Wq.Prepare()
+			w := sk.Wq.Prepare()
 			if sk.wmemAlloc.Load() < sk.sndbuf.Load() ||
 				sk.shutdown.Load()&SendShutdown != 0 || sk.err.Load() != 0 {
-				sk.Wq.Finish()
+				sk.Wq.Finish(w)
 				break
 			}
 			select {
-			case <-ch:
-				sk.Wq.Finish()
+			case <-w.C():
+				sk.Wq.Finish(w)
 				continue
 			case <-ctx.Done():
-				sk.Wq.Finish()
+				sk.Wq.Finish(w)
 			}
 			break
 		}

@@ -151,19 +151,19 @@ func (sk *Sock) waitEvent(ctx context.Context, lock sync.Locker, timeout time.Du
 		defer lock.Lock()
 	}
 	for {
-		ch := sk.Wq.Prepare()
+		w := sk.Wq.Prepare()
 		if cond() {
-			sk.Wq.Finish()
+			sk.Wq.Finish(w)
 			return nil
 		}
 		select {
-		case <-ch:
-			sk.Wq.Finish()
+		case <-w.C():
+			sk.Wq.Finish(w)
 		case <-timer:
-			sk.Wq.Finish()
+			sk.Wq.Finish(w)
 			return nil
 		case <-ctx.Done():
-			sk.Wq.Finish()
+			sk.Wq.Finish(w)
 			return errFromCtx(ctx)
 		}
 	}

@@ -30,18 +30,18 @@ const (
 // returns EAGAIN, as SO_RCVTIMEO does. Mirrors sk_wait_event.
 func waitFor(ctx context.Context, sk *memctl.Sock, lock, unlock func(), cond func() bool) error {
 	for !cond() {
-		ch := sk.Wq.Prepare()
+		w := sk.Wq.Prepare()
 		if cond() {
-			sk.Wq.Finish()
+			sk.Wq.Finish(w)
 			return nil
 		}
 		unlock()
 		select {
-		case <-ch:
-			sk.Wq.Finish()
+		case <-w.C():
+			sk.Wq.Finish(w)
 			lock()
 		case <-ctx.Done():
-			sk.Wq.Finish()
+			sk.Wq.Finish(w)
 			lock()
 			return ctxErr(ctx)
 		}
