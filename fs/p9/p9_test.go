@@ -1,0 +1,683 @@
+package p9
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hugelgupf/p9/linux"
+	"github.com/hugelgupf/p9/p9"
+
+	"sockfs/fs"
+	"sockfs/netstack"
+	"sockfs/netstack/clock"
+	"sockfs/netstack/impair"
+	"sockfs/netstack/link"
+)
+
+// env is two stacks (198.18.0.1 and .2) joined by an in-memory pipe on a
+// real clock. A's tree is served over 9P on 127.0.0.1; B's tree is used
+// directly, as the far end of A's conversations.
+type env struct {
+	ta, tb *fs.Tree
+	addr   string
+}
+
+func newEnv(t testing.TB) *env { return newEnvMsize(t, 0) }
+
+// newEnvMsize is newEnv with the server's MaxMsize set.
+func newEnvMsize(t testing.TB, maxMsize uint32) *env {
+	t.Helper()
+	clk := clock.NewReal()
+	sa := netstack.New(netstack.Options{Clock: clk, Seed: 1})
+	sb := netstack.New(netstack.Options{Clock: clk, Seed: 2})
+	pa, pb := link.NewPipe(clk, 0, impair.Config{}, impair.Config{}, 1)
+	da, err := sa.AddDevice(pa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sb.AddDevice(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sa.AddAddress(da, netip.MustParsePrefix("198.18.0.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.AddAddress(db, netip.MustParsePrefix("198.18.0.2/24")); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e := &env{ta: fs.New(sa, fs.Options{Logger: log}), tb: fs.New(sb, fs.Options{Logger: log})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, e.ta.Root(), Options{Logger: log, MaxMsize: maxMsize}) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("Serve did not return after its context ended")
+		}
+		sa.Close()
+		sb.Close()
+		clk.Close()
+	})
+	return e
+}
+
+// client attaches to the server as uid (noUID: as p9's client does by
+// itself, without a uid).
+func (e *env) client(t testing.TB, uid uint32) (*p9.Client, p9.File) {
+	t.Helper()
+	nc, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := p9.NewClient(newClientConn(nc, uid), p9.WithMessageSize(DefaultMsize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	root, err := c.Attach("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, root
+}
+
+func walkTo(t testing.TB, root p9.File, path string) p9.File {
+	t.Helper()
+	_, f, err := root.Walk(strings.Split(path, "/"))
+	if err != nil {
+		t.Fatalf("walk %s: %v", path, err)
+	}
+	return f
+}
+
+func openP9(t testing.TB, root p9.File, path string, flags p9.OpenFlags) p9.File {
+	t.Helper()
+	f := walkTo(t, root, path)
+	_, iounit, err := f.Open(flags)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	if iounit != 0 {
+		t.Fatalf("open %s: iounit %d, want 0", path, iounit)
+	}
+	return f
+}
+
+// readAll reads f from offset 0 to EOF.
+func readAll(t testing.TB, f p9.File) string {
+	t.Helper()
+	var out []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := f.ReadAt(buf, int64(len(out)))
+		out = append(out, buf[:n]...)
+		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
+			return string(out)
+		}
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+	}
+}
+
+// local opens a file of B's tree directly.
+func local(t testing.TB, tr *fs.Tree, path string) fs.Handle {
+	t.Helper()
+	var n fs.Node = tr.Root()
+	for _, name := range strings.Split(path, "/") {
+		c, err := n.(fs.Dir).Lookup(name)
+		if err != nil {
+			t.Fatalf("lookup %s: %v", path, err)
+		}
+		n = c
+	}
+	h, err := n.(fs.File).Open(context.Background(), fs.OpenReq{Flags: syscall.O_RDWR})
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	t.Cleanup(h.Release)
+	return h
+}
+
+func readNum(t testing.TB, h fs.Handle) string {
+	t.Helper()
+	buf := make([]byte, 32)
+	n, err := h.Read(context.Background(), buf, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(buf[:n])
+}
+
+func write(t testing.TB, h fs.Handle, s string) {
+	t.Helper()
+	if _, err := h.Write(context.Background(), []byte(s), 0); err != nil {
+		t.Fatalf("write %q: %v", s, err)
+	}
+}
+
+// tcpPair connects a 9P-driven conversation of A to a listener on B. It
+// returns A's open ctl and data fids and B's data handle.
+func (e *env) tcpPair(t testing.TB, root p9.File, port int) (ctl, data p9.File, bdata fs.Handle) {
+	t.Helper()
+	bctl := local(t, e.tb, "tcp/clone")
+	write(t, bctl, "announce "+strconv.Itoa(port))
+	bn := readNum(t, bctl)
+	type accepted struct {
+		h   fs.Handle
+		err error
+	}
+	acc := make(chan accepted, 1)
+	go func() {
+		var n fs.Node = e.tb.Root()
+		for _, name := range []string{"tcp", bn, "listen"} {
+			n, _ = n.(fs.Dir).Lookup(name)
+		}
+		h, err := n.(fs.File).Open(context.Background(), fs.OpenReq{Flags: syscall.O_RDWR})
+		acc <- accepted{h, err}
+	}()
+
+	ctl = openP9(t, root, "tcp/clone", p9.ReadWrite)
+	t.Cleanup(func() { ctl.Close() })
+	n := readAll(t, ctl)
+	if _, err := strconv.Atoi(n); err != nil {
+		t.Fatalf("clone read %q", n)
+	}
+	if _, err := ctl.WriteAt([]byte("connect 198.18.0.2!"+strconv.Itoa(port)), 0); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	data = openP9(t, root, "tcp/"+n+"/data", p9.ReadWrite)
+	t.Cleanup(func() { data.Close() })
+
+	var a accepted
+	select {
+	case a = <-acc:
+	case <-time.After(5 * time.Second):
+		t.Fatal("listen did not return")
+	}
+	if a.err != nil {
+		t.Fatalf("listen: %v", a.err)
+	}
+	t.Cleanup(a.h.Release)
+	bdata = local(t, e.tb, "tcp/"+readNum(t, a.h)+"/data")
+	return ctl, data, bdata
+}
+
+// TestWalkListAndSysctl: the tree lists over 9P, a sysctl reads in Linux
+// format, a root write changes it, a bad write is EINVAL and changes
+// nothing, and an attach without a uid (nobody) may not write it.
+func TestWalkListAndSysctl(t *testing.T) {
+	e := newEnv(t)
+	_, root := e.client(t, 0)
+
+	_, dir, err := root.Walk(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := dir.Open(p9.ReadOnly); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	var off uint64
+	for {
+		ents, err := dir.Readdir(off, 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ents) == 0 {
+			break
+		}
+		for _, d := range ents {
+			names = append(names, d.Name)
+			off = d.Offset
+		}
+	}
+	dir.Close()
+	for _, want := range []string{"tcp", "udp", "sys", "ipifc", "iproute", "sockstat"} {
+		if !strings.Contains(" "+strings.Join(names, " ")+" ", " "+want+" ") {
+			t.Errorf("root lists %v, lacks %s", names, want)
+		}
+	}
+	qids, tcp, err := root.Walk([]string{"tcp"})
+	if err != nil || len(qids) != 1 || qids[0].Type != p9.TypeDir {
+		t.Fatalf("walk tcp: %v %v", qids, err)
+	}
+	if _, _, a, err := tcp.GetAttr(p9.AttrMaskAll); err != nil || !a.Mode.IsDir() {
+		t.Fatalf("getattr tcp: %v %v", a, err)
+	}
+	if _, _, err := root.Walk([]string{"nonesuch"}); !errors.Is(err, linux.ENOENT) {
+		t.Fatalf("walk nonesuch: %v, want ENOENT", err)
+	}
+
+	const path = "sys/ipv4/tcp_rmem"
+	f := openP9(t, root, path, p9.ReadWrite)
+	if got := readAll(t, f); !strings.HasPrefix(got, "4096\t131072\t") || !strings.HasSuffix(got, "\n") {
+		t.Fatalf("tcp_rmem %q", got)
+	}
+	if _, err := f.WriteAt([]byte("4096\t131072\t6291456\n"), 0); err != nil {
+		t.Fatalf("write tcp_rmem: %v", err)
+	}
+	f.Close()
+	f = openP9(t, root, path, p9.ReadWrite)
+	if _, err := f.WriteAt([]byte("abc"), 0); !errors.Is(err, linux.EINVAL) {
+		t.Fatalf("bad write: %v, want EINVAL", err)
+	}
+	if got := readAll(t, f); got != "4096\t131072\t6291456\n" {
+		t.Fatalf("tcp_rmem after writes %q", got)
+	}
+	f.Close()
+
+	_, anon := e.client(t, noUID)
+	g := walkTo(t, anon, path)
+	if _, _, err := g.Open(p9.WriteOnly); !errors.Is(err, linux.EACCES) {
+		t.Fatalf("open for writing by nobody: %v, want EACCES", err)
+	}
+}
+
+// TestClientScenario: clone, ctl connect, data write and read through 9P,
+// against a listener on the other stack.
+func TestClientScenario(t *testing.T) {
+	e := newEnv(t)
+	_, root := e.client(t, 1000)
+	ctl, data, bdata := e.tcpPair(t, root, 7000)
+
+	if _, err := data.WriteAt([]byte("hello over 9p"), 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := bdata.Read(ctx, buf, 0)
+	if err != nil || string(buf[:n]) != "hello over 9p" {
+		t.Fatalf("B read %q %v", buf[:n], err)
+	}
+	write(t, bdata, "and back")
+	n, err = data.ReadAt(buf, 0)
+	if err != nil || string(buf[:n]) != "and back" {
+		t.Fatalf("A read %q %v", buf[:n], err)
+	}
+	// The conversation is the attaching user's.
+	_, _, a, err := walkTo(t, root, "tcp/0/data").GetAttr(p9.AttrMaskAll)
+	if err != nil || a.UID != 1000 {
+		t.Fatalf("data owner %v %v, want uid 1000", a.UID, err)
+	}
+	_, other := e.client(t, 1001)
+	if _, _, err := walkTo(t, other, "tcp/0/data").Open(p9.ReadWrite); !errors.Is(err, linux.EACCES) {
+		t.Fatalf("open by another uid: %v, want EACCES", err)
+	}
+	status := readAll(t, openP9(t, root, "tcp/0/status", p9.ReadOnly))
+	if !strings.HasPrefix(status, "Established") {
+		t.Fatalf("status %q", status)
+	}
+	if _, err := ctl.WriteAt([]byte("bogus"), 0); !errors.Is(err, linux.EINVAL) {
+		t.Fatalf("bogus ctl: %v, want EINVAL", err)
+	}
+}
+
+// blockedRead starts a read of f in the background.
+func blockedRead(f p9.File, size int) chan string {
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, size)
+		n, err := f.ReadAt(buf, 0)
+		if err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		got <- string(buf[:n])
+	}()
+	return got
+}
+
+func expectBlocked(t *testing.T, got chan string) {
+	t.Helper()
+	select {
+	case s := <-got:
+		t.Fatalf("read returned %q, want it blocked", s)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// readFull reads from f (a stream) until want bytes arrived; after 5 s it
+// closes c, so a read that would block forever fails instead.
+func readFull(t *testing.T, c *p9.Client, f p9.File, want int) string {
+	t.Helper()
+	timer := time.AfterFunc(5*time.Second, func() { c.Close() })
+	defer timer.Stop()
+	var out []byte
+	buf := make([]byte, 64<<10)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(out) < want && time.Now().Before(deadline) {
+		n, err := f.ReadAt(buf, 0)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		out = append(out, buf[:n]...)
+	}
+	return string(out)
+}
+
+// TestBlockedReadDoesNotStall: while a data read is blocked, the same
+// connection gets answers for getattr, setattr (truncation), walk, open and
+// read of the same file, and rename/remove attempts; then the read gets
+// its data.
+func TestBlockedReadDoesNotStall(t *testing.T) {
+	e := newEnv(t)
+	_, root := e.client(t, 0)
+	ctl, data, bdata := e.tcpPair(t, root, 7001)
+	got := blockedRead(data, 1000)
+	expectBlocked(t, got)
+
+	start := time.Now()
+	if _, _, _, err := data.GetAttr(p9.AttrMaskAll); err != nil {
+		t.Fatalf("getattr: %v", err)
+	}
+	if err := data.SetAttr(p9.SetAttrMask{Size: true}, p9.SetAttr{Size: 0}); err != nil {
+		t.Fatalf("setattr: %v", err)
+	}
+	_, dir, err := root.Walk([]string{"tcp", "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dir.RenameAt("data", dir, "x"); !errors.Is(err, linux.EPERM) {
+		t.Fatalf("renameat: %v, want EPERM", err)
+	}
+	again := walkTo(t, root, "tcp/0/data")
+	if err := again.SetAttr(p9.SetAttrMask{Size: true}, p9.SetAttr{}); err != nil {
+		t.Fatalf("setattr: %v", err)
+	}
+	if err := again.(interface{ Remove() error }).Remove(); !errors.Is(err, linux.EPERM) {
+		t.Fatalf("remove: %v, want EPERM", err)
+	}
+	st := readAll(t, openP9(t, root, "tcp/0/status", p9.ReadOnly))
+	if !strings.HasPrefix(st, "Established") {
+		t.Fatalf("status %q", st)
+	}
+	if _, err := ctl.WriteAt([]byte("nodelay on"), 0); err != nil {
+		t.Fatalf("ctl: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("other requests took %v while a read was blocked", d)
+	}
+	expectBlocked(t, got)
+	write(t, bdata, "finally")
+	select {
+	case s := <-got:
+		if s != "finally" {
+			t.Fatalf("blocked read got %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("blocked read never returned")
+	}
+}
+
+// TestFlushCancelsBlockedRead speaks raw 9P: a Tread blocked on data, then
+// Tflush; the old tag is answered with EINTR before Rflush, and the next
+// read gets every byte sent afterwards.
+func TestFlushCancelsBlockedRead(t *testing.T) {
+	e := newEnv(t)
+	c, root := e.client(t, 0)
+	_, data, bdata := e.tcpPair(t, root, 7002)
+
+	rc := dialRaw(t, e.addr, 0)
+	rc.walkOpen(t, 1, 2, "tcp", "0", "data")
+	rc.send(t, tread(10, 2, 0, 8192))
+	rc.expectNothing(t, 200*time.Millisecond)
+	start := time.Now()
+	var b [2]byte
+	le.PutUint16(b[:], 10)
+	rc.send(t, newFrame(msgTflush, 11, b[:]...))
+	r1 := rc.recv(t)
+	r2 := rc.recv(t)
+	if r1.tag() != 10 || r1.typ() != msgRlerror || le.Uint32(r1[hdrLen:]) != uint32(syscall.EINTR) {
+		t.Fatalf("first reply type %d tag %d % x, want Rlerror(EINTR) for tag 10", r1.typ(), r1.tag(), []byte(r1))
+	}
+	if r2.tag() != 11 || r2.typ() != msgRflush {
+		t.Fatalf("second reply type %d tag %d, want Rflush for tag 11", r2.typ(), r2.tag())
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("flush took %v", d)
+	}
+	// Flushing a tag that is not in flight is answered at once.
+	le.PutUint16(b[:], 99)
+	rc.send(t, newFrame(msgTflush, 12, b[:]...))
+	if r := rc.recv(t); r.tag() != 12 || r.typ() != msgRflush {
+		t.Fatalf("flush of idle tag: type %d tag %d", r.typ(), r.tag())
+	}
+
+	msg := bytes.Repeat([]byte("0123456789"), 1000)
+	write(t, bdata, string(msg))
+	if got := readFull(t, c, data, len(msg)); got != string(msg) {
+		t.Fatalf("next reader got %d bytes, want %d", len(got), len(msg))
+	}
+}
+
+// TestDisconnectCancelsBlockedRead: a client that goes away with a read
+// blocked takes nothing with it; the next reader gets every byte.
+func TestDisconnectCancelsBlockedRead(t *testing.T) {
+	e := newEnv(t)
+	c, root := e.client(t, 0)
+	_, data, bdata := e.tcpPair(t, root, 7003)
+
+	rc := dialRaw(t, e.addr, 0)
+	rc.walkOpen(t, 1, 2, "tcp", "0", "data")
+	rc.send(t, tread(10, 2, 0, 8192))
+	rc.expectNothing(t, 200*time.Millisecond)
+	c2, root2 := e.client(t, 0)
+	_, data2, err := root2.Walk([]string{"tcp", "0", "data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := data2.Open(p9.ReadOnly); err != nil {
+		t.Fatal(err)
+	}
+	got := blockedRead(data2, 8192)
+	expectBlocked(t, got)
+	rc.nc.Close()
+	c2.Close()
+	select {
+	case s := <-got:
+		if !strings.HasPrefix(s, "error") {
+			t.Fatalf("read on a closed client returned %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("client read did not fail after Close")
+	}
+	time.Sleep(100 * time.Millisecond) // let the server notice both
+
+	write(t, bdata, "first message;")
+	write(t, bdata, "second message")
+	if got := readFull(t, c, data, 28); got != "first message;second message" {
+		t.Fatalf("next reader got %q", got)
+	}
+}
+
+// TestTauthSaysNoAuth: Tauth is answered ENOENT ("no authentication
+// needed"), which is what diod's clients check for.
+func TestTauthSaysNoAuth(t *testing.T) {
+	e := newEnv(t)
+	rc := dialRaw(t, e.addr, 0)
+	body := append(append(append([]byte{}, 0xff, 0xff, 0xff, 0xff), pstr("root")...), pstr("")...)
+	body = le.AppendUint32(body, 0)
+	rc.send(t, newFrame(msgTauth, 1, body...))
+	r := rc.recv(t)
+	if r.typ() != msgRlerror || le.Uint32(r[hdrLen:]) != uint32(syscall.ENOENT) {
+		t.Fatalf("Tauth answered type %d % x, want Rlerror(ENOENT)", r.typ(), []byte(r))
+	}
+}
+
+// TestMsizeCapped: a client asking for more than MaxMsize gets MaxMsize.
+func TestMsizeCapped(t *testing.T) {
+	e := newEnv(t)
+	nc, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	rc := &rawConn{nc: nc}
+	rc.send(t, newFrame(msgTversion, noTag, append(le.AppendUint32(nil, 4<<20), pstr("9P2000.L")...)...))
+	r := rc.recv(t)
+	if r.typ() != msgRversion || le.Uint32(r[hdrLen:]) != DefaultMsize {
+		t.Fatalf("Rversion % x, want msize %d", []byte(r), DefaultMsize)
+	}
+}
+
+// rawConn is a minimal 9P client for protocol-level checks.
+type rawConn struct {
+	nc net.Conn
+}
+
+func pstr(s string) []byte { return append(le.AppendUint16(nil, uint16(len(s))), s...) }
+
+func tread(tag uint16, fid uint32, off uint64, count uint32) frame {
+	b := le.AppendUint32(nil, fid)
+	b = le.AppendUint64(b, off)
+	b = le.AppendUint32(b, count)
+	return newFrame(msgTread, tag, b...)
+}
+
+// dialRaw connects, negotiates 9P2000.L and attaches fid 1 as uid.
+func dialRaw(t *testing.T, addr string, uid uint32) *rawConn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &rawConn{nc: nc}
+	c.send(t, newFrame(msgTversion, noTag, append(le.AppendUint32(nil, 65536), pstr("9P2000.L")...)...))
+	if r := c.recv(t); r.typ() != msgRversion {
+		t.Fatalf("Tversion: type %d", r.typ())
+	}
+	body := le.AppendUint32(nil, 1)
+	body = le.AppendUint32(body, noUID)
+	body = append(body, pstr("")...)
+	body = append(body, pstr("")...)
+	body = le.AppendUint32(body, uid)
+	c.send(t, newFrame(msgTattach, 1, body...))
+	if r := c.recv(t); r.typ() != msgRattach {
+		t.Fatalf("Tattach: type %d % x", r.typ(), []byte(r))
+	}
+	return c
+}
+
+func (c *rawConn) send(t *testing.T, f frame) {
+	t.Helper()
+	if _, err := c.nc.Write(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *rawConn) recv(t *testing.T) frame {
+	t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var sz [4]byte
+	if _, err := io.ReadFull(c.nc, sz[:]); err != nil {
+		t.Fatalf("recv: %v", err)
+	}
+	f := make(frame, le.Uint32(sz[:]))
+	copy(f, sz[:])
+	if _, err := io.ReadFull(c.nc, f[4:]); err != nil {
+		t.Fatalf("recv: %v", err)
+	}
+	return f
+}
+
+func (c *rawConn) expectNothing(t *testing.T, d time.Duration) {
+	t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(d))
+	var b [1]byte
+	if n, err := c.nc.Read(b[:]); n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("unexpected reply (%d bytes, %v)", n, err)
+	}
+}
+
+// walkOpen walks fid to newfid along names and opens it read-write.
+func (c *rawConn) walkOpen(t *testing.T, fid, newfid uint32, names ...string) {
+	t.Helper()
+	body := le.AppendUint32(nil, fid)
+	body = le.AppendUint32(body, newfid)
+	body = le.AppendUint16(body, uint16(len(names)))
+	for _, n := range names {
+		body = append(body, pstr(n)...)
+	}
+	c.send(t, newFrame(msgTwalk, 2, body...))
+	if r := c.recv(t); r.typ() != msgRwalk {
+		t.Fatalf("Twalk: type %d % x", r.typ(), []byte(r))
+	}
+	c.send(t, newFrame(12 /* Tlopen */, 3, le.AppendUint32(le.AppendUint32(nil, newfid), syscall.O_RDWR)...))
+	if r := c.recv(t); r.typ() != 13 {
+		t.Fatalf("Tlopen: type %d % x", r.typ(), []byte(r))
+	} else if iounit := le.Uint32(r[hdrLen+13:]); iounit != 0 {
+		t.Fatalf("iounit %d", iounit)
+	}
+}
+
+// TestServeStopsWithBlockedRead: ending Serve's context closes live
+// connections, cancels their blocked reads, and Serve returns.
+func TestServeStopsWithBlockedRead(t *testing.T) {
+	e := newEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, e.ta.Root(), Options{}) }()
+	e2 := &env{ta: e.ta, tb: e.tb, addr: ln.Addr().String()}
+	_, root := e2.client(t, 0)
+	ctl := openP9(t, root, "udp/clone", p9.ReadWrite)
+	n := readAll(t, ctl)
+	if _, err := ctl.WriteAt([]byte("announce 7800"), 0); err != nil {
+		t.Fatal(err)
+	}
+	got := blockedRead(openP9(t, root, "udp/"+n+"/data", p9.ReadOnly), 100)
+	expectBlocked(t, got)
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Serve took %v to stop", d)
+	}
+	select {
+	case s := <-got:
+		if !strings.HasPrefix(s, "error") {
+			t.Fatalf("read returned %q after the server stopped", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("client read still blocked after the server stopped")
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Fatal("listener still open")
+	}
+}

@@ -1,0 +1,448 @@
+package p9
+
+import (
+	"context"
+	"errors"
+	"io"
+	iofs "io/fs"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hugelgupf/p9/linux"
+	"github.com/hugelgupf/p9/p9"
+
+	"sockfs/fs"
+)
+
+// RemoteOptions configures Dial and NewRemote.
+type RemoteOptions struct {
+	// Uid is the user the remote server opens files as (Tattach
+	// n_uname), and the one that walks and stats. 9P2000.L carries one
+	// identity per attach.
+	Uid uint32
+	// PerUser makes each open go out as the local opener's uid
+	// (fs.OpenReq.Uid), over a connection and attach of its own per
+	// user, so that the remote tree's ownership rules (the opener owns a
+	// conversation; others get EACCES) hold for local users as they do
+	// on a FUSE mount. Only Dial can do it (it needs to reconnect).
+	PerUser bool
+	// Aname is the attach name (the remote directory to import); "" is
+	// the root.
+	Aname string
+	// Msize is the message size to ask for; 0 means DefaultMsize.
+	Msize uint32
+}
+
+// Remote is a sockfs tree served over 9P by another process, seen through
+// p9's client as an fs tree: Root can be mounted with the FUSE frontend
+// (sockfs import). Blocking calls carry their context to the server: its
+// cancellation (a FUSE INTERRUPT) sends Tflush for the remote request.
+type Remote struct {
+	opts RemoteOptions
+	dial func(context.Context) (net.Conn, error) // nil: no PerUser
+	main *session
+	root *rnode
+
+	mu    sync.Mutex
+	nodes map[string]*rnode    // by path, so a name keeps one Node
+	users map[uint32]*session  // PerUser sessions, by uid
+	fails map[uint32]time.Time // last failed attach per uid
+}
+
+// session is one connection and attach.
+type session struct {
+	client *p9.Client
+	cc     *clientConn
+	root   p9.File
+	chunk  int // largest read or write handed to p9 as one piece
+}
+
+// Dial connects to the 9P server at addr (host:port) and attaches.
+func Dial(ctx context.Context, addr string, opts RemoteOptions) (*Remote, error) {
+	dial := func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	nc, err := dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRemote(nc, opts, dial)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// NewRemote speaks 9P2000.L over nc, which it owns from now on (also on
+// error). opts.PerUser is ignored: there is no way to open more connections.
+func NewRemote(nc net.Conn, opts RemoteOptions) (*Remote, error) {
+	opts.PerUser = false
+	return newRemote(nc, opts, nil)
+}
+
+func newRemote(nc net.Conn, opts RemoteOptions, dial func(context.Context) (net.Conn, error)) (*Remote, error) {
+	if !opts.PerUser {
+		dial = nil
+	}
+	main, err := newSession(nc, opts, opts.Uid)
+	if err != nil {
+		return nil, err
+	}
+	r := &Remote{opts: opts, dial: dial, main: main,
+		nodes: make(map[string]*rnode), users: make(map[uint32]*session), fails: make(map[uint32]time.Time)}
+	root := &rnode{r: r, f: main.root}
+	if err := root.refresh(); err != nil {
+		main.client.Close()
+		return nil, err
+	}
+	if root.st.Mode&iofs.ModeDir == 0 {
+		main.client.Close()
+		return nil, syscall.ENOTDIR
+	}
+	r.root = root
+	r.nodes[""] = root
+	return r, nil
+}
+
+// newSession negotiates and attaches as uid over nc (closed on error).
+func newSession(nc net.Conn, opts RemoteOptions, uid uint32) (*session, error) {
+	msize := opts.Msize
+	if msize == 0 {
+		msize = DefaultMsize
+	}
+	cc := newClientConn(nc, uid)
+	client, err := p9.NewClient(cc, p9.WithMessageSize(msize))
+	if err != nil {
+		cc.Close()
+		return nil, err
+	}
+	f, err := client.Attach(opts.Aname)
+	if err != nil {
+		client.Close()
+		return nil, convErr(err)
+	}
+	// p9's client splits I/O by the msize it asked for, not the one the
+	// server agreed to, and keeps reading after a full piece: Read and
+	// Write hand it at most one piece of the agreed size, so that a read
+	// of a stream returns what one Tread brought and no message is
+	// larger than the server accepts.
+	cc.mu.Lock()
+	if cc.msize != 0 && cc.msize < msize {
+		msize = cc.msize
+	}
+	cc.mu.Unlock()
+	if msize < 16384 {
+		client.Close()
+		return nil, syscall.EPROTO
+	}
+	return &session{client: client, cc: cc, root: f, chunk: int(msize) - 8192}, nil
+}
+
+// session returns the session to open files as uid: the main one, or with
+// PerUser one of uid's own, made on first use. A failed attach is not
+// retried for a second, so a refusing server is not hammered.
+func (r *Remote) session(ctx context.Context, uid uint32) (*session, error) {
+	if r.dial == nil || uid == r.opts.Uid {
+		return r.main, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.users[uid]; s != nil {
+		return s, nil
+	}
+	if t, ok := r.fails[uid]; ok && time.Since(t) < time.Second {
+		return nil, syscall.EIO
+	}
+	nc, err := r.dial(ctx)
+	if err != nil {
+		r.fails[uid] = time.Now()
+		return nil, syscall.EIO
+	}
+	s, err := newSession(nc, r.opts, uid)
+	if err != nil {
+		r.fails[uid] = time.Now()
+		return nil, convErr(err)
+	}
+	r.users[uid] = s
+	return s, nil
+}
+
+// Root is the imported tree's root.
+func (r *Remote) Root() fs.Dir { return rdir{r.root} }
+
+// Close drops the connections; calls in flight fail.
+func (r *Remote) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.users {
+		s.client.Close()
+	}
+	return r.main.client.Close()
+}
+
+// convErr turns a client error into an errno: the server's Rlerror, or EIO
+// for a broken connection.
+func convErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e linux.Errno
+	if errors.As(err, &e) {
+		return syscall.Errno(e)
+	}
+	return syscall.EIO
+}
+
+// streamNames are the files the tree serves as streams (fs.Stat.Stream):
+// 9P has no attribute for it, so the import goes by name.
+var streamNames = map[string]bool{"clone": true, "ctl": true, "data": true, "listen": true, "cs": true}
+
+// rnode is a remote node: a fid walked to it (kept for the node's life,
+// for getattr and as the origin of opens and walks) and its path.
+type rnode struct {
+	r    *Remote
+	path string // slash-separated, "" for the root
+	f    p9.File
+
+	mu  sync.Mutex
+	qid fs.Qid
+	st  fs.Stat
+}
+
+func (n *rnode) name() string { return n.path[strings.LastIndexByte(n.path, '/')+1:] }
+
+// refresh fetches the node's attributes (one Tgetattr).
+func (n *rnode) refresh() error {
+	q, _, a, err := n.f.GetAttr(p9.AttrMask{Mode: true, UID: true, GID: true})
+	if err != nil {
+		return convErr(err)
+	}
+	st := fs.Stat{Name: n.name(), Mode: iofs.FileMode(a.Mode.Permissions()), Uid: uint32(a.UID), Gid: uint32(a.GID)}
+	if a.Mode.IsDir() {
+		st.Mode |= iofs.ModeDir
+	} else {
+		st.Stream = streamNames[st.Name]
+	}
+	n.mu.Lock()
+	n.qid = fs.Qid{Path: q.Path, Version: q.Version, Type: uint8(q.Type)}
+	n.st = st
+	n.mu.Unlock()
+	return nil
+}
+
+// Qid is the qid last seen.
+func (n *rnode) Qid() fs.Qid {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.qid
+}
+
+// Stat asks the server (ownership changes as conversations are reused);
+// if it cannot, the last answer stands.
+func (n *rnode) Stat() fs.Stat {
+	n.refresh()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.st
+}
+
+// node returns the node for path, walked by one name from parent. It
+// always walks, so a name that went away is ENOENT.
+func (r *Remote) node(parent *rnode, name string) (*rnode, error) {
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+		return nil, syscall.ENOENT
+	}
+	_, f, err := parent.f.Walk([]string{name})
+	if err != nil {
+		return nil, convErr(err)
+	}
+	path := name
+	if parent.path != "" {
+		path = parent.path + "/" + name
+	}
+	r.mu.Lock()
+	if n, ok := r.nodes[path]; ok {
+		r.mu.Unlock()
+		f.Close()
+		if err := n.refresh(); err != nil {
+			return nil, err
+		}
+		return n, nil
+	}
+	n := &rnode{r: r, path: path, f: f}
+	r.nodes[path] = n
+	r.mu.Unlock()
+	if err := n.refresh(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (r *Remote) wrap(n *rnode) fs.Node {
+	if n.Qid().Type&fs.QTDir != 0 {
+		return rdir{n}
+	}
+	return rfile{n}
+}
+
+// rdir is a remote directory. Lookup and List each make round trips to the
+// server; they block only as long as the server takes to answer.
+type rdir struct{ *rnode }
+
+func (d rdir) Lookup(name string) (fs.Node, error) {
+	n, err := d.r.node(d.rnode, name)
+	if err != nil {
+		return nil, err
+	}
+	return d.r.wrap(n), nil
+}
+
+// List reads the directory through a fresh fid; entries that vanish
+// between the listing and their walk are left out.
+func (d rdir) List() []fs.Node {
+	_, f, err := d.f.Walk(nil)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if _, _, err := f.Open(p9.ReadOnly); err != nil {
+		return nil
+	}
+	var out []fs.Node
+	var off uint64
+	for {
+		ents, err := f.Readdir(off, 64<<10)
+		if err != nil || len(ents) == 0 {
+			break
+		}
+		for _, e := range ents {
+			off = e.Offset
+			if e.Name == "." || e.Name == ".." {
+				continue
+			}
+			if n, err := d.r.node(d.rnode, e.Name); err == nil {
+				out = append(out, d.r.wrap(n))
+			}
+		}
+	}
+	return out
+}
+
+// rfile is a remote file.
+type rfile struct{ *rnode }
+
+// Open opens a new fid on the file. It blocks as long as the remote open
+// does (listen); ctx's cancellation flushes it. The open is made as the
+// Remote's user, or with PerUser as req.Uid.
+func (f rfile) Open(ctx context.Context, req fs.OpenReq) (fs.Handle, error) {
+	s, err := f.r.session(ctx, req.Uid)
+	if err != nil {
+		return nil, err
+	}
+	var nf p9.File
+	if s == f.r.main {
+		_, nf, err = f.f.Walk(nil)
+	} else {
+		_, nf, err = s.root.Walk(strings.Split(f.path, "/"))
+	}
+	if err != nil {
+		return nil, convErr(err)
+	}
+	var flags p9.OpenFlags
+	switch req.Flags & syscall.O_ACCMODE {
+	case syscall.O_WRONLY:
+		flags = p9.WriteOnly
+	case syscall.O_RDWR:
+		flags = p9.ReadWrite
+	default:
+		flags = p9.ReadOnly
+	}
+	err = s.call(ctx, func() error {
+		_, _, err := nf.Open(flags)
+		return err
+	})
+	if err != nil {
+		nf.Close()
+		return nil, err
+	}
+	return &rhandle{s: s, f: nf}, nil
+}
+
+// call runs fn, a p9 client call, in this goroutine, and flushes the
+// request it is waiting on if ctx is cancelled meanwhile. The server then
+// ends the call (EINTR, consuming nothing) or completes it; either way fn
+// returns promptly.
+func (s *session) call(ctx context.Context, fn func() error) error {
+	if ctx.Err() != nil {
+		return syscall.EINTR
+	}
+	g := goid()
+	stop := context.AfterFunc(ctx, func() { s.cc.interrupt(g) })
+	err := fn()
+	stop()
+	s.cc.done(g)
+	if errors.Is(err, io.EOF) {
+		return err
+	}
+	return convErr(err)
+}
+
+// rhandle is an open remote file.
+type rhandle struct {
+	s *session
+	f p9.File
+}
+
+// Read sends one Tread (at most chunk bytes); 0 bytes is EOF.
+func (h *rhandle) Read(ctx context.Context, p []byte, off int64) (int, error) {
+	if len(p) > h.s.chunk {
+		p = p[:h.s.chunk]
+	}
+	var n int
+	err := h.s.call(ctx, func() (err error) {
+		n, err = h.f.ReadAt(p, off)
+		return err
+	})
+	if errors.Is(err, io.EOF) {
+		return n, nil
+	}
+	return n, err
+}
+
+// Write sends p in one Twrite if it fits in a message (one ctl command,
+// one datagram), else in message-sized pieces.
+func (h *rhandle) Write(ctx context.Context, p []byte, off int64) (int, error) {
+	total := 0
+	for len(p) > 0 {
+		piece := p[:min(len(p), h.s.chunk)]
+		var n int
+		err := h.s.call(ctx, func() (err error) {
+			n, err = h.f.WriteAt(piece, off)
+			return err
+		})
+		total += n
+		if errors.Is(err, io.EOF) {
+			err = syscall.EIO
+		}
+		if err != nil {
+			return total, err
+		}
+		if n < len(piece) {
+			break
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return total, nil
+}
+
+// Poll cannot ask the server (9P has no poll): a remote file is always
+// ready, as on Linux v9fs, and a read or write blocks instead.
+func (h *rhandle) Poll(ev fs.Event, _ func()) fs.Event { return ev & (fs.PollIn | fs.PollOut) }
+
+// Release clunks the fid (one round trip: the server's last close of a
+// conversation starts its graceful close before Release returns).
+func (h *rhandle) Release() { h.f.Close() }

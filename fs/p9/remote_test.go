@@ -1,0 +1,335 @@
+package p9
+
+import (
+	"context"
+	"errors"
+	iofs "io/fs"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"sockfs/fs"
+)
+
+func remoteOpen(t *testing.T, r *Remote, path string, flags int) fs.Handle {
+	t.Helper()
+	var n fs.Node = r.Root()
+	for _, name := range strings.Split(path, "/") {
+		c, err := n.(fs.Dir).Lookup(name)
+		if err != nil {
+			t.Fatalf("lookup %s: %v", path, err)
+		}
+		n = c
+	}
+	h, err := n.(fs.File).Open(context.Background(), fs.OpenReq{Flags: flags})
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	return h
+}
+
+// TestRemoteCancelFlushes: cancelling the context of a blocked read on a
+// Remote sends Tflush; the read ends with EINTR, the connection stays
+// usable (p9's client reuses the tag before Rflush, which the shim
+// survives), and the next datagram goes whole to the next read.
+func TestRemoteCancelFlushes(t *testing.T) {
+	e := newEnv(t)
+	r, err := Dial(context.Background(), e.addr, RemoteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	actl := local(t, e.ta, "udp/clone")
+	write(t, actl, "announce 7400")
+	n := readNum(t, actl)
+
+	for i := 0; i < 3; i++ {
+		h := remoteOpen(t, r, "udp/"+n+"/data", syscall.O_RDONLY)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		start := time.Now()
+		err := within(t, 3*time.Second, func() error {
+			k, err := h.Read(ctx, make([]byte, 1000), 0)
+			if k != 0 {
+				t.Errorf("cancelled read returned %d bytes", k)
+			}
+			return err
+		})
+		cancel()
+		if !errors.Is(err, syscall.EINTR) {
+			t.Fatalf("cancelled read: %v, want EINTR", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("cancelled read took %v", d)
+		}
+		h.Release()
+	}
+	// An already-cancelled context does not even send the request.
+	h := remoteOpen(t, r, "udp/"+n+"/data", syscall.O_RDONLY)
+	defer h.Release()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := h.Read(ctx, make([]byte, 10), 0); !errors.Is(err, syscall.EINTR) {
+		t.Fatalf("read with a cancelled context: %v", err)
+	}
+
+	bctl := local(t, e.tb, "udp/clone")
+	write(t, bctl, "connect 198.18.0.1!7400")
+	write(t, local(t, e.tb, "udp/"+readNum(t, bctl)+"/data"), "whole datagram")
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	buf := make([]byte, 1000)
+	k, err := h.Read(rctx, buf, 0)
+	if err != nil || string(buf[:k]) != "whole datagram" {
+		t.Fatalf("next read %q %v", buf[:k], err)
+	}
+	if st := r.Root().(fs.Node).Stat(); st.Mode&0o777 == 0 {
+		t.Fatalf("root stat %+v", st)
+	}
+}
+
+// TestRemoteCancelListen: a listen open blocked on a Remote is flushed by
+// its context; the call that arrives later is still queued for the next
+// listen.
+func TestRemoteCancelListen(t *testing.T) {
+	e := newEnv(t)
+	r, err := Dial(context.Background(), e.addr, RemoteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctl := remoteOpen(t, r, "tcp/clone", syscall.O_RDWR)
+	defer ctl.Release()
+	buf := make([]byte, 100)
+	k, err := ctl.Read(context.Background(), buf, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := string(buf[:k])
+	if _, err := ctl.Write(context.Background(), []byte("announce 7401"), 0); err != nil {
+		t.Fatal(err)
+	}
+	var lst fs.Node = r.Root()
+	for _, name := range []string{"tcp", n, "listen"} {
+		if lst, err = lst.(fs.Dir).Lookup(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	err = within(t, 3*time.Second, func() error {
+		_, err := lst.(fs.File).Open(ctx, fs.OpenReq{Flags: syscall.O_RDWR})
+		return err
+	})
+	cancel()
+	if !errors.Is(err, syscall.EINTR) {
+		t.Fatalf("cancelled listen: %v, want EINTR", err)
+	}
+	bctl := local(t, e.tb, "tcp/clone")
+	write(t, bctl, "connect 198.18.0.1!7401")
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h, err := lst.(fs.File).Open(ctx, fs.OpenReq{Flags: syscall.O_RDWR})
+	if err != nil {
+		t.Fatalf("listen after the call: %v", err)
+	}
+	h.Release()
+}
+
+// within runs fn and fails the test if it has not returned after d (the
+// goroutine is left behind; the test's cleanup closes the connection).
+func within(t *testing.T, d time.Duration, fn func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		t.Fatalf("call still blocked after %v", d)
+		return nil
+	}
+}
+
+// TestRemoteSmallServerMsize: against a server that agrees to only 64 KiB
+// messages, a Remote asking for 1 MiB still sends messages that fit: a
+// 300 KB write arrives whole and reads come back.
+func TestRemoteSmallServerMsize(t *testing.T) {
+	e := newEnvMsize(t, 64<<10)
+	r, err := Dial(context.Background(), e.addr, RemoteOptions{Msize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	bctl := local(t, e.tb, "tcp/clone")
+	write(t, bctl, "announce 7600")
+	got := make(chan int, 1)
+	go func() {
+		// Count what B receives until EOF.
+		var lst fs.Node = e.tb.Root()
+		for _, name := range []string{"tcp", readNum(t, bctl), "listen"} {
+			lst, _ = lst.(fs.Dir).Lookup(name)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		lh, err := lst.(fs.File).Open(ctx, fs.OpenReq{Flags: syscall.O_RDWR})
+		if err != nil {
+			got <- -1
+			return
+		}
+		defer lh.Release()
+		buf := make([]byte, 64<<10)
+		k, _ := lh.Read(ctx, buf, 0)
+		var dn fs.Node = e.tb.Root()
+		for _, name := range []string{"tcp", string(buf[:k]), "data"} {
+			dn, _ = dn.(fs.Dir).Lookup(name)
+		}
+		d, err := dn.(fs.File).Open(ctx, fs.OpenReq{Flags: syscall.O_RDWR})
+		if err != nil {
+			got <- -2
+			return
+		}
+		defer d.Release()
+		total := 0
+		for {
+			n, err := d.Read(ctx, buf, 0)
+			if err != nil || n == 0 {
+				break
+			}
+			total += n
+		}
+		got <- total
+	}()
+	ctl := remoteOpen(t, r, "tcp/clone", syscall.O_RDWR)
+	buf := make([]byte, 32)
+	k, err := ctl.Read(context.Background(), buf, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := string(buf[:k])
+	if _, err := ctl.Write(context.Background(), []byte("connect 198.18.0.2!7600"), 0); err != nil {
+		t.Fatal(err)
+	}
+	data := remoteOpen(t, r, "tcp/"+n+"/data", syscall.O_RDWR)
+	msg := make([]byte, 300000)
+	if w, err := data.Write(context.Background(), msg, 0); err != nil || w != len(msg) {
+		t.Fatalf("write %d %v", w, err)
+	}
+	data.Release()
+	ctl.Release() // last close: FIN after the data
+	select {
+	case total := <-got:
+		if total != len(msg) {
+			t.Fatalf("B received %d bytes, want %d", total, len(msg))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("B never saw EOF")
+	}
+}
+
+// TestRemotePerUser: with PerUser, each local opener's uid reaches the
+// server: the conversation a user clones is theirs, and another user gets
+// EACCES on it, as on a FUSE mount of the tree itself.
+func TestRemotePerUser(t *testing.T) {
+	e := newEnv(t)
+	r, err := Dial(context.Background(), e.addr, RemoteOptions{PerUser: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	open := func(path string, uid uint32) (fs.Handle, error) {
+		var n fs.Node = r.Root()
+		for _, name := range strings.Split(path, "/") {
+			c, err := n.(fs.Dir).Lookup(name)
+			if err != nil {
+				return nil, err
+			}
+			n = c
+		}
+		return n.(fs.File).Open(context.Background(), fs.OpenReq{Flags: syscall.O_RDWR, Uid: uid, Gid: uid})
+	}
+	ctl, err := open("tcp/clone", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Release()
+	buf := make([]byte, 32)
+	k, err := ctl.Read(context.Background(), buf, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := string(buf[:k])
+	var data fs.Node = e.ta.Root()
+	for _, name := range []string{"tcp", n, "data"} {
+		data, _ = data.(fs.Dir).Lookup(name)
+	}
+	if st := data.Stat(); st.Uid != 1000 {
+		t.Fatalf("conversation owner %d, want 1000", st.Uid)
+	}
+	if _, err := open("tcp/"+n+"/ctl", 1001); !errors.Is(err, syscall.EACCES) {
+		t.Fatalf("open by uid 1001: %v, want EACCES", err)
+	}
+	h, err := open("tcp/"+n+"/data", 1000)
+	if err != nil {
+		t.Fatalf("open by the owner: %v", err)
+	}
+	h.Release()
+	if st := r.Root().(fs.Node).Stat(); st.Name != "" || st.Mode&iofs.ModeDir == 0 {
+		t.Fatalf("root stat %+v", st)
+	}
+}
+
+// TestRemoteManyCancels: 30 reads blocked at once on one connection, all
+// cancelled together, all end with EINTR; the connection then carries the
+// next datagrams, each whole, in order.
+func TestRemoteManyCancels(t *testing.T) {
+	e := newEnv(t)
+	r, err := Dial(context.Background(), e.addr, RemoteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	actl := local(t, e.ta, "udp/clone")
+	write(t, actl, "announce 7700")
+	n := readNum(t, actl)
+	const readers = 30
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, readers)
+	for i := 0; i < readers; i++ {
+		h := remoteOpen(t, r, "udp/"+n+"/data", syscall.O_RDONLY)
+		defer h.Release()
+		go func() {
+			_, err := h.Read(ctx, make([]byte, 100), 0)
+			errs <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	deadline := time.After(5 * time.Second)
+	for i := 0; i < readers; i++ {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, syscall.EINTR) {
+				t.Fatalf("reader %d: %v, want EINTR", i, err)
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d readers still blocked", readers-i, readers)
+		}
+	}
+	bctl := local(t, e.tb, "udp/clone")
+	write(t, bctl, "connect 198.18.0.1!7700")
+	bdata := local(t, e.tb, "udp/"+readNum(t, bctl)+"/data")
+	h := remoteOpen(t, r, "udp/"+n+"/data", syscall.O_RDONLY)
+	defer h.Release()
+	for i := 0; i < 5; i++ {
+		write(t, bdata, "datagram "+string(rune('a'+i)))
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	for i := 0; i < 5; i++ {
+		buf := make([]byte, 100)
+		k, err := h.Read(rctx, buf, 0)
+		if want := "datagram " + string(rune('a'+i)); err != nil || string(buf[:k]) != want {
+			t.Fatalf("read %d: %q %v, want %q", i, buf[:k], err, want)
+		}
+	}
+}
