@@ -74,7 +74,9 @@ func ctlRun(ctx context.Context, c Conv, f []string) error {
 		}
 		raddr, err := parseAddr(f[1], false)
 		if err != nil {
-			return err
+			if raddr, err = resolveAddr(ctx, f[1], err); err != nil {
+				return err
+			}
 		}
 		var laddr netip.AddrPort
 		if len(f) == 3 {
@@ -116,7 +118,7 @@ func ctlRun(ctx context.Context, c Conv, f []string) error {
 
 // parseAddr parses a dial-string address: addr!port (trailing !words
 // ignored), host:port, [v6]:port, *!port, or (local only) a bare port. An
-// unset address is the zero Addr. Names are not resolved.
+// unset address is the zero Addr. Names are left to resolveAddr.
 func parseAddr(s string, local bool) (netip.AddrPort, error) {
 	var host, port string
 	switch {
@@ -150,6 +152,36 @@ func parseAddr(s string, local bool) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("malformed address %q: %w", s, syscall.EINVAL)
 	}
 	return netip.AddrPortFrom(a, uint16(p)), nil
+}
+
+// resolveAddr retries a remote address parseAddr refused as cs would
+// translate it: a host name (resolved by the daemon) or a service name, in
+// `host!service` or `host:service` form. perr is parseAddr's error, returned
+// if s is not of that form or does not translate. It may block while the
+// name is resolved; ctx cancels it.
+func resolveAddr(ctx context.Context, s string, perr error) (netip.AddrPort, error) {
+	host, svc, ok := strings.Cut(s, "!")
+	if !ok {
+		if strings.Count(s, ":") != 1 {
+			return netip.AddrPort{}, perr
+		}
+		host, svc, _ = strings.Cut(s, ":")
+	}
+	if i := strings.Index(svc, "!"); i >= 0 {
+		svc = svc[:i]
+	}
+	if host == "" || host == "*" || svc == "" {
+		return netip.AddrPort{}, perr
+	}
+	lines, err := csTranslate(ctx, "tcp!"+host+"!"+svc)
+	if err != nil {
+		if Errno(err) == syscall.EINTR {
+			return netip.AddrPort{}, err
+		}
+		return netip.AddrPort{}, perr
+	}
+	_, dial, _ := strings.Cut(lines[0], " ")
+	return parseAddr(dial, false)
 }
 
 // errStrings are the Plan 9 error texts of the errnos (NET-FILES.md).

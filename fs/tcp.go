@@ -46,6 +46,15 @@ type tcpConv struct {
 	mu       sync.Mutex
 	backlog  int
 	released bool
+	lingerOn bool // SO_LINGER set by `linger S`
+	linger   int  // its timeout, seconds
+	hungup   bool // `hangup` was written: reads see EOF, writes EPIPE
+}
+
+func (c *tcpConv) isHungup() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hungup
 }
 
 func (c *tcpConv) Connect(ctx context.Context, raddr, laddr netip.AddrPort) error {
@@ -83,6 +92,9 @@ func (c *tcpConv) Accept(ctx context.Context) (Conv, error) {
 }
 
 func (c *tcpConv) Read(ctx context.Context, p []byte) (int, error) {
+	if c.isHungup() {
+		return 0, nil
+	}
 	ctx, cancel := nbctx(ctx)
 	defer cancel()
 	return c.s.Recv(ctx, p)
@@ -91,6 +103,9 @@ func (c *tcpConv) Read(ctx context.Context, p []byte) (int, error) {
 // Write returns once all of p is queued (or with the count queued before
 // an error).
 func (c *tcpConv) Write(ctx context.Context, p []byte) (int, error) {
+	if c.isHungup() {
+		return 0, fmt.Errorf("i/o on hungup channel: %w", syscall.EPIPE)
+	}
 	ctx, cancel := nbctx(ctx)
 	defer cancel()
 	done := 0
@@ -193,23 +208,60 @@ func (c *tcpConv) Ctl(_ context.Context, f []string) error {
 		c.backlog = int(v)
 		c.mu.Unlock()
 		return nil
+	case "linger":
+		// `linger off`, or `linger S` (SO_LINGER on, S seconds).
+		if len(f) == 2 && f[1] == "off" {
+			c.mu.Lock()
+			c.lingerOn = false
+			c.mu.Unlock()
+			return nil
+		}
+		v, err := intArg(f, 0, 1<<31-1)
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.lingerOn, c.linger = true, int(v)
+		c.mu.Unlock()
+		return nil
 	case "ttl", "tos":
-		// Validated and accepted; the stack has no per-socket setter yet.
-		_, err := intArg(f, 0, 255)
+		// Validated and accepted, but without effect: netstack's TCP sends
+		// every segment with the default TTL and TOS 0 (no per-socket
+		// setter in TCPSock yet).
+		lo := int64(0)
+		if f[0] == "ttl" {
+			lo = 1
+		}
+		_, err := intArg(f, lo, 255)
 		return err
 	}
 	return errUnknownCtl
 }
 
-func (c *tcpConv) Hangup() error { return c.s.Abort() }
+// Hangup resets the connection (RST) at once; the files stay open, reads
+// then see EOF and writes fail with EPIPE.
+func (c *tcpConv) Hangup() error {
+	c.mu.Lock()
+	c.hungup = true
+	c.mu.Unlock()
+	return c.s.Abort()
+}
 
 // Close is 9front's `close`: graceful FIN, files stay open.
 func (c *tcpConv) Close() error { return c.s.Shutdown(netstack.ShutRdWr) }
 
+// Release is the last close. With `linger 0` it resets the connection
+// (Linux's close with SO_LINGER and a zero timeout); otherwise it closes
+// gracefully, FIN after the queued data. A positive linger does not make
+// it block: release runs in the file server, not in the closing process.
 func (c *tcpConv) Release() {
 	c.mu.Lock()
 	c.released = true
+	abort := c.lingerOn && c.linger == 0
 	c.mu.Unlock()
+	if abort {
+		c.s.Abort()
+	}
 	c.s.Close()
 }
 

@@ -83,7 +83,7 @@ func New(stack *netstack.Stack, opts Options) *Tree {
 	}, nil)
 	sockstat := newText(qpath(protoTop, 0, qSockstat), "sockstat", 0444, t.readSockstat, nil)
 	t.root = newDir(qpath(protoTop, 0, qTopDir), "/",
-		staticList(t.tcp, t.udp, ipifc, iproute, sockstat, netstat, t.protocolsFile(), sys))
+		staticList(t.tcp, t.udp, ipifc, iproute, t.csFile(), sockstat, netstat, t.protocolsFile(), sys))
 	return t
 }
 
@@ -240,7 +240,7 @@ func (t *Tree) ipifcDir() *dirNode {
 				st.RxPackets, st.RxBytes, st.RxErrors, st.RxDropped,
 				st.TxPackets, st.TxBytes, st.TxErrors, st.TxDropped)
 		}, nil)
-		d := newDir(qpath(protoIpifc, n, qIfcDir), strconv.Itoa(n), staticList(status, stats, t.impairFile(n, dev)))
+		d := newDir(qpath(protoIpifc, n, qIfcDir), strconv.Itoa(n), staticList(t.ipifcCtl(n, dev), status, stats, t.impairFile(n, dev)))
 		cache[n] = d
 		return d
 	}

@@ -64,7 +64,7 @@ func (c *udpConv) Announce(_ context.Context, laddr netip.AddrPort) error { retu
 func (c *udpConv) Bind(laddr netip.AddrPort) error                        { return c.s.Bind(laddr) }
 
 // Accept: Plan 9 turns datagrams from new remotes into calls on listen;
-// sockfs does not (use `headers`).
+// sockfs does not (use `headers`), so opening udp/N/listen is EOPNOTSUPP.
 func (c *udpConv) Accept(context.Context) (Conv, error) {
 	return nil, fmt.Errorf("listen not supported for udp: %w", syscall.EOPNOTSUPP)
 }
@@ -191,12 +191,17 @@ func (c *udpConv) Ctl(_ context.Context, f []string) error {
 		c.mu.Unlock()
 		return nil
 	case "ttl", "tos":
-		// Validated and accepted; the stack has no per-socket setter yet.
 		if len(f) != 2 {
 			return fmt.Errorf("bad args to %s: %w", f[0], syscall.EINVAL)
 		}
-		if v, err := strconv.Atoi(f[1]); err != nil || v < 0 || v > 255 {
+		v, err := strconv.Atoi(f[1])
+		if err != nil || v < 0 || v > 255 || (f[0] == "ttl" && v == 0) {
 			return fmt.Errorf("bad %s value %q: %w", f[0], f[1], syscall.EINVAL)
+		}
+		if f[0] == "ttl" {
+			c.s.SetTTL(uint8(v))
+		} else {
+			c.s.SetTOS(uint8(v))
 		}
 		return nil
 	}

@@ -119,11 +119,13 @@ type daemon struct {
 }
 
 // startServe runs `sockfs serve` in ns with extra flags and waits until the
-// TUN device is up and the stack answers a ping.
+// TUN device is up and the stack answers a ping. FUSE and 9P are off unless
+// flags turn them on (later flags win), so a test never touches the default
+// /mnt/sockfs or 127.0.0.1:5640 of a daemon the developer may be running.
 func startServe(t *testing.T, ns *netns, tunName string, flags ...string) *daemon {
 	t.Helper()
 	d := &daemon{stderr: new(bytes.Buffer), done: make(chan error, 1)}
-	args := append([]string{"serve", "--tun", tunName}, flags...)
+	args := append([]string{"serve", "--tun", tunName, "--mount", "", "--9p", ""}, flags...)
 	d.cmd = ns.cmd(sockfsBin(t), args...)
 	d.cmd.Stderr = d.stderr
 	d.cmd.Stdout = d.stderr

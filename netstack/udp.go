@@ -423,3 +423,17 @@ func (u *UDPSock) SendTo(ctx context.Context, p []byte, dst netip.AddrPort) (int
 	u.stack.mib.Inc(memctl.UdpOutDatagrams)
 	return len(p), nil
 }
+
+// SetTTL sets the TTL of the datagrams the socket sends (IP_TTL).
+func (u *UDPSock) SetTTL(ttl uint8) {
+	u.mu.Lock()
+	u.ttl = ttl
+	u.mu.Unlock()
+}
+
+// SetTOS sets the TOS byte of the datagrams the socket sends (IP_TOS).
+func (u *UDPSock) SetTOS(tos uint8) {
+	u.mu.Lock()
+	u.tos = tos
+	u.mu.Unlock()
+}

@@ -6,11 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	netfs "sockfs/fs"
+	"sockfs/fs/fuse"
+	"sockfs/fs/p9"
 	"sockfs/netstack"
 	"sockfs/netstack/link"
 	"sockfs/tun"
@@ -48,6 +53,9 @@ type serveConfig struct {
 	addr     netip.Prefix
 	hostAddr netip.Prefix
 	mtu      int
+	mount    string // FUSE mount point; "" = no FUSE
+	p9Addr   string // 9P listen address; "" = no 9P
+	p9Any    bool   // allow a non-loopback 9P address
 }
 
 func parseServe(args []string) (serveConfig, error) {
@@ -57,6 +65,9 @@ func parseServe(args []string) (serveConfig, error) {
 	host := fs.String("host-addr", "198.18.0.1/24", "the kernel side of the TUN device (CIDR); the stack's default route points at it")
 	fs.StringVar(&c.tunName, "tun", "sockfs0", "name of the TUN device to create")
 	fs.IntVar(&c.mtu, "mtu", 1500, "MTU of the TUN device")
+	fs.StringVar(&c.mount, "mount", "/mnt/sockfs", "FUSE mount point of the /net tree (empty: no FUSE)")
+	fs.StringVar(&c.p9Addr, "9p", "127.0.0.1:5640", "TCP address to serve the tree over 9P2000.L (empty: no 9P)")
+	fs.BoolVar(&c.p9Any, "9p-any", false, "allow --9p on a non-loopback address (9P has no authentication here)")
 	if err := fs.Parse(args); err != nil {
 		return c, usageError{err}
 	}
@@ -79,11 +90,19 @@ func parseServe(args []string) (serveConfig, error) {
 	if c.mtu < 576 || c.mtu > 65535 {
 		return c, usageError{fmt.Errorf("--mtu %d: must be between 576 and 65535", c.mtu)}
 	}
+	if c.p9Addr != "" {
+		if err := check9PAddr(c.p9Addr, c.p9Any); err != nil {
+			return c, usageError{err}
+		}
+	}
 	return c, nil
 }
 
-// serve runs the stack on a TUN device until SIGINT or SIGTERM, then shuts
-// it down (sockets closed, TUN device removed).
+// serve runs the stack on a TUN device, with its /net tree mounted over FUSE
+// at --mount and served over 9P2000.L on --9p, until SIGINT or SIGTERM; then
+// it unmounts (lazily if files are still open), stops 9P and shuts the stack
+// down (sockets closed, TUN device removed). A stale mount left at --mount by
+// a killed daemon is recovered first; a live one is an error.
 func serve(args []string) error {
 	cfg, err := parseServe(args)
 	if err != nil {
@@ -97,10 +116,107 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	tree := netfs.New(st, netfs.Options{Logger: log})
+
+	var mp *fuse.MountPoint
+	if cfg.mount != "" {
+		if err := fuse.RecoverStale(cfg.mount); err != nil {
+			st.Close()
+			return err
+		}
+		if err := os.MkdirAll(cfg.mount, 0755); err != nil {
+			st.Close()
+			return fmt.Errorf("mount point: %w", err)
+		}
+		if mp, err = fuse.Mount(cfg.mount, tree.Root()); err != nil {
+			st.Close()
+			return err
+		}
+		log.Info("mounted", "dir", mp.Dir)
+	}
+
+	p9done := make(chan error, 1)
+	p9ctx, p9cancel := context.WithCancel(context.Background())
+	if cfg.p9Addr != "" {
+		ln, err := net.Listen("tcp", cfg.p9Addr)
+		if err != nil {
+			p9cancel()
+			if mp != nil {
+				mp.Unmount()
+			}
+			st.Close()
+			return fmt.Errorf("9p: %w", err)
+		}
+		if cfg.p9Any && !isLoopback(ln.Addr()) {
+			log.Warn("9P served on a non-loopback address without authentication", "addr", ln.Addr())
+		}
+		log.Info("serving 9P2000.L", "addr", ln.Addr())
+		go func() {
+			err := p9.Serve(p9ctx, ln, tree.Root(), p9.Options{Logger: log})
+			if err != nil && p9ctx.Err() == nil {
+				log.Error("9P server stopped", "err", err)
+			}
+			p9done <- err
+		}()
+	} else {
+		p9done <- nil
+	}
+
 	log.Info("serving", "tun", cfg.tunName, "addr", cfg.addr, "host", cfg.hostAddr, "mtu", cfg.mtu)
-	<-ctx.Done()
+	var fuseDone <-chan error
+	if mp != nil {
+		fuseDone = mp.Done()
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-fuseDone:
+		// Someone unmounted us (fusermount3 -u): keep the stack running
+		// for 9P, as the mount alone is gone.
+		log.Warn("FUSE server stopped", "err", err)
+		mp = nil
+		<-ctx.Done()
+	}
 	log.Info("shutting down")
-	return st.Close()
+	var errs []error
+	if mp != nil {
+		if err := mp.Unmount(); err != nil {
+			errs = append(errs, err)
+		} else {
+			log.Info("unmounted", "dir", mp.Dir)
+		}
+	}
+	p9cancel()
+	select {
+	case <-p9done:
+	case <-time.After(2 * time.Second):
+		log.Warn("9P server still draining connections; exiting anyway")
+	}
+	errs = append(errs, st.Close())
+	return errors.Join(errs...)
+}
+
+// check9PAddr refuses a 9P address that is not loopback unless any is set.
+func check9PAddr(addr string, any bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--9p %q: %v", addr, err)
+	}
+	if any {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || !a.IsLoopback() {
+		return fmt.Errorf("--9p %q: not a loopback address (9P is unauthenticated; add --9p-any to serve it anyway)", addr)
+	}
+	return nil
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 // startStack builds the stack: loopback, the TUN device with the stack's

@@ -6,7 +6,16 @@
 // (SETATTR size=0) accepted and ignored; INTERRUPT cancels the request
 // context (EINTR); POLL answered from the handle with wake-ups sent through
 // NOTIFY_POLL; conversation references dropped on RELEASE, never on FLUSH.
-// max_write is bazil's maximum, 128 KiB.
+// max_write is bazil's maximum, 128 KiB. Mounted allow_other without
+// default_permissions: every user reaches the tree, which checks ownership
+// itself (a conversation is its opener's). Unmount detaches lazily when
+// files are still open; Mount recovers a stale mount point (a killed
+// daemon's) and refuses a live one.
+//
+// Known limit: bazil registers a request in the goroutine that serves it,
+// so an INTERRUPT that overtakes that registration (microseconds after the
+// request is read) is dropped; the call then stays blocked until it
+// completes normally.
 package fuse
 
 import (
@@ -48,8 +57,12 @@ func Mount(dir string, root netfs.Dir) (*MountPoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	RecoverStale(dir)
-	conn, err := fuse.Mount(dir, fuse.FSName("sockfs"), fuse.Subtype("sockfs"), fuse.MaxReadahead(0))
+	if err := RecoverStale(dir); err != nil {
+		return nil, err
+	}
+	// AllowOther: every user may open the files; the tree itself enforces
+	// ownership (a conversation belongs to its opener, sys/ is root's).
+	conn, err := fuse.Mount(dir, fuse.FSName("sockfs"), fuse.Subtype("sockfs"), fuse.MaxReadahead(0), fuse.AllowOther())
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
@@ -59,12 +72,16 @@ func Mount(dir string, root netfs.Dir) (*MountPoint, error) {
 	return m, nil
 }
 
-// Unmount unmounts (retrying while busy, then lazily) and waits for the
-// server to stop. Safe to call more than once.
+// Unmount unmounts: plainly if nothing has files open (retrying for 200
+// ms), else lazily (the mount point is detached at once; open files keep the
+// connection until they are closed or this process exits, which aborts it).
+// It waits up to a second for the server to stop; requests still blocked
+// then (a listen open, a data read) end when the stack closes or the
+// process exits. Safe to call more than once.
 func (m *MountPoint) Unmount() error {
 	var err error
 	m.once.Do(func() {
-		for i := 0; i < 20; i++ {
+		for i := 0; i < 4; i++ {
 			if err = fuse.Unmount(m.Dir); err == nil {
 				break
 			}
@@ -75,9 +92,9 @@ func (m *MountPoint) Unmount() error {
 		}
 		select {
 		case <-m.done:
-		case <-time.After(5 * time.Second):
+			m.conn.Close()
+		case <-time.After(time.Second):
 		}
-		m.conn.Close()
 	})
 	return err
 }
@@ -94,13 +111,23 @@ func lazyUnmount(dir string) error {
 	return nil
 }
 
-// RecoverStale lazily unmounts a FUSE mount found at dir (listed in
-// /proc/self/mountinfo, or answering ENOTCONN).
-func RecoverStale(dir string) {
+// ErrMounted is returned by Mount and RecoverStale when dir is a FUSE mount
+// whose server is still alive.
+var ErrMounted = errors.New("already a live FUSE mount (another sockfs serve?)")
+
+// RecoverStale lazily unmounts a dead FUSE mount at dir: one whose server
+// was killed, so that stat answers ENOTCONN ("Transport endpoint is not
+// connected"). A FUSE mount that still answers is left alone and reported
+// as ErrMounted, so a second daemon cannot steal a live mount point.
+func RecoverStale(dir string) error {
 	_, err := os.Stat(dir)
-	if errors.Is(err, syscall.ENOTCONN) || isFuseMount(dir) {
-		lazyUnmount(dir)
+	if errors.Is(err, syscall.ENOTCONN) {
+		return lazyUnmount(dir)
 	}
+	if isFuseMount(dir) {
+		return fmt.Errorf("%s: %w", dir, ErrMounted)
+	}
+	return nil
 }
 
 func isFuseMount(dir string) bool {

@@ -1,0 +1,133 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// qCs is the cs file's type among the top-level files.
+const qCs = 25
+
+// csServices are the service names cs knows besides numbers (Plan 9's
+// /lib/ndb/common names the same ports).
+var csServices = map[string]uint16{
+	"echo": 7, "discard": 9, "daytime": 13, "ftp": 21, "ssh": 22, "telnet": 23,
+	"smtp": 25, "domain": 53, "dns": 53, "http": 80, "www": 80, "pop3": 110,
+	"imap": 143, "https": 443, "9fs": 564, "9p": 564, "iperf3": 5201,
+}
+
+// csFile is `cs`, Plan 9's connection server reduced to a file: write a
+// dial string `net!host!service` (net tcp, udp or net, meaning tcp; host an
+// address, `*`, or a name the daemon resolves; service a number or a
+// well-known name), then read the translations, one per read, as
+// `/net/<proto>/clone <addr>!<port>`. A bad dial string is EINVAL and is
+// logged. Each open has its own translation.
+func (t *Tree) csFile() Node {
+	return &csNode{t: t}
+}
+
+type csNode struct{ t *Tree }
+
+func (f *csNode) Qid() Qid   { return Qid{Path: qpath(protoTop, 0, qCs)} }
+func (f *csNode) Stat() Stat { return Stat{Name: "cs", Mode: 0666, Stream: true} }
+
+func (f *csNode) Open(context.Context, OpenReq) (Handle, error) {
+	return &csHandle{t: f.t}, nil
+}
+
+type csHandle struct {
+	baseHandle
+	t     *Tree
+	mu    sync.Mutex
+	lines []string
+}
+
+// Write translates one dial string. It may block while a name is
+// resolved; ctx cancels that.
+func (h *csHandle) Write(ctx context.Context, p []byte, _ int64) (int, error) {
+	lines, err := csTranslate(ctx, trimCmd(string(p)))
+	if err != nil {
+		h.t.log.Warn("cs: can't translate address", "query", trimCmd(string(p)), "err", err)
+		return 0, err
+	}
+	h.mu.Lock()
+	h.lines = lines
+	h.mu.Unlock()
+	return len(p), nil
+}
+
+// Read returns the next translation line; 0 (EOF) when none is left.
+func (h *csHandle) Read(_ context.Context, p []byte, _ int64) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.lines) == 0 {
+		return 0, nil
+	}
+	line := h.lines[0]
+	h.lines = h.lines[1:]
+	return copy(p, line), nil
+}
+
+func csTranslate(ctx context.Context, q string) ([]string, error) {
+	f := strings.Split(q, "!")
+	if len(f) < 2 || len(f) > 3 {
+		return nil, fmt.Errorf("malformed dial string %q: %w", q, syscall.EINVAL)
+	}
+	proto := f[0]
+	switch proto {
+	case "net":
+		proto = "tcp"
+	case "tcp", "udp":
+	default:
+		return nil, fmt.Errorf("unknown network %q: %w", f[0], syscall.EINVAL)
+	}
+	host, svc := f[1], "0"
+	if len(f) == 3 {
+		svc = f[2]
+	}
+	port, ok := csServices[svc]
+	if !ok {
+		n, err := strconv.ParseUint(svc, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("unknown service %q: %w", svc, syscall.EINVAL)
+		}
+		port = uint16(n)
+	}
+	var addrs []netip.Addr
+	switch {
+	case host == "*" || host == "":
+		addrs = []netip.Addr{{}}
+	case host == "localhost":
+		addrs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	default:
+		if a, err := netip.ParseAddr(host); err == nil {
+			addrs = []netip.Addr{a.Unmap()}
+			break
+		}
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+		if err != nil || len(ips) == 0 {
+			if ctx.Err() != nil {
+				return nil, syscall.EINTR
+			}
+			return nil, fmt.Errorf("unknown host %q: %w", host, syscall.EINVAL)
+		}
+		for _, a := range ips {
+			addrs = append(addrs, a.Unmap())
+		}
+	}
+	var out []string
+	for _, a := range addrs {
+		if !a.IsValid() {
+			out = append(out, fmt.Sprintf("/net/%s/clone %d", proto, port))
+			continue
+		}
+		out = append(out, fmt.Sprintf("/net/%s/clone %s!%d", proto, a, port))
+	}
+	return out, nil
+}

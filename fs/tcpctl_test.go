@@ -1,0 +1,408 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"sockfs/netstack"
+	"sockfs/netstack/clock"
+	"sockfs/netstack/impair"
+	"sockfs/netstack/link"
+)
+
+// treePair is two stacks, A 198.18.0.1 and B 198.18.0.2, joined by an
+// in-memory pipe on a real clock, each with its tree.
+func treePair(t *testing.T) (ta, tb *Tree) {
+	t.Helper()
+	clk := clock.NewReal()
+	sa := netstack.New(netstack.Options{Clock: clk, Seed: 1})
+	sb := netstack.New(netstack.Options{Clock: clk, Seed: 2})
+	t.Cleanup(func() { sa.Close(); sb.Close(); clk.Close() })
+	pa, pb := link.NewPipe(clk, 0, impair.Config{}, impair.Config{}, 1)
+	da, _ := sa.AddDevice(pa)
+	db, _ := sb.AddDevice(pb)
+	sa.AddAddress(da, netip.MustParsePrefix("198.18.0.1/24"))
+	sb.AddAddress(db, netip.MustParsePrefix("198.18.0.2/24"))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return New(sa, Options{Logger: log}), New(sb, Options{Logger: log})
+}
+
+// conv is an open conversation of a test: its ctl handle and number.
+type conv struct {
+	t   *testing.T
+	tr  *Tree
+	ctl Handle
+	n   string
+}
+
+func clone(t *testing.T, tr *Tree, proto string) *conv {
+	t.Helper()
+	h, err := open(t, tr, 0, syscall.O_RDWR, proto, "clone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Release)
+	buf := make([]byte, 16)
+	n, _ := h.Read(context.Background(), buf, 0)
+	return &conv{t: t, tr: tr, ctl: h, n: string(buf[:n])}
+}
+
+func (c *conv) cmd(text string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := c.ctl.Write(ctx, []byte(text+"\n"), 0)
+	return err
+}
+
+func (c *conv) must(text string) {
+	c.t.Helper()
+	if err := c.cmd(text); err != nil {
+		c.t.Fatalf("%q: %v (err file %q)", text, err, c.read("err"))
+	}
+}
+
+// read reads a whole small file of the conversation.
+func (c *conv) read(name string) string {
+	c.t.Helper()
+	h, err := open(c.t, c.tr, 0, syscall.O_RDONLY, "tcp", c.n, name)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer h.Release()
+	buf := make([]byte, 4096)
+	n, _ := h.Read(context.Background(), buf, 0)
+	return string(buf[:n])
+}
+
+func (c *conv) state() string { return strings.Fields(c.read("status"))[0] }
+
+func (c *conv) data() Handle {
+	c.t.Helper()
+	h, err := open(c.t, c.tr, 0, syscall.O_RDWR, "tcp", c.n, "data")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(h.Release)
+	return h
+}
+
+// accept opens listen on c and returns the call.
+func (c *conv) accept() *conv {
+	c.t.Helper()
+	h, err := open(c.t, c.tr, 0, syscall.O_RDWR, "tcp", c.n, "listen")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(h.Release)
+	buf := make([]byte, 16)
+	n, _ := h.Read(context.Background(), buf, 0)
+	return &conv{t: c.t, tr: c.tr, ctl: h, n: string(buf[:n])}
+}
+
+func readTimeout(h Handle, p []byte) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return h.Read(ctx, p, 0)
+}
+
+// waitState polls the status file until its first word is want.
+func (c *conv) waitState(want string) {
+	c.t.Helper()
+	for i := 0; i < 200; i++ {
+		if c.state() == want {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatalf("state %s, want %s", c.state(), want)
+}
+
+// connected returns an established pair: a on A connected to b on B.
+func connected(t *testing.T, ta, tb *Tree, port string) (a, b *conv) {
+	t.Helper()
+	srv := clone(t, tb, "tcp")
+	srv.must("announce " + port)
+	a = clone(t, ta, "tcp")
+	a.must("connect 198.18.0.2!" + port)
+	return a, srv.accept()
+}
+
+// TestTCPCtlOptions: every option verb is accepted on an established
+// conversation, and the buffer ones show in mem.
+func TestTCPCtlOptions(t *testing.T) {
+	ta, tb := treePair(t)
+	a, _ := connected(t, ta, tb, "8001")
+	if a.state() != "Established" {
+		t.Fatalf("state %s", a.state())
+	}
+	for _, c := range []string{"nodelay on", "nodelay off", "cork on", "cork off",
+		"keepalive", "keepalive 5000", "notsent_lowat 16384", "ttl 64", "tos 0",
+		"linger 5", "linger off", "rcvbuf 65536", "sndbuf 32768"} {
+		a.must(c)
+	}
+	if m := a.read("mem"); !strings.Contains(m, ",rb131072,") || !strings.Contains(m, ",tb65536,") {
+		t.Fatalf("mem after rcvbuf/sndbuf: %s", m)
+	}
+	if got := a.read("rcvbuf"); got != "131072\n" {
+		t.Fatalf("rcvbuf file %q", got)
+	}
+	if err := a.cmd("frobnicate"); !errors.Is(err, syscall.EINVAL) || a.read("err") != "unknown control request\n" {
+		t.Fatalf("unknown verb: %v, err file %q", err, a.read("err"))
+	}
+}
+
+// TestTCPCtlBindAnnounceBacklog: bind fixes the local port a connect uses;
+// announce 0 picks a port; backlog is accepted before announce.
+func TestTCPCtlBindAnnounceBacklog(t *testing.T) {
+	ta, tb := treePair(t)
+	srv := clone(t, tb, "tcp")
+	srv.must("backlog 2")
+	srv.must("announce 0")
+	local := srv.read("local")
+	port := strings.TrimSpace(local[strings.LastIndex(local, "!")+1:])
+	if port == "0" || srv.state() != "Listen" {
+		t.Fatalf("announce 0: local %q state %s", local, srv.state())
+	}
+	a := clone(t, ta, "tcp")
+	a.must("bind 5555")
+	a.must("connect 198.18.0.2!" + port)
+	if got := a.read("local"); got != "198.18.0.1!5555\n" {
+		t.Fatalf("local after bind: %q", got)
+	}
+	if got := a.read("remote"); got != "198.18.0.2!"+port+"\n" {
+		t.Fatalf("remote: %q", got)
+	}
+	b := srv.accept()
+	if got := b.read("remote"); got != "198.18.0.1!5555\n" {
+		t.Fatalf("call's remote: %q", got)
+	}
+}
+
+// TestTCPCtlShutdownAndClose: `shutdown wr` and `close` send FIN (the
+// peer reads EOF) while the files stay open.
+func TestTCPCtlShutdownAndClose(t *testing.T) {
+	ta, tb := treePair(t)
+	for _, verb := range []string{"shutdown wr", "close"} {
+		port := map[string]string{"shutdown wr": "8002", "close": "8003"}[verb]
+		a, b := connected(t, ta, tb, port)
+		ad, bd := a.data(), b.data()
+		if _, err := ad.Write(context.Background(), []byte("bye"), 0); err != nil {
+			t.Fatal(err)
+		}
+		a.must(verb)
+		buf := make([]byte, 100)
+		n, err := readTimeout(bd, buf)
+		if err != nil || string(buf[:n]) != "bye" {
+			t.Fatalf("%s: peer read %q %v", verb, buf[:n], err)
+		}
+		if n, err := readTimeout(bd, buf); n != 0 || err != nil {
+			t.Fatalf("%s: peer read %d %v, want EOF", verb, n, err)
+		}
+		b.waitState("Close_wait")
+		if verb == "shutdown wr" {
+			// The read side still works.
+			bd.Write(context.Background(), []byte("late"), 0)
+			n, err := readTimeout(ad, buf)
+			if err != nil || string(buf[:n]) != "late" {
+				t.Fatalf("after shutdown wr: read %q %v", buf[:n], err)
+			}
+		}
+	}
+	a := clone(t, ta, "tcp")
+	if err := a.cmd("shutdown sideways"); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("bad shutdown: %v", err)
+	}
+}
+
+// TestTCPCtlHangup: hangup resets the connection: the peer's read gets
+// ECONNRESET and its err file says "connection reset"; a write on the
+// hung-up side fails.
+func TestTCPCtlHangup(t *testing.T) {
+	ta, tb := treePair(t)
+	a, b := connected(t, ta, tb, "8004")
+	ad, bd := a.data(), b.data()
+	a.must("hangup")
+	buf := make([]byte, 10)
+	if _, err := readTimeout(bd, buf); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("peer read after hangup: %v, want ECONNRESET", err)
+	}
+	if got := b.read("err"); got != "connection reset\n" {
+		t.Fatalf("peer err file %q", got)
+	}
+	if _, err := ad.Write(context.Background(), []byte("x"), 0); !errors.Is(err, syscall.EPIPE) || a.read("err") != "i/o on hungup channel\n" {
+		t.Fatalf("write after hangup: %v, err file %q; want EPIPE, i/o on hungup channel", err, a.read("err"))
+	}
+	if a.state() != "Closed" {
+		t.Fatalf("state after hangup %s", a.state())
+	}
+}
+
+// TestTCPLingerZeroReleaseResets: with `linger 0` the last close resets
+// instead of sending FIN.
+func TestTCPLingerZeroReleaseResets(t *testing.T) {
+	ta, tb := treePair(t)
+	srv := clone(t, tb, "tcp")
+	srv.must("announce 8005")
+	h, _ := open(t, ta, 0, syscall.O_RDWR, "tcp", "clone")
+	if _, err := h.Write(context.Background(), []byte("connect 198.18.0.2!8005"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(context.Background(), []byte("linger 0"), 0); err != nil {
+		t.Fatal(err)
+	}
+	b := srv.accept()
+	bd := b.data()
+	h.Release()
+	buf := make([]byte, 10)
+	if _, err := readTimeout(bd, buf); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("peer read after linger-0 close: %v, want ECONNRESET", err)
+	}
+}
+
+// TestTCPErrnos: the Errors section's mapping, with the text in err.
+func TestTCPErrnos(t *testing.T) {
+	ta, tb := treePair(t)
+	a := clone(t, ta, "tcp")
+	if err := a.cmd("connect 198.18.0.2!9"); !errors.Is(err, syscall.ECONNREFUSED) || a.read("err") != "connection refused\n" {
+		t.Fatalf("refused: %v %q", err, a.read("err"))
+	}
+	c := clone(t, ta, "tcp")
+	if err := c.cmd("connect 10.9.9.9!80"); !(errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)) || c.read("err") != "no route\n" {
+		t.Fatalf("no route: %v %q", err, c.read("err"))
+	}
+	s1 := clone(t, tb, "tcp")
+	s1.must("announce 8006")
+	s2 := clone(t, tb, "tcp")
+	if err := s2.cmd("announce 8006"); !errors.Is(err, syscall.EADDRINUSE) || s2.read("err") != "address in use\n" {
+		t.Fatalf("in use: %v %q", err, s2.read("err"))
+	}
+	// Another uid.
+	if _, err := open(t, tb, 1000, syscall.O_RDWR, "tcp", s1.n, "ctl"); !errors.Is(err, syscall.EACCES) {
+		t.Fatalf("other uid: %v", err)
+	}
+}
+
+// TestUDPListenNotSupported: udp has no calls; listen is EOPNOTSUPP.
+func TestUDPListenNotSupported(t *testing.T) {
+	ta, _ := treePair(t)
+	u := clone(t, ta, "udp")
+	if _, err := u.ctl.Write(context.Background(), []byte("announce 7000"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(t, ta, 0, syscall.O_RDWR, "udp", u.n, "listen"); !errors.Is(err, syscall.EOPNOTSUPP) {
+		t.Fatalf("udp listen: %v, want EOPNOTSUPP", err)
+	}
+}
+
+// TestCs: dial strings translate to clone paths, Plan 9 style.
+func TestCs(t *testing.T) {
+	ta, _ := treePair(t)
+	for q, want := range map[string]string{
+		"tcp!198.18.0.1!80":   "/net/tcp/clone 198.18.0.1!80",
+		"net!198.18.0.2!http": "/net/tcp/clone 198.18.0.2!80",
+		"udp!localhost!9":     "/net/udp/clone 127.0.0.1!9",
+		"tcp!*!564\n":         "/net/tcp/clone 564",
+	} {
+		h, err := open(t, ta, 0, syscall.O_RDWR, "cs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Write(context.Background(), []byte(q), 0); err != nil {
+			t.Fatalf("%q: %v", q, err)
+		}
+		buf := make([]byte, 200)
+		n, _ := h.Read(context.Background(), buf, 0)
+		if string(buf[:n]) != want {
+			t.Errorf("cs %q = %q, want %q", q, buf[:n], want)
+		}
+		if n, _ := h.Read(context.Background(), buf, 0); n != 0 {
+			t.Errorf("cs %q: second read %q, want EOF", q, buf[:n])
+		}
+		h.Release()
+	}
+	for _, q := range []string{"tcp", "il!1.2.3.4!80", "tcp!1.2.3.4!nosuchservice", "tcp!1.2.3.4!99999", "a!b!c!d"} {
+		h, _ := open(t, ta, 0, syscall.O_RDWR, "cs")
+		if _, err := h.Write(context.Background(), []byte(q), 0); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("cs %q: %v, want EINVAL", q, err)
+		}
+		h.Release()
+	}
+}
+
+// TestIpifcCtl: `add addr mask` and `add addr/bits` add addresses (shown in
+// status); malformed and unsupported requests fail and change nothing.
+func TestIpifcCtl(t *testing.T) {
+	ta, _ := treePair(t)
+	write := func(text string) error {
+		h, err := open(t, ta, 0, syscall.O_WRONLY, "ipifc", "0", "ctl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Release()
+		_, err = h.Write(context.Background(), []byte(text), 0)
+		return err
+	}
+	status := func() string {
+		h, _ := open(t, ta, 0, syscall.O_RDONLY, "ipifc", "0", "status")
+		defer h.Release()
+		buf := make([]byte, 4096)
+		n, _ := h.Read(context.Background(), buf, 0)
+		return string(buf[:n])
+	}
+	if err := write("add 198.19.0.1 255.255.255.0\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := write("add 198.19.1.1/16"); err != nil {
+		t.Fatal(err)
+	}
+	before := status()
+	for _, w := range []string{"\t198.19.0.1 /24 198.19.0.0\n", "\t198.19.1.1 /16 198.19.0.0\n"} {
+		if !strings.Contains(before, w) {
+			t.Fatalf("status lacks %q:\n%s", w, before)
+		}
+	}
+	for text, want := range map[string]syscall.Errno{
+		"add": syscall.EINVAL, "add 1.2.3": syscall.EINVAL, "add 198.19.2.1 255.0.255.0": syscall.EINVAL,
+		"add 198.19.0.1/24": syscall.EINVAL, "frob": syscall.EINVAL, "mtu 1400": syscall.EOPNOTSUPP,
+		"remove 198.19.0.1 255.255.255.0": syscall.EOPNOTSUPP,
+	} {
+		if err := write(text); !errors.Is(err, want) {
+			t.Errorf("%q: %v, want %v", text, err, want)
+		}
+	}
+	if after := status(); after != before {
+		t.Fatalf("refused writes changed status:\n%s\n%s", before, after)
+	}
+	if _, err := open(t, ta, 1000, syscall.O_WRONLY, "ipifc", "0", "ctl"); !errors.Is(err, syscall.EACCES) {
+		t.Fatalf("non-root write open: %v", err)
+	}
+}
+
+// TestConnectByName: connect takes names as cs translates them (here
+// localhost and a service name): the stack's loopback answers.
+func TestConnectByName(t *testing.T) {
+	ta, _ := treePair(t)
+	lo, err := ta.stack.AddDevice(link.NewLoopback(ta.stack.Clock(), link.DefaultLoopbackMTU))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.stack.AddAddress(lo, netip.MustParsePrefix("127.0.0.1/8"))
+	srv := clone(t, ta, "tcp")
+	srv.must("announce 80")
+	a := clone(t, ta, "tcp")
+	a.must("connect localhost!http")
+	if got := a.read("remote"); got != "127.0.0.1!80\n" {
+		t.Fatalf("remote %q", got)
+	}
+	b := clone(t, ta, "tcp")
+	if err := b.cmd("connect localhost!nosuchservice"); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("unknown service: %v", err)
+	}
+}
