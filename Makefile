@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 60s
 
-.PHONY: all build run test deps vet fuzz bench microbench soak clean
+.PHONY: all build run test deps vet fuzz bench microbench soak clean examples
 
 all: build
 
@@ -51,6 +51,13 @@ soak:
 BENCHFLAGS ?=
 bench:
 	$(GO) run ./bench -readme README.md $(BENCHFLAGS)
+
+# The tuning-tools example (issue #8; not part of `make test`): a kernel
+# sender in a network namespace into sockfs over a 50 ms, 1% loss link at
+# three tcp_rmem settings, traced and plotted with `sockfs trace` and
+# `sockfs plot` into examples/out/. Root; about 1.5 minutes (SECS=20 per run).
+examples: build
+	./examples/rmem-experiment.sh
 
 # Micro-benchmarks with allocation counts (not part of `make test`).
 microbench:

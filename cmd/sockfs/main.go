@@ -15,6 +15,11 @@ func usage() {
 
 commands:
   serve    run the stack on a TUN device (sockfs serve -h for flags)
+  import   mount a remote sockfs's tree (9P) at a directory: sockfs import ADDR DIR
+  ss       list conversations of a mount like ss -tmi (reads the files only)
+  trace    sample a conversation and the memory counters of a mount into CSV
+  plot     draw a trace CSV (memory, cwnd, throughput) as SVG or PNG
+  top      live view of a mount's memory, pressure, drops and busiest conversations
 `)
 }
 
@@ -27,6 +32,16 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serve(os.Args[2:])
+	case "ss":
+		err = ssCmd(os.Args[2:])
+	case "trace":
+		err = traceCmd(os.Args[2:])
+	case "plot":
+		err = plotCmd(os.Args[2:])
+	case "top":
+		err = topCmd(os.Args[2:])
+	case "import":
+		os.Exit(runImport(os.Args[2:]))
 	case "-h", "--help", "help":
 		usage()
 		return
