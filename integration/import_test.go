@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,7 +13,7 @@ import (
 // importer is a running `sockfs import`.
 type importer struct {
 	cmd  *exec.Cmd
-	out  *bytes.Buffer
+	out  *lockedBuffer
 	done chan error
 	dir  string
 }
@@ -24,7 +23,7 @@ type importer struct {
 // it and fails the test if it left its mount behind.
 func startImport(t *testing.T, ns *netns, addr string) *importer {
 	t.Helper()
-	im := &importer{out: new(bytes.Buffer), done: make(chan error, 1), dir: t.TempDir()}
+	im := &importer{out: new(lockedBuffer), done: make(chan error, 1), dir: t.TempDir()}
 	if ns != nil {
 		im.cmd = ns.cmd(sockfsBin(t), "import", addr, im.dir)
 	} else {
@@ -97,8 +96,8 @@ c, _ = s.accept()
 c.sendall(b"kernel says " + c.recv(100))
 c.close()
 `, addr, port))
-	var out bytes.Buffer
-	srv.Stdout, srv.Stderr = &out, &out
+	out := new(lockedBuffer)
+	srv.Stdout, srv.Stderr = out, out
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -209,6 +209,11 @@ func (s *Stack) Ping(ctx context.Context, dst netip.Addr, seq uint16, payload []
 	case <-ch:
 		return nil
 	case <-ctx.Done():
+		select {
+		case <-ch: // the reply came first; the context ended after it
+			return nil
+		default:
+		}
 		return ctxErr(ctx)
 	}
 }

@@ -12,7 +12,9 @@ import (
 )
 
 // pingRTT pings b from a once and returns the simulated round-trip time, or
-// the error (a lost ping times out through ctx).
+// the error (a lost ping times out through ctx). With timeout 0 there is no
+// timeout, and the time is exact: no other timer can move the simulated
+// clock past the reply before the pinging goroutine reports it.
 func pingRTT(n *testNet, seq uint16, timeout time.Duration) (time.Duration, error) {
 	start := n.clk.Nanotime()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -25,8 +27,10 @@ func pingRTT(n *testNet, seq uint16, timeout time.Duration) (time.Duration, erro
 	for n.da.Device().Stats().Snapshot().TxPackets == sent {
 		time.Sleep(20 * time.Microsecond)
 	}
-	tm := n.clk.AfterFunc(timeout, cancel)
-	defer tm.Stop()
+	if timeout > 0 {
+		tm := n.clk.AfterFunc(timeout, cancel)
+		defer tm.Stop()
+	}
 	err := await(n, done)
 	return time.Duration(n.clk.Nanotime() - start), err
 }
@@ -35,14 +39,14 @@ func pingRTT(n *testNet, seq uint16, timeout time.Duration) (time.Duration, erro
 // side too; "off" takes it away again.
 func TestDeviceImpairDelay(t *testing.T) {
 	n := newTestNet(t, impair.Config{}, impair.Config{}, 61)
-	base, err := pingRTT(n, 1, time.Second)
+	base, err := pingRTT(n, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := n.db.SetImpair(Out, impair.Config{Delay: 50 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	rtt, err := pingRTT(n, 2, time.Second)
+	rtt, err := pingRTT(n, 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +56,7 @@ func TestDeviceImpairDelay(t *testing.T) {
 	if err := n.db.SetImpair(In, impair.Config{Delay: 20 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	if rtt, err = pingRTT(n, 3, time.Second); err != nil || rtt-base < 70*time.Millisecond || rtt-base > 71*time.Millisecond {
+	if rtt, err = pingRTT(n, 3, 0); err != nil || rtt-base < 70*time.Millisecond || rtt-base > 71*time.Millisecond {
 		t.Fatalf("in 20ms + out 50ms: rtt %v (base %v), %v", rtt, base, err)
 	}
 	if cfg, cnt := n.db.Impair(In); cfg.Delay != 20*time.Millisecond || cnt.Delivered == 0 {
@@ -60,7 +64,7 @@ func TestDeviceImpairDelay(t *testing.T) {
 	}
 	n.db.SetImpair(In, impair.Config{})
 	n.db.SetImpair(Out, impair.Config{})
-	if rtt, err = pingRTT(n, 4, time.Second); err != nil || rtt != base {
+	if rtt, err = pingRTT(n, 4, 0); err != nil || rtt != base {
 		t.Fatalf("after off: rtt %v, want %v (%v)", rtt, base, err)
 	}
 	if cfg, _ := n.db.Impair(Out); cfg != (impair.Config{}) {

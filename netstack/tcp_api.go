@@ -34,8 +34,8 @@ func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 		tp.stack.mib.Inc(memctl.IpOutNoRoutes)
 		return errNetUnreach
 	}
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	switch {
 	case tp.released:
 		return errBadF
@@ -76,7 +76,7 @@ func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 
 // waitConnect sleeps until the handshake ends. Caller holds tp.mu.
 func (tp *TCPSock) waitConnect(ctx context.Context) error {
-	err := waitFor(ctx, tp.sk, tp.mu.Lock, tp.mu.Unlock, func() bool {
+	err := waitFor(ctx, tp.sk, tp.lockSock, tp.releaseSock, func() bool {
 		return tp.state != TCPSynSent && tp.state != TCPSynRecv
 	})
 	if err != nil {
@@ -94,8 +94,8 @@ func (tp *TCPSock) waitConnect(ctx context.Context) error {
 // Listen makes the socket a listener with the given accept backlog.
 // Mirrors inet_listen + inet_csk_listen_start.
 func (tp *TCPSock) Listen(backlog int) error {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	if tp.released || (tp.state != TCPClose && tp.state != TCPListen) {
 		return errInval
 	}
@@ -129,30 +129,30 @@ func (tp *TCPSock) Listen(backlog int) error {
 // socket is non-blocking (EAGAIN); ctx cancels it (EINTR / EAGAIN). Takes
 // the listener's lock. Mirrors inet_csk_accept.
 func (tp *TCPSock) Accept(ctx context.Context) (*TCPSock, error) {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	for {
 		if tp.state != TCPListen {
 			return nil, errInval
 		}
 		for i, c := range tp.acceptQ {
-			c.mu.Lock()
+			c.lockSock()
 			st := c.state
-			c.mu.Unlock()
+			c.releaseSock()
 			if st == TCPSynRecv {
 				continue
 			}
 			tp.acceptQ = append(tp.acceptQ[:i:i], tp.acceptQ[i+1:]...)
-			c.mu.Lock()
+			c.lockSock()
 			c.parent = nil
-			c.mu.Unlock()
+			c.releaseSock()
 			return c, nil
 		}
 		if tp.nonblock.Load() {
 			return nil, errAgain
 		}
 		n := len(tp.acceptQ)
-		if err := waitFor(ctx, tp.sk, tp.mu.Lock, tp.mu.Unlock, func() bool {
+		if err := waitFor(ctx, tp.sk, tp.lockSock, tp.releaseSock, func() bool {
 			return tp.state != TCPListen || len(tp.acceptQ) != n || tp.acceptReady()
 		}); err != nil {
 			return nil, err
@@ -163,9 +163,9 @@ func (tp *TCPSock) Accept(ctx context.Context) (*TCPSock, error) {
 // acceptReady reports whether a queued child finished its handshake.
 func (tp *TCPSock) acceptReady() bool {
 	for _, c := range tp.acceptQ {
-		c.mu.Lock()
+		c.lockSock()
 		st := c.state
-		c.mu.Unlock()
+		c.releaseSock()
 		if st != TCPSynRecv {
 			return true
 		}
@@ -179,8 +179,8 @@ func (tp *TCPSock) acceptReady() bool {
 // deadline). Takes the socket lock (released while sleeping). Mirrors
 // tcp_sendmsg_locked.
 func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	if tp.released {
 		return 0, errBadF
 	}
@@ -288,7 +288,7 @@ func (tp *TCPSock) sendResult(copied int, err error) (int, error) {
 func (tp *TCPSock) waitForSpace(ctx context.Context, nonblock bool, copied int) error {
 	tp.sk.SetFlag(memctl.FlagNoSpace)
 	tp.pushPendingFrames(tp.nonagle())
-	return tp.sk.StreamWaitMemory(ctx, nonblock, &tp.mu)
+	return tp.sk.StreamWaitMemory(ctx, nonblock, (*ownerLocker)(tp))
 }
 
 // streamAllocSkb allocates and charges a new send skb and queues it at the
@@ -321,8 +321,8 @@ func (tp *TCPSock) streamAllocSkb(force bool) *skb.SKB {
 // Mirrors tcp_recvmsg_locked with its tcp_rcv_space_adjust and
 // tcp_cleanup_rbuf.
 func (tp *TCPSock) Recv(ctx context.Context, p []byte) (int, error) {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	if tp.released {
 		return 0, errBadF
 	}
@@ -363,7 +363,7 @@ func (tp *TCPSock) Recv(ctx context.Context, p []byte) (int, error) {
 		if tp.nonblock.Load() {
 			return 0, errAgain
 		}
-		if err := waitFor(ctx, tp.sk, tp.mu.Lock, tp.mu.Unlock, func() bool {
+		if err := waitFor(ctx, tp.sk, tp.lockSock, tp.releaseSock, func() bool {
 			return !tp.rcvq.Empty() || tp.finSeen || tp.sk.Err() != 0 || tp.state == TCPClose ||
 				tp.sk.ShutdownState()&memctl.RcvShutdown != 0
 		}); err != nil {
@@ -402,8 +402,8 @@ func (tp *TCPSock) cleanupRbuf(copied int) {
 // Shutdown closes one or both directions: ShutWr sends FIN after the
 // queued data. Takes the socket lock. Mirrors inet_shutdown + tcp_shutdown.
 func (tp *TCPSock) Shutdown(how uint32) error {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	if tp.released {
 		return errBadF
 	}
@@ -449,7 +449,7 @@ func (tp *TCPSock) closeListenerLocked(sendRst bool) {
 	q := tp.acceptQ
 	tp.acceptQ = nil
 	for _, c := range q {
-		c.mu.Lock()
+		c.lockSock()
 		c.parent = nil
 		c.released = true
 		if sendRst && c.state != TCPClose {
@@ -459,7 +459,7 @@ func (tp *TCPSock) closeListenerLocked(sendRst bool) {
 		c.sk.Proto().OrphanCountAdd(1)
 		c.tcpDone()
 		c.destroyLocked()
-		c.mu.Unlock()
+		c.releaseSock()
 	}
 	tp.setState(TCPClose)
 }
@@ -469,8 +469,8 @@ func (tp *TCPSock) closeListenerLocked(sendRst bool) {
 // and the socket lives on as an orphan until the close completes. Takes the
 // socket lock; does not block. Mirrors tcp_close.
 func (tp *TCPSock) Close() error {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	if tp.released {
 		return nil
 	}
@@ -519,11 +519,12 @@ func (tp *TCPSock) Close() error {
 }
 
 // Abort resets the connection at once (SO_LINGER with a zero timeout):
-// RST to the peer, queues freed. Takes the socket lock. Mirrors tcp_close
-// with linger 0 / tcp_disconnect.
+// RST to the peer, queues freed. Takes the socket lock. Mirrors __tcp_close
+// with linger 0 / tcp_disconnect (TCPAbortOnData, or TCPAbortOnClose with
+// unread data).
 func (tp *TCPSock) Abort() error {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	if tp.released {
 		return nil
 	}
@@ -533,10 +534,26 @@ func (tp *TCPSock) Abort() error {
 		tp.destroyLocked()
 		return nil
 	}
-	switch tp.state {
-	case TCPEstablished, TCPCloseWait, TCPFinWait1, TCPFinWait2, TCPSynRecv, TCPClosing, TCPLastAck:
-		tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnLinger)
+	// __tcp_close: unread data is TCPAbortOnClose; otherwise the zero
+	// linger disconnects, counted as TCPAbortOnData, and tcp_disconnect
+	// resets the peer in tcp_need_reset's states, or in CLOSING/LAST_ACK
+	// when data was never sent.
+	unread := int(tp.rcvNxt - tp.copiedSeq)
+	if tp.finSeen {
+		unread--
+	}
+	mib := tp.stack.mib
+	switch {
+	case unread > 0 && tp.state != TCPClose && tp.state != TCPSynSent:
+		mib.Inc(memctl.TcpExtTCPAbortOnClose)
 		tp.sendActiveReset()
+	case tp.state == TCPEstablished || tp.state == TCPCloseWait || tp.state == TCPFinWait1 ||
+		tp.state == TCPFinWait2 || tp.state == TCPSynRecv ||
+		(tp.sndNxt != tp.writeSeq && (tp.state == TCPClosing || tp.state == TCPLastAck)):
+		mib.Inc(memctl.TcpExtTCPAbortOnData)
+		tp.sendActiveReset()
+	default:
+		mib.Inc(memctl.TcpExtTCPAbortOnData)
 	}
 	tp.tcpDone()
 	tp.destroyLocked()
@@ -545,8 +562,8 @@ func (tp *TCPSock) Abort() error {
 
 // Readiness reports what poll would. Mirrors tcp_poll.
 func (tp *TCPSock) Readiness() Event {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	var ev Event
 	if tp.state == TCPListen {
 		if tp.acceptReady() {
@@ -623,8 +640,8 @@ type TCPInfo struct {
 
 // Info returns tcp_info. Takes the socket lock. Mirrors tcp_get_info.
 func (tp *TCPSock) Info() TCPInfo {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	qin := int(tp.rcvNxt - tp.copiedSeq)
 	if tp.finSeen && qin > 0 {
 		qin--
@@ -648,8 +665,8 @@ func (tp *TCPSock) Info() TCPInfo {
 // SetNoDelay sets TCP_NODELAY and pushes what Nagle held. Mirrors
 // __tcp_sock_set_nodelay.
 func (tp *TCPSock) SetNoDelay(on bool) {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	tp.nodelay = on
 	if on {
 		tp.pushPendingFrames(naglePush)
@@ -658,8 +675,8 @@ func (tp *TCPSock) SetNoDelay(on bool) {
 
 // SetCork sets TCP_CORK; uncorking pushes. Mirrors __tcp_sock_set_cork.
 func (tp *TCPSock) SetCork(on bool) {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	tp.cork = on
 	if !on {
 		tp.pushPendingFrames(naglePush)
@@ -670,8 +687,8 @@ func (tp *TCPSock) SetCork(on bool) {
 // TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT when non-zero. Mirrors
 // tcp_set_keepalive.
 func (tp *TCPSock) SetKeepAlive(on bool, idle, intvl time.Duration, count int) {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	tp.keepalive = on
 	if idle > 0 {
 		tp.kaTime = idle
@@ -697,38 +714,38 @@ func (tp *TCPSock) SetCongestion(name string) error {
 	if cc == nil {
 		return syscall.ENOENT
 	}
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	tp.cc, tp.ccName = cc, name
 	return nil
 }
 
 // SetNotsentLowat sets TCP_NOTSENT_LOWAT (0: use the sysctl).
 func (tp *TCPSock) SetNotsentLowat(v uint32) {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	atomic.StoreUint32(&tp.notsentLowat, v)
 	memctl.StreamWriteSpace(tp.sk)
 }
 
 // SetMaxSeg sets TCP_MAXSEG before connecting.
 func (tp *TCPSock) SetMaxSeg(mss int) {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	tp.userMss = mss
 }
 
 // SetRcvbuf is SO_RCVBUF (locks receive autotuning).
 func (tp *TCPSock) SetRcvbuf(v int) error {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	return tp.sk.SetSockoptRcvbuf(int32(v), false, false)
 }
 
 // SetSndbuf is SO_SNDBUF (locks send autotuning).
 func (tp *TCPSock) SetSndbuf(v int) error {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	return tp.sk.SetSockoptSndbuf(int32(v), false, false)
 }
 

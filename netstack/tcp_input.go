@@ -11,7 +11,9 @@ import (
 
 // tcpRcv receives a segment whose data starts at the TCP header; iph is the
 // IPv4 header. It owns b. Mirrors tcp_v4_rcv: validation, demultiplexing to
-// an established (or TIME_WAIT) socket, then to a listener, else RST.
+// an established (or TIME_WAIT) socket, then to a listener, else RST. The
+// socket's spinlock is taken, never its ownership: a segment for a socket a
+// user owns goes to the backlog (tcp_add_backlog).
 func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4) {
 	th := header.TCP(b.Data())
 	if th.Check() != nil || th.DataOffset() > b.HeadLen() {
@@ -49,21 +51,8 @@ func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4) {
 	b.Tstamp = s.clock.Nanotime()
 
 	tu := tcpTuple{laddr: dst, raddr: src, lport: th.DstPort(), rport: th.SrcPort()}
-	for tries := 0; tries < 2; tries++ {
-		if tp := s.tcp.lookupEstab(tu); tp != nil {
-			tp.mu.Lock()
-			if !tp.hashed || tp.destroyed {
-				tp.mu.Unlock()
-				continue
-			}
-			keep := tp.rcv(b, th, &opts)
-			tp.mu.Unlock()
-			if !keep {
-				b.Free()
-			}
-			return
-		}
-		break
+	if s.tcpRcvEstab(b, th, &opts, tu) {
+		return
 	}
 	if l := s.tcp.lookupListener(dst, tu.lport); l != nil {
 		if !l.listenRcv(b, th, &opts, tu) {
@@ -75,8 +64,37 @@ func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4) {
 	b.Free()
 }
 
-// rcv processes a segment for a socket that is not listening. Caller holds
-// tp.mu. It returns true if it kept b. Mirrors tcp_rcv_state_process (and
+// tcpRcvEstab hands b to the established (or connecting) socket of tu, if
+// there is one, and reports whether there was: processed at once, or queued
+// on its backlog when a user owns it. It frees b unless the socket kept it.
+func (s *Stack) tcpRcvEstab(b *skb.SKB, th header.TCP, opts *header.TCPOptions, tu tcpTuple) bool {
+	for tries := 0; tries < 2; tries++ {
+		tp := s.tcp.lookupEstab(tu)
+		if tp == nil {
+			return false
+		}
+		var keep bool
+		if tp.bhLockSock() {
+			// Owned: only the backlog may be touched; the owner
+			// drops what arrives for a socket it destroyed.
+			keep = tp.addBacklog(b, th, true)
+		} else if !tp.hashed || tp.destroyed {
+			tp.bhUnlockSock()
+			continue
+		} else {
+			keep = tp.rcv(b, th, opts)
+		}
+		tp.bhUnlockSock()
+		if !keep {
+			b.Free()
+		}
+		return true
+	}
+	return false
+}
+
+// rcv processes a segment for a socket that is not listening. Caller owns
+// the socket or holds its spinlock with the socket not owned. It returns true if it kept b. Mirrors tcp_rcv_state_process (and
 // tcp_rcv_established's slow path, which is the only path here).
 func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
 	flags := cbGetFlags(b)
@@ -233,15 +251,22 @@ func (tp *TCPSock) sequenceOK(seq, end uint32) bool {
 // oowRateLimited limits ACKs to out-of-window pure ACKs to one per 500 ms.
 // Mirrors tcp_oow_rate_limited with tcp_invalid_ratelimit.
 func (tp *TCPSock) oowRateLimited(b *skb.SKB) bool {
-	if cbGetSeq(b) != cbGetEndSeq(b) {
+	return tp.oowRateLimitedMib(b, memctl.TcpExtTCPACKSkippedSeq)
+}
+
+// oowRateLimitedMib is tcp_oow_rate_limited counting c when it skips:
+// segments carrying data (not SYN) are never limited; others get at most
+// one answer per tcp_invalid_ratelimit (500 ms).
+func (tp *TCPSock) oowRateLimitedMib(b *skb.SKB, c memctl.Counter) bool {
+	if cbGetSeq(b) != cbGetEndSeq(b) && cbGetFlags(b)&tcpSyn == 0 {
 		return false
 	}
 	now := tp.now()
 	if tp.lastOOWAck != 0 && time.Duration(now-tp.lastOOWAck) < 500*time.Millisecond {
-		tp.stack.mib.Inc(memctl.TcpExtTCPACKSkippedSeq)
+		tp.stack.mib.Inc(c)
 		return true
 	}
-	tp.lastOOWAck = now
+	tp.lastOOWAck = max(now, 1) // 0 means never
 	return false
 }
 
@@ -374,9 +399,14 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 			tp.maxWindow = nwin
 		}
 	}
-	sackedNew, dsack := tp.sackTag(opts, ack)
-	acked, rtt := tp.cleanRtxQueue(ack)
+	priorFack := tp.highestSackSeq()
+	reord := priorFack
+	sackedNew, dsack := tp.sackTag(opts, ack, priorFack, &reord)
+	acked, rtt := tp.cleanRtxQueue(ack, priorFack, &reord)
 	tp.sndUna = ack
+	if tp.sackOK && seqLT(reord, priorFack) {
+		tp.checkSackReordering(reord)
+	}
 	if acked > 0 || seqGT(ack, priorUna) {
 		if tp.tstampOK && opts.HasTimestamp && opts.TSEcr != 0 {
 			if d := int32(tp.tsNow() - opts.TSEcr); d >= 0 {
@@ -424,8 +454,10 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 
 // cleanRtxQueue frees the fully acknowledged skbs and returns how many
 // packets were acked and an RTT sample from the newest one never
-// retransmitted (Karn). Mirrors tcp_clean_rtx_queue.
-func (tp *TCPSock) cleanRtxQueue(ack uint32) (uint32, time.Duration) {
+// retransmitted (Karn). An skb neither SACKed nor retransmitted that is
+// cumulatively acked below priorFack arrived out of order: reord is lowered
+// to its start. Mirrors tcp_clean_rtx_queue.
+func (tp *TCPSock) cleanRtxQueue(ack, priorFack uint32, reord *uint32) (uint32, time.Duration) {
 	var acked uint32
 	var rtt time.Duration
 	now := tp.now()
@@ -445,6 +477,9 @@ func (tp *TCPSock) cleanRtxQueue(ack uint32) (uint32, time.Duration) {
 		}
 		if s&tcpcbEverRetrans == 0 && b.Tstamp != 0 {
 			rtt = max(time.Duration(now-b.Tstamp), time.Microsecond)
+		}
+		if s&(tcpcbEverRetrans|tcpcbSackedAcked) == 0 && seqLT(cbGetSeq(b), priorFack) && seqLT(cbGetSeq(b), *reord) {
+			*reord = cbGetSeq(b)
 		}
 		tp.rtxQueue.Unlink(b)
 		tp.sk.WmemFreeSkb(b.Truesize())
@@ -507,7 +542,8 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 		tp.sndWl1 = seq
 		tp.sndWnd = uint32(th.Window())
 		tp.maxWindow = tp.sndWnd
-		acked, rtt := tp.cleanRtxQueue(ack)
+		reord := tp.sndUna
+		acked, rtt := tp.cleanRtxQueue(ack, tp.sndUna, &reord)
 		_ = acked
 		tp.sndUna = ack
 		if rtt > 0 {
@@ -564,38 +600,63 @@ func (tp *TCPSock) applySynOptions(opts *header.TCPOptions, active bool) {
 	tp.syncMss()
 }
 
-// timeWaitRcv handles a segment for a TIME_WAIT socket. Mirrors
-// tcp_timewait_state_process: a RST kills it (tcp_rfc1337 = 0), a
-// retransmitted FIN is re-ACKed and restarts the timer, a new SYN beyond
-// the old sequence space may reopen through a listener, anything else
-// unacceptable is answered with an ACK.
+// timeWaitRcv handles a segment for a TIME_WAIT socket. Mirrors the real
+// TIME-WAIT part of tcp_timewait_state_process: an in-window bare ACK (seq
+// == rcv_nxt) restarts the 2*MSL timer and a RST at rcv_nxt kills the
+// socket (tcp_rfc1337 = 0); a new SYN beyond the old sequence space may
+// reopen through a listener; any other segment that is not a RST (a
+// retransmitted FIN, data, an old SYN, a PAWS reject) is answered with an
+// ACK, restarting the timer if it carries ACK or failed PAWS; a RST not at
+// rcv_nxt is ignored.
 func (tp *TCPSock) timeWaitRcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
 	flags := cbGetFlags(b)
-	seq := cbGetSeq(b)
-	if flags&tcpRst != 0 {
-		tp.tcpDone()
-		tp.destroyIfOrphan()
+	seq, end := cbGetSeq(b), cbGetEndSeq(b)
+	pawsReject := tp.tstampOK && opts.HasTimestamp && flags&tcpRst == 0 && tp.tsRecentStamp != 0 &&
+		int32(tp.tsRecent-opts.TSVal) > 1 && // TCP_PAWS_WINDOW (tcp_paws_reject)
+		time.Duration(tp.now()-tp.tsRecentStamp) < 24*24*time.Hour
+	if !pawsReject && seq == tp.rcvNxt && (seq == end || flags&tcpRst != 0) {
+		if flags&tcpRst != 0 { // TIME_WAIT assassination (tcp_rfc1337 = 0)
+			tp.tcpDone()
+			tp.destroyIfOrphan()
+			return false
+		}
+		tp.resetKeepTimer(tcpTimewaitLen)
+		if opts.HasTimestamp && tp.tstampOK {
+			tp.tsRecent, tp.tsRecentStamp = opts.TSVal, max(tp.now(), 1)
+		}
 		return false
 	}
-	if flags&tcpSyn != 0 && flags&tcpAck == 0 && seqGT(seq, tp.rcvNxt) &&
-		(!tp.tstampOK || !opts.HasTimestamp || seqGT(opts.TSVal, tp.tsRecent)) {
+	if flags&tcpSyn != 0 && flags&(tcpRst|tcpAck) == 0 && !pawsReject &&
+		(seqGT(seq, tp.rcvNxt) || (tp.tstampOK && opts.HasTimestamp && seqGT(opts.TSVal, tp.tsRecent))) {
 		if l := tp.stack.tcp.lookupListener(tp.local.Addr(), tp.local.Port()); l != nil {
 			isn := tp.sndNxt + 65535 + 2
 			tu := tp.tuple()
 			tp.tcpDone()
 			tp.destroyIfOrphan()
-			tp.mu.Unlock()
+			if tp.inBacklogRcv {
+				// Owned (from the backlog): the listener's spinlock
+				// never waits for this socket, so no lock is dropped.
+				return l.listenRcvWithISN(b, th, opts, tu, isn)
+			}
+			// Softirq side: drop this socket's spinlock first, as
+			// tcp_v4_rcv hands the segment to the listener outside it.
+			tp.bhUnlockSock()
 			keep := l.listenRcvWithISN(b, th, opts, tu, isn)
-			tp.mu.Lock()
+			tp.bhLockSock()
 			return keep
 		}
 	}
-	if flags&tcpFin != 0 && cbGetEndSeq(b) == tp.rcvNxt {
-		tp.resetKeepTimer(tcpTimewaitLen)
-	} else if flags&tcpSyn == 0 && seq == tp.rcvNxt && seq == cbGetEndSeq(b) {
-		return false // an in-window pure ACK
+	if pawsReject {
+		tp.stack.mib.Inc(memctl.TcpExtPAWSTimewait)
 	}
-	tp.sendAck()
+	if flags&tcpRst == 0 {
+		if pawsReject || flags&tcpAck != 0 {
+			tp.resetKeepTimer(tcpTimewaitLen)
+		}
+		if !tp.oowRateLimitedMib(b, memctl.TcpExtTCPACKSkippedTimeWait) { // tcp_timewait_check_oow_rate_limit
+			tp.sendAck()
+		}
+	}
 	return false
 }
 

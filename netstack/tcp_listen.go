@@ -78,9 +78,30 @@ func (l *TCPSock) listenRcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions, 
 	return l.listenRcvWithISN(b, th, opts, tu, 0)
 }
 
+// listenRcvWithISN is listenRcv for softirq-side input, with the ISN of a
+// TIME_WAIT reopen (0: none).
+//
+// Deviation: Linux's listener path is lockless (requests live in the
+// established hash); here the requests and the accept queue are under the
+// listener's lock, so a segment for a listener a user owns (Accept, Close)
+// goes to its backlog as in Linux before 4.4.
 func (l *TCPSock) listenRcvWithISN(b *skb.SKB, th header.TCP, opts *header.TCPOptions, tu tcpTuple, isn uint32) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	owned := l.bhLockSock()
+	defer l.bhUnlockSock()
+	if owned {
+		if isn != 0 {
+			// The TIME_WAIT reopen ISN would be lost in the backlog;
+			// drop the SYN, the peer's retransmission finds the listener.
+			return false
+		}
+		return l.addBacklog(b, th, false)
+	}
+	return l.listenProcess(b, th, opts, tu, isn)
+}
+
+// listenProcess is listenRcv with the listener's spinlock held (not owned)
+// or the listener owned. Mirrors tcp_v4_do_rcv for TCP_LISTEN.
+func (l *TCPSock) listenProcess(b *skb.SKB, th header.TCP, opts *header.TCPOptions, tu tcpTuple, isn uint32) bool {
 	s := l.stack
 	if l.state != TCPListen {
 		s.tcpSendReset(th, tu.raddr, tu.laddr, b.Len())
@@ -89,6 +110,13 @@ func (l *TCPSock) listenRcvWithISN(b *skb.SKB, th header.TCP, opts *header.TCPOp
 	flags := cbGetFlags(b)
 	if r := l.reqs[tu]; r != nil {
 		return l.checkReq(r, b, th, opts)
+	}
+	// A segment that waited on the listener's backlog may belong to a
+	// connection an earlier segment of that backlog completed: look the
+	// established table up again, as tcp_v4_hnd_req did in Linux before
+	// 4.4 (without it, the data behind a handshake's ACK drew a RST).
+	if l.inBacklogRcv && s.tcpRcvEstab(b, th, opts, tu) {
+		return true // delivered or freed there
 	}
 	if flags&tcpRst != 0 {
 		return false
@@ -189,9 +217,16 @@ func (r *tcpRequest) sendSynAck(s *Stack) {
 
 // synackTimerFired retransmits a SYN-ACK with back-off, dropping the
 // request after tcp_synack_retries. Mirrors reqsk_timer_handler.
+//
+// Deviation: the requests are under the listener's lock here (see
+// listenRcvWithISN), so a listener owned by a user makes the timer retry.
 func (l *TCPSock) synackTimerFired(r *tcpRequest) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	if l.bhLockSock() {
+		l.bhUnlockSock()
+		r.timer.Reset(tcpTimerRetry)
+		return
+	}
+	defer l.bhUnlockSock()
 	if l.reqs[r.tu] != r {
 		return
 	}
@@ -289,8 +324,8 @@ func (l *TCPSock) createChild(r *tcpRequest, b *skb.SKB, th header.TCP, opts *he
 	}
 	c.syncMss()
 	c.syncSeqs()
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lockSock()
+	defer c.releaseSock()
 	t := &s.tcp
 	t.mu.Lock()
 	if !c.hashEstabLocked() {

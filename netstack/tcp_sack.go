@@ -85,7 +85,12 @@ func (tp *TCPSock) updateSackBlocks(latest *skb.SKB) {
 
 // sackTag marks the retransmit-queue skbs covered by the peer's SACK
 // blocks. Mirrors tcp_sacktag_write_queue.
-func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack uint32) (newly uint32, dsack bool) {
+//
+// reord is lowered to the start of every newly SACKed skb that was never
+// retransmitted and lies below priorFack (the highest SACKed sequence
+// before this ACK): a hole filled by the original transmission, that is
+// reordering (tcp_sacktag_one's state->reord).
+func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord *uint32) (newly uint32, dsack bool) {
 	if !tp.sackOK || opts.NumSACK == 0 {
 		return 0, false
 	}
@@ -132,12 +137,49 @@ func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack uint32) (newly uint32, d
 				tp.lostOut--
 				sk &^= tcpcbLost
 			}
+			if sk&tcpcbEverRetrans == 0 && seqLT(s, priorFack) && seqLT(s, *reord) {
+				*reord = s
+			}
 			cbSetSacked(b, sk|tcpcbSackedAcked)
 			tp.sackedOut++
 			newly++
 		}
 	}
 	return newly, dsack
+}
+
+// highestSackSeq is the end of the highest SACKed skb, or snd_una when
+// nothing is SACKed. Mirrors tcp_highest_sack_seq.
+func (tp *TCPSock) highestSackSeq() uint32 {
+	if tp.sackedOut == 0 {
+		return tp.sndUna
+	}
+	for b := tp.rtxQueue.PeekTail(); b != nil; b = b.Prev() {
+		if cbGetSacked(b)&tcpcbSackedAcked != 0 {
+			return cbGetEndSeq(b)
+		}
+	}
+	return tp.sndUna
+}
+
+// tcpMaxReordering is net.ipv4.tcp_max_reordering.
+const tcpMaxReordering = 300
+
+// checkSackReordering raises the reordering degree (the RFC 6675 DupThresh
+// of markLostSack) when data below the highest SACKed sequence turned out
+// to have arrived out of order rather than lost, so that reordering paths
+// stop triggering spurious fast retransmits. Mirrors
+// tcp_check_sack_reordering.
+func (tp *TCPSock) checkSackReordering(lowSeq uint32) {
+	mss := uint32(tp.mssCache)
+	fack := tp.highestSackSeq()
+	if !seqLT(lowSeq, fack) || mss == 0 {
+		return
+	}
+	if metric := fack - lowSeq; metric > tp.reordering*mss {
+		tp.reordering = min((metric+mss-1)/mss, tcpMaxReordering)
+	}
+	tp.stack.mib.Inc(memctl.TcpExtTCPSACKReorder)
 }
 
 // markLostSack marks as lost every unSACKed skb with at least reordering
@@ -244,6 +286,11 @@ func (tp *TCPSock) enterLoss() {
 		tp.priorCwnd, tp.priorSsthr = tp.cwnd, tp.ssthresh
 		tp.ssthresh = tp.cc.ssthresh(tp)
 		tp.cc.onLoss(tp)
+	}
+	// A timeout after many SACKs in Open/Disorder means the reordering
+	// degree was overestimated (tcp_enter_loss).
+	if tp.caState <= tcpCADisorder && tp.sackedOut >= tcpDefaultReord {
+		tp.reordering = min(tp.reordering, tcpDefaultReord)
 	}
 	tp.undoMarker, tp.undoRetrans = 0, 0 // an RTO is not undone here (no F-RTO)
 	tp.cwnd = 1

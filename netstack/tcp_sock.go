@@ -7,22 +7,24 @@ package netstack
 // tcp_output.go (__tcp_transmit_skb, tcp_write_xmit, SYN/FIN/ACK/RST),
 // tcp_timer.go (retransmit/probe, delayed ACK, keepalive/FIN_WAIT2/TIME_WAIT),
 // tcp_mem.go (window and buffer rules of linux-skmem.md 1.8/1.9),
-// tcp_sack.go (SACK blocks, RFC 6675 loss marking, recovery, PRR, undo),
+// tcp_sack.go (SACK blocks, RFC 6675 loss marking, reordering, recovery,
+// PRR, undo), tcp_backlog.go (socket lock, sk_backlog, deferred timers),
 // tcp_cong.go (NewReno, CUBIC), tcp_listen.go (SYN queue, accept queue, SYN
 // cookies), tcp_api.go (socket calls, net.Conn, net.Listener), tcp_seq.go.
 //
-// Concurrency: one mutex per socket (lock_sock) taken by segment input
-// (device goroutine), timers (clock callbacks) and user calls; user calls
-// release it while they sleep. Lock order: listener, then child, then the
-// table. Transmitting under the socket lock is safe (devices never call
-// back synchronously).
+// Concurrency: the socket lock of Linux (tcp_backlog.go): user calls own
+// the socket (lock_sock, released while they sleep); segment input (device
+// goroutine) and timers (clock callbacks) take only its spinlock and, when a
+// user owns the socket, queue the segment on sk_backlog or defer the timer
+// work, which the owner does in release_sock. Lock order: listener, then
+// child, then the table. Transmitting under the socket lock is safe
+// (devices never call back synchronously).
 //
-// Deviations from Linux, each also noted where it is made: no socket
-// backlog (input waits for the socket lock instead of queueing to
-// sk_backlog, so TCPBacklogDrop never counts); TIME_WAIT keeps the full
-// socket rather than a timewait mini-socket; no GSO/TSO (send skbs hold at
-// most one MSS); loss detection is RFC 6675 (no RACK, no TLP, no F-RTO);
-// CUBIC without HyStart.
+// Deviations from Linux, each also noted where it is made: TIME_WAIT keeps
+// the full socket rather than a timewait mini-socket; a listener's input
+// takes its lock (backlogged when owned) where Linux's is lockless; no
+// GSO/TSO (send skbs hold at most one MSS); loss detection is RFC 6675 (no
+// RACK, no TLP, no F-RTO); CUBIC without HyStart.
 
 import (
 	"crypto/sha256"
@@ -178,9 +180,9 @@ func (t *tcpTable) closeAll() {
 	}
 	t.mu.RUnlock()
 	for _, tp := range all {
-		tp.mu.Lock()
+		tp.lockSock()
 		tp.destroyLocked()
-		tp.mu.Unlock()
+		tp.releaseSock()
 	}
 }
 
@@ -236,12 +238,18 @@ func (t *tcpTable) lookupListener(daddr netip.Addr, dport uint16) *TCPSock {
 }
 
 // TCPSock is a TCP socket. Its methods are safe for concurrent use; every
-// one takes the socket lock (lock_sock), as do segment input (from the
-// device's goroutine) and the timers (from the clock's).
+// one owns the socket (lock_sock) while it runs. Segment input (from the
+// device's goroutine) and the timers (from the clock's) never wait for an
+// owner: they queue to the backlog or defer (tcp_backlog.go).
 type TCPSock struct {
 	stack *Stack
 	sk    *memctl.Sock
-	mu    sync.Mutex
+	mu    sockLock // see tcp_backlog.go: take it with lockSock/releaseSock or bhLockSock
+
+	skBacklog    skb.Queue // sk_backlog: segments that arrived while owned (slock)
+	blProc       skb.Queue // the batch __release_sock is processing (owner only)
+	inBacklogRcv bool      // processing the backlog (owner only)
+	deferred     uint8     // timer work deferred to release_sock (tsq_flags; slock)
 
 	state     TCPState
 	local     netip.AddrPort
@@ -402,6 +410,7 @@ func (s *Stack) NewTCP() *TCPSock {
 
 func (s *Stack) newTCPSock(sk *memctl.Sock) *TCPSock {
 	tp := &TCPSock{stack: s, sk: sk, state: TCPClose}
+	tp.mu.wq.L = &tp.mu.slock
 	tp.sk.StreamMemoryFree = tp.streamMemoryFree
 	tp.sk.OnRelease = nil
 	tp.rto = tcpTimeoutInit
@@ -431,22 +440,22 @@ func (tp *TCPSock) SetNonblock(nb bool) { tp.nonblock.Store(nb) }
 
 // State returns the connection state.
 func (tp *TCPSock) State() TCPState {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	return tp.state
 }
 
 // LocalAddr returns the bound local address.
 func (tp *TCPSock) LocalAddr() netip.AddrPort {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	return tp.local
 }
 
 // RemoteAddr returns the peer's address, or the zero AddrPort.
 func (tp *TCPSock) RemoteAddr() netip.AddrPort {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	return tp.remote
 }
 
@@ -586,8 +595,8 @@ func (tp *TCPSock) bindLocked(addr netip.AddrPort) error {
 
 // Bind binds the socket to addr (port 0: ephemeral).
 func (tp *TCPSock) Bind(addr netip.AddrPort) error {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	tp.lockSock()
+	defer tp.releaseSock()
 	if tp.state != TCPClose || tp.bound || tp.released {
 		return errInval
 	}
@@ -671,10 +680,10 @@ func (tp *TCPSock) destroyLocked() {
 	tp.purgeWriteQueues()
 	tp.purgeRecvQueues()
 	for _, c := range tp.acceptQ {
-		c.mu.Lock()
+		c.lockSock()
 		c.dead = true
 		c.destroyLocked()
-		c.mu.Unlock()
+		c.releaseSock()
 	}
 	tp.acceptQ = nil
 	for k, r := range tp.reqs {

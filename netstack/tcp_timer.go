@@ -63,11 +63,23 @@ func (tp *TCPSock) probe0When() time.Duration {
 	return d
 }
 
-// retransmitTimerFired is the retransmit/probe timer callback. Mirrors
-// tcp_write_timer -> tcp_write_timer_handler.
+// retransmitTimerFired is the retransmit/probe timer callback; if a user
+// owns the socket the work is deferred to release_sock. Mirrors
+// tcp_write_timer.
 func (tp *TCPSock) retransmitTimerFired() {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	if tp.bhLockSock() {
+		tp.deferred |= tcpWriteTimerDeferred
+		tp.bhUnlockSock()
+		return
+	}
+	defer tp.bhUnlockSock()
+	tp.writeTimerHandler()
+}
+
+// writeTimerHandler runs the retransmit or zero-window probe timer. Caller
+// holds the spinlock (not owned) or owns the socket. Mirrors
+// tcp_write_timer_handler.
+func (tp *TCPSock) writeTimerHandler() {
 	if tp.state == TCPClose || tp.rtoKind == 0 || tp.destroyed {
 		return
 	}
@@ -229,11 +241,22 @@ func (tp *TCPSock) scheduleDelack() {
 	tp.delackTimer.ResetAt(deadline)
 }
 
-// delackTimerFired sends the delayed ACK, inflating ato, and reclaims memory
-// under pressure. Mirrors tcp_delack_timer_handler.
+// delackTimerFired is the delayed-ACK timer callback; if a user owns the
+// socket the work is deferred to release_sock. Mirrors tcp_delack_timer.
 func (tp *TCPSock) delackTimerFired() {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	if tp.bhLockSock() {
+		tp.deferred |= tcpDelackTimerDeferred
+		tp.bhUnlockSock()
+		return
+	}
+	defer tp.bhUnlockSock()
+	tp.delackTimerHandler()
+}
+
+// delackTimerHandler sends the delayed ACK, inflating ato, and reclaims
+// memory under pressure. Caller holds the spinlock (not owned) or owns the
+// socket. Mirrors tcp_delack_timer_handler.
+func (tp *TCPSock) delackTimerHandler() {
 	if tp.state == TCPClose || tp.state == TCPListen || tp.destroyed {
 		return
 	}
@@ -282,9 +305,14 @@ func (tp *TCPSock) resetKeepTimer(d time.Duration) {
 // keepaliveTimerFired handles keepalive probes, the FIN_WAIT2 timeout of an
 // orphan and the end of TIME_WAIT. Mirrors tcp_keepalive_timer and
 // tcp_time_wait's timer (inet_twsk_kill).
+// A socket owned by a user makes it try again in HZ/20, as Linux does.
 func (tp *TCPSock) keepaliveTimerFired() {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
+	if tp.bhLockSock() {
+		tp.bhUnlockSock()
+		tp.keepTimer.Reset(tcpTimerRetry)
+		return
+	}
+	defer tp.bhUnlockSock()
 	if tp.destroyed || tp.kaDeadline == 0 {
 		return
 	}

@@ -17,8 +17,8 @@ func bareSock(t *testing.T) (*TCPSock, func(rmem int)) {
 	tp := s.NewTCP()
 	var held *skb.SKB
 	setRmem := func(rmem int) {
-		tp.mu.Lock()
-		defer tp.mu.Unlock()
+		tp.lockSock()
+		defer tp.releaseSock()
 		if held != nil {
 			held.Free()
 			held = nil
