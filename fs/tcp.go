@@ -136,9 +136,11 @@ func (c *tcpConv) Status() string {
 	}
 	us := func(d time.Duration) int64 { return d.Microseconds() }
 	return fmt.Sprintf("%s qin %d qout %d srtt %d rttvar %d rto %d cwnd %d ssthresh %d "+
-		"snd_wnd %d rcv_wnd %d rcv_ssthresh %d window_clamp %d mss %d retrans %d\n",
+		"snd_wnd %d rcv_wnd %d rcv_ssthresh %d window_clamp %d mss %d retrans %d "+
+		"bytes_acked %d bytes_received %d\n",
 		name, i.Qin, i.Qout, us(i.RTT), us(i.RTTVar), us(i.RTO), i.SndCwnd, i.SndSsthresh,
-		i.SndWnd, i.RcvWnd, i.RcvSsthresh, i.WindowClamp, i.SndMSS, i.TotalRetrans)
+		i.SndWnd, i.RcvWnd, i.RcvSsthresh, i.WindowClamp, i.SndMSS, i.TotalRetrans,
+		i.BytesAcked, i.BytesReceived)
 }
 
 func onOff(f []string) (bool, error) {

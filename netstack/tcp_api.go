@@ -635,7 +635,10 @@ type TCPInfo struct {
 	RcvWscale    uint8
 	Qin          int // Recv-Q: rcv_nxt - copied_seq
 	Qout         int // Send-Q: write_seq - snd_una
-	Congestion   string
+	// BytesAcked and BytesReceived are tcpi_bytes_acked and
+	// tcpi_bytes_received: how far snd_una and rcv_nxt have advanced.
+	BytesAcked, BytesReceived uint64
+	Congestion                string
 }
 
 // Info returns tcp_info. Takes the socket lock. Mirrors tcp_get_info.
@@ -659,6 +662,7 @@ func (tp *TCPSock) Info() TCPInfo {
 		TotalRetrans: tp.totalRetrans, SndWnd: tp.sndWnd, RcvWnd: tp.rcvWnd, RcvSsthresh: tp.rcvSsthresh,
 		WindowClamp: tp.windowClamp, SndWscale: tp.sndWscale, RcvWscale: tp.rcvWscale,
 		Qin: qin, Qout: int(tp.writeSeq - tp.sndUna), Congestion: tp.cc.name(),
+		BytesAcked: tp.bytesAcked, BytesReceived: tp.bytesReceived,
 	}
 }
 

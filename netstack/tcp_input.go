@@ -64,6 +64,21 @@ func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4) {
 	b.Free()
 }
 
+// sndUnaUpdate advances snd_una to ack, counting the bytes acknowledged
+// (tcpi_bytes_acked, RFC 4898 tcpEStatsAppHCThruOctetsAcked). Mirrors
+// tcp_snd_una_update.
+func (tp *TCPSock) sndUnaUpdate(ack uint32) {
+	tp.bytesAcked += uint64(ack - tp.sndUna)
+	tp.sndUna = ack
+}
+
+// rcvNxtUpdate advances rcv_nxt to seq, counting the bytes received in
+// order (tcpi_bytes_received). Mirrors tcp_rcv_nxt_update.
+func (tp *TCPSock) rcvNxtUpdate(seq uint32) {
+	tp.bytesReceived += uint64(seq - tp.rcvNxt)
+	tp.rcvNxt = seq
+}
+
 // tcpRcvEstab hands b to the established (or connecting) socket of tu, if
 // there is one, and reports whether there was: processed at once, or queued
 // on its backlog when a user owns it. It frees b unless the socket kept it.
@@ -403,7 +418,7 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	reord := priorFack
 	sackedNew, dsack := tp.sackTag(opts, ack, priorFack, &reord)
 	acked, rtt := tp.cleanRtxQueue(ack, priorFack, &reord)
-	tp.sndUna = ack
+	tp.sndUnaUpdate(ack)
 	if tp.sackOK && seqLT(reord, priorFack) {
 		tp.checkSackReordering(reord)
 	}
@@ -545,7 +560,7 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 		reord := tp.sndUna
 		acked, rtt := tp.cleanRtxQueue(ack, tp.sndUna, &reord)
 		_ = acked
-		tp.sndUna = ack
+		tp.sndUnaUpdate(ack)
 		if rtt > 0 {
 			tp.rttEstimator(rtt)
 		}
@@ -775,7 +790,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 		} else {
 			tp.ackPending |= icskAckSched
 		}
-		tp.rcvNxt = end
+		tp.rcvNxtUpdate(end)
 		if flags&tcpFin != 0 {
 			tp.fin()
 		}
@@ -838,7 +853,7 @@ func (tp *TCPSock) ofoQueue() {
 			b.Free()
 			continue
 		}
-		tp.rcvNxt = end
+		tp.rcvNxtUpdate(end)
 		fin := cbGetFlags(b)&tcpFin != 0
 		if b.Len() > 0 {
 			if tp.queueRcv(b, true) {

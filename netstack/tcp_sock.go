@@ -267,6 +267,7 @@ type TCPSock struct {
 	// Sending (struct tcp_sock).
 	iss          uint32
 	sndUna       uint32
+	bytesAcked   uint64 // tcpi_bytes_acked: snd_una's advance (the SYN counts 1)
 	sndNxt       uint32
 	sndWnd       uint32 // scaled
 	sndWl1       uint32
@@ -338,6 +339,7 @@ type TCPSock struct {
 	// Receiving.
 	irs           uint32
 	rcvNxt        uint32
+	bytesReceived uint64 // tcpi_bytes_received: rcv_nxt's advance past the SYN
 	copiedSeq     uint32
 	rcvWup        uint32
 	rcvWnd        uint32
