@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"encoding/csv"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -176,4 +178,152 @@ func TestImportSecondMachine(t *testing.T) {
 		t.Fatalf("through the import: %q\nimport log: %s\nserve log: %s", got, im.out, d.stderr)
 	}
 	im.stop(t)
+}
+
+// The tuning tools read only files, so they work unchanged on a mount made
+// with `sockfs import`: with a conversation holding 1000 unread bytes from
+// a kernel sender, `sockfs ss` lists it with the remote mem file's skmem,
+// `sockfs trace` samples it into CSV, and `sockfs top` shows it under tmux
+// and quits on q.
+func TestToolsOnImportedMount(t *testing.T) {
+	needRoot(t)
+	needTool(t, "fusermount3")
+	needTool(t, "python3")
+	needTool(t, "tmux")
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	ns := newNetns(t)
+	startServe(t, ns, "sftools0", "--9p", "127.0.0.1:5641")
+	// A kernel sender: 1000 bytes, then it waits for the reader to go.
+	srv := ns.cmd("python3", "-c", `
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.0.1", 8001)); s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+c.sendall(b"x" * 1000)
+c.recv(1)
+`)
+	srvOut := new(lockedBuffer)
+	srv.Stdout, srv.Stderr = srvOut, srvOut
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(srvOut.String(), "ready"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("sender did not start")
+		}
+	}
+	im := startImport(t, ns, "127.0.0.1:5641")
+
+	// Hold a conversation open through the imported tree.
+	nfile := filepath.Join(t.TempDir(), "n")
+	holder := exec.Command("bash", "-c", `exec 3<>$M/tcp/clone; n=$(cat <&3)
+echo 'connect 198.18.0.1!8001' >&3 && echo $n > $F && sleep 60`)
+	holder.Env = append(os.Environ(), "M="+im.dir, "F="+nfile)
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	var conv string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(nfile); err == nil && len(b) > 1 {
+			conv = "tcp/" + strings.TrimSpace(string(b))
+			if st, _ := os.ReadFile(filepath.Join(im.dir, conv, "status")); strings.Contains(string(st), "qin 1000 ") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the conversation never held 1000 unread bytes")
+		}
+	}
+	tool := func(args ...string) string {
+		cmd := exec.Command(sockfsBin(t), args...)
+		cmd.WaitDelay = time.Second
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("sockfs %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+
+	mem, _ := os.ReadFile(filepath.Join(im.dir, conv, "mem"))
+	ss := tool("ss", im.dir)
+	found := false
+	for _, line := range strings.Split(ss, "\n") {
+		if strings.Contains(line, conv+" ") {
+			found = true
+			f := strings.Fields(line)
+			if f[0] != "tcp" || f[1] != "ESTAB" || f[3] != "1000" || f[6] != "198.18.0.1:8001" ||
+				!strings.Contains(line, strings.TrimSpace(string(mem))) {
+				t.Fatalf("ss line %q (mem %q)", line, mem)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("ss does not list %s:\n%s", conv, ss)
+	}
+
+	csvPath := filepath.Join(t.TempDir(), "run.csv")
+	tool("trace", im.dir, "--conv", conv, "--every", "20ms", "--for", "400ms", "-o", csvPath)
+	rows, err := csv.NewReader(mustOpen(t, csvPath)).ReadAll()
+	if err != nil || len(rows) < 6 {
+		t.Fatalf("trace: %d rows, %v", len(rows), err)
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	qi, ok := col["qin"]
+	if !ok {
+		t.Fatalf("trace columns %v lack qin", rows[0])
+	}
+	for _, r := range rows[1:] {
+		if r[qi] != "1000" {
+			t.Fatalf("trace sampled qin %s, want 1000", r[qi])
+		}
+	}
+
+	sock := fmt.Sprintf("sockfs-it-top-%d", os.Getpid())
+	tmux := func(args ...string) (string, error) {
+		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := tmux("new-session", "-d", "-s", "top", "-x", "120", "-y", "40",
+		sockfsBin(t), "top", im.dir, "-i", "100ms"); err != nil {
+		t.Fatalf("tmux: %v %s", err, out)
+	}
+	t.Cleanup(func() { tmux("kill-server") }) // our own -L socket only
+	var screen string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		screen, _ = tmux("capture-pane", "-p", "-t", "top")
+		if strings.Contains(screen, "tcp_mem") && strings.Contains(screen, conv) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("top never showed tcp_mem and %s:\n%s", conv, screen)
+		}
+	}
+	tmux("send-keys", "-t", "top", "q")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := tmux("has-session", "-t", "top"); err != nil {
+			break // top quit and its session ended
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("top did not quit on q")
+		}
+	}
+	im.stop(t)
+}
+
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
