@@ -1,8 +1,14 @@
-// Command sockfs runs the sockfs userspace TCP/IP stack.
+// Command sockfs runs the sockfs userspace TCP/IP stack and its tools.
 //
-//	sockfs serve [flags]    run the stack on a TUN device
+//	sockfs serve [flags]          run the stack on a TUN device, its /net tree
+//	                              mounted over FUSE and served over 9P
+//	sockfs import ADDR DIR        mount a remote sockfs's tree (9P) at DIR
+//	sockfs ss [MOUNT]             conversations, like ss -tmi
+//	sockfs top [MOUNT]            live memory, pressure and drop view
+//	sockfs trace [MOUNT] ...      sample a conversation into CSV
+//	sockfs plot run.csv -o F      draw a trace as SVG or PNG
 //
-// Run `sockfs serve -h` for the flags.
+// Each takes -h for its flags. The tools read only a mount's files.
 package main
 
 import (
