@@ -227,15 +227,20 @@ func (c *tcpConv) Ctl(_ context.Context, f []string) error {
 		c.mu.Unlock()
 		return nil
 	case "ttl", "tos":
-		// Validated and accepted, but without effect: netstack's TCP sends
-		// every segment with the default TTL and TOS 0 (no per-socket
-		// setter in TCPSock yet).
 		lo := int64(0)
 		if f[0] == "ttl" {
 			lo = 1
 		}
-		_, err := intArg(f, lo, 255)
-		return err
+		v, err := intArg(f, lo, 255)
+		if err != nil {
+			return err
+		}
+		if f[0] == "ttl" {
+			c.s.SetTTL(uint8(v))
+		} else {
+			c.s.SetTOS(uint8(v))
+		}
+		return nil
 	}
 	return errUnknownCtl
 }

@@ -666,6 +666,32 @@ func (tp *TCPSock) Info() TCPInfo {
 	}
 }
 
+// SetTTL sets IP_TTL for the segments the socket sends; 0 restores the
+// default (sysctl ip_default_ttl, 64). Accepted connections inherit a
+// listener's. Mirrors do_ip_setsockopt(IP_TTL).
+func (tp *TCPSock) SetTTL(ttl uint8) {
+	tp.lockSock()
+	tp.ttl = ttl
+	tp.releaseSock()
+}
+
+// SetTOS sets IP_TOS for the segments the socket sends. Mirrors
+// do_ip_setsockopt(IP_TOS) (without the ECN bits' special case).
+func (tp *TCPSock) SetTOS(tos uint8) {
+	tp.lockSock()
+	tp.tos = tos
+	tp.releaseSock()
+}
+
+// ipTTL is the TTL to send with. Caller holds the socket. Mirrors
+// ip_select_ttl.
+func (tp *TCPSock) ipTTL() uint8 {
+	if tp.ttl != 0 {
+		return tp.ttl
+	}
+	return defaultTTL
+}
+
 // SetNoDelay sets TCP_NODELAY and pushes what Nagle held. Mirrors
 // __tcp_sock_set_nodelay.
 func (tp *TCPSock) SetNoDelay(on bool) {

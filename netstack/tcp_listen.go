@@ -17,6 +17,7 @@ import (
 // struct tcp_request_sock.
 type tcpRequest struct {
 	l         *TCPSock
+	ttl, tos  uint8 // the listener's IP_TTL and IP_TOS when the SYN came
 	tu        tcpTuple
 	route     Route
 	iss, irs  uint32
@@ -149,7 +150,7 @@ func (l *TCPSock) listenProcess(b *skb.SKB, th header.TCP, opts *header.TCPOptio
 		wantCookie = true
 		s.mib.Inc(memctl.TcpExtTCPReqQFullDoCookies)
 	}
-	r := &tcpRequest{l: l, tu: tu, route: rt, irs: cbGetSeq(b)}
+	r := &tcpRequest{l: l, tu: tu, route: rt, irs: cbGetSeq(b), ttl: l.ipTTL(), tos: l.tos}
 	r.advmss = rt.Dev.MTU() - header.IPv4MinSize - header.TCPMinSize
 	if l.userMss > 0 && l.userMss < r.advmss {
 		r.advmss = l.userMss
@@ -212,7 +213,8 @@ func (r *tcpRequest) sendSynAck(s *Stack) {
 	b.SetTransportHeader()
 	r.sentAt = s.clock.Nanotime()
 	s.mib.Inc(memctl.TcpOutSegs)
-	s.ipOutput(b, r.route, r.tu.laddr, r.tu.raddr, header.IPv4ProtocolTCP, defaultTTL, 0, nil)
+	// The listener's IP_TTL and IP_TOS, as ip_build_and_send_pkt uses.
+	s.ipOutput(b, r.route, r.tu.laddr, r.tu.raddr, header.IPv4ProtocolTCP, r.ttl, r.tos, nil)
 }
 
 // synackTimerFired retransmits a SYN-ACK with back-off, dropping the
@@ -319,6 +321,7 @@ func (l *TCPSock) createChild(r *tcpRequest, b *skb.SKB, th header.TCP, opts *he
 	c.nodelay, c.keepalive, c.notsentLowat = l.nodelay, l.keepalive, l.notsentLowat
 	c.kaTime, c.kaIntvl, c.kaProbes = l.kaTime, l.kaIntvl, l.kaProbes
 	c.userMss = l.userMss
+	c.ttl, c.tos = l.ttl, l.tos // inet_sk copied by sk_clone_lock
 	if cc := newCongestionControl(l.ccName); cc != nil {
 		c.cc, c.ccName = cc, l.ccName
 	}
@@ -417,7 +420,8 @@ func (l *TCPSock) cookieCheck(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 		return false, false
 	}
 	s.mib.Inc(memctl.TcpExtSyncookiesRecv)
-	r := &tcpRequest{l: l, tu: tu, route: rt, irs: seq, iss: cookie, mss: cookieMss[idx], sndWnd: uint32(th.Window())}
+	r := &tcpRequest{l: l, tu: tu, route: rt, irs: seq, iss: cookie, mss: cookieMss[idx], sndWnd: uint32(th.Window()),
+		ttl: l.ipTTL(), tos: l.tos}
 	r.advmss = rt.Dev.MTU() - header.IPv4MinSize - header.TCPMinSize
 	r.rcvWnd, r.rcvWscale, r.clamp = l.initialWindow(r.advmss, false)
 	return true, l.createChild(r, b, th, opts, false)

@@ -117,7 +117,7 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 	if flags&tcpRst != 0 {
 		tp.stack.mib.Inc(memctl.TcpOutRsts)
 	}
-	tp.stack.ipOutput(out, tp.route, src, dst, header.IPv4ProtocolTCP, defaultTTL, 0, nil)
+	tp.stack.ipOutput(out, tp.route, src, dst, header.IPv4ProtocolTCP, tp.ipTTL(), tp.tos, nil)
 }
 
 // allocControlSkb returns an empty skb for a control segment. Mirrors the

@@ -284,6 +284,7 @@ type TCPSock struct {
 	mssCache     int // current effective send MSS
 	advmss       int // MSS we advertise (minus options)
 	userMss      int
+	ttl, tos     uint8 // IP_TTL (0: the default) and IP_TOS of what the socket sends
 	nodelay      bool
 	cork         bool
 	notsentLowat uint32
