@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -71,6 +72,7 @@ type serverConn struct {
 	whn    int
 	wrem   int // bytes of p9's current frame still to pass through
 	werr   error
+	broken atomic.Bool // a write to the client failed: p9's writes are dropped
 }
 
 func newServerConn(ctx context.Context, nc net.Conn, maxMsize uint32, log *slog.Logger) *serverConn {
@@ -122,7 +124,10 @@ func (c *serverConn) drain() {
 		c.mu.Lock()
 		busy := c.p9busy
 		c.mu.Unlock()
-		if busy == 0 {
+		// Once a write to the client has failed, p9's replies are
+		// dropped unread (Write cannot even parse them), so busy no
+		// longer counts down: the handlers return at once anyway.
+		if busy == 0 || c.broken.Load() {
 			break
 		}
 		time.Sleep(time.Millisecond)
@@ -330,6 +335,9 @@ func (c *serverConn) finish(tag uint16) *request {
 // Write holds wmu from a message's header to its last byte so that the
 // shim's own replies go between messages.
 func (c *serverConn) Write(p []byte) (int, error) {
+	if c.broken.Load() {
+		return 0, net.ErrClosed
+	}
 	total := len(p)
 	for len(p) > 0 {
 		if c.wrem == 0 {
@@ -341,6 +349,7 @@ func (c *serverConn) Write(p []byte) (int, error) {
 			}
 			c.whn = 0
 			if err := c.startReply(frame(c.whdr[:])); err != nil {
+				c.abandon()
 				return total - len(p), err
 			}
 			continue
@@ -351,14 +360,37 @@ func (c *serverConn) Write(p []byte) (int, error) {
 		c.wrem -= n
 		if c.wrem == 0 {
 			c.flushOut()
+			err := c.werr
 			c.wmu.Unlock()
 			c.p9done()
+			if err != nil {
+				c.broken.Store(true)
+				return total - len(p), err
+			}
 		}
 	}
-	if c.werr != nil {
-		return total, c.werr
+	if c.wrem > 0 { // in the middle of a message: wmu is ours
+		if err := c.werr; err != nil {
+			c.abandon()
+			return total, err
+		}
 	}
 	return total, nil
+}
+
+// abandon gives up p9's current message after a failed write: p9 stops
+// writing it, so wmu (held from its header on) and its p9busy count must
+// be released here, or drain and the shim's own replies would wait for
+// ever (found by FuzzServeConn: a client closing while a reply was on its
+// way kept serveConn from returning). Later writes are dropped.
+func (c *serverConn) abandon() {
+	c.whn = 0
+	if c.wrem > 0 {
+		c.wrem = 0
+		c.wmu.Unlock()
+		c.p9done()
+	}
+	c.broken.Store(true)
 }
 
 // startReply takes wmu for p9's reply whose header is h, does the
@@ -380,13 +412,15 @@ func (c *serverConn) startReply(h frame) error {
 	}
 	c.send(out)
 	c.wrem = int(h.size()) - hdrLen
+	err := c.werr
 	if c.wrem <= 0 {
 		c.wrem = 0
 		c.flushOut()
+		err = c.werr
 		c.wmu.Unlock()
 		c.p9done()
 	}
-	return c.werr
+	return err
 }
 
 // p9done notes that one of p9's replies is completely written.
