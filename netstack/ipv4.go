@@ -13,7 +13,7 @@ import (
 // link padding, reassembles fragments and hands the packet to its protocol.
 // It owns b. Malformed packets are dropped and counted, never trusted.
 // Mirrors ip_rcv / ip_rcv_core / ip_local_deliver.
-func (s *Stack) ipRcv(dev *NetDevice, b *skb.SKB) {
+func (s *Stack) ipRcv(dev *NetDevice, b *skb.SKB, rx *rxBatch) {
 	s.mib.Inc(memctl.IpInReceives)
 	iph := header.IPv4(b.Data())
 	switch err := iph.Check(b.Len()); err {
@@ -51,7 +51,7 @@ func (s *Stack) ipRcv(dev *NetDevice, b *skb.SKB) {
 		b.SetNetworkHeader()
 		iph = header.IPv4(b.Data())
 	}
-	s.ipLocalDeliver(b, iph)
+	s.ipLocalDeliver(b, iph, rx)
 }
 
 // acceptsDst reports whether a packet to dst is for this host: one of its
@@ -62,7 +62,7 @@ func (s *Stack) acceptsDst(dst netip.Addr) bool {
 
 // ipLocalDeliver strips the IP header and demultiplexes by protocol.
 // Mirrors ip_local_deliver_finish / ip_protocol_deliver_rcu.
-func (s *Stack) ipLocalDeliver(b *skb.SKB, iph header.IPv4) {
+func (s *Stack) ipLocalDeliver(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
 	b.Pull(iph.HeaderLength())
 	switch iph.Protocol() {
 	case header.IPv4ProtocolUDP:
@@ -73,7 +73,7 @@ func (s *Stack) ipLocalDeliver(b *skb.SKB, iph header.IPv4) {
 		s.icmpRcv(b, iph)
 	case header.IPv4ProtocolTCP:
 		s.mib.Inc(memctl.IpInDelivers)
-		s.tcpRcv(b, iph)
+		s.tcpRcv(b, iph, rx)
 	default:
 		s.mib.Inc(memctl.IpInUnknownProtos)
 		s.icmpSendDestUnreach(b, iph, header.ICMPv4ProtoUnreachable)

@@ -91,11 +91,13 @@ func (d *NetDevice) impairStage(dir Direction) *impair.Impairer {
 // rxDeliver hands packets released by the In stage to IP, from the clock's
 // goroutine.
 func (d *NetDevice) rxDeliver(batch []*skb.SKB) {
+	rx := &d.rxi
 	for i, b := range batch {
 		b.Dev = d.index
-		d.stack.ipRcv(d, b)
+		d.stack.ipRcv(d, b, rx)
 		batch[i] = nil
 	}
+	rx.flush()
 }
 
 // txDeliver hands packets released by the Out stage to the device.

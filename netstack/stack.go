@@ -132,6 +132,8 @@ type NetDevice struct {
 	addrs []netip.Prefix
 
 	imp devImpair // ipifc/N/impair
+	rx  rxBatch   // NetifRx's; calls for one device never overlap
+	rxi rxBatch   // the In impairment stage's deliveries (clock goroutine)
 }
 
 // Name is the device's name: lo, tun0, pipe1, ...
@@ -163,11 +165,13 @@ func (d *NetDevice) NetifRx(batch []*skb.SKB) {
 		clear(batch)
 		return
 	}
+	rx := &d.rx
 	for i, b := range batch {
 		b.Dev = d.index
-		d.stack.ipRcv(d, b)
+		d.stack.ipRcv(d, b, rx)
 		batch[i] = nil
 	}
+	rx.flush()
 }
 
 // AddDevice attaches dev, names it by kind and number as Linux does

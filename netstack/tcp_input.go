@@ -14,7 +14,7 @@ import (
 // an established (or TIME_WAIT) socket, then to a listener, else RST. The
 // socket's spinlock is taken, never its ownership: a segment for a socket a
 // user owns goes to the backlog (tcp_add_backlog).
-func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4) {
+func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
 	th := header.TCP(b.Data())
 	if th.Check() != nil || th.DataOffset() > b.HeadLen() {
 		s.mib.Inc(memctl.TcpInErrs)
@@ -51,7 +51,7 @@ func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4) {
 	b.Tstamp = s.clock.Nanotime()
 
 	tu := tcpTuple{laddr: dst, raddr: src, lport: th.DstPort(), rport: th.SrcPort()}
-	if s.tcpRcvEstab(b, th, &opts, tu) {
+	if s.tcpRcvEstab(b, th, &opts, tu, rx) {
 		return
 	}
 	if l := s.tcp.lookupListener(dst, tu.lport); l != nil {
@@ -82,7 +82,8 @@ func (tp *TCPSock) rcvNxtUpdate(seq uint32) {
 // tcpRcvEstab hands b to the established (or connecting) socket of tu, if
 // there is one, and reports whether there was: processed at once, or queued
 // on its backlog when a user owns it. It frees b unless the socket kept it.
-func (s *Stack) tcpRcvEstab(b *skb.SKB, th header.TCP, opts *header.TCPOptions, tu tcpTuple) bool {
+// rx is the receive batch b came in (nil outside one): see rxBatch.
+func (s *Stack) tcpRcvEstab(b *skb.SKB, th header.TCP, opts *header.TCPOptions, tu tcpTuple, rx *rxBatch) bool {
 	for tries := 0; tries < 2; tries++ {
 		tp := s.tcp.lookupEstab(tu)
 		if tp == nil {
@@ -97,7 +98,9 @@ func (s *Stack) tcpRcvEstab(b *skb.SKB, th header.TCP, opts *header.TCPOptions, 
 			tp.bhUnlockSock()
 			continue
 		} else {
+			tp.rxb = rx
 			keep = tp.rcv(b, th, opts)
+			tp.rxb = nil
 		}
 		tp.bhUnlockSock()
 		if !keep {
@@ -736,12 +739,53 @@ func (tp *TCPSock) ackSndCheck() {
 	if tp.ackPending&icskAckSched == 0 {
 		return
 	}
-	if (tp.rcvNxt-tp.rcvWup > uint32(tp.rcvMss) && tp.selectWindowRaw() >= tp.rcvWnd) ||
-		tp.inQuickack() || tp.ackPending&icskAckNow != 0 || !tp.ofo.Empty() {
+	if tp.inQuickack() || tp.ackPending&icskAckNow != 0 {
 		tp.sendAck()
 		return
 	}
+	if tp.rcvNxt-tp.rcvWup > uint32(tp.rcvMss) && tp.selectWindowRaw() >= tp.rcvWnd {
+		// More than one full segment unacknowledged: ACK now, or, in
+		// the middle of a device's receive batch, at its end (rxBatch).
+		if tp.rxb != nil {
+			tp.rxb.deferAck(tp)
+			return
+		}
+		tp.sendAck()
+		return
+	}
+	if !tp.ofo.Empty() {
+		tp.sackCompress()
+		return
+	}
 	tp.scheduleDelack()
+}
+
+// sackCompress decides the duplicate ACK for out-of-order data. The first
+// three for a given rcv_nxt go at once (the sender's fast retransmit needs
+// them); after that, with SACK, up to tcp_comp_sack_nr (44) are merged into
+// one, each merge counted in TCPAckCompressed when the ACK goes. Mirrors
+// the compression at the end of __tcp_ack_snd_check.
+//
+// Deviation: Linux sends the merged ACK from an hrtimer after 5% of the RTT
+// (at most tcp_comp_sack_delay_ns, 1 ms); we send it at the end of the
+// device's receive batch (rxBatch), which is sooner, and at once when there
+// is no batch (backlog processing).
+func (tp *TCPSock) sackCompress() {
+	if !tp.sackOK || tp.compressedAck >= tcpCompSackNr || tp.rxb == nil {
+		tp.sendAck()
+		return
+	}
+	if tp.compressedAckRcvNxt != tp.rcvNxt {
+		tp.compressedAckRcvNxt = tp.rcvNxt
+		tp.dupAckCounter = 0
+	}
+	if tp.dupAckCounter < tcpFastRetransThresh {
+		tp.dupAckCounter++
+		tp.sendAck()
+		return
+	}
+	tp.compressedAck++
+	tp.rxb.deferAck(tp)
 }
 
 // dataQueue queues the data of a segment: in order into the receive queue

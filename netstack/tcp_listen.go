@@ -116,7 +116,7 @@ func (l *TCPSock) listenProcess(b *skb.SKB, th header.TCP, opts *header.TCPOptio
 	// connection an earlier segment of that backlog completed: look the
 	// established table up again, as tcp_v4_hnd_req did in Linux before
 	// 4.4 (without it, the data behind a handshake's ACK drew a RST).
-	if l.inBacklogRcv && s.tcpRcvEstab(b, th, opts, tu) {
+	if l.inBacklogRcv && s.tcpRcvEstab(b, th, opts, tu, nil) {
 		return true // delivered or freed there
 	}
 	if flags&tcpRst != 0 {

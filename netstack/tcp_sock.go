@@ -249,6 +249,13 @@ type TCPSock struct {
 	skBacklog    skb.Queue // sk_backlog: segments that arrived while owned (slock)
 	blProc       skb.Queue // the batch __release_sock is processing (owner only)
 	inBacklogRcv bool      // processing the backlog (owner only)
+	rxb          *rxBatch  // the receive batch being processed (spinlock held)
+	ackDeferred  bool      // on a receive batch's list of ACKs to send
+
+	// SACK compression (tcp_sack_compress): duplicate ACKs merged.
+	compressedAck       uint8
+	dupAckCounter       uint8
+	compressedAckRcvNxt uint32
 	deferred     uint8     // timer work deferred to release_sock (tsq_flags; slock)
 
 	state     TCPState

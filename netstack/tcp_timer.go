@@ -293,6 +293,11 @@ func (tp *TCPSock) eventAckSent() {
 	tp.ackDeadline = 0
 	tp.delackTimer.Stop()
 	tp.rcvWup = tp.rcvNxt
+	if tp.compressedAck > 0 {
+		// The ACKs merged into this one (tcp_event_ack_sent).
+		tp.stack.mib.Add(memctl.TcpExtTCPAckCompressed, uint64(tp.compressedAck))
+		tp.compressedAck = 0
+	}
 }
 
 // resetKeepTimer arms sk_timer (keepalive, FIN_WAIT2 and TIME_WAIT share
