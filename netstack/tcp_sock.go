@@ -256,7 +256,7 @@ type TCPSock struct {
 	compressedAck       uint8
 	dupAckCounter       uint8
 	compressedAckRcvNxt uint32
-	deferred     uint8     // timer work deferred to release_sock (tsq_flags; slock)
+	deferred            uint8 // timer work deferred to release_sock (tsq_flags; slock)
 
 	state     TCPState
 	local     netip.AddrPort
