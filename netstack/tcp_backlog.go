@@ -36,6 +36,7 @@ type sockLock struct {
 const (
 	tcpWriteTimerDeferred  = 1 << iota // TCP_WRITE_TIMER_DEFERRED
 	tcpDelackTimerDeferred             // TCP_DELACK_TIMER_DEFERRED
+	tcpAckDeferred                     // TCP_ACK_DEFERRED (a receive batch's ACK, rxBatch)
 )
 
 // lockSock takes ownership of the socket for a user context, sleeping while
@@ -233,6 +234,9 @@ func (tp *TCPSock) releaseCb() {
 	}
 	if f&tcpDelackTimerDeferred != 0 {
 		tp.delackTimerHandler()
+	}
+	if f&tcpAckDeferred != 0 && tp.ackPending&icskAckSched != 0 && !tp.destroyed {
+		tp.sendAck()
 	}
 }
 

@@ -31,21 +31,17 @@ func (rx *rxBatch) deferAck(tp *TCPSock) {
 }
 
 // flush sends the deferred ACKs, each acknowledging everything its
-// connection received in the batch. A connection a user owns by now gets
-// its ACK from the delayed-ACK machinery instead (ICSK_ACK_NOW, which the
-// deferred timer work honours at release_sock), as Linux defers work for
-// an owned socket.
+// connection received in the batch. A connection a user owns by now must
+// not be touched here: its owner sends the ACK in release_sock
+// (TCP_ACK_DEFERRED, handled by tcp_release_cb).
 func (rx *rxBatch) flush() {
 	for i, tp := range rx.acks {
 		owned := tp.bhLockSock()
 		tp.ackDeferred = false
-		if !tp.destroyed && tp.ackPending&icskAckSched != 0 {
-			if owned {
-				tp.ackPending |= icskAckNow
-				tp.scheduleDelack()
-			} else {
-				tp.sendAck()
-			}
+		if owned {
+			tp.deferred |= tcpAckDeferred
+		} else if !tp.destroyed && tp.ackPending&icskAckSched != 0 {
+			tp.sendAck()
 		}
 		tp.bhUnlockSock()
 		rx.acks[i] = nil
