@@ -471,8 +471,15 @@ func TestImpairerConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for im.Counters().Queued != 0 && time.Now().Before(deadline) {
+	// Delivered is counted just before the callback runs, so wait for the
+	// callback of the last batch too, not only for the queue to empty.
+	settled := func() bool {
+		c := im.Counters()
+		mu.Lock()
+		defer mu.Unlock()
+		return c.Queued == 0 && uint64(delivered) == c.Delivered
+	}
+	for deadline := time.Now().Add(10 * time.Second); !settled() && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
 	c := im.Counters()
