@@ -22,6 +22,9 @@ import (
 // in CI as a write stuck in request_wait_answer for ever).
 func readRaw(path string) ([]byte, error) {
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	for tries := 0; err == syscall.EINTR && tries < 100; tries++ { // as os.Open retries
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -30,6 +33,9 @@ func readRaw(path string) ([]byte, error) {
 	buf := make([]byte, 8192)
 	for {
 		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
 		if err != nil {
 			return out, err
 		}
@@ -42,6 +48,9 @@ func readRaw(path string) ([]byte, error) {
 
 func writeRaw(path string, data []byte) error {
 	fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
+	for tries := 0; err == syscall.EINTR && tries < 100; tries++ { // as os.Open retries
+		fd, err = syscall.Open(path, syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return err
 	}

@@ -76,7 +76,13 @@ func (s *Snapshot) Protocol(name string) (Protocol, bool) {
 // is also the process serving the mount (tests), lets the poller thread
 // block inside epoll_wait on a request its own process must answer.
 func readText(path string) (string, error) {
+	// EINTR is retried as os.Open does: the Go runtime's preemption signal
+	// can interrupt an open that waits on the FUSE server (on an imported
+	// mount, a 9P round trip, which the server then flushes).
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	for tries := 0; err == syscall.EINTR && tries < 100; tries++ {
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return "", &os.PathError{Op: "open", Path: path, Err: err}
 	}

@@ -115,6 +115,9 @@ func (c *Conv) Dir() string { return filepath.Join(c.Mount, c.Proto, strconv.Ito
 func (c *Conv) File(t testing.TB, name string) string {
 	t.Helper()
 	fd, err := syscall.Open(filepath.Join(c.Dir(), name), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	for tries := 0; err == syscall.EINTR && tries < 100; tries++ { // as os.Open retries
+		fd, err = syscall.Open(filepath.Join(c.Dir(), name), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		t.Fatalf("open %s/%s: %v", c.Dir(), name, err)
 	}
@@ -130,6 +133,9 @@ func (c *Conv) File(t testing.TB, name string) string {
 // openFd opens path read-write with a raw descriptor closed at cleanup.
 func openFd(t testing.TB, path string) (int, error) {
 	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	for tries := 0; err == syscall.EINTR && tries < 100; tries++ { // as os.Open retries
+		fd, err = syscall.Open(path, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return -1, err
 	}
@@ -199,6 +205,9 @@ func (p *Pair) TCP(t testing.TB, port int) (listener, server, client *Conv) {
 	ch := make(chan res, 1)
 	go func() {
 		fd, err := syscall.Open(filepath.Join(listener.Dir(), "listen"), syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+		for tries := 0; err == syscall.EINTR && tries < 100; tries++ { // as os.Open retries
+			fd, err = syscall.Open(filepath.Join(listener.Dir(), "listen"), syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+		}
 		if err != nil {
 			ch <- res{err: err}
 			return
