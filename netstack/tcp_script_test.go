@@ -106,8 +106,8 @@ func newScript(t *testing.T) *script {
 	return c
 }
 
-// send injects a segment from the peer.
-func (c *script) send(sg seg) {
+// build makes the skb of a segment from the peer.
+func (c *script) build(sg seg) *skb.SKB {
 	c.t.Helper()
 	hl := header.TCPMinSize + (len(sg.opts)+3)&^3
 	total := header.IPv4MinSize + hl + len(sg.payload)
@@ -126,7 +126,24 @@ func (c *script) send(sg seg) {
 		Flags: sg.flags, Window: win, Options: sg.opts, DataOffset: hl})
 	copy(th[hl:], sg.payload)
 	th.SetChecksum(th.CalculateChecksum(scriptRemote, scriptLocal))
-	c.nd.NetifRx([]*skb.SKB{b})
+	return b
+}
+
+// send injects a segment from the peer, alone in its receive batch.
+func (c *script) send(sg seg) {
+	c.t.Helper()
+	c.nd.NetifRx([]*skb.SKB{c.build(sg)})
+}
+
+// sendBatch injects segments from the peer in one receive batch, as a
+// device that drained several packets at one wake-up delivers them.
+func (c *script) sendBatch(sgs ...seg) {
+	c.t.Helper()
+	batch := make([]*skb.SKB, len(sgs))
+	for i, sg := range sgs {
+		batch[i] = c.build(sg)
+	}
+	c.nd.NetifRx(batch)
 }
 
 // take returns the next transmitted segment, or false.

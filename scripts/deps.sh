@@ -13,6 +13,9 @@ need=(
 	"diodcat diod"
 	"tcpdump tcpdump"
 	"tmux tmux"
+	"python3 python3"
+	"nsenter util-linux"
+	"setpriv util-linux"
 )
 
 missing=()

@@ -1,0 +1,93 @@
+package netstack
+
+import (
+	"strings"
+	"testing"
+
+	"sockfs/memctl"
+	"sockfs/netstack/header"
+)
+
+// leaveQuickack ends quick-ack mode, as happens after the first round trips
+// of a connection, so that the ACK decisions below are the steady-state
+// ones. The first data ever received enters quick-ack mode
+// (tcp_event_data_recv), so one warm-up segment of n bytes at *seq goes
+// first; and while rcv_ssthresh still grows every ACK is quick
+// (tcp_grow_window), so it starts at the window clamp, as once the window
+// has opened.
+func leaveQuickack(c *script, seq *uint32, n int) {
+	c.send(seg{seq: *seq, ack: c.iss + 1, flags: fAck, payload: strings.Repeat("w", n)})
+	*seq += uint32(n)
+	c.takeAll()
+	c.tp.lockSock()
+	c.tp.ackQuick = 0
+	c.tp.rcvSsthresh = c.tp.windowClamp
+	c.tp.releaseSock()
+}
+
+// takeAll returns every transmitted segment.
+func (c *script) takeAll() []seg {
+	var out []seg
+	for {
+		s, _, ok := c.take()
+		if !ok {
+			return out
+		}
+		out = append(out, s)
+	}
+}
+
+// Eight full segments in one receive batch get one ACK, for all of them,
+// at the end of the batch (per-segment processing would ACK every second
+// one: "more than one full segment").
+func TestAckPerReceiveBatch(t *testing.T) {
+	c := newEstablished(t)
+	seq := c.peerIS + 1
+	leaveQuickack(c, &seq, 1460)
+	payload := strings.Repeat("x", 1460)
+	var batch []seg
+	for range 8 {
+		batch = append(batch, seg{seq: seq, ack: c.iss + 1, flags: fAck, payload: payload})
+		seq += 1460
+	}
+	c.sendBatch(batch...)
+	acks := c.takeAll()
+	if len(acks) != 1 || acks[0].ack != seq {
+		t.Fatalf("one batch of 8 segments: ACKs %v, want one acking %d", acks, seq)
+	}
+}
+
+// Out-of-order segments in one batch: the first three duplicate ACKs go at
+// once (fast retransmit needs them), the other seven are merged into one
+// sent at the end of the batch, whose SACK block covers everything, and
+// TCPAckCompressed counts the seven.
+func TestSackCompressionInBatch(t *testing.T) {
+	c := sackEstablished(t)
+	hole := c.peerIS + 1
+	leaveQuickack(c, &hole, 100)
+	seq := hole + 100 // the first 100 bytes are missing
+	var batch []seg
+	for range 10 {
+		batch = append(batch, seg{seq: seq, ack: c.iss + 1, flags: fAck, payload: strings.Repeat("y", 100)})
+		seq += 100
+	}
+	c.sendBatch(batch...)
+	acks := c.takeAll()
+	if len(acks) != 4 {
+		t.Fatalf("10 out-of-order segments in one batch: %d ACKs, want 3 + 1 compressed", len(acks))
+	}
+	for _, a := range acks {
+		if a.ack != hole {
+			t.Fatalf("duplicate ACK acks %d, want %d", a.ack, hole)
+		}
+	}
+	if got := c.s.mib.Get(memctl.TcpExtTCPAckCompressed); got != 7 {
+		t.Fatalf("TCPAckCompressed %d, want 7", got)
+	}
+	// The compressed ACK reports the whole out-of-order range.
+	c.send(seg{seq: seq, ack: c.iss + 1, flags: fAck, payload: "z"}) // one more, alone
+	last, o, ok := c.take()
+	if !ok || last.ack != hole || o.NumSACK == 0 || o.SACK[0] != (header.SACKBlock{Start: hole + 100, End: seq + 1}) {
+		t.Fatalf("ACK after one more segment: %v %+v", last, o)
+	}
+}
