@@ -259,7 +259,7 @@ func newPanel(title, ylabel string, spans [][2]float64) *plot.Plot {
 
 // throughput picks the best byte counter the trace has and returns its
 // rate in Mbit/s with an honest label: the conversation's own byte counter
-// if status ever offers one, else the busiest interface's rx and tx bytes
+// (status's bytes_received or bytes_acked), else the busiest interface's rx and tx bytes
 // (the whole device: every conversation and the headers), else segment
 // rates.
 func (d *traceData) throughput(p *plot.Plot) (string, error) {

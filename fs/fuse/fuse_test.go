@@ -2,7 +2,6 @@ package fuse
 
 import (
 	"bytes"
-	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,9 +11,8 @@ import (
 
 	netfs "sockfs/fs"
 	"sockfs/netstack"
-	"sockfs/netstack/clock"
-	"sockfs/netstack/impair"
-	"sockfs/netstack/link"
+
+	"sockfs/netstack/stacktest"
 )
 
 // pair is two stacks (198.18.0.1 and .2) joined by an in-memory pipe on a
@@ -40,24 +38,7 @@ func needFuse(t *testing.T) {
 func newPair(t *testing.T) *pair {
 	t.Helper()
 	needFuse(t)
-	clk := clock.NewReal()
-	sa := netstack.New(netstack.Options{Clock: clk, Seed: 1})
-	sb := netstack.New(netstack.Options{Clock: clk, Seed: 2})
-	pa, pb := link.NewPipe(clk, 0, impair.Config{}, impair.Config{}, 1)
-	da, err := sa.AddDevice(pa)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sb.AddDevice(pb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sa.AddAddress(da, netip.MustParsePrefix("198.18.0.1/24")); err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.AddAddress(db, netip.MustParsePrefix("198.18.0.2/24")); err != nil {
-		t.Fatal(err)
-	}
+	sa, sb := stacktest.Pair(t)
 	p := &pair{a: t.TempDir(), b: t.TempDir(), sa: sa}
 	ma, err := Mount(p.a, netfs.New(sa, netfs.Options{}).Root())
 	if err != nil {
@@ -75,9 +56,6 @@ func newPair(t *testing.T) *pair {
 		if err := mb.Unmount(); err != nil {
 			t.Error(err)
 		}
-		sa.Close()
-		sb.Close()
-		clk.Close()
 		if data, _ := os.ReadFile("/proc/mounts"); bytes.Contains(data, []byte(p.a)) || bytes.Contains(data, []byte(p.b)) {
 			t.Errorf("mount left behind:\n%s", data)
 		}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -19,10 +18,8 @@ import (
 	"github.com/hugelgupf/p9/p9"
 
 	"sockfs/fs"
-	"sockfs/netstack"
-	"sockfs/netstack/clock"
-	"sockfs/netstack/impair"
-	"sockfs/netstack/link"
+
+	"sockfs/netstack/stacktest"
 )
 
 // env is two stacks (198.18.0.1 and .2) joined by an in-memory pipe on a
@@ -38,24 +35,7 @@ func newEnv(t testing.TB) *env { return newEnvMsize(t, 0) }
 // newEnvMsize is newEnv with the server's MaxMsize set.
 func newEnvMsize(t testing.TB, maxMsize uint32) *env {
 	t.Helper()
-	clk := clock.NewReal()
-	sa := netstack.New(netstack.Options{Clock: clk, Seed: 1})
-	sb := netstack.New(netstack.Options{Clock: clk, Seed: 2})
-	pa, pb := link.NewPipe(clk, 0, impair.Config{}, impair.Config{}, 1)
-	da, err := sa.AddDevice(pa)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sb.AddDevice(pb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sa.AddAddress(da, netip.MustParsePrefix("198.18.0.1/24")); err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.AddAddress(db, netip.MustParsePrefix("198.18.0.2/24")); err != nil {
-		t.Fatal(err)
-	}
+	sa, sb := stacktest.Pair(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e := &env{ta: fs.New(sa, fs.Options{Logger: log}), tb: fs.New(sb, fs.Options{Logger: log})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -76,9 +56,6 @@ func newEnvMsize(t testing.TB, maxMsize uint32) *env {
 		case <-time.After(5 * time.Second):
 			t.Errorf("Serve did not return after its context ended")
 		}
-		sa.Close()
-		sb.Close()
-		clk.Close()
 	})
 	return e
 }

@@ -7,7 +7,6 @@ package mounttest
 
 import (
 	"bytes"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +19,8 @@ import (
 	netfs "sockfs/fs"
 	"sockfs/fs/fuse"
 	"sockfs/netstack"
-	"sockfs/netstack/clock"
-	"sockfs/netstack/impair"
-	"sockfs/netstack/link"
+
+	"sockfs/netstack/stacktest"
 )
 
 // Pair is stack A (198.18.0.1, mounted at A) and stack B (198.18.0.2, at
@@ -51,24 +49,7 @@ func Skip(t testing.TB) {
 func New(t testing.TB) *Pair {
 	t.Helper()
 	Skip(t)
-	clk := clock.NewReal()
-	sa := netstack.New(netstack.Options{Clock: clk, Seed: 1})
-	sb := netstack.New(netstack.Options{Clock: clk, Seed: 2})
-	pa, pb := link.NewPipe(clk, 0, impair.Config{}, impair.Config{}, 1)
-	da, err := sa.AddDevice(pa)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sb.AddDevice(pb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sa.AddAddress(da, netip.MustParsePrefix("198.18.0.1/24")); err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.AddAddress(db, netip.MustParsePrefix("198.18.0.2/24")); err != nil {
-		t.Fatal(err)
-	}
+	sa, sb := stacktest.Pair(t)
 	p := &Pair{A: t.TempDir(), B: t.TempDir(), SA: sa, SB: sb}
 	ma, err := fuse.Mount(p.A, netfs.New(sa, netfs.Options{}).Root())
 	if err != nil {
@@ -86,9 +67,6 @@ func New(t testing.TB) *Pair {
 		if err := mb.Unmount(); err != nil {
 			t.Error(err)
 		}
-		sa.Close()
-		sb.Close()
-		clk.Close()
 		if data, _ := os.ReadFile("/proc/mounts"); bytes.Contains(data, []byte(p.A)) || bytes.Contains(data, []byte(p.B)) {
 			t.Errorf("mount left behind:\n%s", data)
 		}
