@@ -187,6 +187,7 @@ type proc struct {
 	lines  chan string // stdout, line by line
 	stderr *bytes.Buffer
 	done   chan error
+	once   sync.Once // stop
 }
 
 // startPeer starts bin in ns and waits up to 30 s for it to print "ready".
@@ -236,16 +237,18 @@ func (p *proc) line(timeout time.Duration) (string, error) {
 }
 
 // stop waits up to 5 s for the peer to exit by itself (after "quit"),
-// then kills it by PID.
+// then kills it by PID. Calls after the first do nothing.
 func (p *proc) stop() {
-	p.stdin.Close()
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-	cleanup.Lock()
-	delete(cleanup.procs, p.cmd.Process.Pid)
-	cleanup.Unlock()
+	p.once.Do(func() {
+		p.stdin.Close()
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		cleanup.Lock()
+		delete(cleanup.procs, p.cmd.Process.Pid)
+		cleanup.Unlock()
+	})
 }

@@ -304,7 +304,16 @@ func (r *runner) fileSession(sys string, mtu int, f func(c *client) error) error
 		return err
 	}
 	defer c.quit()
-	return f(c)
+	if err := f(c); err != nil {
+		// What the peer printed says why a run failed: it may have
+		// exited (a failed open once ended it and reset its calls).
+		p.stop()
+		if msg := strings.TrimSpace(p.stderr.String()); msg != "" {
+			return fmt.Errorf("%w (files peer: %s)", err, msg)
+		}
+		return err
+	}
+	return nil
 }
 
 // serveFlags reports whether `sockfs serve` has --mount and --9p, and if

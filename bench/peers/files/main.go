@@ -101,8 +101,17 @@ type opener interface {
 // each read and write is one read(2) or write(2) as with dd.
 type fuseFS struct{ dir string }
 
+// open retries on EINTR, as os.Open does: a blocked open of `listen` is
+// interrupted (FUSE INTERRUPT, answered with EINTR, nothing consumed)
+// whenever a signal reaches the thread, Go's own preemption signal
+// included. Treating that as fatal once ended the peer mid-run, and its
+// listeners' closes reset the calls queued on them.
 func (f fuseFS) open(path ...string) (handle, error) {
-	fd, err := unix.Open(filepath.Join(append([]string{f.dir}, path...)...), unix.O_RDWR|unix.O_CLOEXEC, 0)
+	name := filepath.Join(append([]string{f.dir}, path...)...)
+	fd, err := unix.Open(name, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	for err == unix.EINTR {
+		fd, err = unix.Open(name, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", filepath.Join(path...), err)
 	}
