@@ -2,7 +2,6 @@ package skb
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
 )
 
@@ -16,12 +15,15 @@ type Page struct {
 	refs atomic.Int32
 }
 
-var pagePool = sync.Pool{New: func() any { return &Page{Buf: make([]byte, PageFragSize)} }}
+var pagePool = objCache[Page]{max: cacheMax(PageFragSize)}
 
 // NewPage returns a page with one reference. Mirrors alloc_pages for the
 // page-fragment cache.
 func NewPage() *Page {
-	p := pagePool.Get().(*Page)
+	p := pagePool.get()
+	if p == nil {
+		p = &Page{Buf: make([]byte, PageFragSize)}
+	}
 	p.refs.Store(1)
 	return p
 }
@@ -38,7 +40,7 @@ func (p *Page) Put() {
 			poison(p.Buf)
 			return
 		}
-		pagePool.Put(p)
+		pagePool.put(p)
 	case r < 0 && debug:
 		panic("skb: page reference underflow")
 	}

@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // MaxFrags is MAX_SKB_FRAGS (the 6.4+ default config).
@@ -46,13 +47,19 @@ const (
 )
 
 var (
-	pow2Pools      [maxPow2Class + 1]sync.Pool
-	smallHeadPools sync.Map // obj size -> *sync.Pool
-	skbPool        sync.Pool
-	fclonePool     sync.Pool
+	pow2Pools      [maxPow2Class + 1]objCache[Shared]
+	smallHeadPools sync.Map // obj size -> *objCache[Shared]
+	skbPool        = objCache[SKB]{max: cacheMax(int(unsafe.Sizeof(SKB{})))}
+	fclonePool     = objCache[fclones]{max: cacheMax(int(unsafe.Sizeof(fclones{})))}
 )
 
-func headPool(obj int) *sync.Pool {
+func init() {
+	for c := minPow2Class; c <= maxPow2Class; c++ {
+		pow2Pools[c].max = cacheMax(1 << c)
+	}
+}
+
+func headPool(obj int) *objCache[Shared] {
 	if obj&(obj-1) == 0 {
 		c := bits.TrailingZeros(uint(obj))
 		if c >= minPow2Class && c <= maxPow2Class {
@@ -61,10 +68,10 @@ func headPool(obj int) *sync.Pool {
 		return nil
 	}
 	if p, ok := smallHeadPools.Load(obj); ok {
-		return p.(*sync.Pool)
+		return p.(*objCache[Shared])
 	}
-	p, _ := smallHeadPools.LoadOrStore(obj, new(sync.Pool))
-	return p.(*sync.Pool)
+	p, _ := smallHeadPools.LoadOrStore(obj, &objCache[Shared]{max: cacheMax(obj)})
+	return p.(*objCache[Shared])
 }
 
 // heads counts head buffers handed out and recycled, so that tests can
@@ -82,11 +89,8 @@ func getShared(obj int) *Shared {
 	pool := headPool(obj)
 	var sh *Shared
 	if pool != nil {
-		if v := pool.Get(); v != nil {
-			sh = v.(*Shared)
-			if len(sh.head) != usable { // the profile changed since it was pooled
-				sh = nil
-			}
+		if sh = pool.get(); sh != nil && len(sh.head) != usable {
+			sh = nil // the profile changed since it was pooled
 		}
 	}
 	if sh == nil {
@@ -112,7 +116,7 @@ func putShared(sh *Shared) {
 		return // never recycled: a use after free reads poison
 	}
 	if pool := headPool(sh.obj); pool != nil {
-		pool.Put(sh)
+		pool.put(sh)
 	}
 }
 
@@ -124,8 +128,8 @@ type fclones struct {
 }
 
 func getSKB() *SKB {
-	if v := skbPool.Get(); v != nil {
-		return v.(*SKB)
+	if b := skbPool.get(); b != nil {
+		return b
 	}
 	return new(SKB)
 }

@@ -76,9 +76,7 @@ func Alloc(size int) *SKB {
 // is still alive. Mirrors alloc_skb_fclone.
 func AllocFclone(size int) *SKB {
 	var f *fclones
-	if v := fclonePool.Get(); v != nil {
-		f = v.(*fclones)
-	} else {
+	if f = fclonePool.get(); f == nil {
 		f = new(fclones)
 	}
 	f.ref.Store(1)
@@ -165,7 +163,7 @@ func (b *SKB) freeMem() {
 			return // never recycled, so a use after free is caught
 		}
 		*b = SKB{}
-		skbPool.Put(b)
+		skbPool.put(b)
 	case fcloneOrig, fcloneClone:
 		f := b.pair
 		b.freed = true
@@ -176,7 +174,7 @@ func (b *SKB) freeMem() {
 			return
 		}
 		f.skb1, f.skb2 = SKB{}, SKB{}
-		fclonePool.Put(f)
+		fclonePool.put(f)
 	}
 }
 
