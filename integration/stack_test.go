@@ -29,6 +29,13 @@ import (
 // stack then reaches it only through the device's file descriptor.
 func stackInNetns(t testing.TB, ns *netns, name string) *netstack.Stack {
 	t.Helper()
+	return stackInNetnsCfg(t, ns, name, tun.Config{})
+}
+
+// stackInNetnsCfg is stackInNetns with the TUN's offload setting from cfg
+// (its name, MTU and host address are set here).
+func stackInNetnsCfg(t testing.TB, ns *netns, name string, cfg tun.Config) *netstack.Stack {
+	t.Helper()
 	var dev *tun.Device
 	errc := make(chan error, 1)
 	go func() {
@@ -45,7 +52,8 @@ func stackInNetns(t testing.TB, ns *netns, name string) *netstack.Stack {
 			errc <- fmt.Errorf("setns: %w", err)
 			return
 		}
-		dev, err = tun.New(tun.Config{Name: name, MTU: 1500, HostAddr: netip.MustParsePrefix("198.18.0.1/24")})
+		cfg.Name, cfg.MTU, cfg.HostAddr = name, 1500, netip.MustParsePrefix("198.18.0.1/24")
+		dev, err = tun.New(cfg)
 		errc <- err
 	}()
 	if err := <-errc; err != nil {

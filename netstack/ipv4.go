@@ -121,6 +121,13 @@ func (s *Stack) ipOutput(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8,
 func (s *Stack) ipFragment(b *skb.SKB, dev *NetDevice, mtu int, owner *memctl.Sock) error {
 	iph := header.IPv4(b.Data())
 	hlen := iph.HeaderLength()
+	// Fragments are copies: complete a partial checksum first, as
+	// ip_do_fragment does (skb_checksum_help), since no device will.
+	if b.IPSummed == skb.ChecksumPartial && (b.Cloned() || !b.ChecksumHelp()) {
+		s.mib.Inc(memctl.IpFragFails)
+		b.Free()
+		return errMsgSize
+	}
 	left := b.Len() - hlen
 	chunk := (mtu - hlen) &^ 7
 	if chunk <= 0 {

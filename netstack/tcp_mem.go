@@ -97,12 +97,17 @@ func (tp *TCPSock) initBufferSpace() {
 }
 
 // measureRcvMss tracks the peer's segment size and the skb len/truesize
-// ratio. Mirrors tcp_measure_rcv_mss.
+// ratio. A super-packet (a TUN's offload) counts by its gso_size, the
+// sender's segment size, while the ratio uses its whole length. Mirrors
+// tcp_measure_rcv_mss.
 func (tp *TCPSock) measureRcvMss(b *skb.SKB) {
 	l := b.Len()
+	if gs := int(b.Shared().GSOSize); gs != 0 {
+		l = gs
+	}
 	if l >= tp.rcvMss {
 		if l != tp.rcvMss && b.Truesize() > 0 {
-			r := max(1, (l<<8)/b.Truesize())
+			r := max(1, (b.Len()<<8)/b.Truesize())
 			r = min(r, 255)
 			if uint8(r) != tp.scalingRatio {
 				tp.scalingRatio = uint8(r)

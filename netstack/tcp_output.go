@@ -7,6 +7,7 @@ import (
 
 	"sockfs/memctl"
 	"sockfs/netstack/header"
+	"sockfs/netstack/link"
 	"sockfs/skb"
 )
 
@@ -34,6 +35,22 @@ func skbChecksum(b *skb.SKB, initial uint16) uint16 {
 		add(b.Frag(i).Bytes())
 	}
 	return sum
+}
+
+// Offsets of the checksum field in the TCP and UDP headers, for
+// skb.PartialCsumSet (offsetof(struct tcphdr, check), ...udphdr...).
+const (
+	tcpCsumOffset = 16
+	udpCsumOffset = 6
+)
+
+// hwCsum reports whether d completes transport checksums of
+// skb.ChecksumPartial packets (NETIF_F_HW_CSUM), so TCP and UDP output
+// leave them to it. A device whose outgoing packets may be corrupted by
+// the impairment stage still gets them partial: the stage completes the
+// checksum before it flips a bit, as netem does.
+func (d *NetDevice) hwCsum() bool {
+	return link.FeaturesOf(d.dev)&link.FeatureHWCsum != 0
 }
 
 // maxTCPHeader is MAX_TCP_HEADER: the headroom of every TCP skb.
@@ -105,7 +122,14 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 	out.SetTransportHeader()
 	src, dst := tp.local.Addr(), tp.remote.Addr()
 	csum := header.PseudoHeaderChecksum(header.IPv4ProtocolTCP, src, dst, uint16(out.Len()))
-	th.SetChecksum(^skbChecksum(out, csum))
+	if tp.route.Dev.hwCsum() {
+		// The device completes it: leave the pseudo-header sum and say
+		// where (__tcp_v4_send_check's CHECKSUM_PARTIAL case).
+		th.SetChecksum(csum)
+		out.PartialCsumSet(0, tcpCsumOffset)
+	} else {
+		th.SetChecksum(^skbChecksum(out, csum))
+	}
 	memctl.SetOwnerW(out, tp.sk)
 	if flags&tcpAck != 0 {
 		tp.eventAckSent()

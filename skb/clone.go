@@ -94,4 +94,8 @@ func (n *SKB) copyHeader(b *SKB) {
 	n.Tstamp = b.Tstamp
 	n.Mark = b.Mark
 	n.CB = b.CB
+	n.IPSummed = b.IPSummed
+	n.CsumStart, n.CsumOffset = b.CsumStart, b.CsumOffset
+	// skb_copy_header copies the GSO description too.
+	n.shared.GSOSize, n.shared.GSOSegs, n.shared.GSOType = b.shared.GSOSize, b.shared.GSOSegs, b.shared.GSOType
 }

@@ -18,6 +18,23 @@ const (
 	fcloneClone
 )
 
+// Checksum states for SKB.IPSummed. Mirrors CHECKSUM_NONE,
+// CHECKSUM_UNNECESSARY and CHECKSUM_PARTIAL (include/linux/skbuff.h);
+// CHECKSUM_COMPLETE has no producer here.
+const (
+	// ChecksumNone: nothing is known; the receiver verifies in software
+	// and the sender has filled in every checksum.
+	ChecksumNone = 0
+	// ChecksumUnnecessary: on receive, the transport checksum was verified
+	// (or need not be, as for a packet the local host made).
+	ChecksumUnnecessary = 1
+	// ChecksumPartial: the transport checksum field holds only the
+	// pseudo-header sum, the rest to be completed over CsumStart.. by
+	// whoever needs it (the device on transmit; nobody on local receive,
+	// where it is trusted like ChecksumUnnecessary).
+	ChecksumPartial = 3
+)
+
 // SKB is a packet buffer. The zero value is not usable; get one from Alloc,
 // AllocFclone or Clone, and give it back with Free.
 type SKB struct {
@@ -56,6 +73,16 @@ type SKB struct {
 	Tstamp int64
 	// Mark is free for the stack's use (skb->mark).
 	Mark uint32
+	// IPSummed is the checksum state of the packet, one of ChecksumNone,
+	// ChecksumUnnecessary or ChecksumPartial. Mirrors skb->ip_summed.
+	IPSummed uint8
+	// CsumStart (an offset from the start of the head buffer, comparable
+	// with DataOffset) and CsumOffset (from CsumStart) locate the checksum
+	// a ChecksumPartial packet still needs: the sum of the bytes from
+	// CsumStart to the end, folded and complemented, goes at
+	// CsumStart+CsumOffset, where the pseudo-header sum already is.
+	// Mirrors csum_start / csum_offset.
+	CsumStart, CsumOffset uint16
 	// CB is the control buffer each layer may use while it owns the skb
 	// (TCP keeps its sequence numbers here). Mirrors skb->cb[48].
 	CB [48]byte
@@ -332,6 +359,32 @@ func (b *SKB) DataOffset() int { return b.data }
 
 // Shared returns the shared info (skb_shinfo).
 func (b *SKB) Shared() *Shared { return b.shared }
+
+// PartialCsumSet marks the packet ChecksumPartial with the checksum to be
+// completed from start bytes after the data (the transport header) and
+// stored off bytes further. It reports false, changing nothing, if the
+// field does not lie within the packet. Mirrors skb_partial_csum_set.
+func (b *SKB) PartialCsumSet(start, off int) bool {
+	cs := b.data + start
+	if start < 0 || off < 0 || start+off+2 > b.len || cs > 0xffff || off > 0xffff {
+		return false
+	}
+	b.IPSummed = ChecksumPartial
+	b.CsumStart, b.CsumOffset = uint16(cs), uint16(off)
+	return true
+}
+
+// ChecksumStartOffset is the position of CsumStart relative to the data.
+// Mirrors skb_checksum_start_offset.
+func (b *SKB) ChecksumStartOffset() int { return int(b.CsumStart) - b.data }
+
+// CsumUnnecessary reports whether the receive path may skip verifying the
+// transport checksum: it was verified already, or the packet is a partial
+// one from this host. Mirrors skb_csum_unnecessary.
+func (b *SKB) CsumUnnecessary() bool {
+	return b.IPSummed == ChecksumUnnecessary ||
+		(b.IPSummed == ChecksumPartial && b.ChecksumStartOffset() >= 0)
+}
 
 // String describes the skb for debugging.
 func (b *SKB) String() string {

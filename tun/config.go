@@ -23,6 +23,12 @@ type Config struct {
 	// 198.18.0.1/24; the kernel adds the prefix route through the device.
 	// The zero Prefix leaves the kernel side without an address.
 	HostAddr netip.Prefix
+	// DisableOffload opens the device without IFF_VNET_HDR: no
+	// super-packets or partial checksums from the kernel, no checksum
+	// offload to it; one packet of at most the MTU per read(2) and every
+	// checksum computed and verified by the stack. The zero value keeps
+	// offloads on (see the package comment).
+	DisableOffload bool
 }
 
 // withDefaults fills in the defaults and checks cfg.

@@ -9,11 +9,13 @@ import (
 	"sockfs/skb"
 )
 
-// txState holds one packet's iovecs for writev(2): the skb's linear part
-// and its page fragments, written as one packet without linearising. write
-// is bound once as a method value so RawWrite does not allocate.
+// txState holds one packet's iovecs for writev(2): the virtio_net_hdr (on
+// a device with IFF_VNET_HDR), the skb's linear part and its page
+// fragments, written as one packet without linearising. write is bound once
+// as a method value so RawWrite does not allocate.
 type txState struct {
-	iov   [1 + skb.MaxFrags]unix.Iovec
+	hdr   [vnetHdrLen]byte
+	iov   [2 + skb.MaxFrags]unix.Iovec
 	niov  int
 	n     int
 	errno unix.Errno
@@ -43,13 +45,31 @@ func (t *txState) writev(fd uintptr) bool {
 	}
 }
 
-// load points t's iovecs at b's data.
-func (t *txState) load(b *skb.SKB) {
+// load points t's iovecs at b's data, behind a virtio_net_hdr if vnet. A
+// ChecksumPartial packet asks the kernel to complete its checksum
+// (VIRTIO_NET_HDR_F_NEEDS_CSUM with csum_start/csum_offset, as
+// virtio_net_hdr_from_skb describes a CHECKSUM_PARTIAL skb); anything else
+// goes with the all-zero header: no offload, checksums complete. It reports
+// whether the checksum was offloaded.
+func (t *txState) load(b *skb.SKB, vnet bool) (offloaded bool) {
 	t.niov = 0
-	if h := b.Data(); len(h) > 0 {
-		t.iov[0].Base = &h[0]
-		t.iov[0].SetLen(len(h))
+	if vnet {
+		var h vnetHdr
+		if b.IPSummed == skb.ChecksumPartial {
+			h.flags = unix.VIRTIO_NET_HDR_F_NEEDS_CSUM
+			h.csumStart = uint16(b.ChecksumStartOffset())
+			h.csumOffset = b.CsumOffset
+			offloaded = true
+		}
+		h.encode(t.hdr[:])
+		t.iov[0].Base = &t.hdr[0]
+		t.iov[0].SetLen(vnetHdrLen)
 		t.niov = 1
+	}
+	if h := b.Data(); len(h) > 0 {
+		t.iov[t.niov].Base = &h[0]
+		t.iov[t.niov].SetLen(len(h))
+		t.niov++
 	}
 	for i := range b.NrFrags() {
 		if f := b.Frag(i).Bytes(); len(f) > 0 {
@@ -58,6 +78,15 @@ func (t *txState) load(b *skb.SKB) {
 			t.niov++
 		}
 	}
+	return offloaded
+}
+
+// hdrLen is the length of the virtio_net_hdr in the iovecs, if any.
+func (t *txState) hdrLen() int {
+	if t.niov > 0 && t.iov[0].Base == &t.hdr[0] {
+		return vnetHdrLen
+	}
+	return 0
 }
 
 // Xmit writes each packet of batch to the kernel, one writev(2) per packet
@@ -89,7 +118,14 @@ func (d *Device) Xmit(batch []*skb.SKB) {
 			b.Free()
 			continue
 		}
-		t.load(b)
+		if b.IPSummed == skb.ChecksumPartial && !d.vnetHdr && !b.ChecksumHelp() {
+			// Not from this stack, which offloads only to devices with
+			// link.FeatureHWCsum; complete it as validate_xmit_skb would.
+			d.stats.TxErrors.Add(1)
+			b.Free()
+			continue
+		}
+		offloaded := t.load(b, d.vnetHdr)
 		t.errno = 0
 		err := d.raw.Write(t.write)
 		switch {
@@ -98,9 +134,12 @@ func (d *Device) Xmit(batch []*skb.SKB) {
 			// file", which (unlike os.File's methods) it does not map to
 			// os.ErrClosed.
 			d.stats.TxDropped.Add(1)
-		case err != nil, t.errno != 0, t.n != n:
+		case err != nil, t.errno != 0, t.n != n+t.hdrLen():
 			d.stats.TxErrors.Add(1)
 		default:
+			if offloaded {
+				d.offl.TxCsumOffloaded.Add(1)
+			}
 			d.stats.TxPackets.Add(1)
 			d.stats.TxBytes.Add(uint64(n))
 		}

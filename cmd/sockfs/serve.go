@@ -53,6 +53,7 @@ type serveConfig struct {
 	addr     netip.Prefix
 	hostAddr netip.Prefix
 	mtu      int
+	offload  bool
 	mount    string // FUSE mount point; "" = no FUSE
 	p9Addr   string // 9P listen address; "" = no 9P
 	p9Any    bool   // allow a non-loopback 9P address
@@ -65,6 +66,7 @@ func parseServe(args []string) (serveConfig, error) {
 	host := fs.String("host-addr", "198.18.0.1/24", "the kernel side of the TUN device (CIDR); the stack's default route points at it")
 	fs.StringVar(&c.tunName, "tun", "sockfs0", "name of the TUN device to create")
 	fs.IntVar(&c.mtu, "mtu", 1500, "MTU of the TUN device")
+	fs.BoolVar(&c.offload, "offload", true, "TUN offloads: IFF_VNET_HDR, TSO super-packets and partial checksums from the kernel, checksum offload to it (--offload=false: one MTU-sized packet per read, every checksum in software)")
 	fs.StringVar(&c.mount, "mount", "/mnt/sockfs", "FUSE mount point of the /net tree (empty: no FUSE)")
 	fs.StringVar(&c.p9Addr, "9p", "127.0.0.1:5640", "TCP address to serve the tree over 9P2000.L (empty: no 9P)")
 	fs.BoolVar(&c.p9Any, "9p-any", false, "allow --9p on a non-loopback address (9P has no authentication here)")
@@ -222,9 +224,15 @@ func isLoopback(a net.Addr) bool {
 // startStack builds the stack: loopback, the TUN device with the stack's
 // address, and a default route via the host.
 func startStack(cfg serveConfig, log *slog.Logger) (*netstack.Stack, error) {
-	dev, err := tun.New(tun.Config{Name: cfg.tunName, MTU: cfg.mtu, HostAddr: cfg.hostAddr})
+	dev, err := tun.New(tun.Config{Name: cfg.tunName, MTU: cfg.mtu, HostAddr: cfg.hostAddr, DisableOffload: !cfg.offload})
 	if err != nil {
 		return nil, err
+	}
+	switch vnet, rx, why := dev.Offloads(); {
+	case why != nil:
+		log.Warn("TUN receive offloads refused; plain packets from the kernel", "tun", cfg.tunName, "err", why, "tx_csum_offload", vnet)
+	default:
+		log.Info("TUN offloads", "tun", cfg.tunName, "vnet_hdr", vnet, "rx_tso_csum", rx)
 	}
 	st := netstack.New(netstack.Options{Logger: log})
 	fail := func(err error) (*netstack.Stack, error) {

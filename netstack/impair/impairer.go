@@ -170,6 +170,11 @@ func (i *Impairer) enqueueLocked(b *skb.SKB) {
 
 // corrupt flips one random bit of b, first replacing a shared or paged skb
 // by a private linear copy so no other holder of the data sees the change.
+// A packet whose checksum a device would complete (skb.ChecksumPartial) has
+// it completed first, and one marked verified loses the mark, so the
+// receiver's check catches the flip, as netem_enqueue does with
+// skb_checksum_help. A super-packet (offloads) is corrupted as one packet:
+// its one flipped bit costs all the segments it stands for.
 func (i *Impairer) corrupt(b *skb.SKB) *skb.SKB {
 	n := b.Len()
 	if n == 0 {
@@ -180,6 +185,8 @@ func (i *Impairer) corrupt(b *skb.SKB) *skb.SKB {
 		b.Free()
 		b = p
 	}
+	b.ChecksumHelp()
+	b.IPSummed = skb.ChecksumNone
 	bit := i.rng.IntN(n * 8)
 	b.Data()[bit>>3] ^= 1 << (bit & 7)
 	i.cnt.Corrupted++

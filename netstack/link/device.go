@@ -41,6 +41,29 @@ type Device interface {
 	Stats() *Stats
 }
 
+// Features are a device's offload capabilities. Mirrors netdev_features_t
+// (only the bits the stack acts on).
+type Features uint32
+
+// FeatureHWCsum: the device completes transport checksums of packets marked
+// skb.ChecksumPartial, so the stack leaves them as the pseudo-header sum.
+// Mirrors NETIF_F_HW_CSUM.
+const FeatureHWCsum Features = 1 << 0
+
+// Featurer is implemented by devices with offloads; a Device without it has
+// none. Features must not change while the device is attached.
+type Featurer interface {
+	Features() Features
+}
+
+// FeaturesOf returns dev's features (0 for a device without offloads).
+func FeaturesOf(dev Device) Features {
+	if f, ok := dev.(Featurer); ok {
+		return f.Features()
+	}
+	return 0
+}
+
 // Receiver is the stack's netif_rx entry point for one device. The device
 // calls NetifRx from its own goroutine (a reader, or the clock's timer
 // path) with a batch of IPv4 datagrams, each starting at skb.Data(), passing

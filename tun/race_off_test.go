@@ -1,0 +1,5 @@
+//go:build !race && !skbdebug
+
+package tun
+
+const raceEnabled = false
