@@ -134,6 +134,9 @@ type NetDevice struct {
 	imp devImpair // ipifc/N/impair
 	rx  rxBatch   // NetifRx's; calls for one device never overlap
 	rxi rxBatch   // the In impairment stage's deliveries (clock goroutine)
+	// gsoScratch holds NetifRx's segments of super-packets on their way
+	// to the In impairment stage (gsoSegment).
+	gsoScratch []*skb.SKB
 }
 
 // Name is the device's name: lo, tun0, pipe1, ...
@@ -161,8 +164,15 @@ func (d *NetDevice) Addrs() []netip.Prefix {
 // device already hands it packets outside any socket lock).
 func (d *NetDevice) NetifRx(batch []*skb.SKB) {
 	if st := d.impairStage(In); st != nil {
-		st.EnqueueBatch(batch)
-		clear(batch)
+		// An impaired link impairs wire-sized packets (gsoSegment).
+		segs := d.gsoScratch[:0]
+		for i, b := range batch {
+			segs = gsoSegment(b, segs)
+			batch[i] = nil
+		}
+		st.EnqueueBatch(segs)
+		clear(segs)
+		d.gsoScratch = segs[:0]
 		return
 	}
 	rx := &d.rx

@@ -499,3 +499,27 @@ func TestBuildRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestOffloadImpairSegments: with an In impairment the kernel's
+// super-packets are cut into wire-sized packets before the impairment
+// stage (netstack's gsoSegment), so "in loss 1%" means one packet in a
+// hundred, not one 64 KiB burst in a hundred. The stage must see at least
+// one packet per MSS of data, and the data must still arrive exact.
+func TestOffloadImpairSegments(t *testing.T) {
+	ns := newNetns(t)
+	st, nd, d := stackOnTun(t, ns, "sfsseg0", false, nil)
+	if err := nd.SetImpair(netstack.In, impair.Config{Delay: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	const up = 8 << 20
+	transfer(t, ns, st, 5004, pattern(up), pattern(64<<10))
+	_, in := nd.Impair(netstack.In)
+	gso := d.OffloadStats().RxGSOPackets.Load()
+	t.Logf("RxGSOPackets %d; packets into the In stage %d", gso, in.Sent)
+	if gso == 0 {
+		t.Skip("the kernel sent no super-packets; nothing to segment")
+	}
+	if min := uint64(up / 1460); in.Sent < min {
+		t.Errorf("the In stage saw %d packets for %d bytes, want at least %d (super-packets went in whole)", in.Sent, up, min)
+	}
+}
