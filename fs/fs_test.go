@@ -181,3 +181,39 @@ func TestUDPHeadersMode(t *testing.T) {
 		t.Fatalf("reply %q %v", buf[:n], err)
 	}
 }
+
+// TestSysModuleCubicParameters: HyStart's knobs, tcp_cubic module
+// parameters in Linux, are files under sys/module/tcp_cubic/parameters;
+// a write reaches the stack's table and a bad one is EINVAL and changes
+// nothing.
+func TestSysModuleCubicParameters(t *testing.T) {
+	tr := newTestTree(t)
+	path := []string{"sys", "module", "tcp_cubic", "parameters", "hystart"}
+	h, err := open(t, tr, 0, syscall.O_RDWR, path...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release()
+	buf := make([]byte, 16)
+	n, _ := h.Read(context.Background(), buf, 0)
+	if got := string(buf[:n]); got != "1\n" {
+		t.Fatalf("hystart reads %q, want the default 1", got)
+	}
+	if _, err := h.Write(context.Background(), []byte("0\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	sc := tr.stack.Net().Sysctls
+	s, _ := sc.Lookup("module/tcp_cubic/parameters/hystart")
+	if got := s.Read(); got != "0\n" {
+		t.Fatalf("after writing 0 the table says %q", got)
+	}
+	if _, err := h.Write(context.Background(), []byte("many\n"), 0); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("bad write: %v, want EINVAL", err)
+	}
+	if got := s.Read(); got != "0\n" {
+		t.Fatalf("a bad write changed the value to %q", got)
+	}
+	for _, name := range []string{"hystart_detect", "hystart_low_window", "hystart_ack_delta_us"} {
+		walk(t, tr.Root(), append(path[:4:4], name)...)
+	}
+}

@@ -37,6 +37,9 @@ const (
 	qNetstat
 	qSockstat
 	qIpifcDir
+	qSysModule       // sys/module
+	qSysModCubic     // sys/module/tcp_cubic
+	qSysModCubicParm // sys/module/tcp_cubic/parameters
 )
 
 // Types of the interface files (proto 2, conv N).
@@ -93,15 +96,18 @@ func (t *Tree) Root() Dir { return t.root }
 // Logger returns the tree's logger.
 func (t *Tree) Logger() *slog.Logger { return t.log }
 
-// sysDir builds sys/ipv4 and sys/core from memctl's sysctl table.
+// sysDir builds sys/ipv4 and sys/core from memctl's sysctl table, and
+// sys/module/tcp_cubic/parameters from its module parameters (HyStart's
+// knobs, which Linux keeps in /sys/module rather than /proc/sys/net).
 func (t *Tree) sysDir() *dirNode {
 	sc := t.stack.Net().Sysctls
 	groups := map[string][]Node{}
 	for i, name := range sc.Names() {
-		grp, leaf, ok := strings.Cut(name, "/")
-		if !ok || i >= maxConv {
+		slash := strings.LastIndexByte(name, '/')
+		if slash < 0 || i >= maxConv {
 			continue
 		}
+		grp, leaf := name[:slash], name[slash+1:]
 		s, _ := sc.Lookup(name)
 		full := name
 		groups[grp] = append(groups[grp], newText(qpath(protoSys, i, 0), leaf, 0644,
@@ -116,7 +122,13 @@ func (t *Tree) sysDir() *dirNode {
 	}
 	ipv4 := newDir(qpath(protoTop, 0, qSysIPv4), "ipv4", staticList(groups["ipv4"]...))
 	core := newDir(qpath(protoTop, 0, qSysCore), "core", staticList(groups["core"]...))
-	return newDir(qpath(protoTop, 0, qSysDir), "sys", staticList(ipv4, core))
+	top := []Node{ipv4, core}
+	if params := groups["module/tcp_cubic/parameters"]; len(params) > 0 {
+		p := newDir(qpath(protoTop, 0, qSysModCubicParm), "parameters", staticList(params...))
+		cubic := newDir(qpath(protoTop, 0, qSysModCubic), "tcp_cubic", staticList(p))
+		top = append(top, newDir(qpath(protoTop, 0, qSysModule), "module", staticList(cubic)))
+	}
+	return newDir(qpath(protoTop, 0, qSysDir), "sys", staticList(top...))
 }
 
 func (t *Tree) readRoutes() string {

@@ -10,24 +10,29 @@ import (
 func TestBootDefaultsFromNFBP(t *testing.T) {
 	n := newTestNet(t, Options{})
 	for name, want := range map[string]string{
-		"ipv4/tcp_mem":                       "287901\t383868\t575802\n",
-		"ipv4/udp_mem":                       "575802\t767736\t1151604\n",
-		"ipv4/tcp_rmem":                      "4096\t131072\t33554432\n",
-		"ipv4/tcp_wmem":                      "4096\t16384\t4194304\n",
-		"core/rmem_max":                      "4194304\n",
-		"core/wmem_max":                      "4194304\n",
-		"core/rmem_default":                  "212992\n",
-		"core/wmem_default":                  "212992\n",
-		"core/optmem_max":                    "131072\n",
-		"core/mem_pcpu_rsv":                  "256\n",
-		"ipv4/udp_rmem_min":                  "4096\n",
-		"ipv4/udp_wmem_min":                  "4096\n",
-		"ipv4/tcp_notsent_lowat":             "4294967295\n",
-		"ipv4/tcp_moderate_rcvbuf":           "1\n",
-		"ipv4/tcp_adv_win_scale":             "1\n",
-		"ipv4/tcp_app_win":                   "31\n",
-		"ipv4/tcp_shrink_window":             "0\n",
-		"ipv4/tcp_workaround_signed_windows": "0\n",
+		"ipv4/tcp_mem":                                     "287901\t383868\t575802\n",
+		"ipv4/udp_mem":                                     "575802\t767736\t1151604\n",
+		"ipv4/tcp_rmem":                                    "4096\t131072\t33554432\n",
+		"ipv4/tcp_wmem":                                    "4096\t16384\t4194304\n",
+		"core/rmem_max":                                    "4194304\n",
+		"core/wmem_max":                                    "4194304\n",
+		"core/rmem_default":                                "212992\n",
+		"core/wmem_default":                                "212992\n",
+		"core/optmem_max":                                  "131072\n",
+		"core/mem_pcpu_rsv":                                "256\n",
+		"ipv4/udp_rmem_min":                                "4096\n",
+		"ipv4/udp_wmem_min":                                "4096\n",
+		"ipv4/tcp_notsent_lowat":                           "4294967295\n",
+		"ipv4/tcp_moderate_rcvbuf":                         "1\n",
+		"ipv4/tcp_adv_win_scale":                           "1\n",
+		"ipv4/tcp_app_win":                                 "31\n",
+		"ipv4/tcp_shrink_window":                           "0\n",
+		"ipv4/tcp_workaround_signed_windows":               "0\n",
+		"ipv4/tcp_recovery":                                "1\n",
+		"module/tcp_cubic/parameters/hystart":              "1\n",
+		"module/tcp_cubic/parameters/hystart_detect":       "3\n",
+		"module/tcp_cubic/parameters/hystart_low_window":   "16\n",
+		"module/tcp_cubic/parameters/hystart_ack_delta_us": "2000\n",
 	} {
 		s, ok := n.Sysctls.Lookup(name)
 		if !ok {
@@ -36,7 +41,7 @@ func TestBootDefaultsFromNFBP(t *testing.T) {
 		}
 		eq(t, name, s.Read(), want)
 	}
-	eq(t, "names", len(n.Sysctls.Names()), 18)
+	eq(t, "names", len(n.Sysctls.Names()), 23)
 	d := ComputeBootDefaults(&Linux612Distro, nfbp235)
 	eq(t, "6 MiB tcp_rmem[2] before 6.16", d.TCPRmem[2], int64(6<<20))
 	small := ComputeBootDefaults(&Linux618Min, 100)

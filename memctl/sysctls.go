@@ -15,6 +15,11 @@ type Sysctls struct {
 	tcpNotsentLowat, tcpModerateRcvbuf         *Sysctl
 	tcpAdvWinScale, tcpAppWin                  *Sysctl
 	tcpShrinkWindow, tcpWorkaroundSignedWin    *Sysctl
+	tcpRecovery                                *Sysctl
+
+	// tcp_cubic's module parameters.
+	cubicHystart, cubicHystartDetect            *Sysctl
+	cubicHystartLowWindow, cubicHystartAckDelta *Sysctl
 
 	byName map[string]*Sysctl
 	names  []string
@@ -67,12 +72,23 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.tcpAppWin = mk("ipv4/tcp_app_win", kindU8, false, [2]*int64{i64(0), i64(31)}, 31)
 	s.tcpShrinkWindow = mk("ipv4/tcp_shrink_window", kindU8, false, [2]*int64{i64(0), i64(1)}, 0)
 	s.tcpWorkaroundSignedWin = mk("ipv4/tcp_workaround_signed_windows", kindU8, false, none, 0)
+	s.tcpRecovery = mk("ipv4/tcp_recovery", kindInt, false, none, TCPRackLossDetection)
+	// HyStart's knobs. In Linux these are not sysctls but module parameters
+	// of tcp_cubic (net/ipv4/tcp_cubic.c), global and read at every use:
+	// /sys/module/tcp_cubic/parameters/hystart and so on. sockfs has no
+	// modules, so they live here, one set per Net, under keys that name
+	// that sysfs path rather than one below /proc/sys/net.
+	s.cubicHystart = mk(cubicParam+"hystart", kindInt, false, none, 1)
+	s.cubicHystartDetect = mk(cubicParam+"hystart_detect", kindInt, false, none, HystartAckTrain|HystartDelay)
+	s.cubicHystartLowWindow = mk(cubicParam+"hystart_low_window", kindInt, false, none, 16)
+	s.cubicHystartAckDelta = mk(cubicParam+"hystart_ack_delta_us", kindInt, false, none, 2000)
 	sort.Strings(s.names)
 	return s
 }
 
 // Lookup returns the sysctl with the given path below net/, such as
-// "ipv4/tcp_rmem" or "core/rmem_max".
+// "ipv4/tcp_rmem" or "core/rmem_max", or a module parameter by its sysfs
+// path below /sys/, such as "module/tcp_cubic/parameters/hystart".
 func (s *Sysctls) Lookup(name string) (*Sysctl, bool) {
 	c, ok := s.byName[name]
 	return c, ok
@@ -137,5 +153,41 @@ func (s *Sysctls) TCPShrinkWindow() uint8 { return uint8(s.tcpShrinkWindow.load(
 func (s *Sysctls) TCPWorkaroundSignedWindows() uint8 {
 	return uint8(s.tcpWorkaroundSignedWin.load()[0])
 }
+
+// Bits of net.ipv4.tcp_recovery (include/net/tcp.h).
+const (
+	TCPRackLossDetection = 0x1 // TCP_RACK_LOSS_DETECTION: RACK-TLP loss detection
+	TCPRackStaticReoWnd  = 0x2 // TCP_RACK_STATIC_REO_WND: no DSACK-driven reo_wnd growth
+	TCPRackNoDupthresh   = 0x4 // TCP_RACK_NO_DUPTHRESH: no reo_wnd of 0 at dupthresh SACKs
+)
+
+// TCPRecovery is net.ipv4.tcp_recovery (the TCPRack* bits; Linux's default
+// is TCPRackLossDetection). Read at every use, as Linux does.
+func (s *Sysctls) TCPRecovery() int { return int(s.tcpRecovery.load()[0]) }
+
+// cubicParam prefixes the keys of tcp_cubic's module parameters.
+const cubicParam = "module/tcp_cubic/parameters/"
+
+// Bits of tcp_cubic's hystart_detect (HYSTART_ACK_TRAIN, HYSTART_DELAY).
+const (
+	HystartAckTrain = 0x1 // exit slow start on a train of closely spaced ACKs
+	HystartDelay    = 0x2 // exit slow start when the RTT has grown
+)
+
+// CubicHystart is tcp_cubic's module parameter hystart (non-zero: HyStart
+// on, Linux's default). Read at every use, as Linux does.
+func (s *Sysctls) CubicHystart() int { return int(s.cubicHystart.load()[0]) }
+
+// CubicHystartDetect is tcp_cubic's hystart_detect (the Hystart* bits;
+// default both).
+func (s *Sysctls) CubicHystartDetect() int { return int(s.cubicHystartDetect.load()[0]) }
+
+// CubicHystartLowWindow is tcp_cubic's hystart_low_window: the cwnd (in
+// packets, default 16) below which HyStart does not look.
+func (s *Sysctls) CubicHystartLowWindow() int { return int(s.cubicHystartLowWindow.load()[0]) }
+
+// CubicHystartAckDeltaUs is tcp_cubic's hystart_ack_delta_us: the largest
+// gap (default 2000 us) between two ACKs of one ACK train.
+func (s *Sysctls) CubicHystartAckDeltaUs() int { return int(s.cubicHystartAckDelta.load()[0]) }
 
 func to3(v [3]int64) [3]int { return [3]int{int(v[0]), int(v[1]), int(v[2])} }

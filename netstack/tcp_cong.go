@@ -16,8 +16,42 @@ type congestionControl interface {
 	congAvoid(tp *TCPSock, acked uint32)
 	// onLoss is called when the connection enters loss or recovery (CA_EVENT_LOSS).
 	onLoss(tp *TCPSock)
+	// pktsAcked is told of every ACK that acknowledged new data, with the
+	// ACK's RTT sample (pkts_acked). Linux calls it for every ACK, with an
+	// RTT from newly SACKed skbs too; sockfs takes no SACK RTT, so an ACK
+	// that only SACKs would bring CUBIC no sample and is not passed on.
+	pktsAcked(tp *TCPSock, s ackSample)
 	// sndbufExpand is the factor tcp_sndbuf_expand uses (2 unless set).
 	sndbufExpand() int
+}
+
+// ackSample is what pkts_acked learns of one ACK. Mirrors struct
+// ack_sample (without in_flight, which no algorithm here uses), plus the
+// ACK's arrival time, Linux's tp->tcp_mstamp.
+type ackSample struct {
+	pktsAcked uint32 // pkts_acked: packets cumulatively acked
+	rttUs     int64  // rtt_us: the ACK's RTT sample in microseconds, -1 if none
+	nowUs     int64  // tcp_mstamp: when the ACK is processed, in microseconds
+}
+
+// caPktsAcked hands the congestion control the ACK's sample. The RTT is
+// Linux's ca_rtt_us: that of the newest skb acked, never retransmitted,
+// else the timestamp echo's (at least one 1 ms tick), else none. The ACK
+// completing a passive open is not passed on: Linux measures it with
+// tcp_synack_rtt_meas and initialises the congestion control only after
+// it (tcp_init_transfer). Mirrors the pkts_acked call of
+// tcp_clean_rtx_queue.
+func (tp *TCPSock) caPktsAcked(acked uint32, skbRtt, tsRtt time.Duration) {
+	if tp.state == TCPSynRecv {
+		return
+	}
+	s := ackSample{pktsAcked: acked, rttUs: -1, nowUs: tp.now() / nsPerUs}
+	if skbRtt > 0 {
+		s.rttUs = int64(skbRtt / time.Microsecond)
+	} else if tsRtt > 0 {
+		s.rttUs = int64(max(tsRtt, time.Millisecond) / time.Microsecond)
+	}
+	tp.cc.pktsAcked(tp, s)
 }
 
 // newCongestionControl returns the named algorithm, or nil.
@@ -86,6 +120,8 @@ func (*renoCC) name() string      { return "reno" }
 func (*renoCC) sndbufExpand() int { return 2 }
 func (*renoCC) onLoss(*TCPSock)   {}
 
+func (*renoCC) pktsAcked(*TCPSock, ackSample) {}
+
 func (*renoCC) ssthresh(tp *TCPSock) uint32 { return max(tp.cwnd>>1, 2) }
 
 func (*renoCC) congAvoid(tp *TCPSock, acked uint32) {
@@ -104,14 +140,16 @@ func (*renoCC) congAvoid(tp *TCPSock, acked uint32) {
 // cubicCC is CUBIC (RFC 9438) with Linux's constants: beta 717/1024, C 0.4,
 // fast convergence, the TCP-friendly region. Mirrors tcp_cubic.c, in float
 // arithmetic instead of Linux's fixed-point cube root (the curve is the
-// same, the code is shorter). HyStart is not implemented.
+// same, the code is shorter). HyStart is in tcp_hystart.go.
 type cubicCC struct {
+	hystart
 	lastMaxCwnd float64
 	epochStart  int64 // ns; 0 = no epoch
 	originPoint float64
 	k           float64 // seconds
 	ackCnt      float64
 	tcpCwnd     float64
+	inLoss      bool // pktsAcked has seen the socket in Loss (see enterLoss)
 }
 
 const (
@@ -136,6 +174,48 @@ func (c *cubicCC) ssthresh(tp *TCPSock) uint32 {
 		c.lastMaxCwnd = w
 	}
 	return max(uint32(w*cubicBeta), 2)
+}
+
+// pktsAcked tracks the minimum delay and, in slow start above
+// hystart_low_window, feeds HyStart. Mirrors cubictcp_acked.
+func (c *cubicCC) pktsAcked(tp *TCPSock, s ackSample) {
+	sc := tp.stack.net.Sysctls
+	if tp.caState == tcpCALoss {
+		if !c.inLoss {
+			c.inLoss = true
+			c.enterLoss(tp, s.nowUs, sc.CubicHystart() != 0)
+		}
+	} else {
+		c.inLoss = false
+	}
+	if s.rttUs < 0 {
+		return
+	}
+	// Samples right after a reduction (a new epoch) are not trusted.
+	if c.epochStart != 0 && tp.now()-c.epochStart < int64(time.Second) {
+		return
+	}
+	delay := uint32(max(min(s.rttUs, int64(^uint32(0))), 1))
+	if c.delayMin == 0 || c.delayMin > delay {
+		c.delayMin = delay
+	}
+	if !c.found && tp.cwnd < tp.ssthresh && sc.CubicHystart() != 0 &&
+		int64(tp.cwnd) >= int64(sc.CubicHystartLowWindow()) {
+		c.hystartUpdate(tp, delay, s.nowUs)
+	}
+}
+
+// enterLoss forgets what CUBIC and HyStart learnt, so that the slow start
+// after a timeout is searched afresh. Linux does it in set_state when the
+// socket enters TCP_CA_Loss; sockfs's onLoss fires on recovery too, so
+// pktsAcked does it at the first ACK processed in Loss, before that ACK's
+// sample or cwnd growth, the first place its effect shows. Mirrors
+// cubictcp_state (bictcp_reset, bictcp_hystart_reset).
+func (c *cubicCC) enterLoss(tp *TCPSock, nowUs int64, hystartOn bool) {
+	*c = cubicCC{inLoss: true}
+	if hystartOn {
+		c.hystartReset(tp, nowUs)
+	}
 }
 
 // congAvoid mirrors cubictcp_cong_avoid / bictcp_update.

@@ -422,13 +422,16 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	}
 	priorFack := tp.highestSackSeq()
 	reord := priorFack
+	tp.rs = tcpRateSample{}
 	sackedNew, dsack := tp.sackTag(opts, ack, priorFack, &reord)
 	acked, rtt := tp.cleanRtxQueue(ack, priorFack, &reord)
 	tp.sndUnaUpdate(ack)
 	if tp.sackOK && seqLT(reord, priorFack) {
-		tp.checkSackReordering(reord)
+		tp.checkSackReordering(reord, false)
 	}
+	tp.rackUpdateReoWnd()
 	if acked > 0 || seqGT(ack, priorUna) {
+		skbRtt := rtt
 		if tp.tstampOK && opts.HasTimestamp && opts.TSEcr != 0 {
 			if d := int32(tp.tsNow() - opts.TSEcr); d >= 0 {
 				rtt = max(time.Duration(d)*time.Millisecond, time.Microsecond)
@@ -436,11 +439,21 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 		}
 		if rtt > 0 {
 			tp.rttEstimator(rtt)
+			// min_rtt prefers the microsecond sample of the skb's
+			// transmit time, as Linux's ca_rtt_us does; a timestamp
+			// sample counts at least one tick (tcp_rtt_tsopt_us).
+			if skbRtt > 0 {
+				tp.updateRttMin(skbRtt)
+			} else {
+				tp.updateRttMin(max(rtt, time.Millisecond))
+			}
 		}
+		tp.caPktsAcked(acked, skbRtt, rtt) // pkts_acked (tcp_cong.go)
 		tp.backoff = 0
 		tp.retransmits = 0
-		tp.retransStamp = 0
 		tp.probesOut = 0
+		// retrans_stamp stays until the episode is over (tryToOpen):
+		// timestamp undo compares echoes with it (tcp_undo.go).
 	}
 	plen := b.Len()
 	flags := cbGetFlags(b)
@@ -451,13 +464,14 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	if acked > 0 && tp.caState != tcpCARecovery { // PRR sets cwnd in recovery
 		tp.cc.congAvoid(tp, acked)
 	}
+	reoArmed := false // RACK armed the reorder timer: FLAG_SET_XMIT_TIMER cleared
 	if tp.caState != tcpCAOpen || isDupack || sackedNew > 0 || tp.sackedOut > 0 || dsack || tp.undoMarker != 0 {
-		tp.fastretransAlert(ack, priorUna, isDupack, acked+sackedNew, dsack)
+		reoArmed = tp.fastretransAlert(ack, priorUna, isDupack, acked+sackedNew)
 	}
 	if tp.tlpHighSeq != 0 && seqGEQ(ack, tp.tlpHighSeq) {
 		tp.tlpHighSeq = 0 // the probe episode is over (tcp_process_tlp_ack)
 	}
-	if seqGT(ack, priorUna) || acked > 0 {
+	if (seqGT(ack, priorUna) || acked > 0) && !reoArmed {
 		if !tp.scheduleLossProbe() { // tcp_set_xmit_timer
 			tp.rearmRTO()
 		}
@@ -477,7 +491,9 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 // packets were acked and an RTT sample from the newest one never
 // retransmitted (Karn). An skb neither SACKed nor retransmitted that is
 // cumulatively acked below priorFack arrived out of order: reord is lowered
-// to its start. Mirrors tcp_clean_rtx_queue.
+// to its start. An skb not SACKed before counts as delivered and, with
+// SACK, advances RACK unless the ACK was for its original transmission
+// (tcp_rack_advance). Mirrors tcp_clean_rtx_queue.
 func (tp *TCPSock) cleanRtxQueue(ack, priorFack uint32, reord *uint32) (uint32, time.Duration) {
 	var acked uint32
 	var rtt time.Duration
@@ -499,8 +515,17 @@ func (tp *TCPSock) cleanRtxQueue(ack, priorFack uint32, reord *uint32) (uint32, 
 		if s&tcpcbEverRetrans == 0 && b.Tstamp != 0 {
 			rtt = max(time.Duration(now-b.Tstamp), time.Microsecond)
 		}
+		if s&tcpcbSackedAcked == 0 {
+			tp.rateSkbDelivered(b)
+			if tp.sackOK && !tp.skbSpuriousRetrans(b) {
+				tp.rackAdvance(s, cbGetEndSeq(b), b.Tstamp)
+			}
+		}
 		if s&(tcpcbEverRetrans|tcpcbSackedAcked) == 0 && seqLT(cbGetSeq(b), priorFack) && seqLT(cbGetSeq(b), *reord) {
 			*reord = cbGetSeq(b)
+		}
+		if cbGetFlags(b)&tcpSyn != 0 {
+			tp.retransStamp = 0 // FLAG_SYN_ACKED
 		}
 		tp.rtxQueue.Unlink(b)
 		tp.sk.WmemFreeSkb(b.Truesize())
@@ -569,6 +594,7 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 		tp.sndUnaUpdate(ack)
 		if rtt > 0 {
 			tp.rttEstimator(rtt)
+			tp.updateRttMin(rtt)
 		}
 		tp.backoff, tp.retransmits, tp.retransStamp = 0, 0, 0
 		tp.setState(TCPEstablished)

@@ -343,6 +343,7 @@ func (l *TCPSock) createChild(r *tcpRequest, b *skb.SKB, th header.TCP, opts *he
 	s.mib.Inc(memctl.TcpPassiveOpens)
 	if rttOK && r.retrans == 0 && r.sentAt != 0 {
 		c.rttEstimator(time.Duration(c.now() - r.sentAt))
+		c.updateRttMin(time.Duration(c.now() - r.sentAt)) // tcp_synack_rtt_meas feeds min_rtt too
 	}
 	c.parent = l
 	l.acceptQ = append(l.acceptQ, c)

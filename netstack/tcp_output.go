@@ -334,7 +334,7 @@ func (tp *TCPSock) writeXmit(nonagle int) bool {
 		}
 		tp.eventNewDataSent(b)
 		b.HeaderRelease()
-		b.Tstamp = tp.now()
+		tp.rateSkbSent(b)
 		tp.transmitSkb(b, true)
 		sent = true
 	}
@@ -366,12 +366,10 @@ func (tp *TCPSock) retransmitSkb(b *skb.SKB) {
 	}
 	cbSetSacked(b, s|tcpcbSackedRetrans|tcpcbEverRetrans)
 	if tp.retransStamp == 0 {
-		tp.retransStamp = tp.now()
+		tp.retransStamp = max(tp.now(), 1) // zero means none (a clock may start at 0)
 	}
 	tp.stack.mib.Inc(memctl.TcpRetransSegs)
-	if tp.undoMarker != 0 {
-		tp.undoRetrans++
-	}
+	tp.undoRetrans = max(tp.undoRetrans, 0) + 1 // -1 (initUndo): none sent yet
 	if tp.caState == tcpCARecovery {
 		tp.prrOut++
 	}
@@ -379,7 +377,7 @@ func (tp *TCPSock) retransmitSkb(b *skb.SKB) {
 		tp.stack.mib.Inc(memctl.TcpExtTCPSynRetrans)
 	}
 	tp.totalRetrans++
-	b.Tstamp = tp.now()
+	tp.rateSkbSent(b)
 	tp.transmitSkb(b, true)
 }
 
@@ -397,13 +395,15 @@ func (tp *TCPSock) xmitRetransmitQueue() {
 		if s&tcpcbLost == 0 || s&(tcpcbSackedAcked|tcpcbSackedRetrans) != 0 {
 			continue
 		}
-		if s&tcpcbEverRetrans == 0 {
+		// Linux counts by state on resend (TCPLostRetransmit is counted
+		// when a retransmission is found lost: markSkbLost).
+		if tp.caState != tcpCALoss {
 			tp.stack.mib.Inc(memctl.TcpExtTCPFastRetrans)
 		} else {
-			tp.stack.mib.Inc(memctl.TcpExtTCPLostRetransmit)
+			tp.stack.mib.Inc(memctl.TcpExtTCPSlowStartRetrans)
 		}
 		tp.retransmitSkb(b)
-		if b == tp.rtxQueue.Peek() {
+		if b == tp.rtxQueue.Peek() && tp.rtoKind != timerReoTimeout {
 			tp.resetRetransTimer(timerRetrans, tp.rtoBackoff())
 		}
 	}
@@ -449,7 +449,7 @@ func (tp *TCPSock) sendSyn() {
 	tp.writeQueue.PushBack(b)
 	tp.eventNewDataSent(b)
 	b.HeaderRelease()
-	b.Tstamp = tp.now()
+	tp.rateSkbSent(b)
 	tp.transmitSkb(b, true)
 	tp.stack.mib.Inc(memctl.TcpActiveOpens)
 	tp.resetRetransTimer(timerRetrans, tp.rto)
@@ -513,7 +513,7 @@ func (tp *TCPSock) writeWakeup() {
 		}
 		tp.eventNewDataSent(b)
 		b.HeaderRelease()
-		b.Tstamp = tp.now()
+		tp.rateSkbSent(b)
 		tp.transmitSkb(b, true)
 		return
 	}

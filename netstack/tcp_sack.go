@@ -89,7 +89,9 @@ func (tp *TCPSock) updateSackBlocks(latest *skb.SKB) {
 // reord is lowered to the start of every newly SACKed skb that was never
 // retransmitted and lies below priorFack (the highest SACKed sequence
 // before this ACK): a hole filled by the original transmission, that is
-// reordering (tcp_sacktag_one's state->reord).
+// reordering (tcp_sacktag_one's state->reord). Every newly SACKed skb
+// advances RACK and counts as delivered (tcp_sacktag_one); a D-SACK may
+// widen RACK's reordering window (rackDsackSeen).
 func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord *uint32) (newly uint32, dsack bool) {
 	if !tp.sackOK || opts.NumSACK == 0 {
 		return 0, false
@@ -105,6 +107,7 @@ func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord
 			// retransmission, that retransmission was spurious.
 			tp.stack.mib.Inc(memctl.TcpExtTCPDSACKRecv)
 			dsack = true
+			tp.rackDsackSeen(blk.Start, blk.End)
 			if tp.undoMarker != 0 && seqGEQ(blk.Start, tp.undoMarker) && tp.undoRetrans > 0 {
 				tp.undoRetrans--
 			}
@@ -129,6 +132,8 @@ func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord
 			if sk&tcpcbSackedAcked != 0 {
 				continue
 			}
+			tp.rackAdvance(sk, e, b.Tstamp)
+			tp.rateSkbDelivered(b)
 			if sk&tcpcbSackedRetrans != 0 {
 				tp.retransOut--
 				sk &^= tcpcbSackedRetrans
@@ -168,18 +173,24 @@ const tcpMaxReordering = 300
 // checkSackReordering raises the reordering degree (the RFC 6675 DupThresh
 // of markLostSack) when data below the highest SACKed sequence turned out
 // to have arrived out of order rather than lost, so that reordering paths
-// stop triggering spurious fast retransmits. Mirrors
-// tcp_check_sack_reordering.
-func (tp *TCPSock) checkSackReordering(lowSeq uint32) {
+// stop triggering spurious fast retransmits. ts says the evidence came from
+// timestamps (tryUndoPartial: TCPTSReorder) rather than SACKs
+// (TCPSACKReorder). Mirrors tcp_check_sack_reordering.
+func (tp *TCPSock) checkSackReordering(lowSeq uint32, ts bool) {
 	mss := uint32(tp.mssCache)
 	fack := tp.highestSackSeq()
-	if !seqLT(lowSeq, fack) || mss == 0 {
+	if !seqLT(lowSeq, fack) {
 		return
 	}
-	if metric := fack - lowSeq; metric > tp.reordering*mss {
+	if metric := fack - lowSeq; mss != 0 && metric > tp.reordering*mss {
 		tp.reordering = min((metric+mss-1)/mss, tcpMaxReordering)
 	}
-	tp.stack.mib.Inc(memctl.TcpExtTCPSACKReorder)
+	tp.reordSeen++ // RACK's reordering window opens (rackReoWnd)
+	if ts {
+		tp.stack.mib.Inc(memctl.TcpExtTCPTSReorder)
+	} else {
+		tp.stack.mib.Inc(memctl.TcpExtTCPSACKReorder)
+	}
 }
 
 // markLostSack marks as lost every unSACKed skb with at least reordering
@@ -223,8 +234,11 @@ func (tp *TCPSock) markHeadLost() {
 	}
 }
 
-// enterRecovery starts fast recovery: ssthresh from the congestion control,
-// then cwnd brought down to it gradually by Proportional Rate Reduction.
+// enterRecovery starts fast recovery: a new undo episode (tcp_undo.go),
+// ssthresh from the congestion control, then cwnd brought down to it
+// gradually by Proportional Rate Reduction. A recovery started again
+// before the last one ended (RACK after an undo) keeps its reduction.
+// From Loss (a lost retransmission, RACK) it reduces again, as Linux.
 // Mirrors tcp_enter_recovery + tcp_init_cwnd_reduction.
 func (tp *TCPSock) enterRecovery() {
 	if tp.sackOK {
@@ -232,13 +246,17 @@ func (tp *TCPSock) enterRecovery() {
 	} else {
 		tp.stack.mib.Inc(memctl.TcpExtTCPRenoRecovery)
 	}
-	tp.highSeq = tp.sndNxt
-	tp.priorCwnd, tp.priorSsthr = tp.cwnd, tp.ssthresh
-	tp.undoMarker, tp.undoRetrans = tp.sndUna, 0
-	tp.ssthresh = tp.cc.ssthresh(tp)
-	tp.cc.onLoss(tp)
-	tp.cwndCnt = 0
-	tp.prrDelivered, tp.prrOut = 0, 0
+	tp.priorSsthr = 0
+	tp.initUndo()
+	if tp.caState != tcpCARecovery { // !tcp_in_cwnd_reduction
+		tp.priorSsthr = tp.currentSsthresh()
+		tp.highSeq = tp.sndNxt
+		tp.priorCwnd = tp.cwnd
+		tp.ssthresh = tp.cc.ssthresh(tp)
+		tp.cc.onLoss(tp)
+		tp.cwndCnt = 0
+		tp.prrDelivered, tp.prrOut = 0, 0
+	}
 	tp.caState = tcpCARecovery
 }
 
@@ -267,109 +285,186 @@ func (tp *TCPSock) cwndReduction(newlyAckedSacked uint32, newlyLost, unaAdvanced
 	tp.cwnd = max(uint32(int64(inflight)+sndcnt), 1)
 }
 
-// tryUndo restores the window reduced for losses that D-SACKs showed to be
-// spurious. Mirrors tcp_try_undo_dsack + tcp_undo_cwnd_reduction.
-func (tp *TCPSock) tryUndo() {
-	if tp.undoMarker == 0 || tp.undoRetrans != 0 {
-		return
-	}
-	tp.cwnd = max(tp.cwnd, tp.priorCwnd)
-	tp.ssthresh = max(tp.ssthresh, tp.priorSsthr)
-	tp.undoMarker = 0
-	tp.stack.mib.Inc(memctl.TcpExtTCPDSACKUndo)
-}
-
-// enterLoss is the RTO's reaction: every outstanding unSACKed skb is lost,
-// cwnd 1. Mirrors tcp_enter_loss.
+// enterLoss is the RTO's reaction: every outstanding unSACKed skb is lost
+// (timeoutMarkLost), cwnd 1. Unless the timeout falls inside an episode
+// whose reduction is already made (a recovery not yet over, or an earlier
+// RTO not yet answered), ssthresh is reduced and a new undo episode opens,
+// awaiting D-SACKs for the retransmissions still in flight after the
+// marking. Mirrors tcp_enter_loss (cwnd 1 where Linux sets packets in
+// flight + 1, as sockfs did before RACK).
 func (tp *TCPSock) enterLoss() {
-	if tp.caState != tcpCALoss || tp.backoff == 0 {
-		tp.priorCwnd, tp.priorSsthr = tp.cwnd, tp.ssthresh
+	tp.timeoutMarkLost()
+	if tp.caState <= tcpCADisorder || !seqGT(tp.highSeq, tp.sndUna) ||
+		(tp.caState == tcpCALoss && tp.retransmits == 0) {
+		tp.priorSsthr = tp.currentSsthresh()
+		tp.priorCwnd = tp.cwnd
 		tp.ssthresh = tp.cc.ssthresh(tp)
 		tp.cc.onLoss(tp)
+		tp.initUndo()
 	}
+	tp.cwnd = 1
+	tp.cwndCnt = 0
 	// A timeout after many SACKs in Open/Disorder means the reordering
 	// degree was overestimated (tcp_enter_loss).
 	if tp.caState <= tcpCADisorder && tp.sackedOut >= tcpDefaultReord {
 		tp.reordering = min(tp.reordering, tcpDefaultReord)
 	}
-	tp.undoMarker, tp.undoRetrans = 0, 0 // an RTO is not undone here (no F-RTO)
-	tp.cwnd = 1
-	tp.cwndCnt = 0
+	tp.highSeq = tp.sndNxt
+	tp.tlpHighSeq = 0 // its probe is counted in undo_retrans (6.11+)
+	tp.caState = tcpCALoss
+	tp.dupAcks = 0
+}
+
+// timeoutMarkLost marks every unSACKed skb lost after an RTO; with RACK,
+// skbs (re)sent less than the RACK RTT ago are not yet overdue and stay in
+// flight, the head always goes. Mirrors tcp_timeout_mark_lost.
+func (tp *TCPSock) timeoutMarkLost() {
 	tp.retransOut = 0
 	tp.lostOut = 0
-	for b := tp.rtxQueue.Peek(); b != nil; b = b.Next() {
-		sk := cbGetSacked(b) &^ tcpcbSackedRetrans
+	head := tp.rtxQueue.Peek()
+	rack := tp.sackOK && tp.rackEnabled()
+	for b := head; b != nil; b = b.Next() {
+		sk := cbGetSacked(b)
+		if rack && b != head && sk&(tcpcbSackedAcked|tcpcbLost) == 0 && tp.rackSkbTimeout(b, 0) > 0 {
+			if sk&tcpcbSackedRetrans != 0 {
+				tp.retransOut++
+			}
+			continue
+		}
+		sk &^= tcpcbSackedRetrans
 		if sk&tcpcbSackedAcked == 0 {
 			sk |= tcpcbLost
 			tp.lostOut++
 		}
 		cbSetSacked(b, sk)
 	}
-	tp.highSeq = tp.sndNxt
-	tp.caState = tcpCALoss
-	tp.dupAcks = 0
 }
 
 // fastretransAlert is the loss-recovery state machine run on every ACK that
-// is not a plain in-order advance. Mirrors tcp_fastretrans_alert (RFC 6675
-// loss marking with SACK, RFC 6582 without, PRR for cwnd, D-SACK undo).
-func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSacked uint32, dsack bool) {
+// is not a plain in-order advance. Mirrors tcp_fastretrans_alert (loss
+// marking by RACK with SACK when net.ipv4.tcp_recovery has it, else RFC
+// 6675; RFC 6582 without SACK; PRR for cwnd, which Linux applies later in
+// tcp_cong_control; the undo rules of tcp_undo.go). Returns whether RACK
+// armed the reorder timer, which the caller must then leave in place
+// (tcp_identify_packet_loss clearing FLAG_SET_XMIT_TIMER).
+//
+// With RACK, as in Linux, RACK alone marks losses when SACK is on (the
+// dupthresh rules of tcp_time_to_recover and tcp_update_scoreboard,
+// markLostSack here, are used only with RACK off), recovery starts as soon
+// as something is marked lost, and a retransmission found lost in the Loss
+// state starts fast recovery (FLAG_LOST_RETRANS).
+func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSacked uint32) bool {
 	advanced := seqGT(ack, priorUna)
-	if dsack {
-		tp.tryUndo()
-	}
+	rack := tp.sackOK && tp.rackEnabled()
 	if tp.undoMarker != 0 && tp.caState == tcpCAOpen && seqGT(tp.sndUna, tp.undoEnd) {
-		tp.undoMarker = 0 // no D-SACK came back for a full window: the losses were real
+		// sockfs: no D-SACK came back for a full window after the
+		// episode, the losses were real (Linux keeps the marker until
+		// the next episode; this bounds the ACKs sent here for it).
+		tp.undoMarker = 0
 	}
+	reoArmed := false
+
+	// Leave fast recovery once high_seq is acked, undone if the
+	// timestamps or D-SACKs allow (section D of tcp_fastretrans_alert).
+	if tp.caState == tcpCAOpen {
+		tp.retransStamp = 0
+	} else if tp.caState == tcpCARecovery && seqGEQ(tp.sndUna, tp.highSeq) {
+		tp.tryUndoRecovery()
+		tp.endCwndReduction()
+	}
+
 	switch tp.caState {
-	case tcpCARecovery, tcpCALoss:
-		if seqGEQ(tp.sndUna, tp.highSeq) {
-			// Recovery complete (tcp_end_cwnd_reduction).
-			was := tp.caState
-			tp.caState = tcpCAOpen
-			tp.dupAcks = 0
-			tp.undoEnd = tp.sndNxt
-			if was == tcpCARecovery && tp.undoMarker != 0 {
-				tp.cwnd = max(tp.ssthresh, 2)
-			}
-			return
+	case tcpCARecovery:
+		if advanced && tp.tryUndoPartial(priorUna) {
+			// The hole was filled by a delayed original but
+			// retransmissions are still out: clock out new data,
+			// mark nothing more lost.
+			tp.cwndReduction(ackedSacked, false, advanced)
+			return false
+		}
+		if tp.tryUndoDsack() {
+			tp.tryKeepOpen()
 		}
 		lost := false
 		if !tp.sackOK && advanced && tp.caState == tcpCARecovery {
-			tp.markHeadLost() // NewReno partial ACK
+			tp.markHeadLost() // NewReno partial ACK (tcp_newreno_mark_lost)
 			lost = true
 		}
-		if tp.sackOK {
+		if rack {
+			armed, marked := tp.rackMarkLost() // tcp_identify_packet_loss
+			reoArmed = armed
+			lost = lost || marked > 0
+		} else if tp.sackOK {
 			lost = tp.markLostSack() || lost
 		}
-		if tp.caState == tcpCARecovery {
-			tp.cwndReduction(ackedSacked, lost, advanced)
+		if tp.caState != tcpCARecovery {
+			// Undone above; a loss now evident starts a new recovery
+			// (reordering, then loss).
+			if tp.lostOut == 0 {
+				return reoArmed
+			}
+			tp.enterRecovery()
 		}
+		tp.cwndReduction(ackedSacked, lost, advanced)
 		tp.xmitRetransmitQueue()
-		return
+		return reoArmed
+	case tcpCALoss:
+		// tcp_process_loss without F-RTO: undone by timestamps (or
+		// D-SACKs) on an ACK that advances snd_una, or over once
+		// high_seq is acked.
+		if !(advanced && tp.tryUndoLoss()) && seqGEQ(tp.sndUna, tp.highSeq) {
+			tp.tryUndoRecovery()
+		}
+		lostRetrans := false
+		if rack {
+			priorRetrans := tp.retransOut
+			reoArmed, _ = tp.rackMarkLost()
+			lostRetrans = tp.retransOut < priorRetrans // FLAG_LOST_RETRANS
+		} else if tp.sackOK && tp.caState == tcpCALoss {
+			tp.markLostSack()
+		}
+		if tp.caState != tcpCAOpen && !lostRetrans {
+			tp.xmitRetransmitQueue()
+			return reoArmed
+		}
+		// Undone or over, or a retransmission was lost: as in Open.
 	}
+
 	if isDupack {
 		tp.dupAcks++
 	} else if advanced {
 		tp.dupAcks = 0
 	}
-	lost := false
-	if tp.sackOK {
-		lost = tp.markLostSack()
+	if tp.caState <= tcpCADisorder {
+		tp.tryUndoDsack()
 	}
-	if !lost && uint32(tp.dupAcks) >= tp.reordering {
-		tp.markHeadLost()
-		lost = true
-	}
-	if lost && tp.lostOut > 0 {
-		tp.enterRecovery()
-		tp.cwndReduction(ackedSacked, true, advanced)
-		tp.xmitRetransmitQueue()
-		return
-	}
-	if tp.sackedOut > 0 || tp.dupAcks > 0 {
-		tp.caState = tcpCADisorder
+	if rack {
+		// tcp_identify_packet_loss, then tcp_time_to_recover: only a
+		// proven loss (lost_out) starts recovery.
+		armed, _ := tp.rackMarkLost()
+		reoArmed = reoArmed || armed
+		if tp.lostOut > 0 {
+			tp.enterRecovery()
+			tp.cwndReduction(ackedSacked, true, advanced)
+			tp.xmitRetransmitQueue()
+			return reoArmed
+		}
 	} else {
-		tp.caState = tcpCAOpen
+		lost := false
+		if tp.sackOK {
+			lost = tp.markLostSack()
+		}
+		if !lost && uint32(tp.dupAcks) >= tp.reordering {
+			tp.markHeadLost()
+			lost = true
+		}
+		if lost && tp.lostOut > 0 {
+			tp.enterRecovery()
+			tp.cwndReduction(ackedSacked, true, advanced)
+			tp.xmitRetransmitQueue()
+			return false
+		}
 	}
+	tp.tryToOpen()
+	return reoArmed
 }

@@ -34,14 +34,15 @@ func seqMax(a, b uint32) uint32 {
 
 // The per-skb TCP control block, kept in skb.CB. Mirrors struct tcp_skb_cb.
 // Offsets: seq 0, end_seq 4, ack_seq 8, tcp_flags 12, sacked 13, tsecr
-// (received) 16.
+// (received) 16, tx.delivered (sent, for RACK's rate sample) 20.
 const (
-	cbSeq    = 0
-	cbEndSeq = 4
-	cbAckSeq = 8
-	cbFlags  = 12
-	cbSacked = 13
-	cbTsecr  = 16
+	cbSeq         = 0
+	cbEndSeq      = 4
+	cbAckSeq      = 8
+	cbFlags       = 12
+	cbSacked      = 13
+	cbTsecr       = 16
+	cbTxDelivered = 20
 )
 
 // tcp_skb_cb->sacked bits.
@@ -64,3 +65,9 @@ func cbGetSacked(b *skb.SKB) uint8     { return b.CB[cbSacked] }
 func cbSetSacked(b *skb.SKB, s uint8)  { b.CB[cbSacked] = s }
 func cbGetTsecr(b *skb.SKB) uint32     { return binary.LittleEndian.Uint32(b.CB[cbTsecr:]) }
 func cbSetTsecr(b *skb.SKB, v uint32)  { binary.LittleEndian.PutUint32(b.CB[cbTsecr:], v) }
+func cbGetTxDelivered(b *skb.SKB) uint32 {
+	return binary.LittleEndian.Uint32(b.CB[cbTxDelivered:])
+}
+func cbSetTxDelivered(b *skb.SKB, v uint32) {
+	binary.LittleEndian.PutUint32(b.CB[cbTxDelivered:], v)
+}

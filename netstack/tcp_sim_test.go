@@ -117,10 +117,12 @@ func simImpaired(t *testing.T, cfg impair.Config, size int, seed int64) {
 	cli, srv := tcpPair(t, n, 80)
 	transfer(t, n, cli, srv, size, uint64(seed), 600*time.Second)
 	transfer(t, n, srv, cli, size, uint64(seed)+1, 600*time.Second)
-	t.Logf("a: retrans %d timeouts %d fastretrans %d sackrecovery %d dsackundo %d ofoqueue(b) %d; b: retrans %d; sim time %v",
-		n.a.mib.Get(memctl.TcpRetransSegs), n.a.mib.Get(memctl.TcpExtTCPTimeouts),
-		n.a.mib.Get(memctl.TcpExtTCPFastRetrans), n.a.mib.Get(memctl.TcpExtTCPSackRecovery), n.a.mib.Get(memctl.TcpExtTCPDSACKUndo),
-		n.b.mib.Get(memctl.TcpExtTCPOFOQueue), n.b.mib.Get(memctl.TcpRetransSegs), time.Duration(n.clk.Nanotime()))
+	sum := func(c memctl.Counter) uint64 { return n.a.mib.Get(c) + n.b.mib.Get(c) }
+	t.Logf("a+b: retrans %d timeouts %d (a %d) fastretrans %d recoveries %d undos: dsack %d full %d partial %d loss %d; tsreorder %d; sim time %v",
+		sum(memctl.TcpRetransSegs), sum(memctl.TcpExtTCPTimeouts), n.a.mib.Get(memctl.TcpExtTCPTimeouts), sum(memctl.TcpExtTCPFastRetrans),
+		sum(memctl.TcpExtTCPSackRecovery)+sum(memctl.TcpExtTCPRenoRecovery), sum(memctl.TcpExtTCPDSACKUndo),
+		sum(memctl.TcpExtTCPFullUndo), sum(memctl.TcpExtTCPPartialUndo), sum(memctl.TcpExtTCPLossUndo),
+		sum(memctl.TcpExtTCPTSReorder), time.Duration(n.clk.Nanotime()))
 }
 
 // simSize is the transfer size each way: 64 MiB under -soak (make soak),

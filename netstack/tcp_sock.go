@@ -8,7 +8,9 @@ package netstack
 // tcp_timer.go (retransmit/probe, delayed ACK, keepalive/FIN_WAIT2/TIME_WAIT),
 // tcp_mem.go (window and buffer rules of linux-skmem.md 1.8/1.9),
 // tcp_sack.go (SACK blocks, RFC 6675 loss marking, reordering, recovery,
-// PRR, undo), tcp_backlog.go (socket lock, sk_backlog, deferred timers),
+// PRR), tcp_undo.go (undoing spurious reductions: D-SACKs, timestamps),
+// tcp_rack.go (RACK loss detection, reorder timer, min_rtt),
+// tcp_backlog.go (socket lock, sk_backlog, deferred timers),
 // tcp_cong.go (NewReno, CUBIC), tcp_listen.go (SYN queue, accept queue, SYN
 // cookies), tcp_api.go (socket calls, net.Conn, net.Listener), tcp_seq.go.
 //
@@ -23,8 +25,14 @@ package netstack
 // Deviations from Linux, each also noted where it is made: TIME_WAIT keeps
 // the full socket rather than a timewait mini-socket; a listener's input
 // takes its lock (backlogged when owned) where Linux's is lockless; no
-// GSO/TSO (send skbs hold at most one MSS); loss detection is RFC 6675 (no
-// RACK, no TLP, no F-RTO); CUBIC without HyStart.
+// TSO on output (send skbs hold at most one MSS; received super-packets
+// from a TUN's offloads are handled); RACK walks the retransmit
+// queue in sequence order, not a time-sorted list (tcp_rack.go says why
+// the result is the same); no F-RTO (a spurious RTO is undone only by
+// timestamps or D-SACKs; tcp_undo.go), and NewReno leaves recovery at
+// high_seq without Linux's hold; an ACK arriving while the loss probe is
+// pending re-arms a full RTO rather than the remainder (tcp_rearm_rto);
+// HyStart without pacing or GSO terms (tcp_hystart.go).
 
 import (
 	"crypto/sha256"
@@ -311,14 +319,21 @@ type TCPSock struct {
 	dupAcks       int
 	totalRetrans  uint32
 	undoMarker    uint32 // snd_una when the window was last reduced (0: nothing to undo)
-	undoRetrans   int    // retransmissions not yet shown spurious by D-SACK
+	undoRetrans   int    // retransmissions not yet shown spurious by D-SACK (-1: none sent yet)
 	undoEnd       uint32 // D-SACKs are awaited until snd_una passes this
 	priorCwnd     uint32
 	priorSsthr    uint32
 	prrDelivered  uint32 // RFC 6937 state
 	prrOut        uint32
-	tlpHighSeq    uint32 // snd_nxt at the last tail loss probe (0: none out)
-	maxPacketsOut uint32 // tcp_cwnd_validate state
+	tlpHighSeq    uint32        // snd_nxt at the last tail loss probe (0: none out)
+	tlpRetrans    bool          // tlp_retrans: that probe was a retransmission
+	rack          tcpRack       // RACK-TLP loss detection state (tcp_rack.go)
+	reordSeen     uint32        // reord_seen: reordering events detected
+	delivered     uint32        // delivered: packets (S)ACKed, for RACK's rate-sample rounds
+	rttMin        minmax        // rtt_min: windowed minimum RTT in microseconds (tcp_min_rtt)
+	rs            tcpRateSample // the rate sample of the ACK being processed
+	dsackDups     uint32        // dsack_dups: segments reported duplicated by D-SACKs
+	maxPacketsOut uint32        // tcp_cwnd_validate state
 	cwndUsageSeq  uint32
 	cwndLimited   bool
 
@@ -340,9 +355,9 @@ type TCPSock struct {
 	backoff      uint8
 	retransmits  uint8
 	probesOut    uint8
-	rtoKind      uint8 // icsk_pending: timerRetrans or timerProbe0
+	rtoKind      uint8 // icsk_pending: timerRetrans, timerProbe0, timerReoTimeout or timerLossProbe
 	rtoDeadline  int64
-	retransStamp int64 // time of the first retransmission (retrans_stamp)
+	retransStamp int64 // retrans_stamp: stack time of the episode's first retransmission (0: none; tcp_undo.go)
 
 	// Receiving.
 	irs           uint32
@@ -432,6 +447,8 @@ func (s *Stack) newTCPSock(sk *memctl.Sock) *TCPSock {
 	tp.advmss = tcpMssDefault
 	tp.rcvMss = tcpMssDefault
 	tp.reordering = tcpDefaultReord
+	tp.rack.reoWndSteps = 1 // tcp_init_sock
+	tp.rttMin.reset(0, tcpRackNoMinRtt)
 	tp.scalingRatio = tcpScalingRatio
 	tp.kaTime, tp.kaIntvl, tp.kaProbes = tcpKeepaliveTime, tcpKeepaliveIntv, tcpKeepaliveCnt
 	tp.cc = newCubic()

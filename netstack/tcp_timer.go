@@ -9,9 +9,10 @@ import (
 
 // What the retransmit timer is armed for (icsk_pending).
 const (
-	timerRetrans   = 1 // ICSK_TIME_RETRANS
-	timerProbe0    = 3 // ICSK_TIME_PROBE0
-	timerLossProbe = 5 // ICSK_TIME_LOSS_PROBE
+	timerRetrans    = 1 // ICSK_TIME_RETRANS
+	timerProbe0     = 3 // ICSK_TIME_PROBE0
+	timerReoTimeout = 4 // ICSK_TIME_REO_TIMEOUT: RACK's reorder timer (tcp_rack.go)
+	timerLossProbe  = 5 // ICSK_TIME_LOSS_PROBE
 )
 
 // resetRetransTimer arms the retransmit/probe timer. Mirrors
@@ -34,14 +35,26 @@ func (tp *TCPSock) clearRetransTimer() {
 
 // rearmRTO re-arms the RTO after an ACK: stopped when nothing is in flight.
 // Mirrors tcp_rearm_rto.
+//
+// Replacing a pending reorder timer, the RTO counts from the head's
+// transmission rather than from now (tcp_rto_delta_us), as Linux does for
+// ICSK_TIME_REO_TIMEOUT. Linux does the same for a pending loss probe;
+// sockfs re-arms a full RTO there, as it did before RACK, so that
+// tcp_recovery=0 keeps the old behaviour exactly.
 func (tp *TCPSock) rearmRTO() {
 	if tp.packetsOut == 0 {
-		if tp.rtoKind == timerRetrans {
+		if tp.rtoKind == timerRetrans || tp.rtoKind == timerReoTimeout {
 			tp.clearRetransTimer()
 		}
 		return
 	}
-	tp.resetRetransTimer(timerRetrans, tp.rto)
+	rto := tp.rto
+	if tp.rtoKind == timerReoTimeout {
+		if head := tp.rtxQueue.Peek(); head != nil {
+			rto = max(tp.rto-time.Duration(tp.now()-head.Tstamp), time.Microsecond)
+		}
+	}
+	tp.resetRetransTimer(timerRetrans, rto)
 }
 
 // checkProbeTimer arms the zero-window probe timer when data waits and
@@ -94,6 +107,8 @@ func (tp *TCPSock) writeTimerHandler() {
 		tp.retransmitTimer()
 	case timerProbe0:
 		tp.probeTimer()
+	case timerReoTimeout:
+		tp.rackReoTimeout()
 	case timerLossProbe:
 		tp.sendLossProbe()
 	}
@@ -137,7 +152,7 @@ func (tp *TCPSock) sendLossProbe() {
 	if b := tp.writeQueue.Peek(); b != nil && !seqGT(cbGetEndSeq(b), tp.sndUna+tp.sndWnd) {
 		tp.eventNewDataSent(b)
 		b.HeaderRelease()
-		b.Tstamp = tp.now()
+		tp.rateSkbSent(b)
 		tp.transmitSkb(b, true)
 		sent = true
 	}
@@ -147,6 +162,7 @@ func (tp *TCPSock) sendLossProbe() {
 		}
 	}
 	tp.tlpHighSeq = tp.sndNxt
+	tp.tlpRetrans = !sent
 	tp.resetRetransTimer(timerRetrans, tp.rtoBackoff())
 }
 
