@@ -37,11 +37,19 @@ func startImport(t *testing.T, ns *netns, addr string) *importer {
 	}
 	go func() { im.done <- im.cmd.Wait() }()
 	t.Cleanup(func() {
-		im.cmd.Process.Kill()
+		// SIGTERM first (a test that failed before stop still checks the
+		// unmount); SIGKILL only if import ignores it.
+		im.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-im.done:
 			im.done <- err
 		case <-time.After(5 * time.Second):
+			im.cmd.Process.Kill()
+			select {
+			case err := <-im.done:
+				im.done <- err
+			case <-time.After(5 * time.Second):
+			}
 		}
 		if mounted(im.dir) {
 			exec.Command("fusermount3", "-uz", im.dir).Run()
@@ -267,9 +275,12 @@ echo 'connect 198.18.0.1!8001' >&3 && echo $n > $F && sleep 60`)
 	}
 
 	csvPath := filepath.Join(t.TempDir(), "run.csv")
-	tool("trace", im.dir, "--conv", conv, "--every", "20ms", "--for", "400ms", "-o", csvPath)
+	// Each sample is several reads through FUSE, 9P and the remote tree;
+	// a loaded 2-core machine may take most of an interval for one, so
+	// ask for a few samples, not a count the interval promises.
+	tool("trace", im.dir, "--conv", conv, "--every", "20ms", "--for", "800ms", "-o", csvPath)
 	rows, err := csv.NewReader(mustOpen(t, csvPath)).ReadAll()
-	if err != nil || len(rows) < 6 {
+	if err != nil || len(rows) < 4 {
 		t.Fatalf("trace: %d rows, %v", len(rows), err)
 	}
 	col := map[string]int{}
