@@ -245,7 +245,13 @@ func (p *proc) stop() {
 		case <-p.done:
 		case <-time.After(5 * time.Second):
 			p.cmd.Process.Kill()
-			<-p.done
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+				// Unkillable: stuck in a file server's request (the
+				// daemon, stopped after us, ends it).
+				logf("peer %d ignores SIGKILL; going on", p.cmd.Process.Pid)
+			}
 		}
 		cleanup.Lock()
 		delete(cleanup.procs, p.cmd.Process.Pid)

@@ -12,10 +12,11 @@
 // files are still open; Mount recovers a stale mount point (a killed
 // daemon's) and refuses a live one.
 //
-// Known limit: bazil registers a request in the goroutine that serves it,
-// so an INTERRUPT that overtakes that registration (microseconds after the
-// request is read) is dropped; the call then stays blocked until it
-// completes normally.
+// bazil registers a request in the goroutine that serves it, so an
+// INTERRUPT that overtakes that registration (microseconds after the
+// request is read) is dropped; open, read and write therefore also watch
+// the caller's pending signals while they block (watchSignals), which
+// ends such a call within signalPoll.
 package fuse
 
 import (
@@ -237,6 +238,8 @@ func (n node) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenRe
 	if req.Flags&fuse.OpenNonblock != 0 {
 		ctx = netfs.WithNonblock(ctx)
 	}
+	ctx, stop := watchSignals(ctx, req.Pid)
+	defer stop()
 	h, err := f.Open(ctx, netfs.OpenReq{Flags: flags, Uid: req.Uid, Gid: req.Gid})
 	if err != nil {
 		return nil, errno(err)
@@ -276,6 +279,8 @@ func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.Rea
 		off = h.cursor
 		h.mu.Unlock()
 	}
+	ctx, stop := watchSignals(ctx, req.Pid)
+	defer stop()
 	n, err := h.h.Read(ioctx(ctx, req.FileFlags), buf, off)
 	if err != nil {
 		return errno(err)
@@ -290,6 +295,8 @@ func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.Rea
 }
 
 func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
+	ctx, stop := watchSignals(ctx, req.Pid)
+	defer stop()
 	n, err := h.h.Write(ioctx(ctx, req.FileFlags), req.Data, req.Offset)
 	if err != nil {
 		return errno(err)
