@@ -297,16 +297,18 @@ echo 'connect 198.18.0.1!8001' >&3 && echo $n > $F && sleep 60`)
 		}
 	}
 
-	sock := fmt.Sprintf("sockfs-it-top-%d", os.Getpid())
+	// A socket of our own in the test's temporary directory (removed with
+	// it), not a named one left behind in /tmp/tmux-UID.
+	sock := filepath.Join(t.TempDir(), "tmux.sock")
 	tmux := func(args ...string) (string, error) {
-		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
+		out, err := exec.Command("tmux", append([]string{"-S", sock}, args...)...).CombinedOutput()
 		return string(out), err
 	}
 	if out, err := tmux("new-session", "-d", "-s", "top", "-x", "120", "-y", "40",
 		sockfsBin(t), "top", im.dir, "-i", "100ms"); err != nil {
 		t.Fatalf("tmux: %v %s", err, out)
 	}
-	t.Cleanup(func() { tmux("kill-server") }) // our own -L socket only
+	t.Cleanup(func() { tmux("kill-server") }) // our own socket only
 	var screen string
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		screen, _ = tmux("capture-pane", "-p", "-t", "top")

@@ -52,9 +52,11 @@ func TestTopUnderTmux(t *testing.T) {
 	}
 	tcp := ps[0]
 
-	sock := fmt.Sprintf("sockfs-top-test-%d", os.Getpid())
+	// A socket of our own in the test's temporary directory (removed with
+	// it), not a named one left behind in /tmp/tmux-UID.
+	sock := filepath.Join(t.TempDir(), "tmux.sock")
 	tmux := func(args ...string) (string, error) {
-		out, err := exec.Command("tmux", append([]string{"-L", sock}, args...)...).CombinedOutput()
+		out, err := exec.Command("tmux", append([]string{"-S", sock}, args...)...).CombinedOutput()
 		return string(out), err
 	}
 	dir := t.TempDir()
@@ -64,7 +66,7 @@ func TestTopUnderTmux(t *testing.T) {
 	if out, err := tmux("new-session", "-d", "-s", "top", "-x", "120", "-y", "40", "sh", "-c", cmd); err != nil {
 		t.Fatalf("tmux new-session: %v %s", err, out)
 	}
-	t.Cleanup(func() { tmux("kill-server") }) // our own -L socket only
+	t.Cleanup(func() { tmux("kill-server") }) // our own socket only
 
 	wantThresh := fmt.Sprintf("tcp_mem  low %d  pressure %d  high %d", tcp.Low, tcp.PressAt, tcp.High)
 	convName := fmt.Sprintf("tcp/%d", server.N)
