@@ -87,6 +87,14 @@ func (s *Stack) ipLocalDeliver(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
 // to (the original skb's charge is released when it is freed). It owns b.
 // Mirrors ip_queue_xmit / ip_local_out / ip_finish_output / ip_fragment.
 func (s *Stack) ipOutput(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8, ttl, tos uint8, owner *memctl.Sock) error {
+	return s.ipOutputQ(b, rt, src, dst, proto, ttl, tos, owner, nil)
+}
+
+// ipOutputQ is ipOutput that, if q is not nil, appends a packet that needs
+// no fragmenting to q instead of transmitting it at once; the caller
+// flushes q. Fragments are never queued (they are rare and each is sent as
+// it is made).
+func (s *Stack) ipOutputQ(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8, ttl, tos uint8, owner *memctl.Sock, q *xmitQueue) error {
 	s.mib.Inc(memctl.IpOutRequests)
 	mtu := rt.Dev.MTU()
 	total := header.IPv4MinSize + b.Len()
@@ -109,7 +117,11 @@ func (s *Stack) ipOutput(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8,
 	iph.Encode(&fields)
 	b.SetNetworkHeader()
 	if total <= mtu {
-		s.xmit(rt.Dev, b)
+		if q != nil {
+			q.add(rt.Dev, b)
+		} else {
+			s.xmit(rt.Dev, b)
+		}
 		return nil
 	}
 	return s.ipFragment(b, rt.Dev, mtu, owner)
@@ -176,4 +188,61 @@ func (s *Stack) xmit(dev *NetDevice, b *skb.SKB) {
 	dev.dev.Xmit(one[:])
 	one[0] = nil
 	batchPool.Put(one)
+}
+
+// A xmitQueue flushes on its own once it holds xmitQueueMax packets or
+// xmitQueueBytes bytes: a 64 KiB super-packet's worth, so a device that
+// coalesces (tun) gets whole runs and the first packet of a long Send waits
+// no longer than Linux's does for its size_goal skb to fill.
+const (
+	xmitQueueMax   = 64
+	xmitQueueBytes = 64 << 10
+)
+
+// xmitQueue is a run of packets one sender transmits with one Xmit call
+// (Linux's xmit_more: the driver learns that more packets follow and may
+// act on them together, here by coalescing them into a GSO packet). Each
+// TCP socket has one, active between txBegin and txEnd while it is locked;
+// it is never shared between sockets. The slice is reused, so queueing
+// allocates nothing after the first use.
+type xmitQueue struct {
+	dev   *NetDevice
+	skbs  []*skb.SKB
+	bytes int // the length of skbs' packets
+	depth int // nesting of txBegin; flushed when it returns to 0
+}
+
+// add queues b for dev, flushing first if the queue holds another device's
+// packets, and after if it is full.
+func (q *xmitQueue) add(dev *NetDevice, b *skb.SKB) {
+	if q.dev != dev && len(q.skbs) > 0 {
+		q.flush()
+	}
+	if q.skbs == nil {
+		q.skbs = make([]*skb.SKB, 0, xmitQueueMax)
+	}
+	q.dev = dev
+	q.skbs = append(q.skbs, b)
+	q.bytes += b.Len()
+	if len(q.skbs) >= xmitQueueMax || q.bytes >= xmitQueueBytes {
+		q.flush()
+	}
+}
+
+// flush hands the queued packets to the device (through its Out
+// impairment stage, if any) in one batch. Like xmit, it never blocks and
+// never calls a Receiver, so the caller may hold socket locks.
+func (q *xmitQueue) flush() {
+	if len(q.skbs) == 0 {
+		return
+	}
+	if st := q.dev.impairStage(Out); st != nil {
+		st.EnqueueBatch(q.skbs)
+	} else {
+		q.dev.dev.Xmit(q.skbs)
+	}
+	clear(q.skbs)
+	q.skbs = q.skbs[:0]
+	q.bytes = 0
+	q.dev = nil
 }

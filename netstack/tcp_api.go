@@ -195,6 +195,14 @@ func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
 	copied := 0
 	nonblock := tp.nonblock.Load()
 	sk := tp.sk
+	// The segments this call sends go to the device as runs (xmitQueue),
+	// so the device can coalesce them: Linux's tcp_sendmsg pushes only
+	// when an skb reaches size_goal (up to 64 KiB with TSO); TCP here
+	// keeps MSS-sized skbs and the queue plays size_goal's part. It is
+	// flushed before every wait (waitForSpace) and, deferred after
+	// releaseSock's defer, before the lock is released.
+	tp.txBegin()
+	defer tp.txEnd()
 	for copied < len(p) {
 		if e := sk.Err(); e != 0 {
 			return tp.sendResult(copied, sk.SockError())
@@ -288,6 +296,8 @@ func (tp *TCPSock) sendResult(copied int, err error) (int, error) {
 func (tp *TCPSock) waitForSpace(ctx context.Context, nonblock bool, copied int) error {
 	tp.sk.SetFlag(memctl.FlagNoSpace)
 	tp.pushPendingFrames(tp.nonagle())
+	depth := tp.txSuspend()
+	defer tp.txResume(depth)
 	return tp.sk.StreamWaitMemory(ctx, nonblock, (*ownerLocker)(tp))
 }
 

@@ -141,8 +141,43 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 	if flags&tcpRst != 0 {
 		tp.stack.mib.Inc(memctl.TcpOutRsts)
 	}
-	tp.stack.ipOutput(out, tp.route, src, dst, header.IPv4ProtocolTCP, tp.ipTTL(), tp.tos, nil)
+	var q *xmitQueue
+	if tp.txq.depth > 0 {
+		q = &tp.txq
+	}
+	tp.stack.ipOutputQ(out, tp.route, src, dst, header.IPv4ProtocolTCP, tp.ipTTL(), tp.tos, nil, q)
 }
+
+// txBegin starts (or nests in) a run of segments transmitted together:
+// until the matching txEnd, transmitSkb queues on tp.txq instead of
+// calling the device per segment. Callers hold the socket lock and call
+// txEnd before releasing it and before anything that may wait; nothing
+// between the two may block. Mirrors the xmit_more hint tcp_write_xmit
+// gives drivers, done here by deferring the device call.
+func (tp *TCPSock) txBegin() { tp.txq.depth++ }
+
+// txEnd ends a run started by txBegin; the outermost one flushes the queue
+// to the device.
+func (tp *TCPSock) txEnd() {
+	tp.txq.depth--
+	if tp.txq.depth == 0 {
+		tp.txq.flush()
+	}
+}
+
+// txSuspend flushes the queue and suspends the runs in progress, for a
+// caller inside one that is about to wait (and so to release the socket
+// lock, letting other paths transmit and flush on their own). It returns
+// what txResume, called with the lock held again, restores.
+func (tp *TCPSock) txSuspend() int {
+	depth := tp.txq.depth
+	tp.txq.depth = 0
+	tp.txq.flush()
+	return depth
+}
+
+// txResume resumes the runs txSuspend suspended.
+func (tp *TCPSock) txResume(depth int) { tp.txq.depth = depth }
 
 // allocControlSkb returns an empty skb for a control segment. Mirrors the
 // alloc_skb(MAX_TCP_HEADER) of tcp_send_ack and friends.
@@ -312,6 +347,7 @@ func (tp *TCPSock) writeXmit(nonagle int) bool {
 	mss := tp.sendMss()
 	sent := false
 	limited := false
+	tp.txBegin()
 	for b := tp.writeQueue.Peek(); b != nil; b = tp.writeQueue.Peek() {
 		fl := cbGetFlags(b)
 		if tp.packetsInFlight() >= tp.cwnd && !(fl&tcpFin != 0 && b.Len() == 0) {
@@ -338,6 +374,7 @@ func (tp *TCPSock) writeXmit(nonagle int) bool {
 		tp.transmitSkb(b, true)
 		sent = true
 	}
+	tp.txEnd()
 	if sent || limited {
 		tp.cwndValidate(limited)
 	}
@@ -387,6 +424,8 @@ func (tp *TCPSock) xmitRetransmitQueue() {
 	if tp.lostOut == 0 {
 		return
 	}
+	tp.txBegin()
+	defer tp.txEnd()
 	for b := tp.rtxQueue.Peek(); b != nil; b = b.Next() {
 		if tp.packetsInFlight() >= tp.cwnd {
 			return

@@ -19,10 +19,11 @@ import (
 
 // capDev is a test device that records what the stack transmits.
 type capDev struct {
-	mu    sync.Mutex
-	out   []*skb.SKB
-	stats link.Stats
-	rx    link.Receiver
+	mu      sync.Mutex
+	out     []*skb.SKB
+	batches []int // the length of each Xmit batch
+	stats   link.Stats
+	rx      link.Receiver
 }
 
 func (d *capDev) Kind() string                { return "cap" }
@@ -41,6 +42,7 @@ func (d *capDev) Stop() error {
 func (d *capDev) Xmit(batch []*skb.SKB) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.batches = append(d.batches, len(batch))
 	for _, b := range batch {
 		b.Orphan()
 		d.out = append(d.out, b)
@@ -420,6 +422,36 @@ func TestEstablishedData(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.expect(seg{seq: c.iss + 1, ack: 1006, flags: fAck | fPsh, payload: "world"})
+}
+
+// TestEstablishedSendOneXmit: the segments one Send call transmits reach
+// the device in one Xmit batch (xmitQueue), still one skb per MSS, in
+// order.
+func TestEstablishedSendOneXmit(t *testing.T) {
+	c := newEstablished(t)
+	const mss, n = 1460, 8
+	data := make([]byte, n*mss)
+	for i := range data {
+		data[i] = byte('a' + i%26)
+	}
+	c.dev.mu.Lock()
+	before := len(c.dev.batches)
+	c.dev.mu.Unlock()
+	if _, err := c.tp.Send(context.Background(), data); err != nil {
+		t.Fatal(err)
+	}
+	c.dev.mu.Lock()
+	batches := append([]int(nil), c.dev.batches[before:]...)
+	c.dev.mu.Unlock()
+	if len(batches) != 1 || batches[0] != n {
+		t.Fatalf("Xmit batches %v, want one of %d", batches, n)
+	}
+	for i := range n {
+		// No PSH on the last: it was a full segment, sent (queued) before
+		// Send's closing tcp_push found the write queue empty, as before.
+		c.expect(seg{seq: c.iss + 1 + uint32(i*mss), ack: 1001, flags: fAck, payload: string(data[i*mss : (i+1)*mss])})
+	}
+	c.expectNone()
 }
 
 func TestEstablishedOutOfOrder(t *testing.T) {

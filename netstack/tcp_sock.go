@@ -252,7 +252,8 @@ func (t *tcpTable) lookupListener(daddr netip.Addr, dport uint16) *TCPSock {
 type TCPSock struct {
 	stack *Stack
 	sk    *memctl.Sock
-	mu    sockLock // see tcp_backlog.go: take it with lockSock/releaseSock or bhLockSock
+	mu    sockLock  // see tcp_backlog.go: take it with lockSock/releaseSock or bhLockSock
+	txq   xmitQueue // segments of one Send/writeXmit/xmitRetransmitQueue run (txBegin..txEnd)
 
 	skBacklog    skb.Queue // sk_backlog: segments that arrived while owned (slock)
 	blProc       skb.Queue // the batch __release_sock is processing (owner only)

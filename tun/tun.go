@@ -40,10 +40,12 @@
 // fragments (a TUN write is one packet), from any number of goroutines,
 // behind a virtio_net_hdr that asks the kernel to complete the checksum of
 // a skb.ChecksumPartial packet (the device advertises
-// link.FeatureHWCsum, Linux's NETIF_F_HW_CSUM). Not done: TSO on
-// transmit (sending skbs of several MSS with gso_size set) needs TCP's
-// output to build such skbs (tcp_tso_segs, tso_fragment); TCP sends at
-// most one MSS per skb today.
+// link.FeatureHWCsum, Linux's NETIF_F_HW_CSUM). With offloads in force,
+// Xmit also coalesces a batch's runs of consecutive MSS-sized segments of
+// one TCP flow into GSO super-packets (gso_type TCPV4, gso_size the MSS;
+// see gso.go): TCP still builds one skb per MSS, and its output hands a
+// run to the device in one batch (netstack's xmitQueue), so one writev(2)
+// carries up to 64 KiB and the kernel's TCP input runs once for it.
 package tun
 
 import (
@@ -126,6 +128,8 @@ type OffloadStats struct {
 	RxCsumValid     atomic.Uint64 // packets received with VIRTIO_NET_HDR_F_DATA_VALID
 	RxBadVnetHdr    atomic.Uint64 // dropped: a header we cannot honour (also in RxDropped)
 	TxCsumOffloaded atomic.Uint64 // packets sent with VIRTIO_NET_HDR_F_NEEDS_CSUM
+	TxGSOPackets    atomic.Uint64 // super-packets sent (gso_type TCPV4), coalesced from a batch
+	TxGSOSegs       atomic.Uint64 // the segments they were coalesced from (gso_segs)
 }
 
 // OffloadStats returns the device's offload counters. Safe for concurrent

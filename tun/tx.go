@@ -11,19 +11,24 @@ import (
 
 // txState holds one packet's iovecs for writev(2): the virtio_net_hdr (on
 // a device with IFF_VNET_HDR), the skb's linear part and its page
-// fragments, written as one packet without linearising. write is bound once
-// as a method value so RawWrite does not allocate.
+// fragments, written as one packet without linearising; or, for a GSO
+// super-packet (gso.go), the header, the fixed-up headers in gsoHdrs and
+// the payloads of all its segments. iov grows to uioMaxIov the first time
+// a super-packet needs more than a packet does, and stays so. write is
+// bound once as a method value so RawWrite does not allocate.
 type txState struct {
-	hdr   [vnetHdrLen]byte
-	iov   [2 + skb.MaxFrags]unix.Iovec
-	niov  int
-	n     int
-	errno unix.Errno
-	write func(fd uintptr) bool
+	hdr     [vnetHdrLen]byte
+	gsoHdrs [2 * 60]byte // IPv4 + TCP headers, each at most 60 bytes
+	iov     []unix.Iovec
+	niov    int
+	used    int // most iovecs set since the pool handed t out
+	n       int
+	errno   unix.Errno
+	write   func(fd uintptr) bool
 }
 
 var txPool = sync.Pool{New: func() any {
-	t := new(txState)
+	t := &txState{iov: make([]unix.Iovec, 2+skb.MaxFrags)}
 	t.write = t.writev
 	return t
 }}
@@ -78,6 +83,7 @@ func (t *txState) load(b *skb.SKB, vnet bool) (offloaded bool) {
 			t.niov++
 		}
 	}
+	t.used = max(t.used, t.niov)
 	return offloaded
 }
 
@@ -89,11 +95,15 @@ func (t *txState) hdrLen() int {
 	return 0
 }
 
-// Xmit writes each packet of batch to the kernel, one writev(2) per packet
-// (a TUN write is one packet), and frees every skb, which runs its
-// destructor (TX completion: the sender's buffer is released after the
-// kernel has copied the packet). Packets longer than the MTU or sent after
-// Stop are dropped (TxDropped); failed writes count as TxErrors.
+// Xmit writes the packets of batch to the kernel and frees every skb,
+// which runs its destructor (TX completion: the sender's buffer is released
+// after the kernel has copied the packet). A TUN write is one packet: one
+// writev(2) per packet, except that with offloads in force a run of
+// consecutive MSS-sized segments of one TCP flow goes as one GSO
+// super-packet (gso.go), counted once in Stats with its length and in
+// OffloadStats.TxGSOPackets/TxGSOSegs. Packets longer than the MTU or sent
+// after Stop are dropped (TxDropped); failed writes count as TxErrors (a
+// failed super-packet once).
 //
 // Safe for concurrent use from any number of goroutines: writes on the
 // descriptor are serialised by its write lock in Go's poll.FD, and each is
@@ -105,46 +115,85 @@ func (d *Device) Xmit(batch []*skb.SKB) {
 		return
 	}
 	t := txPool.Get().(*txState)
-	for i, b := range batch {
-		batch[i] = nil
-		n := b.Len()
-		if n == 0 {
-			d.stats.TxErrors.Add(1) // TUN refuses an empty write (EINVAL)
-			b.Free()
-			continue
-		}
-		if n > d.cfg.MTU || d.stopped.Load() {
-			d.stats.TxDropped.Add(1)
-			b.Free()
-			continue
-		}
-		if b.IPSummed == skb.ChecksumPartial && !d.vnetHdr && !b.ChecksumHelp() {
-			// Not from this stack, which offloads only to devices with
-			// link.FeatureHWCsum; complete it as validate_xmit_skb would.
-			d.stats.TxErrors.Add(1)
-			b.Free()
-			continue
-		}
-		offloaded := t.load(b, d.vnetHdr)
-		t.errno = 0
-		err := d.raw.Write(t.write)
-		switch {
-		case err != nil && d.stopped.Load():
-			// Raced with Stop: RawWrite fails with poll's "use of closed
-			// file", which (unlike os.File's methods) it does not map to
-			// os.ErrClosed.
-			d.stats.TxDropped.Add(1)
-		case err != nil, t.errno != 0, t.n != n+t.hdrLen():
-			d.stats.TxErrors.Add(1)
-		default:
-			if offloaded {
-				d.offl.TxCsumOffloaded.Add(1)
+	gso := d.vnetHdr && d.rxOffload
+	for i := 0; i < len(batch); {
+		if gso && !d.stopped.Load() {
+			if n, total, iovs := gsoRun(batch[i:], d.cfg.MTU); n > 1 {
+				d.xmitGSO(t, batch[i:i+n], total, iovs)
+				i += n
+				continue
 			}
-			d.stats.TxPackets.Add(1)
-			d.stats.TxBytes.Add(uint64(n))
 		}
+		d.xmitOne(t, batch[i])
+		batch[i] = nil
+		i++
+	}
+	clear(t.iov[:t.used]) // do not pin freed buffers from the pool
+	t.used = 0
+	txPool.Put(t)
+}
+
+// xmitGSO writes run as one super-packet of total bytes and frees its skbs
+// (clearing their places in the batch).
+func (d *Device) xmitGSO(t *txState, run []*skb.SKB, total, payloadIovs int) {
+	t.loadGSO(run, total, payloadIovs)
+	t.errno = 0
+	err := d.raw.Write(t.write)
+	switch {
+	case err != nil && d.stopped.Load():
+		d.stats.TxDropped.Add(1)
+	case err != nil, t.errno != 0, t.n != vnetHdrLen+total:
+		d.stats.TxErrors.Add(1)
+	default:
+		d.offl.TxGSOPackets.Add(1)
+		d.offl.TxGSOSegs.Add(uint64(len(run)))
+		d.offl.TxCsumOffloaded.Add(1)
+		d.stats.TxPackets.Add(1)
+		d.stats.TxBytes.Add(uint64(total))
+	}
+	for i, b := range run {
+		run[i] = nil
 		b.Free()
 	}
-	t.iov = [len(t.iov)]unix.Iovec{} // do not pin freed buffers from the pool
-	txPool.Put(t)
+}
+
+// xmitOne writes b as one packet and frees it.
+func (d *Device) xmitOne(t *txState, b *skb.SKB) {
+	n := b.Len()
+	if n == 0 {
+		d.stats.TxErrors.Add(1) // TUN refuses an empty write (EINVAL)
+		b.Free()
+		return
+	}
+	if n > d.cfg.MTU || d.stopped.Load() {
+		d.stats.TxDropped.Add(1)
+		b.Free()
+		return
+	}
+	if b.IPSummed == skb.ChecksumPartial && !d.vnetHdr && !b.ChecksumHelp() {
+		// Not from this stack, which offloads only to devices with
+		// link.FeatureHWCsum; complete it as validate_xmit_skb would.
+		d.stats.TxErrors.Add(1)
+		b.Free()
+		return
+	}
+	offloaded := t.load(b, d.vnetHdr)
+	t.errno = 0
+	err := d.raw.Write(t.write)
+	switch {
+	case err != nil && d.stopped.Load():
+		// Raced with Stop: RawWrite fails with poll's "use of closed
+		// file", which (unlike os.File's methods) it does not map to
+		// os.ErrClosed.
+		d.stats.TxDropped.Add(1)
+	case err != nil, t.errno != 0, t.n != n+t.hdrLen():
+		d.stats.TxErrors.Add(1)
+	default:
+		if offloaded {
+			d.offl.TxCsumOffloaded.Add(1)
+		}
+		d.stats.TxPackets.Add(1)
+		d.stats.TxBytes.Add(uint64(n))
+	}
+	b.Free()
 }
