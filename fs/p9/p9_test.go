@@ -658,3 +658,39 @@ func TestServeStopsWithBlockedRead(t *testing.T) {
 		t.Fatal("listener still open")
 	}
 }
+
+// TestReadWhileOpenInFlight: a Tread on a fid whose Tlopen has not been
+// answered (here a listen open, blocked until a call arrives) gets
+// Rlerror(EBADF) at once; p9 v0.3.0 would race on the fid's open state.
+// The open itself is unaffected: a Tflush still ends it with EINTR.
+func TestReadWhileOpenInFlight(t *testing.T) {
+	e := newEnv(t)
+	ctl := local(t, e.ta, "tcp/clone")
+	write(t, ctl, "announce 7010")
+	n := readNum(t, ctl)
+
+	rc := dialRaw(t, e.addr, 0)
+	body := le.AppendUint32(nil, 1)
+	body = le.AppendUint32(body, 2)
+	body = le.AppendUint16(body, 3)
+	for _, name := range []string{"tcp", n, "listen"} {
+		body = append(body, pstr(name)...)
+	}
+	rc.send(t, newFrame(msgTwalk, 2, body...))
+	if r := rc.recv(t); r.typ() != msgRwalk {
+		t.Fatalf("Twalk: type %d", r.typ())
+	}
+	rc.send(t, newFrame(msgTlopen, 3, le.AppendUint32(le.AppendUint32(nil, 2), syscall.O_RDWR)...))
+	rc.expectNothing(t, 100*time.Millisecond) // blocked: no call yet
+	rc.send(t, tread(4, 2, 0, 100))
+	if r := rc.recv(t); r.tag() != 4 || r.typ() != msgRlerror || le.Uint32(r[hdrLen:]) != uint32(syscall.EBADF) {
+		t.Fatalf("Tread during Tlopen: type %d tag %d % x, want Rlerror(EBADF)", r.typ(), r.tag(), []byte(r))
+	}
+	var b [2]byte
+	le.PutUint16(b[:], 3)
+	rc.send(t, newFrame(msgTflush, 5, b[:]...))
+	r1, r2 := rc.recv(t), rc.recv(t)
+	if r1.tag() != 3 || r1.typ() != msgRlerror || le.Uint32(r1[hdrLen:]) != uint32(syscall.EINTR) || r2.typ() != msgRflush {
+		t.Fatalf("flush of the open: %d/%d then %d/%d", r1.tag(), r1.typ(), r2.tag(), r2.typ())
+	}
+}

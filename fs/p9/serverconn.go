@@ -43,7 +43,15 @@ type request struct {
 //     the global rename lock (Tsetattr, Txattrcreate, Trename, Trenameat,
 //     Tremove), which would otherwise wait for every blocked read on that
 //     file and, for the rename lock, stall the whole connection;
-//   - cap msize and Tread counts.
+//   - cap msize and Tread counts;
+//   - on Tversion, abort the requests in flight (as version(5) says) and
+//     let p9 answer them before it starts the new session;
+//   - refuse (EBADF) a request on a fid whose Tlopen is still in flight:
+//     p9 v0.3.0 sets a fid's open state in Tlopen's handler without the
+//     lock the other handlers read it under, so a client that pipelines
+//     a Tread (or a Treaddir, Twalk, ...) behind its Tlopen races inside
+//     p9 (the race detector caught it on FuzzServeConn's seeds). A client
+//     must wait for Rlopen anyway; Tclunk and Tflush still pass.
 type serverConn struct {
 	nc       net.Conn
 	br       *bufio.Reader
@@ -64,6 +72,10 @@ type serverConn struct {
 	tags  map[uint16]*request
 	byG   map[uint64]*request
 	fids  map[uint32]bool // fids the client holds (for Tsetattr's EBADF)
+	// opening holds the fids with a Tlopen in flight (see next).
+	opening map[uint32]*request
+	// version is the Tversion given to p9 and not yet answered (see next).
+	version *request
 	// p9busy counts requests given to p9 whose reply is not completely
 	// written yet.
 	p9busy int
@@ -86,6 +98,7 @@ func newServerConn(ctx context.Context, nc net.Conn, maxMsize uint32, log *slog.
 		tags:     make(map[uint16]*request),
 		byG:      make(map[uint64]*request),
 		fids:     make(map[uint32]bool),
+		opening:  make(map[uint32]*request),
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	return c
@@ -136,6 +149,26 @@ func (c *serverConn) drain() {
 	time.Sleep(5 * time.Millisecond)
 }
 
+// abortInFlight cancels every request in flight but self and waits (at
+// most 5 s) until p9 has written the replies of those it was given.
+func (c *serverConn) abortInFlight(self *request) {
+	c.mu.Lock()
+	for _, o := range c.tags {
+		if o != self {
+			o.cancel()
+		}
+	}
+	c.mu.Unlock()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		busy := c.p9busy
+		c.mu.Unlock()
+		if busy == 0 || c.broken.Load() {
+			return
+		}
+	}
+}
+
 // next reads one frame from the client and either keeps it for p9 (as
 // c.cur) or answers it.
 func (c *serverConn) next() error {
@@ -158,6 +191,22 @@ func (c *serverConn) next() error {
 	}
 	c.cur, c.pos = nil, 0
 
+	// Nothing goes to p9 until it has answered a Tversion: p9 v0.3.0
+	// reads the next message in another goroutine while its Tversion
+	// handler sets up the session's buffers, unsynchronised (a race the
+	// race detector found with FuzzServeConn's seeds). A client must wait
+	// for Rversion anyway.
+	c.mu.Lock()
+	v := c.version
+	c.mu.Unlock()
+	if v != nil {
+		select {
+		case <-v.done:
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+	}
+
 	r := &request{tag: f.tag(), typ: f.typ(), done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(c.ctx)
 	c.mu.Lock()
@@ -173,8 +222,24 @@ func (c *serverConn) next() error {
 	msize := c.msize
 	c.mu.Unlock()
 
+	if usesFid(f.typ()) {
+		fid, _ := f.u32(0)
+		c.mu.Lock()
+		_, busy := c.opening[fid]
+		c.mu.Unlock()
+		if busy {
+			go c.reply(r, rlerror(r.tag, uint32(syscall.EBADF)))
+			return nil
+		}
+	}
 	switch f.typ() {
 	case msgTversion:
+		// version(5): a Tversion aborts all outstanding I/O. Cancel what
+		// p9 is still running and let it answer before p9 sees the
+		// Tversion: p9 v0.3.0 replaces per-session buffers (the zeros
+		// its Rread cleanup copies) that those replies still use, a race
+		// FuzzServeConn's seeds found.
+		c.abortInFlight(r)
 		// Cap msize in the request, so p9 agrees to our limit. A new
 		// session also forgets every fid.
 		if m, ok := f.u32(0); ok && m > c.maxMsize {
@@ -184,6 +249,7 @@ func (c *serverConn) next() error {
 		c.mu.Lock()
 		c.msize = min(m, c.maxMsize)
 		clear(c.fids)
+		c.version = r
 		c.mu.Unlock()
 	case msgTauth:
 		go c.reply(r, rlerror(r.tag, uint32(syscall.ENOENT)))
@@ -243,6 +309,13 @@ func (c *serverConn) next() error {
 		}
 	case msgTwalk, msgTxattrwalk:
 		r.fid, _ = f.u32(4)
+	case msgTlopen:
+		r.fid, _ = f.u32(0)
+		c.mu.Lock()
+		c.opening[r.fid] = r
+		c.mu.Unlock()
+	}
+	switch f.typ() {
 	case msgTread:
 		// p9 reads into an msize-long buffer: keep the reply within it.
 		if n, ok := f.u32(12); ok && msize > readHdr && n > msize-readHdr {
@@ -320,6 +393,12 @@ func (c *serverConn) finish(tag uint16) *request {
 		delete(c.tags, tag)
 		if r.g != 0 && c.byG[r.g] == r {
 			delete(c.byG, r.g)
+		}
+		if r.typ == msgTlopen && c.opening[r.fid] == r {
+			delete(c.opening, r.fid)
+		}
+		if c.version == r {
+			c.version = nil
 		}
 	}
 	c.mu.Unlock()

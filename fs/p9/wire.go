@@ -124,3 +124,22 @@ func goid() uint64 {
 	}
 	return id
 }
+
+// usesFid reports whether a T-message of type typ names an existing fid in
+// its first four body bytes (Tclunk and Tremove do too, but they are let
+// through: a clunk must always be possible).
+func usesFid(typ uint8) bool {
+	switch typ {
+	case 8, // Tstatfs
+		msgTlopen, 14, // Tlcreate
+		16, 18, // Tsymlink, Tmknod (dfid)
+		msgTrename, 22, // Treadlink
+		24, msgTsetattr, // Tgetattr
+		msgTxattrwalk, msgTxattrcreat,
+		40, 50, 52, 54, // Treaddir, Tfsync, Tlock, Tgetlock
+		70, 72, msgTrenameat, 76, // Tlink, Tmkdir, Tunlinkat (dfid)
+		msgTwalk, msgTread, msgTwrite:
+		return true
+	}
+	return false
+}
