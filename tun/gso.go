@@ -191,18 +191,8 @@ func (t *txState) loadGSO(run []*skb.SKB, total, payloadIovs int) {
 	t.iov[1].SetLen(hlen)
 	t.niov = 2
 	for _, b := range run {
-		if d := b.Data(); len(d) > hlen {
-			t.iov[t.niov].Base = &d[hlen]
-			t.iov[t.niov].SetLen(len(d) - hlen)
-			t.niov++
-		}
-		for i := range b.NrFrags() {
-			if f := b.Frag(i).Bytes(); len(f) > 0 {
-				t.iov[t.niov].Base = &f[0]
-				t.iov[t.niov].SetLen(len(f))
-				t.niov++
-			}
-		}
+		t.addIov(b.Data()[hlen:])
+		t.addFrags(b)
 	}
 	t.used = max(t.used, t.niov)
 }

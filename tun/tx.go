@@ -71,20 +71,26 @@ func (t *txState) load(b *skb.SKB, vnet bool) (offloaded bool) {
 		t.iov[0].SetLen(vnetHdrLen)
 		t.niov = 1
 	}
-	if h := b.Data(); len(h) > 0 {
-		t.iov[t.niov].Base = &h[0]
-		t.iov[t.niov].SetLen(len(h))
-		t.niov++
-	}
-	for i := range b.NrFrags() {
-		if f := b.Frag(i).Bytes(); len(f) > 0 {
-			t.iov[t.niov].Base = &f[0]
-			t.iov[t.niov].SetLen(len(f))
-			t.niov++
-		}
-	}
+	t.addIov(b.Data())
+	t.addFrags(b)
 	t.used = max(t.used, t.niov)
 	return offloaded
+}
+
+// addIov appends an iovec for p, unless p is empty.
+func (t *txState) addIov(p []byte) {
+	if len(p) > 0 {
+		t.iov[t.niov].Base = &p[0]
+		t.iov[t.niov].SetLen(len(p))
+		t.niov++
+	}
+}
+
+// addFrags appends an iovec for each of b's page fragments.
+func (t *txState) addFrags(b *skb.SKB) {
+	for i := range b.NrFrags() {
+		t.addIov(b.Frag(i).Bytes())
+	}
 }
 
 // hdrLen is the length of the virtio_net_hdr in the iovecs, if any.
