@@ -24,6 +24,18 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binaries sockfsBin and sockfsBinPlain built (one
+// temporary directory each per run).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, p := range []string{binPath, plainBin} {
+		if p != "" {
+			os.RemoveAll(filepath.Dir(p))
+		}
+	}
+	os.Exit(code)
+}
+
 // sockfsBin builds cmd/sockfs once per test run.
 func sockfsBin(t testing.TB) string {
 	t.Helper()
