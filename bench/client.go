@@ -129,109 +129,98 @@ type bulkResult struct {
 
 func (r bulkResult) gbps() float64 { return float64(r.bytes) * 8 / r.seconds / 1e9 }
 
+// bulkStreams runs one bulk measurement on streams connections to port:
+// each connection's stream function moves at most per bytes until end and
+// reports how many count. The time is from the start to the last stream's
+// return, or at most dur if capped (a reader stops at end by itself, a
+// sender waits for the peer's count after it).
+func (c *client) bulkStreams(port, streams int, dur time.Duration, limit uint64, capped bool,
+	stream func(cn net.Conn, per uint64, end time.Time) (uint64, error)) (bulkResult, error) {
+	conns, err := c.dialN(port, streams, streams)
+	if err != nil {
+		return bulkResult{}, err
+	}
+	defer closeAll(conns)
+	per := limit / uint64(streams)
+	counts := make([]uint64, streams)
+	errs := make([]error, streams)
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(dur)
+	for i, cn := range conns {
+		wg.Go(func() { counts[i], errs[i] = stream(cn, per, end) })
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if capped {
+		el = min(el, dur)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return bulkResult{}, err
+	}
+	var total uint64
+	for _, n := range counts {
+		total += n
+	}
+	return bulkResult{total, el.Seconds()}, nil
+}
+
 // bulkToPeer sends from the kernel to the peer's sink on streams
 // connections for dur (at most limit bytes in all), then half-closes and
 // waits for the peer's count of bytes received: the time runs until the
 // last stream's count arrives, so data still queued is not counted as
 // delivered.
 func (c *client) bulkToPeer(streams int, dur time.Duration, limit uint64) (bulkResult, error) {
-	conns, err := c.dialN(peer.PortSink, streams, streams)
-	if err != nil {
-		return bulkResult{}, err
-	}
-	defer closeAll(conns)
-	per := limit / uint64(streams)
-	counts := make([]uint64, streams)
-	errs := make([]error, streams)
-	var wg sync.WaitGroup
-	start := time.Now()
-	end := start.Add(dur)
-	for i, cn := range conns {
-		wg.Go(func() {
-			cn.SetDeadline(end.Add(ioTimeout))
-			var sent uint64
-			for sent < per && time.Now().Before(end) {
-				p := zeros[:min(uint64(len(zeros)), per-sent)]
-				n, err := cn.Write(p)
-				sent += uint64(n)
-				if err != nil {
-					errs[i] = err
-					return
-				}
+	return c.bulkStreams(peer.PortSink, streams, dur, limit, false, func(cn net.Conn, per uint64, end time.Time) (uint64, error) {
+		cn.SetDeadline(end.Add(ioTimeout))
+		var sent uint64
+		for sent < per && time.Now().Before(end) {
+			p := zeros[:min(uint64(len(zeros)), per-sent)]
+			n, err := cn.Write(p)
+			sent += uint64(n)
+			if err != nil {
+				return 0, err
 			}
-			cn.(*net.TCPConn).CloseWrite()
-			var b [8]byte
-			if _, err := io.ReadFull(cn, b[:]); err != nil {
-				errs[i] = fmt.Errorf("sink count: %w", err)
-				return
-			}
-			counts[i] = binary.BigEndian.Uint64(b[:])
-			if counts[i] != sent {
-				errs[i] = fmt.Errorf("sink received %d of %d bytes", counts[i], sent)
-			}
-		})
-	}
-	wg.Wait()
-	el := time.Since(start).Seconds()
-	if err := errors.Join(errs...); err != nil {
-		return bulkResult{}, err
-	}
-	var total uint64
-	for _, n := range counts {
-		total += n
-	}
-	return bulkResult{total, el}, nil
+		}
+		cn.(*net.TCPConn).CloseWrite()
+		var b [8]byte
+		if _, err := io.ReadFull(cn, b[:]); err != nil {
+			return 0, fmt.Errorf("sink count: %w", err)
+		}
+		count := binary.BigEndian.Uint64(b[:])
+		if count != sent {
+			return count, fmt.Errorf("sink received %d of %d bytes", count, sent)
+		}
+		return count, nil
+	})
 }
 
 // bulkFromPeer asks the peer's source for at most limit bytes in all on
 // streams connections and reads for dur; the bytes read in that time count.
 func (c *client) bulkFromPeer(streams int, dur time.Duration, limit uint64) (bulkResult, error) {
-	conns, err := c.dialN(peer.PortSource, streams, streams)
-	if err != nil {
-		return bulkResult{}, err
-	}
-	defer closeAll(conns)
-	per := limit / uint64(streams)
-	counts := make([]uint64, streams)
-	errs := make([]error, streams)
-	var wg sync.WaitGroup
-	start := time.Now()
-	end := start.Add(dur)
-	for i, cn := range conns {
-		wg.Go(func() {
-			var b [8]byte
-			binary.BigEndian.PutUint64(b[:], per)
-			cn.SetDeadline(end.Add(ioTimeout))
-			if _, err := cn.Write(b[:]); err != nil {
-				errs[i] = err
-				return
-			}
-			cn.SetReadDeadline(end)
-			buf := make([]byte, 256<<10)
-			for counts[i] < per {
-				n, err := cn.Read(buf)
-				counts[i] += uint64(n)
-				if err != nil {
-					var ne net.Error
-					if errors.As(err, &ne) && ne.Timeout() || err == io.EOF && counts[i] == per {
-						return
-					}
-					errs[i] = err
-					return
+	return c.bulkStreams(peer.PortSource, streams, dur, limit, true, func(cn net.Conn, per uint64, end time.Time) (uint64, error) {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], per)
+		cn.SetDeadline(end.Add(ioTimeout))
+		if _, err := cn.Write(b[:]); err != nil {
+			return 0, err
+		}
+		cn.SetReadDeadline(end)
+		buf := make([]byte, 256<<10)
+		var got uint64
+		for got < per {
+			n, err := cn.Read(buf)
+			got += uint64(n)
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() || err == io.EOF && got == per {
+					return got, nil
 				}
+				return got, err
 			}
-		})
-	}
-	wg.Wait()
-	el := min(time.Since(start), dur).Seconds()
-	if err := errors.Join(errs...); err != nil {
-		return bulkResult{}, err
-	}
-	var total uint64
-	for _, n := range counts {
-		total += n
-	}
-	return bulkResult{total, el}, nil
+		}
+		return got, nil
+	})
 }
 
 // rr runs 1-byte request/response on one connection to the echo port for
