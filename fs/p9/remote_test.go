@@ -35,11 +35,7 @@ func remoteOpen(t *testing.T, r *Remote, path string, flags int) fs.Handle {
 // survives), and the next datagram goes whole to the next read.
 func TestRemoteCancelFlushes(t *testing.T) {
 	e := newEnv(t)
-	r, err := Dial(context.Background(), e.addr, RemoteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := dialRemote(t, e.addr)
 	actl := local(t, e.ta, "udp/clone")
 	write(t, actl, "announce 7400")
 	n := readNum(t, actl)
@@ -93,11 +89,7 @@ func TestRemoteCancelFlushes(t *testing.T) {
 // listen.
 func TestRemoteCancelListen(t *testing.T) {
 	e := newEnv(t)
-	r, err := Dial(context.Background(), e.addr, RemoteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := dialRemote(t, e.addr)
 	ctl := remoteOpen(t, r, "tcp/clone", syscall.O_RDWR)
 	defer ctl.Release()
 	buf := make([]byte, 100)
@@ -283,11 +275,7 @@ func TestRemotePerUser(t *testing.T) {
 // next datagrams, each whole, in order.
 func TestRemoteManyCancels(t *testing.T) {
 	e := newEnv(t)
-	r, err := Dial(context.Background(), e.addr, RemoteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := dialRemote(t, e.addr)
 	actl := local(t, e.ta, "udp/clone")
 	write(t, actl, "announce 7700")
 	n := readNum(t, actl)
@@ -332,4 +320,15 @@ func TestRemoteManyCancels(t *testing.T) {
 			t.Fatalf("read %d: %q %v, want %q", i, buf[:k], err, want)
 		}
 	}
+}
+
+// dialRemote dials the test server's tree; the test's cleanup closes it.
+func dialRemote(t *testing.T, addr string) *Remote {
+	t.Helper()
+	r, err := Dial(context.Background(), addr, RemoteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
