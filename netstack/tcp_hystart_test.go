@@ -1,7 +1,6 @@
 package netstack
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -49,25 +48,9 @@ func hystartTransfer(t *testing.T, on, detect int64, size int) hystartRun {
 	cli, srv := tcpPair(t, n, 80)
 	mib := n.a.mib
 	var r hystartRun
-	data := make([]byte, 64<<10)
-	buf := make([]byte, 64<<10)
-	ctx := context.Background()
-	sent, got := 0, 0
+	p := newBulkPump(cli, srv, size)
 	n.drive(func() bool {
-		for sent < size {
-			k, err := cli.Send(ctx, data[:min(len(data), size-sent)])
-			if err != nil {
-				break
-			}
-			sent += k
-		}
-		for {
-			k, err := srv.Recv(ctx, buf)
-			if err != nil || k == 0 {
-				break
-			}
-			got += k
-		}
+		done := p.step()
 		drops := n.pa.LinkCounters().QueueDrops
 		if !r.detected && mib.Get(memctl.TcpExtTCPHystartTrainDetect)+mib.Get(memctl.TcpExtTCPHystartDelayDetect) > 0 {
 			r.detected = true
@@ -79,7 +62,7 @@ func hystartTransfer(t *testing.T, on, detect int64, size int) hystartRun {
 			r.dropped = true
 			r.ssthreshAtDrop = cli.Info().SndSsthresh
 		}
-		return got >= size
+		return done
 	}, 60*time.Second)
 	r.trainDetect = mib.Get(memctl.TcpExtTCPHystartTrainDetect)
 	r.trainCwnd = mib.Get(memctl.TcpExtTCPHystartTrainCwnd)

@@ -1,7 +1,6 @@
 package netstack
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -19,30 +18,14 @@ func TestTCPSimLongRTTRateLimit(t *testing.T) {
 	n := newTestNet(t, cfg, cfg, 31)
 	cli, srv := tcpPair(t, n, 80)
 	const size, warm = 24 << 20, 4 << 20
-	data := make([]byte, 64<<10)
-	buf := make([]byte, 64<<10)
-	ctx := context.Background()
-	sent, got := 0, 0
+	p := newBulkPump(cli, srv, size)
 	var tWarm int64
 	n.drive(func() bool {
-		for sent < size {
-			k, err := cli.Send(ctx, data[:min(len(data), size-sent)])
-			if err != nil {
-				break
-			}
-			sent += k
+		done := p.step()
+		if tWarm == 0 && p.got >= warm {
+			tWarm = n.clk.Nanotime()
 		}
-		for {
-			k, err := srv.Recv(ctx, buf)
-			if err != nil || k == 0 {
-				break
-			}
-			got += k
-			if tWarm == 0 && got >= warm {
-				tWarm = n.clk.Nanotime()
-			}
-		}
-		return got >= size
+		return done
 	}, 120*time.Second)
 	el := time.Duration(n.clk.Nanotime() - tWarm)
 	bps := float64(size-warm) * 8 / el.Seconds()

@@ -154,3 +154,37 @@ func TestTCPSimAll(t *testing.T) {
 	simImpaired(t, impair.Config{Loss: 0.05, Reorder: 0.02, Duplicate: 0.01, Corrupt: 0.005,
 		Delay: 5 * time.Millisecond, Jitter: time.Millisecond}, simSize(4), 25)
 }
+
+// bulkPump moves size bytes from cli to srv in a drive loop: each step
+// queues what cli's send buffer takes and reads what srv has queued.
+type bulkPump struct {
+	cli, srv  *TCPSock
+	size      int
+	sent, got int
+	data, buf []byte
+}
+
+func newBulkPump(cli, srv *TCPSock, size int) *bulkPump {
+	return &bulkPump{cli: cli, srv: srv, size: size, data: make([]byte, 64<<10), buf: make([]byte, 64<<10)}
+}
+
+// step does one round without blocking and reports whether all size
+// bytes have arrived.
+func (p *bulkPump) step() bool {
+	ctx := context.Background()
+	for p.sent < p.size {
+		k, err := p.cli.Send(ctx, p.data[:min(len(p.data), p.size-p.sent)])
+		if err != nil {
+			break
+		}
+		p.sent += k
+	}
+	for {
+		k, err := p.srv.Recv(ctx, p.buf)
+		if err != nil || k == 0 {
+			break
+		}
+		p.got += k
+	}
+	return p.got >= p.size
+}
