@@ -62,6 +62,17 @@ func SetOwnerW(b Buffer, sk *Sock) {
 	sk.wmemAlloc.Add(int64(t))
 }
 
+// WOwner returns the socket whose send side d (an skb's destructor, as
+// SetOwnerW installs it) charges, or nil. The software GSO path uses it to
+// charge the segments of a packet to its sender, as tcp_gso_segment moves
+// the destructor to them.
+func WOwner(d any) *Sock {
+	if w, ok := d.(*wfree); ok {
+		return (*Sock)(w)
+	}
+	return nil
+}
+
 // sockWfree mirrors sock_wfree: wmem_alloc -= T, then sk_write_space unless
 // SOCK_USE_WRITE_QUEUE (TCP), then sock_put.
 func (sk *Sock) sockWfree(truesize int) {

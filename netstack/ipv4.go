@@ -102,12 +102,14 @@ func (s *Stack) ipOutputQ(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8
 		b.Free()
 		return errMsgSize
 	}
-	df := total <= mtu // path-MTU discovery "want": DF when it fits
+	gsoSegs := max(int(b.Shared().GSOSegs), 1)
+	gso := b.Shared().GSOSize != 0
+	df := total <= mtu || gso // path-MTU discovery "want": DF when it fits
 	iph := header.IPv4(b.Push(header.IPv4MinSize))
 	fields := header.IPv4Fields{
 		TOS:          tos,
 		TotalLength:  uint16(total),
-		ID:           uint16(s.ipID.Add(1)),
+		ID:           uint16(s.ipID.Add(uint32(gsoSegs)) - uint32(gsoSegs-1)), // ip_select_ident_segs
 		TTL:          ttl,
 		Protocol:     proto,
 		Src:          src,
@@ -116,6 +118,10 @@ func (s *Stack) ipOutputQ(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8
 	}
 	iph.Encode(&fields)
 	b.SetNetworkHeader()
+	if gso {
+		s.xmitGSO(b, rt.Dev, q)
+		return nil
+	}
 	if total <= mtu {
 		if q != nil {
 			q.add(rt.Dev, b)
@@ -171,6 +177,28 @@ func (s *Stack) ipFragment(b *skb.SKB, dev *NetDevice, mtu int, owner *memctl.So
 	s.mib.Inc(memctl.IpFragOKs)
 	b.Free()
 	return nil
+}
+
+// xmitGSO hands a GSO packet to dev whole if it does TSO and nothing
+// impairs its output, else the wire packets gsoCutter cuts it into. With
+// q, the packets are queued on it. Mirrors validate_xmit_skb's
+// skb_gso_segment decision (netif_needs_gso).
+func (s *Stack) xmitGSO(b *skb.SKB, dev *NetDevice, q *xmitQueue) {
+	send := func(p *skb.SKB) {
+		if q != nil {
+			q.add(dev, p)
+		} else {
+			s.xmit(dev, p)
+		}
+	}
+	var g gsoCutter
+	if dev.tso() && dev.impairStage(Out) == nil || !g.init(b, dev.hwCsum()) {
+		send(b)
+		return
+	}
+	for p := g.next(); p != nil; p = g.next() {
+		send(p)
+	}
 }
 
 // batchPool recycles the one-element batches used to hand a single packet

@@ -195,12 +195,10 @@ func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
 	copied := 0
 	nonblock := tp.nonblock.Load()
 	sk := tp.sk
-	// The segments this call sends go to the device as runs (xmitQueue),
-	// so the device can coalesce them: Linux's tcp_sendmsg pushes only
-	// when an skb reaches size_goal (up to 64 KiB with TSO); TCP here
-	// keeps MSS-sized skbs and the queue plays size_goal's part. It is
-	// flushed before every wait (waitForSpace) and, deferred after
-	// releaseSock's defer, before the lock is released.
+	// The skbs this call sends go to the device in one batch (xmitQueue,
+	// Linux's xmit_more). It is flushed before every wait (waitForSpace)
+	// and, deferred after releaseSock's defer, before the lock is
+	// released.
 	tp.txBegin()
 	defer tp.txEnd()
 	for copied < len(p) {
@@ -213,7 +211,7 @@ func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
 			}
 			return tp.sendResult(copied, errPipe)
 		}
-		sizeGoal := tp.sendMss()
+		sizeGoal := tp.sizeGoal(tp.sendMss())
 		b := tp.writeQueue.PeekTail()
 		room := 0
 		if b != nil && cbGetFlags(b)&tcpFin == 0 {
@@ -248,6 +246,9 @@ func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
 			}
 			continue
 		}
+		if copied == 0 {
+			cbSetFlags(b, cbGetFlags(b)&^tcpPsh) // a new write: PSH goes to its end
+		}
 		copy(free, p[copied:copied+n])
 		pg, off := tp.pf.Commit(n)
 		old := b.Len()
@@ -260,13 +261,22 @@ func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
 		sk.WmemQueuedAdd(n)
 		sk.MemCharge(n)
 		cbSetEndSeq(b, cbGetEndSeq(b)+uint32(n))
+		cbSetPcount(b, 0) // counted again when it is sent
 		tp.writeSeq += uint32(n)
 		tp.syncSeqs()
 		copied += n
-		if b.Len() >= sizeGoal {
-			// A full segment: send what may go (tcp_push_one /
-			// __tcp_push_pending_frames with forced push).
-			tp.pushPendingFrames(tp.nonagle())
+		if b.Len() < sizeGoal || copied == len(p) {
+			continue
+		}
+		// A full skb: push everything if half a window went unpushed
+		// (forced_push), else send it if it is the next to go
+		// (tcp_push_one).
+		if seqGT(tp.writeSeq, tp.pushedSeq+tp.maxWindow>>1) {
+			cbSetFlags(b, cbGetFlags(b)|tcpPsh)
+			tp.pushedSeq = tp.writeSeq
+			tp.pushPendingFrames(naglePush)
+		} else if b == tp.writeQueue.Peek() {
+			tp.writeXmitOne(naglePush, 1)
 		}
 	}
 	tp.push()

@@ -487,42 +487,43 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	return 1
 }
 
-// cleanRtxQueue frees the fully acknowledged skbs and returns how many
-// packets were acked and an RTT sample from the newest one never
-// retransmitted (Karn). An skb neither SACKed nor retransmitted that is
-// cumulatively acked below priorFack arrived out of order: reord is lowered
-// to its start. An skb not SACKed before counts as delivered and, with
-// SACK, advances RACK unless the ACK was for its original transmission
-// (tcp_rack_advance). Mirrors tcp_clean_rtx_queue.
+// cleanRtxQueue frees the fully acknowledged skbs, trims the acknowledged
+// head off a multi-segment skb the ACK covers in part (tsoAcked), and
+// returns how many segments were acked and an RTT sample from the newest
+// skb never retransmitted (Karn). An skb neither SACKed nor retransmitted
+// that is cumulatively acked below priorFack arrived out of order: reord
+// is lowered to its start. Segments not SACKed before count as delivered
+// and, with SACK, advance RACK unless the ACK was for their original
+// transmission (tcp_rack_advance). Mirrors tcp_clean_rtx_queue.
 func (tp *TCPSock) cleanRtxQueue(ack, priorFack uint32, reord *uint32) (uint32, time.Duration) {
 	var acked uint32
 	var rtt time.Duration
 	now := tp.now()
 	for b := tp.rtxQueue.Peek(); b != nil; b = tp.rtxQueue.Peek() {
-		if seqGT(cbGetEndSeq(b), ack) {
+		fully := !seqGT(cbGetEndSeq(b), ack)
+		s, start := cbGetSacked(b), cbGetSeq(b)
+		var n uint32
+		if fully {
+			n = uint32(max(tcpSkbPcount(b), 1))
+		} else if n = tp.tsoAcked(b, ack); n == 0 {
 			break
 		}
-		s := cbGetSacked(b)
-		if s&tcpcbSackedRetrans != 0 {
-			tp.retransOut--
-		}
-		if s&tcpcbLost != 0 {
-			tp.lostOut--
-		}
-		if s&tcpcbSackedAcked != 0 {
-			tp.sackedOut--
-		}
+		tp.adjustPcount(b, int(n)) // out of every count it is in
 		if s&tcpcbEverRetrans == 0 && b.Tstamp != 0 {
 			rtt = max(time.Duration(now-b.Tstamp), time.Microsecond)
 		}
 		if s&tcpcbSackedAcked == 0 {
-			tp.rateSkbDelivered(b)
+			tp.rateSkbDelivered(b, n)
 			if tp.sackOK && !tp.skbSpuriousRetrans(b) {
 				tp.rackAdvance(s, cbGetEndSeq(b), b.Tstamp)
 			}
 		}
-		if s&(tcpcbEverRetrans|tcpcbSackedAcked) == 0 && seqLT(cbGetSeq(b), priorFack) && seqLT(cbGetSeq(b), *reord) {
-			*reord = cbGetSeq(b)
+		if s&(tcpcbEverRetrans|tcpcbSackedAcked) == 0 && seqLT(start, priorFack) && seqLT(start, *reord) {
+			*reord = start
+		}
+		acked += n
+		if !fully {
+			break
 		}
 		if cbGetFlags(b)&tcpSyn != 0 {
 			tp.retransStamp = 0 // FLAG_SYN_ACKED
@@ -530,8 +531,6 @@ func (tp *TCPSock) cleanRtxQueue(ack, priorFack uint32, reord *uint32) (uint32, 
 		tp.rtxQueue.Unlink(b)
 		tp.sk.WmemFreeSkb(b.Truesize())
 		b.Free()
-		tp.packetsOut--
-		acked++
 	}
 	if tp.rtxQueue.Empty() {
 		tp.packetsOut, tp.sackedOut, tp.lostOut, tp.retransOut = 0, 0, 0, 0

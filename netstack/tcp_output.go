@@ -53,6 +53,11 @@ func (d *NetDevice) hwCsum() bool {
 	return link.FeaturesOf(d.dev)&link.FeatureHWCsum != 0
 }
 
+// tso reports whether d cuts GSO packets itself (NETIF_F_TSO).
+func (d *NetDevice) tso() bool {
+	return link.FeaturesOf(d.dev)&link.FeatureTSO != 0
+}
+
 // maxTCPHeader is MAX_TCP_HEADER: the headroom of every TCP skb.
 func maxTCPHeader() int { return skb.CurrentProfile().MaxTCPHeader }
 
@@ -121,10 +126,17 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 	copy(th[header.TCPMinSize:], opts[:optLen])
 	out.SetTransportHeader()
 	src, dst := tp.local.Addr(), tp.remote.Addr()
+	pc := max(tcpSkbPcount(b), 1)
+	if sh := out.Shared(); pc > 1 {
+		sh.GSOSize, sh.GSOSegs, sh.GSOType = uint16(tcpSkbMss(b)), uint16(pc), skb.GSOTCPv4
+	} else {
+		sh.GSOSize, sh.GSOSegs, sh.GSOType = 0, 0, 0
+	}
 	csum := header.PseudoHeaderChecksum(header.IPv4ProtocolTCP, src, dst, uint16(out.Len()))
-	if tp.route.Dev.hwCsum() {
-		// The device completes it: leave the pseudo-header sum and say
-		// where (__tcp_v4_send_check's CHECKSUM_PARTIAL case).
+	if pc > 1 || tp.route.Dev.hwCsum() {
+		// The device (or software GSO, for each segment it cuts)
+		// completes it: leave the pseudo-header sum and say where
+		// (__tcp_v4_send_check's CHECKSUM_PARTIAL case).
 		th.SetChecksum(csum)
 		out.PartialCsumSet(0, tcpCsumOffset)
 	} else {
@@ -137,7 +149,7 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 	if out.Len() > hlen || flags&(tcpSyn|tcpFin) != 0 {
 		tp.lsndtime = tp.now()
 	}
-	tp.stack.mib.Inc(memctl.TcpOutSegs)
+	tp.stack.mib.Add(memctl.TcpOutSegs, uint64(pc))
 	if flags&tcpRst != 0 {
 		tp.stack.mib.Inc(memctl.TcpOutRsts)
 	}
@@ -288,12 +300,13 @@ func (tp *TCPSock) eventNewDataSent(b *skb.SKB) {
 	tp.rtxQueue.PushBack(b)
 	tp.sndNxt = cbGetEndSeq(b)
 	tp.syncSeqs()
-	tp.packetsOut++
+	pc := uint32(max(tcpSkbPcount(b), 1))
+	tp.packetsOut += pc
 	if tp.caState == tcpCARecovery {
-		tp.prrOut++
+		tp.prrOut += pc
 	}
 	if b.Len() > 0 {
-		tp.stack.mib.Inc(memctl.TcpExtTCPOrigDataSent)
+		tp.stack.mib.Add(memctl.TcpExtTCPOrigDataSent, uint64(pc))
 	}
 	if prior == 0 || tp.rtoKind == timerProbe0 || tp.rtoKind == 0 {
 		tp.resetRetransTimer(timerRetrans, tp.rto)
@@ -319,60 +332,82 @@ func (tp *TCPSock) nonagle() int {
 	return n
 }
 
-// nagleTest says whether a partial segment may go now. Mirrors tcp_nagle_test
-// with tcp_nagle_check and tcp_minshall_check.
+// nagleTest says whether a one-segment skb may go now. Mirrors
+// tcp_nagle_test.
 func (tp *TCPSock) nagleTest(b *skb.SKB, mss, nonagle int) bool {
 	if nonagle&naglePush != 0 || cbGetFlags(b)&tcpFin != 0 {
 		return true
 	}
-	partial := b.Len() < mss
-	if !partial {
-		return true
-	}
-	if nonagle&nagleCork != 0 {
-		return false
-	}
-	if nonagle == nagleOn && tp.packetsOut > 0 && seqGT(tp.sndSml, tp.sndUna) && seqLEQ(tp.sndSml, tp.sndNxt) {
-		return false
-	}
-	return true
+	return !tp.nagleCheck(b.Len() < mss, nonagle)
+}
+
+// nagleCheck says whether Nagle (or cork) holds back a partial segment:
+// corked, or Nagle on with a small segment still unacknowledged. Mirrors
+// tcp_nagle_check with tcp_minshall_check.
+func (tp *TCPSock) nagleCheck(partial bool, nonagle int) bool {
+	return partial && (nonagle&nagleCork != 0 ||
+		(nonagle == nagleOn && tp.packetsOut > 0 && seqGT(tp.sndSml, tp.sndUna) && seqLEQ(tp.sndSml, tp.sndNxt)))
 }
 
 // writeXmit sends what the congestion and receive windows and Nagle allow
-// from the write queue. Mirrors tcp_write_xmit.
-func (tp *TCPSock) writeXmit(nonagle int) bool {
+// from the write queue, each skb as one GSO packet of at most tsoSegs
+// segments, cut (tso_fragment) where a window ends. Mirrors tcp_write_xmit
+// (without tcp_tso_should_defer and TSQ: sockfs's devices complete a
+// transmission before Xmit returns, so there is never a queue below TCP
+// for them to wait on).
+func (tp *TCPSock) writeXmit(nonagle int) bool { return tp.writeXmitOne(nonagle, 0) }
+
+// writeXmitOne is writeXmit; with pushOne 1 it sends at most one skb
+// (tcp_push_one), with 2 one skb of one segment's quota even when the
+// congestion window is full (a loss probe's new data).
+func (tp *TCPSock) writeXmitOne(nonagle int, pushOne int) bool {
 	if tp.state == TCPClose || tp.state == TCPListen || tp.state == TCPSynSent && tp.packetsOut > 0 {
 		return false
 	}
 	mss := tp.sendMss()
+	maxSegs := tp.tsoSegs(mss)
 	sent := false
 	limited := false
 	tp.txBegin()
 	for b := tp.writeQueue.Peek(); b != nil; b = tp.writeQueue.Peek() {
-		fl := cbGetFlags(b)
-		if tp.packetsInFlight() >= tp.cwnd && !(fl&tcpFin != 0 && b.Len() == 0) {
-			limited = true
+		segs := initTsoSegs(b, mss)
+		quota := tp.cwndTest(b)
+		if quota == 0 {
+			if pushOne != 2 {
+				limited = true
+				break
+			}
+			quota = 1
+		}
+		if cbGetFlags(b)&tcpSyn == 0 && !tp.sndWndTest(b, mss) {
 			break
 		}
-		end := cbGetEndSeq(b)
-		if fl&tcpSyn == 0 && seqGT(end, tp.sndUna+tp.sndWnd) {
-			break
+		limit := mss
+		if segs == 1 {
+			nm := naglePush
+			if b.Next() == nil {
+				nm = nonagle
+			}
+			if !tp.nagleTest(b, mss, nm) {
+				break
+			}
+		} else {
+			limit = tp.mssSplitPoint(b, mss, min(quota, maxSegs), nonagle)
 		}
-		nm := naglePush
-		if b.Next() == nil {
-			nm = nonagle
+		if b.Len() > limit {
+			tp.fragment(&tp.writeQueue, b, limit, mss)
 		}
-		if !tp.nagleTest(b, mss, nm) {
-			break
-		}
-		if b.Len() < mss {
-			tp.sndSml = end // tcp_minshall_update
+		if b.Len() < tcpSkbPcount(b)*mss {
+			tp.sndSml = cbGetEndSeq(b) // tcp_minshall_update
 		}
 		tp.eventNewDataSent(b)
 		b.HeaderRelease()
 		tp.rateSkbSent(b)
 		tp.transmitSkb(b, true)
 		sent = true
+		if pushOne != 0 {
+			break
+		}
 	}
 	tp.txEnd()
 	if sent || limited {
@@ -394,54 +429,99 @@ func (tp *TCPSock) pushPendingFrames(nonagle int) {
 	tp.writeXmit(nonagle)
 }
 
-// retransmitSkb retransmits one segment from the retransmit queue. Mirrors
-// tcp_retransmit_skb.
-func (tp *TCPSock) retransmitSkb(b *skb.SKB) {
+// retransmitSkb retransmits b, or its first segs segments (as many as
+// the peer's window holds, at least one at snd_una), cutting it there. It
+// reports false, sending nothing, when the window leaves no room for it
+// or it could not be cut. Mirrors tcp_retransmit_skb with
+// __tcp_retransmit_skb.
+func (tp *TCPSock) retransmitSkb(b *skb.SKB, segs int) bool {
+	if b.Len() > 0 {
+		if seqLT(cbGetSeq(b), tp.sndUna) { // acknowledged in part
+			if !seqGT(cbGetEndSeq(b), tp.sndUna) {
+				return false
+			}
+			old := tcpSkbPcount(b)
+			tp.trimHead(b, int(tp.sndUna-cbGetSeq(b)))
+			tp.adjustPcount(b, old-tcpSkbPcount(b))
+		}
+		mss := tp.sendMss()
+		avail := int(int32(tp.sndUna + tp.sndWnd - cbGetSeq(b)))
+		if avail <= 0 {
+			if cbGetSeq(b) != tp.sndUna {
+				return false
+			}
+			avail = mss
+		}
+		n := mss * max(segs, 1)
+		if n > avail {
+			if n = avail / mss * mss; n == 0 {
+				n = avail
+			}
+		}
+		if b.Len() > n {
+			if !tp.fragment(&tp.rtxQueue, b, n, mss) {
+				return false
+			}
+		} else if diff := tcpSkbPcount(b); true {
+			setSkbTsoSegs(b, mss)
+			if diff -= tcpSkbPcount(b); diff != 0 {
+				tp.adjustPcount(b, diff)
+			}
+		}
+	}
+	pc := uint32(max(tcpSkbPcount(b), 1))
 	s := cbGetSacked(b)
 	if s&tcpcbSackedRetrans == 0 {
-		tp.retransOut++
+		tp.retransOut += pc
 	}
 	cbSetSacked(b, s|tcpcbSackedRetrans|tcpcbEverRetrans)
 	if tp.retransStamp == 0 {
 		tp.retransStamp = max(tp.now(), 1) // zero means none (a clock may start at 0)
 	}
-	tp.stack.mib.Inc(memctl.TcpRetransSegs)
-	tp.undoRetrans = max(tp.undoRetrans, 0) + 1 // -1 (initUndo): none sent yet
+	tp.stack.mib.Add(memctl.TcpRetransSegs, uint64(pc))
+	tp.undoRetrans = max(tp.undoRetrans, 0) + int(pc) // -1 (initUndo): none sent yet
 	if tp.caState == tcpCARecovery {
-		tp.prrOut++
+		tp.prrOut += pc
 	}
 	if cbGetFlags(b)&tcpSyn != 0 {
 		tp.stack.mib.Inc(memctl.TcpExtTCPSynRetrans)
 	}
-	tp.totalRetrans++
+	tp.totalRetrans += pc
 	tp.rateSkbSent(b)
 	tp.transmitSkb(b, true)
+	return true
 }
 
 // xmitRetransmitQueue retransmits the segments marked lost while the
-// congestion window allows. Mirrors tcp_xmit_retransmit_queue.
+// congestion window allows, cutting skbs to what it allows. Mirrors
+// tcp_xmit_retransmit_queue.
 func (tp *TCPSock) xmitRetransmitQueue() {
 	if tp.lostOut == 0 {
 		return
 	}
+	maxSegs := tp.tsoSegs(tp.sendMss())
 	tp.txBegin()
 	defer tp.txEnd()
 	for b := tp.rtxQueue.Peek(); b != nil; b = b.Next() {
-		if tp.packetsInFlight() >= tp.cwnd {
+		inflight := tp.packetsInFlight()
+		if inflight >= tp.cwnd {
 			return
 		}
 		s := cbGetSacked(b)
 		if s&tcpcbLost == 0 || s&(tcpcbSackedAcked|tcpcbSackedRetrans) != 0 {
 			continue
 		}
+		if !tp.retransmitSkb(b, min(int(tp.cwnd-inflight), maxSegs)) {
+			return
+		}
 		// Linux counts by state on resend (TCPLostRetransmit is counted
 		// when a retransmission is found lost: markSkbLost).
+		pc := uint64(tcpSkbPcount(b))
 		if tp.caState != tcpCALoss {
-			tp.stack.mib.Inc(memctl.TcpExtTCPFastRetrans)
+			tp.stack.mib.Add(memctl.TcpExtTCPFastRetrans, pc)
 		} else {
-			tp.stack.mib.Inc(memctl.TcpExtTCPSlowStartRetrans)
+			tp.stack.mib.Add(memctl.TcpExtTCPSlowStartRetrans, pc)
 		}
-		tp.retransmitSkb(b)
 		if b == tp.rtxQueue.Peek() && tp.rtoKind != timerReoTimeout {
 			tp.resetRetransTimer(timerRetrans, tp.rtoBackoff())
 		}
@@ -501,7 +581,7 @@ func (tp *TCPSock) sendSynAckSimultaneous() {
 		return
 	}
 	cbSetFlags(b, tcpSyn|tcpAck)
-	tp.retransmitSkb(b)
+	tp.retransmitSkb(b, 1)
 }
 
 // sendFin queues a FIN: on the last unsent skb if there is one; under
@@ -547,9 +627,13 @@ func (tp *TCPSock) writeWakeup() {
 	b := tp.writeQueue.Peek()
 	wndEnd := tp.sndUna + tp.sndWnd
 	if b != nil && seqLT(cbGetSeq(b), wndEnd) {
-		if seqGT(cbGetEndSeq(b), wndEnd) {
-			tp.fragment(b, int(wndEnd-cbGetSeq(b)))
+		mss := tp.sendMss()
+		seg := min(int(wndEnd-cbGetSeq(b)), mss)
+		if seg < int(cbGetEndSeq(b)-cbGetSeq(b)) || b.Len() > mss {
+			cbSetFlags(b, cbGetFlags(b)|tcpPsh)
+			tp.fragment(&tp.writeQueue, b, seg, mss)
 		}
+		initTsoSegs(b, mss)
 		tp.eventNewDataSent(b)
 		b.HeaderRelease()
 		tp.rateSkbSent(b)
@@ -561,54 +645,6 @@ func (tp *TCPSock) writeWakeup() {
 	cbSetFlags(p, tcpAck)
 	tp.transmitSkb(p, false)
 	tp.stack.mib.Inc(memctl.TcpExtTCPWinProbe)
-}
-
-// fragment splits the unsent skb b after n payload bytes, the tail going to
-// a new skb queued right after it. The new skb's overhead is charged as a
-// new send skb. Mirrors tcp_fragment for the write queue.
-func (tp *TCPSock) fragment(b *skb.SKB, n int) {
-	if n <= 0 || n >= b.Len() {
-		return
-	}
-	nb := skb.AllocFclone(maxTCPHeader())
-	nb.Reserve(maxTCPHeader())
-	tp.sk.ForcedMemSchedule(nb.Truesize())
-	tp.sk.SkbEntail(nb.Truesize())
-	moved := 0
-	off := 0
-	lin := b.HeadLen()
-	if n < lin { // linear payload: copy what goes
-		nb.PutData(b.Data()[n:])
-		moved += lin - n
-	}
-	off = lin
-	for i := 0; i < b.NrFrags(); i++ {
-		f := b.Frag(i)
-		fs, fe := off, off+f.Size
-		off = fe
-		if fe <= n {
-			continue
-		}
-		start := max(fs, n) - fs
-		f.Page.Get()
-		if !nb.AddFrag(f.Page, f.Off+start, f.Size-start) {
-			f.Page.Put()
-		}
-		moved += f.Size - start
-	}
-	flags := cbGetFlags(b)
-	end := cbGetEndSeq(b)
-	b.Trim(n)
-	tp.writeQueue.Resized(n+moved, n)
-	b.AddTruesize(-moved)
-	nb.AddTruesize(moved)
-	cbSetSeq(nb, cbGetSeq(b)+uint32(n))
-	cbSetEndSeq(nb, end)
-	cbSetFlags(nb, flags)
-	cbSetEndSeq(b, cbGetSeq(b)+uint32(n))
-	cbSetFlags(b, flags&^(tcpFin|tcpPsh))
-	cbSetSacked(nb, 0)
-	tp.writeQueue.InsertAfter(b, nb)
 }
 
 // rtoBackoff is the current RTO with exponential back-off, capped.

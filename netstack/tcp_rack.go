@@ -171,15 +171,16 @@ func (tp *TCPSock) markSkbLost(b *skb.SKB) {
 	if s&tcpcbSackedAcked != 0 {
 		return
 	}
+	pc := uint32(max(tcpSkbPcount(b), 1))
 	if s&tcpcbLost != 0 {
 		if s&tcpcbSackedRetrans != 0 {
 			s &^= tcpcbSackedRetrans
-			tp.retransOut--
-			tp.stack.mib.Inc(memctl.TcpExtTCPLostRetransmit)
+			tp.retransOut -= pc
+			tp.stack.mib.Add(memctl.TcpExtTCPLostRetransmit, uint64(pc))
 		}
 	} else {
 		s |= tcpcbLost
-		tp.lostOut++
+		tp.lostOut += pc
 	}
 	cbSetSacked(b, s)
 }
@@ -276,12 +277,12 @@ func (tp *TCPSock) rateSkbSent(b *skb.SKB) {
 	cbSetTxDelivered(b, tp.delivered)
 }
 
-// rateSkbDelivered counts b as delivered by the ACK being processed and
+// rateSkbDelivered counts segs segments of b as delivered by the ACK being processed and
 // keeps, in the rate sample, tx.delivered of the most recently sent skb it
 // delivered. Each skb is counted once: when SACKed, or when acked if it was
 // not SACKed before. Mirrors tcp_count_delivered + tcp_rate_skb_delivered.
-func (tp *TCPSock) rateSkbDelivered(b *skb.SKB) {
-	tp.delivered++
+func (tp *TCPSock) rateSkbDelivered(b *skb.SKB, segs uint32) {
+	tp.delivered += segs
 	rs := &tp.rs
 	if !rs.have || rackSentAfter(b.Tstamp, rs.priorMstamp, cbGetEndSeq(b), rs.lastEndSeq) {
 		rs.have = true

@@ -109,7 +109,12 @@ func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord
 			dsack = true
 			tp.rackDsackSeen(blk.Start, blk.End)
 			if tp.undoMarker != 0 && seqGEQ(blk.Start, tp.undoMarker) && tp.undoRetrans > 0 {
-				tp.undoRetrans--
+				// A D-SACK may report several segments of a
+				// multi-segment retransmission (tcp_check_dsack's
+				// dup_segs).
+				mss := uint32(max(tp.mssCache, 1))
+				dup := int(max((blk.End-blk.Start+mss-1)/mss, 1))
+				tp.undoRetrans = max(tp.undoRetrans-dup, 0)
 			}
 			continue
 		}
@@ -121,33 +126,34 @@ func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord
 			continue
 		}
 		for b := tp.rtxQueue.Peek(); b != nil; b = b.Next() {
-			s, e := cbGetSeq(b), cbGetEndSeq(b)
-			if seqGEQ(s, blk.End) {
+			if seqGEQ(cbGetSeq(b), blk.End) {
 				break
 			}
-			if seqLT(s, blk.Start) || seqGT(e, blk.End) {
+			if !seqGT(cbGetEndSeq(b), blk.Start) {
 				continue
 			}
 			sk := cbGetSacked(b)
-			if sk&tcpcbSackedAcked != 0 {
+			if sk&tcpcbSackedAcked != 0 || tp.matchSkbToSack(b, blk.Start, blk.End) != 1 {
 				continue
 			}
+			s, e := cbGetSeq(b), cbGetEndSeq(b)
+			pc := uint32(max(tcpSkbPcount(b), 1))
 			tp.rackAdvance(sk, e, b.Tstamp)
-			tp.rateSkbDelivered(b)
+			tp.rateSkbDelivered(b, pc)
 			if sk&tcpcbSackedRetrans != 0 {
-				tp.retransOut--
+				tp.retransOut -= pc
 				sk &^= tcpcbSackedRetrans
 			}
 			if sk&tcpcbLost != 0 {
-				tp.lostOut--
+				tp.lostOut -= pc
 				sk &^= tcpcbLost
 			}
 			if sk&tcpcbEverRetrans == 0 && seqLT(s, priorFack) && seqLT(s, *reord) {
 				*reord = s
 			}
 			cbSetSacked(b, sk|tcpcbSackedAcked)
-			tp.sackedOut++
-			newly++
+			tp.sackedOut += pc
+			newly += pc
 		}
 	}
 	return newly, dsack
@@ -204,20 +210,21 @@ func (tp *TCPSock) markLostSack() bool {
 	for b := tp.rtxQueue.PeekTail(); b != nil; b = b.Prev() {
 		sk := cbGetSacked(b)
 		if sk&tcpcbSackedAcked != 0 {
-			count++
+			count += uint32(max(tcpSkbPcount(b), 1))
 			continue
 		}
 		if count >= tp.reordering && sk&(tcpcbLost|tcpcbSackedRetrans) == 0 {
 			cbSetSacked(b, sk|tcpcbLost)
-			tp.lostOut++
+			tp.lostOut += uint32(max(tcpSkbPcount(b), 1))
 			marked = true
 		}
 	}
 	return marked
 }
 
-// markHeadLost marks the first unacked skb lost (NewReno, three dupacks or
-// a partial ACK). Mirrors tcp_mark_head_lost for one packet.
+// markHeadLost marks the first unacked segment lost (NewReno, three
+// dupacks or a partial ACK), cutting it off a multi-segment skb. Mirrors
+// tcp_newreno_mark_lost.
 func (tp *TCPSock) markHeadLost() {
 	b := tp.rtxQueue.Peek()
 	if b == nil {
@@ -225,12 +232,16 @@ func (tp *TCPSock) markHeadLost() {
 	}
 	sk := cbGetSacked(b)
 	if sk&(tcpcbLost|tcpcbSackedAcked) == 0 {
+		if mss := tcpSkbMss(b); tcpSkbPcount(b) > 1 && b.Len() > mss {
+			tp.fragment(&tp.rtxQueue, b, mss, mss)
+		}
+		pc := uint32(max(tcpSkbPcount(b), 1))
 		if sk&tcpcbSackedRetrans != 0 {
-			tp.retransOut--
+			tp.retransOut -= pc
 			sk &^= tcpcbSackedRetrans
 		}
 		cbSetSacked(b, sk|tcpcbLost)
-		tp.lostOut++
+		tp.lostOut += pc
 	}
 }
 
@@ -325,16 +336,17 @@ func (tp *TCPSock) timeoutMarkLost() {
 	rack := tp.sackOK && tp.rackEnabled()
 	for b := head; b != nil; b = b.Next() {
 		sk := cbGetSacked(b)
+		pc := uint32(max(tcpSkbPcount(b), 1))
 		if rack && b != head && sk&(tcpcbSackedAcked|tcpcbLost) == 0 && tp.rackSkbTimeout(b, 0) > 0 {
 			if sk&tcpcbSackedRetrans != 0 {
-				tp.retransOut++
+				tp.retransOut += pc
 			}
 			continue
 		}
 		sk &^= tcpcbSackedRetrans
 		if sk&tcpcbSackedAcked == 0 {
 			sk |= tcpcbLost
-			tp.lostOut++
+			tp.lostOut += pc
 		}
 		cbSetSacked(b, sk)
 	}

@@ -424,8 +424,10 @@ func TestEstablishedData(t *testing.T) {
 	c.expect(seg{seq: c.iss + 1, ack: 1006, flags: fAck | fPsh, payload: "world"})
 }
 
-// TestEstablishedSendOneXmit: the segments one Send call transmits reach
-// the device in one Xmit batch (xmitQueue), still one skb per MSS, in
+// TestEstablishedSendOneXmit: one Send call's data goes into one TSO skb
+// (under the size goal), sent as two GSO skbs (the first cut at half the
+// congestion window by tcp_cwnd_test), which software GSO cuts into wire
+// segments for this device without TSO, all in one Xmit batch, in
 // order.
 func TestEstablishedSendOneXmit(t *testing.T) {
 	c := newEstablished(t)
@@ -447,9 +449,13 @@ func TestEstablishedSendOneXmit(t *testing.T) {
 		t.Fatalf("Xmit batches %v, want one of %d", batches, n)
 	}
 	for i := range n {
-		// No PSH on the last: it was a full segment, sent (queued) before
-		// Send's closing tcp_push found the write queue empty, as before.
-		c.expect(seg{seq: c.iss + 1 + uint32(i*mss), ack: 1001, flags: fAck, payload: string(data[i*mss : (i+1)*mss])})
+		// PSH on the last only: tcp_push marked the tail skb, and GSO
+		// leaves PSH on the last segment it cuts.
+		f := fAck
+		if i == n-1 {
+			f |= fPsh
+		}
+		c.expect(seg{seq: c.iss + 1 + uint32(i*mss), ack: 1001, flags: f, payload: string(data[i*mss : (i+1)*mss])})
 	}
 	c.expectNone()
 }

@@ -296,9 +296,10 @@ type TCPSock struct {
 	wscaleOK     bool
 	sackOK       bool
 	tstampOK     bool
-	mssClamp     int // peer's MSS option (rx_opt.mss_clamp)
-	mssCache     int // current effective send MSS
-	advmss       int // MSS we advertise (minus options)
+	mssClamp     int    // peer's MSS option (rx_opt.mss_clamp)
+	mssCache     int    // current effective send MSS
+	gsoSegs      uint16 // the size goal in segments (tp->gso_segs, tcp_tso.go)
+	advmss       int    // MSS we advertise (minus options)
 	userMss      int
 	ttl, tos     uint8 // IP_TTL (0: the default) and IP_TOS of what the socket sends
 	nodelay      bool

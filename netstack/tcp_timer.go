@@ -149,16 +149,20 @@ func (tp *TCPSock) sendLossProbe() {
 	}
 	tp.stack.mib.Inc(memctl.TcpExtTCPLossProbes)
 	sent := false
-	if b := tp.writeQueue.Peek(); b != nil && !seqGT(cbGetEndSeq(b), tp.sndUna+tp.sndWnd) {
-		tp.eventNewDataSent(b)
-		b.HeaderRelease()
-		tp.rateSkbSent(b)
-		tp.transmitSkb(b, true)
-		sent = true
+	if b := tp.writeQueue.Peek(); b != nil && tp.sndWndTest(b, tp.sendMss()) {
+		prior := tp.packetsOut
+		tp.writeXmitOne(nagleOff, 2)
+		sent = tp.packetsOut > prior
 	}
 	if !sent {
+		// Probe with the last segment only: cut it off a multi-segment
+		// skb first.
 		if last := tp.rtxQueue.PeekTail(); last != nil {
-			tp.retransmitSkb(last)
+			if pc, mss := tcpSkbPcount(last), tcpSkbMss(last); pc > 1 && last.Len() > (pc-1)*mss &&
+				tp.fragment(&tp.rtxQueue, last, (pc-1)*mss, mss) {
+				last = last.Next()
+			}
+			tp.retransmitSkb(last, 1)
 		}
 	}
 	tp.tlpHighSeq = tp.sndNxt
@@ -196,7 +200,7 @@ func (tp *TCPSock) retransmitTimer() {
 	if tp.state == TCPSynRecv {
 		cbSetFlags(head, tcpSyn|tcpAck)
 	}
-	tp.retransmitSkb(head)
+	tp.retransmitSkb(head, 1)
 	tp.retransmits++
 	tp.backoff++
 	tp.resetRetransTimer(timerRetrans, tp.rtoBackoff())

@@ -88,7 +88,8 @@ func (u *undoConn) sendSegs(n int) (tsval uint32) {
 	u.t.Helper()
 	for i := 0; i < n; i++ {
 		u.sendData(u.payload(i))
-		_, o := u.expect(seg{seq: u.seq(i), ack: 1001, flags: fAck, payload: u.payload(i)})
+		// Each write ends in PSH (tcp_push marks the tail skb).
+		_, o := u.expect(seg{seq: u.seq(i), ack: 1001, flags: fAck | fPsh, payload: u.payload(i)})
 		tsval = o.TSVal
 	}
 	return tsval
@@ -97,7 +98,7 @@ func (u *undoConn) sendSegs(n int) (tsval uint32) {
 // expectResend expects segment i again and returns its TSval.
 func (u *undoConn) expectResend(i int) uint32 {
 	u.t.Helper()
-	_, o := u.expect(seg{seq: u.seq(i), ack: 1001, flags: fAck, payload: u.payload(i)})
+	_, o := u.expect(seg{seq: u.seq(i), ack: 1001, flags: fAck | fPsh, payload: u.payload(i)})
 	return o.TSVal
 }
 

@@ -196,3 +196,46 @@ func (pf *PageFrag) Release() {
 		pf.page = nil
 	}
 }
+
+// TrimHead removes the first n bytes of the packet: from the linear part
+// first, then whole fragments and the front of the next one. It returns
+// how many of the bytes were fragment bytes, which is what the caller may
+// take off truesize (the linear head stays allocated). The data must be
+// private (Unclone first). Mirrors __pskb_trim_head.
+func (b *SKB) TrimHead(n int) int {
+	if n < 0 || n > b.len {
+		panic(fmt.Sprintf("skb: TrimHead(%d) of %d", n, b.len))
+	}
+	if debug && b.Cloned() {
+		panic("skb: TrimHead of a cloned skb")
+	}
+	eat := min(n, b.HeadLen())
+	b.data += eat
+	b.len -= eat
+	n -= eat
+	if n == 0 {
+		return 0
+	}
+	sh := b.shared
+	k, left := 0, n
+	for i := 0; i < sh.nrFrags; i++ {
+		f := sh.frags[i]
+		if f.Size <= left {
+			left -= f.Size
+			f.Page.Put()
+			continue
+		}
+		f.Off += left
+		f.Size -= left
+		left = 0
+		sh.frags[k] = f
+		k++
+	}
+	for i := k; i < sh.nrFrags; i++ {
+		sh.frags[i] = Frag{}
+	}
+	sh.nrFrags = k
+	b.dataLen -= n
+	b.len -= n
+	return n
+}

@@ -144,9 +144,14 @@ func (d *Device) Offloads() (vnetHdr, rx bool, why error) {
 }
 
 // Features reports link.FeatureHWCsum when the device takes partial
-// checksums (IFF_VNET_HDR). Mirrors the netdev features TUN sets.
+// checksums (IFF_VNET_HDR), and link.FeatureTSO when it also takes GSO
+// packets (offloads in force: see Xmit). Mirrors the netdev features TUN
+// sets.
 func (d *Device) Features() link.Features {
-	if d.vnetHdr {
+	switch {
+	case d.vnetHdr && d.rxOffload:
+		return link.FeatureHWCsum | link.FeatureTSO
+	case d.vnetHdr:
 		return link.FeatureHWCsum
 	}
 	return 0

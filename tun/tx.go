@@ -65,6 +65,15 @@ func (t *txState) load(b *skb.SKB, vnet bool) (offloaded bool) {
 			h.csumStart = uint16(b.ChecksumStartOffset())
 			h.csumOffset = b.CsumOffset
 			offloaded = true
+			if sh := b.Shared(); sh.GSOSize != 0 {
+				// A TCP GSO packet: the kernel cuts it (as
+				// virtio_net_hdr_from_skb describes one).
+				h.gsoType = unix.VIRTIO_NET_HDR_GSO_TCPV4
+				h.gsoSize = sh.GSOSize
+				if th := int(h.csumStart); th+12 < b.HeadLen() {
+					h.hdrLen = uint16(th + int(b.Data()[th+12]>>4)*4)
+				}
+			}
 		}
 		h.encode(t.hdr[:])
 		t.iov[0].Base = &t.hdr[0]
@@ -171,7 +180,9 @@ func (d *Device) xmitOne(t *txState, b *skb.SKB) {
 		b.Free()
 		return
 	}
-	if n > d.cfg.MTU || d.stopped.Load() {
+	gso := b.Shared().GSOSize != 0
+	if gso && (!d.vnetHdr || !d.rxOffload || b.IPSummed != skb.ChecksumPartial || n > gsoMaxSize) ||
+		!gso && n > d.cfg.MTU || d.stopped.Load() {
 		d.stats.TxDropped.Add(1)
 		b.Free()
 		return
@@ -197,6 +208,10 @@ func (d *Device) xmitOne(t *txState, b *skb.SKB) {
 	default:
 		if offloaded {
 			d.offl.TxCsumOffloaded.Add(1)
+		}
+		if gso {
+			d.offl.TxGSOPackets.Add(1)
+			d.offl.TxGSOSegs.Add(uint64(b.Shared().GSOSegs))
 		}
 		d.stats.TxPackets.Add(1)
 		d.stats.TxBytes.Add(uint64(n))

@@ -50,6 +50,11 @@ type Features uint32
 // Mirrors NETIF_F_HW_CSUM.
 const FeatureHWCsum Features = 1 << 0
 
+// FeatureTSO: the device takes TCP/IPv4 GSO packets (gso_size, gso_segs
+// and gso_type set, checksum partial) and cuts them itself; without it the
+// stack cuts them in software before Xmit. Mirrors NETIF_F_TSO.
+const FeatureTSO Features = 1 << 1
+
 // Featurer is implemented by devices with offloads; a Device without it has
 // none. Features must not change while the device is attached.
 type Featurer interface {

@@ -1,0 +1,357 @@
+package netstack
+
+import (
+	"encoding/binary"
+
+	"sockfs/memctl"
+	"sockfs/skb"
+)
+
+// TSO-sized send skbs, as Linux builds them. tcp_sendmsg appends to the
+// tail skb of the write queue up to the size goal (about 64 KiB, page
+// fragments from the socket's page frag), so a queued byte costs little
+// more than a byte of wmem_queued. Such an skb stands for pcount segments
+// of the current MSS (tcp_skb_pcount, kept in the control block with the
+// MSS it was cut for); every counter of the congestion machinery
+// (packets_out, sacked_out, lost_out, retrans_out, delivered) counts
+// segments, so it adds and subtracts pcounts. tcp_write_xmit cuts an skb
+// where the congestion or receive window ends (tso_fragment); SACK blocks,
+// partial retransmissions and loss probes cut skbs on the retransmit queue
+// (tcp_fragment); a cumulative ACK inside an skb trims its head
+// (tcp_trim_head). The device gets each skb as one GSO packet; a device
+// without TSO, or an impairment stage in front of it, gets it cut into wire
+// packets in software (xmitGSO, skb_gso_segment's role).
+
+// Control-block offsets past tcp_seq.go's: tcp_gso_segs and tcp_gso_size.
+const (
+	cbPcount  = 24
+	cbGSOSize = 26
+)
+
+// gsoMaxSize is the devices' gso_max_size: GSO_LEGACY_MAX_SIZE, which a TUN
+// device (and every device that does not raise it) reports.
+const gsoMaxSize = 65536
+
+// gsoMaxSegs is the devices' gso_max_segs (GSO_MAX_SEGS).
+const gsoMaxSegs = 65535
+
+// tcpMinTsoSegs is net.ipv4.tcp_min_tso_segs (Linux's default).
+const tcpMinTsoSegs = 2
+
+// tcpTsoRttLog is net.ipv4.tcp_tso_rtt_log (Linux's default): below
+// 2^9 us of min_rtt a TSO burst may grow by up to gso_max_size.
+const tcpTsoRttLog = 9
+
+// tcpPacingShift is sk_pacing_shift's default: a TSO burst holds about
+// 1 ms (2^-10 s) of the pacing rate.
+const tcpPacingShift = 10
+
+// tcpSkbPcount is the number of MSS-sized segments b stands for. Mirrors
+// tcp_skb_pcount.
+func tcpSkbPcount(b *skb.SKB) int { return int(binary.LittleEndian.Uint16(b.CB[cbPcount:])) }
+
+// tcpSkbMss is the segment size b was cut for (0 for a single segment).
+// Mirrors tcp_skb_mss.
+func tcpSkbMss(b *skb.SKB) int { return int(binary.LittleEndian.Uint16(b.CB[cbGSOSize:])) }
+
+func cbSetPcount(b *skb.SKB, n int) { binary.LittleEndian.PutUint16(b.CB[cbPcount:], uint16(n)) }
+
+// setSkbTsoSegs sets b's segment count and size for mss. Mirrors
+// tcp_set_skb_tso_segs.
+func setSkbTsoSegs(b *skb.SKB, mss int) {
+	if b.Len() <= mss {
+		cbSetPcount(b, 1)
+		binary.LittleEndian.PutUint16(b.CB[cbGSOSize:], 0)
+		return
+	}
+	cbSetPcount(b, (b.Len()+mss-1)/mss)
+	binary.LittleEndian.PutUint16(b.CB[cbGSOSize:], uint16(mss))
+}
+
+// initTsoSegs (re)computes b's segment count if it has none yet or was cut
+// for another MSS, and returns it. Mirrors tcp_init_tso_segs.
+func initTsoSegs(b *skb.SKB, mss int) int {
+	n := tcpSkbPcount(b)
+	if n == 0 || (n > 1 && tcpSkbMss(b) != mss) {
+		setSkbTsoSegs(b, mss)
+		n = tcpSkbPcount(b)
+	}
+	return n
+}
+
+// tcpHeaderLen is the header length of a non-SYN segment without SACK
+// blocks (tp->tcp_header_len).
+func (tp *TCPSock) tcpHeaderLen() int {
+	if tp.tstampOK {
+		return 20 + tcpOlenTstampAl
+	}
+	return 20
+}
+
+// boundToHalfWnd keeps an skb at most half the largest window the peer has
+// offered, so that two are in flight at a time. Mirrors
+// tcp_bound_to_half_wnd.
+func (tp *TCPSock) boundToHalfWnd(pktsize int) int {
+	cutoff := int(tp.maxWindow)
+	if cutoff > tcpMssDefault {
+		cutoff >>= 1
+	}
+	if cutoff != 0 && pktsize > cutoff {
+		return max(cutoff, 68-tp.tcpHeaderLen())
+	}
+	return pktsize
+}
+
+// sizeGoal is how large the tail skb of the write queue may grow: a whole
+// number of MSS under the device's GSO limit and half the peer's window,
+// remembered in gso_segs so that it changes only when it must. Mirrors
+// tcp_xmit_size_goal.
+func (tp *TCPSock) sizeGoal(mss int) int {
+	goal := tp.boundToHalfWnd(gsoMaxSize - 1 - maxTCPHeader())
+	sg := int(tp.gsoSegs) * mss
+	if goal < sg || goal >= sg+mss {
+		tp.gsoSegs = uint16(min(goal/mss, gsoMaxSegs))
+		sg = int(tp.gsoSegs) * mss
+	}
+	return max(sg, mss)
+}
+
+// pacingRate is sk_pacing_rate in bytes per second as Linux keeps it for
+// a socket not paced by fq: 200% of cwnd per srtt in slow start (cwnd
+// below half ssthresh), 120% after; unlimited before the first RTT sample.
+// Computed when needed instead of on every ACK. Mirrors
+// tcp_update_pacing_rate (tcp_pacing_ss_ratio 200, tcp_pacing_ca_ratio 120).
+func (tp *TCPSock) pacingRate() uint64 {
+	if tp.srttUs == 0 {
+		return ^uint64(0)
+	}
+	rate := uint64(tp.mssCache) * (10000 << 3) // USEC_PER_SEC/100, srtt_us is <<3
+	if tp.cwnd < tp.ssthresh/2 {
+		rate *= 200
+	} else {
+		rate *= 120
+	}
+	rate *= uint64(max(tp.cwnd, tp.packetsOut))
+	return rate / uint64(tp.srttUs)
+}
+
+// tsoSegs is how many segments one skb may carry at most: about 1 ms of
+// the pacing rate, more on short paths, at least tcp_min_tso_segs. Mirrors
+// tcp_tso_segs with tcp_tso_autosize.
+func (tp *TCPSock) tsoSegs(mss int) int {
+	bytes := min(tp.pacingRate()>>tcpPacingShift, gsoMaxSize)
+	if r := tp.minRttUs() >> tcpTsoRttLog; r < 32 && tp.srttUs != 0 {
+		bytes += gsoMaxSize >> r
+	}
+	bytes = min(bytes, gsoMaxSize)
+	return min(max(int(bytes)/mss, tcpMinTsoSegs), gsoMaxSegs)
+}
+
+// cwndTest is how many segments the congestion window lets b send now: at
+// most half the window in one skb, so that ACK clocking survives; a lone
+// FIN always goes. Mirrors tcp_cwnd_test.
+func (tp *TCPSock) cwndTest(b *skb.SKB) int {
+	if cbGetFlags(b)&tcpFin != 0 && tcpSkbPcount(b) == 1 {
+		return 1
+	}
+	inflight, cwnd := tp.packetsInFlight(), tp.cwnd
+	if inflight >= cwnd {
+		return 0
+	}
+	return int(min(max(cwnd>>1, 1), cwnd-inflight))
+}
+
+// sndWndTest says whether the first segment of b fits the peer's window.
+// Mirrors tcp_snd_wnd_test.
+func (tp *TCPSock) sndWndTest(b *skb.SKB, mss int) bool {
+	end := cbGetEndSeq(b)
+	if b.Len() > mss {
+		end = cbGetSeq(b) + uint32(mss)
+	}
+	return !seqGT(end, tp.sndUna+tp.sndWnd)
+}
+
+// mssSplitPoint is how much of b to send now: maxSegs segments if the
+// window has room and more data follows, else what the window allows,
+// less a trailing partial segment that Nagle would hold back. Mirrors
+// tcp_mss_split_point.
+func (tp *TCPSock) mssSplitPoint(b *skb.SKB, mss, maxSegs, nonagle int) int {
+	window := int(tp.sndUna + tp.sndWnd - cbGetSeq(b))
+	maxLen := mss * maxSegs
+	if maxLen <= window && b != tp.writeQueue.PeekTail() {
+		return maxLen
+	}
+	needed := min(b.Len(), window)
+	if maxLen <= needed {
+		return maxLen
+	}
+	partial := needed % mss
+	if tp.nagleCheck(partial != 0, nonagle) {
+		return needed - partial
+	}
+	return needed
+}
+
+// fragment splits b after n payload bytes; the rest goes to a new skb
+// queued right after b on q (the write queue or the retransmit queue). The
+// new skb's struct is charged as a new send skb and the moved fragment
+// bytes move their truesize with them. Both halves get their segment
+// counts for mss; on the retransmit queue the counters follow
+// (tcp_adjust_pcount), the control block (sacked state, send time) is
+// copied, and a clone still in flight keeps the old data (Unclone). It
+// reports false, changing nothing, when n does not split b or, on the
+// retransmit queue, when wmem_queued is far over sndbuf (TCPWqueueTooBig).
+// Mirrors tcp_fragment (and tso_fragment for the write queue).
+func (tp *TCPSock) fragment(q *skb.Queue, b *skb.SKB, n, mss int) bool {
+	if n <= 0 || n >= b.Len() {
+		return false
+	}
+	rtx := q == &tp.rtxQueue
+	if rtx && b != q.Peek() && b != q.PeekTail() && tp.sk.TCPWqueueTooBig() {
+		tp.stack.mib.Inc(memctl.TcpExtTCPWqueueTooBig)
+		return false
+	}
+	b.Unclone()
+	nb := skb.AllocFclone(maxTCPHeader())
+	nb.Reserve(maxTCPHeader())
+	tp.sk.ForcedMemSchedule(nb.Truesize())
+	tp.sk.SkbEntail(nb.Truesize())
+	moved := 0
+	lin := b.HeadLen()
+	if n < lin { // linear payload: copy what goes
+		nb.PutData(b.Data()[n:])
+		moved += lin - n
+	}
+	off := lin
+	for i := 0; i < b.NrFrags(); i++ {
+		f := b.Frag(i)
+		fs, fe := off, off+f.Size
+		off = fe
+		if fe <= n {
+			continue
+		}
+		start := max(fs, n) - fs
+		f.Page.Get()
+		if !nb.AddFrag(f.Page, f.Off+start, f.Size-start) {
+			f.Page.Put()
+		}
+		moved += f.Size - start
+	}
+	flags := cbGetFlags(b)
+	end := cbGetEndSeq(b)
+	b.Trim(n)
+	q.Resized(n+moved, n)
+	b.AddTruesize(-moved)
+	nb.AddTruesize(moved)
+	nb.CB = b.CB
+	nb.Tstamp = b.Tstamp
+	cbSetSeq(nb, cbGetSeq(b)+uint32(n))
+	cbSetEndSeq(nb, end)
+	cbSetFlags(nb, flags)
+	cbSetEndSeq(b, cbGetSeq(b)+uint32(n))
+	cbSetFlags(b, flags&^(tcpFin|tcpPsh))
+	if !rtx {
+		cbSetSacked(nb, 0)
+	}
+	old := tcpSkbPcount(b)
+	setSkbTsoSegs(b, mss)
+	setSkbTsoSegs(nb, mss)
+	q.InsertAfter(b, nb)
+	if rtx {
+		nb.HeaderRelease()
+		if diff := old - tcpSkbPcount(b) - tcpSkbPcount(nb); diff != 0 {
+			tp.adjustPcount(b, diff)
+		}
+	}
+	return true
+}
+
+// adjustPcount takes decr segments (negative: adds) off the counters b is
+// counted in, after b's segment count changed. Mirrors tcp_adjust_pcount.
+func (tp *TCPSock) adjustPcount(b *skb.SKB, decr int) {
+	d := uint32(decr)
+	tp.packetsOut -= d
+	s := cbGetSacked(b)
+	if s&tcpcbSackedAcked != 0 {
+		tp.sackedOut -= d
+	}
+	if s&tcpcbSackedRetrans != 0 {
+		tp.retransOut -= d
+	}
+	if s&tcpcbLost != 0 {
+		tp.lostOut -= d
+	}
+}
+
+// trimHead removes the first n bytes, cumulatively acknowledged, of an skb
+// on the retransmit queue; their truesize leaves wmem_queued and the
+// socket's charge. Mirrors tcp_trim_head.
+func (tp *TCPSock) trimHead(b *skb.SKB, n int) {
+	b.Unclone()
+	b.HeaderRelease()
+	old := b.Len()
+	delta := b.TrimHead(n)
+	tp.rtxQueue.Resized(old, b.Len())
+	cbSetSeq(b, cbGetSeq(b)+uint32(n))
+	if delta != 0 {
+		b.AddTruesize(-delta)
+		tp.sk.WmemQueuedAdd(-delta)
+		tp.sk.MemUncharge(delta)
+	}
+	if tcpSkbPcount(b) > 1 {
+		setSkbTsoSegs(b, tcpSkbMss(b))
+	}
+}
+
+// tsoAcked trims the acknowledged head of a multi-segment skb that an ACK
+// covers in part, returning how many segments that acknowledged (0: none
+// whole, and nothing trimmed). Mirrors tcp_tso_acked.
+func (tp *TCPSock) tsoAcked(b *skb.SKB, ack uint32) uint32 {
+	old := tcpSkbPcount(b)
+	if old <= 1 || !seqGT(ack, cbGetSeq(b)) {
+		return 0
+	}
+	tp.trimHead(b, int(ack-cbGetSeq(b)))
+	return uint32(old - tcpSkbPcount(b))
+}
+
+// matchSkbToSack decides whether b lies within the SACK block
+// [start, end), first cutting a multi-segment skb that the block covers in
+// part so that SACKs cover whole segments (and the odd end): the piece
+// before the block, or the piece inside it, becomes b. It returns 1 if b
+// (now) lies within the block, 0 if not, -1 if it could not be cut.
+// Mirrors tcp_match_skb_to_sack.
+func (tp *TCPSock) matchSkbToSack(b *skb.SKB, start, end uint32) int {
+	seq, endSeq := cbGetSeq(b), cbGetEndSeq(b)
+	in := !seqGT(start, seq) && !seqLT(end, endSeq)
+	if tcpSkbPcount(b) > 1 && !in && seqGT(endSeq, start) {
+		mss := tcpSkbMss(b)
+		in = !seqGT(start, seq)
+		var pktLen int
+		if !in {
+			pktLen = max(int(start-seq), mss)
+		} else {
+			pktLen = int(end - seq)
+			if pktLen < mss {
+				return -1
+			}
+		}
+		if pktLen > mss { // round to whole segments
+			l := pktLen / mss * mss
+			if !in && l < pktLen {
+				l += mss
+			}
+			pktLen = l
+		}
+		if pktLen >= b.Len() && !in {
+			return 0
+		}
+		if !tp.fragment(&tp.rtxQueue, b, pktLen, mss) {
+			return -1
+		}
+	}
+	if in {
+		return 1
+	}
+	return 0
+}
