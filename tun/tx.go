@@ -11,20 +11,16 @@ import (
 
 // txState holds one packet's iovecs for writev(2): the virtio_net_hdr (on
 // a device with IFF_VNET_HDR), the skb's linear part and its page
-// fragments, written as one packet without linearising; or, for a GSO
-// super-packet (gso.go), the header, the fixed-up headers in gsoHdrs and
-// the payloads of all its segments. iov grows to uioMaxIov the first time
-// a super-packet needs more than a packet does, and stays so. write is
-// bound once as a method value so RawWrite does not allocate.
+// fragments, written as one packet without linearising. write is bound
+// once as a method value so RawWrite does not allocate.
 type txState struct {
-	hdr     [vnetHdrLen]byte
-	gsoHdrs [2 * 60]byte // IPv4 + TCP headers, each at most 60 bytes
-	iov     []unix.Iovec
-	niov    int
-	used    int // most iovecs set since the pool handed t out
-	n       int
-	errno   unix.Errno
-	write   func(fd uintptr) bool
+	hdr   [vnetHdrLen]byte
+	iov   []unix.Iovec
+	niov  int
+	used  int // most iovecs set since the pool handed t out
+	n     int
+	errno unix.Errno
+	write func(fd uintptr) bool
 }
 
 var txPool = sync.Pool{New: func() any {
@@ -113,12 +109,11 @@ func (t *txState) hdrLen() int {
 // Xmit writes the packets of batch to the kernel and frees every skb,
 // which runs its destructor (TX completion: the sender's buffer is released
 // after the kernel has copied the packet). A TUN write is one packet: one
-// writev(2) per packet, except that with offloads in force a run of
-// consecutive MSS-sized segments of one TCP flow goes as one GSO
-// super-packet (gso.go), counted once in Stats with its length and in
-// OffloadStats.TxGSOPackets/TxGSOSegs. Packets longer than the MTU or sent
-// after Stop are dropped (TxDropped); failed writes count as TxErrors (a
-// failed super-packet once).
+// writev(2) per skb, a GSO skb (with offloads in force) included, counted
+// once in Stats with its length and in OffloadStats.TxGSOPackets/TxGSOSegs.
+// Packets longer than the MTU (or, for a GSO skb, than 64 KiB), GSO skbs
+// without offloads, and packets sent after Stop are dropped (TxDropped);
+// failed writes count as TxErrors.
 //
 // Safe for concurrent use from any number of goroutines: writes on the
 // descriptor are serialised by its write lock in Go's poll.FD, and each is
@@ -130,46 +125,13 @@ func (d *Device) Xmit(batch []*skb.SKB) {
 		return
 	}
 	t := txPool.Get().(*txState)
-	gso := d.vnetHdr && d.rxOffload
-	for i := 0; i < len(batch); {
-		if gso && !d.stopped.Load() {
-			if n, total, iovs := gsoRun(batch[i:], d.cfg.MTU); n > 1 {
-				d.xmitGSO(t, batch[i:i+n], total, iovs)
-				i += n
-				continue
-			}
-		}
-		d.xmitOne(t, batch[i])
+	for i, b := range batch {
+		d.xmitOne(t, b)
 		batch[i] = nil
-		i++
 	}
 	clear(t.iov[:t.used]) // do not pin freed buffers from the pool
 	t.used = 0
 	txPool.Put(t)
-}
-
-// xmitGSO writes run as one super-packet of total bytes and frees its skbs
-// (clearing their places in the batch).
-func (d *Device) xmitGSO(t *txState, run []*skb.SKB, total, payloadIovs int) {
-	t.loadGSO(run, total, payloadIovs)
-	t.errno = 0
-	err := d.raw.Write(t.write)
-	switch {
-	case err != nil && d.stopped.Load():
-		d.stats.TxDropped.Add(1)
-	case err != nil, t.errno != 0, t.n != vnetHdrLen+total:
-		d.stats.TxErrors.Add(1)
-	default:
-		d.offl.TxGSOPackets.Add(1)
-		d.offl.TxGSOSegs.Add(uint64(len(run)))
-		d.offl.TxCsumOffloaded.Add(1)
-		d.stats.TxPackets.Add(1)
-		d.stats.TxBytes.Add(uint64(total))
-	}
-	for i, b := range run {
-		run[i] = nil
-		b.Free()
-	}
 }
 
 // xmitOne writes b as one packet and frees it.
