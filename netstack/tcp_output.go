@@ -410,6 +410,8 @@ func (tp *TCPSock) writeXmitOne(nonagle int, pushOne int) bool {
 		}
 	}
 	tp.txEnd()
+	// Linux 6.x decides after the loop: the flight fills the window.
+	limited = limited || tp.packetsInFlight() >= tp.cwnd
 	if sent || limited {
 		tp.cwndValidate(limited)
 	}
