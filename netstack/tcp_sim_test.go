@@ -112,17 +112,36 @@ func TestTCPSimClean(t *testing.T) {
 	}
 }
 
-func simImpaired(t *testing.T, cfg impair.Config, size int, seed int64) {
+// simLimit bounds what an impaired transfer may take: simulated time and
+// RTOs (both sides), for the `make test` size and for `make soak`'s 64 MiB.
+// The simulation is deterministic (seeded impairment, simulated clock), so
+// the bounds sit about 25% above what the runs take today (README quotes
+// the soak figures): a change that makes loss recovery slower, or that
+// turns recoveries into timeouts, fails here.
+type simLimit struct {
+	time     time.Duration
+	timeouts uint64
+}
+
+func simImpaired(t *testing.T, cfg impair.Config, size int, seed int64, short, soakLim simLimit) {
 	n := newTestNet(t, cfg, cfg, seed)
 	cli, srv := tcpPair(t, n, 80)
 	transfer(t, n, cli, srv, size, uint64(seed), 600*time.Second)
 	transfer(t, n, srv, cli, size, uint64(seed)+1, 600*time.Second)
 	sum := func(c memctl.Counter) uint64 { return n.a.mib.Get(c) + n.b.mib.Get(c) }
+	el := time.Duration(n.clk.Nanotime())
 	t.Logf("a+b: retrans %d timeouts %d (a %d) fastretrans %d recoveries %d undos: dsack %d full %d partial %d loss %d; tsreorder %d; sim time %v",
 		sum(memctl.TcpRetransSegs), sum(memctl.TcpExtTCPTimeouts), n.a.mib.Get(memctl.TcpExtTCPTimeouts), sum(memctl.TcpExtTCPFastRetrans),
 		sum(memctl.TcpExtTCPSackRecovery)+sum(memctl.TcpExtTCPRenoRecovery), sum(memctl.TcpExtTCPDSACKUndo),
 		sum(memctl.TcpExtTCPFullUndo), sum(memctl.TcpExtTCPPartialUndo), sum(memctl.TcpExtTCPLossUndo),
-		sum(memctl.TcpExtTCPTSReorder), time.Duration(n.clk.Nanotime()))
+		sum(memctl.TcpExtTCPTSReorder), el)
+	lim := short
+	if *soak {
+		lim = soakLim
+	}
+	if el > lim.time || sum(memctl.TcpExtTCPTimeouts) > lim.timeouts {
+		t.Errorf("took %v with %d RTOs, want at most %v and %d", el, sum(memctl.TcpExtTCPTimeouts), lim.time, lim.timeouts)
+	}
 }
 
 // simSize is the transfer size each way: 64 MiB under -soak (make soak),
@@ -135,24 +154,29 @@ func simSize(div int) int {
 }
 
 func TestTCPSimLoss(t *testing.T) {
-	simImpaired(t, impair.Config{Loss: 0.05, Delay: 5 * time.Millisecond}, simSize(4), 21)
+	simImpaired(t, impair.Config{Loss: 0.05, Delay: 5 * time.Millisecond}, simSize(4), 21,
+		simLimit{3300 * time.Millisecond, 4}, simLimit{6 * time.Minute, 220})
 }
 
 func TestTCPSimReorder(t *testing.T) {
-	simImpaired(t, impair.Config{Reorder: 0.02, Delay: 5 * time.Millisecond}, simSize(2), 22)
+	simImpaired(t, impair.Config{Reorder: 0.02, Delay: 5 * time.Millisecond}, simSize(2), 22,
+		simLimit{360 * time.Millisecond, 0}, simLimit{6100 * time.Millisecond, 0})
 }
 
 func TestTCPSimDuplicate(t *testing.T) {
-	simImpaired(t, impair.Config{Duplicate: 0.01, Delay: 2 * time.Millisecond}, simSize(2), 23)
+	simImpaired(t, impair.Config{Duplicate: 0.01, Delay: 2 * time.Millisecond}, simSize(2), 23,
+		simLimit{120 * time.Millisecond, 0}, simLimit{2200 * time.Millisecond, 0})
 }
 
 func TestTCPSimCorrupt(t *testing.T) {
-	simImpaired(t, impair.Config{Corrupt: 0.005, Delay: 2 * time.Millisecond}, simSize(2), 24)
+	simImpaired(t, impair.Config{Corrupt: 0.005, Delay: 2 * time.Millisecond}, simSize(2), 24,
+		simLimit{270 * time.Millisecond, 1}, simLimit{28 * time.Second, 3})
 }
 
 func TestTCPSimAll(t *testing.T) {
 	simImpaired(t, impair.Config{Loss: 0.05, Reorder: 0.02, Duplicate: 0.01, Corrupt: 0.005,
-		Delay: 5 * time.Millisecond, Jitter: time.Millisecond}, simSize(4), 25)
+		Delay: 5 * time.Millisecond, Jitter: time.Millisecond}, simSize(4), 25,
+		simLimit{1700 * time.Millisecond, 2}, simLimit{7*time.Minute + 20*time.Second, 250})
 }
 
 // bulkPump moves size bytes from cli to srv in a drive loop: each step
