@@ -12,7 +12,7 @@ import (
 
 // wireRx is a pipe end that hands its receiver each packet as a linear skb
 // of its own size class, as a TUN read without offloads (tun_alloc_skb)
-// and gsoSegment build them, instead of the sender's clone.
+// builds them, instead of the sender's clone.
 type wireRx struct{ *link.PipeEnd }
 
 func (w wireRx) Open(rx link.Receiver) error {
@@ -59,17 +59,17 @@ func groRmemRun(t *testing.T, gro, linear bool) (rmem, queued int, prunes, segs 
 // until the window closes; with and without GRO (NETIF_F_GRO off), for
 // two kinds of wire packet.
 //
-// Linear packets (what a TUN read without offloads and gsoSegment give:
-// one kmalloc head per packet, 2304 bytes of truesize for 1448 of data)
-// are what Linux chains on frag_list, each part keeping its truesize, so
-// the charge per byte stays at 1.6, as Linux's would for such skbs; what
-// GRO changes is the number of skbs (one per poll and flow instead of one
-// per MSS) and so the prunes (4 without GRO, 1 with: the issue's figures
-// without it, r140544 for 87904 B).
+// Linear packets (what a TUN read without offloads gives: one kmalloc
+// head per packet, 2304 bytes of truesize for 1448 of data) are what
+// Linux chains on frag_list, each part keeping its truesize, so the
+// charge per byte stays at 1.6, as Linux's would for such skbs; what GRO
+// changes is the number of skbs (one per poll and flow instead of one per
+// MSS) and so the prunes (4 without GRO, 1 with; without it these are the
+// issue's figures, r140544 for 87904 B).
 //
 // Paged packets (the sender's skbs, payload in page fragments) give GRO
 // their fragments, so a super-packet costs one head plus its data: about
-// 1.02 per byte, the kernel's figure for the same traffic in the issue.
+// 1.02 per byte (TCP's receive-queue coalescing gets 1.07 without GRO).
 func TestGROReceiverBehindDelayedLink(t *testing.T) {
 	type run struct {
 		r, q      int

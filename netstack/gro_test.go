@@ -231,8 +231,8 @@ func describeGRO(bs []*skb.SKB) []groOut {
 // groK returns the k-th full-sized segment of flow 1.
 func groK(k int) groSeg { return groSeg{seq: uint32(k * groMSS)} }
 
-// Four in-order wire packets (linear skbs, as gsoSegment cuts them)
-// become one: headers fixed, checksum partial, gso_size and gso_segs set,
+// Four in-order wire packets (linear skbs, as a TUN read without offloads
+// gives them) become one: headers fixed, checksum partial, gso_size and gso_segs set,
 // and the truesize the sum of the four (Linux chains them on frag_list).
 func TestGROInOrderMergeLinear(t *testing.T) {
 	c := newGROTest(t)
@@ -279,6 +279,33 @@ func TestGROInOrderMergePaged(t *testing.T) {
 		}
 	}
 	c.expect(groOut{0, 4 * groMSS, 4})
+}
+
+// Linux appends fragments to the head only while MAX_SKB_FRAGS allows:
+// the donor that would make 18 is chained on frag_list instead and
+// charged whole, and the next ones give their fragments to it.
+func TestGROFragListChargeAfterMaxFrags(t *testing.T) {
+	c := newGROTest(t)
+	var want int
+	for k := 0; k < 20; k++ {
+		s := groK(k)
+		s.paged = true
+		b := c.build(s)
+		switch {
+		case k == 0:
+			want = b.Truesize()
+		case k == skb.MaxFrags: // 1 + 16 fragments so far: this one is chained
+			want += b.Truesize()
+		default:
+			want += groMSS
+		}
+		c.g.receive(b)
+	}
+	c.g.flush()
+	if ts := c.out[0].Truesize(); ts != want {
+		t.Errorf("truesize %d, want %d", ts, want)
+	}
+	c.expect(groOut{0, 20 * groMSS, 20})
 }
 
 // A segment with PSH or FIN joins the flow and ends it at once; one with
