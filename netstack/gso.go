@@ -9,74 +9,37 @@ import (
 )
 
 // gsoSegment cuts a TCP/IPv4 super-packet (a TUN offload's GSO skb) into
-// the MTU-sized packets it stands for, appending them to out, and frees b.
-// Each segment is a linear skb of its own size class with complete IP and
-// TCP checksums; sequence numbers, IP IDs and lengths advance as the
-// sender's TSO would have cut them; FIN and PSH stay on the last segment
-// and CWR on the first. A packet that is not a super-packet is appended
-// unchanged. Mirrors skb_gso_segment -> inet_gso_segment ->
-// tcp_gso_segment, in software.
-//
-// Used only in front of an impairment stage: netem in Linux drops, delays
-// and duplicates a GSO skb whole (the usual advice is to turn TSO off
-// under netem), so "in loss 1%" would lose 1% of 64 KiB bursts. Here an
-// impaired link impairs wire-sized packets, which is what an experiment
-// on it means; without impairment super-packets go up the stack whole.
+// the MTU-sized packets it stands for, appending them to out, and frees b;
+// a packet that is not a super-packet is appended unchanged. The segments
+// are gsoCutter's, with complete checksums. Used only in front of an
+// impairment stage: netem in Linux drops, delays and duplicates a GSO skb
+// whole (the usual advice is to turn TSO off under netem), so "in loss 1%"
+// would lose 1% of 64 KiB bursts. Here an impaired link impairs wire-sized
+// packets, which is what an experiment on it means; without impairment
+// super-packets go up the stack whole, and after the stage GRO (gro.go)
+// merges what it can again, as a host behind a real NIC would.
 func gsoSegment(b *skb.SKB, out []*skb.SKB) []*skb.SKB {
-	sh := b.Shared()
-	mss := int(sh.GSOSize)
-	if mss == 0 || sh.GSOType&skb.GSOTCPv4 == 0 || b.HeadLen() < header.IPv4MinSize {
+	var g gsoCutter
+	if !g.init(b, false) {
 		return append(out, b)
 	}
-	ip := header.IPv4(b.Data())
-	ihl := ip.HeaderLength()
-	if ip.Protocol() != header.IPv4ProtocolTCP || b.HeadLen() < ihl+header.TCPMinSize {
-		return append(out, b)
+	for p := g.next(); p != nil; p = g.next() {
+		out = append(out, p)
 	}
-	th := header.TCP(b.Data()[ihl:])
-	hlen := ihl + th.DataOffset()
-	payload := b.Len() - hlen
-	if th.DataOffset() < header.TCPMinSize || b.HeadLen() < hlen || payload <= mss {
-		return append(out, b)
-	}
-	hdr := b.Data()[:hlen]
-	src, dst := ip.SrcAddr(), ip.DstAddr()
-	seq, id, flags := th.Seq(), ip.ID(), th.Flags()
-	for off := 0; off < payload; off += mss {
-		n := min(mss, payload-off)
-		s := skb.Alloc(hlen + n)
-		p := s.Put(hlen + n)
-		copy(p, hdr)
-		b.CopyBits(hlen+off, p[hlen:])
-		sip, sth := header.IPv4(p), header.TCP(p[ihl:])
-		sip.SetTotalLength(uint16(hlen + n))
-		sip.SetID(id)
-		sip.SetChecksum(sip.CalculateChecksum())
-		f := flags
-		if off > 0 {
-			f &^= header.TCPFlagCwr
-		}
-		if off+n < payload {
-			f &^= header.TCPFlagFin | header.TCPFlagPsh
-		}
-		sth.SetFlags(f)
-		sth.SetSeq(seq + uint32(off))
-		sth.SetChecksum(sth.CalculateChecksum(src, dst))
-		out = append(out, s)
-		id++
-	}
-	b.Free()
 	return out
 }
 
-// gsoCutter cuts a TCP/IPv4 GSO skb that TCP built (data at the IP header,
-// headers in the linear part, payload after them and in page fragments)
-// into the wire packets it stands for, one per next call, for a device
-// without TSO or an impairment stage in front of one. Each segment gets a
-// copy of the headers, fixed up as tcp_gso_segment fixes them, and
-// references to the payload's pages (skb_segment shares the fragments the
-// same way; payload in the linear part is copied). Segments are charged to
-// the sender as the GSO skb was (tcp_gso_segment moves the destructor).
+// gsoCutter cuts a TCP/IPv4 GSO skb (data at the IP header, headers in the
+// linear part, payload after them and in page fragments: one TCP built for
+// a device without TSO or an impairment stage in front of one, or one a
+// TUN delivered) into the wire packets it stands for, one per next call.
+// Each segment is built as skb_segment builds it on a scatter-gather path:
+// a head of its own (b's headroom, the headers fixed up as tcp_gso_segment
+// fixes them, and whatever of its payload lies in b's linear part) with the
+// rest of its payload as references to b's pages, charged the head's
+// truesize plus the referenced bytes. IP IDs advance per segment, FIN and
+// PSH stay on the last segment and CWR on the first. Segments are charged
+// to the sender as the GSO skb was (tcp_gso_segment moves the destructor).
 // The zero value is not usable; init it with the skb, which it frees when
 // the last segment is cut. Mirrors skb_gso_segment -> tcp4_gso_segment
 // on the transmit path (validate_xmit_skb).
@@ -89,8 +52,6 @@ type gsoCutter struct {
 	mss    int
 	off    int // payload bytes cut so far
 	total  int // payload bytes
-	frag   int // current fragment, and the bytes of it already cut
-	fragAt int
 	seq    uint32
 	id     uint16
 	flags  header.TCPFlags
@@ -102,8 +63,9 @@ type gsoCutter struct {
 // a GSO packet of more than one segment with its headers in the linear
 // part.
 func (g *gsoCutter) init(b *skb.SKB, hwCsum bool) bool {
-	mss := int(b.Shared().GSOSize)
-	if mss == 0 || b.HeadLen() < header.IPv4MinSize {
+	sh := b.Shared()
+	mss := int(sh.GSOSize)
+	if mss == 0 || sh.GSOType&skb.GSOTCPv4 == 0 || b.HeadLen() < header.IPv4MinSize {
 		return false
 	}
 	ip := header.IPv4(b.Data())
@@ -137,28 +99,18 @@ func (g *gsoCutter) next() *skb.SKB {
 	}
 	b := g.b
 	n := min(g.mss, g.total-g.off)
-	linPay := b.HeadLen() - g.hlen // payload bytes in the linear part
-	linN := max(min(linPay-g.off, n), 0)
-	s := skb.Alloc(g.hlen + linN)
+	at := g.hlen + g.off                   // packet offset of this segment's payload
+	linN := max(min(b.HeadLen()-at, n), 0) // of it, bytes in b's linear part
+	if gsoFragsSpanned(b, at+linN, n-linN) > skb.MaxFrags {
+		linN = n // cannot happen for an MSS; copy rather than fail
+	}
+	s := skb.Alloc(b.Headroom() + g.hlen + linN)
+	s.Reserve(b.Headroom())
 	p := s.Put(g.hlen + linN)
 	copy(p, b.Data()[:g.hlen])
-	if linN > 0 {
-		copy(p[g.hlen:], b.Data()[g.hlen+g.off:g.hlen+g.off+linN])
-	}
-	for left := n - linN; left > 0; {
-		f := b.Frag(g.frag)
-		take := min(f.Size-g.fragAt, left)
-		f.Page.Get()
-		if !s.AddFrag(f.Page, f.Off+g.fragAt, take) {
-			panic("netstack: a GSO segment needs more fragments than an skb holds")
-		}
-		s.AddTruesize(take)
-		left -= take
-		if g.fragAt += take; g.fragAt == f.Size {
-			g.frag++
-			g.fragAt = 0
-		}
-	}
+	b.CopyBits(at, p[g.hlen:])
+	gsoFragRef(s, b, at+linN, n-linN)
+	s.AddTruesize(n - linN) // nskb->truesize += nskb->data_len
 	seg := g.off / g.mss
 	last := g.off+n >= g.total
 	ip, th := header.IPv4(p), header.TCP(p[g.ihl:])
@@ -192,4 +144,42 @@ func (g *gsoCutter) next() *skb.SKB {
 	}
 	g.off += n
 	return s
+}
+
+// gsoFragRef appends to s references to the n bytes of b's fragment data
+// that start at packet offset off (past b's linear part), each with a page
+// reference of its own. Mirrors skb_segment's frag loop (__skb_frag_ref,
+// then trimming the first and last fragment to the segment).
+func gsoFragRef(s, b *skb.SKB, off, n int) {
+	off -= b.HeadLen()
+	for i := 0; i < b.NrFrags() && n > 0; i++ {
+		f := b.Frag(i)
+		if off >= f.Size {
+			off -= f.Size
+			continue
+		}
+		k := min(f.Size-off, n)
+		f.Page.Get()
+		s.AddFrag(f.Page, f.Off+off, k) // gsoFragsSpanned checked the room
+		n -= k
+		off = 0
+	}
+}
+
+// gsoFragsSpanned is how many of b's fragments the n bytes at packet
+// offset off (past b's linear part) touch.
+func gsoFragsSpanned(b *skb.SKB, off, n int) int {
+	off -= b.HeadLen()
+	c := 0
+	for i := 0; i < b.NrFrags() && n > 0; i++ {
+		f := b.Frag(i)
+		if off >= f.Size {
+			off -= f.Size
+			continue
+		}
+		n -= min(f.Size-off, n)
+		off = 0
+		c++
+	}
+	return c
 }

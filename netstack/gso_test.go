@@ -14,6 +14,9 @@ import (
 // wire packets TSO would have sent: each with valid IP and TCP checksums,
 // its own length, IP ID and sequence number; FIN and PSH on the last only,
 // CWR on the first only; the payloads joined are the original payload.
+// As skb_segment builds them, each has a small head of its own and
+// references the super-packet's pages for its payload, charged the head
+// plus the payload bytes.
 func TestGSOSegment(t *testing.T) {
 	src, dst := netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2")
 	const mss, payload, hlen = 1448, 10000, header.IPv4MinSize + 32
@@ -53,9 +56,11 @@ func TestGSOSegment(t *testing.T) {
 		if ip.ID() != uint16(100+i) || !ip.IsChecksumValid() {
 			t.Errorf("segment %d: id %d, ip checksum valid %v", i, ip.ID(), ip.IsChecksumValid())
 		}
-		if !th.IsChecksumValid(src, dst) {
+		s.Pull(header.IPv4MinSize)
+		if skbChecksum(s, header.PseudoHeaderChecksum(header.IPv4ProtocolTCP, src, dst, uint16(s.Len()))) != 0xffff {
 			t.Errorf("segment %d: bad tcp checksum", i)
 		}
+		s.Push(header.IPv4MinSize)
 		if th.Seq() != 0xfffff000+uint32(i*mss) {
 			t.Errorf("segment %d: seq %#x", i, th.Seq())
 		}
@@ -65,14 +70,44 @@ func TestGSOSegment(t *testing.T) {
 			(f&header.TCPFlagCwr != 0) != (i == 0) || f&header.TCPFlagAck == 0 {
 			t.Errorf("segment %d: flags %v", i, f)
 		}
-		if s.Shared().GSOSize != 0 || s.IsNonlinear() {
-			t.Errorf("segment %d: still a super-packet or paged", i)
+		if s.Shared().GSOSize != 0 || s.HeadLen() != hlen || s.DataLen() != n {
+			t.Errorf("segment %d: gso_size %d, %d bytes in the head, %d in fragments", i, s.Shared().GSOSize, s.HeadLen(), s.DataLen())
 		}
-		joined = append(joined, th.Payload()...)
+		if want := skb.CurrentProfile().AllocTruesize(hlen) + n; s.Truesize() != want {
+			t.Errorf("segment %d: truesize %d, want %d", i, s.Truesize(), want)
+		}
+		pl := make([]byte, n)
+		s.CopyBits(hlen, pl)
+		joined = append(joined, pl...)
 		s.Free()
 	}
 	if !bytes.Equal(joined, data) {
 		t.Errorf("payloads joined differ from the original")
+	}
+
+	// Payload in the head (a small super-packet, which a TUN keeps
+	// linear) is copied into each segment's head, as skb_segment copies
+	// hsize bytes; the head has the super-packet's headroom too.
+	b = skb.Alloc(64 + hlen + 3000)
+	b.Reserve(64)
+	h = b.Put(hlen + 3000)
+	header.IPv4(h).Encode(&header.IPv4Fields{TotalLength: hlen + 3000, ID: 1, TTL: 64,
+		Protocol: header.IPv4ProtocolTCP, Src: src, Dst: dst, DontFragment: true})
+	header.TCP(h[header.IPv4MinSize:]).Encode(&header.TCPFields{SrcPort: 40000, DstPort: 5001,
+		Seq: 1, Ack: 7, DataOffset: 32, Window: 512, Flags: header.TCPFlagAck})
+	copy(h[hlen:], data)
+	sh = b.Shared()
+	sh.GSOSize, sh.GSOSegs, sh.GSOType = mss, 3, skb.GSOTCPv4
+	segs = gsoSegment(b, nil)
+	for i, s := range segs {
+		n := min(mss, 3000-i*mss)
+		pl := make([]byte, n)
+		s.CopyBits(hlen, pl)
+		if s.IsNonlinear() || s.Headroom() != 64 || !bytes.Equal(pl, data[i*mss:i*mss+n]) ||
+			s.Truesize() != skb.CurrentProfile().AllocTruesize(64+hlen+n) {
+			t.Errorf("linear segment %d: %v", i, s)
+		}
+		s.Free()
 	}
 
 	// A packet that is not a super-packet passes through untouched.

@@ -29,16 +29,27 @@ var (
 
 func newTestNet(t testing.TB, ab, ba impair.Config, seed int64) *testNet {
 	t.Helper()
+	return newTestNetDev(t, ab, ba, seed, nil)
+}
+
+// newTestNetDev is newTestNet with b's end of the pipe wrapped by wrapB
+// (nil: as it is) before b's stack attaches it.
+func newTestNetDev(t testing.TB, ab, ba impair.Config, seed int64, wrapB func(*link.PipeEnd) link.Device) *testNet {
+	t.Helper()
 	heads := skb.LiveHeads()
 	n := &testNet{t: t, clk: clock.NewSim()}
 	n.a = New(Options{Clock: n.clk, Seed: uint64(seed) + 1})
 	n.b = New(Options{Clock: n.clk, Seed: uint64(seed) + 2})
 	n.pa, n.pb = link.NewPipe(n.clk, link.DefaultPipeMTU, ab, ba, seed)
+	var devB link.Device = n.pb
+	if wrapB != nil {
+		devB = wrapB(n.pb)
+	}
 	var err error
 	if n.da, err = n.a.AddDevice(n.pa); err != nil {
 		t.Fatal(err)
 	}
-	if n.db, err = n.b.AddDevice(n.pb); err != nil {
+	if n.db, err = n.b.AddDevice(devB); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.a.AddAddress(n.da, netip.PrefixFrom(addrA, 24)); err != nil {

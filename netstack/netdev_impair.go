@@ -35,6 +35,7 @@ type devImpair struct {
 	mu     sync.Mutex // serialises SetImpair
 	stages [2]atomic.Pointer[impair.Impairer]
 	active [2]atomic.Bool
+	gro    groNode // after the In stage; only rxDeliver touches it
 }
 
 // SetImpair sets the impairment of packets d receives (In) or sends (Out).
@@ -55,6 +56,8 @@ func (d *NetDevice) SetImpair(dir Direction, cfg impair.Config) error {
 		deliver := d.rxDeliver
 		if dir == Out {
 			deliver = d.txDeliver
+		} else {
+			im.gro.deliver = func(b *skb.SKB) { d.stack.ipRcv(d, b, &d.rxi) }
 		}
 		seed := int64(d.stack.rand())
 		st = impair.New(d.stack.clock, cfg, seed, deliver)
@@ -88,16 +91,29 @@ func (d *NetDevice) impairStage(dir Direction) *impair.Impairer {
 	return d.imp.stages[dir].Load()
 }
 
-// rxDeliver hands packets released by the In stage to IP, from the clock's
-// goroutine.
+// rxDeliver hands packets released by the In stage to IP through GRO, from
+// the clock's goroutine.
+//
+// This is where the wire ends and the receiving NIC's NAPI poll begins, so
+// it is where GRO runs (napi_gro_receive), and each call is one poll: the
+// stage's timer callback (Impairer.fire) hands over every packet due, in
+// calls of at most 64 (impair's maxBatch, NAPI's default weight), one call
+// at a time. A call is therefore the natural batch boundary: GRO merges
+// within it and completes whatever it holds at its end, as
+// napi_complete_done's napi_gro_flush does when a poll ends, before the
+// batch's deferred ACKs go out (they must acknowledge the merged data).
+// Linux keeps a held packet across a poll that used its whole budget when
+// it is younger than a jiffy; here nothing outlives a call, so no packet
+// waits for a timer that may not come.
 func (d *NetDevice) rxDeliver(batch []*skb.SKB) {
-	rx := &d.rxi
+	g := &d.imp.gro
 	for i, b := range batch {
 		b.Dev = d.index
-		d.stack.ipRcv(d, b, rx)
+		g.receive(b)
 		batch[i] = nil
 	}
-	rx.flush()
+	g.flush()
+	d.rxi.flush()
 }
 
 // txDeliver hands packets released by the Out stage to the device.

@@ -158,13 +158,7 @@ func TestTCPSlowReaderZeroWindow(t *testing.T) {
 	sent := 0
 	ctx := context.Background()
 	n.drive(func() bool {
-		for sent < len(data) {
-			k, err := cli.Send(ctx, data[sent:])
-			sent += k
-			if err != nil {
-				break
-			}
-		}
+		sent = sendMore(cli, data, sent)
 		return cli.Info().SndWnd == 0
 	}, 30*time.Second)
 	n.run(2 * time.Second)
@@ -182,13 +176,7 @@ func TestTCPSlowReaderZeroWindow(t *testing.T) {
 	got := make([]byte, 0, len(data))
 	buf := make([]byte, 8192)
 	n.drive(func() bool {
-		for sent < len(data) {
-			k, err := cli.Send(ctx, data[sent:])
-			sent += k
-			if err != nil {
-				break
-			}
-		}
+		sent = sendMore(cli, data, sent)
 		for {
 			k, err := srv.Recv(ctx, buf)
 			if err != nil || k == 0 {
@@ -489,19 +477,26 @@ func TestTCPSendTruesize(t *testing.T) {
 	}
 }
 
+// sendMore queues as much of data[sent:] as tp's send buffer takes, with
+// non-blocking sends, and returns how much of data is sent now.
+func sendMore(tp *TCPSock, data []byte, sent int) int {
+	for sent < len(data) {
+		k, err := tp.Send(context.Background(), data[sent:])
+		sent += k
+		if err != nil {
+			break
+		}
+	}
+	return sent
+}
+
 // transferBytes sends data from src to dst and reads it all, driving the clock.
 func transferBytes(t testing.TB, n *testNet, src, dst *TCPSock, data []byte) {
 	t.Helper()
 	sent, got := 0, 0
 	buf := make([]byte, 64<<10)
 	n.drive(func() bool {
-		for sent < len(data) {
-			k, err := src.Send(context.Background(), data[sent:])
-			sent += k
-			if err != nil {
-				break
-			}
-		}
+		sent = sendMore(src, data, sent)
 		for {
 			k, err := dst.Recv(context.Background(), buf)
 			if err != nil || k == 0 {
@@ -626,13 +621,7 @@ func TestTCPHardLimit(t *testing.T) {
 	got := 0
 	buf := make([]byte, 64<<10)
 	n.drive(func() bool {
-		for sent < len(data) {
-			k, err := cli.Send(context.Background(), data[sent:])
-			sent += k
-			if err != nil {
-				break
-			}
-		}
+		sent = sendMore(cli, data, sent)
 		for {
 			k, err := srv.Recv(context.Background(), buf)
 			if err != nil || k == 0 {

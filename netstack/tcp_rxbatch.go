@@ -8,11 +8,12 @@ package netstack
 //
 // Deviation, on purpose: Linux gets the same effect from GRO, which merges
 // a flow's consecutive segments of one NAPI poll into one skb, so TCP sees
-// one large segment and acknowledges it once. We have no GRO (a TUN read
-// gives one packet), and without it every second segment cost a write(2)
-// of an ACK into the TUN, inside which the kernel runs its TCP input for
-// that ACK: with four kernel senders that was 57% of the stack's CPU, and
-// the TUN ring overflowed. ACKs in quick-ack mode, forced by ICSK_ACK_NOW,
+// one large segment and acknowledges it once. A device's plain receive
+// path has no GRO here (a TUN read gives one packet; GRO runs only after
+// an In impairment stage, gro.go), and without it every second segment
+// cost a write(2) of an ACK into the TUN, inside which the kernel runs its
+// TCP input for that ACK: with four kernel senders that was 57% of the
+// stack's CPU, and the TUN ring overflowed. ACKs in quick-ack mode, forced by ICSK_ACK_NOW,
 // and the first three duplicate ACKs for a hole are not deferred, so the
 // sender's fast retransmit is as prompt as before.
 // Only the device's goroutine touches a batch (NetifRx calls for one

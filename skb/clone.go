@@ -99,32 +99,3 @@ func (n *SKB) copyHeader(b *SKB) {
 	// skb_copy_header copies the GSO description too.
 	n.shared.GSOSize, n.shared.GSOSegs, n.shared.GSOType = b.shared.GSOSize, b.shared.GSOSegs, b.shared.GSOType
 }
-
-// Unclone gives b a private copy of its head and shared info when a clone
-// still shares them, so that b's fragments may be trimmed or moved while
-// the clone (a transmitted copy still queued below) keeps the old ones.
-// The fragments' pages are shared by reference, not copied, and truesize
-// is kept. Mirrors skb_unclone_keeptruesize (pskb_expand_head(skb, 0, 0)).
-func (b *SKB) Unclone() {
-	if debug {
-		b.checkLive("Unclone")
-	}
-	if !b.Cloned() {
-		return
-	}
-	old := b.shared
-	sh := getShared(old.obj)
-	if len(sh.head) < b.end {
-		panic("skb: Unclone into a smaller head")
-	}
-	copy(sh.head[:b.end], old.head[:b.end])
-	for i := 0; i < old.nrFrags; i++ {
-		sh.frags[i] = old.frags[i]
-		sh.frags[i].Page.Get()
-	}
-	sh.nrFrags = old.nrFrags
-	sh.GSOSize, sh.GSOSegs, sh.GSOType = old.GSOSize, old.GSOSegs, old.GSOType
-	b.releaseData()
-	b.shared, b.head = sh, sh.head
-	b.cloned, b.nohdr = false, false
-}

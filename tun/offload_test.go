@@ -83,10 +83,9 @@ func pattern(n int) []byte {
 	return p
 }
 
-// transfer has the kernel send up to the stack (a listener on port) and
-// the stack send down back to the kernel over one connection, and checks
-// both byte for byte.
-func transfer(t *testing.T, ns *netns, st *netstack.Stack, port uint16, up, down []byte) {
+// kernelConn connects a kernel socket in ns to a stack listener on port
+// and returns both ends, for the caller to close.
+func kernelConn(t *testing.T, ns *netns, st *netstack.Stack, port uint16) (net.Conn, *netstack.TCPConn) {
 	t.Helper()
 	ln, err := st.ListenTCP(netip.AddrPortFrom(peerIP, port), 16)
 	if err != nil {
@@ -100,14 +99,24 @@ func transfer(t *testing.T, ns *netns, st *netstack.Stack, port uint16, up, down
 	}); err != nil {
 		t.Fatal(err)
 	}
-	defer kc.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	kc.SetDeadline(deadline)
 	c, err := ln.AcceptTCP()
 	if err != nil {
+		kc.Close()
 		t.Fatal(err)
 	}
+	return kc, c
+}
+
+// transfer has the kernel send up to the stack (a listener on port) and
+// the stack send down back to the kernel over one connection, and checks
+// both byte for byte.
+func transfer(t *testing.T, ns *netns, st *netstack.Stack, port uint16, up, down []byte) {
+	t.Helper()
+	kc, c := kernelConn(t, ns, st, port)
+	defer kc.Close()
 	defer c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	kc.SetDeadline(deadline)
 	c.SetDeadline(deadline)
 
 	var wg sync.WaitGroup

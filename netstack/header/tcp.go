@@ -118,6 +118,11 @@ func (t TCP) DataOffset() int { return int(t[tcpDataOffset]>>4) * 4 }
 // Flags are the control bits.
 func (t TCP) Flags() TCPFlags { return TCPFlags(t[tcpFlags]) }
 
+// FlagWord is the header's fourth 32-bit word: data offset, the reserved
+// bits (AE among them), the control bits and the window, as Linux's
+// tcp_flag_word reads it (GRO compares these words whole).
+func (t TCP) FlagWord() uint32 { return binary.BigEndian.Uint32(t[tcpDataOffset:]) }
+
 // Window is the window field, not yet scaled by the window scale option.
 func (t TCP) Window() uint16 { return binary.BigEndian.Uint16(t[tcpWindow:]) }
 

@@ -133,6 +133,10 @@ func TestTCPDataSegmentBothWays(t *testing.T) {
 		h.DataOffset() != 44 || h.Window() != 502 || string(h.Payload()) != "GET / HTTP/1.0\r\n\r\n" {
 		t.Fatalf("fields %+v", h.Fields())
 	}
+	// doff 11, no reserved bits, PSH|ACK, window 502.
+	if h.FlagWord() != 0xb018_01f6 {
+		t.Fatalf("FlagWord %#x", h.FlagWord())
+	}
 	var o TCPOptions
 	want := TCPOptions{HasTimestamp: true, TSVal: 0x2a5b3d01, TSEcr: 0x91e0c2a7, NumSACK: 1}
 	want.SACK[0] = SACKBlock{0x6c1a3000, 0x6c1a3400}
