@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    ?= ./...
 FUZZTIME ?= 60s
 
-.PHONY: all build run test deps vet fuzz bench microbench soak clean examples
+.PHONY: all build run test deps vet fuzz bench microbench soak clean examples linuxdiff
 
 all: build
 
@@ -64,6 +64,13 @@ bench:
 # `sockfs plot` into examples/out/. Root; about 1.5 minutes (SECS=20 per run).
 examples: build
 	./examples/rmem-experiment.sh
+
+# The differential test against the live kernel (issue #13; also part of
+# `make test`): every scenario against a kernel socket behind a TUN and
+# against sockfs, compared row by row. Writes the table, with the kernel
+# version, to docs/linux-diff.md. Root; about half a minute.
+linuxdiff: deps
+	LINUXDIFF_MD=$(CURDIR)/docs/linux-diff.md $(GO) test -count=1 -v -run '^TestLinuxDiff$$' ./integration/linuxdiff
 
 # Micro-benchmarks with allocation counts (not part of `make test`).
 microbench:

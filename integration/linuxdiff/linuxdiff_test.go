@@ -1,0 +1,264 @@
+// Package linuxdiff is a differential test of sockfs against the live
+// kernel: each scenario runs once against a kernel socket whose traffic
+// crosses a TUN, and once against `sockfs serve` on a TUN, with the
+// kernel as the peer both times, and the memory accounting they show is
+// compared row by row. It needs root and /dev/net/tun (it skips without);
+// every namespace, device, mount and process it starts is removed when it
+// ends. `make linuxdiff` writes the table to docs/linux-diff.md.
+//
+// The layout, kernel side: namespace P holds the peer (198.18.0.1 on a
+// TUN), namespace K the kernel under test (198.18.0.2 on another TUN), and
+// a relay in this process copies packets between the two TUN devices,
+// virtio_net_hdr included, so K's kernel receives exactly what sockfs
+// receives from its TUN: the peer's TSO super-packets whole, with partial
+// checksums. sockfs side: namespace S holds `sockfs serve` (198.18.0.2)
+// and the peer (the kernel side of its TUN, 198.18.0.1).
+package linuxdiff
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const (
+	peerAddr = "198.18.0.1" // the kernel peer, both times
+	sutAddr  = "198.18.0.2" // the system under test: kernel or sockfs
+)
+
+// knownDiff lists the rows where sockfs does not agree with the kernel
+// yet (issue 13), with the Linux function responsible. Such a row is
+// reported, not failed; once it agrees the test fails until it is removed
+// here.
+var knownDiff = map[string]string{
+	"udp 165 B into an unread socket": whyTunPrepad,
+	"udp 180 B into an unread socket": whyTunPrepad,
+	"udp 228 B into an unread socket": whyTunPrepad,
+	"udp 613 B into an unread socket": whyTunPrepad,
+	"udp 640 B into an unread socket": whyTunPrepad,
+	"udp 676 B into an unread socket": whyTunPrepad,
+
+	"SO_RCVBUF -1": whyUnsigned,
+	"SO_SNDBUF -1": whyUnsigned,
+
+	"zero-window receiver: d (sk_drops) counts dropped probes": "tcp_validate_incoming and tcp_data_queue drop " +
+		"out-of-window segments (zero-window probes) through tcp_drop_reason → sk_drops_add; sockfs does not count them",
+	"zero-window receiver: rcv_ssthresh": whyGrowWindow,
+
+	"blocked sender: w (wmem_queued) per queued byte": "tcp_sendmsg_locked appends to the tail skb up to " +
+		"tcp_send_mss's size goal (~64 KB in page frags); sockfs makes one skb per MSS, each paying the skb overhead",
+
+	"in delay 1ms: r per queued byte": whyNoGRO,
+	"in delay 1ms: rb (rcvbuf)": "tcp_prune_queue → tcp_clamp_window raises sk_rcvbuf to " +
+		"rmem_alloc when the queue is over rcvbuf; happens only because of the other in delay rows",
+	"in delay 1ms: counters": whyNoGRO,
+
+	"tcp_rmem 4096 16384 65536: rcv_ssthresh after the first 3000 B": whyGrowWindow,
+	"tcp_rmem 4096 16384 65536: zero-window receiver rcv_ssthresh":   whyGrowWindow,
+	"tcp_rmem 4096 16384 65536: zero-window receiver Recv-Q":         whySmallWindow,
+	"tcp_rmem 4096 16384 65536: zero-window receiver r (rmem_alloc)": whySmallWindow,
+}
+
+const (
+	whyTunPrepad = "tun_get_user → tun_alloc_skb reserves NET_SKB_PAD + NET_IP_ALIGN (64 B here) of " +
+		"headroom in the linear part, so IP lengths 193–256 and 641–704 land one kmalloc bucket higher; " +
+		"sockfs allocates the bare packet"
+	whyUnsigned = "sk_setsockopt compares the value as unsigned (min_t(u32, val, rmem_max or wmem_max)), " +
+		"so -1 means the maximum, doubled; sockfs refuses negative values"
+	whyGrowWindow = "tcp_data_queue calls tcp_event_data_recv → tcp_grow_window after tcp_queue_rcv " +
+		"charged the skb, so the room tcp_space() leaves excludes its truesize; sockfs grows " +
+		"rcv_ssthresh before it queues the skb (rcv_ssthresh grows to at most tcp_space(): after " +
+		"3000 B in one super-packet of truesize 4352, (16384 − 4352) × 170/256 = 7990 in Linux, " +
+		"16384 × 170/256 = 10880 in sockfs)"
+	whySmallWindow = "follows from the rcv_ssthresh rows: the windows advertised differ, so the " +
+		"peer's super-packets do"
+	whyNoGRO = "sockfs's impair stage cuts super-packets into wire packets and nothing coalesces " +
+		"them again as napi_gro_receive → tcp_gro_receive would behind a NIC: a 2304 B skb per " +
+		"1448 B segment, so tcp_prune_queue runs"
+)
+
+// skmem is what ss -m prints (sk_get_meminfo).
+type skmem struct{ r, rb, t, tb, f, w, bl, d int }
+
+// tcpSample is one look at a TCP socket: its memory, Recv-Q and Send-Q
+// (SIOCINQ, SIOCOUTQ), the window it last advertised (tcpi_rcv_wnd),
+// rcv_ssthresh and snd_cwnd.
+type tcpSample struct {
+	skmem
+	qin, qout, rcvWnd, rcvSsthresh, cwnd int
+}
+
+// sut is the system under test at 198.18.0.2: the kernel or sockfs.
+type sut interface {
+	name() string
+	peer() *netns // where the kernel peer at 198.18.0.1 lives
+	udpOpen(port int) (udpSock, error)
+	tcpListen(port int) (tcpListener, error)
+	tcpDial(port int) (tcpSock, error) // to the peer
+	// setBuf is setsockopt(SO_RCVBUF or SO_SNDBUF, v) on a fresh socket of
+	// proto, then getsockopt.
+	setBuf(proto string, rcv bool, v int) (int, error)
+	mib() (map[string]int64, error) // TcpExt counters, "TcpExt:Name"
+	impairIn(d time.Duration) error // delay packets arriving from the peer
+	sysctl(path, val string) (old string, err error)
+}
+
+type udpSock interface {
+	mem() (skmem, error)
+	drain() (int, error) // reads every queued datagram, returns the count
+	Close() error
+}
+
+type tcpListener interface {
+	accept(d time.Duration) (tcpSock, error)
+	Close() error
+}
+
+type tcpSock interface {
+	info() (tcpSample, error)
+	write(p []byte) (int, error) // non-blocking: errWouldBlock when full
+	Close() error
+}
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildSockfs builds cmd/sockfs (without -race: this test compares
+// accounting, and a lighter daemon leaves the 2-core machine's timing
+// closer to the kernel's).
+func buildSockfs(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sockfs-linuxdiff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	binDir = dir
+	bin := filepath.Join(dir, "sockfs")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sockfs").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces and TUN devices)")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skip("no /dev/net/tun")
+	}
+	for _, tool := range []string{"ip", "nsenter", "ping", "fusermount3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (make test installs it)", tool)
+		}
+	}
+}
+
+// startKernel makes the kernel side: the peer's and the kernel's
+// namespaces, their TUN devices and the relay between them.
+func startKernel(t *testing.T) *kernelSUT {
+	t.Helper()
+	k := &kernelSUT{peerNs: newNetns(t, "p"), ns: newNetns(t, "k")}
+	a := openTun(t, k.peerNs, "ldpeer0", peerAddr+"/24")
+	b := openTun(t, k.ns, "ldkern0", sutAddr+"/24")
+	k.relay = newRelay(t, a, b)
+	if out, err := k.peerNs.cmd("ping", "-c", "1", "-W", "2", sutAddr).CombinedOutput(); err != nil {
+		t.Fatalf("no path through the relay: %v\n%s", err, out)
+	}
+	return k
+}
+
+func TestLinuxDiff(t *testing.T) {
+	needRoot(t)
+	start := time.Now()
+	bin := buildSockfs(t)
+	k := startKernel(t)
+	s := startSockfs(t, bin)
+	// The same sysctls on both: the kernel's (per namespace, from the host).
+	for _, p := range []string{"core/rmem_max", "core/wmem_max", "ipv4/tcp_rmem", "ipv4/tcp_wmem"} {
+		v, err := k.sysctl(p, "")
+		if err == nil {
+			_, err = s.sysctl(p, v)
+		}
+		if err != nil {
+			t.Fatalf("sysctl %s: %v", p, err)
+		}
+	}
+	tb := &table{}
+	sides := [2]sut{k, s}
+	// runs > 1: the scenario depends on timing (the peer's TSO sizes follow
+	// its cwnd and the ACKs that come back, the receiver's ACKs follow when
+	// its packets arrived), so a run in which any row that is not known
+	// disagrees is repeated, and the last run counts. A real difference
+	// shows in every run.
+	scenarios := []struct {
+		name string
+		runs int
+		run  func(*testing.T, [2]sut, *rowSet)
+	}{
+		{"udp", 1, udpSweep},
+		{"bufs", 1, bufEdges},
+		{"zerowindow", 3, zeroWindow},
+		{"sender", 3, blockedSender},
+		{"impair", 3, impairedReceiver},
+		{"smallrmem", 3, smallRmem},
+	}
+	complete := 0
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			for run := 1; ; run++ {
+				rs := &rowSet{}
+				sc.run(t, sides, rs)
+				if p := rs.problems(); len(p) > 0 && run < sc.runs {
+					t.Logf("run %d of %d differs, again: %s", run, sc.runs, strings.Join(p, "; "))
+					continue
+				}
+				tb.add(t, rs, run)
+				break
+			}
+			complete++ // not reached after a t.Fatal
+		})
+	}
+	tb.finish(t, start, complete == len(scenarios))
+}
+
+var lastPort atomic.Int32
+
+// nextPort gives every socket of the run a port of its own, so no
+// TIME_WAIT of an earlier one (or of an earlier run) is in the way.
+func nextPort() int { return int(lastPort.Add(1)) + 20000 }
+
+// settle calls f every 50 ms until its result has not changed for quiet,
+// and gives up after limit.
+func settle[T comparable](quiet, limit time.Duration, f func() (T, error)) (T, error) {
+	var last T
+	since := time.Now()
+	for deadline := time.Now().Add(limit); ; {
+		v, err := f()
+		if err != nil {
+			return v, err
+		}
+		if v != last {
+			last, since = v, time.Now()
+		} else if time.Since(since) >= quiet {
+			return v, nil
+		}
+		if time.Now().After(deadline) {
+			return v, fmt.Errorf("still changing after %v (last %+v)", limit, v)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
