@@ -50,13 +50,7 @@ var knownDiff = map[string]string{
 		"out-of-window segments (zero-window probes) through tcp_drop_reason → sk_drops_add; sockfs does not count them",
 	"zero-window receiver: rcv_ssthresh": whyGrowWindow,
 
-	"blocked sender: w (wmem_queued) per queued byte": "tcp_sendmsg_locked appends to the tail skb up to " +
-		"tcp_send_mss's size goal (~64 KB in page frags); sockfs makes one skb per MSS, each paying the skb overhead",
-
-	"in delay 1ms: r per queued byte": whyNoGRO,
-	"in delay 1ms: rb (rcvbuf)": "tcp_prune_queue → tcp_clamp_window raises sk_rcvbuf to " +
-		"rmem_alloc when the queue is over rcvbuf; happens only because of the other in delay rows",
-	"in delay 1ms: counters": whyNoGRO,
+	"in delay 1ms: r per queued byte": whyGROTruesize,
 
 	"tcp_rmem 4096 16384 65536: rcv_ssthresh after the first 3000 B": whyGrowWindow,
 	"tcp_rmem 4096 16384 65536: zero-window receiver rcv_ssthresh":   whyGrowWindow,
@@ -77,9 +71,13 @@ const (
 		"16384 × 170/256 = 10880 in sockfs)"
 	whySmallWindow = "follows from the rcv_ssthresh rows: the windows advertised differ, so the " +
 		"peer's super-packets do"
-	whyNoGRO = "sockfs's impair stage cuts super-packets into wire packets and nothing coalesces " +
-		"them again as napi_gro_receive → tcp_gro_receive would behind a NIC: a 2304 B skb per " +
-		"1448 B segment, so tcp_prune_queue runs"
+	whyGROTruesize = "skb_gro_receive charges a merged segment only its fragment bytes when its " +
+		"head holds only headers, and the wire packets sockfs's GRO merges were cut by skb_segment " +
+		"from the kernel's super-packet, referencing its pages byte for byte (nskb->truesize += " +
+		"data_len): 1.02 charged bytes per queued byte. The kernel reference receives the " +
+		"super-packet itself, charged in whole pages by alloc_skb_with_frags (1.18): the relay " +
+		"does not cut and merge, which Linux does only on a forwarding path. What the issue " +
+		"asks of this row holds: no pruning, rcvbuf untouched (the rows below)"
 )
 
 // skmem is what ss -m prints (sk_get_meminfo).
