@@ -1,22 +1,31 @@
 //go:build linux
 
-// Command bench is sockfs's side-by-side benchmark suite (issue #7), run by
-// `make bench` as root. It measures, in one invocation and with the same
-// kernel-side client, payloads and durations for every system:
+// Command bench is sockfs's side-by-side benchmark suite (issues #7 and
+// #14), run by `make bench` as root. It measures, in one invocation and with
+// the same kernel-side client, payloads and durations for every system:
 //
 //  1. kernel <-> kernel TCP over a veth pair between two namespaces (the
-//     reference ceiling);
-//  2. kernel <-> gVisor netstack on a TUN (bench/peers/gvisor, a module of
-//     its own);
-//  3. kernel <-> sockfs on a TUN through its Go API (bench/peers/sockfs);
-//  4. kernel <-> sockfs through the FUSE data file and 9P (when `sockfs
-//     serve` has --mount and --9p; otherwise the cells say so);
+//     reference ceiling; the veth's offloads on: TSO, GRO, checksums);
+//  2. kernel <-> gVisor netstack on a plain TUN, no offloads (system gvisor;
+//     bench/peers/gvisor, a module of its own);
+//  3. kernel <-> sockfs Go API on a TUN without offloads (sockfs-nooffload,
+//     tun.Config.DisableOffload, as `sockfs serve --offload=false`);
+//  4. kernel <-> gVisor in its best offload configuration, as runsc runs it
+//     (gvisor-offload): fdbased on an AF_PACKET socket with virtio-net
+//     headers on one end of a veth pair, GSO 64 KiB, GRO, recvmmsg;
+//  5. kernel <-> sockfs Go API on a TUN with offloads (sockfs;
+//     bench/peers/sockfs);
+//  6. kernel <-> sockfs through the FUSE data file and 9P (file; when
+//     `sockfs serve` has --mount and --9p; otherwise the cells say so);
 //
-// plus the TUN device's own packet-rate ceiling (bench/peers/tunraw). The
-// TUN systems run at MTU 1500 and 65000. Everything runs in network
-// namespaces the harness creates (addresses from 198.18.0.0/15) and removes
-// afterwards, also on error or SIGINT/SIGTERM; every load loop is bounded
-// in bytes and seconds. Results go to bench/results/latest.{json,md}.
+// plus two ceilings with no stack: the TUN device's packet rate
+// (tunraw; bench/peers/tunraw) and the file transports' throughput on a
+// null file (file-null; bench/peers/nullfs read and written by the files
+// peer exactly as the data files are). The TUN systems run at MTU 1500 and
+// 65000. Everything runs in network namespaces the harness creates
+// (addresses from 198.18.0.0/15) and removes afterwards, also on error or
+// SIGINT/SIGTERM; every load loop is bounded in bytes and seconds. Results
+// go to bench/results/latest.{json,md}.
 package main
 
 import (
@@ -29,10 +38,18 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 )
+
+// allSystems are the -systems names, in the order they run.
+var allSystems = []string{"kernel", "gvisor", "sockfs-nooffload", "gvisor-offload", "sockfs", "file", "file-null", "tunraw"}
+
+// stackSystems run the benchmark protocol on a stack behind a link the
+// harness sets up (system); the others have their own runners.
+var stackSystems = []string{"kernel", "gvisor", "sockfs-nooffload", "gvisor-offload", "sockfs"}
 
 // options are the command-line settings; the defaults keep `make bench`
 // under 10 minutes on a 2-core machine.
@@ -61,11 +78,11 @@ func main() {
 	flag.IntVar(&o.crrMax, "crr-max", 5000, "most connections per connect-rate run")
 	flag.IntVar(&o.rrMax, "rr-max", 200000, "most round trips per request/response run")
 	flag.StringVar(&mtus, "mtus", "1500,65000", "MTUs to run the systems at")
-	flag.StringVar(&systems, "systems", "kernel,gvisor,sockfs,file,tunraw", "systems to run")
+	flag.StringVar(&systems, "systems", strings.Join(allSystems, ","), "systems to run")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for latest.json and latest.md")
 	flag.StringVar(&o.root, "root", ".", "root of the sockfs module")
 	flag.StringVar(&o.readme, "readme", "", "README whose generated Performance tables to replace (between the bench:begin/end markers)")
-	flag.DurationVar(&o.timeout, "timeout", 9*time.Minute, "abort (cleaning up) after this long")
+	flag.DurationVar(&o.timeout, "timeout", 14*time.Minute, "abort (cleaning up) after this long")
 	flag.Parse()
 	o.limit = uint64(*limit)
 	for _, m := range strings.Split(mtus, ",") {
@@ -77,7 +94,11 @@ func main() {
 	}
 	o.systems = map[string]bool{}
 	for _, s := range strings.Split(systems, ",") {
-		o.systems[strings.TrimSpace(s)] = true
+		s = strings.TrimSpace(s)
+		if !slices.Contains(allSystems, s) {
+			fatal(fmt.Errorf("unknown -systems entry %q (known: %s)", s, strings.Join(allSystems, ",")))
+		}
+		o.systems[s] = true
 	}
 	if os.Geteuid() != 0 {
 		fatal(fmt.Errorf("needs root (network namespaces and TUN devices)"))
@@ -156,14 +177,10 @@ func run(o options) error {
 		return err
 	}
 	for _, mtu := range o.mtus {
-		if o.systems["kernel"] {
-			r.system("kernel", mtu)
-		}
-		if o.systems["gvisor"] {
-			r.system("gvisor", mtu)
-		}
-		if o.systems["sockfs"] {
-			r.system("sockfs", mtu)
+		for _, sys := range stackSystems {
+			if o.systems[sys] {
+				r.system(sys, mtu)
+			}
 		}
 		if o.systems["file"] {
 			r.fileSystems(mtu)
@@ -171,6 +188,9 @@ func run(o options) error {
 		if o.systems["tunraw"] {
 			r.tunCeiling(mtu)
 		}
+	}
+	if o.systems["file-null"] {
+		r.fileCeilings()
 	}
 	r.goals()
 	r.res.Seconds = time.Since(start).Seconds()
@@ -191,6 +211,16 @@ func (r *runner) build(dir string) error {
 	for _, n := range []string{"sockfs", "kernel", "tunraw"} {
 		r.bins[n] = filepath.Join(dir, n)
 	}
+	r.bins["sockfs-nooffload"] = r.bins["sockfs"] // with -offload=false
+	if r.o.systems["file-null"] {
+		cmd = exec.Command("go", "build", "-o", dir+"/", "./bench/peers/files", "./bench/peers/nullfs")
+		cmd.Dir = r.o.root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build file peer and nullfs: %v\n%s", err, out)
+		}
+		r.bins["files"] = filepath.Join(dir, "files")
+		r.bins["nullfs"] = filepath.Join(dir, "nullfs")
+	}
 	if r.o.systems["file"] {
 		cmd = exec.Command("go", "build", "-o", dir+"/", "./bench/peers/files")
 		cmd.Dir = r.o.root
@@ -206,7 +236,7 @@ func (r *runner) build(dir string) error {
 		r.bins["files"] = filepath.Join(dir, "files")
 		r.bins["daemon"] = filepath.Join(dir, "daemon")
 	}
-	if r.o.systems["gvisor"] {
+	if r.o.systems["gvisor"] || r.o.systems["gvisor-offload"] {
 		cmd = exec.Command("go", "build", "-mod=mod", "-o", filepath.Join(dir, "gvisor"), ".")
 		cmd.Dir = filepath.Join(r.o.root, "bench/peers/gvisor")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -214,6 +244,7 @@ func (r *runner) build(dir string) error {
 			fmt.Fprintf(os.Stderr, "bench: build gVisor peer: %v\n%s", err, out)
 		} else {
 			r.bins["gvisor"] = filepath.Join(dir, "gvisor")
+			r.bins["gvisor-offload"] = r.bins["gvisor"] // with -mode packet
 		}
 	}
 	logf("built peers in %.1fs", time.Since(t0).Seconds())
@@ -238,7 +269,7 @@ var metrics = []struct{ key, unit, label string }{
 	{"idle_slab", "B/conn", "kernel slab per idle connection end (B, system-wide)"},
 	{"cpu_k2p", "CPU-s/GB", "peer CPU per GB received (CPU-s/GB)"},
 	{"cpu_p2k", "CPU-s/GB", "peer CPU per GB sent (CPU-s/GB)"},
-	{"allocs_pkt", "allocs/pkt", "peer allocations per packet (bulk, both ways)"},
+	{"allocs_pkt", "allocs/pkt", "peer allocations per wire packet (bulk, both ways)"},
 }
 
 func unitOf(key string) string {
@@ -249,6 +280,10 @@ func unitOf(key string) string {
 	}
 	return ""
 }
+
+// sameStack maps a system to the one running the same stack on another
+// link configuration (whose idle-memory figures stand for both).
+var sameStack = map[string]string{"gvisor-offload": "gvisor", "sockfs-nooffload": "sockfs"}
 
 // peerAddr is the address the peer of system listens on: the far end of
 // the veth for the kernel, the stack behind the TUN otherwise.
@@ -278,7 +313,14 @@ func (r *runner) system(system string, mtu int) {
 	}
 	// Memory per idle connection: a fresh peer for every repetition, so
 	// that tables grown by an earlier repetition (Go maps do not shrink) are
-	// charged to the connections that grew them.
+	// charged to the connections that grew them. The offload variants run
+	// the same stack as their twins, whose column has the figures.
+	if twin := sameStack[system]; twin != "" {
+		for _, k := range []string{"idle_heap", "idle_rss", "idle_slab"} {
+			r.add(&Cell{System: system, MTU: mtu, Metric: k, Unit: unitOf(k), Note: "same stack as " + columnLabel(twin) + "; not measured again"})
+		}
+		return
+	}
 	if err := r.idle(system, mtu); err != nil {
 		fail(err)
 	}
@@ -309,9 +351,16 @@ func (r *runner) session(system string, mtu int, f func(c *client) error) error 
 		}
 		p, err = startPeer(nsB, bin, "-addr", "198.18.1.2")
 	case "gvisor":
-		p, err = startPeer(ns, bin, "-tun", "gvb0", "-mtu", itoa(mtu))
+		p, err = startPeer(ns, bin, "-mode", "tun", "-tun", "gvb0", "-mtu", itoa(mtu))
+	case "gvisor-offload":
+		if err = packetVeth(ns, mtu); err != nil {
+			return err
+		}
+		p, err = startPeer(ns, bin, "-mode", "packet", "-dev", gvisorVethEnd, "-mtu", itoa(mtu))
 	case "sockfs":
 		p, err = startPeer(ns, bin, "-tun", "sfsb0", "-mtu", itoa(mtu))
+	case "sockfs-nooffload":
+		p, err = startPeer(ns, bin, "-tun", "sfsb0", "-mtu", itoa(mtu), "-offload=false")
 	default:
 		err = fmt.Errorf("unknown system %q", system)
 	}
@@ -343,6 +392,34 @@ func vethPair(a, b *netns, mtu int) error {
 		{"ip", "link", "set", "vb1", "up"},
 	} {
 		if err := b.run(args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gvisorVethEnd is the veth end gVisor's AF_PACKET socket is bound to in
+// gvisor-offload; its twin, gvk0, is the kernel side.
+const gvisorVethEnd = "gvp0"
+
+// packetVeth makes the link of gvisor-offload inside ns: a veth pair whose
+// kernel end (gvk0) has 198.18.0.1/24 and whose other end is gVisor's. The
+// gVisor end has no address and no IPv6 and never answers ARP, so the
+// kernel neither replies nor routes there (forwarding is off in a new
+// namespace): only gVisor, reading every frame through its packet socket,
+// answers for 198.18.0.2. The veth's offloads stay at their defaults (TSO,
+// GSO, GRO, checksums on), so the kernel hands gVisor its TSO packets
+// whole and takes gVisor's GSO packets whole.
+func packetVeth(ns *netns, mtu int) error {
+	for _, args := range [][]string{
+		{"ip", "link", "add", "gvk0", "mtu", itoa(mtu), "type", "veth", "peer", "name", gvisorVethEnd, "mtu", itoa(mtu)},
+		{"sysctl", "-qw", "net.ipv6.conf." + gvisorVethEnd + ".disable_ipv6=1"},
+		{"sysctl", "-qw", "net.ipv4.conf." + gvisorVethEnd + ".arp_ignore=8"},
+		{"ip", "addr", "add", "198.18.0.1/24", "dev", "gvk0"},
+		{"ip", "link", "set", gvisorVethEnd, "up"},
+		{"ip", "link", "set", "gvk0", "up"},
+	} {
+		if err := ns.run(args...); err != nil {
 			return err
 		}
 	}
@@ -413,6 +490,8 @@ func (r *runner) measure(c *client, system string, mtu int) error {
 				cc := get(b.cpu)
 				cc.Samples = append(cc.Samples, float64(s1.CPUNanos-s0.CPUNanos)/1e9/(float64(res.bytes)/1e9))
 			}
+			// Packets are wire packets, each peer counting a GSO or
+			// GRO super-packet as the segments it stands for (wireNote).
 			if s1.Packets > s0.Packets {
 				ac := get("allocs_pkt")
 				ac.Samples = append(ac.Samples, max(0, float64(s1.Mallocs-s0.Mallocs)-statsMallocs)/float64(s1.Packets-s0.Packets))
@@ -423,6 +502,9 @@ func (r *runner) measure(c *client, system string, mtu int) error {
 	}
 	for _, k := range []string{"cpu_k2p", "cpu_p2k", "allocs_pkt"} {
 		get(k).summarize()
+	}
+	if note := wireNote[system]; note != "" {
+		get("allocs_pkt").Note = note
 	}
 	if system == "kernel" {
 		get("allocs_pkt").Note = "kernel: no Go allocations per packet"

@@ -182,6 +182,7 @@ func (ns *netns) do(f func() error) error {
 
 // proc is a peer program running in a namespace.
 type proc struct {
+	name   string // the program's base name
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string // stdout, line by line
@@ -192,7 +193,7 @@ type proc struct {
 
 // startPeer starts bin in ns and waits up to 30 s for it to print "ready".
 func startPeer(ns *netns, bin string, args ...string) (*proc, error) {
-	p := &proc{cmd: ns.cmd(bin, args...), stderr: new(bytes.Buffer), lines: make(chan string, 16), done: make(chan error, 1)}
+	p := &proc{name: filepath.Base(bin), cmd: ns.cmd(bin, args...), stderr: new(bytes.Buffer), lines: make(chan string, 16), done: make(chan error, 1)}
 	p.cmd.Stderr = p.stderr
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -234,6 +235,21 @@ func (p *proc) line(timeout time.Duration) (string, error) {
 	case <-time.After(timeout):
 		return "", fmt.Errorf("no output from peer in %v", timeout)
 	}
+}
+
+// explain adds to a failed run's err what the peer printed, which says
+// why: it may have exited (a failed open once ended the files peer and
+// reset its calls). It stops the peer first, so that its output is
+// complete. A nil err is returned as is.
+func (p *proc) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	p.stop()
+	if msg := strings.TrimSpace(p.stderr.String()); msg != "" {
+		return fmt.Errorf("%w (%s peer: %s)", err, p.name, msg)
+	}
+	return err
 }
 
 // stop waits up to 5 s for the peer to exit by itself (after "quit"),

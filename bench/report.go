@@ -14,35 +14,90 @@ import (
 	"time"
 )
 
-// columns of the per-MTU table, in order.
+// columns of the per-MTU table, in order: equally configured systems side
+// by side, each header saying how its link is configured.
 var columns = []struct{ system, label string }{
-	{"kernel", "kernel ↔ kernel (veth)"},
-	{"gvisor", "kernel ↔ gVisor (TUN)"},
-	{"sockfs", "kernel ↔ sockfs Go API (TUN)"},
-	{"sockfs-fuse", "kernel ↔ sockfs FUSE data"},
-	{"sockfs-9p", "kernel ↔ sockfs 9P"},
+	{"kernel", "kernel ↔ kernel, veth (offloads on: TSO, GRO, checksums)"},
+	{"gvisor", "kernel ↔ gVisor, TUN, no offloads"},
+	{"sockfs-nooffload", "kernel ↔ sockfs Go API, TUN, no offloads"},
+	{"gvisor-offload", "kernel ↔ gVisor, AF_PACKET on veth, offloads (GSO 64 KiB, GRO, RX checksum)"},
+	{"sockfs", "kernel ↔ sockfs Go API, TUN, offloads (TSO/GSO 64 KiB, checksums)"},
+	{"sockfs-fuse", "kernel ↔ sockfs FUSE data, 128 KiB read/write (TUN, offloads)"},
+	{"sockfs-9p", "kernel ↔ sockfs 9P, msize 132 KiB, 128 KiB read/write (TUN, offloads)"},
 }
 
-// goals evaluates issue #7's targets on the medians.
+// columnLabel is system's column header.
+func columnLabel(system string) string {
+	for _, c := range columns {
+		if c.system == system {
+			return c.label
+		}
+	}
+	return system
+}
+
+// wireNote says, per system, how the peer counts the wire packets that
+// allocations per packet are divided by (the counts themselves are made in
+// the peers: bench/peers/sockfs/main.go, bench/peers/gvisor/wire.go).
+var wireNote = map[string]string{
+	"gvisor":           "gVisor: wire packets counted at its link endpoint (wire.go): one per packet sent (no GSO on a TUN), received TCP packets as ceil(payload / (MTU - headers)), 1 for MTU-sized ones",
+	"gvisor-offload":   "gVisor: wire packets counted at its link endpoint (wire.go): a GSO packet sent as ceil(payload / MSS) segments, a received (TSO or GRO-merged) TCP packet as ceil(payload / (MTU - headers))",
+	"sockfs":           "sockfs: TUN packets with every GSO super-packet counted as its segments (tun.OffloadStats RxGSOSegs, TxGSOSegs)",
+	"sockfs-nooffload": "sockfs: TUN packets (without offloads each one is a wire packet)",
+}
+
+// nullSystems are the file transports' ceilings (file-null): a null file
+// served by bench/peers/nullfs, measured by the files peer.
+var nullSystems = []struct{ system, label, fileSystem string }{
+	{"fuse-null", "FUSE null file (bazil.org/fuse, sockfs's mount options, DIRECT_IO, 128 KiB read/write)", "sockfs-fuse"},
+	{"9p-null", "9P null file (hugelgupf/p9 server and client, msize 132 KiB, 128 KiB read/write)", "sockfs-9p"},
+}
+
+// nullMetrics are the ceiling's measurements, with the bulk metric of the
+// file rows each one bounds (a peer reading data is kernel→peer).
+var nullMetrics = []struct{ key, label, bulk string }{
+	{"null_read_1", "read, 1 stream (Gbit/s)", "bulk_k2p_1"},
+	{"null_read_4", "read, 4 streams (Gbit/s)", "bulk_k2p_4"},
+	{"null_write_1", "write, 1 stream (Gbit/s)", "bulk_p2k_1"},
+	{"null_write_4", "write, 4 streams (Gbit/s)", "bulk_p2k_4"},
+}
+
+var bulkKeys = []string{"bulk_k2p_1", "bulk_p2k_1", "bulk_k2p_4", "bulk_p2k_4"}
+
+// goals evaluates issues #7 and #14's targets on the medians. Throughput
+// goals compare only equally configured systems, and each says which.
 func (r *runner) goals() {
 	var gs []Goal
 	for _, mtu := range r.o.mtus {
-		for _, k := range []string{"bulk_k2p_1", "bulk_p2k_1", "bulk_k2p_4", "bulk_p2k_4"} {
-			gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: sockfs / gVisor", mtu, k),
-				r.cell("sockfs", mtu, k), r.cell("gvisor", mtu, k), 1.2))
+		for _, k := range bulkKeys {
+			gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: sockfs / gVisor, both without offloads (TUN)", mtu, k),
+				r.cell("sockfs-nooffload", mtu, k), r.cell("gvisor", mtu, k), 1.2))
 		}
-		for _, k := range []string{"bulk_k2p_1", "bulk_p2k_1", "bulk_k2p_4", "bulk_p2k_4"} {
-			gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: sockfs / kernel-over-veth", mtu, k),
-				r.cell("sockfs", mtu, k), r.cell("kernel", mtu, k), 0.5))
+		for _, k := range bulkKeys {
+			gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: sockfs / gVisor, both with offloads (sockfs TUN, gVisor AF_PACKET on veth)", mtu, k),
+				r.cell("sockfs", mtu, k), r.cell("gvisor-offload", mtu, k), 1.2))
+		}
+		for _, k := range bulkKeys {
+			gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: sockfs / kernel, both with offloads (sockfs TUN, kernel veth)", mtu, k),
+				r.cell("sockfs", mtu, k), r.cell("kernel", mtu, k), 0.6))
 		}
 		for _, f := range []string{"sockfs-fuse", "sockfs-9p"} {
 			for _, k := range []string{"bulk_k2p_1", "bulk_p2k_1"} {
-				gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: %s / sockfs Go API", mtu, k, f),
+				gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: %s / sockfs Go API, both TUN with offloads", mtu, k, f),
 					r.cell(f, mtu, k), r.cell("sockfs", mtu, k), 0.8))
 			}
 		}
+		for _, n := range nullSystems {
+			for _, m := range nullMetrics {
+				if !strings.HasSuffix(m.key, "_1") {
+					continue
+				}
+				gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: %s / %s, same transport and request size", mtu, m.bulk, n.fileSystem, n.system),
+					r.cell(n.fileSystem, mtu, m.bulk), r.cell(n.system, 0, m.key), 0.8))
+			}
+		}
 		gs = append(gs, maxGoal(fmt.Sprintf("MTU %d sockfs heap per idle connection (B)", mtu), r.cell("sockfs", mtu, "idle_heap"), 4096))
-		gs = append(gs, maxGoal(fmt.Sprintf("MTU %d sockfs allocations per packet", mtu), r.cell("sockfs", mtu, "allocs_pkt"), 0.01))
+		gs = append(gs, maxGoal(fmt.Sprintf("MTU %d sockfs allocations per wire packet (TUN, offloads)", mtu), r.cell("sockfs", mtu, "allocs_pkt"), 0.01))
 	}
 	for i := range gs {
 		gs[i] = gs[i].finite()
@@ -59,21 +114,36 @@ func (r *runner) markdown() string {
 		res.Started.Format("2006-01-02 15:04 UTC"), res.Seconds, res.Machine["cpu"], res.Machine["cores"],
 		res.Machine["kernel"], res.Machine["go"], res.Machine["loadavg_at_start"])
 	fmt.Fprintf(&b, "Each cell: median of %d runs (min–max); every run %v (bulk runs also at most %d MiB). "+
-		"The kernel side is the same Go client for every system. sockfs opens its TUN with IFF_VNET_HDR (the kernel hands it GSO super-packets up to 64 KiB; checksum offload both ways); the gVisor peer and the bare-TUN ceiling use no offloads.\n\n",
+		"The kernel side is the same Go client for every system. Each column header says how the system's link is configured: "+
+		"\"offloads\" on a TUN is IFF_VNET_HDR with TUNSETOFFLOAD (the kernel hands the stack TSO super-packets up to 64 KiB, the stack hands it GSO packets, no payload checksums either way); "+
+		"gVisor's offloads are those runsc uses (fdbased on an AF_PACKET socket with virtio-net headers on a veth, host GSO 64 KiB, GRO, receive checksum offload), since its fdbased endpoint has none on a TUN; "+
+		"\"no offloads\" is one MTU-sized packet per read(2)/write(2) with every checksum in software. The bare-TUN ceiling uses no offloads. "+
+		"Goals compare only equally configured systems.\n\n",
 		r.o.reps, r.o.dur, r.o.limit>>20)
 	for _, mtu := range r.o.mtus {
-		fmt.Fprintf(&b, "## MTU %d\n\n", mtu)
+		// Only the systems this run measured (-systems) get a column.
 		header := []string{"metric"}
+		var shown []string
 		for _, c := range columns {
-			header = append(header, c.label)
+			for _, m := range metrics {
+				if r.cell(c.system, mtu, m.key) != nil {
+					header = append(header, c.label)
+					shown = append(shown, c.system)
+					break
+				}
+			}
 		}
+		if len(shown) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "## MTU %d\n\n", mtu)
 		var rows [][]string
 		var notes footnotes
 		for _, m := range metrics {
 			row := []string{m.label}
 			any := false
-			for _, c := range columns {
-				x := r.cell(c.system, mtu, m.key)
+			for _, sys := range shown {
+				x := r.cell(sys, mtu, m.key)
 				if x != nil {
 					any = true
 				}
@@ -106,6 +176,19 @@ func (r *runner) markdown() string {
 		b.WriteString(mdTable([]string{"MTU", "path", "packets/s", "Gbit/s at MTU-sized packets"}, trows))
 		b.WriteString("\n" + tnotes.String() + "\n")
 	}
+	if rows, notes := r.nullTable(); len(rows) > 0 {
+		b.WriteString("## File transport ceiling (null file, no stack)\n\n")
+		b.WriteString("A file that serves zeros from memory and discards writes, on the same transport as the file rows and read or written by the same files peer in the same 128 KiB requests: what FUSE and 9P carry at best.\n\n")
+		header := []string{"transport"}
+		for _, m := range nullMetrics {
+			header = append(header, m.label)
+		}
+		b.WriteString(mdTable(header, rows))
+		b.WriteString("\n" + notes.String())
+		if len(notes.list) > 0 {
+			b.WriteString("\n")
+		}
+	}
 	b.WriteString("## Goals\n\n")
 	var grows [][]string
 	for _, g := range res.Goals {
@@ -133,7 +216,7 @@ func (r *runner) write() error {
 	}
 	fmt.Print(md)
 	if r.o.readme != "" {
-		for _, sys := range []string{"kernel", "gvisor", "sockfs", "file", "tunraw"} {
+		for _, sys := range allSystems {
 			if !r.o.systems[sys] {
 				logf("partial run (-systems): %s not updated", r.o.readme)
 				return nil
@@ -142,6 +225,25 @@ func (r *runner) write() error {
 		return updateReadme(r.o.readme, md)
 	}
 	return nil
+}
+
+// nullTable is the file-null ceiling table's rows.
+func (r *runner) nullTable() ([][]string, *footnotes) {
+	var rows [][]string
+	notes := &footnotes{}
+	for _, n := range nullSystems {
+		row := []string{n.label}
+		any := false
+		for _, m := range nullMetrics {
+			c := r.cell(n.system, 0, m.key)
+			any = any || c != nil
+			row = append(row, notes.cell(c))
+		}
+		if any {
+			rows = append(rows, row)
+		}
+	}
+	return rows, notes
 }
 
 // Markers around the generated part of the README's Performance section.
@@ -304,16 +406,7 @@ func (r *runner) fileSession(sys string, mtu int, f func(c *client) error) error
 		return err
 	}
 	defer c.quit()
-	if err := f(c); err != nil {
-		// What the peer printed says why a run failed: it may have
-		// exited (a failed open once ended it and reset its calls).
-		p.stop()
-		if msg := strings.TrimSpace(p.stderr.String()); msg != "" {
-			return fmt.Errorf("%w (files peer: %s)", err, msg)
-		}
-		return err
-	}
-	return nil
+	return p.explain(f(c))
 }
 
 // serveFlags reports whether `sockfs serve` has --mount and --9p, and if

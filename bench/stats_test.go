@@ -118,3 +118,58 @@ func TestFootnotes(t *testing.T) {
 		t.Errorf("notes %q", got)
 	}
 }
+
+// TestGoalsCompareEqualConfigs checks that no throughput goal divides a
+// system with offloads by one without (or the other way round), that the
+// file rows are held to their null-file ceilings, and that a partial run's
+// tables show only the systems it measured.
+func TestGoalsCompareEqualConfigs(t *testing.T) {
+	offloads := map[string]bool{"kernel": true, "gvisor": false, "sockfs-nooffload": false, "gvisor-offload": true,
+		"sockfs": true, "sockfs-fuse": true, "sockfs-9p": true, "fuse-null": true, "9p-null": true}
+	r := &runner{o: options{mtus: []int{1500}}, res: &results{}}
+	for _, c := range columns {
+		for _, m := range metrics {
+			r.add(&Cell{System: c.system, MTU: 1500, Metric: m.key, Samples: []float64{1}})
+		}
+	}
+	for _, n := range nullSystems {
+		for _, m := range nullMetrics {
+			r.add(&Cell{System: n.system, Metric: m.key, Samples: []float64{2}})
+		}
+	}
+	r.goals()
+	nulls := 0
+	for _, g := range r.res.Goals {
+		if g.Pass == nil {
+			t.Errorf("goal %q not measured", g.Name)
+		}
+		if g.Den == "" {
+			continue
+		}
+		num, _, _ := strings.Cut(g.Num, "/")
+		den, _, _ := strings.Cut(g.Den, "/")
+		on, ok1 := offloads[num]
+		don, ok2 := offloads[den]
+		if !ok1 || !ok2 || on != don {
+			t.Errorf("goal %q compares %s with %s", g.Name, g.Num, g.Den)
+		}
+		if strings.HasSuffix(den, "-null") {
+			nulls++
+		}
+	}
+	if nulls != 4 {
+		t.Errorf("%d goals against the null files, want 4 (FUSE and 9P, read and write)", nulls)
+	}
+	for _, sys := range []string{"gvisor", "gvisor-offload", "sockfs", "sockfs-nooffload"} {
+		if wireNote[sys] == "" {
+			t.Errorf("no note on how %s counts wire packets", sys)
+		}
+	}
+
+	partial := &runner{o: options{mtus: []int{1500}}, res: &results{}}
+	partial.add(&Cell{System: "gvisor-offload", MTU: 1500, Metric: "bulk_k2p_1", Samples: []float64{9}})
+	md := partial.markdown()
+	if !strings.Contains(md, columnLabel("gvisor-offload")) || strings.Contains(md, columnLabel("sockfs")) {
+		t.Errorf("partial run's table:\n%s", md)
+	}
+}

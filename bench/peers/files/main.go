@@ -9,6 +9,12 @@
 //
 // The stack itself runs in the serve daemon (-pid), whose CPU time and RSS
 // are added to this process's in the stats.
+//
+// With -null it measures the transport's ceiling instead: the tree is
+// bench/peers/nullfs's (one null file, data), and each line on standard
+// input, "read N DUR" or "write N DUR", opens data N times and reads or
+// writes it in the same 128 KiB requests on every handle at once for DUR,
+// then answers one JSON line {"bytes":B,"seconds":S}.
 package main
 
 import (
@@ -33,6 +39,7 @@ func main() {
 	dir := flag.String("dir", "", "the mounted /net tree (FUSE)")
 	addr9p := flag.String("9p", "", "the daemon's 9P address (instead of -dir)")
 	pid := flag.Int("pid", 0, "PID of the sockfs serve daemon")
+	null := flag.Bool("null", false, "measure the null file data (bench/peers/nullfs) instead of serving the benchmark protocol")
 	flag.Parse()
 	var fsys opener = fuseFS{*dir}
 	if *addr9p != "" {
@@ -42,6 +49,13 @@ func main() {
 			os.Exit(1)
 		}
 		fsys = p9fs
+	}
+	if *null {
+		if err := nullLoop(fsys); err != nil {
+			fmt.Fprintln(os.Stderr, "files peer:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	err := peer.Serve(peer.Config{
 		Listen: func(port int) (net.Listener, error) { return announce(fsys, port) },
