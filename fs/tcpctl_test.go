@@ -336,6 +336,33 @@ func TestCs(t *testing.T) {
 	}
 }
 
+// readIpifc reads the file name of interface 0.
+func readIpifc(t *testing.T, tr *Tree, name string) string {
+	t.Helper()
+	h, err := open(t, tr, 0, syscall.O_RDONLY, "ipifc", "0", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release()
+	buf := make([]byte, 4096)
+	n, _ := h.Read(context.Background(), buf, 0)
+	return string(buf[:n])
+}
+
+// TestIpifcStats: the stats file shows the device's counters under
+// rtnl_link_stats64's names, rx_frame_errors (a TUN's malformed
+// virtio_net_hdr) included.
+func TestIpifcStats(t *testing.T) {
+	ta, _ := treePair(t)
+	if s := readIpifc(t, ta, "stats"); !strings.Contains(s, "\nrx_frame_errors: 0\n") || !strings.HasPrefix(s, "rx_packets: ") {
+		t.Fatalf("stats:\n%s", s)
+	}
+	ta.stack.Devices()[0].Device().Stats().RxFrameErrors.Add(3)
+	if s := readIpifc(t, ta, "stats"); !strings.Contains(s, "\nrx_frame_errors: 3\n") {
+		t.Errorf("stats after 3 frame errors:\n%s", s)
+	}
+}
+
 // TestIpifcCtl: `add addr mask` and `add addr/bits` add addresses (shown in
 // status); malformed and unsupported requests fail and change nothing.
 func TestIpifcCtl(t *testing.T) {
@@ -349,13 +376,7 @@ func TestIpifcCtl(t *testing.T) {
 		_, err = h.Write(context.Background(), []byte(text), 0)
 		return err
 	}
-	status := func() string {
-		h, _ := open(t, ta, 0, syscall.O_RDONLY, "ipifc", "0", "status")
-		defer h.Release()
-		buf := make([]byte, 4096)
-		n, _ := h.Read(context.Background(), buf, 0)
-		return string(buf[:n])
-	}
+	status := func() string { return readIpifc(t, ta, "status") }
 	if err := write("add 198.19.0.1 255.255.255.0\n"); err != nil {
 		t.Fatal(err)
 	}
