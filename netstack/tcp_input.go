@@ -729,10 +729,12 @@ func (tp *TCPSock) incrQuickack(maxq int) {
 func (tp *TCPSock) inQuickack() bool { return tp.ackQuick > 0 && !tp.ackPingpong }
 
 // eventDataRecv updates the delayed-ACK estimator and the window on new
-// data. Mirrors tcp_event_data_recv.
-func (tp *TCPSock) eventDataRecv(b *skb.SKB) {
+// data that was just queued (and charged): truesize is b's before the
+// queueing, which a coalescing into the tail may have moved to the tail
+// here, while Linux's skb keeps its own. Mirrors tcp_event_data_recv.
+func (tp *TCPSock) eventDataRecv(b *skb.SKB, truesize int) {
 	tp.ackPending |= icskAckSched
-	tp.measureRcvMss(b)
+	tp.measureRcvMss(b, truesize)
 	if tp.tstampOK {
 		tp.rcvRttMeasureTS(b)
 	} else {
@@ -758,7 +760,7 @@ func (tp *TCPSock) eventDataRecv(b *skb.SKB) {
 	}
 	tp.lrcvtime = now
 	if b.Len() >= 128 {
-		tp.growWindow(b)
+		tp.growWindow(b, truesize, true, tp.tcpSpace())
 	}
 }
 
@@ -856,14 +858,19 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 			}
 			tp.sk.ForcedMemSchedule(b.Truesize())
 		}
+		// Queue (and charge) first, then tcp_event_data_recv, as
+		// tcp_data_queue does: the window grows into what is left of
+		// rcvbuf with this segment in it.
 		keep := false
+		tp.ackPending |= icskAckSched
 		if b.Len() > 0 {
-			tp.eventDataRecv(b)
+			truesize := b.Truesize()
 			keep = !tp.queueRcv(b, false)
+			tp.rcvNxtUpdate(end)
+			tp.eventDataRecv(b, truesize)
 		} else {
-			tp.ackPending |= icskAckSched
+			tp.rcvNxtUpdate(end)
 		}
-		tp.rcvNxtUpdate(end)
 		if flags&tcpFin != 0 {
 			tp.fin()
 		}
@@ -994,8 +1001,14 @@ func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 		mib.Inc(memctl.TcpExtTCPOFOMerge)
 	}
 	tp.updateSackBlocks(b)
-	if b.Len() >= 128 {
-		tp.growWindow(b)
+	// Without SACK the window does not grow, to force dupacks. Linux
+	// grows it before it charges b, at the end of tcp_data_queue_ofo, so
+	// the free space counts b back. Deviation: b was charged before the
+	// skbs it covers were freed, since freeing them may reclaim the
+	// forward_alloc scheduled for b (Linux lets it go negative then).
+	if tp.sackOK {
+		ts := b.Truesize()
+		tp.growWindow(b, ts, false, tp.winFromSpace(tp.sk.Rcvbuf()-tp.sk.BacklogLen()-tp.sk.RmemAlloc()+ts))
 	}
 	tp.rcvbufGrow(tp.rcvqSpace)
 	return true
