@@ -26,9 +26,11 @@ func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
 	// A packet the device verified, or a partial one from the local host
 	// (a TUN's offload), is not summed again: tcp_v4_rcv's
 	// skb_checksum_init passes what skb_csum_unnecessary accepts.
+	tu := tcpTuple{laddr: dst, raddr: src, lport: th.DstPort(), rport: th.SrcPort()}
 	if !b.CsumUnnecessary() && skbChecksum(b, header.PseudoHeaderChecksum(header.IPv4ProtocolTCP, src, dst, uint16(b.Len()))) != 0xffff {
 		s.mib.Inc(memctl.TcpInCsumErrors)
 		s.mib.Inc(memctl.TcpInErrs)
+		s.tcpCsumDrop(b, tu)
 		b.Free()
 		return
 	}
@@ -53,7 +55,6 @@ func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
 	b.Pull(th.DataOffset())
 	b.Tstamp = s.clock.Nanotime()
 
-	tu := tcpTuple{laddr: dst, raddr: src, lport: th.DstPort(), rport: th.SrcPort()}
 	if s.tcpRcvEstab(b, th, &opts, tu, rx) {
 		return
 	}
@@ -65,6 +66,33 @@ func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
 	}
 	s.tcpSendReset(th, src, dst, plen)
 	b.Free()
+}
+
+// tcpCsumDrop counts a segment with a bad checksum in the sk_drops of the
+// socket it was for, where Linux does: tcp_v4_rcv leaves the check to the
+// socket's path, and tcp_rcv_established (ESTABLISHED) and tcp_add_backlog
+// (a socket a user owns) drop through tcp_drop_reason / discard_and_relse,
+// while tcp_v4_do_rcv (other states, listeners) and TIME_WAIT count
+// nothing. Deviation: sockfs checks before the lookup, so it looks the
+// socket up again here, for a segment that is dropped anyway.
+func (s *Stack) tcpCsumDrop(b *skb.SKB, tu tcpTuple) {
+	tp := s.tcp.lookupEstab(tu)
+	if tp == nil {
+		return
+	}
+	if owned := tp.bhLockSock(); tp.state != TCPTimeWait && (owned || tp.state == TCPEstablished) {
+		tp.dropReason(b)
+	}
+	tp.bhUnlockSock()
+}
+
+// dropReason counts b, which the caller drops, in sk_drops: one per
+// segment of a super-packet (gso_segs; 0, so one, for a TUN's, which
+// virtio_net_hdr_to_skb leaves uncounted). Mirrors tcp_drop_reason ->
+// sk_drops_skbadd; the reason itself is not kept (sockfs has no drop
+// monitor to hand it to).
+func (tp *TCPSock) dropReason(b *skb.SKB) {
+	tp.sk.DropsAdd(max(1, int(b.Shared().GSOSegs)))
 }
 
 // sndUnaUpdate advances snd_una to ack, counting the bytes acknowledged
@@ -124,12 +152,17 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 	tp.rcvTsval, tp.rcvTsecr = opts.TSVal, opts.TSEcr
 	switch tp.state {
 	case TCPClose:
+		tp.dropReason(b) // tcp_rcv_state_process: TCP_CLOSE
 		tp.stack.tcpSendReset(th, tp.remote.Addr(), tp.local.Addr(), b.Len())
 		return false
 	case TCPSynSent:
 		return tp.rcvSynSent(b, th, opts)
 	case TCPTimeWait:
 		return tp.timeWaitRcv(b, th, opts)
+	}
+	if flags&(tcpAck|tcpRst|tcpSyn) == 0 {
+		tp.dropReason(b) // SKB_DROP_REASON_TCP_FLAGS, before tcp_validate_incoming
+		return false
 	}
 	if !tp.validateIncoming(b, th, opts) {
 		return false
@@ -139,6 +172,7 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 	}
 	switch tp.ack(b, th, opts) {
 	case -1:
+		tp.dropReason(b) // tcp_ack's TOO_OLD_ACK / ACK_UNSENT_DATA
 		return false
 	case -2: // SYN_RECV with an unacceptable ACK
 		tp.stack.tcpSendReset(th, tp.remote.Addr(), tp.local.Addr(), b.Len())
@@ -188,6 +222,9 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 		// one that carries data beyond the FIN resets the connection.
 		// Mirrors the fall-through of tcp_rcv_state_process's step 7.
 		if !seqLT(cbGetSeq(b), tp.rcvNxt) {
+			// Not queued: tcp_rcv_state_process drops it through
+			// tcp_drop_reason, a bare ACK included.
+			tp.dropReason(b)
 			break
 		}
 		if seqGT(cbGetEndSeq(b)-uint32(flags&tcpFin), tp.rcvNxt) {
@@ -213,7 +250,8 @@ func (tp *TCPSock) dataSndCheck() {
 }
 
 // validateIncoming applies PAWS, the sequence check and RFC 5961's RST and
-// SYN rules. Mirrors tcp_validate_incoming.
+// SYN rules; what it refuses it counts in sk_drops, except an acceptable
+// RST, which resets the connection. Mirrors tcp_validate_incoming.
 func (tp *TCPSock) validateIncoming(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
 	flags := cbGetFlags(b)
 	seq, end := cbGetSeq(b), cbGetEndSeq(b)
@@ -223,25 +261,29 @@ func (tp *TCPSock) validateIncoming(b *skb.SKB, th header.TCP, opts *header.TCPO
 		time.Duration(tp.now()-tp.tsRecentStamp) < 24*24*time.Hour { // TCP_PAWS_24DAYS
 		mib.Inc(memctl.TcpExtPAWSEstab)
 		tp.sendDupack(b)
+		tp.dropReason(b)
 		return false
 	}
 	if !tp.sequenceOK(seq, end) {
 		if flags&tcpRst == 0 {
 			if flags&tcpSyn != 0 {
 				tp.synChallenge()
+				tp.dropReason(b)
 				return false
 			}
 			if !tp.oowRateLimited(b) {
 				tp.sendDupack(b)
 			}
 		}
+		tp.dropReason(b)
 		return false
 	}
 	if flags&tcpRst != 0 {
 		if seq == tp.rcvNxt {
-			tp.tcpReset()
+			tp.tcpReset() // consumed, not dropped
 		} else {
 			tp.sendChallengeAck()
+			tp.dropReason(b)
 		}
 		return false
 	}
@@ -254,6 +296,7 @@ func (tp *TCPSock) validateIncoming(b *skb.SKB, th header.TCP, opts *header.TCPO
 			return true // our SYN-ACK's answer in a simultaneous open
 		}
 		tp.synChallenge()
+		tp.dropReason(b)
 		return false
 	}
 	return true
@@ -578,6 +621,7 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 			return false
 		}
 		if flags&tcpSyn == 0 {
+			tp.dropReason(b) // discard_and_undo: TCP_FLAGS
 			return false
 		}
 		tp.applySynOptions(opts, true)
@@ -605,6 +649,7 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 		return false
 	}
 	if flags&tcpRst != 0 {
+		tp.dropReason(b) // discard_and_undo: a RST without ACK
 		return false
 	}
 	if flags&tcpSyn != 0 { // simultaneous open
@@ -619,7 +664,9 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 		tp.setState(TCPSynRecv)
 		tp.sendSynAckSimultaneous()
 		tp.resetRetransTimer(timerRetrans, tp.rto)
+		return false
 	}
+	tp.dropReason(b) // neither SYN nor RST: discard_and_undo
 	return false
 }
 
@@ -839,7 +886,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 		}
 		if tp.receiveWindow() == 0 && !(flags&tcpFin != 0 && end-seq == 1) {
 			mib.Inc(memctl.TcpExtTCPZeroWindowDrop)
-			tp.sk.DropsInc()
+			tp.dropReason(b)
 			tp.enterQuickack()
 			tp.ackPending |= icskAckSched | icskAckNow
 			return false
@@ -853,7 +900,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 			tp.sk.Wq.Wake()
 			if !tp.rcvq.Empty() && b.Len() > 0 {
 				mib.Inc(memctl.TcpExtTCPRcvQDrop)
-				tp.sk.DropsInc()
+				tp.dropReason(b)
 				return false
 			}
 			tp.sk.ForcedMemSchedule(b.Truesize())
@@ -895,6 +942,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 		}
 		tp.enterQuickack()
 		tp.ackPending |= icskAckSched | icskAckNow
+		tp.dropReason(b) // TCP_OLD_DATA
 		return false
 	}
 	if !seqLT(seq, tp.rcvNxt+tp.receiveWindow()) { // beyond the window
@@ -903,6 +951,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 		}
 		tp.enterQuickack()
 		tp.ackPending |= icskAckSched | icskAckNow
+		tp.dropReason(b) // TCP_OVERWINDOW
 		return false
 	}
 	return tp.dataQueueOfo(b)
@@ -930,6 +979,7 @@ func (tp *TCPSock) ofoQueue() {
 		tp.ofo.Unlink(b)
 		end := cbGetEndSeq(b)
 		if !seqGT(end, tp.rcvNxt) {
+			tp.dropReason(b) // TCP_OFO_DROP
 			b.Free()
 			continue
 		}
@@ -955,7 +1005,7 @@ func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 	mib := tp.stack.mib
 	if !tp.tryRmemSchedule(b, b.Truesize()) {
 		mib.Inc(memctl.TcpExtTCPOFODrop)
-		tp.sk.DropsInc()
+		tp.dropReason(b)
 		return false
 	}
 	tp.ackPending |= icskAckSched
@@ -971,6 +1021,7 @@ func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 	if p != nil {
 		if !seqGT(end, cbGetEndSeq(p)) { // wholly covered: a duplicate
 			mib.Inc(memctl.TcpExtTCPOFOMerge)
+			tp.dropReason(b) // TCP_OFOMERGE
 			if tp.sackOK {
 				tp.duplicateSack = header.SACKBlock{Start: seq, End: end}
 				tp.dsack = true
@@ -982,6 +1033,7 @@ func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 		if cbGetSeq(p) == seq { // the new one covers p
 			prev := p.Prev()
 			tp.ofo.Unlink(p)
+			tp.dropReason(p) // TCP_OFOMERGE
 			p.Free()
 			mib.Inc(memctl.TcpExtTCPOFOMerge)
 			p = prev
@@ -997,6 +1049,7 @@ func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 	// Drop the following skbs the new one covers.
 	for n := b.Next(); n != nil && !seqGT(cbGetEndSeq(n), end); n = b.Next() {
 		tp.ofo.Unlink(n)
+		tp.dropReason(n) // TCP_OFOMERGE
 		n.Free()
 		mib.Inc(memctl.TcpExtTCPOFOMerge)
 	}

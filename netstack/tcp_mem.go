@@ -410,8 +410,8 @@ func (tp *TCPSock) pruneOfoQueue(in *skb.SKB) bool {
 		}
 		goal -= b.Truesize()
 		tp.ofo.Unlink(b)
+		tp.dropReason(b) // TCP_OFO_QUEUE_PRUNE
 		b.Free()
-		tp.sk.DropsInc()
 		pruned = true
 		if goal <= 0 || tp.ofo.Empty() {
 			tp.sk.MemReclaim()
