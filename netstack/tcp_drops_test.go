@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"sockfs/memctl"
 	"sockfs/skb"
 )
 
@@ -140,4 +141,40 @@ func TestEstablishedDropsCounted(t *testing.T) {
 		{"CLOSE_WAIT: bare ACK at rcv_nxt", seg{seq: nxt + 1, ack: ack, flags: fAck}, false, 1},
 		{"CLOSE_WAIT: retransmitted FIN", seg{seq: nxt, ack: ack, flags: fAck | fFin}, false, 1},
 	})
+}
+
+// TestEstablishedDataEndsBeyondWindow: since Linux 6.17 a segment that
+// starts in the receive window but ends beyond it is accepted only while
+// the receive queue is empty (or when only its FIN is beyond); otherwise
+// it is dropped like an out-of-window segment: a duplicate ACK,
+// BeyondWindow and sk_drops counted (tcp_sequence's
+// TCP_INVALID_END_SEQUENCE).
+func TestEstablishedDataEndsBeyondWindow(t *testing.T) {
+	c := newEstablished(t)
+	ack := c.iss + 1
+	nxt := uint32(1001)
+	w := int(c.tp.receiveWindow())
+	c.send(seg{seq: nxt, ack: ack, flags: fAck, payload: strings.Repeat("a", w+100)})
+	c.drainAcks()
+	if q := c.tp.Info().Qin; q != w+100 {
+		t.Fatalf("into an empty queue: %d bytes queued, want all %d", q, w+100)
+	}
+	nxt += uint32(w + 100)
+	w = int(c.tp.receiveWindow())
+	if w == 0 {
+		t.Fatal("no window left to test with")
+	}
+	d0, b0 := c.tp.Mem().Drops(), c.s.mib.Get(memctl.TcpExtBeyondWindow)
+	c.send(seg{seq: nxt, ack: ack, flags: fAck, payload: strings.Repeat("b", w+1)})
+	c.expect(seg{seq: ack, ack: nxt, flags: fAck})
+	if d, b := c.tp.Mem().Drops()-d0, c.s.mib.Get(memctl.TcpExtBeyondWindow)-b0; d != 1 || b != 1 {
+		t.Errorf("one byte beyond the window: sk_drops +%d, BeyondWindow +%d, want +1, +1", d, b)
+	}
+	// The window's worth with a FIN one beyond it is taken, as some
+	// stacks send it so.
+	c.send(seg{seq: nxt, ack: ack, flags: fAck | fFin, payload: strings.Repeat("c", w)})
+	c.drainAcks()
+	if c.tp.Mem().Drops() != d0+1 || c.tp.State() != TCPCloseWait {
+		t.Errorf("a window's worth and a FIN: sk_drops %d, state %v; want taken (CLOSE_WAIT)", c.tp.Mem().Drops()-d0, c.tp.State())
+	}
 }

@@ -264,12 +264,15 @@ func (tp *TCPSock) validateIncoming(b *skb.SKB, th header.TCP, opts *header.TCPO
 		tp.dropReason(b)
 		return false
 	}
-	if !tp.sequenceOK(seq, end) {
+	if r := tp.sequence(seq, end, flags&tcpFin != 0); r != seqOK {
 		if flags&tcpRst == 0 {
 			if flags&tcpSyn != 0 {
 				tp.synChallenge()
 				tp.dropReason(b)
 				return false
+			}
+			if r != seqOld {
+				mib.Inc(memctl.TcpExtBeyondWindow)
 			}
 			if !tp.oowRateLimited(b) {
 				tp.sendDupack(b)
@@ -307,9 +310,35 @@ func (tp *TCPSock) synChallenge() {
 	tp.sendChallengeAck()
 }
 
-// sequenceOK is tcp_sequence: the segment overlaps the receive window.
-func (tp *TCPSock) sequenceOK(seq, end uint32) bool {
-	return !seqLT(end, tp.rcvWup) && !seqGT(seq, tp.rcvNxt+tp.receiveWindow())
+// tcp_sequence's verdicts: SKB_NOT_DROPPED_YET and the drop reasons
+// TCP_OLD_SEQUENCE, TCP_INVALID_SEQUENCE and TCP_INVALID_END_SEQUENCE.
+const (
+	seqOK = iota
+	seqOld
+	seqInvalid
+	seqInvalidEnd
+)
+
+// sequence checks a segment against the receive window: it must not end
+// before rcv_wup, nor start beyond the window, and (since Linux 6.17, "tcp:
+// do not accept packets beyond window") it may end beyond the window only
+// if the receive queue is empty or only its FIN is beyond (some stacks send
+// FIN so). Mirrors tcp_sequence.
+func (tp *TCPSock) sequence(seq, end uint32, fin bool) int {
+	if seqLT(end, tp.rcvWup) {
+		return seqOld
+	}
+	limit := tp.rcvNxt + tp.receiveWindow()
+	if seqGT(end, limit) {
+		switch {
+		case fin && !seqGT(end-1, limit):
+		case seqGT(seq, limit):
+			return seqInvalid
+		case !tp.rcvq.Empty():
+			return seqInvalidEnd
+		}
+	}
+	return seqOK
 }
 
 // oowRateLimited limits ACKs to out-of-window pure ACKs to one per 500 ms.
@@ -1003,6 +1032,7 @@ func (tp *TCPSock) ofoQueue() {
 // what is wholly covered. Mirrors tcp_data_queue_ofo.
 func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 	mib := tp.stack.mib
+	tp.measureRcvMss(b, b.Truesize()) // since 6.17, out-of-order data too
 	if !tp.tryRmemSchedule(b, b.Truesize()) {
 		mib.Inc(memctl.TcpExtTCPOFODrop)
 		tp.dropReason(b)
