@@ -1,7 +1,6 @@
 package netstack
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -82,21 +81,12 @@ func TestListenDropsCounted(t *testing.T) {
 // a zero window), of the out-of-order queue (covered and covering
 // segments) and of CLOSE_WAIT (where even a bare ACK is one) are counted.
 func TestEstablishedDropsCounted(t *testing.T) {
-	c := newScript(t)
-	c.listen(8)
-	if err := c.l.SetRcvbuf(8192); err != nil {
-		t.Fatal(err)
-	}
-	c.send(seg{seq: 1000, flags: fSyn, opts: mssOpt(1460)})
-	sa, _, _ := c.take()
-	c.iss = sa.seq
-	c.send(seg{seq: 1001, ack: c.iss + 1, flags: fAck})
-	tp, err := c.l.Accept(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.tp = tp
-	tp.SetNonblock(true)
+	c := newEstablishedRTT(t, func(l *TCPSock) {
+		if err := l.SetRcvbuf(8192); err != nil {
+			t.Fatal(err)
+		}
+	})
+	tp := c.tp
 	d := func() uint64 { return tp.Mem().Drops() }
 	ack := c.iss + 1
 	data := func(n int) string { return strings.Repeat("d", n) }
@@ -118,7 +108,12 @@ func TestEstablishedDropsCounted(t *testing.T) {
 		{"bare ACK", seg{seq: nxt, ack: ack, flags: fAck}, false, 0},
 	})
 	// Fill the window with in-order data until the stack offers none, as
-	// the probe did.
+	// the probe did: once the offered window is shorter than a segment and
+	// data is queued, each one is dropped (tcp_sequence's
+	// TCP_INVALID_END_SEQUENCE) and counted in BeyondWindow. The kernel
+	// answered every segment within 50 ms (its delayed ACK bounded by the
+	// RTT) and dropped 35 of the 40.
+	before, beyond := d(), c.s.mib.Get(memctl.TcpExtBeyondWindow)
 	for range 40 {
 		c.send(seg{seq: nxt, ack: ack, flags: fAck, payload: data(1000)})
 		c.clk.Advance(50 * time.Millisecond) // the probe waited 50 ms for answers
@@ -132,6 +127,9 @@ func TestEstablishedDropsCounted(t *testing.T) {
 				break
 			}
 		}
+	}
+	if got, b := d()-before, c.s.mib.Get(memctl.TcpExtBeyondWindow)-beyond; got != 35 || b != 35 {
+		t.Errorf("filling the window: sk_drops +%d, BeyondWindow +%d; the kernel's +35, +35", got, b)
 	}
 	c.runDrops(d, []dropStep{
 		{"data into a zero window", seg{seq: nxt, ack: ack, flags: fAck, payload: data(1000)}, false, 1},
