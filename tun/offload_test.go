@@ -43,9 +43,15 @@ func (t *tapDev) Open(rx link.Receiver) error {
 // off says), with tap (if not nil) watching what the device receives.
 func stackOnTun(t *testing.T, ns *netns, name string, off bool, tap func(*skb.SKB)) (*netstack.Stack, *netstack.NetDevice, *Device) {
 	t.Helper()
+	return stackOnTunMTU(t, ns, name, off, 1500, tap)
+}
+
+// stackOnTunMTU is stackOnTun with a device of the given MTU.
+func stackOnTunMTU(t *testing.T, ns *netns, name string, off bool, mtu int, tap func(*skb.SKB)) (*netstack.Stack, *netstack.NetDevice, *Device) {
+	t.Helper()
 	var d *Device
 	err := ns.do(func() (err error) {
-		d, err = New(Config{Name: name, MTU: 1500, HostAddr: hostAddr, DisableOffload: off})
+		d, err = New(Config{Name: name, MTU: mtu, HostAddr: hostAddr, DisableOffload: off})
 		return err
 	})
 	if err != nil {
@@ -528,5 +534,41 @@ func TestOffloadImpairSegments(t *testing.T) {
 	}
 	if min := uint64(up / 1460); in.Sent < min {
 		t.Errorf("the In stage saw %d packets for %d bytes, want at least %d (super-packets went in whole)", in.Sent, up, min)
+	}
+}
+
+// TestOffloadJumboTCP moves data both ways at MTU 9000. Packets over a page
+// are laid out as tun_get_user lays them out: with offloads off (no
+// hdr_len hint) good_linear bytes stay in the head, payload included, and
+// the rest goes into page fragments; with offloads on the partial
+// checksum's hdr_len keeps only the headers there. The stack must read
+// both layouts byte-exact.
+func TestOffloadJumboTCP(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		name := map[bool]string{false: "offload", true: "no-offload"}[off]
+		t.Run(name, func(t *testing.T) {
+			ns := newNetns(t)
+			var mu sync.Mutex
+			mixed, paged := 0, 0 // skbs with payload in the head and in fragments; paged ones
+			tap := func(b *skb.SKB) {
+				if !b.IsNonlinear() {
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				paged++
+				if b.HeadLen() > tcpHeadersLen(b.Data()) {
+					mixed++
+				}
+			}
+			st, _, _ := stackOnTunMTU(t, ns, "sfsjmb0", off, 9000, tap)
+			transfer(t, ns, st, 5005, pattern(4<<20), pattern(1<<20))
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("%d paged skbs, %d with payload in the head too", paged, mixed)
+			if paged == 0 || (off && mixed == 0) || (!off && mixed != 0) {
+				t.Errorf("%d paged skbs, %d with payload in the head: want paged ones, mixed exactly when offloads are off", paged, mixed)
+			}
+		})
 	}
 }
