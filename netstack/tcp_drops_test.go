@@ -153,6 +153,7 @@ func TestEstablishedDataEndsBeyondWindow(t *testing.T) {
 	nxt := uint32(1001)
 	w := int(c.tp.receiveWindow())
 	c.send(seg{seq: nxt, ack: ack, flags: fAck, payload: strings.Repeat("a", w+100)})
+	c.clk.Advance(time.Second) // the delayed ACK, with the new window
 	c.drainAcks()
 	if q := c.tp.Info().Qin; q != w+100 {
 		t.Fatalf("into an empty queue: %d bytes queued, want all %d", q, w+100)

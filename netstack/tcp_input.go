@@ -841,16 +841,22 @@ func (tp *TCPSock) eventDataRecv(b *skb.SKB, truesize int) {
 }
 
 // ackSndCheck sends the pending ACK now or arms the delayed-ACK timer.
-// Mirrors __tcp_ack_snd_check.
+// Mirrors __tcp_ack_snd_check, including its order of evaluation: the
+// window test comes first, and __tcp_select_window leaves quickack mode
+// when free space is short, so a segment that fills the buffer waits for
+// the delayed ACK even if a quickack was left. Its sk_rcvlowat test is
+// SO_RCVLOWAT's default, 1: nothing unread.
 func (tp *TCPSock) ackSndCheck() {
 	if tp.ackPending&icskAckSched == 0 {
 		return
 	}
+	moreThanOne := tp.rcvNxt-tp.rcvWup > uint32(tp.rcvMss) &&
+		(tp.rcvNxt == tp.copiedSeq || tp.selectWindowRaw() >= tp.rcvWnd)
 	if tp.inQuickack() || tp.ackPending&icskAckNow != 0 {
 		tp.sendAck()
 		return
 	}
-	if tp.rcvNxt-tp.rcvWup > uint32(tp.rcvMss) && tp.selectWindowRaw() >= tp.rcvWnd {
+	if moreThanOne {
 		// More than one full segment unacknowledged: ACK now, or, in
 		// the middle of a device's receive batch, at its end (rxBatch).
 		if tp.rxb != nil {
