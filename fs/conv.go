@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/netip"
@@ -573,11 +574,19 @@ func (h *bufHandle) Write(_ context.Context, p []byte, _ int64) (int, error) {
 	return len(p), nil
 }
 
-// setBuf applies SO_RCVBUF / SO_SNDBUF from text.
+// setBuf applies SO_RCVBUF / SO_SNDBUF from text, a decimal int as
+// setsockopt takes one. A negative value is not an error: sk_setsockopt
+// compares the int as unsigned with rmem_max / wmem_max, so -1 is the
+// maximum (doubled: 8388608 with max 4194304). What does not fit an int
+// (-2147483648..2147483647) cannot reach setsockopt at all: EINVAL.
 func setBuf(c Conv, name, text string) error {
 	v, err := strconv.ParseInt(text, 10, 32)
-	if err != nil || v < 0 {
-		return fmt.Errorf("bad %s value %q: %w", name, text, syscall.EINVAL)
+	if err != nil {
+		why := "not a decimal integer"
+		if errors.Is(err, strconv.ErrRange) {
+			why = "out of the range of an int"
+		}
+		return fmt.Errorf("bad %s value %q (%s): %w", name, text, why, syscall.EINVAL)
 	}
 	if name == "sndbuf" {
 		return c.Mem().SetSockoptSndbuf(int32(v), false, false)

@@ -3,9 +3,11 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -155,6 +157,58 @@ func TestTCPCtlOptions(t *testing.T) {
 	}
 	if err := a.cmd("frobnicate"); !errors.Is(err, syscall.EINVAL) || a.read("err") != "unknown control request\n" {
 		t.Fatalf("unknown verb: %v, err file %q", err, a.read("err"))
+	}
+}
+
+// TestBufKnobsUnsigned: rcvbuf and sndbuf take setsockopt's int, compared
+// as unsigned with rmem_max / wmem_max: -1 (or any negative value) is the
+// maximum, doubled, as `echo -1 > rcvbuf` gives 8388608 on Linux with the
+// default 4194304; a value outside an int is EINVAL, with the reason in
+// err, and changes nothing. Both files and the ctl verbs, TCP and UDP.
+func TestBufKnobsUnsigned(t *testing.T) {
+	ta, _ := treePair(t)
+	sys := ta.stack.Net().Sysctls
+	for _, proto := range []string{"tcp", "udp"} {
+		c := clone(t, ta, proto)
+		write := func(file, text string) error {
+			h, err := open(t, ta, 0, syscall.O_WRONLY, proto, c.n, file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Release()
+			_, err = h.Write(context.Background(), []byte(text+"\n"), 0)
+			return err
+		}
+		read := func(file string) string {
+			h, _ := open(t, ta, 0, syscall.O_RDONLY, proto, c.n, file)
+			defer h.Release()
+			buf := make([]byte, 256)
+			n, _ := h.Read(context.Background(), buf, 0)
+			return string(buf[:n])
+		}
+		for _, k := range []struct{ file, text, want string }{
+			{"rcvbuf", "-1", strconv.Itoa(2*sys.RmemMax()) + "\n"},
+			{"sndbuf", "-1", strconv.Itoa(2*sys.WmemMax()) + "\n"},
+			{"rcvbuf", "65536", "131072\n"},
+			{"rcvbuf", "-2147483648", strconv.Itoa(2*sys.RmemMax()) + "\n"},
+		} {
+			if err := write(k.file, k.text); err != nil || read(k.file) != k.want {
+				t.Errorf("%s: %s %s: %v, reads %q, want %q", proto, k.file, k.text, err, read(k.file), k.want)
+			}
+		}
+		if err := c.cmd("sndbuf -5"); err != nil || read("sndbuf") != strconv.Itoa(2*sys.WmemMax())+"\n" {
+			t.Errorf("%s: ctl sndbuf -5: %v, sndbuf %q", proto, err, read("sndbuf"))
+		}
+		before := read("rcvbuf")
+		for text, why := range map[string]string{"2147483648": "out of the range of an int",
+			"-2147483649": "out of the range of an int", "1e6": "not a decimal integer", "": "not a decimal integer"} {
+			if err := write("rcvbuf", text); !errors.Is(err, syscall.EINVAL) || read("rcvbuf") != before {
+				t.Errorf("%s: rcvbuf %q: %v, rcvbuf %q", proto, text, err, read("rcvbuf"))
+			}
+			if want := fmt.Sprintf("bad rcvbuf value %q (%s)\n", text, why); read("err") != want {
+				t.Errorf("%s: rcvbuf %q: err %q, want %q", proto, text, read("err"), want)
+			}
+		}
 	}
 }
 
@@ -336,6 +390,33 @@ func TestCs(t *testing.T) {
 	}
 }
 
+// readIpifc reads the file name of interface 0.
+func readIpifc(t *testing.T, tr *Tree, name string) string {
+	t.Helper()
+	h, err := open(t, tr, 0, syscall.O_RDONLY, "ipifc", "0", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release()
+	buf := make([]byte, 4096)
+	n, _ := h.Read(context.Background(), buf, 0)
+	return string(buf[:n])
+}
+
+// TestIpifcStats: the stats file shows the device's counters under
+// rtnl_link_stats64's names, rx_frame_errors (a TUN's malformed
+// virtio_net_hdr) included.
+func TestIpifcStats(t *testing.T) {
+	ta, _ := treePair(t)
+	if s := readIpifc(t, ta, "stats"); !strings.Contains(s, "\nrx_frame_errors: 0\n") || !strings.HasPrefix(s, "rx_packets: ") {
+		t.Fatalf("stats:\n%s", s)
+	}
+	ta.stack.Devices()[0].Device().Stats().RxFrameErrors.Add(3)
+	if s := readIpifc(t, ta, "stats"); !strings.Contains(s, "\nrx_frame_errors: 3\n") {
+		t.Errorf("stats after 3 frame errors:\n%s", s)
+	}
+}
+
 // TestIpifcCtl: `add addr mask` and `add addr/bits` add addresses (shown in
 // status); malformed and unsupported requests fail and change nothing.
 func TestIpifcCtl(t *testing.T) {
@@ -349,13 +430,7 @@ func TestIpifcCtl(t *testing.T) {
 		_, err = h.Write(context.Background(), []byte(text), 0)
 		return err
 	}
-	status := func() string {
-		h, _ := open(t, ta, 0, syscall.O_RDONLY, "ipifc", "0", "status")
-		defer h.Release()
-		buf := make([]byte, 4096)
-		n, _ := h.Read(context.Background(), buf, 0)
-		return string(buf[:n])
-	}
+	status := func() string { return readIpifc(t, ta, "status") }
 	if err := write("add 198.19.0.1 255.255.255.0\n"); err != nil {
 		t.Fatal(err)
 	}

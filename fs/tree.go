@@ -248,9 +248,9 @@ func (t *Tree) ipifcDir() *dirNode {
 			}
 			st := d.Device().Stats().Snapshot()
 			return fmt.Sprintf("rx_packets: %d\nrx_bytes: %d\nrx_errors: %d\nrx_dropped: %d\n"+
-				"tx_packets: %d\ntx_bytes: %d\ntx_errors: %d\ntx_dropped: %d\n",
+				"tx_packets: %d\ntx_bytes: %d\ntx_errors: %d\ntx_dropped: %d\nrx_frame_errors: %d\n",
 				st.RxPackets, st.RxBytes, st.RxErrors, st.RxDropped,
-				st.TxPackets, st.TxBytes, st.TxErrors, st.TxDropped)
+				st.TxPackets, st.TxBytes, st.TxErrors, st.TxDropped, st.RxFrameErrors)
 		}, nil)
 		d := newDir(qpath(protoIpifc, n, qIfcDir), strconv.Itoa(n), staticList(t.ipifcCtl(n, dev), status, stats, t.impairFile(n, dev)))
 		cache[n] = d

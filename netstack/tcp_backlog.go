@@ -111,7 +111,7 @@ func (tp *TCPSock) backlogRcv(b *skb.SKB) {
 		// The user closed the socket while segments were queued; Linux
 		// answers them from TCP_CLOSE with a RST, but here the socket's
 		// memory is already gone, so they are dropped.
-		tp.sk.DropsInc()
+		tp.dropReason(b)
 		b.Free()
 		return
 	}
@@ -163,7 +163,7 @@ func (tp *TCPSock) addBacklog(b *skb.SKB, th header.TCP, coalesce bool) bool {
 	}
 	if err := tp.sk.AddBacklog(b.Truesize(), tp.sk.TCPBacklogLimit()); err != nil {
 		tp.stack.mib.Inc(memctl.TcpExtTCPBacklogDrop)
-		tp.sk.DropsInc()
+		tp.dropReason(b) // discard_and_relse: sk_drops_skbadd
 		return false
 	}
 	tp.skBacklog.PushBack(b)

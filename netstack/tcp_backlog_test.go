@@ -17,7 +17,17 @@ import (
 // SYN carries MSS 1460 and TSval 100. It returns the stack's TSval (to echo).
 func newEstablishedTS(t *testing.T) (*script, uint32) {
 	t.Helper()
+	return newEstablishedTSAfter(t, nil)
+}
+
+// newEstablishedTSAfter is newEstablishedTS with setup (if not nil) run on
+// the script before the stack listens (to set sysctls, say).
+func newEstablishedTSAfter(t *testing.T, setup func(*script)) (*script, uint32) {
+	t.Helper()
 	c := newScript(t)
+	if setup != nil {
+		setup(c)
+	}
 	c.listen(8)
 	opts := make([]byte, 20)
 	k := header.EncodeSynOptions(opts, 1460, -1, false, true, 100, 0)

@@ -26,9 +26,11 @@ func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
 	// A packet the device verified, or a partial one from the local host
 	// (a TUN's offload), is not summed again: tcp_v4_rcv's
 	// skb_checksum_init passes what skb_csum_unnecessary accepts.
+	tu := tcpTuple{laddr: dst, raddr: src, lport: th.DstPort(), rport: th.SrcPort()}
 	if !b.CsumUnnecessary() && skbChecksum(b, header.PseudoHeaderChecksum(header.IPv4ProtocolTCP, src, dst, uint16(b.Len()))) != 0xffff {
 		s.mib.Inc(memctl.TcpInCsumErrors)
 		s.mib.Inc(memctl.TcpInErrs)
+		s.tcpCsumDrop(b, tu)
 		b.Free()
 		return
 	}
@@ -53,7 +55,6 @@ func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
 	b.Pull(th.DataOffset())
 	b.Tstamp = s.clock.Nanotime()
 
-	tu := tcpTuple{laddr: dst, raddr: src, lport: th.DstPort(), rport: th.SrcPort()}
 	if s.tcpRcvEstab(b, th, &opts, tu, rx) {
 		return
 	}
@@ -65,6 +66,33 @@ func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
 	}
 	s.tcpSendReset(th, src, dst, plen)
 	b.Free()
+}
+
+// tcpCsumDrop counts a segment with a bad checksum in the sk_drops of the
+// socket it was for, where Linux does: tcp_v4_rcv leaves the check to the
+// socket's path, and tcp_rcv_established (ESTABLISHED) and tcp_add_backlog
+// (a socket a user owns) drop through tcp_drop_reason / discard_and_relse,
+// while tcp_v4_do_rcv (other states, listeners) and TIME_WAIT count
+// nothing. Deviation: sockfs checks before the lookup, so it looks the
+// socket up again here, for a segment that is dropped anyway.
+func (s *Stack) tcpCsumDrop(b *skb.SKB, tu tcpTuple) {
+	tp := s.tcp.lookupEstab(tu)
+	if tp == nil {
+		return
+	}
+	if owned := tp.bhLockSock(); tp.state != TCPTimeWait && (owned || tp.state == TCPEstablished) {
+		tp.dropReason(b)
+	}
+	tp.bhUnlockSock()
+}
+
+// dropReason counts b, which the caller drops, in sk_drops: one per
+// segment of a super-packet (gso_segs; 0, so one, for a TUN's, which
+// virtio_net_hdr_to_skb leaves uncounted). Mirrors tcp_drop_reason ->
+// sk_drops_skbadd; the reason itself is not kept (sockfs has no drop
+// monitor to hand it to).
+func (tp *TCPSock) dropReason(b *skb.SKB) {
+	tp.sk.DropsAdd(max(1, int(b.Shared().GSOSegs)))
 }
 
 // sndUnaUpdate advances snd_una to ack, counting the bytes acknowledged
@@ -124,12 +152,17 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 	tp.rcvTsval, tp.rcvTsecr = opts.TSVal, opts.TSEcr
 	switch tp.state {
 	case TCPClose:
+		tp.dropReason(b) // tcp_rcv_state_process: TCP_CLOSE
 		tp.stack.tcpSendReset(th, tp.remote.Addr(), tp.local.Addr(), b.Len())
 		return false
 	case TCPSynSent:
 		return tp.rcvSynSent(b, th, opts)
 	case TCPTimeWait:
 		return tp.timeWaitRcv(b, th, opts)
+	}
+	if flags&(tcpAck|tcpRst|tcpSyn) == 0 {
+		tp.dropReason(b) // SKB_DROP_REASON_TCP_FLAGS, before tcp_validate_incoming
+		return false
 	}
 	if !tp.validateIncoming(b, th, opts) {
 		return false
@@ -139,6 +172,7 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 	}
 	switch tp.ack(b, th, opts) {
 	case -1:
+		tp.dropReason(b) // tcp_ack's TOO_OLD_ACK / ACK_UNSENT_DATA
 		return false
 	case -2: // SYN_RECV with an unacceptable ACK
 		tp.stack.tcpSendReset(th, tp.remote.Addr(), tp.local.Addr(), b.Len())
@@ -188,6 +222,9 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 		// one that carries data beyond the FIN resets the connection.
 		// Mirrors the fall-through of tcp_rcv_state_process's step 7.
 		if !seqLT(cbGetSeq(b), tp.rcvNxt) {
+			// Not queued: tcp_rcv_state_process drops it through
+			// tcp_drop_reason, a bare ACK included.
+			tp.dropReason(b)
 			break
 		}
 		if seqGT(cbGetEndSeq(b)-uint32(flags&tcpFin), tp.rcvNxt) {
@@ -213,7 +250,8 @@ func (tp *TCPSock) dataSndCheck() {
 }
 
 // validateIncoming applies PAWS, the sequence check and RFC 5961's RST and
-// SYN rules. Mirrors tcp_validate_incoming.
+// SYN rules; what it refuses it counts in sk_drops, except an acceptable
+// RST, which resets the connection. Mirrors tcp_validate_incoming.
 func (tp *TCPSock) validateIncoming(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
 	flags := cbGetFlags(b)
 	seq, end := cbGetSeq(b), cbGetEndSeq(b)
@@ -223,25 +261,32 @@ func (tp *TCPSock) validateIncoming(b *skb.SKB, th header.TCP, opts *header.TCPO
 		time.Duration(tp.now()-tp.tsRecentStamp) < 24*24*time.Hour { // TCP_PAWS_24DAYS
 		mib.Inc(memctl.TcpExtPAWSEstab)
 		tp.sendDupack(b)
+		tp.dropReason(b)
 		return false
 	}
-	if !tp.sequenceOK(seq, end) {
+	if r := tp.sequence(seq, end, flags&tcpFin != 0); r != seqOK {
 		if flags&tcpRst == 0 {
 			if flags&tcpSyn != 0 {
 				tp.synChallenge()
+				tp.dropReason(b)
 				return false
+			}
+			if r != seqOld {
+				mib.Inc(memctl.TcpExtBeyondWindow)
 			}
 			if !tp.oowRateLimited(b) {
 				tp.sendDupack(b)
 			}
 		}
+		tp.dropReason(b)
 		return false
 	}
 	if flags&tcpRst != 0 {
 		if seq == tp.rcvNxt {
-			tp.tcpReset()
+			tp.tcpReset() // consumed, not dropped
 		} else {
 			tp.sendChallengeAck()
+			tp.dropReason(b)
 		}
 		return false
 	}
@@ -254,6 +299,7 @@ func (tp *TCPSock) validateIncoming(b *skb.SKB, th header.TCP, opts *header.TCPO
 			return true // our SYN-ACK's answer in a simultaneous open
 		}
 		tp.synChallenge()
+		tp.dropReason(b)
 		return false
 	}
 	return true
@@ -264,9 +310,35 @@ func (tp *TCPSock) synChallenge() {
 	tp.sendChallengeAck()
 }
 
-// sequenceOK is tcp_sequence: the segment overlaps the receive window.
-func (tp *TCPSock) sequenceOK(seq, end uint32) bool {
-	return !seqLT(end, tp.rcvWup) && !seqGT(seq, tp.rcvNxt+tp.receiveWindow())
+// tcp_sequence's verdicts: SKB_NOT_DROPPED_YET and the drop reasons
+// TCP_OLD_SEQUENCE, TCP_INVALID_SEQUENCE and TCP_INVALID_END_SEQUENCE.
+const (
+	seqOK = iota
+	seqOld
+	seqInvalid
+	seqInvalidEnd
+)
+
+// sequence checks a segment against the receive window: it must not end
+// before rcv_wup, nor start beyond the window, and (since Linux 6.17, "tcp:
+// do not accept packets beyond window") it may end beyond the window only
+// if the receive queue is empty or only its FIN is beyond (some stacks send
+// FIN so). Mirrors tcp_sequence.
+func (tp *TCPSock) sequence(seq, end uint32, fin bool) int {
+	if seqLT(end, tp.rcvWup) {
+		return seqOld
+	}
+	limit := tp.rcvNxt + tp.receiveWindow()
+	if seqGT(end, limit) {
+		switch {
+		case fin && !seqGT(end-1, limit):
+		case seqGT(seq, limit):
+			return seqInvalid
+		case !tp.rcvq.Empty():
+			return seqInvalidEnd
+		}
+	}
+	return seqOK
 }
 
 // oowRateLimited limits ACKs to out-of-window pure ACKs to one per 500 ms.
@@ -577,6 +649,7 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 			return false
 		}
 		if flags&tcpSyn == 0 {
+			tp.dropReason(b) // discard_and_undo: TCP_FLAGS
 			return false
 		}
 		tp.applySynOptions(opts, true)
@@ -604,6 +677,7 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 		return false
 	}
 	if flags&tcpRst != 0 {
+		tp.dropReason(b) // discard_and_undo: a RST without ACK
 		return false
 	}
 	if flags&tcpSyn != 0 { // simultaneous open
@@ -618,7 +692,9 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 		tp.setState(TCPSynRecv)
 		tp.sendSynAckSimultaneous()
 		tp.resetRetransTimer(timerRetrans, tp.rto)
+		return false
 	}
+	tp.dropReason(b) // neither SYN nor RST: discard_and_undo
 	return false
 }
 
@@ -728,10 +804,12 @@ func (tp *TCPSock) incrQuickack(maxq int) {
 func (tp *TCPSock) inQuickack() bool { return tp.ackQuick > 0 && !tp.ackPingpong }
 
 // eventDataRecv updates the delayed-ACK estimator and the window on new
-// data. Mirrors tcp_event_data_recv.
-func (tp *TCPSock) eventDataRecv(b *skb.SKB) {
+// data that was just queued (and charged): truesize is b's before the
+// queueing, which a coalescing into the tail may have moved to the tail
+// here, while Linux's skb keeps its own. Mirrors tcp_event_data_recv.
+func (tp *TCPSock) eventDataRecv(b *skb.SKB, truesize int) {
 	tp.ackPending |= icskAckSched
-	tp.measureRcvMss(b)
+	tp.measureRcvMss(b, truesize)
 	if tp.tstampOK {
 		tp.rcvRttMeasureTS(b)
 	} else {
@@ -757,21 +835,27 @@ func (tp *TCPSock) eventDataRecv(b *skb.SKB) {
 	}
 	tp.lrcvtime = now
 	if b.Len() >= 128 {
-		tp.growWindow(b)
+		tp.growWindow(b, truesize, true, tp.tcpSpace())
 	}
 }
 
 // ackSndCheck sends the pending ACK now or arms the delayed-ACK timer.
-// Mirrors __tcp_ack_snd_check.
+// Mirrors __tcp_ack_snd_check, including its order of evaluation: the
+// window test comes first, and __tcp_select_window leaves quickack mode
+// when free space is short, so a segment that fills the buffer waits for
+// the delayed ACK even if a quickack was left. Its sk_rcvlowat test is
+// SO_RCVLOWAT's default, 1: nothing unread.
 func (tp *TCPSock) ackSndCheck() {
 	if tp.ackPending&icskAckSched == 0 {
 		return
 	}
+	moreThanOne := tp.rcvNxt-tp.rcvWup > uint32(tp.rcvMss) &&
+		(tp.rcvNxt == tp.copiedSeq || tp.selectWindowRaw() >= tp.rcvWnd)
 	if tp.inQuickack() || tp.ackPending&icskAckNow != 0 {
 		tp.sendAck()
 		return
 	}
-	if tp.rcvNxt-tp.rcvWup > uint32(tp.rcvMss) && tp.selectWindowRaw() >= tp.rcvWnd {
+	if moreThanOne {
 		// More than one full segment unacknowledged: ACK now, or, in
 		// the middle of a device's receive batch, at its end (rxBatch).
 		if tp.rxb != nil {
@@ -836,7 +920,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 		}
 		if tp.receiveWindow() == 0 && !(flags&tcpFin != 0 && end-seq == 1) {
 			mib.Inc(memctl.TcpExtTCPZeroWindowDrop)
-			tp.sk.DropsInc()
+			tp.dropReason(b)
 			tp.enterQuickack()
 			tp.ackPending |= icskAckSched | icskAckNow
 			return false
@@ -850,19 +934,24 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 			tp.sk.Wq.Wake()
 			if !tp.rcvq.Empty() && b.Len() > 0 {
 				mib.Inc(memctl.TcpExtTCPRcvQDrop)
-				tp.sk.DropsInc()
+				tp.dropReason(b)
 				return false
 			}
 			tp.sk.ForcedMemSchedule(b.Truesize())
 		}
+		// Queue (and charge) first, then tcp_event_data_recv, as
+		// tcp_data_queue does: the window grows into what is left of
+		// rcvbuf with this segment in it.
 		keep := false
+		tp.ackPending |= icskAckSched
 		if b.Len() > 0 {
-			tp.eventDataRecv(b)
+			truesize := b.Truesize()
 			keep = !tp.queueRcv(b, false)
+			tp.rcvNxtUpdate(end)
+			tp.eventDataRecv(b, truesize)
 		} else {
-			tp.ackPending |= icskAckSched
+			tp.rcvNxtUpdate(end)
 		}
-		tp.rcvNxtUpdate(end)
 		if flags&tcpFin != 0 {
 			tp.fin()
 		}
@@ -887,6 +976,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 		}
 		tp.enterQuickack()
 		tp.ackPending |= icskAckSched | icskAckNow
+		tp.dropReason(b) // TCP_OLD_DATA
 		return false
 	}
 	if !seqLT(seq, tp.rcvNxt+tp.receiveWindow()) { // beyond the window
@@ -895,6 +985,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 		}
 		tp.enterQuickack()
 		tp.ackPending |= icskAckSched | icskAckNow
+		tp.dropReason(b) // TCP_OVERWINDOW
 		return false
 	}
 	return tp.dataQueueOfo(b)
@@ -922,6 +1013,7 @@ func (tp *TCPSock) ofoQueue() {
 		tp.ofo.Unlink(b)
 		end := cbGetEndSeq(b)
 		if !seqGT(end, tp.rcvNxt) {
+			tp.dropReason(b) // TCP_OFO_DROP
 			b.Free()
 			continue
 		}
@@ -945,9 +1037,10 @@ func (tp *TCPSock) ofoQueue() {
 // what is wholly covered. Mirrors tcp_data_queue_ofo.
 func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 	mib := tp.stack.mib
+	tp.measureRcvMss(b, b.Truesize()) // since 6.17, out-of-order data too
 	if !tp.tryRmemSchedule(b, b.Truesize()) {
 		mib.Inc(memctl.TcpExtTCPOFODrop)
-		tp.sk.DropsInc()
+		tp.dropReason(b)
 		return false
 	}
 	tp.ackPending |= icskAckSched
@@ -963,6 +1056,7 @@ func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 	if p != nil {
 		if !seqGT(end, cbGetEndSeq(p)) { // wholly covered: a duplicate
 			mib.Inc(memctl.TcpExtTCPOFOMerge)
+			tp.dropReason(b) // TCP_OFOMERGE
 			if tp.sackOK {
 				tp.duplicateSack = header.SACKBlock{Start: seq, End: end}
 				tp.dsack = true
@@ -974,6 +1068,7 @@ func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 		if cbGetSeq(p) == seq { // the new one covers p
 			prev := p.Prev()
 			tp.ofo.Unlink(p)
+			tp.dropReason(p) // TCP_OFOMERGE
 			p.Free()
 			mib.Inc(memctl.TcpExtTCPOFOMerge)
 			p = prev
@@ -989,12 +1084,19 @@ func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 	// Drop the following skbs the new one covers.
 	for n := b.Next(); n != nil && !seqGT(cbGetEndSeq(n), end); n = b.Next() {
 		tp.ofo.Unlink(n)
+		tp.dropReason(n) // TCP_OFOMERGE
 		n.Free()
 		mib.Inc(memctl.TcpExtTCPOFOMerge)
 	}
 	tp.updateSackBlocks(b)
-	if b.Len() >= 128 {
-		tp.growWindow(b)
+	// Without SACK the window does not grow, to force dupacks. Linux
+	// grows it before it charges b, at the end of tcp_data_queue_ofo, so
+	// the free space counts b back. Deviation: b was charged before the
+	// skbs it covers were freed, since freeing them may reclaim the
+	// forward_alloc scheduled for b (Linux lets it go negative then).
+	if tp.sackOK {
+		ts := b.Truesize()
+		tp.growWindow(b, ts, false, tp.winFromSpace(tp.sk.Rcvbuf()-tp.sk.BacklogLen()-tp.sk.RmemAlloc()+ts))
 	}
 	tp.rcvbufGrow(tp.rcvqSpace)
 	return true

@@ -72,6 +72,13 @@ func (l *TCPSock) initialWindow(mss int, wscaleOK bool) (rcvWnd uint32, ws uint8
 	return rcvWnd, uint8(w), clamp
 }
 
+// listendrop counts a connection the listener could not take, in its
+// sk_drops and in ListenDrops. Mirrors tcp_listendrop.
+func (l *TCPSock) listendrop() {
+	l.sk.DropsInc()
+	l.stack.mib.Inc(memctl.TcpExtListenDrops)
+}
+
 // listenRcv handles a segment for a listening socket. It returns true if it
 // kept b. Mirrors tcp_v4_rcv's listener path: tcp_check_req for a pending
 // request, tcp_conn_request for a SYN, cookie_v4_check for a bare ACK.
@@ -120,6 +127,7 @@ func (l *TCPSock) listenProcess(b *skb.SKB, th header.TCP, opts *header.TCPOptio
 		return true // delivered or freed there
 	}
 	if flags&tcpRst != 0 {
+		l.dropReason(b) // tcp_rcv_state_process, TCP_LISTEN: TCP_RESET
 		return false
 	}
 	if flags&tcpAck != 0 {
@@ -131,18 +139,19 @@ func (l *TCPSock) listenProcess(b *skb.SKB, th header.TCP, opts *header.TCPOptio
 		s.tcpSendReset(th, tu.raddr, tu.laddr, b.Len())
 		return false
 	}
-	if flags&tcpSyn == 0 {
+	if flags&tcpSyn == 0 || flags&tcpFin != 0 {
+		l.dropReason(b) // tcp_rcv_state_process, TCP_LISTEN: TCP_FLAGS
 		return false
 	}
 	// tcp_conn_request
 	if len(l.acceptQ) > l.backlog { // sk_acceptq_is_full
 		s.mib.Inc(memctl.TcpExtListenOverflows)
-		s.mib.Inc(memctl.TcpExtListenDrops)
+		l.listendrop()
 		return false
 	}
 	rt, ok := s.routeOutput(tu.raddr)
 	if !ok {
-		s.mib.Inc(memctl.TcpExtListenDrops)
+		l.listendrop()
 		return false
 	}
 	wantCookie := false
@@ -245,13 +254,17 @@ func (l *TCPSock) synackTimerFired(r *tcpRequest) {
 
 // checkReq processes a segment for a pending request: a retransmitted SYN
 // gets the SYN-ACK again, a RST drops the request, the ACK of our SYN-ACK
-// creates the child. Mirrors tcp_check_req.
+// creates the child. Mirrors tcp_check_req; every segment it does not
+// turn into a child (tcp_check_req returning NULL) is counted in the
+// listener's sk_drops, as tcp_v4_rcv's discard_and_relse does, apart from
+// one with a wrong ACK, which the listener itself answers with a RST.
 func (l *TCPSock) checkReq(r *tcpRequest, b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
 	s := l.stack
 	flags := cbGetFlags(b)
 	seq := cbGetSeq(b)
 	if flags&tcpSyn != 0 && flags&tcpAck == 0 && seq == r.irs {
 		r.sendSynAck(s)
+		l.dropReason(b)
 		return false
 	}
 	if flags&tcpRst != 0 {
@@ -260,9 +273,11 @@ func (l *TCPSock) checkReq(r *tcpRequest, b *skb.SKB, th header.TCP, opts *heade
 			delete(l.reqs, r.tu)
 			s.mib.Inc(memctl.TcpExtEmbryonicRsts)
 		}
+		l.dropReason(b)
 		return false
 	}
 	if flags&tcpAck == 0 {
+		l.dropReason(b)
 		return false
 	}
 	if cbGetAckSeq(b) != r.iss+1 {
@@ -270,11 +285,15 @@ func (l *TCPSock) checkReq(r *tcpRequest, b *skb.SKB, th header.TCP, opts *heade
 		return false
 	}
 	if seq != r.irs+1 && !seqBetween(seq, r.irs+1, r.irs+1+r.rcvWnd) {
+		l.dropReason(b)
 		return false
 	}
 	if len(l.acceptQ) > l.backlog {
+		// tcp_v4_syn_recv_sock's tcp_listendrop, then tcp_check_req's
+		// NULL: two in sk_drops.
 		s.mib.Inc(memctl.TcpExtListenOverflows)
-		s.mib.Inc(memctl.TcpExtListenDrops)
+		l.listendrop()
+		l.dropReason(b)
 		return false
 	}
 	r.timer.Stop()
@@ -413,7 +432,7 @@ func (l *TCPSock) cookieCheck(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 	}
 	if len(l.acceptQ) > l.backlog {
 		s.mib.Inc(memctl.TcpExtListenOverflows)
-		s.mib.Inc(memctl.TcpExtListenDrops)
+		l.listendrop()
 		return false, false
 	}
 	rt, found := s.routeOutput(tu.raddr)

@@ -97,17 +97,17 @@ func (tp *TCPSock) initBufferSpace() {
 }
 
 // measureRcvMss tracks the peer's segment size and the skb len/truesize
-// ratio. A super-packet (a TUN's offload) counts by its gso_size, the
-// sender's segment size, while the ratio uses its whole length. Mirrors
-// tcp_measure_rcv_mss.
-func (tp *TCPSock) measureRcvMss(b *skb.SKB) {
+// ratio (truesize: b's as it arrived). A super-packet (a TUN's offload)
+// counts by its gso_size, the sender's segment size, while the ratio uses
+// its whole length. Mirrors tcp_measure_rcv_mss.
+func (tp *TCPSock) measureRcvMss(b *skb.SKB, truesize int) {
 	l := b.Len()
 	if gs := int(b.Shared().GSOSize); gs != 0 {
 		l = gs
 	}
 	if l >= tp.rcvMss {
-		if l != tp.rcvMss && b.Truesize() > 0 {
-			r := max(1, (b.Len()<<8)/b.Truesize())
+		if l != tp.rcvMss && truesize > 0 {
+			r := max(1, (b.Len()<<8)/truesize)
 			r = min(r, 255)
 			if uint8(r) != tp.scalingRatio {
 				tp.scalingRatio = uint8(r)
@@ -120,19 +120,35 @@ func (tp *TCPSock) measureRcvMss(b *skb.SKB) {
 	}
 }
 
-// setWindowClamp is the internal part of tcp_set_window_clamp.
+// setWindowClamp sets window_clamp to v (at least SOCK_MIN_RCVBUF/2) and
+// moves rcv_ssthresh with it: down to a smaller clamp
+// (__tcp_adjust_rcv_ssthresh, with no SO_RESERVE_MEM memory to keep), up
+// to min(rcv_wnd, clamp) for a larger one. Mirrors the non-zero case of
+// tcp_set_window_clamp, which tcp_measure_rcv_mss goes through when the
+// scaling ratio changes: the live 6.18 kernel's rcv_ssthresh after the
+// first data segment (7104 for 1000 bytes, 8800 for 1448, 7990 for a
+// 2896-byte super-packet, tcp_rmem 4096 16384 65536) needs the raise.
 func (tp *TCPSock) setWindowClamp(v int) {
-	if v < 1152 {
-		v = 1152
+	v = max(v, tp.sk.Net().Profile.SockMinRcvbuf()/2)
+	old := tp.windowClamp
+	if uint32(v) == old {
+		return
 	}
 	tp.windowClamp = uint32(v)
-	tp.rcvSsthresh = min(tp.rcvSsthresh, tp.windowClamp)
+	if tp.windowClamp < old {
+		tp.rcvSsthresh = min(tp.rcvSsthresh, tp.windowClamp)
+	} else {
+		tp.rcvSsthresh = max(min(tp.rcvWnd, tp.windowClamp), tp.rcvSsthresh)
+	}
 }
 
-// growWindow raises rcv_ssthresh when a well-filled segment arrives.
-// Mirrors tcp_grow_window / __tcp_grow_window.
-func (tp *TCPSock) growWindow(b *skb.SKB) {
-	room := min(int(tp.windowClamp), tp.tcpSpace()) - int(tp.rcvSsthresh)
+// growWindow raises rcv_ssthresh when a well-filled segment arrives;
+// truesize is b's as it arrived and space is tcp_space at that point of
+// Linux's path. With adjust (in-order data), a segment whose payload is
+// all in page fragments counts without its head, which coalescing will
+// free (truesize_adjust). Mirrors tcp_grow_window / __tcp_grow_window.
+func (tp *TCPSock) growWindow(b *skb.SKB, truesize int, adjust bool, space int) {
+	room := min(int(tp.windowClamp), space) - int(tp.rcvSsthresh)
 	if room <= 0 {
 		return
 	}
@@ -141,7 +157,12 @@ func (tp *TCPSock) growWindow(b *skb.SKB) {
 		return
 	}
 	l := b.Len()
-	ts := b.Truesize()
+	ts := truesize
+	if adjust && b.HeadLen() == 0 {
+		if t := ts - skb.CurrentProfile().TruesizeOf(b.EndOffset()); t >= l {
+			ts = t
+		}
+	}
 	incr := 0
 	if tp.winFromSpace(ts) <= l {
 		incr = 2 * tp.advmss
@@ -389,8 +410,8 @@ func (tp *TCPSock) pruneOfoQueue(in *skb.SKB) bool {
 		}
 		goal -= b.Truesize()
 		tp.ofo.Unlink(b)
+		tp.dropReason(b) // TCP_OFO_QUEUE_PRUNE
 		b.Free()
-		tp.sk.DropsInc()
 		pruned = true
 		if goal <= 0 || tp.ofo.Empty() {
 			tp.sk.MemReclaim()

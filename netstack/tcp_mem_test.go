@@ -3,6 +3,7 @@ package netstack
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -631,4 +632,33 @@ func TestTCPHardLimit(t *testing.T) {
 		}
 		return got == len(data)
 	}, 120*time.Second)
+}
+
+// TestEstablishedRcvSsthreshFirstData: with tcp_rmem 4096 16384 65536 at
+// MTU 1500 (timestamps on), rcv_ssthresh is 6744 after the handshake and,
+// after the first data segment, 7104 for 1000 bytes, 8800 for 1448 and
+// 7990 for 2896 (one super-packet, truesize 4352): the live 6.18 kernel's
+// figures for the same segments written into a TUN. The scaling ratio the
+// segment sets raises rcv_ssthresh to min(rcv_wnd, window_clamp)
+// (tcp_set_window_clamp), and the window then grows into the space left
+// with the segment already charged (tcp_data_queue queues before
+// tcp_event_data_recv): before, sockfs gave 9640 and 10880 for the last two.
+func TestEstablishedRcvSsthreshFirstData(t *testing.T) {
+	for _, c := range []struct{ payload, truesize, ssthresh int }{{1000, 2304, 7104}, {1448, 2304, 8800}, {2896, 4352, 7990}} {
+		s, tsv := newEstablishedTSAfter(t, func(c *script) {
+			if sc, _ := c.s.net.Sysctls.Lookup("ipv4/tcp_rmem"); sc.Write("4096 16384 65536") != nil {
+				t.Fatal("tcp_rmem refused")
+			}
+		})
+		if i := s.tp.Info(); i.RcvSsthresh != 6744 || i.WindowClamp != 6744 || i.RcvWnd != 7240 {
+			t.Fatalf("after the handshake: rcv_ssthresh %d window_clamp %d rcv_wnd %d, want 6744 6744 7240", i.RcvSsthresh, i.WindowClamp, i.RcvWnd)
+		}
+		s.send(seg{seq: s.peerIS + 1, ack: s.iss + 1, flags: fAck | fPsh, payload: strings.Repeat("x", c.payload), opts: tsOpt(102, tsv)})
+		if r := s.tp.Mem().RmemAlloc(); r != c.truesize {
+			t.Fatalf("%d bytes: rmem_alloc %d, want %d", c.payload, r, c.truesize)
+		}
+		if i := s.tp.Info(); i.RcvSsthresh != uint32(c.ssthresh) {
+			t.Errorf("%d bytes: rcv_ssthresh %d (window_clamp %d), the kernel's %d", c.payload, i.RcvSsthresh, i.WindowClamp, c.ssthresh)
+		}
+	}
 }

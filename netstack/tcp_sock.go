@@ -85,6 +85,7 @@ const (
 	tcpRtoMax        = 120 * time.Second      // TCP_RTO_MAX
 	tcpDelackMax     = 200 * time.Millisecond // TCP_DELACK_MAX
 	tcpAtoMin        = 40 * time.Millisecond  // TCP_ATO_MIN
+	tcpDelackMin     = 40 * time.Millisecond  // TCP_DELACK_MIN
 	tcpTimewaitLen   = 60 * time.Second       // TCP_TIMEWAIT_LEN (2*MSL)
 	tcpFinTimeout    = 60 * time.Second       // net.ipv4.tcp_fin_timeout
 	tcpKeepaliveTime = 2 * time.Hour          // net.ipv4.tcp_keepalive_time

@@ -249,9 +249,24 @@ func (tp *TCPSock) probeTimer() {
 	tp.resetRetransTimer(timerProbe0, tp.probe0When())
 }
 
-// scheduleDelack arms the delayed-ACK timer. Mirrors tcp_send_delayed_ack.
+// scheduleDelack arms the delayed-ACK timer for ato, bounded as
+// tcp_send_delayed_ack bounds an inflated ato: by half a second
+// (TCP_DELACK_MAX in ping-pong mode or after a pushed segment) and, once
+// there is an RTT estimate, by the smoothed RTT (at least TCP_DELACK_MIN).
+// So after the timer doubled ato a fast path still gets its ACKs after
+// 40 ms, as the live kernel does. Mirrors tcp_send_delayed_ack.
 func (tp *TCPSock) scheduleDelack() {
-	ato := min(max(tp.ato, tcpAtoMin), tcpDelackMax)
+	ato := max(tp.ato, tcpAtoMin)
+	if ato > tcpDelackMin {
+		maxAto := 500 * time.Millisecond // HZ/2
+		if tp.ackPingpong || tp.ackPending&icskAckPushed != 0 {
+			maxAto = tcpDelackMax
+		}
+		if tp.srttUs != 0 {
+			maxAto = min(maxAto, max(time.Duration(tp.srttUs>>3)*time.Microsecond, tcpDelackMin))
+		}
+		ato = min(ato, maxAto)
+	}
 	deadline := tp.now() + int64(ato)
 	if tp.ackPending&icskAckTimer != 0 && tp.ackDeadline != 0 && tp.ackDeadline <= deadline {
 		return // an earlier deadline is already set

@@ -108,8 +108,13 @@ func (r *rxState) read(fd uintptr) bool {
 		}
 		b := r.build(pkt, &vh)
 		if b == nil {
-			d.offl.RxBadVnetHdr.Add(1)
-			d.stats.RxDropped.Add(1)
+			// A virtio_net_hdr the kernel would refuse from a writer:
+			// tun_get_user counts those (virtio_net_hdr_to_skb failing)
+			// in rx_frame_errors. Deviation: a hdr_len past the packet is
+			// counted there too; Linux returns EINVAL to the writer and
+			// counts nothing, but here the writer is the kernel, which
+			// sees no error.
+			d.stats.RxFrameErrors.Add(1)
 			continue
 		}
 		d.stats.RxPackets.Add(1)
@@ -119,48 +124,78 @@ func (r *rxState) read(fd uintptr) bool {
 	return true
 }
 
-// tunPrepad is the headroom tun_alloc_skb counts before deciding whether a
-// packet fits a page: NET_SKB_PAD (64) + NET_IP_ALIGN (0 on x86).
-const tunPrepad = 64
+// tunAlign is the headroom tun_get_user reserves in front of a packet in
+// the linear part of its skb (tun->align, passed to tun_alloc_skb as
+// prepad): NET_SKB_PAD, max(32, L1_CACHE_BYTES) = 64 on x86_64
+// (NET_IP_ALIGN, 0 on x86, is added for a TAP only). It is why a UDP
+// datagram of an IP length in 193..256 costs a 1024-byte head, not the
+// small-head cache: the live 6.18 kernel charges 1280 for 180 bytes of
+// payload written into a TUN.
+const tunAlign = 64
 
-// build copies pkt, an IPv4 datagram, into an skb laid out as Linux's
-// tun_get_user / tun_alloc_skb lay out what a TUN writer sends the kernel,
-// and applies the virtio_net_hdr as virtio_net_hdr_to_skb does. It returns
-// nil if the header asks for something we cannot honour.
+// tunGoodLinear is tun_get_user's good_linear, SKB_MAX_HEAD(tunAlign): the
+// most a packet that does not fit a page keeps in its linear part (3712
+// bytes with 6.18's 320-byte skb_shared_info).
+func tunGoodLinear() int { return skb.CurrentProfile().WithOverhead(skb.PageSize - tunAlign) }
+
+// pageAlign rounds n up to whole pages. Mirrors PAGE_ALIGN.
+func pageAlign(n int) int { return (n + skb.PageSize - 1) &^ (skb.PageSize - 1) }
+
+// build copies pkt, an IPv4 datagram, into an skb laid out and charged as
+// Linux lays out what a TUN writer sends the kernel, and applies the
+// virtio_net_hdr (all zero without IFF_VNET_HDR) as the kernel does. It
+// returns nil, having counted nothing, if the header is one the kernel
+// would refuse (tun_vnet_hdr_get, virtio_net_hdr_to_skb) or one we did not
+// ask for; the caller counts rx_frame_errors.
 //
-// Layout, mirroring tun_alloc_skb: a packet that fits a page with its
-// prepad is linear, in a head of its own size class (truesize tracks the
-// packet). A larger TCP packet (a super-packet, or any large packet at a
-// large MTU) keeps its IP and TCP headers in a small head and its payload
-// in page fragments, each charged its size rounded up to pages, as
-// alloc_skb_with_frags charges the pages it allocates: a 64 KiB
-// super-packet costs about 64 KiB plus the head, not the 128 KiB head
-// class a linear copy would need. Other large packets (UDP, fragments)
-// stay linear: their input reads them as one block.
+// Layout, mirroring tun_get_user -> tun_alloc_skb -> sock_alloc_send_pskb
+// -> alloc_skb_with_frags: the linear part is tunAlign bytes of headroom
+// plus `linear` bytes of packet, in a head of that size class; the rest
+// goes into page fragments, charged PAGE_ALIGN(rest). A packet that fits
+// a page with its headroom is all linear (truesize follows its size
+// class); a larger one keeps hdr_len bytes (the kernel's skb_headlen for
+// its TSO super-packets, the checksum field's end for a partial
+// checksum), capped at good_linear, or good_linear bytes without a hint.
+// A 64 KiB super-packet costs about 64 KiB plus the head, not the 128 KiB
+// head class a linear copy would need.
+//
+// Deviations, which keep the charge exact: the stack reads IP and TCP
+// headers from the linear part, so a TCP packet's head holds at least
+// them (Linux's pskb_may_pull moves them there later, into tailroom the
+// same head class already has); other large packets (UDP, ICMP,
+// fragments) stay wholly linear, since their input reads them as one
+// block, and are charged what Linux's paged layout costs.
 func (r *rxState) build(pkt []byte, vh *vnetHdr) *skb.SKB {
-	gsoType := vh.gsoType &^ unix.VIRTIO_NET_HDR_GSO_ECN
-	if gsoType != unix.VIRTIO_NET_HDR_GSO_NONE && (gsoType != unix.VIRTIO_NET_HDR_GSO_TCPV4 || vh.gsoSize == 0) {
-		return nil // we asked for TSO4 only (no UFO/USO, no IPv6)
+	chk, ok := checkVnetHdr(pkt, vh)
+	if !ok {
+		return nil
 	}
-	hlen := 0
-	if len(pkt)+tunPrepad >= skb.PageSize {
-		hlen = tcpHeadersLen(pkt)
-	}
-	if gsoType != unix.VIRTIO_NET_HDR_GSO_NONE && tcpHeadersLen(pkt) == 0 {
-		return nil // a TCP super-packet without a TCP header
-	}
-	var b *skb.SKB
-	if hlen == 0 {
-		b = skb.Alloc(len(pkt))
-		b.PutData(pkt)
-	} else {
-		b = skb.Alloc(hlen)
-		b.PutData(pkt[:hlen])
-		if !r.fillFrags(b, pkt[hlen:]) {
-			b.Free()
-			return nil
+	good := tunGoodLinear()
+	linear := len(pkt)
+	if tunAlign+len(pkt) >= skb.PageSize { // tun_alloc_skb: "under a page" is linear
+		linear = min(chk.hdrLen, good)
+		if linear == 0 {
+			linear = min(good, len(pkt))
 		}
 	}
+	prof := skb.CurrentProfile()
+	truesize := prof.AllocTruesize(tunAlign+linear) + pageAlign(len(pkt)-linear)
+
+	head := len(pkt)
+	if linear < len(pkt) {
+		if th := tcpHeadersLen(pkt); th != 0 {
+			head = max(linear, th, chk.needed)
+		}
+	}
+	b := skb.Alloc(tunAlign + head)
+	b.Reserve(tunAlign)
+	b.PutData(pkt[:head])
+	if head < len(pkt) && !r.fillFrags(b, pkt[head:]) {
+		b.Free()
+		return nil
+	}
+	b.SetTruesize(truesize)
+
 	if vh.flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
 		if !b.PartialCsumSet(int(vh.csumStart), int(vh.csumOffset)) {
 			b.Free()
@@ -171,25 +206,87 @@ func (r *rxState) build(pkt []byte, vh *vnetHdr) *skb.SKB {
 		b.IPSummed = skb.ChecksumUnnecessary
 		r.d.offl.RxCsumValid.Add(1)
 	}
-	if gsoType != unix.VIRTIO_NET_HDR_GSO_NONE {
-		// gso_segs is left 0 by virtio_net_hdr_to_skb (SKB_GSO_DODGY asks
-		// for it to be recomputed); computing it here is that
-		// recomputation: the payload in gso_size pieces.
-		payload := len(pkt) - tcpHeadersLen(pkt)
-		segs := max(1, (payload+int(vh.gsoSize)-1)/int(vh.gsoSize))
+	if chk.gso {
+		// gso_segs is left 0, as virtio_net_hdr_to_skb leaves it for
+		// SKB_GSO_DODGY's recomputation, which local delivery never
+		// does: a dropped super-packet counts once in sk_drops, as in
+		// Linux. The device counts the segments it stands for.
 		sh := b.Shared()
 		sh.GSOSize = vh.gsoSize
-		sh.GSOSegs = uint16(segs)
+		sh.GSOSegs = 0
 		sh.GSOType = skb.GSOTCPv4 | skb.GSODodgy
+		payload := len(pkt) - tcpHeadersLen(pkt)
 		r.d.offl.RxGSOPackets.Add(1)
-		r.d.offl.RxGSOSegs.Add(uint64(segs))
+		r.d.offl.RxGSOSegs.Add(uint64((payload + int(vh.gsoSize) - 1) / int(vh.gsoSize)))
 	}
 	return b
 }
 
+// vnetCheck is what checkVnetHdr found: the hdr_len in force, how much of
+// the packet the checksum needs in the linear part, and whether the packet
+// is a super-packet.
+type vnetCheck struct {
+	hdrLen int
+	needed int
+	gso    bool
+}
+
+// checkVnetHdr validates vh against pkt as the kernel validates what a TUN
+// writer sends: tun_vnet_hdr_get (a partial checksum raises hdr_len to the
+// end of its field; a hdr_len past the packet is refused) and
+// virtio_net_hdr_to_skb (a known gso_type with a non-zero gso_size that is
+// not GSO_BY_FRAGS, a checksum start past the IP header with its field
+// inside the packet, a TCP super-packet's checksum at the TCP checksum
+// field, and "too small packets are not really GSO ones": a super-packet
+// no longer than one gso_size after the headers is a plain packet).
+//
+// Stricter than Linux, because the stack could do nothing sensible with
+// them: gso_types other than TCPV4 (we asked TUNSETOFFLOAD for TSO4 only,
+// so the kernel never sends them) and a TCPV4 super-packet that is not an
+// unfragmented TCP packet (Linux finds that only when it segments it).
+func checkVnetHdr(pkt []byte, vh *vnetHdr) (vnetCheck, bool) {
+	var c vnetCheck
+	partial := vh.flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0
+	start, off := int(vh.csumStart), int(vh.csumOffset)
+	c.hdrLen = int(vh.hdrLen)
+	if partial {
+		c.hdrLen = max(c.hdrLen, start+off+2)
+	}
+	if c.hdrLen > len(pkt) {
+		return c, false
+	}
+	thlen := 0
+	switch vh.gsoType &^ unix.VIRTIO_NET_HDR_GSO_ECN {
+	case unix.VIRTIO_NET_HDR_GSO_NONE:
+	case unix.VIRTIO_NET_HDR_GSO_TCPV4:
+		if vh.gsoSize == 0 || vh.gsoSize == gsoByFrags || tcpHeadersLen(pkt) == 0 {
+			return c, false
+		}
+		c.gso = true
+		thlen = 20 // sizeof(struct tcphdr)
+	default:
+		return c, false
+	}
+	nhOff := 0
+	if partial {
+		c.needed = start + max(thlen, off+2)
+		if c.needed > len(pkt) || start < 20 || (c.gso && off != 16) {
+			return c, false // 20: sizeof(struct iphdr); 16: offsetof(struct tcphdr, check)
+		}
+		nhOff = start + thlen
+	}
+	if c.gso && len(pkt)-nhOff <= int(vh.gsoSize) {
+		c.gso = false
+	}
+	return c, true
+}
+
+// gsoByFrags is GSO_BY_FRAGS, a gso_size only the kernel's own SCTP uses.
+const gsoByFrags = 0xffff
+
 // fillFrags copies p into page fragments of b taken from the reader's page
-// cache, charging each piece its size rounded up to pages (and starting the
-// next piece on a page boundary, so the charge is the space used).
+// cache, starting each piece on a page boundary as alloc_skb_with_frags
+// uses whole pages (build sets the truesize those pages cost).
 func (r *rxState) fillFrags(b *skb.SKB, p []byte) bool {
 	for len(p) > 0 {
 		_, free := r.frag.Refill()
@@ -200,7 +297,6 @@ func (r *rxState) fillFrags(b *skb.SKB, p []byte) bool {
 			page.Put()
 			return false // more than MAX_SKB_FRAGS pieces: cannot happen for 64 KiB
 		}
-		b.AddTruesize(use)
 		p = p[n:]
 	}
 	return true

@@ -27,14 +27,18 @@
 // Receive: one reader goroutine per device drains up to a batch of packets
 // per wake-up of Go's netpoller and hands them to the Receiver together.
 // Each packet is read into the reader's scratch buffer and copied into an
-// skb laid out as tun_alloc_skb lays it out (see rx.go): linear in a head of
-// its own size class up to a page, otherwise the headers in the head and
-// the payload in page fragments, so truesize is honest (a 60-byte packet
-// is charged 832 bytes, a 64 KiB super-packet about 64 KiB, not the 64 KiB
-// a read must be able to take, nor a 128 KiB head) and steady state
-// allocates nothing. A super-packet carries gso_size/gso_segs/gso_type in
-// skb.Shared, and its partial checksum is marked skb.ChecksumPartial,
-// which the stack's input trusts as Linux does for a local host's packets.
+// skb laid out as tun_get_user / tun_alloc_skb lay out what a writer sends
+// the kernel (see rx.go): 64 bytes of headroom (NET_SKB_PAD) and the
+// packet, linear in a head of that size class while it fits a page,
+// otherwise the virtio_net_hdr's hdr_len (the headers) in the head and the
+// rest in page fragments, so truesize is the kernel's (a 60-byte packet is
+// charged 832 bytes, a 180-byte UDP payload 1280, a 64 KiB super-packet
+// about 64 KiB, not the 64 KiB a read must be able to take, nor a 128 KiB
+// head) and steady state allocates nothing. A super-packet carries
+// gso_size/gso_type in skb.Shared, and its partial checksum is marked
+// skb.ChecksumPartial, which the stack's input trusts as Linux does for a
+// local host's packets. A virtio_net_hdr the kernel would refuse from a
+// writer is dropped and counted in rx_frame_errors (ipifc/N/stats).
 //
 // Transmit: one writev(2) per packet, straight from the skb's head and page
 // fragments (a TUN write is one packet), from any number of goroutines,
@@ -126,7 +130,6 @@ type OffloadStats struct {
 	RxGSOSegs       atomic.Uint64 // the MSS-sized segments they stand for
 	RxCsumPartial   atomic.Uint64 // packets received with VIRTIO_NET_HDR_F_NEEDS_CSUM
 	RxCsumValid     atomic.Uint64 // packets received with VIRTIO_NET_HDR_F_DATA_VALID
-	RxBadVnetHdr    atomic.Uint64 // dropped: a header we cannot honour (also in RxDropped)
 	TxCsumOffloaded atomic.Uint64 // packets sent with VIRTIO_NET_HDR_F_NEEDS_CSUM
 	TxGSOPackets    atomic.Uint64 // super-packets sent (gso_type TCPV4), coalesced from a batch
 	TxGSOSegs       atomic.Uint64 // the segments they were coalesced from (gso_segs)
@@ -291,8 +294,9 @@ func (d *Device) MTU() int { return d.cfg.MTU }
 
 // Stats returns the device's live counters: Rx when a packet is handed to
 // the Receiver, a super-packet counting once with its whole length
-// (RxDropped: non-IPv4 packets, or a virtio_net_hdr we cannot honour;
-// RxErrors: a failed or short read),
+// (RxDropped: non-IPv4 packets; RxFrameErrors: a virtio_net_hdr the
+// kernel would refuse from a writer, or one we did not ask for; RxErrors: a
+// failed or short read),
 // Tx when write(2) succeeded (TxDropped: too long or device stopped;
 // TxErrors: write failed). Safe for concurrent use.
 func (d *Device) Stats() *link.Stats { return &d.stats }

@@ -16,11 +16,13 @@ import (
 	"sockfs/skb"
 )
 
-// collector is a Receiver that keeps a copy of every packet and its truesize.
+// collector is a Receiver that keeps a copy of every packet, its truesize
+// and its gso_size.
 type collector struct {
 	mu   sync.Mutex
 	pkts [][]byte
 	ts   []int
+	gso  []uint16
 	more chan struct{}
 }
 
@@ -29,8 +31,11 @@ func newCollector() *collector { return &collector{more: make(chan struct{}, 1)}
 func (c *collector) NetifRx(batch []*skb.SKB) {
 	c.mu.Lock()
 	for _, b := range batch {
-		c.pkts = append(c.pkts, append([]byte(nil), b.Data()...))
+		p := make([]byte, b.Len())
+		b.CopyBits(0, p)
+		c.pkts = append(c.pkts, p)
 		c.ts = append(c.ts, b.Truesize())
+		c.gso = append(c.gso, b.Shared().GSOSize)
 		b.Free()
 	}
 	c.mu.Unlock()

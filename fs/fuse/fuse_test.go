@@ -149,7 +149,7 @@ func TestSysctlMalformedWritesEINVAL(t *testing.T) {
 var badCtl = []string{
 	"bogus", "connect", "connect 198.18.0.2", "connect 198.18.0.2!x", "connect 1.2.3!7",
 	"connect 198.18.0.2!7 1!2!3 extra", "announce", "announce x", "announce 1 2",
-	"rcvbuf", "rcvbuf abc", "sndbuf -5", "ttl 300", "headers now", "connect 198.18.0.2!70000",
+	"rcvbuf", "rcvbuf abc", "sndbuf 2147483648", "ttl 300", "headers now", "connect 198.18.0.2!70000",
 }
 
 func TestCtlMalformedWritesEINVAL(t *testing.T) {

@@ -31,46 +31,15 @@ const (
 	sutAddr  = "198.18.0.2" // the system under test: kernel or sockfs
 )
 
-// knownDiff lists the rows where sockfs does not agree with the kernel
-// yet (issue 13), with the Linux function responsible. Such a row is
-// reported, not failed; once it agrees the test fails until it is removed
-// here.
+// knownDiff lists the rows where sockfs does not agree with the kernel,
+// with the Linux function responsible and why it cannot or should not
+// agree. Such a row is reported, not failed; once it agrees the test fails
+// until it is removed here.
 var knownDiff = map[string]string{
-	"udp 165 B into an unread socket": whyTunPrepad,
-	"udp 180 B into an unread socket": whyTunPrepad,
-	"udp 228 B into an unread socket": whyTunPrepad,
-	"udp 613 B into an unread socket": whyTunPrepad,
-	"udp 640 B into an unread socket": whyTunPrepad,
-	"udp 676 B into an unread socket": whyTunPrepad,
-
-	"SO_RCVBUF -1": whyUnsigned,
-	"SO_SNDBUF -1": whyUnsigned,
-
-	"zero-window receiver: d (sk_drops) counts dropped probes": "tcp_validate_incoming and tcp_data_queue drop " +
-		"out-of-window segments (zero-window probes) through tcp_drop_reason → sk_drops_add; sockfs does not count them",
-	"zero-window receiver: rcv_ssthresh": whyGrowWindow,
-
 	"in delay 1ms: r per queued byte": whyGROTruesize,
-
-	"tcp_rmem 4096 16384 65536: rcv_ssthresh after the first 3000 B": whyGrowWindow,
-	"tcp_rmem 4096 16384 65536: zero-window receiver rcv_ssthresh":   whyGrowWindow,
-	"tcp_rmem 4096 16384 65536: zero-window receiver Recv-Q":         whySmallWindow,
-	"tcp_rmem 4096 16384 65536: zero-window receiver r (rmem_alloc)": whySmallWindow,
 }
 
 const (
-	whyTunPrepad = "tun_get_user → tun_alloc_skb reserves NET_SKB_PAD + NET_IP_ALIGN (64 B here) of " +
-		"headroom in the linear part, so IP lengths 193–256 and 641–704 land one kmalloc bucket higher; " +
-		"sockfs allocates the bare packet"
-	whyUnsigned = "sk_setsockopt compares the value as unsigned (min_t(u32, val, rmem_max or wmem_max)), " +
-		"so -1 means the maximum, doubled; sockfs refuses negative values"
-	whyGrowWindow = "tcp_data_queue calls tcp_event_data_recv → tcp_grow_window after tcp_queue_rcv " +
-		"charged the skb, so the room tcp_space() leaves excludes its truesize; sockfs grows " +
-		"rcv_ssthresh before it queues the skb (rcv_ssthresh grows to at most tcp_space(): after " +
-		"3000 B in one super-packet of truesize 4352, (16384 − 4352) × 170/256 = 7990 in Linux, " +
-		"16384 × 170/256 = 10880 in sockfs)"
-	whySmallWindow = "follows from the rcv_ssthresh rows: the windows advertised differ, so the " +
-		"peer's super-packets do"
 	whyGROTruesize = "skb_gro_receive charges a merged segment only its fragment bytes when its " +
 		"head holds only headers, and the wire packets sockfs's GRO merges were cut by skb_segment " +
 		"from the kernel's super-packet, referencing its pages byte for byte (nskb->truesize += " +

@@ -41,7 +41,7 @@ bind
 keepalive x
 nodelay maybe
 cork
-rcvbuf -1
+rcvbuf 2147483648
 sndbuf lots
 notsent_lowat -5
 backlog 70000

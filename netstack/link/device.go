@@ -95,6 +95,9 @@ type Stats struct {
 	TxErrors  atomic.Uint64
 	RxDropped atomic.Uint64 // received but dropped (device stopped)
 	TxDropped atomic.Uint64 // refused at transmit (too big, device or peer down)
+	// RxFrameErrors counts received frames whose framing was malformed
+	// (a TUN's virtio_net_hdr the kernel would refuse), as rx_frame_errors.
+	RxFrameErrors atomic.Uint64
 }
 
 // StatsSnapshot is a copy of Stats at one moment (each counter read
@@ -102,6 +105,7 @@ type Stats struct {
 type StatsSnapshot struct {
 	RxPackets, RxBytes, TxPackets, TxBytes   uint64
 	RxErrors, TxErrors, RxDropped, TxDropped uint64
+	RxFrameErrors                            uint64
 }
 
 // Snapshot reads every counter.
@@ -111,6 +115,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		TxPackets: s.TxPackets.Load(), TxBytes: s.TxBytes.Load(),
 		RxErrors: s.RxErrors.Load(), TxErrors: s.TxErrors.Load(),
 		RxDropped: s.RxDropped.Load(), TxDropped: s.TxDropped.Load(),
+		RxFrameErrors: s.RxFrameErrors.Load(),
 	}
 }
 
