@@ -125,7 +125,9 @@ func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord
 			tp.stack.mib.Inc(memctl.TcpExtTCPSACKDiscard)
 			continue
 		}
-		for b := tp.rtxQueue.Peek(); b != nil; b = b.Next() {
+		var next *skb.SKB
+		for b := tp.rtxQueue.Peek(); b != nil; b = next {
+			next = b.Next()
 			if seqGEQ(cbGetSeq(b), blk.End) {
 				break
 			}
@@ -134,8 +136,10 @@ func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord
 			}
 			sk := cbGetSacked(b)
 			if sk&tcpcbSackedAcked != 0 || tp.matchSkbToSack(b, blk.Start, blk.End) != 1 {
+				next = b.Next() // the rest of b, if it was cut
 				continue
 			}
+			next = b.Next()
 			s, e := cbGetSeq(b), cbGetEndSeq(b)
 			pc := uint32(max(tcpSkbPcount(b), 1))
 			tp.rackAdvance(sk, e, b.Tstamp)
@@ -154,6 +158,7 @@ func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord
 			cbSetSacked(b, sk|tcpcbSackedAcked)
 			tp.sackedOut += pc
 			newly += pc
+			tp.shiftSkbData(b)
 		}
 	}
 	return newly, dsack

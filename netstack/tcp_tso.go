@@ -355,3 +355,66 @@ func (tp *TCPSock) matchSkbToSack(b *skb.SKB, start, end uint32) int {
 	}
 	return 0
 }
+
+// shiftSkbData merges b, just SACKed whole, into the SACKed skb before it
+// when the two are contiguous pieces of one stream of full segments: b's
+// page fragments, bytes and segments move to prev and b is freed, its
+// struct's charge returned. This undoes the cuts SACK blocks make
+// (tcp_match_skb_to_sack), so a long recovery does not leave the
+// retransmit queue, and wmem_queued, full of small skbs. It reports
+// whether b was merged. Linux shifts before tagging and may shift part of
+// an skb; here b was already cut to the block and tagged (sackTag), which
+// ends in the same queue and counters. Mirrors tcp_shift_skb_data with
+// skb_shift and tcp_shifted_skb.
+func (tp *TCPSock) shiftSkbData(b *skb.SKB) bool {
+	prev := b.Prev()
+	if prev == nil {
+		return false
+	}
+	mss := tcpSkbMss(prev)
+	if mss == 0 {
+		mss = prev.Len() // one segment: its length is its segment size
+	}
+	const tag = tcpcbSackedAcked | tcpcbSackedRetrans | tcpcbLost
+	bm := tcpSkbMss(b)
+	if bm == 0 {
+		bm = b.Len()
+	}
+	if cbGetSacked(prev)&tag != tcpcbSackedAcked || cbGetSacked(b)&tag != tcpcbSackedAcked ||
+		cbGetEndSeq(prev) != cbGetSeq(b) || mss == 0 || bm != mss || prev.Len()%mss != 0 ||
+		(cbGetFlags(prev)|cbGetFlags(b))&(tcpSyn|tcpFin) != 0 ||
+		b.HeadLen() != 0 || prev.NrFrags()+b.NrFrags() > skb.MaxFrags {
+		tp.stack.mib.Inc(memctl.TcpExtTCPSackShiftFallback)
+		return false
+	}
+	prev.Unclone()
+	b.Unclone()
+	prev.HeaderRelease()
+	n := b.Len()
+	for i := 0; i < b.NrFrags(); i++ {
+		f := b.Frag(i)
+		f.Page.Get()
+		if !prev.AddFrag(f.Page, f.Off, f.Size) {
+			panic("netstack: shiftSkbData over MAX_SKB_FRAGS") // checked above
+		}
+	}
+	b.Trim(0)
+	b.AddTruesize(-n)
+	prev.AddTruesize(n)
+	tp.rtxQueue.Resized(n, 0)
+	tp.rtxQueue.Resized(0, n)
+	pc := tcpSkbPcount(prev) + tcpSkbPcount(b)
+	cbSetEndSeq(prev, cbGetEndSeq(b))
+	cbSetFlags(prev, cbGetFlags(prev)|cbGetFlags(b))
+	cbSetSacked(prev, cbGetSacked(prev)|cbGetSacked(b)&tcpcbEverRetrans)
+	setSkbTsoSegs(prev, mss)
+	if tcpSkbPcount(prev) != pc {
+		panic("netstack: shiftSkbData changed the segment count")
+	}
+	tp.stack.mib.Inc(memctl.TcpExtTCPSackShifted)
+	tp.stack.mib.Inc(memctl.TcpExtTCPSackMerged)
+	tp.rtxQueue.Unlink(b)
+	tp.sk.WmemFreeSkb(b.Truesize())
+	b.Free()
+	return true
+}

@@ -257,3 +257,38 @@ func TestTCPSenderBlockedWmemPerByte(t *testing.T) {
 		t.Fatalf("%.3f charged bytes per queued byte, want within 5%% of Linux's 1.018", ratio)
 	}
 }
+
+// ESTABLISHED, SACK: a block that grows one segment at a time (as every
+// dupack in a recovery grows it) cuts a new piece off the skb each time;
+// each piece is merged back into the SACKed skb before it
+// (tcp_shift_skb_data), so the queue holds one SACKed skb for the block,
+// not one per ACK, and the struct charges of the pieces are returned.
+func TestEstablishedSackShiftMergesPieces(t *testing.T) {
+	c := sackEstablished(t)
+	c.setRecovery("0")
+	const mss = 1460
+	if _, err := c.tp.Send(context.Background(), make([]byte, 5*mss)); err != nil {
+		t.Fatal(err)
+	}
+	base := c.iss + 1
+	c.expectData(base, 5, mss, 0)
+	for end := 2; end <= 4; end++ {
+		c.send(seg{seq: 1001, ack: base, flags: fAck, win: 65535,
+			opts: sackOpt(header.SACKBlock{Start: base + mss, End: base + uint32(end*mss)})})
+		c.checkWmemQueued()
+	}
+	rtx := c.queueShape(&c.tp.rtxQueue, base)
+	// The hole before the block is marked lost and resent (three SACKed
+	// segments above it), whatever the layout of the block.
+	rtx[0].sacked = 0
+	want := []tsoSkb{{0, mss, 1, 0}, {mss, 3 * mss, 3, tcpcbSackedAcked}, {4 * mss, mss, 1, 0}}
+	if len(rtx) != len(want) || rtx[0] != want[0] || rtx[1] != want[1] || rtx[2] != want[2] {
+		t.Fatalf("retransmit queue %v, want %v", rtx, want)
+	}
+	if got := c.counters(); got[0] != 5 || got[1] != 3 {
+		t.Fatalf("packets_out %d sacked_out %d, want 5 and 3", got[0], got[1])
+	}
+	if n := c.s.mib.Get(memctl.TcpExtTCPSackMerged); n != 2 {
+		t.Fatalf("TCPSackMerged %d, want 2", n)
+	}
+}
