@@ -124,14 +124,8 @@ func TestEstablishedTsoFragmentAtCwnd(t *testing.T) {
 // the block, the SACKed part, the part after; sacked_out counts segments.
 // A block ending inside a segment rounds down to whole segments.
 func TestEstablishedSackSplitsTsoSkb(t *testing.T) {
-	c := sackEstablished(t)
-	c.setRecovery("0")
+	c, base := sackFiveSegments(t)
 	const mss = 1460
-	if _, err := c.tp.Send(context.Background(), make([]byte, 5*mss)); err != nil {
-		t.Fatal(err)
-	}
-	base := c.iss + 1
-	c.expectData(base, 5, mss, 0)
 	c.send(seg{seq: 1001, ack: base, flags: fAck, win: 65535,
 		opts: sackOpt(header.SACKBlock{Start: base + 2*mss, End: base + 4*mss + 100})})
 	rtx := c.queueShape(&c.tp.rtxQueue, base)
@@ -264,14 +258,8 @@ func TestTCPSenderBlockedWmemPerByte(t *testing.T) {
 // (tcp_shift_skb_data), so the queue holds one SACKed skb for the block,
 // not one per ACK, and the struct charges of the pieces are returned.
 func TestEstablishedSackShiftMergesPieces(t *testing.T) {
-	c := sackEstablished(t)
-	c.setRecovery("0")
+	c, base := sackFiveSegments(t)
 	const mss = 1460
-	if _, err := c.tp.Send(context.Background(), make([]byte, 5*mss)); err != nil {
-		t.Fatal(err)
-	}
-	base := c.iss + 1
-	c.expectData(base, 5, mss, 0)
 	for end := 2; end <= 4; end++ {
 		c.send(seg{seq: 1001, ack: base, flags: fAck, win: 65535,
 			opts: sackOpt(header.SACKBlock{Start: base + mss, End: base + uint32(end*mss)})})
@@ -291,4 +279,18 @@ func TestEstablishedSackShiftMergesPieces(t *testing.T) {
 	if n := c.s.mib.Get(memctl.TcpExtTCPSackMerged); n != 2 {
 		t.Fatalf("TCPSackMerged %d, want 2", n)
 	}
+}
+
+// sackFiveSegments is an established SACK connection (RFC 6675 loss
+// marking) that has sent one 5-segment skb of 1460-byte segments from
+// base.
+func sackFiveSegments(t *testing.T) (*script, uint32) {
+	c := sackEstablished(t)
+	c.setRecovery("0")
+	if _, err := c.tp.Send(context.Background(), make([]byte, 5*1460)); err != nil {
+		t.Fatal(err)
+	}
+	base := c.iss + 1
+	c.expectData(base, 5, 1460, 0)
+	return c, base
 }
