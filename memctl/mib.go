@@ -218,11 +218,13 @@ func FormatSockstat(s SockstatInfo) string {
 	return b.String()
 }
 
-// Sockstat fills the pool-derived fields of s (TCP alloc, orphan and mem, UDP
-// mem: the global counters only, as Linux reads them) and formats it.
+// Sockstat fills the pool-derived fields of s (TCP alloc, orphan, tw and
+// mem, UDP mem: the global counters only, as Linux reads them) and formats
+// it.
 func (n *Net) Sockstat(s SockstatInfo) string {
 	s.TCPAlloc = n.TCP.SocketsAllocated()
 	s.TCPOrphan = int(n.TCP.OrphanCount())
+	s.TCPTw = int(n.TCP.TwCount())
 	s.TCPMem = n.TCP.MemoryAllocated()
 	s.UDPMem = n.UDP.MemoryAllocated()
 	return FormatSockstat(s)

@@ -52,18 +52,21 @@ func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 		}
 	}
 	t := &tp.stack.tcp
-	t.mu.Lock()
 	if tp.local.Addr().IsUnspecified() {
 		tp.local = netip.AddrPortFrom(rt.Src, tp.local.Port())
 	}
 	tp.remote = raddr
+	tp.twReuse()
+	t.mu.Lock()
 	if !tp.hashEstabLocked() {
 		t.mu.Unlock()
 		return errAddrNotAvail
 	}
 	t.mu.Unlock()
 	tp.route = rt
-	tp.iss = t.secureSeq(tp.tuple())
+	if !tp.twReused {
+		tp.iss = t.secureSeq(tp.tuple())
+	}
 	tp.tsOffset = t.secureTSOff(tp.tuple())
 	tp.setState(TCPSynSent)
 	tp.connectInit()
@@ -72,6 +75,43 @@ func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 		return syscall.EINPROGRESS
 	}
 	return tp.waitConnect(ctx)
+}
+
+// tcpTwReuseDelay is tcp_tw_reuse_delay's default (1 s), which sockfs does
+// not have as a sysctl: how long a TIME_WAIT socket must have lasted
+// before connect may reuse its tuple.
+const tcpTwReuseDelay = time.Second
+
+// twReuse lets a connect take over the tuple of a TIME_WAIT socket when
+// the sysctl tcp_tw_reuse allows it (1, or 2 for loopback), the old
+// connection had timestamps (so PAWS tells old segments apart) and it has
+// been in TIME_WAIT for tcp_tw_reuse_delay: the old socket goes, the new
+// one starts above its sequence space with its ts_recent. Caller owns tp;
+// the table lock is not held (the TIME_WAIT socket's lock is taken).
+// Mirrors tcp_twsk_unique.
+func (tp *TCPSock) twReuse() {
+	tw := tp.stack.tcp.lookupEstab(tp.tuple())
+	if tw == nil || tw == tp {
+		return
+	}
+	reuse := tp.stack.net.Sysctls.TCPTwReuse()
+	if reuse == 2 && !tp.remote.Addr().IsLoopback() && !tp.local.Addr().IsLoopback() {
+		reuse = 0
+	}
+	tw.lockSock()
+	defer tw.releaseSock()
+	if reuse == 0 || tw.state != TCPTimeWait || tw.tsRecentStamp == 0 ||
+		time.Duration(tw.now()-tw.twEntry) <= tcpTwReuseDelay {
+		return
+	}
+	tp.iss = tw.sndNxt + 65535 + 2
+	if tp.iss == 0 {
+		tp.iss = 1
+	}
+	tp.tsRecent, tp.tsRecentStamp = tw.tsRecent, tw.tsRecentStamp
+	tp.twReused = true
+	tw.tcpDone()
+	tw.destroyIfOrphan()
 }
 
 // waitConnect sleeps until the handshake ends. Caller holds tp.mu.
@@ -91,13 +131,18 @@ func (tp *TCPSock) waitConnect(ctx context.Context) error {
 	return nil
 }
 
-// Listen makes the socket a listener with the given accept backlog.
-// Mirrors inet_listen + inet_csk_listen_start.
+// Listen makes the socket a listener with the given accept backlog, capped
+// by the sysctl somaxconn. Mirrors __sys_listen + inet_listen +
+// inet_csk_listen_start.
 func (tp *TCPSock) Listen(backlog int) error {
 	tp.lockSock()
 	defer tp.releaseSock()
 	if tp.released || (tp.state != TCPClose && tp.state != TCPListen) {
 		return errInval
+	}
+	// __sys_listen: at most net.core.somaxconn (read at every listen).
+	if somax := tp.stack.net.Sysctls.Somaxconn(); uint32(backlog) > uint32(somax) {
+		backlog = somax
 	}
 	backlog = max(backlog, 0)
 	tp.backlog = backlog
@@ -332,7 +377,34 @@ func (tp *TCPSock) streamAllocSkb(force bool) *skb.SKB {
 	cbSetSacked(b, 0)
 	tp.sk.SkbEntail(t)
 	tp.writeQueue.PushBack(b)
+	tp.slowStartAfterIdleCheck() // tcp_skb_entail
 	return b
+}
+
+// slowStartAfterIdleCheck restarts the congestion window when nothing is in
+// flight and the connection sent nothing for an RTO, if the live sysctl
+// tcp_slow_start_after_idle says so. Mirrors
+// tcp_slow_start_after_idle_check.
+func (tp *TCPSock) slowStartAfterIdleCheck() {
+	if !tp.stack.net.Sysctls.TCPSlowStartAfterIdle() || tp.packetsOut != 0 || tp.lsndtime == 0 {
+		return
+	}
+	if delta := time.Duration(tp.now() - tp.lsndtime); delta > tp.rto {
+		tp.cwndRestart(delta)
+	}
+}
+
+// cwndRestart halves cwnd once per RTO of idleness, down to the initial
+// window (RFC 5681 section 4.1), keeping ssthresh at the current one.
+// Mirrors tcp_cwnd_restart.
+func (tp *TCPSock) cwndRestart(delta time.Duration) {
+	restart := min(uint32(tcpInitCwnd), tp.cwnd)
+	tp.ssthresh = tp.currentSsthresh()
+	cwnd := tp.cwnd
+	for delta -= tp.rto; delta > 0 && cwnd > restart; delta -= tp.rto {
+		cwnd >>= 1
+	}
+	tp.cwnd = max(cwnd, restart)
 }
 
 // Recv reads up to len(p) bytes of in-order data. It blocks until some data
@@ -476,7 +548,7 @@ func (tp *TCPSock) closeListenerLocked(sendRst bool) {
 			c.sendActiveReset()
 		}
 		c.dead = true
-		c.sk.Proto().OrphanCountAdd(1)
+		c.setOrphan(true)
 		c.tcpDone()
 		c.destroyLocked()
 		c.releaseSock()
@@ -522,11 +594,13 @@ func (tp *TCPSock) Close() error {
 	tp.closeStateAndFin()
 	tp.dead = true
 	tp.sk.SetFlag(memctl.FlagDead)
-	tp.sk.Proto().OrphanCountAdd(1)
-	if tp.state == TCPFinWait2 {
-		tp.resetKeepTimer(tcpFinTimeout)
+	if tp.state != TCPTimeWait {
+		tp.setOrphan(true)
 	}
-	if tp.state != TCPClose && tp.sk.TCPOutOfMemory() {
+	if tp.state == TCPFinWait2 {
+		tp.resetKeepTimer(tp.finTime())
+	}
+	if tp.state != TCPClose && tp.checkOOM(0) { // tcp_close: tcp_check_oom(sk, 0)
 		mib.Inc(memctl.TcpExtTCPAbortOnMemory)
 		tp.setState(TCPClose)
 		tp.sendActiveReset()
@@ -709,7 +783,7 @@ func (tp *TCPSock) ipTTL() uint8 {
 	if tp.ttl != 0 {
 		return tp.ttl
 	}
-	return defaultTTL
+	return tp.stack.defaultTTL()
 }
 
 // SetNoDelay sets TCP_NODELAY and pushes what Nagle held. Mirrors
@@ -750,7 +824,7 @@ func (tp *TCPSock) SetKeepAlive(on bool, idle, intvl time.Duration, count int) {
 		tp.kaProbes = count
 	}
 	if on && (tp.state == TCPEstablished || tp.state == TCPCloseWait) {
-		tp.resetKeepTimer(tp.kaTime)
+		tp.resetKeepTimer(tp.keepaliveTime())
 	} else if !on && tp.state != TCPTimeWait && tp.state != TCPFinWait2 {
 		tp.keepTimer.Stop()
 		tp.kaDeadline = 0
