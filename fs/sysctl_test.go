@@ -76,3 +76,44 @@ func TestSysctlFileWrites(t *testing.T) {
 		t.Fatalf("available %q", got)
 	}
 }
+
+// TestTCPCtlSockoptVerbs: the setsockopt verbs take their values with
+// Linux's ranges (EINVAL), an unknown algorithm is ENOENT, and a
+// conversation not owned by root may only choose an allowed one (EPERM).
+func TestTCPCtlSockoptVerbs(t *testing.T) {
+	tr := newTestTree(t)
+	if _, err := sysWrite(t, tr, "reno\n", 0, "sys", "ipv4", "tcp_allowed_congestion_control"); err != nil {
+		t.Fatal(err)
+	}
+	for _, uid := range []uint32{1000, 0} {
+		ctl, err := open(t, tr, uid, syscall.O_RDWR, "tcp", "clone")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := func(cmd string) error {
+			_, err := ctl.(interface {
+				Write(context.Context, []byte, int64) (int, error)
+			}).Write(context.Background(), []byte(cmd+"\n"), 0)
+			return err
+		}
+		for cmd, want := range map[string]error{
+			"window_clamp 5000": nil, "user_timeout 1000": nil, "user_timeout -1": syscall.EINVAL,
+			"maxseg 1000": nil, "maxseg 50": syscall.EINVAL, "quickack on": nil, "quickack 2": syscall.EINVAL,
+			"keepidle 10": nil, "keepidle 0": syscall.EINVAL, "keepintvl 32768": syscall.EINVAL,
+			"keepcnt 127": nil, "keepcnt 128": syscall.EINVAL, "congestion reno": nil,
+			"congestion bbr": syscall.ENOENT, "congestion": syscall.EINVAL,
+		} {
+			if err := w(cmd); !errors.Is(err, want) && !(want == nil && err == nil) {
+				t.Errorf("uid %d %q: %v, want %v", uid, cmd, err, want)
+			}
+		}
+		want := error(syscall.EPERM)
+		if uid == 0 {
+			want = nil
+		}
+		if err := w("congestion cubic"); !errors.Is(err, want) && !(want == nil && err == nil) {
+			t.Errorf("uid %d congestion cubic: %v, want %v", uid, err, want)
+		}
+		ctl.Release()
+	}
+}

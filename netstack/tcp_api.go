@@ -831,16 +831,122 @@ func (tp *TCPSock) SetKeepAlive(on bool, idle, intvl time.Duration, count int) {
 	}
 }
 
-// SetCongestion selects the congestion control ("cubic" or "reno") before
-// connecting. Mirrors TCP_CONGESTION.
-func (tp *TCPSock) SetCongestion(name string) error {
+// SetCongestion selects the congestion control ("cubic" or "reno"), at any
+// time: ENOENT for an unknown name, EPERM for one outside
+// tcp_allowed_congestion_control unless privileged (CAP_NET_ADMIN). A
+// connection keeps its cwnd and ssthresh. Mirrors TCP_CONGESTION
+// (tcp_set_congestion_control with tcp_reinit_congestion_control).
+func (tp *TCPSock) SetCongestion(name string, privileged bool) error {
 	cc := newCongestionControl(name)
-	if cc == nil {
+	if cc == nil || name == "newreno" {
 		return syscall.ENOENT
+	}
+	if !privileged && !tp.stack.net.Sysctls.TCPCongestionAllowed(name) {
+		return syscall.EPERM
 	}
 	tp.lockSock()
 	defer tp.releaseSock()
 	tp.cc, tp.ccName = cc, name
+	return nil
+}
+
+// SetWindowClamp is TCP_WINDOW_CLAMP: the advertised window's bound, at
+// least SOCK_MIN_RCVBUF/2; 0 (only on a closed socket) removes it. A
+// smaller clamp lowers rcv_ssthresh at once, a larger one lets it grow to
+// the current window. Mirrors tcp_set_window_clamp.
+func (tp *TCPSock) SetWindowClamp(val int) error {
+	tp.lockSock()
+	defer tp.releaseSock()
+	if val == 0 {
+		if tp.state != TCPClose {
+			return errInval
+		}
+		tp.windowClamp = 0
+		return nil
+	}
+	old := tp.windowClamp
+	clamp := uint32(max(tp.stack.net.Profile.SockMinRcvbuf()/2, val))
+	if clamp == old {
+		return nil
+	}
+	tp.windowClamp = clamp
+	if clamp < old {
+		tp.rcvSsthresh = min(tp.rcvSsthresh, clamp) // __tcp_adjust_rcv_ssthresh
+	} else {
+		tp.rcvSsthresh = max(min(tp.rcvWnd, clamp), tp.rcvSsthresh)
+	}
+	return nil
+}
+
+// SetUserTimeout is TCP_USER_TIMEOUT: how long transmitted data may stay
+// unacknowledged (or zero-window probes unanswered) before the connection
+// fails with ETIMEDOUT, instead of tcp_retries2; 0 restores the default.
+// Negative: EINVAL. Mirrors tcp_sock_set_user_timeout.
+func (tp *TCPSock) SetUserTimeout(d time.Duration) error {
+	if d < 0 {
+		return errInval
+	}
+	tp.lockSock()
+	defer tp.releaseSock()
+	tp.userTimeout = d
+	return nil
+}
+
+// SetQuickAck is TCP_QUICKACK: on leaves the interactive (pingpong) mode,
+// so ACKs go at once while quick ACKs remain, and sends a pending ACK now;
+// off enters it, so ACKs are delayed. Mirrors __tcp_sock_set_quickack.
+func (tp *TCPSock) SetQuickAck(on bool) {
+	tp.lockSock()
+	defer tp.releaseSock()
+	if !on {
+		tp.ackPingpong = true
+		return
+	}
+	tp.ackPingpong = false
+	if (tp.state == TCPEstablished || tp.state == TCPCloseWait) && tp.ackPending&icskAckSched != 0 {
+		tp.ackPending |= icskAckPushed
+		tp.sendAck() // tcp_cleanup_rbuf(sk, 1) finds the ACK due
+	}
+}
+
+// SetKeepIdle, SetKeepIntvl and SetKeepCnt are TCP_KEEPIDLE (seconds,
+// 1..32767), TCP_KEEPINTVL (likewise) and TCP_KEEPCNT (1..127); out of
+// range: EINVAL. A new idle time re-arms a running keepalive timer for
+// what is left of it. Mirrors tcp_sock_set_keepidle_locked,
+// tcp_sock_set_keepintvl and tcp_sock_set_keepcnt.
+func (tp *TCPSock) SetKeepIdle(d time.Duration) error {
+	if d < time.Second || d > tcpMaxKeepIdle {
+		return errInval
+	}
+	tp.lockSock()
+	defer tp.releaseSock()
+	tp.kaTime = d
+	if tp.keepalive && tp.state != TCPClose && tp.state != TCPListen {
+		left := max(d-time.Duration(tp.now()-tp.rcvTstamp), 0) // keepalive_time_elapsed
+		tp.resetKeepTimer(left)
+	}
+	return nil
+}
+
+// SetKeepIntvl is TCP_KEEPINTVL; see SetKeepIdle.
+func (tp *TCPSock) SetKeepIntvl(d time.Duration) error {
+	if d < time.Second || d > tcpMaxKeepIdle {
+		return errInval
+	}
+	tp.lockSock()
+	defer tp.releaseSock()
+	tp.kaIntvl = d
+	return nil
+}
+
+// SetKeepCnt is TCP_KEEPCNT; see SetKeepIdle.
+func (tp *TCPSock) SetKeepCnt(n int) error {
+	if n < 1 || n > tcpMaxKeepCnt {
+		return errInval
+	}
+	tp.lockSock()
+	defer tp.releaseSock()
+	tp.kaProbes = n
 	return nil
 }
 
@@ -852,11 +958,18 @@ func (tp *TCPSock) SetNotsentLowat(v uint32) {
 	memctl.StreamWriteSpace(tp.sk)
 }
 
-// SetMaxSeg sets TCP_MAXSEG before connecting.
-func (tp *TCPSock) SetMaxSeg(mss int) {
+// SetMaxSeg sets TCP_MAXSEG, the MSS a SYN or SYN-ACK advertises (and the
+// send MSS's bound): 0 or TCP_MIN_MSS (88) to MAX_TCP_WINDOW (32767),
+// else EINVAL. Only the handshake reads it. Mirrors the TCP_MAXSEG case of
+// do_tcp_setsockopt.
+func (tp *TCPSock) SetMaxSeg(mss int) error {
+	if mss != 0 && (mss < tcpMinMss || mss > 32767) {
+		return errInval
+	}
 	tp.lockSock()
 	defer tp.releaseSock()
 	tp.userMss = mss
+	return nil
 }
 
 // SetRcvbuf is SO_RCVBUF (locks receive autotuning).

@@ -287,13 +287,17 @@ func (tp *TCPSock) oowRateLimitedMib(b *skb.SKB, c memctl.Counter) bool {
 
 // oowRateLimitedAny is __tcp_oow_rate_limited: at most one answer per the
 // live sysctl tcp_invalid_ratelimit, counting c for each one skipped.
+// lastOOWAck holds the time plus one, so that 0 means never.
 func (tp *TCPSock) oowRateLimitedAny(c memctl.Counter) bool {
 	now := tp.now()
-	if tp.lastOOWAck != 0 && time.Duration(now-tp.lastOOWAck) < tp.stack.net.Sysctls.TCPInvalidRatelimit() {
-		tp.stack.mib.Inc(c)
-		return true
+	if tp.lastOOWAck != 0 {
+		if elapsed := time.Duration(now - (tp.lastOOWAck - 1)); elapsed >= 0 &&
+			elapsed < tp.stack.net.Sysctls.TCPInvalidRatelimit() {
+			tp.stack.mib.Inc(c)
+			return true
+		}
 	}
-	tp.lastOOWAck = max(now, 1) // 0 means never
+	tp.lastOOWAck = now + 1
 	return false
 }
 

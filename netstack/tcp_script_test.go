@@ -800,9 +800,7 @@ func TestEstablishedRetransmitGiveUp(t *testing.T) {
 	c := newEstablished(t)
 	c.tp.Send(context.Background(), []byte("lost"))
 	c.take()
-	for c.s.mib.Get(memctl.TcpRetransSegs) == 0 {
-		c.clk.Advance(10 * time.Millisecond)
-	}
+	c.untilRetransmit()
 	first := c.clk.Nanotime()
 	limit := 1023*200*time.Millisecond + 6*120*time.Second
 	c.clk.Advance(time.Duration(first + int64(limit) - 1 - c.clk.Nanotime()))
