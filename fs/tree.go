@@ -84,7 +84,7 @@ func New(stack *netstack.Stack, opts Options) *Tree {
 	iproute := newText(qpath(protoTop, 0, qIproute), "iproute", 0664, t.readRoutes, t.writeRoutes)
 	netstat := newText(qpath(protoTop, 0, qNetstat), "netstat", 0444, func() string {
 		mib := stack.Net().MIB
-		return mib.FormatSNMP(false, 64) + mib.FormatNetstat()
+		return mib.FormatSNMP(false, int(stack.Net().Sysctls.IPDefaultTTL())) + mib.FormatNetstat()
 	}, nil)
 	sockstat := newText(qpath(protoTop, 0, qSockstat), "sockstat", 0444, t.readSockstat, nil)
 	t.root = newDir(qpath(protoTop, 0, qTopDir), "/",

@@ -110,6 +110,7 @@ func (tp *TCPSock) twReuse() {
 	}
 	tp.tsRecent, tp.tsRecentStamp = tw.tsRecent, tw.tsRecentStamp
 	tp.twReused = true
+	tp.stack.mib.Inc(memctl.TcpExtTWRecycled) // __inet_check_established
 	tw.tcpDone()
 	tw.destroyIfOrphan()
 }

@@ -466,6 +466,13 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 		return 0
 	}
 	tp.probesOut = 0 // something answered: keepalive and window probes start over
+	// tcp_ack: header prediction's ACKs that advance snd_una count as
+	// TCPHPAcks, other ACKs without data as TCPPureAcks.
+	if seqGT(ack, priorUna) && tp.headerPredicted(b, th) {
+		tp.stack.mib.Inc(memctl.TcpExtTCPHPAcks)
+	} else if seq == cbGetEndSeq(b) {
+		tp.stack.mib.Inc(memctl.TcpExtTCPPureAcks)
+	}
 	nwin := uint32(th.Window()) << tp.sndWscale
 	oldWnd := tp.sndWnd
 	if tp.mayUpdateWindow(ack, seq, nwin) {
@@ -969,6 +976,23 @@ func (tp *TCPSock) fastPath(b *skb.SKB) bool {
 		tp.sk.RmemAlloc() < tp.sk.Rcvbuf() && cbGetSeq(b) == tp.rcvNxt &&
 		cbGetFlags(b)&^tcpPsh == tcpAck && uint32(th.Window())<<tp.sndWscale == tp.sndWnd &&
 		b.Truesize() <= tp.sk.ForwardAlloc() && b.Len() > 0
+}
+
+// headerPredicted reports whether Linux's header prediction takes b:
+// pred_flags are on (tcp_fast_path_check: no out-of-order data, an open
+// window, rmem_alloc below rcvbuf), the header is the expected length
+// (timestamps only), only ACK (and PSH) is set, the window field is
+// unchanged, the segment is the next in order and acknowledges nothing
+// unsent. Mirrors the test at the top of tcp_rcv_established.
+func (tp *TCPSock) headerPredicted(b *skb.SKB, th header.TCP) bool {
+	hlen := header.TCPMinSize
+	if tp.tstampOK {
+		hlen += tcpOlenTstampAl
+	}
+	return tp.state == TCPEstablished && tp.ofo.Empty() && tp.rcvWnd != 0 &&
+		tp.sk.RmemAlloc() < tp.sk.Rcvbuf() && th.DataOffset() == hlen &&
+		cbGetFlags(b)&^tcpPsh == tcpAck && uint32(th.Window()) == tp.sndWnd>>tp.sndWscale &&
+		cbGetSeq(b) == tp.rcvNxt && !seqGT(cbGetAckSeq(b), tp.sndNxt)
 }
 
 // ofoQueue moves the segments that became in order to the receive queue.

@@ -283,6 +283,7 @@ func (tp *TCPSock) rateSkbSent(b *skb.SKB) {
 // not SACKed before. Mirrors tcp_count_delivered + tcp_rate_skb_delivered.
 func (tp *TCPSock) rateSkbDelivered(b *skb.SKB, segs uint32) {
 	tp.delivered += segs
+	tp.stack.mib.Add(memctl.TcpExtTCPDelivered, uint64(segs))
 	rs := &tp.rs
 	if !rs.have || rackSentAfter(b.Tstamp, rs.priorMstamp, cbGetEndSeq(b), rs.lastEndSeq) {
 		rs.have = true
