@@ -58,12 +58,23 @@ func ctlWrite(ctx context.Context, r *ref, text string) error {
 		err = fmt.Errorf("short control request: %w", syscall.EINVAL)
 	}
 	if err == nil {
-		err = ctlRun(ctx, r.conv, f)
+		err = ctlRun(context.WithValue(ctx, ctlOwnerKey{}, r.s.owner), r.conv, f)
 	}
 	if err != nil && Errno(err) != syscall.EINTR {
 		r.s.setErr(r.conv, err, "ctl "+strings.TrimSpace(text))
 	}
 	return err
+}
+
+// ctlOwnerKey carries the conversation owner's uid to the verbs: a
+// conversation owned by root acts with CAP_NET_ADMIN (TCP_CONGESTION
+// outside tcp_allowed_congestion_control).
+type ctlOwnerKey struct{}
+
+// ctlPrivileged reports whether the conversation belongs to root.
+func ctlPrivileged(ctx context.Context) bool {
+	uid, ok := ctx.Value(ctlOwnerKey{}).(uint32)
+	return ok && uid == 0
 }
 
 func ctlRun(ctx context.Context, c Conv, f []string) error {

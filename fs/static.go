@@ -54,6 +54,9 @@ type textFile struct {
 	stat  Stat
 	read  func() string
 	write func(ctx context.Context, text string) error
+	// writeAt, if set, replaces write: it sees the offset and returns the
+	// count consumed, which may be short (sysctl files).
+	writeAt func(ctx context.Context, text string, off int64) (int, error)
 }
 
 func newText(path uint64, name string, mode fs.FileMode, read func() string, write func(context.Context, string) error) *textFile {
@@ -69,7 +72,7 @@ func (f *textFile) Qid() Qid   { return f.qid }
 func (f *textFile) Stat() Stat { return f.stat }
 
 func (f *textFile) Open(ctx context.Context, req OpenReq) (Handle, error) {
-	if req.Writable() && f.write == nil {
+	if req.Writable() && f.write == nil && f.writeAt == nil {
 		return nil, syscall.EACCES
 	}
 	if req.Readable() && f.read == nil {
@@ -104,7 +107,10 @@ func (h *textHandle) Read(_ context.Context, p []byte, off int64) (int, error) {
 	return readAt(h.text, p, off), nil
 }
 
-func (h *textHandle) Write(ctx context.Context, p []byte, _ int64) (int, error) {
+func (h *textHandle) Write(ctx context.Context, p []byte, off int64) (int, error) {
+	if h.f.writeAt != nil {
+		return h.f.writeAt(ctx, string(p), off)
+	}
 	if h.f.write == nil {
 		return 0, syscall.EBADF
 	}

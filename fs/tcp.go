@@ -161,7 +161,7 @@ func intArg(f []string, lo, hi int64) (int64, error) {
 	return v, nil
 }
 
-func (c *tcpConv) Ctl(_ context.Context, f []string) error {
+func (c *tcpConv) Ctl(ctx context.Context, f []string) error {
 	switch f[0] {
 	case "nodelay", "cork":
 		on, err := onOff(f)
@@ -225,6 +225,54 @@ func (c *tcpConv) Ctl(_ context.Context, f []string) error {
 		c.mu.Lock()
 		c.lingerOn, c.linger = true, int(v)
 		c.mu.Unlock()
+		return nil
+	case "window_clamp": // TCP_WINDOW_CLAMP
+		v, err := intArg(f, -1<<31, 1<<31-1)
+		if err != nil {
+			return err
+		}
+		return c.s.SetWindowClamp(int(v))
+	case "user_timeout": // TCP_USER_TIMEOUT, milliseconds
+		v, err := intArg(f, 0, 1<<31-1)
+		if err != nil {
+			return err
+		}
+		return c.s.SetUserTimeout(time.Duration(v) * time.Millisecond)
+	case "maxseg": // TCP_MAXSEG
+		v, err := intArg(f, 0, 1<<31-1)
+		if err != nil {
+			return err
+		}
+		return c.s.SetMaxSeg(int(v))
+	case "quickack": // TCP_QUICKACK
+		on, err := onOff(f)
+		if err != nil {
+			return err
+		}
+		c.s.SetQuickAck(on)
+		return nil
+	case "keepidle", "keepintvl": // TCP_KEEPIDLE, TCP_KEEPINTVL, seconds
+		v, err := intArg(f, 1, 32767)
+		if err != nil {
+			return err
+		}
+		if f[0] == "keepidle" {
+			return c.s.SetKeepIdle(time.Duration(v) * time.Second)
+		}
+		return c.s.SetKeepIntvl(time.Duration(v) * time.Second)
+	case "keepcnt": // TCP_KEEPCNT
+		v, err := intArg(f, 1, 127)
+		if err != nil {
+			return err
+		}
+		return c.s.SetKeepCnt(int(v))
+	case "congestion": // TCP_CONGESTION
+		if len(f) != 2 {
+			return fmt.Errorf("bad args to congestion: %w", syscall.EINVAL)
+		}
+		if err := c.s.SetCongestion(f[1], ctlPrivileged(ctx)); err != nil {
+			return fmt.Errorf("congestion %s: %w", f[1], err)
+		}
 		return nil
 	case "ttl", "tos":
 		lo := int64(0)

@@ -2,7 +2,9 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"strconv"
@@ -82,7 +84,7 @@ func New(stack *netstack.Stack, opts Options) *Tree {
 	iproute := newText(qpath(protoTop, 0, qIproute), "iproute", 0664, t.readRoutes, t.writeRoutes)
 	netstat := newText(qpath(protoTop, 0, qNetstat), "netstat", 0444, func() string {
 		mib := stack.Net().MIB
-		return mib.FormatSNMP(false, 64) + mib.FormatNetstat()
+		return mib.FormatSNMP(false, int(stack.Net().Sysctls.IPDefaultTTL())) + mib.FormatNetstat()
 	}, nil)
 	sockstat := newText(qpath(protoTop, 0, qSockstat), "sockstat", 0444, t.readSockstat, nil)
 	t.root = newDir(qpath(protoTop, 0, qTopDir), "/",
@@ -109,16 +111,17 @@ func (t *Tree) sysDir() *dirNode {
 		}
 		grp, leaf := name[:slash], name[slash+1:]
 		s, _ := sc.Lookup(name)
-		full := name
-		groups[grp] = append(groups[grp], newText(qpath(protoSys, i, 0), leaf, 0644,
-			s.Read,
-			func(_ context.Context, text string) error {
-				if err := s.Write(text); err != nil {
-					t.log.Warn("sysctl write refused", "sysctl", full, "value", text, "err", err)
-					return syscall.EINVAL
-				}
-				return nil
-			}))
+		mode := fs.FileMode(0644)
+		if s.ReadOnly() {
+			mode = 0444
+		}
+		f := newText(qpath(protoSys, i, 0), leaf, mode, s.Read, nil)
+		if !s.ReadOnly() {
+			f.writeAt = func(_ context.Context, text string, off int64) (int, error) {
+				return t.writeSysctl(s, text, off)
+			}
+		}
+		groups[grp] = append(groups[grp], f)
 	}
 	ipv4 := newDir(qpath(protoTop, 0, qSysIPv4), "ipv4", staticList(groups["ipv4"]...))
 	core := newDir(qpath(protoTop, 0, qSysCore), "core", staticList(groups["core"]...))
@@ -129,6 +132,29 @@ func (t *Tree) sysDir() *dirNode {
 		top = append(top, newDir(qpath(protoTop, 0, qSysModule), "module", staticList(cubic)))
 	}
 	return newDir(qpath(protoTop, 0, qSysDir), "sys", staticList(top...))
+}
+
+// writeSysctl is a write(2) to a sysctl file: Linux's semantics
+// (memctl.Sysctl.WriteN), including the short count after the last value
+// of a vector. A write at a non-zero offset is ignored, as Linux does with
+// sysctl_writes_strict=1 (so the rest of a short write, retried by stdio
+// at the new offset, is not parsed again). A refusal changes nothing and
+// is logged; its errno is EINVAL (ENOENT for an unknown congestion
+// control, as in Linux).
+func (t *Tree) writeSysctl(s *memctl.Sysctl, text string, off int64) (int, error) {
+	if off != 0 {
+		return len(text), nil
+	}
+	n, err := s.WriteN(text)
+	if err != nil {
+		t.log.Warn("sysctl write refused", "sysctl", s.Name(), "value", text, "err", err)
+		var e syscall.Errno
+		if errors.As(err, &e) {
+			return 0, e
+		}
+		return 0, syscall.EINVAL
+	}
+	return n, nil
 }
 
 func (t *Tree) readRoutes() string {

@@ -87,8 +87,10 @@ func (m *MIB) writeGroup(b *strings.Builder, g mibGroup, prefix []string, prefix
 		b.WriteString(p)
 	}
 	for c := g.first; c <= g.last; c++ {
-		b.WriteByte(' ')
-		b.WriteString(counterNames[c])
+		if !absentCounters[c] {
+			b.WriteByte(' ')
+			b.WriteString(counterNames[c])
+		}
 	}
 	b.WriteByte('\n')
 	b.WriteString(g.name)
@@ -98,6 +100,9 @@ func (m *MIB) writeGroup(b *strings.Builder, g mibGroup, prefix []string, prefix
 		b.WriteString(p)
 	}
 	for c := g.first; c <= g.last; c++ {
+		if absentCounters[c] {
+			continue
+		}
 		b.WriteByte(' ')
 		if c == TcpMaxConn {
 			b.WriteString(strconv.FormatInt(int64(m.Get(c)), 10)) // signed, RFC 2012
@@ -106,6 +111,30 @@ func (m *MIB) writeGroup(b *strings.Builder, g mibGroup, prefix []string, prefix
 		}
 	}
 	b.WriteByte('\n')
+}
+
+// absentCounters are the counters of Linux's files for mechanisms sockfs
+// does not have, so nothing can ever move them; they are left out of the
+// output (tools such as nstat read the columns by name).
+var absentCounters = map[Counter]bool{
+	IpForwDatagrams: true, // a host: no forwarding
+	// TCP-MD5, TCP-AO, Fast Open, busy polling, pfmemalloc, IP_MINTTL,
+	// TCP_DEFER_ACCEPT, arp_filter, rp_filter, SO_REUSEPORT request
+	// migration, PLB and txhash rehashing, path-MTU probing, autocorking
+	// and TSQ's host queues: none exists in sockfs.
+	TcpExtTCPMD5NotFound: true, TcpExtTCPMD5Unexpected: true, TcpExtTCPMD5Failure: true,
+	TcpExtTCPAORequired: true, TcpExtTCPAOBad: true, TcpExtTCPAOKeyNotFound: true, TcpExtTCPAOGood: true,
+	TcpExtTCPAODroppedIcmps: true, TcpExtTCPFastOpenActive: true, TcpExtTCPFastOpenActiveFail: true,
+	TcpExtTCPFastOpenPassive: true, TcpExtTCPFastOpenPassiveFail: true, TcpExtTCPFastOpenListenOverflow: true,
+	TcpExtTCPFastOpenCookieReqd: true, TcpExtTCPFastOpenBlackhole: true, TcpExtTCPFastOpenPassiveAltKey: true,
+	TcpExtBusyPollRxPackets: true, TcpExtPFMemallocDrop: true, TcpExtTCPMinTTLDrop: true,
+	TcpExtTCPDeferAcceptDrop: true, TcpExtArpFilter: true, TcpExtIPReversePathFilter: true,
+	TcpExtTCPMigrateReqSuccess: true, TcpExtTCPMigrateReqFailure: true, TcpExtTCPPLBRehash: true,
+	TcpExtTcpTimeoutRehash: true, TcpExtTcpDuplicateDataRehash: true, TcpExtTCPMTUPFail: true,
+	TcpExtTCPMTUPSuccess: true, TcpExtTCPAutoCorking: true, TcpExtTCPSpuriousRtxHostQueues: true,
+	// No multicast, and nothing sent to a broadcast address.
+	IpExtInMcastPkts: true, IpExtOutMcastPkts: true, IpExtInMcastOctets: true, IpExtOutMcastOctets: true,
+	IpExtOutBcastPkts: true, IpExtOutBcastOctets: true,
 }
 
 // icmpTypes maps the per-type Icmp columns to ICMP type numbers, for the
@@ -129,7 +158,7 @@ var icmpTypes = [...]struct {
 
 // FormatSNMP returns the text of /proc/net/snmp: pairs of lines for Ip, Icmp,
 // IcmpMsg (only the non-zero per-type counters, at most 16 a pair, and no
-// pair when all are zero), Tcp, Udp and UdpLite. forwarding and defaultTTL
+// pair when all are zero), Tcp and Udp, without absentCounters. forwarding and defaultTTL
 // are the Ip columns that are settings, not counters. Mirrors snmp_seq_show
 // (net/ipv4/proc.c). Deviation: IcmpMsg covers only the ICMP types that have
 // their own Icmp column.
@@ -172,7 +201,7 @@ func (m *MIB) FormatSNMP(forwarding bool, defaultTTL int) string {
 	}
 	m.writeGroup(&b, group("Tcp"), nil, nil)
 	m.writeGroup(&b, group("Udp"), nil, nil)
-	m.writeGroup(&b, group("UdpLite"), nil, nil)
+	// No UdpLite pair: sockfs has no UDP-Lite.
 	return b.String()
 }
 
@@ -218,11 +247,13 @@ func FormatSockstat(s SockstatInfo) string {
 	return b.String()
 }
 
-// Sockstat fills the pool-derived fields of s (TCP alloc, orphan and mem, UDP
-// mem: the global counters only, as Linux reads them) and formats it.
+// Sockstat fills the pool-derived fields of s (TCP alloc, orphan, tw and
+// mem, UDP mem: the global counters only, as Linux reads them) and formats
+// it.
 func (n *Net) Sockstat(s SockstatInfo) string {
 	s.TCPAlloc = n.TCP.SocketsAllocated()
 	s.TCPOrphan = int(n.TCP.OrphanCount())
+	s.TCPTw = int(n.TCP.TwCount())
 	s.TCPMem = n.TCP.MemoryAllocated()
 	s.UDPMem = n.UDP.MemoryAllocated()
 	return FormatSockstat(s)

@@ -100,6 +100,7 @@ type Proto struct {
 	memoryPressure   atomic.Int64 // TCP: ms timestamp when pressure began; 0 = none
 	socketsAllocated atomic.Int64
 	orphanCount      atomic.Int64
+	twCount          atomic.Int64
 }
 
 // Net returns the Net the pool belongs to.
@@ -219,6 +220,13 @@ func (p *Proto) OrphanCount() int64 { return p.orphanCount.Load() }
 
 // OrphanCountAdd changes the orphan count. Mirrors tcp_orphan_count_inc/dec.
 func (p *Proto) OrphanCountAdd(d int) { p.orphanCount.Add(int64(d)) }
+
+// TwCount returns the number of TIME_WAIT sockets (TCP). Mirrors
+// tcp_death_row's tw_refcount less its initial reference.
+func (p *Proto) TwCount() int64 { return p.twCount.Load() }
+
+// TwCountAdd changes the TIME_WAIT count.
+func (p *Proto) TwCountAdd(d int) { p.twCount.Add(int64(d)) }
 
 // rmem0 and wmem0 are the per-socket minimums guaranteed under pressure
 // (sysctl_rmem_offset / sysctl_wmem_offset: tcp_rmem[0], udp_rmem_min).

@@ -7,30 +7,63 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // sysctlKind is the proc handler a sysctl uses in Linux; it decides how a
-// written value is converted and range-checked.
+// written value is converted, range-checked and printed.
 type sysctlKind int
 
 const (
-	kindInt   sysctlKind = iota // proc_dointvec_minmax: int
-	kindUint                    // proc_douintvec_minmax: unsigned int
-	kindU8                      // proc_dou8vec_minmax: u8
-	kindUlong                   // proc_doulongvec_minmax: unsigned long, stored in a signed long
+	kindInt       sysctlKind = iota // proc_dointvec(_minmax): int
+	kindUint                        // proc_douintvec(_minmax): unsigned int, one value
+	kindU8                          // proc_dou8vec_minmax: u8, one value
+	kindUlong                       // proc_doulongvec_minmax: unsigned long, stored in a signed long
+	kindJiffies                     // proc_dointvec_jiffies: seconds, kept in jiffies
+	kindMsJiffies                   // proc_dointvec_ms_jiffies: milliseconds, kept in jiffies
+	kindString                      // proc_dostring (with a handler that validates the text)
 )
 
-// Sysctl is one entry of the sysctl table: a vector of one or three values
-// with Linux's text format and validation. Reads are lock-free (one atomic
-// pointer load); writes are serialised by a mutex and replace the whole
-// vector at once, so a reader never sees a half-written vector.
+// handlerNames are the Linux proc handlers of the kinds, for the README table.
+var handlerNames = [...]string{
+	kindInt: "proc_dointvec", kindUint: "proc_douintvec", kindU8: "proc_dou8vec_minmax",
+	kindUlong: "proc_doulongvec_minmax", kindJiffies: "proc_dointvec_jiffies",
+	kindMsJiffies: "proc_dointvec_ms_jiffies", kindString: "proc_dostring",
+}
+
+// HZ is CONFIG_HZ of the reference kernel (6.18 on the project's VM): the
+// jiffy that proc_dointvec_jiffies and proc_dointvec_ms_jiffies round
+// written values to (icmp_ratelimit 1 reads back 4).
+const HZ = 250
+
+// Jiffy is one tick of HZ.
+const Jiffy = time.Second / HZ
+
+// Sysctl is one entry of the sysctl table: a vector of one to three
+// numbers, or a string, with Linux's text format and validation. Reads are
+// lock-free (one atomic pointer load); writes are serialised by a mutex and
+// replace the whole value at once, so a reader never sees a half-written
+// vector.
 type Sysctl struct {
 	name           string // "ipv4/tcp_rmem"
 	kind           sysctlKind
-	n              int // number of values (1 or 3)
+	n              int // number of values (1 to 3; 1 for a string)
 	min, max       int64
 	hasMin, hasMax bool
-	ordered        bool // a triple must satisfy v[0] <= v[1] <= v[2] (sockfs rule)
+	// minOf and maxOf, when set, make another sysctl's first value the
+	// minimum or maximum (ipfrag_high_thresh >= ipfrag_low_thresh).
+	minOf, maxOf *Sysctl
+	// check validates a whole new vector after the per-value checks
+	// (ip_local_port_range's order and privileged-port rule).
+	check func(v [3]int64) error
+	// setString validates and applies a string write (nil: read-only);
+	// getString reads a string sysctl.
+	setString func(string) error
+	getString func() string
+	strMax    int // the table's maxlen: at most strMax-1 bytes are kept
+	readOnly  bool
+	// where says where the stack reads the value (README's table).
+	where string
 
 	mu sync.Mutex
 	v  atomic.Pointer[[3]int64]
@@ -42,27 +75,31 @@ func (s *Sysctl) Name() string { return s.name }
 // Len returns the number of values the sysctl holds.
 func (s *Sysctl) Len() int { return s.n }
 
+// ReadOnly reports whether the file is read-only (mode 0444 in Linux).
+func (s *Sysctl) ReadOnly() bool { return s.readOnly }
+
 // load returns the current vector. Cheap: one atomic load and a copy.
 func (s *Sysctl) load() [3]int64 { return *s.v.Load() }
 
-// Values returns the current values.
+// first returns the first value as stored (jiffies for the jiffies kinds).
+func (s *Sysctl) first() int64 { return s.v.Load()[0] }
+
+// Values returns the current values as stored (jiffies for the jiffies
+// kinds).
 func (s *Sysctl) Values() []int64 {
 	v := s.load()
 	return append([]int64(nil), v[:s.n]...)
 }
 
-// Store sets the values without the range checks of Write (the ordering rule
-// and the count still apply). It is for programmatic configuration and tests,
-// for instance a mem_pcpu_rsv below the sysctl minimum.
+// Store sets the values as stored, without the range checks of Write (the
+// count still applies). It is for programmatic configuration and tests, for
+// instance a mem_pcpu_rsv below the sysctl minimum.
 func (s *Sysctl) Store(vals ...int64) error {
-	if len(vals) != s.n {
+	if len(vals) != s.n || s.kind == kindString {
 		return fmt.Errorf("sysctl %s: %d values, want %d: %w", s.name, len(vals), s.n, syscall.EINVAL)
 	}
 	var nv [3]int64
 	copy(nv[:], vals)
-	if s.ordered && !(nv[0] <= nv[1] && nv[1] <= nv[2]) {
-		return fmt.Errorf("sysctl %s: values not in order min <= default <= max: %w", s.name, syscall.EINVAL)
-	}
 	s.mu.Lock()
 	s.v.Store(&nv)
 	s.mu.Unlock()
@@ -70,9 +107,13 @@ func (s *Sysctl) Store(vals ...int64) error {
 }
 
 // Read returns the sysctl's text as Linux prints it: the values separated by
-// tabs and a trailing newline ("4096\t131072\t33554432\n"). tcp_mem and
-// udp_mem print as unsigned longs, as proc_doulongvec_minmax does.
+// tabs and a trailing newline ("4096\t131072\t33554432\n"); tcp_mem and
+// udp_mem print as unsigned longs, as proc_doulongvec_minmax does; jiffies
+// print in seconds or milliseconds.
 func (s *Sysctl) Read() string {
+	if s.kind == kindString {
+		return s.getString() + "\n"
+	}
 	v := s.load()
 	var b strings.Builder
 	for i := 0; i < s.n; i++ {
@@ -82,6 +123,15 @@ func (s *Sysctl) Read() string {
 		switch s.kind {
 		case kindUlong:
 			b.WriteString(strconv.FormatUint(uint64(v[i]), 10))
+		case kindJiffies:
+			// do_proc_dointvec_jiffies_conv: the magnitude divided.
+			if v[i] < 0 {
+				b.WriteString("-" + strconv.FormatInt(-v[i]/HZ, 10))
+			} else {
+				b.WriteString(strconv.FormatInt(v[i]/HZ, 10))
+			}
+		case kindMsJiffies:
+			b.WriteString(strconv.FormatUint(uint64(uint32(v[i]*1000/HZ)), 10)) // jiffies_to_msecs
 		default:
 			b.WriteString(strconv.FormatInt(v[i], 10))
 		}
@@ -90,75 +140,120 @@ func (s *Sysctl) Read() string {
 	return b.String()
 }
 
-// Write parses text as a write(2) to the sysctl's /proc/sys file and stores
-// the values. Parsing follows Linux (kernel/sysctl.c __do_proc_dointvec,
-// __do_proc_doulongvec_minmax, proc_get_long): values separated by spaces,
-// tabs or newlines with leading/trailing white space allowed, each parsed by
-// strtoul with base 0 (0x1000 hex, 010 octal), a token of 21 or more
-// characters refused, a leading '-' negating (refused for unsigned handlers),
-// per-handler ranges, a white-space-only write refused and a zero-length write
-// accepted with no change. Every refusal is syscall.EINVAL, wrapped with a
-// readable message.
-//
-// Deviation, deliberate: Linux stores the values that precede a bad one, and
-// silently ignores values beyond the vector or leaves the elements not
-// written unchanged. sockfs validates the whole write first and applies it
-// atomically: a bad value, too few or too many values, or (for tcp_rmem,
-// tcp_wmem, tcp_mem, udp_mem) a triple not in min <= default <= max order is
-// refused and nothing is stored, so a sysctl never holds a half-applied or
-// inconsistent vector.
-//
-// Write is safe for concurrent use; concurrent writers are serialised and
-// readers see either the old or the new vector.
+// Write parses text as a write(2) at offset 0 to the sysctl's /proc/sys
+// file and stores the value. See WriteN.
 func (s *Sysctl) Write(text string) error {
+	_, err := s.WriteN(text)
+	return err
+}
+
+// WriteN is Write returning, like the kernel's write(2), how many bytes of
+// text were consumed. Parsing follows Linux (kernel/sysctl.c
+// __do_proc_dointvec, do_proc_douintvec_w, __do_proc_doulongvec_minmax,
+// proc_get_long, _proc_do_string):
+//
+//   - int and unsigned long vectors: values separated by spaces, tabs or
+//     newlines, leading white space allowed; a shorter vector sets the
+//     leading values and keeps the rest; after the last value, white space
+//     is consumed and anything else is left unconsumed (a short count, so
+//     "1 2 3 4" to a 3-vector sets three values and consumes 6 bytes);
+//   - unsigned int and u8 (one value): the first value is used and the rest
+//     of the write is ignored, consumed;
+//   - every number is parsed by strtoul with base 0 (0x1000 hex, 010 octal),
+//     a token of 21 or more characters is refused, a leading '-' negates
+//     (refused by the unsigned handlers);
+//   - strings keep the first line, at most maxlen-1 bytes, and the handler
+//     validates it (tcp_congestion_control: ENOENT for an unknown name);
+//   - a white-space-only write is refused; a zero-length write is accepted
+//     and changes nothing.
+//
+// Deviation, deliberate: Linux stores the values that precede a bad one in
+// a vector ("8192 x" to tcp_rmem sets tcp_rmem[0] and fails); sockfs
+// validates the whole write first and applies it at once, so a refused
+// write changes nothing. Every refusal is syscall.EINVAL (ENOENT for an
+// unknown congestion control, as Linux), wrapped with a readable message.
+//
+// WriteN is safe for concurrent use; concurrent writers are serialised and
+// readers see either the old or the new value.
+func (s *Sysctl) WriteN(text string) (int, error) {
 	if len(text) == 0 {
-		return nil // proc_sys_call_handler: a zero-length write does nothing
+		return 0, nil // proc_sys_call_handler: a zero-length write does nothing
 	}
+	if s.readOnly {
+		return 0, fmt.Errorf("sysctl %s is read-only: %w", s.name, syscall.EACCES)
+	}
+	if s.kind == kindString {
+		return s.writeString(text)
+	}
+	full := len(text)
 	// Linux considers at most PAGE_SIZE-1 bytes of one write.
 	if len(text) > 4095 {
 		text = text[:4095]
 	}
-	var nv [3]int64
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	nv := s.load()
 	count := 0
 	p := text
-	for {
+	single := s.kind == kindUint || s.kind == kindU8
+	for count < s.n {
 		p = skipSpaces(p)
 		if p == "" {
 			break
 		}
 		uval, neg, rest, err := procGetLong(p)
 		if err != nil {
-			return fmt.Errorf("sysctl %s: value %d: %v: %w", s.name, count+1, err, syscall.EINVAL)
-		}
-		if count == s.n {
-			return fmt.Errorf("sysctl %s: more than %d value(s): %w", s.name, s.n, syscall.EINVAL)
+			return 0, fmt.Errorf("sysctl %s: value %d: %v: %w", s.name, count+1, err, syscall.EINVAL)
 		}
 		v, err := s.convert(uval, neg)
 		if err != nil {
-			return fmt.Errorf("sysctl %s: value %d: %v: %w", s.name, count+1, err, syscall.EINVAL)
+			return 0, fmt.Errorf("sysctl %s: value %d: %v: %w", s.name, count+1, err, syscall.EINVAL)
 		}
 		nv[count] = v
 		count++
 		p = rest
 	}
 	if count == 0 {
-		return fmt.Errorf("sysctl %s: no value: %w", s.name, syscall.EINVAL)
+		return 0, fmt.Errorf("sysctl %s: no value: %w", s.name, syscall.EINVAL)
 	}
-	if count != s.n {
-		return fmt.Errorf("sysctl %s: %d value(s), want %d: %w", s.name, count, s.n, syscall.EINVAL)
+	consumed := full
+	if !single {
+		p = skipSpaces(p)
+		consumed = full - len(p)
 	}
-	if s.ordered && !(nv[0] <= nv[1] && nv[1] <= nv[2]) {
-		return fmt.Errorf("sysctl %s: values not in order min <= default <= max: %w", s.name, syscall.EINVAL)
+	if s.check != nil {
+		if err := s.check(nv); err != nil {
+			return 0, fmt.Errorf("sysctl %s: %v: %w", s.name, err, syscall.EINVAL)
+		}
+	}
+	s.v.Store(&nv)
+	return consumed, nil
+}
+
+// writeString applies a proc_dostring write: the text up to the first
+// newline or NUL, at most strMax-1 bytes, handed to the sysctl's handler.
+// Mirrors _proc_do_string followed by the handler's check.
+func (s *Sysctl) writeString(text string) (int, error) {
+	line := text
+	if i := strings.IndexAny(line, "\n\x00"); i >= 0 {
+		line = line[:i]
+	}
+	if s.strMax > 0 && len(line) > s.strMax-1 {
+		line = line[:s.strMax-1]
 	}
 	s.mu.Lock()
-	s.v.Store(&nv)
-	s.mu.Unlock()
-	return nil
+	defer s.mu.Unlock()
+	if err := s.setString(line); err != nil {
+		return 0, fmt.Errorf("sysctl %s: %w", s.name, err)
+	}
+	return len(text), nil
 }
 
 // convert applies the handler's conversion and range check to one parsed
 // value. Mirrors do_proc_dointvec_minmax_conv, do_proc_douintvec_minmax_conv,
-// proc_dou8vec_minmax and the checks of __do_proc_doulongvec_minmax.
+// proc_dou8vec_minmax, do_proc_dointvec_jiffies_conv,
+// do_proc_dointvec_ms_jiffies_conv and the checks of
+// __do_proc_doulongvec_minmax.
 func (s *Sysctl) convert(uval uint64, neg bool) (int64, error) {
 	var v int64
 	switch s.kind {
@@ -174,6 +269,25 @@ func (s *Sysctl) convert(uval uint64, neg bool) (int64, error) {
 			}
 			v = int64(uval)
 		}
+	case kindJiffies:
+		if uval > (1<<31-1)/HZ {
+			return 0, fmt.Errorf("%d seconds do not fit in an int of jiffies", uval)
+		}
+		v = int64(uval) * HZ
+		if neg {
+			v = -v
+		}
+		return v, nil // proc_dointvec_jiffies has no range
+	case kindMsJiffies:
+		m := uint32(uval) // msecs_to_jiffies takes an unsigned int
+		if neg {
+			m = uint32(-uval)
+		}
+		if int32(m) < 0 { // __msecs_to_jiffies: "negative" is MAX_JIFFY_OFFSET, above INT_MAX
+			return 0, fmt.Errorf("%d ms is too large", uval)
+		}
+		v = int64((m + 1000/HZ - 1) / (1000 / HZ))
+		return v, nil
 	case kindUint, kindU8:
 		if neg {
 			return 0, fmt.Errorf("negative value for an unsigned sysctl")
@@ -186,13 +300,23 @@ func (s *Sysctl) convert(uval uint64, neg bool) (int64, error) {
 		if neg {
 			return 0, fmt.Errorf("negative value for an unsigned long sysctl")
 		}
-		return int64(uval), nil // stored as a signed long: 2^64-1 becomes -1, as in Linux
+		v = int64(uval) // stored as a signed long: 2^64-1 becomes -1, as in Linux
+		if s.minOf != nil && uval < uint64(s.minOf.first()) {
+			return 0, fmt.Errorf("%d is below %s (%d)", uval, s.minOf.name, s.minOf.first())
+		}
+		if s.maxOf != nil && uval > uint64(s.maxOf.first()) {
+			return 0, fmt.Errorf("%d is above %s (%d)", uval, s.maxOf.name, s.maxOf.first())
+		}
+		return v, nil
 	}
 	if s.hasMin && v < s.min {
 		return 0, fmt.Errorf("%d is below the minimum %d", v, s.min)
 	}
 	if s.hasMax && v > s.max {
 		return 0, fmt.Errorf("%d is above the maximum %d", v, s.max)
+	}
+	if s.maxOf != nil && v > s.maxOf.first() {
+		return 0, fmt.Errorf("%d is above %s (%d)", v, s.maxOf.name, s.maxOf.first())
 	}
 	return v, nil
 }

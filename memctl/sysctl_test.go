@@ -41,7 +41,7 @@ func TestBootDefaultsFromNFBP(t *testing.T) {
 		}
 		eq(t, name, s.Read(), want)
 	}
-	eq(t, "names", len(n.Sysctls.Names()), 23)
+	eq(t, "names", len(n.Sysctls.Names()), 72)
 	d := ComputeBootDefaults(&Linux612Distro, nfbp235)
 	eq(t, "6 MiB tcp_rmem[2] before 6.16", d.TCPRmem[2], int64(6<<20))
 	small := ComputeBootDefaults(&Linux618Min, 100)
@@ -65,9 +65,8 @@ func TestScenario41_SysctlValidation(t *testing.T) {
 		{"ipv4/tcp_rmem", "4096,131072,6291456"},
 		{"ipv4/tcp_rmem", "   \n"},
 		{"ipv4/tcp_rmem", "\t"},
-		{"ipv4/tcp_rmem", "8192 65536"},                // too few: sockfs refuses
-		{"ipv4/tcp_rmem", "1 2 3 4"},                   // too many: sockfs refuses
-		{"ipv4/tcp_rmem", "300 200 100"},               // out of order: sockfs refuses
+		{"ipv4/tcp_rmem", "1 2 3 4"},                   // below the minimum 4096
+		{"ipv4/tcp_rmem", "8192 200 100"},              // 200 below the minimum (8192 not stored either)
 		{"ipv4/tcp_rmem", "-0 1 2"},                    // -0 is 0, below min 1
 		{"ipv4/tcp_rmem", "+1 2 3"},                    // no plus sign
 		{"ipv4/tcp_rmem", "- 1 2"},                     // sign alone
@@ -77,7 +76,6 @@ func TestScenario41_SysctlValidation(t *testing.T) {
 		{"ipv4/tcp_rmem", "1\r2 3"},                    // \r is not a separator
 		{"ipv4/tcp_mem", "1 2 18446744073709551616"},
 		{"ipv4/tcp_mem", "-1 2 3"},
-		{"ipv4/udp_mem", "3 2 1"},
 		{"core/wmem_default", "4607"},
 		{"core/rmem_max", "2303"},
 		{"core/rmem_max", "2147483648"},
@@ -110,8 +108,11 @@ func TestScenario41_SysctlValidation(t *testing.T) {
 		eq(t, c.name+" unchanged after "+c.text, s.Read(), before)
 	}
 	good := []struct{ name, text, want string }{
-		{"ipv4/tcp_rmem", "010 0x1000 0X2000000", "8\t4096\t33554432\n"},
-		{"ipv4/tcp_rmem", "010 0x10 100", "8\t16\t100\n"},
+		{"ipv4/tcp_rmem", "010000 0x1000 0X2000000", "4096\t4096\t33554432\n"},
+		{"ipv4/tcp_rmem", "0x2000", "8192\t4096\t33554432\n"},                   // a shorter vector sets the leading values
+		{"ipv4/tcp_rmem", "8192 65536\n", "8192\t65536\t33554432\n"},            // and keeps the rest
+		{"ipv4/tcp_rmem", "300000 200000 100000 x", "300000\t200000\t100000\n"}, // unordered, then a short count
+		{"ipv4/udp_mem", "3 2 1", "3\t2\t1\n"},
 		{"ipv4/tcp_rmem", "  4096\t87380\n6291456\n", "4096\t87380\t6291456\n"},
 		{"ipv4/tcp_rmem", "", "4096\t87380\t6291456\n"}, // zero-length: no change
 		{"ipv4/tcp_mem", "18446744073709551615 18446744073709551615 18446744073709551615",

@@ -27,7 +27,7 @@ type pingKey struct {
 
 func (st *icmpState) init(s *Stack) {
 	st.stack = s
-	st.limiter.init(s.clock.Nanotime())
+	st.limiter.init(s.clock.Nanotime(), s.net.Sysctls, s.mib)
 	st.pings = make(map[pingKey]chan struct{})
 	st.pingID = uint16(s.rand())
 }
@@ -54,6 +54,9 @@ func (s *Stack) icmpRcv(b *skb.SKB, iph header.IPv4) {
 		dst := iph.DstAddr()
 		if dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 			break // icmp_echo_ignore_broadcasts
+		}
+		if s.net.Sysctls.ICMPEchoIgnoreAll() {
+			break // icmp_echo: icmp_echo_ignore_all
 		}
 		s.icmpEchoReply(b, iph)
 	case header.ICMPv4EchoReply:
@@ -87,7 +90,7 @@ func (s *Stack) icmpEchoReply(req *skb.SKB, iph header.IPv4) {
 	m.SetChecksum(m.CalculateChecksum())
 	s.mib.Inc(memctl.IcmpOutMsgs)
 	s.mib.Inc(memctl.IcmpOutEchoReps)
-	s.ipOutput(b, rt, iph.DstAddr(), iph.SrcAddr(), header.IPv4ProtocolICMP, defaultTTL, iph.TOS(), nil)
+	s.ipOutput(b, rt, iph.DstAddr(), iph.SrcAddr(), header.IPv4ProtocolICMP, s.defaultTTL(), iph.TOS(), nil)
 }
 
 // icmpSendDestUnreach reports to the sender of b (data after the IP header
@@ -146,7 +149,7 @@ func (s *Stack) icmpSend(b *skb.SKB, iph header.IPv4, typ, code uint8, info uint
 	case header.ICMPv4TimeExceeded:
 		s.mib.Inc(memctl.IcmpOutTimeExcds)
 	}
-	s.ipOutput(out, rt, src, dst, header.IPv4ProtocolICMP, defaultTTL, 0, nil)
+	s.ipOutput(out, rt, src, dst, header.IPv4ProtocolICMP, s.defaultTTL(), 0, nil)
 }
 
 // icmpErrorRcv passes a destination-unreachable to the socket the quoted
@@ -202,7 +205,7 @@ func (s *Stack) Ping(ctx context.Context, dst netip.Addr, seq uint16, payload []
 	m.SetChecksum(m.CalculateChecksum())
 	s.mib.Inc(memctl.IcmpOutMsgs)
 	s.mib.Inc(memctl.IcmpOutEchos)
-	if err := s.ipOutput(b, rt, rt.Src, dst, header.IPv4ProtocolICMP, defaultTTL, 0, nil); err != nil {
+	if err := s.ipOutput(b, rt, rt.Src, dst, header.IPv4ProtocolICMP, s.defaultTTL(), 0, nil); err != nil {
 		return err
 	}
 	select {

@@ -2,20 +2,19 @@ package netstack
 
 import (
 	"net/netip"
+	"sockfs/memctl"
 	"sync"
 	"time"
 )
 
 // ICMP error rate limiting, as Linux does it (net/ipv4/icmp.c): a global
-// token bucket shared by all destinations (icmp_msgs_per_sec, burst
-// icmp_msgs_burst) and a per-destination bucket (icmp_ratelimit ms per
-// message, with a burst of six). Only the types in icmp_ratemask are limited;
-// echo replies never are.
+// token bucket shared by all destinations (sysctls icmp_msgs_per_sec, burst
+// icmp_msgs_burst) and a per-destination bucket (icmp_ratelimit per
+// message, with a burst of six). Only the types in icmp_ratemask (default
+// 6168: unreachable, quench, time exceeded, parameter problem) are limited;
+// echo replies never are. The sysctls are read at every check, as Linux
+// does.
 const (
-	icmpMsgsPerSec   = 1000
-	icmpMsgsBurst    = 50
-	icmpRatelimit    = 1000 * time.Millisecond
-	icmpRatemask     = 1<<3 | 1<<4 | 1<<11 | 1<<12 // 6168: unreachable, quench, time exceeded, parameter problem
 	xrlimBurstFactor = 6
 	// icmpPeerMax bounds the per-destination table; beyond it the oldest
 	// entries are forgotten (Linux's inet_peer cache is bounded likewise).
@@ -23,6 +22,8 @@ const (
 )
 
 type icmpRateLimiter struct {
+	sys        *memctl.Sysctls
+	mib        *memctl.MIB
 	mu         sync.Mutex
 	credit     int
 	lastRefill int64 // nanotime
@@ -34,30 +35,35 @@ type icmpPeer struct {
 	last   int64 // nanotime of the last check
 }
 
-func (r *icmpRateLimiter) init(now int64) {
-	r.credit = icmpMsgsBurst
+func (r *icmpRateLimiter) init(now int64, sys *memctl.Sysctls, mib *memctl.MIB) {
+	r.sys, r.mib = sys, mib
+	r.credit = sys.ICMPMsgsBurst()
 	r.lastRefill = now
 	r.peers = make(map[netip.Addr]*icmpPeer)
 }
 
 // allow reports whether an ICMP message of type typ to dst may be sent now.
 // Mirrors icmp_global_allow followed by icmpv4_xrlim_allow /
-// inet_peer_xrlim_allow.
+// inet_peer_xrlim_allow; a refusal counts Icmp OutRateLimitGlobal or
+// OutRateLimitHost.
 func (r *icmpRateLimiter) allow(typ uint8, dst netip.Addr, now int64) bool {
-	if typ > 31 || icmpRatemask&(1<<typ) == 0 {
+	if typ > 31 || r.sys.ICMPRatemask()&(1<<typ) == 0 { // icmpv4_mask_allow
 		return true
 	}
+	perSec, burst := int64(r.sys.ICMPMsgsPerSec()), r.sys.ICMPMsgsBurst()
+	ratelimit := int64(r.sys.ICMPRatelimit())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// Global bucket: refill msgs_per_sec per second of elapsed time.
 	if elapsed := now - r.lastRefill; elapsed > 0 {
-		add := int(elapsed * icmpMsgsPerSec / int64(time.Second))
+		add := int(elapsed * perSec / int64(time.Second))
 		if add > 0 {
-			r.credit = min(r.credit+add, icmpMsgsBurst)
+			r.credit = min(r.credit+add, burst)
 			r.lastRefill = now
 		}
 	}
 	if r.credit <= 0 {
+		r.mib.Inc(memctl.IcmpOutRateLimitGlobal)
 		return false
 	}
 	// Per-destination bucket, in time units: each message costs one
@@ -70,19 +76,20 @@ func (r *icmpRateLimiter) allow(typ uint8, dst netip.Addr, now int64) bool {
 				break
 			}
 		}
-		p = &icmpPeer{tokens: xrlimBurstFactor * int64(icmpRatelimit), last: now}
+		p = &icmpPeer{tokens: xrlimBurstFactor * ratelimit, last: now}
 		r.peers[dst] = p
 	}
 	tokens := p.tokens + (now - p.last)
-	if max := xrlimBurstFactor * int64(icmpRatelimit); tokens > max {
+	if max := xrlimBurstFactor * ratelimit; tokens > max {
 		tokens = max
 	}
 	p.last = now
-	if tokens < int64(icmpRatelimit) {
+	if tokens < ratelimit {
 		p.tokens = tokens
+		r.mib.Inc(memctl.IcmpOutRateLimitHost)
 		return false
 	}
-	p.tokens = tokens - int64(icmpRatelimit)
+	p.tokens = tokens - ratelimit
 	r.credit--
 	return true
 }

@@ -3,7 +3,6 @@ package netstack
 import (
 	"net/netip"
 	"sync"
-	"time"
 	"unsafe"
 
 	"sockfs/memctl"
@@ -12,16 +11,11 @@ import (
 	"sockfs/skb"
 )
 
-// Reassembly limits, Linux's defaults (net.ipv4.ipfrag_*): new fragments are
-// refused while the memory held by incomplete datagrams is above
-// ipfrag_high_thresh; an incomplete datagram is dropped ipfrag_time after its
-// first fragment arrived. Since Linux 4.17 low_thresh no longer drives an
-// evictor, so it is kept only as the value the sysctl reports.
-const (
-	ipfragHighThresh = 4 << 20
-	ipfragLowThresh  = 3 << 20
-	ipfragTime       = 30 * time.Second
-)
+// Reassembly limits are the sysctls net.ipv4.ipfrag_*, read for every
+// fragment: new fragments are refused while the memory held by incomplete
+// datagrams is above ipfrag_high_thresh; an incomplete datagram is dropped
+// ipfrag_time after its first fragment arrived. Since Linux 4.17 low_thresh
+// no longer drives an evictor; it only bounds high_thresh.
 
 // fragKey identifies the datagram a fragment belongs to (RFC 791).
 type fragKey struct {
@@ -113,7 +107,7 @@ func (t *ipfragTable) queue(b *skb.SKB) *skb.SKB {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.mem > ipfragHighThresh {
+	if int64(t.mem) > s.net.Sysctls.IPFragHighThresh() { // inet_frag_find: frag_mem_limit > high_thresh
 		s.mib.Inc(memctl.IpReasmFails)
 		b.Free()
 		return nil
@@ -122,7 +116,7 @@ func (t *ipfragTable) queue(b *skb.SKB) *skb.SKB {
 	if q == nil {
 		q = &fragQueue{key: key}
 		q.timer = s.clock.NewTimer(func() { t.expire(q) })
-		q.timer.Reset(ipfragTime)
+		q.timer.Reset(s.net.Sysctls.IPFragTime()) // inet_frag_create: fqdir->timeout
 		t.qs[key] = q
 	}
 	// The length checks of ip_frag_queue: the last fragment fixes the

@@ -15,6 +15,7 @@ import (
 // Mirrors ip_rcv / ip_rcv_core / ip_local_deliver.
 func (s *Stack) ipRcv(dev *NetDevice, b *skb.SKB, rx *rxBatch) {
 	s.mib.Inc(memctl.IpInReceives)
+	s.mib.Add(memctl.IpExtInOctets, uint64(b.Len())) // ip_rcv_core: IP_UPD_PO_STATS(IPSTATS_MIB_IN)
 	iph := header.IPv4(b.Data())
 	switch err := iph.Check(b.Len()); err {
 	case nil:
@@ -35,12 +36,20 @@ func (s *Stack) ipRcv(dev *NetDevice, b *skb.SKB, rx *rxBatch) {
 	if tl := int(iph.TotalLength()); tl < b.Len() {
 		b.Trim(tl) // link-layer padding
 	}
+	// ip_rcv_core: packets by their ECN codepoint (IpExt InNoECTPkts,
+	// InECT1Pkts, InECT0Pkts, InCEPkts, in that order), a super-packet
+	// counting its segments.
+	s.mib.Add(memctl.IpExtInNoECTPkts+memctl.Counter(iph.TOS()&3), uint64(max(b.Shared().GSOSegs, 1)))
 	dst := iph.DstAddr()
 	if !s.acceptsDst(dst) {
 		// A host does not forward (ip_forward = 0): the packet is not for us.
 		s.mib.Inc(memctl.IpInAddrErrors)
 		b.Free()
 		return
+	}
+	if dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) { // ip_rcv_finish_core: RTN_BROADCAST
+		s.mib.Inc(memctl.IpExtInBcastPkts)
+		s.mib.Add(memctl.IpExtInBcastOctets, uint64(b.Len()))
 	}
 	b.SetNetworkHeader()
 	if iph.MoreFragments() || iph.FragmentOffset() != 0 {
@@ -118,6 +127,9 @@ func (s *Stack) ipOutputQ(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8
 	}
 	iph.Encode(&fields)
 	b.SetNetworkHeader()
+	if gso || total <= mtu {
+		s.countOut(total) // a GSO packet counts once, before the device cuts it
+	}
 	if gso {
 		s.xmitGSO(b, rt.Dev, q)
 		return nil
@@ -131,6 +143,14 @@ func (s *Stack) ipOutputQ(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8
 		return nil
 	}
 	return s.ipFragment(b, rt.Dev, mtu, owner)
+}
+
+// countOut counts a packet of n bytes leaving IP. Mirrors
+// ip_finish_output2's IP_UPD_PO_STATS(IPSTATS_MIB_OUT): IpOutTransmits and
+// IpExtOutOctets.
+func (s *Stack) countOut(n int) {
+	s.mib.Inc(memctl.IpOutTransmits)
+	s.mib.Add(memctl.IpExtOutOctets, uint64(n))
 }
 
 // ipFragment splits b (data at the IP header, no DF) into fragments that fit
@@ -170,6 +190,7 @@ func (s *Stack) ipFragment(b *skb.SKB, dev *NetDevice, mtu int, owner *memctl.So
 			memctl.SetOwnerW(f, owner)
 		}
 		s.mib.Inc(memctl.IpFragCreates)
+		s.countOut(hlen + n)
 		s.xmit(dev, f)
 		off += n
 		left -= n

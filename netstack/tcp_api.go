@@ -52,18 +52,21 @@ func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 		}
 	}
 	t := &tp.stack.tcp
-	t.mu.Lock()
 	if tp.local.Addr().IsUnspecified() {
 		tp.local = netip.AddrPortFrom(rt.Src, tp.local.Port())
 	}
 	tp.remote = raddr
+	tp.twReuse()
+	t.mu.Lock()
 	if !tp.hashEstabLocked() {
 		t.mu.Unlock()
 		return errAddrNotAvail
 	}
 	t.mu.Unlock()
 	tp.route = rt
-	tp.iss = t.secureSeq(tp.tuple())
+	if !tp.twReused {
+		tp.iss = t.secureSeq(tp.tuple())
+	}
 	tp.tsOffset = t.secureTSOff(tp.tuple())
 	tp.setState(TCPSynSent)
 	tp.connectInit()
@@ -72,6 +75,44 @@ func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 		return syscall.EINPROGRESS
 	}
 	return tp.waitConnect(ctx)
+}
+
+// tcpTwReuseDelay is tcp_tw_reuse_delay's default (1 s), which sockfs does
+// not have as a sysctl: how long a TIME_WAIT socket must have lasted
+// before connect may reuse its tuple.
+const tcpTwReuseDelay = time.Second
+
+// twReuse lets a connect take over the tuple of a TIME_WAIT socket when
+// the sysctl tcp_tw_reuse allows it (1, or 2 for loopback), the old
+// connection had timestamps (so PAWS tells old segments apart) and it has
+// been in TIME_WAIT for tcp_tw_reuse_delay: the old socket goes, the new
+// one starts above its sequence space with its ts_recent. Caller owns tp;
+// the table lock is not held (the TIME_WAIT socket's lock is taken).
+// Mirrors tcp_twsk_unique.
+func (tp *TCPSock) twReuse() {
+	tw := tp.stack.tcp.lookupEstab(tp.tuple())
+	if tw == nil || tw == tp {
+		return
+	}
+	reuse := tp.stack.net.Sysctls.TCPTwReuse()
+	if reuse == 2 && !tp.remote.Addr().IsLoopback() && !tp.local.Addr().IsLoopback() {
+		reuse = 0
+	}
+	tw.lockSock()
+	defer tw.releaseSock()
+	if reuse == 0 || tw.state != TCPTimeWait || tw.tsRecentStamp == 0 ||
+		time.Duration(tw.now()-tw.twEntry) <= tcpTwReuseDelay {
+		return
+	}
+	tp.iss = tw.sndNxt + 65535 + 2
+	if tp.iss == 0 {
+		tp.iss = 1
+	}
+	tp.tsRecent, tp.tsRecentStamp = tw.tsRecent, tw.tsRecentStamp
+	tp.twReused = true
+	tp.stack.mib.Inc(memctl.TcpExtTWRecycled) // __inet_check_established
+	tw.tcpDone()
+	tw.destroyIfOrphan()
 }
 
 // waitConnect sleeps until the handshake ends. Caller holds tp.mu.
@@ -91,13 +132,18 @@ func (tp *TCPSock) waitConnect(ctx context.Context) error {
 	return nil
 }
 
-// Listen makes the socket a listener with the given accept backlog.
-// Mirrors inet_listen + inet_csk_listen_start.
+// Listen makes the socket a listener with the given accept backlog, capped
+// by the sysctl somaxconn. Mirrors __sys_listen + inet_listen +
+// inet_csk_listen_start.
 func (tp *TCPSock) Listen(backlog int) error {
 	tp.lockSock()
 	defer tp.releaseSock()
 	if tp.released || (tp.state != TCPClose && tp.state != TCPListen) {
 		return errInval
+	}
+	// __sys_listen: at most net.core.somaxconn (read at every listen).
+	if somax := tp.stack.net.Sysctls.Somaxconn(); uint32(backlog) > uint32(somax) {
+		backlog = somax
 	}
 	backlog = max(backlog, 0)
 	tp.backlog = backlog
@@ -332,7 +378,34 @@ func (tp *TCPSock) streamAllocSkb(force bool) *skb.SKB {
 	cbSetSacked(b, 0)
 	tp.sk.SkbEntail(t)
 	tp.writeQueue.PushBack(b)
+	tp.slowStartAfterIdleCheck() // tcp_skb_entail
 	return b
+}
+
+// slowStartAfterIdleCheck restarts the congestion window when nothing is in
+// flight and the connection sent nothing for an RTO, if the live sysctl
+// tcp_slow_start_after_idle says so. Mirrors
+// tcp_slow_start_after_idle_check.
+func (tp *TCPSock) slowStartAfterIdleCheck() {
+	if !tp.stack.net.Sysctls.TCPSlowStartAfterIdle() || tp.packetsOut != 0 || tp.lsndtime == 0 {
+		return
+	}
+	if delta := time.Duration(tp.now() - tp.lsndtime); delta > tp.rto {
+		tp.cwndRestart(delta)
+	}
+}
+
+// cwndRestart halves cwnd once per RTO of idleness, down to the initial
+// window (RFC 5681 section 4.1), keeping ssthresh at the current one.
+// Mirrors tcp_cwnd_restart.
+func (tp *TCPSock) cwndRestart(delta time.Duration) {
+	restart := min(uint32(tcpInitCwnd), tp.cwnd)
+	tp.ssthresh = tp.currentSsthresh()
+	cwnd := tp.cwnd
+	for delta -= tp.rto; delta > 0 && cwnd > restart; delta -= tp.rto {
+		cwnd >>= 1
+	}
+	tp.cwnd = max(cwnd, restart)
 }
 
 // Recv reads up to len(p) bytes of in-order data. It blocks until some data
@@ -476,7 +549,7 @@ func (tp *TCPSock) closeListenerLocked(sendRst bool) {
 			c.sendActiveReset()
 		}
 		c.dead = true
-		c.sk.Proto().OrphanCountAdd(1)
+		c.setOrphan(true)
 		c.tcpDone()
 		c.destroyLocked()
 		c.releaseSock()
@@ -522,11 +595,13 @@ func (tp *TCPSock) Close() error {
 	tp.closeStateAndFin()
 	tp.dead = true
 	tp.sk.SetFlag(memctl.FlagDead)
-	tp.sk.Proto().OrphanCountAdd(1)
-	if tp.state == TCPFinWait2 {
-		tp.resetKeepTimer(tcpFinTimeout)
+	if tp.state != TCPTimeWait {
+		tp.setOrphan(true)
 	}
-	if tp.state != TCPClose && tp.sk.TCPOutOfMemory() {
+	if tp.state == TCPFinWait2 {
+		tp.resetKeepTimer(tp.finTime())
+	}
+	if tp.state != TCPClose && tp.checkOOM(0) { // tcp_close: tcp_check_oom(sk, 0)
 		mib.Inc(memctl.TcpExtTCPAbortOnMemory)
 		tp.setState(TCPClose)
 		tp.sendActiveReset()
@@ -709,7 +784,7 @@ func (tp *TCPSock) ipTTL() uint8 {
 	if tp.ttl != 0 {
 		return tp.ttl
 	}
-	return defaultTTL
+	return tp.stack.defaultTTL()
 }
 
 // SetNoDelay sets TCP_NODELAY and pushes what Nagle held. Mirrors
@@ -750,23 +825,129 @@ func (tp *TCPSock) SetKeepAlive(on bool, idle, intvl time.Duration, count int) {
 		tp.kaProbes = count
 	}
 	if on && (tp.state == TCPEstablished || tp.state == TCPCloseWait) {
-		tp.resetKeepTimer(tp.kaTime)
+		tp.resetKeepTimer(tp.keepaliveTime())
 	} else if !on && tp.state != TCPTimeWait && tp.state != TCPFinWait2 {
 		tp.keepTimer.Stop()
 		tp.kaDeadline = 0
 	}
 }
 
-// SetCongestion selects the congestion control ("cubic" or "reno") before
-// connecting. Mirrors TCP_CONGESTION.
-func (tp *TCPSock) SetCongestion(name string) error {
+// SetCongestion selects the congestion control ("cubic" or "reno"), at any
+// time: ENOENT for an unknown name, EPERM for one outside
+// tcp_allowed_congestion_control unless privileged (CAP_NET_ADMIN). A
+// connection keeps its cwnd and ssthresh. Mirrors TCP_CONGESTION
+// (tcp_set_congestion_control with tcp_reinit_congestion_control).
+func (tp *TCPSock) SetCongestion(name string, privileged bool) error {
 	cc := newCongestionControl(name)
-	if cc == nil {
+	if cc == nil || name == "newreno" {
 		return syscall.ENOENT
+	}
+	if !privileged && !tp.stack.net.Sysctls.TCPCongestionAllowed(name) {
+		return syscall.EPERM
 	}
 	tp.lockSock()
 	defer tp.releaseSock()
 	tp.cc, tp.ccName = cc, name
+	return nil
+}
+
+// SetWindowClamp is TCP_WINDOW_CLAMP: the advertised window's bound, at
+// least SOCK_MIN_RCVBUF/2; 0 (only on a closed socket) removes it. A
+// smaller clamp lowers rcv_ssthresh at once, a larger one lets it grow to
+// the current window. Mirrors tcp_set_window_clamp.
+func (tp *TCPSock) SetWindowClamp(val int) error {
+	tp.lockSock()
+	defer tp.releaseSock()
+	if val == 0 {
+		if tp.state != TCPClose {
+			return errInval
+		}
+		tp.windowClamp = 0
+		return nil
+	}
+	old := tp.windowClamp
+	clamp := uint32(max(tp.stack.net.Profile.SockMinRcvbuf()/2, val))
+	if clamp == old {
+		return nil
+	}
+	tp.windowClamp = clamp
+	if clamp < old {
+		tp.rcvSsthresh = min(tp.rcvSsthresh, clamp) // __tcp_adjust_rcv_ssthresh
+	} else {
+		tp.rcvSsthresh = max(min(tp.rcvWnd, clamp), tp.rcvSsthresh)
+	}
+	return nil
+}
+
+// SetUserTimeout is TCP_USER_TIMEOUT: how long transmitted data may stay
+// unacknowledged (or zero-window probes unanswered) before the connection
+// fails with ETIMEDOUT, instead of tcp_retries2; 0 restores the default.
+// Negative: EINVAL. Mirrors tcp_sock_set_user_timeout.
+func (tp *TCPSock) SetUserTimeout(d time.Duration) error {
+	if d < 0 {
+		return errInval
+	}
+	tp.lockSock()
+	defer tp.releaseSock()
+	tp.userTimeout = d
+	return nil
+}
+
+// SetQuickAck is TCP_QUICKACK: on leaves the interactive (pingpong) mode,
+// so ACKs go at once while quick ACKs remain, and sends a pending ACK now;
+// off enters it, so ACKs are delayed. Mirrors __tcp_sock_set_quickack.
+func (tp *TCPSock) SetQuickAck(on bool) {
+	tp.lockSock()
+	defer tp.releaseSock()
+	if !on {
+		tp.ackPingpong = true
+		return
+	}
+	tp.ackPingpong = false
+	if (tp.state == TCPEstablished || tp.state == TCPCloseWait) && tp.ackPending&icskAckSched != 0 {
+		tp.ackPending |= icskAckPushed
+		tp.sendAck() // tcp_cleanup_rbuf(sk, 1) finds the ACK due
+	}
+}
+
+// SetKeepIdle, SetKeepIntvl and SetKeepCnt are TCP_KEEPIDLE (seconds,
+// 1..32767), TCP_KEEPINTVL (likewise) and TCP_KEEPCNT (1..127); out of
+// range: EINVAL. A new idle time re-arms a running keepalive timer for
+// what is left of it. Mirrors tcp_sock_set_keepidle_locked,
+// tcp_sock_set_keepintvl and tcp_sock_set_keepcnt.
+func (tp *TCPSock) SetKeepIdle(d time.Duration) error {
+	if d < time.Second || d > tcpMaxKeepIdle {
+		return errInval
+	}
+	tp.lockSock()
+	defer tp.releaseSock()
+	tp.kaTime = d
+	if tp.keepalive && tp.state != TCPClose && tp.state != TCPListen {
+		left := max(d-time.Duration(tp.now()-tp.rcvTstamp), 0) // keepalive_time_elapsed
+		tp.resetKeepTimer(left)
+	}
+	return nil
+}
+
+// SetKeepIntvl is TCP_KEEPINTVL; see SetKeepIdle.
+func (tp *TCPSock) SetKeepIntvl(d time.Duration) error {
+	if d < time.Second || d > tcpMaxKeepIdle {
+		return errInval
+	}
+	tp.lockSock()
+	defer tp.releaseSock()
+	tp.kaIntvl = d
+	return nil
+}
+
+// SetKeepCnt is TCP_KEEPCNT; see SetKeepIdle.
+func (tp *TCPSock) SetKeepCnt(n int) error {
+	if n < 1 || n > tcpMaxKeepCnt {
+		return errInval
+	}
+	tp.lockSock()
+	defer tp.releaseSock()
+	tp.kaProbes = n
 	return nil
 }
 
@@ -778,11 +959,18 @@ func (tp *TCPSock) SetNotsentLowat(v uint32) {
 	memctl.StreamWriteSpace(tp.sk)
 }
 
-// SetMaxSeg sets TCP_MAXSEG before connecting.
-func (tp *TCPSock) SetMaxSeg(mss int) {
+// SetMaxSeg sets TCP_MAXSEG, the MSS a SYN or SYN-ACK advertises (and the
+// send MSS's bound): 0 or TCP_MIN_MSS (88) to MAX_TCP_WINDOW (32767),
+// else EINVAL. Only the handshake reads it. Mirrors the TCP_MAXSEG case of
+// do_tcp_setsockopt.
+func (tp *TCPSock) SetMaxSeg(mss int) error {
+	if mss != 0 && (mss < tcpMinMss || mss > 32767) {
+		return errInval
+	}
 	tp.lockSock()
 	defer tp.releaseSock()
 	tp.userMss = mss
+	return nil
 }
 
 // SetRcvbuf is SO_RCVBUF (locks receive autotuning).

@@ -188,7 +188,7 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 			tp.setState(TCPFinWait2)
 			tp.sk.Shutdown(memctl.SendShutdown)
 			if tp.dead {
-				tp.resetKeepTimer(tcpFinTimeout)
+				tp.resetKeepTimer(tp.finTime())
 			}
 		}
 	case TCPClosing:
@@ -354,19 +354,77 @@ func (tp *TCPSock) oowRateLimitedMib(b *skb.SKB, c memctl.Counter) bool {
 	if cbGetSeq(b) != cbGetEndSeq(b) && cbGetFlags(b)&tcpSyn == 0 {
 		return false
 	}
+	return tp.oowRateLimitedAny(c)
+}
+
+// oowRateLimitedAny is __tcp_oow_rate_limited: at most one answer per the
+// live sysctl tcp_invalid_ratelimit, counting c for each one skipped.
+// lastOOWAck holds the time plus one, so that 0 means never.
+func (tp *TCPSock) oowRateLimitedAny(c memctl.Counter) bool {
 	now := tp.now()
-	if tp.lastOOWAck != 0 && time.Duration(now-tp.lastOOWAck) < 500*time.Millisecond {
-		tp.stack.mib.Inc(c)
-		return true
+	if tp.lastOOWAck != 0 {
+		if elapsed := time.Duration(now - (tp.lastOOWAck - 1)); elapsed >= 0 &&
+			elapsed < tp.stack.net.Sysctls.TCPInvalidRatelimit() {
+			tp.stack.mib.Inc(c)
+			return true
+		}
 	}
-	tp.lastOOWAck = max(now, 1) // 0 means never
+	tp.lastOOWAck = now + 1
 	return false
 }
 
-// sendChallengeAck mirrors tcp_send_challenge_ack (RFC 5961 section 7).
+// dsackSet reports the duplicate [seq, end) in the next ACK's D-SACK
+// block when SACK was negotiated and the sysctl tcp_dsack allows it,
+// counting TCPDSACKOldSent (below rcv_nxt) or TCPDSACKOfoSent. Mirrors
+// tcp_dsack_set.
+func (tp *TCPSock) dsackSet(seq, end uint32) {
+	if !tp.sackOK || !tp.stack.net.Sysctls.TCPDsack() {
+		return
+	}
+	if seqLT(seq, tp.rcvNxt) {
+		tp.stack.mib.Inc(memctl.TcpExtTCPDSACKOldSent)
+	} else {
+		tp.stack.mib.Inc(memctl.TcpExtTCPDSACKOfoSent)
+	}
+	tp.duplicateSack = header.SACKBlock{Start: seq, End: end}
+	tp.dsack = true
+}
+
+// sendChallengeAck sends an RFC 5961 challenge ACK unless the socket sent
+// an out-of-window ACK within tcp_invalid_ratelimit (TCPACKSkippedChallenge)
+// or the namespace's tcp_challenge_ack_limit per second is used up (no
+// limit at its default, INT_MAX). Mirrors tcp_send_challenge_ack.
 func (tp *TCPSock) sendChallengeAck() {
-	tp.stack.mib.Inc(memctl.TcpExtTCPChallengeACK)
+	s := tp.stack
+	if tp.oowRateLimitedAny(memctl.TcpExtTCPACKSkippedChallenge) {
+		return
+	}
+	if limit := s.net.Sysctls.TCPChallengeAckLimit(); limit != 1<<31-1 {
+		if !s.tcp.challengeAllow(s, limit) {
+			return
+		}
+	}
+	s.mib.Inc(memctl.TcpExtTCPChallengeACK)
 	tp.sendAck()
+}
+
+// challengeAllow takes one of the second's challenge ACKs: a new second
+// draws a budget between limit/2 and 1.5*limit. Mirrors the host-wide part
+// of tcp_send_challenge_ack.
+func (t *tcpTable) challengeAllow(s *Stack, limit int) bool {
+	t.challengeMu.Lock()
+	defer t.challengeMu.Unlock()
+	now := s.clock.Nanotime() / int64(time.Second)
+	if now != t.challengeStamp || !t.challengeInit {
+		half := uint64(limit+1) >> 1
+		t.challengeStamp, t.challengeInit = now, true
+		t.challengeCount = uint32(half + s.rand()%uint64(max(limit, 1)))
+	}
+	if t.challengeCount == 0 {
+		return false
+	}
+	t.challengeCount--
+	return true
 }
 
 // sendDupack answers an unacceptable or duplicate segment. Mirrors
@@ -376,15 +434,11 @@ func (tp *TCPSock) sendDupack(b *skb.SKB) {
 	if end != seq && seqLT(seq, tp.rcvNxt) {
 		tp.stack.mib.Inc(memctl.TcpExtDelayedACKLost)
 		tp.enterQuickack()
-		if tp.sackOK {
-			e := end
-			if seqGT(e, tp.rcvNxt) {
-				e = tp.rcvNxt
-			}
-			tp.duplicateSack = header.SACKBlock{Start: seq, End: e}
-			tp.dsack = true
-			tp.stack.mib.Inc(memctl.TcpExtTCPDSACKOldSent)
+		e := end
+		if seqGT(e, tp.rcvNxt) {
+			e = tp.rcvNxt
 		}
+		tp.dsackSet(seq, e)
 	}
 	tp.sendAck()
 }
@@ -408,13 +462,14 @@ func (tp *TCPSock) tcpReset() {
 
 // rttEstimator folds an RTT sample into srtt/rttvar and recomputes the
 // RTO. Mirrors tcp_rtt_estimator + tcp_set_rto (RFC 6298 with Linux's
-// mdev_max and the 200 ms floor on rttvar).
+// mdev_max and icsk_rto_min, tcp_rto_min_us when the socket was made, as
+// the floor on rttvar; the RTO at most icsk_rto_max).
 func (tp *TCPSock) rttEstimator(sample time.Duration) {
 	m := int64(sample / time.Microsecond)
 	if m <= 0 {
 		m = 1
 	}
-	rtoMinUs := uint32(tcpRtoMin / time.Microsecond)
+	rtoMinUs := uint32(tp.rtoMin / time.Microsecond) // tcp_rto_min_us(sk)
 	srtt := int64(tp.srttUs)
 	if srtt != 0 {
 		m -= srtt >> 3
@@ -451,7 +506,7 @@ func (tp *TCPSock) rttEstimator(sample time.Duration) {
 	}
 	tp.srttUs = uint32(max(srtt, 1))
 	rto := time.Duration(int64(tp.srttUs>>3)+int64(tp.rttvarUs)) * time.Microsecond
-	tp.rto = min(rto, tcpRtoMax)
+	tp.rto = min(rto, tp.rtoMax) // tcp_bound_rto
 }
 
 // mayUpdateWindow mirrors tcp_may_update_window.
@@ -483,6 +538,13 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 		return 0
 	}
 	tp.probesOut = 0 // something answered: keepalive and window probes start over
+	// tcp_ack: header prediction's ACKs that advance snd_una count as
+	// TCPHPAcks, other ACKs without data as TCPPureAcks.
+	if seqGT(ack, priorUna) && tp.headerPredicted(b, th) {
+		tp.stack.mib.Inc(memctl.TcpExtTCPHPAcks)
+	} else if seq == cbGetEndSeq(b) {
+		tp.stack.mib.Inc(memctl.TcpExtTCPPureAcks)
+	}
 	nwin := uint32(th.Window()) << tp.sndWscale
 	oldWnd := tp.sndWnd
 	if tp.mayUpdateWindow(ack, seq, nwin) {
@@ -628,7 +690,7 @@ func (tp *TCPSock) initTransfer() {
 	tp.syncMss()
 	tp.initBufferSpace()
 	if tp.keepalive {
-		tp.resetKeepTimer(tp.kaTime)
+		tp.resetKeepTimer(tp.keepaliveTime())
 	}
 	tp.clearRetransTimer()
 	tp.rearmRTO()
@@ -638,6 +700,7 @@ func (tp *TCPSock) initTransfer() {
 // tcp_rcv_synsent_state_process and tcp_finish_connect.
 func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
 	flags := cbGetFlags(b)
+	tp.stack.synOptionsAllowed(opts)
 	seq, ack := cbGetSeq(b), cbGetAckSeq(b)
 	if flags&tcpAck != 0 {
 		if !seqGT(ack, tp.iss) || seqGT(ack, tp.sndNxt) {
@@ -737,9 +800,15 @@ func (tp *TCPSock) timeWaitRcv(b *skb.SKB, th header.TCP, opts *header.TCPOption
 		int32(tp.tsRecent-opts.TSVal) > 1 && // TCP_PAWS_WINDOW (tcp_paws_reject)
 		time.Duration(tp.now()-tp.tsRecentStamp) < 24*24*time.Hour
 	if !pawsReject && seq == tp.rcvNxt && (seq == end || flags&tcpRst != 0) {
-		if flags&tcpRst != 0 { // TIME_WAIT assassination (tcp_rfc1337 = 0)
-			tp.tcpDone()
-			tp.destroyIfOrphan()
+		if flags&tcpRst != 0 {
+			if !tp.stack.net.Sysctls.TCPRfc1337() { // TIME_WAIT assassination
+				tp.tcpDone()
+				tp.destroyIfOrphan()
+				return false
+			}
+			// RFC 1337: the RST is ignored and TIME_WAIT runs its course
+			// again.
+			tp.resetKeepTimer(tcpTimewaitLen)
 			return false
 		}
 		tp.resetKeepTimer(tcpTimewaitLen)
@@ -874,7 +943,8 @@ func (tp *TCPSock) ackSndCheck() {
 
 // sackCompress decides the duplicate ACK for out-of-order data. The first
 // three for a given rcv_nxt go at once (the sender's fast retransmit needs
-// them); after that, with SACK, up to tcp_comp_sack_nr (44) are merged into
+// them); after that, with SACK, up to the sysctl tcp_comp_sack_nr (44; 0:
+// none) are merged into
 // one, each merge counted in TCPAckCompressed when the ACK goes. Mirrors
 // the compression at the end of __tcp_ack_snd_check.
 //
@@ -883,7 +953,7 @@ func (tp *TCPSock) ackSndCheck() {
 // device's receive batch (rxBatch), which is sooner, and at once when there
 // is no batch (backlog processing).
 func (tp *TCPSock) sackCompress() {
-	if !tp.sackOK || tp.compressedAck >= tcpCompSackNr || tp.rxb == nil {
+	if !tp.sackOK || int(tp.compressedAck) >= tp.stack.net.Sysctls.TCPCompSackNr() || tp.rxb == nil {
 		tp.sendAck()
 		return
 	}
@@ -913,10 +983,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 	}
 	if seq == tp.rcvNxt || (seqLT(seq, tp.rcvNxt) && seqGT(end, tp.rcvNxt)) {
 		if seqLT(seq, tp.rcvNxt) { // partial duplicate: D-SACK the old part
-			if tp.sackOK {
-				tp.duplicateSack = header.SACKBlock{Start: seq, End: tp.rcvNxt}
-				tp.dsack = true
-			}
+			tp.dsackSet(seq, tp.rcvNxt)
 		}
 		if tp.receiveWindow() == 0 && !(flags&tcpFin != 0 && end-seq == 1) {
 			mib.Inc(memctl.TcpExtTCPZeroWindowDrop)
@@ -969,11 +1036,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 	}
 	if !seqGT(end, tp.rcvNxt) { // wholly old: a retransmission
 		mib.Inc(memctl.TcpExtDelayedACKLost)
-		if tp.sackOK {
-			tp.duplicateSack = header.SACKBlock{Start: seq, End: end}
-			tp.dsack = true
-			mib.Inc(memctl.TcpExtTCPDSACKOldSent)
-		}
+		tp.dsackSet(seq, end)
 		tp.enterQuickack()
 		tp.ackPending |= icskAckSched | icskAckNow
 		tp.dropReason(b) // TCP_OLD_DATA
@@ -1004,6 +1067,23 @@ func (tp *TCPSock) fastPath(b *skb.SKB) bool {
 		tp.sk.RmemAlloc() < tp.sk.Rcvbuf() && cbGetSeq(b) == tp.rcvNxt &&
 		cbGetFlags(b)&^tcpPsh == tcpAck && uint32(th.Window())<<tp.sndWscale == tp.sndWnd &&
 		b.Truesize() <= tp.sk.ForwardAlloc() && b.Len() > 0
+}
+
+// headerPredicted reports whether Linux's header prediction takes b:
+// pred_flags are on (tcp_fast_path_check: no out-of-order data, an open
+// window, rmem_alloc below rcvbuf), the header is the expected length
+// (timestamps only), only ACK (and PSH) is set, the window field is
+// unchanged, the segment is the next in order and acknowledges nothing
+// unsent. Mirrors the test at the top of tcp_rcv_established.
+func (tp *TCPSock) headerPredicted(b *skb.SKB, th header.TCP) bool {
+	hlen := header.TCPMinSize
+	if tp.tstampOK {
+		hlen += tcpOlenTstampAl
+	}
+	return tp.state == TCPEstablished && tp.ofo.Empty() && tp.rcvWnd != 0 &&
+		tp.sk.RmemAlloc() < tp.sk.Rcvbuf() && th.DataOffset() == hlen &&
+		cbGetFlags(b)&^tcpPsh == tcpAck && uint32(th.Window()) == tp.sndWnd>>tp.sndWscale &&
+		cbGetSeq(b) == tp.rcvNxt && !seqGT(cbGetAckSeq(b), tp.sndNxt)
 }
 
 // ofoQueue moves the segments that became in order to the receive queue.
@@ -1057,11 +1137,7 @@ func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 		if !seqGT(end, cbGetEndSeq(p)) { // wholly covered: a duplicate
 			mib.Inc(memctl.TcpExtTCPOFOMerge)
 			tp.dropReason(b) // TCP_OFOMERGE
-			if tp.sackOK {
-				tp.duplicateSack = header.SACKBlock{Start: seq, End: end}
-				tp.dsack = true
-				mib.Inc(memctl.TcpExtTCPDSACKOfoSent)
-			}
+			tp.dsackSet(seq, end)
 			tp.updateSackBlocks(p)
 			return false
 		}

@@ -143,21 +143,38 @@ func (l *TCPSock) listenProcess(b *skb.SKB, th header.TCP, opts *header.TCPOptio
 		l.dropReason(b) // tcp_rcv_state_process, TCP_LISTEN: TCP_FLAGS
 		return false
 	}
-	// tcp_conn_request
+	// tcp_conn_request: SYN cookies always (tcp_syncookies 2) or when the
+	// SYN queue is full (1); without them (0) a full queue drops the SYN
+	// (tcp_syn_flood_action).
+	sys := s.net.Sysctls
+	syncookies := sys.TCPSyncookies()
+	wantCookie := false
+	if syncookies == 2 || len(l.reqs) >= l.backlog { // inet_csk_reqsk_queue_is_full
+		if syncookies == 0 {
+			s.mib.Inc(memctl.TcpExtTCPReqQFullDrop)
+			s.mib.Inc(memctl.TcpExtListenDrops)
+			return false
+		}
+		wantCookie = true
+		s.mib.Inc(memctl.TcpExtTCPReqQFullDoCookies)
+	}
 	if len(l.acceptQ) > l.backlog { // sk_acceptq_is_full
 		s.mib.Inc(memctl.TcpExtListenOverflows)
 		l.listendrop()
 		return false
 	}
+	// Without SYN cookies, the last quarter of tcp_max_syn_backlog is kept
+	// for peers proven alive, which sockfs (no tcp_metrics) never has.
+	if maxSyn := sys.TCPMaxSynBacklog(); !wantCookie && syncookies == 0 && maxSyn-len(l.reqs) < maxSyn>>2 {
+		s.log.Info("drop open request", "from", netip.AddrPortFrom(tu.raddr, tu.rport), "tcp_max_syn_backlog", maxSyn)
+		s.mib.Inc(memctl.TcpExtListenDrops)
+		return false
+	}
+	s.synOptionsAllowed(opts)
 	rt, ok := s.routeOutput(tu.raddr)
 	if !ok {
 		l.listendrop()
 		return false
-	}
-	wantCookie := false
-	if len(l.reqs) >= l.backlog { // inet_csk_reqsk_queue_is_full
-		wantCookie = true
-		s.mib.Inc(memctl.TcpExtTCPReqQFullDoCookies)
 	}
 	r := &tcpRequest{l: l, tu: tu, route: rt, irs: cbGetSeq(b), ttl: l.ipTTL(), tos: l.tos}
 	r.advmss = rt.Dev.MTU() - header.IPv4MinSize - header.TCPMinSize
@@ -241,7 +258,7 @@ func (l *TCPSock) synackTimerFired(r *tcpRequest) {
 	if l.reqs[r.tu] != r {
 		return
 	}
-	if r.retrans >= tcpSynackRetries {
+	if r.retrans >= l.stack.net.Sysctls.TCPSynackRetries() { // reqsk_timer_handler: max_syn_ack_retries
 		delete(l.reqs, r.tu)
 		return
 	}
@@ -294,7 +311,13 @@ func (l *TCPSock) checkReq(r *tcpRequest, b *skb.SKB, th header.TCP, opts *heade
 		s.mib.Inc(memctl.TcpExtListenOverflows)
 		l.listendrop()
 		l.dropReason(b)
-		return false
+		if s.net.Sysctls.TCPAbortOnOverflow() { // tcp_check_req: embryonic_reset
+			s.tcpSendReset(th, r.tu.raddr, r.tu.laddr, b.Len())
+			r.timer.Stop()
+			delete(l.reqs, r.tu)
+			s.mib.Inc(memctl.TcpExtEmbryonicRsts)
+		}
+		return false // else the request stays for the peer's retransmission (req->acked)
 	}
 	r.timer.Stop()
 	delete(l.reqs, r.tu)

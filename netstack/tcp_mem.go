@@ -56,7 +56,7 @@ func (tp *TCPSock) selectInitialWindow(mss int) {
 		tp.rcvWnd = uint32(space)
 	}
 	ws := 0
-	if tp.wscaleOK || tp.state == TCPSynSent || tp.state == TCPClose {
+	if tp.wscaleOK || (tp.state == TCPSynSent || tp.state == TCPClose) && sys.TCPWindowScaling() {
 		s := max(space, sys.TCPRmem()[2], sys.RmemMax())
 		s = min(s, int(tp.windowClamp))
 		if s > 0 {

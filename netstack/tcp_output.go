@@ -92,12 +92,16 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 	optLen := 0
 	tsval := tp.tsNow()
 	if flags&tcpSyn != 0 {
+		// An active open offers what the sysctls allow when the SYN
+		// goes (tcp_syn_options); a SYN-ACK what was negotiated.
+		sys := tp.stack.net.Sysctls
+		syn := tp.state == TCPSynSent
 		ws := -1
-		if tp.wscaleOK || tp.state == TCPSynSent {
+		if tp.wscaleOK || syn && sys.TCPWindowScaling() {
 			ws = int(tp.rcvWscale)
 		}
-		optLen = header.EncodeSynOptions(opts[:], uint16(tp.advmss), ws, tp.sackOK || tp.state == TCPSynSent,
-			tp.tstampOK || tp.state == TCPSynSent, tsval, tp.tsRecent)
+		optLen = header.EncodeSynOptions(opts[:], uint16(tp.advmss), ws, tp.sackOK || syn && sys.TCPSack(),
+			tp.tstampOK || syn && sys.TCPTimestamps() != 0, tsval, tp.tsRecent)
 	} else {
 		var sack []header.SACKBlock
 		if k := tp.sackBlocksToSend(); k > 0 {
@@ -253,7 +257,7 @@ func (s *Stack) tcpSendReset(th header.TCP, src, dst netip.Addr, payloadLen int)
 	}
 	s.mib.Inc(memctl.TcpOutSegs)
 	s.mib.Inc(memctl.TcpOutRsts)
-	s.ipOutput(b, rt, dst, src, header.IPv4ProtocolTCP, defaultTTL, 0, nil)
+	s.ipOutput(b, rt, dst, src, header.IPv4ProtocolTCP, s.defaultTTL(), 0, nil)
 }
 
 // packetsInFlight is tcp_packets_in_flight: packets_out - left_out + retrans_out.
@@ -285,10 +289,12 @@ func (tp *TCPSock) syncMss() {
 	if tp.mssClamp > 0 && mss > tp.mssClamp {
 		mss = tp.mssClamp
 	}
+	// __tcp_mtu_to_mss: at least tcp_min_snd_mss (read live), before the
+	// options are taken off (tcp_mtu_to_mss).
+	mss = max(mss, tp.stack.net.Sysctls.TCPMinSndMss())
 	if tp.tstampOK {
 		mss -= tcpOlenTstampAl
 	}
-	mss = max(mss, tcpMinMss)
 	tp.mssCache = mss
 }
 
@@ -650,11 +656,11 @@ func (tp *TCPSock) writeWakeup() {
 }
 
 // rtoBackoff is the current RTO with exponential back-off, capped.
-// Mirrors inet_csk_rto_backoff.
+// Mirrors inet_csk_rto_backoff with tcp_rto_max(sk).
 func (tp *TCPSock) rtoBackoff() time.Duration {
 	d := tp.rto << tp.backoff
-	if d > tcpRtoMax || d <= 0 {
-		d = tcpRtoMax
+	if d > tp.rtoMax || d <= 0 {
+		d = tp.rtoMax
 	}
 	return d
 }

@@ -37,7 +37,6 @@ import (
 const (
 	tcpRackRecoveryThresh = 16                      // TCP_RACK_RECOVERY_THRESH
 	tcpTimeoutMin         = 2 * time.Millisecond    // TCP_TIMEOUT_MIN: 2 jiffies at HZ=1000
-	tcpMinRttWlen         = 300 * time.Second       // net.ipv4.tcp_min_rtt_wlen
 	tcpRackNoMinRtt       = ^uint32(0)              // tcp_min_rtt before the first sample
 	tcpRackMaxReoSteps    = 0xff                    // reo_wnd_steps is a u8
 	nsPerUs               = int64(time.Microsecond) // tcp_mstamp and RACK times are in microseconds
@@ -80,7 +79,8 @@ func (tp *TCPSock) minRttUs() uint32 { return tp.rttMin.get() }
 // tcp_update_rtt_min.
 func (tp *TCPSock) updateRttMin(rtt time.Duration) {
 	us := uint32(max(int64(rtt/time.Microsecond), 1))
-	tp.rttMin.runningMin(int64(tcpMinRttWlen/time.Microsecond), tp.now()/nsPerUs, us)
+	wlen := tp.stack.net.Sysctls.TCPMinRttWlen() // tcp_min_rtt_wlen, read live
+	tp.rttMin.runningMin(int64(wlen/time.Microsecond), tp.now()/nsPerUs, us)
 }
 
 // rackSentAfter says whether the skb sent at t1 with end_seq seq1 went out
@@ -283,6 +283,7 @@ func (tp *TCPSock) rateSkbSent(b *skb.SKB) {
 // not SACKed before. Mirrors tcp_count_delivered + tcp_rate_skb_delivered.
 func (tp *TCPSock) rateSkbDelivered(b *skb.SKB, segs uint32) {
 	tp.delivered += segs
+	tp.stack.mib.Add(memctl.TcpExtTCPDelivered, uint64(segs))
 	rs := &tp.rs
 	if !rs.have || rackSentAfter(b.Tstamp, rs.priorMstamp, cbGetEndSeq(b), rs.lastEndSeq) {
 		rs.have = true

@@ -53,6 +53,5 @@ func (rx *rxBatch) flush() {
 // Linux's defaults for SACK compression: sysctl tcp_comp_sack_nr and
 // TCP_FASTRETRANS_THRESH.
 const (
-	tcpCompSackNr        = 44
 	tcpFastRetransThresh = 3
 )

@@ -178,15 +178,13 @@ func (tp *TCPSock) highestSackSeq() uint32 {
 	return tp.sndUna
 }
 
-// tcpMaxReordering is net.ipv4.tcp_max_reordering.
-const tcpMaxReordering = 300
-
 // checkSackReordering raises the reordering degree (the RFC 6675 DupThresh
 // of markLostSack) when data below the highest SACKed sequence turned out
 // to have arrived out of order rather than lost, so that reordering paths
 // stop triggering spurious fast retransmits. ts says the evidence came from
 // timestamps (tryUndoPartial: TCPTSReorder) rather than SACKs
-// (TCPSACKReorder). Mirrors tcp_check_sack_reordering.
+// (TCPSACKReorder). The degree is capped by the live sysctl
+// tcp_max_reordering. Mirrors tcp_check_sack_reordering.
 func (tp *TCPSock) checkSackReordering(lowSeq uint32, ts bool) {
 	mss := uint32(tp.mssCache)
 	fack := tp.highestSackSeq()
@@ -194,7 +192,7 @@ func (tp *TCPSock) checkSackReordering(lowSeq uint32, ts bool) {
 		return
 	}
 	if metric := fack - lowSeq; mss != 0 && metric > tp.reordering*mss {
-		tp.reordering = min((metric+mss-1)/mss, tcpMaxReordering)
+		tp.reordering = min((metric+mss-1)/mss, uint32(tp.stack.net.Sysctls.TCPMaxReordering()))
 	}
 	tp.reordSeen++ // RACK's reordering window opens (rackReoWnd)
 	if ts {
@@ -321,9 +319,9 @@ func (tp *TCPSock) enterLoss() {
 	tp.cwnd = 1
 	tp.cwndCnt = 0
 	// A timeout after many SACKs in Open/Disorder means the reordering
-	// degree was overestimated (tcp_enter_loss).
-	if tp.caState <= tcpCADisorder && tp.sackedOut >= tcpDefaultReord {
-		tp.reordering = min(tp.reordering, tcpDefaultReord)
+	// degree was overestimated (tcp_enter_loss): back to tcp_reordering.
+	if reord := uint32(tp.stack.net.Sysctls.TCPReordering()); tp.caState <= tcpCADisorder && tp.sackedOut >= reord {
+		tp.reordering = min(tp.reordering, reord)
 	}
 	tp.highSeq = tp.sndNxt
 	tp.tlpHighSeq = 0 // its probe is counted in undo_retrans (6.11+)

@@ -263,11 +263,12 @@ func TestSynRecvFin(t *testing.T) {
 func TestSynRecvTimeout(t *testing.T) {
 	c := newScript(t)
 	iss := c.synRecv()
-	for i := 0; i < tcpSynackRetries; i++ {
+	retries := c.s.net.Sysctls.TCPSynackRetries()
+	for i := 0; i < retries; i++ {
 		c.clk.Advance(tcpTimeoutInit << i)
 		c.expect(seg{seq: iss, ack: c.peerIS + 1, flags: fSyn | fAck})
 	}
-	c.clk.Advance(tcpTimeoutInit << tcpSynackRetries)
+	c.clk.Advance(tcpTimeoutInit << retries)
 	c.expectNone()
 	c.send(seg{seq: c.peerIS + 1, ack: iss + 1, flags: fAck})
 	c.expect(seg{seq: iss + 1, flags: fRst}) // the request is gone

@@ -81,24 +81,19 @@ func (s TCPState) String() string {
 // Protocol constants (include/net/tcp.h), as time.Durations.
 const (
 	tcpTimeoutInit   = time.Second            // TCP_TIMEOUT_INIT
-	tcpRtoMin        = 200 * time.Millisecond // TCP_RTO_MIN
+	tcpRtoMin        = 200 * time.Millisecond // TCP_RTO_MIN (the sysctl's default; probe0 and tcp_model_timeout use the constant)
 	tcpRtoMax        = 120 * time.Second      // TCP_RTO_MAX
 	tcpDelackMax     = 200 * time.Millisecond // TCP_DELACK_MAX
 	tcpAtoMin        = 40 * time.Millisecond  // TCP_ATO_MIN
 	tcpDelackMin     = 40 * time.Millisecond  // TCP_DELACK_MIN
 	tcpTimewaitLen   = 60 * time.Second       // TCP_TIMEWAIT_LEN (2*MSL)
-	tcpFinTimeout    = 60 * time.Second       // net.ipv4.tcp_fin_timeout
-	tcpKeepaliveTime = 2 * time.Hour          // net.ipv4.tcp_keepalive_time
-	tcpKeepaliveIntv = 75 * time.Second       // net.ipv4.tcp_keepalive_intvl
-	tcpKeepaliveCnt  = 9                      // net.ipv4.tcp_keepalive_probes
-	tcpRetries2      = 15                     // net.ipv4.tcp_retries2
-	tcpSynRetries    = 6                      // net.ipv4.tcp_syn_retries
-	tcpSynackRetries = 5                      // net.ipv4.tcp_synack_retries
 	tcpMaxQuickacks  = 16                     // TCP_MAX_QUICKACKS
 	tcpInitCwnd      = 10                     // TCP_INIT_CWND
-	tcpDefaultReord  = 3                      // net.ipv4.tcp_reordering
 	tcpMssDefault    = 536                    // TCP_MSS_DEFAULT
 	tcpMinMss        = 88                     // TCP_MIN_MSS
+	tcpThinLinearRet = 6                      // TCP_THIN_LINEAR_RETRIES
+	tcpMaxKeepIdle   = 32767 * time.Second    // MAX_TCP_KEEPIDLE (and MAX_TCP_KEEPINTVL)
+	tcpMaxKeepCnt    = 127                    // MAX_TCP_KEEPCNT
 	tcpOlenTstampAl  = 12                     // TCPOLEN_TSTAMP_ALIGNED
 	tcpMaxWscale     = 14                     // TCP_MAX_WSCALE
 	tcpScalingRatio  = 128                    // TCP_DEFAULT_SCALING_RATIO
@@ -149,6 +144,12 @@ type tcpTable struct {
 	bound  map[uint16][]*TCPSock
 	isnKey [32]byte
 	tsKey  [32]byte
+
+	// tcp_challenge_ack_limit's budget (net->ipv4.tcp_challenge_*).
+	challengeMu    sync.Mutex
+	challengeStamp int64
+	challengeInit  bool
+	challengeCount uint32
 }
 
 func (t *tcpTable) init(s *Stack) {
@@ -204,9 +205,31 @@ func (t *tcpTable) secureSeq(tu tcpTuple) uint32 {
 	return h + uint32(t.stack.clock.Nanotime()>>6)
 }
 
-// secureTSOff is the per-connection timestamp offset. Mirrors
+// secureTSOff is the per-connection timestamp offset: none unless the
+// sysctl tcp_timestamps is 1 (2 turns the random offsets off). Mirrors
 // secure_tcp_ts_off.
-func (t *tcpTable) secureTSOff(tu tcpTuple) uint32 { return t.hashTuple(&t.tsKey, tu) }
+func (t *tcpTable) secureTSOff(tu tcpTuple) uint32 {
+	if t.stack.net.Sysctls.TCPTimestamps() != 1 {
+		return 0
+	}
+	return t.hashTuple(&t.tsKey, tu)
+}
+
+// synOptionsAllowed drops from a received SYN's options those the sysctls
+// turn off: tcp_window_scaling, tcp_sack and tcp_timestamps are read for
+// every SYN and SYN-ACK, as tcp_parse_options does.
+func (s *Stack) synOptionsAllowed(opts *header.TCPOptions) {
+	sys := s.net.Sysctls
+	if !sys.TCPWindowScaling() {
+		opts.HasWS = false
+	}
+	if !sys.TCPSack() {
+		opts.SACKPermitted = false
+	}
+	if sys.TCPTimestamps() == 0 {
+		opts.HasTimestamp = false
+	}
+}
 
 func (t *tcpTable) hashTuple(key *[32]byte, tu tcpTuple) uint32 {
 	var buf [44]byte
@@ -273,10 +296,13 @@ type TCPSock struct {
 	remote    netip.AddrPort
 	route     Route
 	bound     bool
-	hashed    bool // in the established hash
-	listened  bool // in the listening hash
-	dead      bool // SOCK_DEAD: closed by the user (orphan)
-	released  bool // closed by the user (Close or Abort): the socket is no longer theirs
+	hashed    bool  // in the established hash
+	listened  bool  // in the listening hash
+	dead      bool  // SOCK_DEAD: closed by the user (orphan)
+	orphaned  bool  // counted in the protocol's orphans (setOrphan)
+	twEntry   int64 // when TIME_WAIT began (tw_entry_stamp)
+	twReused  bool  // connect took a TIME_WAIT socket's tuple (twReuse): iss set
+	released  bool  // closed by the user (Close or Abort): the socket is no longer theirs
 	destroyed bool
 	nonblock  atomic.Bool
 	err       atomic.Int32 // mirror of a pending error for lock-free readers
@@ -358,7 +384,10 @@ type TCPSock struct {
 	backoff      uint8
 	retransmits  uint8
 	probesOut    uint8
-	rtoKind      uint8 // icsk_pending: timerRetrans, timerProbe0, timerReoTimeout or timerLossProbe
+	rtoMin       time.Duration // icsk_rto_min: tcp_rto_min_us when the socket was made
+	rtoMax       time.Duration // icsk_rto_max: tcp_rto_max_ms when the socket was made
+	userTimeout  time.Duration // icsk_user_timeout (TCP_USER_TIMEOUT; 0: none)
+	rtoKind      uint8         // icsk_pending: timerRetrans, timerProbe0, timerReoTimeout or timerLossProbe
 	rtoDeadline  int64
 	retransStamp int64 // retrans_stamp: stack time of the episode's first retransmission (0: none; tcp_undo.go)
 
@@ -407,7 +436,9 @@ type TCPSock struct {
 	ackDeadline int64
 	lastOOWAck  int64
 
-	// Keepalive / FIN_WAIT2 / TIME_WAIT (sk_timer).
+	// Keepalive / FIN_WAIT2 / TIME_WAIT (sk_timer). kaTime, kaIntvl and
+	// kaProbes are TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT; zero
+	// means the live sysctl (keepalive_time_when and friends).
 	keepalive  bool
 	kaTime     time.Duration
 	kaIntvl    time.Duration
@@ -449,13 +480,15 @@ func (s *Stack) newTCPSock(sk *memctl.Sock) *TCPSock {
 	tp.mssClamp = 0xffff
 	tp.advmss = tcpMssDefault
 	tp.rcvMss = tcpMssDefault
-	tp.reordering = tcpDefaultReord
+	sys := s.net.Sysctls
+	tp.reordering = uint32(sys.TCPReordering()) // tcp_init_sock
+	tp.rtoMin, tp.rtoMax = sys.TCPRtoMin(), sys.TCPRtoMax()
 	tp.rack.reoWndSteps = 1 // tcp_init_sock
 	tp.rttMin.reset(0, tcpRackNoMinRtt)
 	tp.scalingRatio = tcpScalingRatio
-	tp.kaTime, tp.kaIntvl, tp.kaProbes = tcpKeepaliveTime, tcpKeepaliveIntv, tcpKeepaliveCnt
-	tp.cc = newCubic()
-	tp.ccName = "cubic"
+	// tcp_assign_congestion_control: the default at creation time.
+	tp.ccName = sys.TCPCongestionControl()
+	tp.cc = newCongestionControl(tp.ccName)
 	tp.retransTimer = s.clock.NewTimer(tp.retransmitTimerFired)
 	tp.delackTimer = s.clock.NewTimer(tp.delackTimerFired)
 	tp.keepTimer = s.clock.NewTimer(tp.keepaliveTimerFired)
@@ -516,6 +549,12 @@ func (tp *TCPSock) setState(ns TCPState) {
 	if old == TCPEstablished {
 		mib.Dec(memctl.TcpCurrEstab)
 	}
+	if ns == TCPTimeWait {
+		tp.sk.Proto().TwCountAdd(1) // a timewait sock in Linux: sockstat's tw
+	}
+	if old == TCPTimeWait {
+		tp.sk.Proto().TwCountAdd(-1)
+	}
 	if ns == TCPClose {
 		if old == TCPEstablished || old == TCPCloseWait {
 			mib.Inc(memctl.TcpEstabResets)
@@ -525,6 +564,21 @@ func (tp *TCPSock) setState(ns TCPState) {
 	tp.state = ns
 	tp.stack.log.Debug("tcp state", "local", tp.local, "remote", tp.remote, "from", old, "to", ns)
 	tp.sk.Wq.Wake() // sk_state_change
+}
+
+// setOrphan counts or uncounts the socket as an orphan (tcp_orphan_count):
+// from the user's close until it is destroyed or, as Linux turns it into a
+// timewait sock, until it enters TIME_WAIT.
+func (tp *TCPSock) setOrphan(on bool) {
+	if on == tp.orphaned {
+		return
+	}
+	tp.orphaned = on
+	if on {
+		tp.sk.Proto().OrphanCountAdd(1)
+	} else {
+		tp.sk.Proto().OrphanCountAdd(-1)
+	}
 }
 
 // unhash removes the socket from the established and listening hashes and
@@ -721,10 +775,8 @@ func (tp *TCPSock) destroyLocked() {
 		delete(tp.reqs, k)
 	}
 	tp.pf.Release()
-	if tp.dead {
-		tp.sk.Proto().OrphanCountAdd(-1)
-		tp.dead = false
-	}
+	tp.setOrphan(false)
+	tp.dead = false
 	tp.sk.Shutdown(memctl.RcvShutdown | memctl.SendShutdown)
 	tp.sk.Proto().SocketsAllocatedDec()
 	tp.sk.Put() // the socket's own reference; clones in flight hold theirs

@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"math/bits"
 	"syscall"
 	"time"
 
@@ -16,10 +17,10 @@ const (
 )
 
 // resetRetransTimer arms the retransmit/probe timer. Mirrors
-// inet_csk_reset_xmit_timer.
+// inet_csk_reset_xmit_timer with tcp_rto_max(sk) as max_when.
 func (tp *TCPSock) resetRetransTimer(kind uint8, d time.Duration) {
-	if d > tcpRtoMax {
-		d = tcpRtoMax
+	if d > tp.rtoMax {
+		d = tp.rtoMax
 	}
 	tp.rtoKind = kind
 	tp.rtoDeadline = tp.now() + int64(d)
@@ -65,13 +66,12 @@ func (tp *TCPSock) checkProbeTimer() {
 	}
 }
 
+// probe0When mirrors tcp_probe0_when: max(rto, TCP_RTO_MIN) backed off,
+// at most tcp_rto_max(sk).
 func (tp *TCPSock) probe0When() time.Duration {
-	d := tp.rto << tp.backoff
-	if d < tcpRtoMin {
-		d = tcpRtoMin
-	}
-	if d > tcpRtoMax || d <= 0 {
-		d = tcpRtoMax
+	d := max(tp.rto, tcpRtoMin) << tp.backoff
+	if d > tp.rtoMax || d <= 0 {
+		d = tp.rtoMax
 	}
 	return d
 }
@@ -119,6 +119,9 @@ func (tp *TCPSock) writeTimerHandler() {
 // when one segment is out), at least 10 ms, never after the RTO. Mirrors
 // tcp_schedule_loss_probe.
 func (tp *TCPSock) scheduleLossProbe() bool {
+	if er := tp.stack.net.Sysctls.TCPEarlyRetrans(); er != 3 && er != 4 { // tcp_early_retrans: TLP on at 3 and 4
+		return false
+	}
 	if tp.packetsOut == 0 || !tp.sackOK || tp.caState != tcpCAOpen || tp.tlpHighSeq != 0 ||
 		tp.state == TCPSynSent || tp.state == TCPSynRecv {
 		return false
@@ -170,29 +173,137 @@ func (tp *TCPSock) sendLossProbe() {
 	tp.resetRetransTimer(timerRetrans, tp.rtoBackoff())
 }
 
-// retransmitTimer handles an RTO: gives up after tcp_retries2 (or
-// tcp_syn_retries for a SYN), else enters loss, retransmits the head and
-// backs off. Mirrors tcp_retransmit_timer.
+// modelTimeout is how long boundary back-offs from rtoBase take, in the
+// exponential then (at the RTO ceiling) linear schedule. Mirrors
+// tcp_model_timeout.
+func (tp *TCPSock) modelTimeout(boundary int, rtoBase time.Duration) time.Duration {
+	thresh := bits.Len64(uint64(tp.rtoMax/rtoBase)) - 1 // ilog2
+	if boundary <= thresh {
+		return time.Duration((2<<boundary)-1) * rtoBase
+	}
+	return time.Duration((2<<thresh)-1)*rtoBase + time.Duration(boundary-thresh)*tp.rtoMax
+}
+
+// retransmitsTimedOut reports whether the retransmissions started at
+// retrans_stamp have lasted timeout, or (timeout 0) as long as boundary
+// back-offs would. Mirrors retransmits_timed_out.
+func (tp *TCPSock) retransmitsTimedOut(boundary int, timeout time.Duration) bool {
+	if tp.retransmits == 0 {
+		return false
+	}
+	if timeout == 0 {
+		base := tcpRtoMin
+		if tp.state == TCPSynSent || tp.state == TCPSynRecv {
+			base = tcpTimeoutInit
+		}
+		timeout = tp.modelTimeout(boundary, base)
+	}
+	return time.Duration(tp.now()-tp.retransStamp) >= timeout
+}
+
+// orphanRetries is the retry budget of an orphan: tcp_orphan_retries, or 8
+// when it is 0 and the RTO is still below its ceiling. Mirrors
+// tcp_orphan_retries.
+func (tp *TCPSock) orphanRetries(alive bool) int {
+	r := tp.stack.net.Sysctls.TCPOrphanRetries()
+	if r == 0 && alive {
+		r = 8
+	}
+	return r
+}
+
+// tooManyOrphans mirrors tcp_too_many_orphans: the orphans, doubled per
+// shift, above tcp_max_orphans.
+func (s *Stack) tooManyOrphans(shift int) bool {
+	return s.net.TCP.OrphanCount()<<shift > int64(s.net.Sysctls.TCPMaxOrphans())
+}
+
+// checkOOM reports whether an orphan must go for lack of resources: too
+// many orphans or TCP memory over its limit, each logged. Mirrors
+// tcp_check_oom.
+func (tp *TCPSock) checkOOM(shift int) bool {
+	orphans, mem := tp.stack.tooManyOrphans(shift), tp.sk.TCPOutOfMemory()
+	if orphans {
+		tp.stack.log.Info("too many orphaned sockets", "tcp_max_orphans", tp.stack.net.Sysctls.TCPMaxOrphans())
+	}
+	if mem {
+		tp.stack.log.Info("out of memory -- consider tuning tcp_mem")
+	}
+	return orphans || mem
+}
+
+// outOfResources kills an orphan when checkOOM says so, with a RST when it
+// sent recently, its window is closed or doReset: TCPAbortOnMemory.
+// Mirrors tcp_out_of_resources.
+func (tp *TCPSock) outOfResources(doReset bool) bool {
+	shift := 0
+	if time.Duration(tp.now()-tp.lsndtime) > 2*tcpRtoMax || !doReset {
+		shift++
+	}
+	if !tp.checkOOM(shift) {
+		return false
+	}
+	if time.Duration(tp.now()-tp.lsndtime) <= tcpTimewaitLen || (tp.sndWnd == 0 && tp.packetsOut == 0) {
+		doReset = true
+	}
+	if doReset {
+		tp.sendActiveReset()
+	}
+	tp.setErr(syscall.ENOMEM) // nobody reads it: the socket is an orphan
+	tp.tcpDone()
+	tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnMemory)
+	return true
+}
+
+// writeTimeout decides, at an RTO, whether the connection has tried long
+// enough: tcp_syn_retries retransmissions of a SYN; for an orphan,
+// tcp_orphan_retries worth of back-offs (and out-of-resources); otherwise
+// tcp_retries2 worth, or TCP_USER_TIMEOUT. It ends the connection
+// (ETIMEDOUT) and reports true when so. Mirrors tcp_write_timeout.
+func (tp *TCPSock) writeTimeout() bool {
+	sys := tp.stack.net.Sysctls
+	var expired bool
+	retryUntil := sys.TCPRetries2()
+	if tp.state == TCPSynSent || tp.state == TCPSynRecv {
+		retryUntil = sys.TCPSynRetries()
+		expired = int(tp.retransmits) >= retryUntil
+	} else if tp.dead {
+		alive := tp.rtoBackoff() < tp.rtoMax
+		retryUntil = tp.orphanRetries(alive)
+		doReset := alive || !tp.retransmitsTimedOut(retryUntil, 0)
+		if tp.outOfResources(doReset) {
+			return true
+		}
+	}
+	if !expired {
+		expired = tp.retransmitsTimedOut(retryUntil, tp.userTimeout)
+	}
+	if expired {
+		tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnTimeout)
+		tp.writeErr(syscall.ETIMEDOUT)
+	}
+	return expired
+}
+
+// streamIsThin mirrors tcp_stream_is_thin: fewer than four packets out and
+// past the initial slow start.
+func (tp *TCPSock) streamIsThin() bool {
+	return tp.packetsOut < 4 && tp.ssthresh < 0x7fffffff
+}
+
+// retransmitTimer handles an RTO: gives up when writeTimeout says so, else
+// enters loss, retransmits the head and backs off (not for the first six
+// RTOs of a thin stream with tcp_thin_linear_timeouts). Mirrors
+// tcp_retransmit_timer.
 func (tp *TCPSock) retransmitTimer() {
 	head := tp.rtxQueue.Peek()
 	if tp.packetsOut == 0 || head == nil {
 		return
 	}
-	limit := tcpRetries2
-	if tp.state == TCPSynSent || tp.state == TCPSynRecv {
-		limit = tcpSynRetries
-	}
-	if tp.dead && tp.sk.TCPOutOfMemory() {
-		tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnMemory)
-		tp.sendActiveReset()
-		tp.writeErr(syscall.ENOMEM)
+	if tp.writeTimeout() {
 		return
 	}
-	if int(tp.retransmits) >= limit {
-		tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnTimeout)
-		tp.writeErr(syscall.ETIMEDOUT)
-		return
-	}
+
 	tp.stack.mib.Inc(memctl.TcpExtTCPTimeouts)
 	if tp.state != TCPSynSent {
 		tp.enterLoss()
@@ -202,7 +313,12 @@ func (tp *TCPSock) retransmitTimer() {
 	}
 	tp.retransmitSkb(head, 1)
 	tp.retransmits++
-	tp.backoff++
+	if tp.state == TCPEstablished && tp.stack.net.Sysctls.TCPThinLinearTimeouts() && tp.streamIsThin() &&
+		tp.retransmits <= tcpThinLinearRet {
+		tp.backoff = 0 // linear: the RTO of the current srtt (__tcp_set_rto)
+	} else {
+		tp.backoff++
+	}
 	tp.resetRetransTimer(timerRetrans, tp.rtoBackoff())
 }
 
@@ -226,13 +342,24 @@ func (tp *TCPSock) probeTimer() {
 		tp.probesOut = 0
 		return
 	}
-	if tp.dead && tp.sk.TCPOutOfMemory() {
-		tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnMemory)
-		tp.sendActiveReset()
-		tp.writeErr(syscall.ENOMEM)
+	// tcp_probe_timer: the same budget as RTOs, counted in probes.
+	maxProbes := tp.stack.net.Sysctls.TCPRetries2()
+	if tp.userTimeout != 0 && tp.rcvTstamp != 0 && time.Duration(tp.now()-tp.rcvTstamp) >= tp.userTimeout {
+		tp.writeErr(syscall.ETIMEDOUT) // tcp_probe_timer's user_timeout check
 		return
 	}
-	if int(tp.probesOut) >= tcpRetries2 {
+	if tp.dead {
+		alive := tp.probe0When() < tp.rtoMax
+		maxProbes = tp.orphanRetries(alive)
+		if !alive && int(tp.backoff) >= maxProbes {
+			tp.writeErr(syscall.ETIMEDOUT)
+			return
+		}
+		if tp.outOfResources(true) {
+			return
+		}
+	}
+	if int(tp.probesOut) >= maxProbes {
 		tp.writeErr(syscall.ETIMEDOUT)
 		return
 	}
@@ -381,12 +508,13 @@ func (tp *TCPSock) keepaliveTimerFired() {
 		return
 	}
 	idle := time.Duration(tp.now() - tp.rcvTstamp)
+	kaTime := tp.keepaliveTime()
 	if tp.packetsOut > 0 || !tp.writeQueue.Empty() {
-		tp.resetKeepTimer(tp.kaTime)
+		tp.resetKeepTimer(kaTime)
 		return
 	}
-	if idle >= tp.kaTime {
-		if int(tp.probesOut) >= tp.kaProbes {
+	if idle >= kaTime {
+		if int(tp.probesOut) >= tp.keepaliveProbes() {
 			tp.writeErr(syscall.ETIMEDOUT)
 			return
 		}
@@ -396,10 +524,48 @@ func (tp *TCPSock) keepaliveTimerFired() {
 		tp.transmitSkb(p, false)
 		tp.stack.mib.Inc(memctl.TcpExtTCPKeepAlive)
 		tp.probesOut++
-		tp.resetKeepTimer(tp.kaIntvl)
+		tp.resetKeepTimer(tp.keepaliveIntvl())
 		return
 	}
-	tp.resetKeepTimer(tp.kaTime - idle)
+	tp.resetKeepTimer(kaTime - idle)
+}
+
+// keepaliveTime is TCP_KEEPIDLE or the live tcp_keepalive_time. Mirrors
+// keepalive_time_when.
+func (tp *TCPSock) keepaliveTime() time.Duration {
+	if tp.kaTime != 0 {
+		return tp.kaTime
+	}
+	return tp.stack.net.Sysctls.TCPKeepaliveTime()
+}
+
+// keepaliveIntvl is TCP_KEEPINTVL or the live tcp_keepalive_intvl.
+// Mirrors keepalive_intvl_when.
+func (tp *TCPSock) keepaliveIntvl() time.Duration {
+	if tp.kaIntvl != 0 {
+		return tp.kaIntvl
+	}
+	return tp.stack.net.Sysctls.TCPKeepaliveIntvl()
+}
+
+// keepaliveProbes is TCP_KEEPCNT or the live tcp_keepalive_probes.
+// Mirrors keepalive_probes.
+func (tp *TCPSock) keepaliveProbes() int {
+	if tp.kaProbes != 0 {
+		return tp.kaProbes
+	}
+	return tp.stack.net.Sysctls.TCPKeepaliveProbes()
+}
+
+// finTime is how long an orphan stays in FIN_WAIT2: the live sysctl
+// tcp_fin_timeout, at least 3.5 RTOs. Mirrors tcp_fin_time (no
+// TCP_LINGER2 here).
+func (tp *TCPSock) finTime() time.Duration {
+	t := tp.stack.net.Sysctls.TCPFinTimeout()
+	if floor := tp.rto<<2 - tp.rto>>1; t < floor {
+		t = floor
+	}
+	return t
 }
 
 // destroyIfOrphan frees a closed socket nobody holds any more.
@@ -409,10 +575,20 @@ func (tp *TCPSock) destroyIfOrphan() {
 	}
 }
 
-// enterTimeWait moves to TIME_WAIT for 2*MSL. Mirrors tcp_time_wait (the
-// full socket stays instead of a timewait mini-socket: sockfs keeps the
-// socket's memory anyway, and its queues are already empty).
+// enterTimeWait moves to TIME_WAIT for 2*MSL; with tcp_max_tw_buckets
+// TIME_WAIT sockets already, it closes instead (TCPTimeWaitOverflow).
+// Mirrors tcp_time_wait (the full socket stays instead of a timewait
+// mini-socket: sockfs keeps the socket's memory anyway, and its queues are
+// already empty); an orphan stops counting as one, as Linux destroys it.
 func (tp *TCPSock) enterTimeWait() {
+	s := tp.stack
+	if s.net.TCP.TwCount() >= int64(s.net.Sysctls.TCPMaxTwBuckets()) { // inet_twsk_alloc
+		s.mib.Inc(memctl.TcpExtTCPTimeWaitOverflow)
+		tp.tcpDone()
+		return
+	}
+	tp.setOrphan(false)
+	tp.twEntry = tp.now()
 	tp.setState(TCPTimeWait)
 	tp.clearRetransTimer()
 	tp.delackTimer.Stop()

@@ -35,13 +35,6 @@ const gsoMaxSize = 65536
 // gsoMaxSegs is the devices' gso_max_segs (GSO_MAX_SEGS).
 const gsoMaxSegs = 65535
 
-// tcpMinTsoSegs is net.ipv4.tcp_min_tso_segs (Linux's default).
-const tcpMinTsoSegs = 2
-
-// tcpTsoRttLog is net.ipv4.tcp_tso_rtt_log (Linux's default): below
-// 2^9 us of min_rtt a TSO burst may grow by up to gso_max_size.
-const tcpTsoRttLog = 9
-
 // tcpPacingShift is sk_pacing_shift's default: a TSO burst holds about
 // 1 ms (2^-10 s) of the pacing rate.
 const tcpPacingShift = 10
@@ -117,34 +110,38 @@ func (tp *TCPSock) sizeGoal(mss int) int {
 }
 
 // pacingRate is sk_pacing_rate in bytes per second as Linux keeps it for
-// a socket not paced by fq: 200% of cwnd per srtt in slow start (cwnd
-// below half ssthresh), 120% after; unlimited before the first RTT sample.
+// a socket not paced by fq: tcp_pacing_ss_ratio (200%) of cwnd per srtt
+// in slow start (cwnd below half ssthresh), tcp_pacing_ca_ratio (120%)
+// after, both sysctls read live; unlimited before the first RTT sample.
 // Computed when needed instead of on every ACK. Mirrors
-// tcp_update_pacing_rate (tcp_pacing_ss_ratio 200, tcp_pacing_ca_ratio 120).
+// tcp_update_pacing_rate.
 func (tp *TCPSock) pacingRate() uint64 {
 	if tp.srttUs == 0 {
 		return ^uint64(0)
 	}
+	sys := tp.stack.net.Sysctls
 	rate := uint64(tp.mssCache) * (10000 << 3) // USEC_PER_SEC/100, srtt_us is <<3
 	if tp.cwnd < tp.ssthresh/2 {
-		rate *= 200
+		rate *= uint64(sys.TCPPacingSsRatio())
 	} else {
-		rate *= 120
+		rate *= uint64(sys.TCPPacingCaRatio())
 	}
 	rate *= uint64(max(tp.cwnd, tp.packetsOut))
 	return rate / uint64(tp.srttUs)
 }
 
 // tsoSegs is how many segments one skb may carry at most: about 1 ms of
-// the pacing rate, more on short paths, at least tcp_min_tso_segs. Mirrors
+// the pacing rate, more on short paths (below 2^tcp_tso_rtt_log us of
+// min_rtt), at least tcp_min_tso_segs; both sysctls read live. Mirrors
 // tcp_tso_segs with tcp_tso_autosize.
 func (tp *TCPSock) tsoSegs(mss int) int {
+	sys := tp.stack.net.Sysctls
 	bytes := min(tp.pacingRate()>>tcpPacingShift, gsoMaxSize)
-	if r := tp.minRttUs() >> tcpTsoRttLog; r < 32 && tp.srttUs != 0 {
+	if r := tp.minRttUs() >> sys.TCPTsoRttLog(); r < 32 && tp.srttUs != 0 {
 		bytes += gsoMaxSize >> r
 	}
 	bytes = min(bytes, gsoMaxSize)
-	return min(max(int(bytes)/mss, tcpMinTsoSegs), gsoMaxSegs)
+	return min(max(int(bytes)/mss, sys.TCPMinTsoSegs()), gsoMaxSegs)
 }
 
 // cwndTest is how many segments the congestion window lets b send now: at

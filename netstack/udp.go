@@ -19,8 +19,11 @@ const (
 	llReserved    = 16
 	udpAllocSlack = 15
 	maxUDPPayload = 65535 - 20 - udpHeaderLen // 65507
-	defaultTTL    = 64
 )
+
+// defaultTTL is the TTL of packets from sockets without IP_TTL: the live
+// sysctl ip_default_ttl. Mirrors ip_select_ttl.
+func (s *Stack) defaultTTL() uint8 { return s.net.Sysctls.IPDefaultTTL() }
 
 // UDPSock is a UDP socket. Its methods are safe for concurrent use.
 type UDPSock struct {
@@ -69,7 +72,7 @@ func (t *udpTable) closeAll() {
 func (s *Stack) NewUDP() *UDPSock {
 	sk := memctl.NewSock(s.net, memctl.SockDgram, s.net.UDP)
 	sk.InitUDPSock()
-	u := &UDPSock{stack: s, sk: sk, ttl: defaultTTL}
+	u := &UDPSock{stack: s, sk: sk}
 	return u
 }
 
@@ -393,6 +396,9 @@ func (u *UDPSock) SendTo(ctx context.Context, p []byte, dst netip.AddrPort) (int
 	local := u.local
 	ttl, tos := u.ttl, u.tos
 	u.mu.Unlock()
+	if ttl == 0 {
+		ttl = u.stack.defaultTTL() // uc_ttl -1: ip_select_ttl
+	}
 
 	rt, ok := u.stack.routeOutput(dst.Addr())
 	if !ok {
@@ -434,7 +440,8 @@ func (u *UDPSock) SendTo(ctx context.Context, p []byte, dst netip.AddrPort) (int
 	return len(p), nil
 }
 
-// SetTTL sets the TTL of the datagrams the socket sends (IP_TTL).
+// SetTTL sets the TTL of the datagrams the socket sends (IP_TTL); 0
+// restores the default, the live ip_default_ttl.
 func (u *UDPSock) SetTTL(ttl uint8) {
 	u.mu.Lock()
 	u.ttl = ttl

@@ -291,7 +291,7 @@ func TestUDPBindConflicts(t *testing.T) {
 	if err := b.Bind(netip.AddrPort{}); err != nil {
 		t.Fatal(err)
 	}
-	if p := b.LocalAddr().Port(); p < ephemeralLow || p > ephemeralHigh {
-		t.Fatalf("ephemeral port %d outside %d-%d", p, ephemeralLow, ephemeralHigh)
+	if lo, hi := n.a.net.Sysctls.IPLocalPortRange(); int(b.LocalAddr().Port()) < lo || int(b.LocalAddr().Port()) > hi {
+		t.Fatalf("ephemeral port %d outside %d-%d", b.LocalAddr().Port(), lo, hi)
 	}
 }
