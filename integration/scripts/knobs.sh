@@ -61,14 +61,14 @@ while IFS='|' read -r file value; do
 	after=$(cat "$M/sys/$file" | tr '\t' ' ')
 	echo "sysbad $file rc=$rc before=$before after=$after stderr=$err"
 done <<'CMDS'
-ipv4/tcp_rmem|8192 65536
+ipv4/tcp_rmem|8192 65536 x
 ipv4/tcp_rmem|1 2 3 4
 ipv4/tcp_rmem|300 200 100
 ipv4/tcp_rmem|+1 2 3
 ipv4/tcp_rmem|4096,131072,6291456
 ipv4/tcp_wmem|a b c
 ipv4/tcp_mem|-1 2 3
-ipv4/udp_mem|3 2 1
+ipv4/udp_mem|3 2 99999999999999999999
 core/rmem_max|2147483648
 core/rmem_max|abc
 core/wmem_default|4607
