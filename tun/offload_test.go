@@ -463,7 +463,7 @@ func TestOffloadDisabledFeatures(t *testing.T) {
 // and, in steady state, no allocation.
 func TestBuildSuperPacket(t *testing.T) {
 	r := &rxState{d: &Device{}}
-	defer r.frag.Release()
+	defer r.buf.release()
 	const total = 65212 // what the kernel sends at MTU 1500: 20 + 32 + 45*1448
 	pkt := pattern(total)
 	putIPv4(pkt, hostIP, peerIP, unix.IPPROTO_TCP, total)
@@ -505,7 +505,7 @@ func TestBuildSuperPacket(t *testing.T) {
 // TestBuildRejects: headers we did not ask for are dropped, not guessed at.
 func TestBuildRejects(t *testing.T) {
 	r := &rxState{d: &Device{}}
-	defer r.frag.Release()
+	defer r.buf.release()
 	pkt := pattern(3000)
 	putIPv4(pkt, hostIP, peerIP, unix.IPPROTO_TCP, len(pkt))
 	pkt[20+12] = 5 << 4

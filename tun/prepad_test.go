@@ -53,7 +53,7 @@ var kernelUDPTruesize = []struct{ iplen, plain, partial int }{
 // with and without the partial checksum's hdr_len hint.
 func TestBuildTruesizeMatchesKernel(t *testing.T) {
 	r := &rxState{d: &Device{}}
-	defer r.frag.Release()
+	defer r.buf.release()
 	src, dst := netip.AddrPortFrom(hostIP, 5000), netip.AddrPortFrom(peerIP, 7000)
 	partial := vnetHdr{flags: unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, csumStart: 20, csumOffset: 6}
 	for _, c := range kernelUDPTruesize {
@@ -84,7 +84,7 @@ func TestBuildTruesizeMatchesKernel(t *testing.T) {
 // size class for 64 + linear bytes plus the rest rounded up to pages.
 func TestBuildTCPLayout(t *testing.T) {
 	r := &rxState{d: &Device{}}
-	defer r.frag.Release()
+	defer r.buf.release()
 	prof := skb.CurrentProfile()
 	tcp := func(total int) []byte {
 		pkt := pattern(total)

@@ -12,14 +12,11 @@ import (
 // rxState is the reader goroutine's private state. fill is bound once as a
 // method value so that each RawRead passes the same func without allocating.
 type rxState struct {
-	d       *Device
-	scratch []byte     // one read's worth: virtio_net_hdr + the largest IPv4 datagram
-	batch   []*skb.SKB // packets read, not yet delivered; cap = batch size
-	err     error      // a read error that ends the reader
-	fill    func(fd uintptr) bool
-	// frag hands out the pages the payload of large packets is copied
-	// into, as the per-CPU page_frag cache does for a driver.
-	frag skb.PageFrag
+	d     *Device
+	buf   rxBuf      // where each read lands (rxbuf.go)
+	batch []*skb.SKB // packets read, not yet delivered; cap = batch size
+	err   error      // a read error that ends the reader
+	fill  func(fd uintptr) bool
 }
 
 // reader runs until Stop closes the file (or a read fails): it waits in the
@@ -36,21 +33,17 @@ type rxState struct {
 // of it in read(2), since a TUN gives one packet per read whatever we do
 // (a packet that, with offloads, may stand for up to 45 MSS-sized ones).
 //
-// Why read into scratch and copy rather than read straight into an skb of
-// MTU size (and copy only small packets): the copy, at most an MTU, is tens
-// of nanoseconds against that read(2), and the direct variant measured no
-// faster while reading into a buffer shorter than 64 KiB silently truncates
-// packets if someone raises the kernel side's MTU later. With offloads a
-// read may bring 64 KiB; copying it into page fragments (about 5 us) still
-// costs far less than the 44 read(2)s it replaces.
+// Each read is a readv(2) that puts the headers into a small buffer and a
+// large packet's payload straight into the pages its skb will reference
+// (rxBuf); only headers and small packets are copied.
 func (d *Device) reader(rx link.Receiver, done chan struct{}) {
 	defer close(done)
 	r := &rxState{
-		d:       d,
-		scratch: make([]byte, vnetHdrLen+maxPacket),
-		batch:   make([]*skb.SKB, 0, d.rxBatch),
+		d:     d,
+		buf:   rxBuf{vnet: d.vnetHdr},
+		batch: make([]*skb.SKB, 0, d.rxBatch),
 	}
-	defer r.frag.Release()
+	defer r.buf.release()
 	r.fill = r.read
 	for {
 		err := d.raw.Read(r.fill)
@@ -79,9 +72,10 @@ func (d *Device) reader(rx link.Receiver, done chan struct{}) {
 func (r *rxState) read(fd uintptr) bool {
 	d := r.d
 	for len(r.batch) < cap(r.batch) {
-		n, err := unix.Read(int(fd), r.scratch)
+		r.buf.prepare()
+		n, err := r.buf.readv(fd)
 		switch err {
-		case nil:
+		case 0:
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
@@ -90,23 +84,23 @@ func (r *rxState) read(fd uintptr) bool {
 			r.err = err
 			return true
 		}
-		pkt := r.scratch[:n]
 		var vh vnetHdr
 		if d.vnetHdr {
 			if n < vnetHdrLen {
 				d.stats.RxErrors.Add(1)
 				continue
 			}
-			vh.decode(pkt)
-			pkt = pkt[vnetHdrLen:]
+			vh.decode(r.buf.hdr[:])
+			n -= vnetHdrLen
 		}
-		if len(pkt) == 0 || pkt[0]>>4 != 4 {
+		r.buf.n = n
+		if n == 0 || r.buf.head[0]>>4 != 4 {
 			// IPv6 (router solicitations once the link is up) and anything
 			// else that is not IPv4: the stack speaks IPv4 only.
 			d.stats.RxDropped.Add(1)
 			continue
 		}
-		b := r.build(pkt, &vh)
+		b := r.buildRead(&vh)
 		if b == nil {
 			// A virtio_net_hdr the kernel would refuse from a writer:
 			// tun_get_user counts those (virtio_net_hdr_to_skb failing)
@@ -118,7 +112,7 @@ func (r *rxState) read(fd uintptr) bool {
 			continue
 		}
 		d.stats.RxPackets.Add(1)
-		d.stats.RxBytes.Add(uint64(len(pkt)))
+		d.stats.RxBytes.Add(uint64(n))
 		r.batch = append(r.batch, b)
 	}
 	return true
@@ -166,31 +160,40 @@ func pageAlign(n int) int { return (n + skb.PageSize - 1) &^ (skb.PageSize - 1) 
 // fragments) stay wholly linear, since their input reads them as one
 // block, and are charged what Linux's paged layout costs.
 func (r *rxState) build(pkt []byte, vh *vnetHdr) *skb.SKB {
-	chk, ok := checkVnetHdr(pkt, vh)
+	r.buf.vnet = false
+	r.buf.scatter(pkt)
+	return r.buildRead(vh)
+}
+
+// buildRead is build for the packet the last read left in r.buf.
+func (r *rxState) buildRead(vh *vnetHdr) *skb.SKB {
+	n := r.buf.n
+	hdrs := r.buf.head[:min(n, rxHeadLen)]
+	chk, ok := checkVnetHdr(hdrs, n, vh)
 	if !ok {
 		return nil
 	}
 	good := tunGoodLinear()
-	linear := len(pkt)
-	if tunAlign+len(pkt) >= skb.PageSize { // tun_alloc_skb: "under a page" is linear
+	linear := n
+	if tunAlign+n >= skb.PageSize { // tun_alloc_skb: "under a page" is linear
 		linear = min(chk.hdrLen, good)
 		if linear == 0 {
-			linear = min(good, len(pkt))
+			linear = min(good, n)
 		}
 	}
 	prof := skb.CurrentProfile()
-	truesize := prof.AllocTruesize(tunAlign+linear) + pageAlign(len(pkt)-linear)
+	truesize := prof.AllocTruesize(tunAlign+linear) + pageAlign(n-linear)
 
-	head := len(pkt)
-	if linear < len(pkt) {
-		if th := tcpHeadersLen(pkt); th != 0 {
+	head := n
+	if linear < n {
+		if th := tcpHeadersLen(hdrs); th != 0 {
 			head = max(linear, th, chk.needed)
 		}
 	}
 	b := skb.Alloc(tunAlign + head)
 	b.Reserve(tunAlign)
-	b.PutData(pkt[:head])
-	if head < len(pkt) && !r.fillFrags(b, pkt[head:]) {
+	r.buf.copyOut(b.Put(head), 0)
+	if head < n && !r.buf.fragsFrom(b, head) {
 		b.Free()
 		return nil
 	}
@@ -215,7 +218,7 @@ func (r *rxState) build(pkt []byte, vh *vnetHdr) *skb.SKB {
 		sh.GSOSize = vh.gsoSize
 		sh.GSOSegs = 0
 		sh.GSOType = skb.GSOTCPv4 | skb.GSODodgy
-		payload := len(pkt) - tcpHeadersLen(pkt)
+		payload := n - tcpHeadersLen(hdrs)
 		r.d.offl.RxGSOPackets.Add(1)
 		r.d.offl.RxGSOSegs.Add(uint64((payload + int(vh.gsoSize) - 1) / int(vh.gsoSize)))
 	}
@@ -231,8 +234,8 @@ type vnetCheck struct {
 	gso    bool
 }
 
-// checkVnetHdr validates vh against pkt as the kernel validates what a TUN
-// writer sends: tun_vnet_hdr_get (a partial checksum raises hdr_len to the
+// checkVnetHdr validates vh against a packet of total bytes, whose headers
+// pkt holds, as the kernel validates what a TUN writer sends: tun_vnet_hdr_get (a partial checksum raises hdr_len to the
 // end of its field; a hdr_len past the packet is refused) and
 // virtio_net_hdr_to_skb (a known gso_type with a non-zero gso_size that is
 // not GSO_BY_FRAGS, a checksum start past the IP header with its field
@@ -244,7 +247,7 @@ type vnetCheck struct {
 // them: gso_types other than TCPV4 (we asked TUNSETOFFLOAD for TSO4 only,
 // so the kernel never sends them) and a TCPV4 super-packet that is not an
 // unfragmented TCP packet (Linux finds that only when it segments it).
-func checkVnetHdr(pkt []byte, vh *vnetHdr) (vnetCheck, bool) {
+func checkVnetHdr(pkt []byte, total int, vh *vnetHdr) (vnetCheck, bool) {
 	var c vnetCheck
 	partial := vh.flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0
 	start, off := int(vh.csumStart), int(vh.csumOffset)
@@ -252,7 +255,7 @@ func checkVnetHdr(pkt []byte, vh *vnetHdr) (vnetCheck, bool) {
 	if partial {
 		c.hdrLen = max(c.hdrLen, start+off+2)
 	}
-	if c.hdrLen > len(pkt) {
+	if c.hdrLen > total {
 		return c, false
 	}
 	thlen := 0
@@ -270,12 +273,12 @@ func checkVnetHdr(pkt []byte, vh *vnetHdr) (vnetCheck, bool) {
 	nhOff := 0
 	if partial {
 		c.needed = start + max(thlen, off+2)
-		if c.needed > len(pkt) || start < 20 || (c.gso && off != 16) {
+		if c.needed > total || start < 20 || (c.gso && off != 16) {
 			return c, false // 20: sizeof(struct iphdr); 16: offsetof(struct tcphdr, check)
 		}
 		nhOff = start + thlen
 	}
-	if c.gso && len(pkt)-nhOff <= int(vh.gsoSize) {
+	if c.gso && total-nhOff <= int(vh.gsoSize) {
 		c.gso = false
 	}
 	return c, true
@@ -283,24 +286,6 @@ func checkVnetHdr(pkt []byte, vh *vnetHdr) (vnetCheck, bool) {
 
 // gsoByFrags is GSO_BY_FRAGS, a gso_size only the kernel's own SCTP uses.
 const gsoByFrags = 0xffff
-
-// fillFrags copies p into page fragments of b taken from the reader's page
-// cache, starting each piece on a page boundary as alloc_skb_with_frags
-// uses whole pages (build sets the truesize those pages cost).
-func (r *rxState) fillFrags(b *skb.SKB, p []byte) bool {
-	for len(p) > 0 {
-		_, free := r.frag.Refill()
-		n := copy(free, p)
-		use := min((n+skb.PageSize-1)&^(skb.PageSize-1), len(free))
-		page, off := r.frag.Commit(use)
-		if !b.AddFrag(page, off, n) {
-			page.Put()
-			return false // more than MAX_SKB_FRAGS pieces: cannot happen for 64 KiB
-		}
-		p = p[n:]
-	}
-	return true
-}
 
 // tcpHeadersLen returns the length of the IPv4 and TCP headers of pkt, or
 // 0 if pkt is not an unfragmented TCP packet whose headers it holds. It

@@ -26,8 +26,9 @@
 //
 // Receive: one reader goroutine per device drains up to a batch of packets
 // per wake-up of Go's netpoller and hands them to the Receiver together.
-// Each packet is read into the reader's scratch buffer and copied into an
-// skb laid out as tun_get_user / tun_alloc_skb lay out what a writer sends
+// Each packet is read with readv(2): its headers into a small buffer, a
+// large packet's payload straight into the pages its skb references
+// (rxbuf.go); the skb is laid out as tun_get_user / tun_alloc_skb lay out what a writer sends
 // the kernel (see rx.go): 64 bytes of headroom (NET_SKB_PAD) and the
 // packet, linear in a head of that size class while it fits a page,
 // otherwise the virtio_net_hdr's hdr_len (the headers) in the head and the
