@@ -310,14 +310,28 @@ func TestTCPBacklogConcurrentOwners(t *testing.T) {
 			_ = tp.Info()
 		}
 	}()
+	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; i < n; i++ {
+		// Stay inside the advertised window, as a peer does: a slow
+		// reader (a loaded machine) closes it, and a segment past its
+		// right edge is dropped (tcp_sequence; 6.17's beyond-window rule).
+		end := seq + uint32((i+1)*plen)
+		for time.Now().Before(deadline) {
+			tp.lockSock()
+			room := seqLEQ(end, tp.rcvWup+tp.rcvWnd)
+			tp.releaseSock()
+			if room {
+				break
+			}
+			c.drainAcks()
+			time.Sleep(time.Millisecond)
+		}
 		p := bytes.Repeat([]byte{byte(i)}, plen)
 		c.send(seg{seq: seq + uint32(i*plen), ack: c.iss + 1, flags: fAck, payload: string(p), opts: tsOpt(200+uint32(i), ecr)})
 		if i%50 == 0 {
 			c.drainAcks()
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
 	for {
 		tp.lockSock()
 		done := tp.rcvNxt == seq+n*plen
