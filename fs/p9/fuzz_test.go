@@ -55,7 +55,7 @@ func FuzzServeConn(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			serveConn(context.Background(), srv, tree.Root(), DefaultMsize, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			ServeConn(context.Background(), srv, tree.Root(), Options{})
 		}()
 		go io.Copy(io.Discard, cli) // replies
 		hello := newFrame(msgTversion, noTag, append(le.AppendUint32(nil, 65536), pstr("9P2000.L")...)...)
