@@ -68,7 +68,7 @@ func (e *env) client(t testing.TB, uid uint32) (*p9.Client, p9.File) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := p9.NewClient(newClientConn(nc, uid), p9.WithMessageSize(DefaultMsize))
+	c, err := p9.NewClient(&uidConn{Conn: nc, uid: uid}, p9.WithMessageSize(DefaultMsize))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +78,35 @@ func (e *env) client(t testing.TB, uid uint32) (*p9.Client, p9.File) {
 		t.Fatal(err)
 	}
 	return c, root
+}
+
+// uidConn puts uid into the n_uname of the Tattach messages hugelgupf/p9's
+// client writes through it (the client has no way to attach as a user: it
+// sends n_uname ~0). The client writes a message in several pieces; uidConn
+// sends each message whole once it has it.
+type uidConn struct {
+	net.Conn
+	uid uint32
+	buf []byte
+}
+
+func (c *uidConn) Write(p []byte) (int, error) {
+	c.buf = append(c.buf, p...)
+	for len(c.buf) >= 4 {
+		size := int(le.Uint32(c.buf))
+		if size < hdrLen || len(c.buf) < size {
+			break
+		}
+		m := c.buf[:size]
+		if m[4] == msgTattach && le.Uint32(m[size-4:]) == noUID {
+			le.PutUint32(m[size-4:], c.uid)
+		}
+		if _, err := c.Conn.Write(m); err != nil {
+			return 0, err
+		}
+		c.buf = append(c.buf[:0], c.buf[size:]...)
+	}
+	return len(p), nil
 }
 
 func walkTo(t testing.TB, root p9.File, path string) p9.File {

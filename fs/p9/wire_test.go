@@ -1,8 +1,6 @@
 package p9
 
-import "runtime"
-
-// frame is one 9P message, header included.
+// frame is one 9P message, header included (for tests that speak raw 9P).
 type frame []byte
 
 func (f frame) size() uint32 { return le.Uint32(f[0:4]) }
@@ -33,21 +31,4 @@ func rlerror(tag uint16, ecode uint32) frame {
 	var b [4]byte
 	le.PutUint32(b[:], ecode)
 	return newFrame(msgRlerror, tag, b[:]...)
-}
-
-func goid() uint64 {
-	var buf [32]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	const prefix = "goroutine "
-	if len(b) < len(prefix) {
-		return 0
-	}
-	var id uint64
-	for _, c := range b[len(prefix):] {
-		if c < '0' || c > '9' {
-			break
-		}
-		id = id*10 + uint64(c-'0')
-	}
-	return id
 }
