@@ -15,15 +15,18 @@ import (
 )
 
 // runImport is `sockfs import [flags] ADDR DIR`: it attaches to the sockfs
-// tree served over 9P2000.L at ADDR (sockfs serve --9p) and mounts it at
-// DIR through FUSE, like Plan 9's import of a remote /net. Every file
+// tree served over 9P2000.L at ADDR (sockfs serve --9p), or to a server
+// that speaks only plain 9P2000 (a Plan 9 machine's /net exported with
+// exportfs), and mounts it at DIR through FUSE, like Plan 9's import of a
+// remote /net. Every file
 // operation on DIR becomes a 9P request; interrupting a blocked one (Ctrl-C
 // on a cat of data, a FUSE INTERRUPT) flushes the remote request. It runs
 // until SIGINT or SIGTERM, or until DIR is unmounted, and unmounts DIR on
 // the way out. With --per-user (the default) each local user's opens reach
 // the server as that user (one connection and attach per user, since
 // 9P2000.L carries one identity per attach), so conversation ownership works
-// as on a local mount; walks and stats are made as --uid. (The FUSE
+// as on a local mount; walks and stats are made as --uid. (In 9P2000 the
+// user goes by name: the local name of the uid.) (The FUSE
 // frontend mounts without allow_other, so today only the importing user
 // can use DIR, and --per-user matters only once other users are let in.)
 func runImport(args []string) int {

@@ -68,7 +68,7 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.IntVar(&c.mtu, "mtu", 1500, "MTU of the TUN device")
 	fs.BoolVar(&c.offload, "offload", true, "TUN offloads: IFF_VNET_HDR, TSO super-packets and partial checksums from the kernel, checksum offload to it (--offload=false: one MTU-sized packet per read, every checksum in software)")
 	fs.StringVar(&c.mount, "mount", "/mnt/sockfs", "FUSE mount point of the /net tree (empty: no FUSE)")
-	fs.StringVar(&c.p9Addr, "9p", "127.0.0.1:5640", "TCP address to serve the tree over 9P2000.L (empty: no 9P)")
+	fs.StringVar(&c.p9Addr, "9p", "127.0.0.1:5640", "TCP address to serve the tree over 9P: 9P2000, 9P2000.u or 9P2000.L, as the client asks (empty: no 9P)")
 	fs.BoolVar(&c.p9Any, "9p-any", false, "allow --9p on a non-loopback address (9P has no authentication here)")
 	if err := fs.Parse(args); err != nil {
 		return c, usageError{err}
@@ -101,7 +101,7 @@ func parseServe(args []string) (serveConfig, error) {
 }
 
 // serve runs the stack on a TUN device, with its /net tree mounted over FUSE
-// at --mount and served over 9P2000.L on --9p, until SIGINT or SIGTERM; then
+// at --mount and served over 9P on --9p, until SIGINT or SIGTERM; then
 // it unmounts (lazily if files are still open), stops 9P and shuts the stack
 // down (sockets closed, TUN device removed). A stale mount left at --mount by
 // a killed daemon is recovered first; a live one is an error.
@@ -152,7 +152,7 @@ func serve(args []string) error {
 		if cfg.p9Any && !isLoopback(ln.Addr()) {
 			log.Warn("9P served on a non-loopback address without authentication", "addr", ln.Addr())
 		}
-		log.Info("serving 9P2000.L", "addr", ln.Addr())
+		log.Info("serving 9P (9P2000, 9P2000.u, 9P2000.L)", "addr", ln.Addr())
 		go func() {
 			err := p9.Serve(p9ctx, ln, tree.Root(), p9.Options{Logger: log})
 			if err != nil && p9ctx.Err() == nil {
