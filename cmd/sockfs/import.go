@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,6 +38,7 @@ func runImport(args []string) int {
 	perUser := fl.Bool("per-user", true, "open files on the server as the local user who opens them")
 	aname := fl.String("aname", "", "remote directory to import (attach name); empty: the whole tree")
 	msize := fl.Uint("msize", p9.DefaultMsize, "9P message size to ask for")
+	tlsFlag := fl.String("tls", "", "CERT,KEY,SERVER-CA: speak 9P inside mutual TLS (a server with --9p-tls); the server must have a certificate signed by SERVER-CA for ADDR's host, and attaches as CERT's common name")
 	verbose := fl.Bool("v", false, "log debug messages")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "usage: sockfs import [flags] ADDR DIR\n\n"+
@@ -61,6 +65,19 @@ func runImport(args []string) int {
 		fmt.Fprintf(os.Stderr, "sockfs import: --msize %d out of range [8192, 4194304]\n", *msize)
 		return 2
 	}
+	var tc *tls.Config
+	if *tlsFlag != "" {
+		files := strings.Split(*tlsFlag, ",")
+		if len(files) != 3 || slices.Contains(files, "") {
+			fmt.Fprintf(os.Stderr, "sockfs import: --tls %q: want CERT,KEY,SERVER-CA\n", *tlsFlag)
+			return 2
+		}
+		var err error
+		if tc, err = p9.ClientTLS(files[0], files[1], files[2]); err != nil {
+			fmt.Fprintf(os.Stderr, "sockfs import: --tls: %v\n", err)
+			return 2
+		}
+	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		fmt.Fprintf(os.Stderr, "sockfs import: %s is not a directory\n", dir)
 		return 2
@@ -69,7 +86,7 @@ func runImport(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	remote, err := p9.Dial(dctx, addr, p9.RemoteOptions{Uid: uint32(*uid), PerUser: *perUser, Aname: *aname, Msize: uint32(*msize)})
+	remote, err := p9.Dial(dctx, addr, p9.RemoteOptions{Uid: uint32(*uid), PerUser: *perUser, Aname: *aname, Msize: uint32(*msize), TLS: tc})
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sockfs import: %s: %v\n", addr, err)

@@ -2,7 +2,9 @@ package p9
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	iofs "io/fs"
 	"net"
 	"strings"
@@ -30,6 +32,10 @@ type RemoteOptions struct {
 	Aname string
 	// Msize is the message size to ask for; 0 means DefaultMsize.
 	Msize uint32
+	// TLS, if set, makes Dial speak 9P inside TLS (ClientTLS: mutual
+	// TLS). The server then attaches every connection as its
+	// certificate's common name, so PerUser opens gain nothing.
+	TLS *tls.Config
 }
 
 // Remote is a tree served over 9P by another process (a sockfs server in
@@ -59,7 +65,20 @@ type session struct {
 func Dial(ctx context.Context, addr string, opts RemoteOptions) (*Remote, error) {
 	dial := func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, "tcp", addr)
+		nc, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil || opts.TLS == nil {
+			return nc, err
+		}
+		cfg := opts.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		return tc, nil
 	}
 	nc, err := dial(ctx)
 	if err != nil {

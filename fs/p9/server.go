@@ -3,11 +3,13 @@ package p9
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"sockfs/fs"
 )
@@ -51,6 +53,10 @@ type Options struct {
 	// given, else the host's user called uname (nobody if none; an .L
 	// attach without n_uname is nobody).
 	Attach func(nc net.Conn, uname string, nuname uint32) (uint32, error)
+	// HandshakeTimeout bounds the TLS handshake of a connection accepted
+	// through a TLS listener (0: 10 s), so that a client that never
+	// completes it does not hold a connection.
+	HandshakeTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -69,6 +75,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
 	}
 	return o
 }
@@ -119,7 +128,10 @@ func ServeConn(ctx context.Context, nc net.Conn, root fs.Dir, opts Options) {
 	stop := context.AfterFunc(c.ctx, func() { nc.Close() })
 	defer stop()
 	c.log.Debug("9p: connected")
-	err := c.readLoop()
+	err := c.handshake()
+	if err == nil {
+		err = c.readLoop()
+	}
 	c.log.Debug("9p: disconnected", "err", err)
 	c.cancel()
 	nc.Close()
@@ -165,6 +177,22 @@ type request struct {
 	done   chan struct{} // closed once its reply is written (or dropped)
 	// dropped: a Tversion aborted it; its reply is not sent.
 	dropped bool
+}
+
+// handshake completes a TLS connection's handshake within
+// HandshakeTimeout; other connections have none.
+func (c *conn) handshake() error {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.log.Info("9p: TLS handshake failed", "err", err)
+		return err
+	}
+	return nil
 }
 
 // readLoop reads and dispatches messages until the connection fails.
