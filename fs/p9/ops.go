@@ -397,7 +397,8 @@ func (c *conn) read(r *request, d dialect, f *fid, dc *dec) ([]byte, error) {
 		}
 		return c.readDirStat(r, d, f, off, count)
 	}
-	buf := make([]byte, hdrLen+4+int(count))
+	buf := getBuf(hdrLen + 4 + int(count))
+	r.buf = buf // back to the pool once the reply is written
 	n, err := h.Read(r.ctx, buf[hdrLen+4:], int64(off))
 	if err != nil {
 		return nil, err

@@ -177,6 +177,29 @@ type request struct {
 	done   chan struct{} // closed once its reply is written (or dropped)
 	// dropped: a Tversion aborted it; its reply is not sent.
 	dropped bool
+	// buf, if set, is a pooled buffer the reply was built in; run returns
+	// it to the pool once the reply is written.
+	buf []byte
+}
+
+// bufPool holds Rread buffers of the largest size asked for so far, so
+// that a stream of msize reads does not allocate (and zero) a buffer per
+// Tread.
+var bufPool sync.Pool
+
+// getBuf returns a buffer of length n, from the pool if one is big enough.
+func getBuf(n int) []byte {
+	if b, ok := bufPool.Get().(*[]byte); ok {
+		if cap(*b) >= n {
+			return (*b)[:n]
+		}
+	}
+	return make([]byte, n)
+}
+
+// putBuf gives b back to the pool.
+func putBuf(b []byte) {
+	bufPool.Put(&b)
 }
 
 // handshake completes a TLS connection's handshake within
@@ -289,9 +312,12 @@ func (c *conn) run(r *request, d dialect, body []byte) {
 	reply, err := c.handle(r, d, body)
 	if err != nil {
 		c.writeError(r, r.tag, d, err)
-		return
+	} else {
+		c.write(r, reply)
 	}
-	c.write(r, reply)
+	if r.buf != nil {
+		putBuf(r.buf)
+	}
 }
 
 // retire removes r from the requests in flight; called under wmu.
