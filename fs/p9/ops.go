@@ -9,9 +9,9 @@ import (
 	"sockfs/fs"
 )
 
-// dialectOf tells which dialects have message type typ: 9P2000's messages
-// are in all three except Topen, Tcreate, Tstat and Twstat, which .L
-// replaces; .L's own are only in .L.
+// validIn reports whether dialect d has message type typ: 9P2000's
+// messages are in all three except Topen, Tcreate, Tstat and Twstat, which
+// .L replaces; .L's own are only in .L.
 func validIn(typ uint8, d dialect) bool {
 	switch typ {
 	case msgTattach, msgTauth, msgTwalk, msgTread, msgTwrite, msgTclunk, msgTremove:
