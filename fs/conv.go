@@ -255,7 +255,7 @@ func (r *ref) release() {
 
 // setErr records the last error of the conversation and logs it.
 func (s *slot) setErr(conv Conv, err error, what string) {
-	text := errText(err)
+	text := ErrText(err)
 	s.pd.mu.Lock()
 	if s.conv == conv {
 		s.err = text

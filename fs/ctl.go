@@ -214,10 +214,11 @@ var errStrings = map[syscall.Errno]string{
 	syscall.EMSGSIZE:      "message too long",
 }
 
-// errText is the err file's text for err: the message the stack or the
+// ErrText is the err file's text for err: the message the stack or the
 // parser gave (Plan 9 strings such as "unknown control request"), else the
-// Plan 9 string of the errno.
-func errText(err error) string {
+// Plan 9 string of the errno. The 9P server sends it as the error string
+// of 9P2000 and 9P2000.u.
+func ErrText(err error) string {
 	e := Errno(err)
 	var bare syscall.Errno
 	if !errors.As(err, &bare) || err.Error() == bare.Error() {

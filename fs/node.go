@@ -1,6 +1,6 @@
 // Package fs is sockfs's file tree: the Plan 9 style /net of
 // shared/design/NET-FILES.md, defined once and independent of the transport
-// that serves it. A FUSE frontend (package sockfs/fs/fuse) and a 9P2000.L
+// that serves it. A FUSE frontend (package sockfs/fs/fuse) and a 9P
 // frontend serve the same Nodes.
 //
 // The model is small on purpose:

@@ -678,16 +678,26 @@ func mountinfo() string {
 	return string(b)
 }
 
-// TestFilesServeFlags: --9p refuses a non-loopback address unless --9p-any
-// is given; with the defaults the daemon listens for 9P on 127.0.0.1:5640
-// (of its namespace) and mounts where --mount says.
+// TestFilesServeFlags: --9p refuses a non-loopback address unless it is
+// authenticated (--9p-tls or --9p-allow), and bad --9p-tls or --9p-allow
+// values are refused, all before any device is made; with --9p-allow the
+// daemon listens on the address and logs that its clients have no
+// credentials.
 func TestFilesServeFlags(t *testing.T) {
-	for _, addr := range []string{"0.0.0.0:5640", "198.18.0.2:5640", ":5640", "nonsense"} {
-		out, err := exec.Command(sockfsBin(t), "serve", "--9p", addr).CombinedOutput()
+	for _, args := range [][]string{
+		{"--9p", "0.0.0.0:5640"}, {"--9p", "198.18.0.2:5640"}, {"--9p", ":5640"}, {"--9p", "nonsense"},
+		{"--9p", "0.0.0.0:5640", "--9p-any"}, {"--9p", "0.0.0.0:5640", "--9p-allow", "10.0.0.0/33"},
+		{"--9p", "0.0.0.0:5640", "--9p-tls", "a,b"}, {"--9p", "0.0.0.0:5640", "--9p-tls", "/nonexistent.crt,/x.key,/ca.crt"},
+	} {
+		out, err := exec.Command(sockfsBin(t), append([]string{"serve"}, args...)...).CombinedOutput()
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "--9p") {
-			t.Errorf("serve --9p %s: %v, want exit code 2 and a message\n%s", addr, err, out)
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "-9p") {
+			t.Errorf("serve %v: %v, want exit code 2 and a message\n%s", args, err, out)
 		}
+	}
+	out, _ := exec.Command(sockfsBin(t), "serve", "--9p", "0.0.0.0:5640").CombinedOutput()
+	if !strings.Contains(string(out), "--9p-tls") || !strings.Contains(string(out), "--9p-allow") {
+		t.Errorf("the refusal does not say what to do:\n%s", out)
 	}
 	needRoot(t)
 	ns := newNetns(t)
@@ -700,7 +710,7 @@ func TestFilesServeFlags(t *testing.T) {
 	d := &filesDaemon{t: t, ns: ns, tun: "sfsf9p0", mnt: mnt}
 	d.log = new(lockedBuffer)
 	d.done = make(chan error, 1)
-	d.cmd = ns.cmd(sockfsBin(t), "serve", "--tun", d.tun, "--mount", mnt, "--9p-any", "--9p", "198.18.0.1:5641")
+	d.cmd = ns.cmd(sockfsBin(t), "serve", "--tun", d.tun, "--mount", mnt, "--9p-allow", "198.18.0.0/24", "--9p", "198.18.0.1:5641")
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -716,8 +726,8 @@ func TestFilesServeFlags(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if !strings.Contains(d.log.String(), "non-loopback") {
-		t.Errorf("no warning for a non-loopback 9P address:\n%s", d.log)
+	if !strings.Contains(d.log.String(), "without credentials") {
+		t.Errorf("no warning for 9P clients without credentials:\n%s", d.log)
 	}
 	if err := d.stop(); err != nil || mounted(mnt) {
 		t.Fatalf("stop: %v, mounted %v\n%s", err, mounted(mnt), d.log)

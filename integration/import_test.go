@@ -20,16 +20,17 @@ type importer struct {
 	dir  string
 }
 
-// startImport runs `sockfs import addr DIR` in ns (nil: this namespace)
-// and waits until the remote tree answers through the mount. Cleanup kills
-// it and fails the test if it left its mount behind.
-func startImport(t *testing.T, ns *netns, addr string) *importer {
+// startImport runs `sockfs import [flags] addr DIR` in ns (nil: this
+// namespace) and waits until the remote tree answers through the mount.
+// Cleanup kills it and fails the test if it left its mount behind.
+func startImport(t *testing.T, ns *netns, addr string, flags ...string) *importer {
 	t.Helper()
 	im := &importer{out: new(lockedBuffer), done: make(chan error, 1), dir: t.TempDir()}
+	args := append(append([]string{"import"}, flags...), addr, im.dir)
 	if ns != nil {
-		im.cmd = ns.cmd(sockfsBin(t), "import", addr, im.dir)
+		im.cmd = ns.cmd(sockfsBin(t), args...)
 	} else {
-		im.cmd = exec.Command(sockfsBin(t), "import", addr, im.dir)
+		im.cmd = exec.Command(sockfsBin(t), args...)
 	}
 	im.cmd.Stdout, im.cmd.Stderr = im.out, im.out
 	if err := im.cmd.Start(); err != nil {
@@ -144,19 +145,11 @@ exec 5>&- 4<&- 3<&-
 	return string(out)
 }
 
-// Plan 9's import across machines: sockfs A serves its tree over 9P on a
-// veth link between two namespaces; `sockfs import` in the other namespace
-// mounts it, and the client idiom run through that mount uses A's stack:
-// bash -> FUSE -> 9P over the veth -> daemon A -> sockfs TCP -> TUN -> the
-// kernel's TCP in A's namespace.
-func TestImportSecondMachine(t *testing.T) {
-	needRoot(t)
-	needTool(t, "fusermount3")
-	needTool(t, "python3")
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse")
-	}
-	nsA, nsB := newNetns(t), newNetns(t)
+// twoMachines makes two namespaces joined by a veth pair, A at
+// 198.18.1.1/24 and B at 198.18.1.2/24.
+func twoMachines(t *testing.T) (nsA, nsB *netns) {
+	t.Helper()
+	nsA, nsB = newNetns(t), newNetns(t)
 	va, vb := fmt.Sprintf("sfva%d", os.Getpid()%10000), fmt.Sprintf("sfvb%d", os.Getpid()%10000)
 	if out, err := exec.Command("ip", "link", "add", va, "type", "veth", "peer", "name", vb).CombinedOutput(); err != nil {
 		t.Fatalf("veth: %v: %s", err, out)
@@ -173,8 +166,28 @@ func TestImportSecondMachine(t *testing.T) {
 	nsA.mustRun("ip", "link", "set", va, "up")
 	nsB.mustRun("ip", "addr", "add", "198.18.1.2/24", "dev", vb)
 	nsB.mustRun("ip", "link", "set", vb, "up")
+	return nsA, nsB
+}
 
-	d := startServe(t, nsA, "sfimpA0", "--9p", "198.18.1.1:5640", "--9p-any")
+func needImport(t *testing.T) {
+	t.Helper()
+	needRoot(t)
+	needTool(t, "fusermount3")
+	needTool(t, "python3")
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+}
+
+// Plan 9's import across machines: sockfs A serves its tree over 9P on a
+// veth link between two namespaces (to B's network only, --9p-allow);
+// `sockfs import` in the other namespace mounts it, and the client idiom
+// run through that mount uses A's stack: bash -> FUSE -> 9P over the veth
+// -> daemon A -> sockfs TCP -> TUN -> the kernel's TCP in A's namespace.
+func TestImportSecondMachine(t *testing.T) {
+	needImport(t)
+	nsA, nsB := twoMachines(t)
+	d := startServe(t, nsA, "sfimpA0", "--9p", "198.18.1.1:5640", "--9p-allow", "198.18.1.2/32")
 	lineServer(t, nsA, "198.18.0.1", 8000)
 	im := startImport(t, nsB, "198.18.1.1:5640")
 
@@ -184,6 +197,57 @@ func TestImportSecondMachine(t *testing.T) {
 	}
 	if got := clientScript(t, im.dir, "198.18.0.1!8000"); got != "kernel says hello\n" {
 		t.Fatalf("through the import: %q\nimport log: %s\nserve log: %s", got, im.out, d.stderr)
+	}
+	im.stop(t)
+}
+
+// TestImportTLS: with certificates from `sockfs cert`, A serves 9P inside
+// mutual TLS on the veth and B imports it with --tls; the client idiom
+// works through it. Without a certificate, with one from another CA, or
+// without TLS at all, nothing attaches: import exits with an error and
+// leaves no mount, and diodcat gets nothing.
+func TestImportTLS(t *testing.T) {
+	needImport(t)
+	nsA, nsB := twoMachines(t)
+	certs, other := t.TempDir(), t.TempDir()
+	for _, c := range [][]string{
+		{"cert", "--dir", certs, "--server", "198.18.1.1", "--client", "root"},
+		{"cert", "--dir", other, "--server", "198.18.1.1", "--client", "root"},
+	} {
+		if out, err := exec.Command(sockfsBin(t), c...).CombinedOutput(); err != nil {
+			t.Fatalf("sockfs %v: %v\n%s", c, err, out)
+		}
+	}
+	f := func(dir, name string) string { return filepath.Join(dir, name) }
+	d := startServe(t, nsA, "sfimpT0", "--9p", "198.18.1.1:5640",
+		"--9p-tls", f(certs, "server.crt")+","+f(certs, "server.key")+","+f(certs, "ca.crt"))
+	lineServer(t, nsA, "198.18.0.1", 8000)
+
+	for name, flags := range map[string][]string{
+		"no TLS":       nil,
+		"another CA":   {"--tls", f(other, "root.crt") + "," + f(other, "root.key") + "," + f(certs, "ca.crt")},
+		"wrong server": {"--tls", f(certs, "root.crt") + "," + f(certs, "root.key") + "," + f(other, "ca.crt")},
+	} {
+		dir := t.TempDir()
+		args := append(append([]string{"import"}, flags...), "198.18.1.1:5640", dir)
+		cmd := nsB.cmd(sockfsBin(t), args...)
+		cmd.WaitDelay = time.Second
+		timer := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+		out, err := cmd.CombinedOutput()
+		timer.Stop()
+		if err == nil || mounted(dir) {
+			t.Fatalf("import with %s: %v, mounted %v\n%s", name, err, mounted(dir), out)
+		}
+	}
+	if _, err := exec.LookPath("diodcat"); err == nil {
+		if out, err := nsB.run("timeout", "10", "diodcat", "-s", "198.18.1.1:5640", "-a", "/", "sys/ipv4/tcp_rmem"); err == nil {
+			t.Fatalf("diodcat read through the TLS port: %q", out)
+		}
+	}
+
+	im := startImport(t, nsB, "198.18.1.1:5640", "--tls", f(certs, "root.crt")+","+f(certs, "root.key")+","+f(certs, "ca.crt"))
+	if got := clientScript(t, im.dir, "198.18.0.1!8000"); got != "kernel says hello\n" {
+		t.Fatalf("through the TLS import: %q\nimport log: %s\nserve log: %s", got, im.out, d.stderr)
 	}
 	im.stop(t)
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -15,15 +18,18 @@ import (
 )
 
 // runImport is `sockfs import [flags] ADDR DIR`: it attaches to the sockfs
-// tree served over 9P2000.L at ADDR (sockfs serve --9p) and mounts it at
-// DIR through FUSE, like Plan 9's import of a remote /net. Every file
+// tree served over 9P2000.L at ADDR (sockfs serve --9p), or to a server
+// that speaks only plain 9P2000 (a Plan 9 machine's /net exported with
+// exportfs), and mounts it at DIR through FUSE, like Plan 9's import of a
+// remote /net. Every file
 // operation on DIR becomes a 9P request; interrupting a blocked one (Ctrl-C
 // on a cat of data, a FUSE INTERRUPT) flushes the remote request. It runs
 // until SIGINT or SIGTERM, or until DIR is unmounted, and unmounts DIR on
 // the way out. With --per-user (the default) each local user's opens reach
 // the server as that user (one connection and attach per user, since
 // 9P2000.L carries one identity per attach), so conversation ownership works
-// as on a local mount; walks and stats are made as --uid. (The FUSE
+// as on a local mount; walks and stats are made as --uid. (In 9P2000 the
+// user goes by name: the local name of the uid.) (The FUSE
 // frontend mounts without allow_other, so today only the importing user
 // can use DIR, and --per-user matters only once other users are let in.)
 func runImport(args []string) int {
@@ -32,6 +38,7 @@ func runImport(args []string) int {
 	perUser := fl.Bool("per-user", true, "open files on the server as the local user who opens them")
 	aname := fl.String("aname", "", "remote directory to import (attach name); empty: the whole tree")
 	msize := fl.Uint("msize", p9.DefaultMsize, "9P message size to ask for")
+	tlsFlag := fl.String("tls", "", "CERT,KEY,SERVER-CA: speak 9P inside mutual TLS (a server with --9p-tls); the server must have a certificate signed by SERVER-CA for ADDR's host, and attaches as CERT's common name")
 	verbose := fl.Bool("v", false, "log debug messages")
 	fl.Usage = func() {
 		fmt.Fprintf(fl.Output(), "usage: sockfs import [flags] ADDR DIR\n\n"+
@@ -58,6 +65,19 @@ func runImport(args []string) int {
 		fmt.Fprintf(os.Stderr, "sockfs import: --msize %d out of range [8192, 4194304]\n", *msize)
 		return 2
 	}
+	var tc *tls.Config
+	if *tlsFlag != "" {
+		files := strings.Split(*tlsFlag, ",")
+		if len(files) != 3 || slices.Contains(files, "") {
+			fmt.Fprintf(os.Stderr, "sockfs import: --tls %q: want CERT,KEY,SERVER-CA\n", *tlsFlag)
+			return 2
+		}
+		var err error
+		if tc, err = p9.ClientTLS(files[0], files[1], files[2]); err != nil {
+			fmt.Fprintf(os.Stderr, "sockfs import: --tls: %v\n", err)
+			return 2
+		}
+	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		fmt.Fprintf(os.Stderr, "sockfs import: %s is not a directory\n", dir)
 		return 2
@@ -66,7 +86,7 @@ func runImport(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	remote, err := p9.Dial(dctx, addr, p9.RemoteOptions{Uid: uint32(*uid), PerUser: *perUser, Aname: *aname, Msize: uint32(*msize)})
+	remote, err := p9.Dial(dctx, addr, p9.RemoteOptions{Uid: uint32(*uid), PerUser: *perUser, Aname: *aname, Msize: uint32(*msize), TLS: tc})
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sockfs import: %s: %v\n", addr, err)

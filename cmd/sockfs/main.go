@@ -3,6 +3,7 @@
 //	sockfs serve [flags]          run the stack on a TUN device, its /net tree
 //	                              mounted over FUSE and served over 9P
 //	sockfs import ADDR DIR        mount a remote sockfs's tree (9P) at DIR
+//	sockfs cert --server HOST     make a CA and certificates for 9P over mutual TLS
 //	sockfs ss [MOUNT]             conversations, like ss -tmi
 //	sockfs top [MOUNT]            live memory, pressure and drop view
 //	sockfs trace [MOUNT] ...      sample a conversation into CSV
@@ -22,6 +23,7 @@ func usage() {
 commands:
   serve    run the stack on a TUN device (sockfs serve -h for flags)
   import   mount a remote sockfs's tree (9P) at a directory: sockfs import ADDR DIR
+  cert     make a CA and certificates for 9P over mutual TLS: sockfs cert --server HOST
   ss       list conversations of a mount like ss -tmi (reads the files only)
   trace    sample a conversation and the memory counters of a mount into CSV
   plot     draw a trace CSV (memory, cwnd, throughput) as SVG or PNG
@@ -48,6 +50,8 @@ func main() {
 		err = topCmd(os.Args[2:])
 	case "import":
 		os.Exit(runImport(os.Args[2:]))
+	case "cert":
+		err = certCmd(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,9 +57,10 @@ type serveConfig struct {
 	hostAddr netip.Prefix
 	mtu      int
 	offload  bool
-	mount    string // FUSE mount point; "" = no FUSE
-	p9Addr   string // 9P listen address; "" = no 9P
-	p9Any    bool   // allow a non-loopback 9P address
+	mount    string         // FUSE mount point; "" = no FUSE
+	p9Addr   string         // 9P listen address; "" = no 9P
+	p9TLS    *tls.Config    // from --9p-tls CERT,KEY,CLIENT-CA
+	p9Allow  []netip.Prefix // --9p-allow: client networks let in without credentials
 }
 
 func parseServe(args []string) (serveConfig, error) {
@@ -68,8 +72,9 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.IntVar(&c.mtu, "mtu", 1500, "MTU of the TUN device")
 	fs.BoolVar(&c.offload, "offload", true, "TUN offloads: IFF_VNET_HDR, TSO super-packets and partial checksums from the kernel, checksum offload to it (--offload=false: one MTU-sized packet per read, every checksum in software)")
 	fs.StringVar(&c.mount, "mount", "/mnt/sockfs", "FUSE mount point of the /net tree (empty: no FUSE)")
-	fs.StringVar(&c.p9Addr, "9p", "127.0.0.1:5640", "TCP address to serve the tree over 9P2000.L (empty: no 9P)")
-	fs.BoolVar(&c.p9Any, "9p-any", false, "allow --9p on a non-loopback address (9P has no authentication here)")
+	fs.StringVar(&c.p9Addr, "9p", "127.0.0.1:5640", "TCP address to serve the tree over 9P: 9P2000, 9P2000.u or 9P2000.L, as the client asks (empty: no 9P)")
+	tlsFlag := fs.String("9p-tls", "", "CERT,KEY,CLIENT-CA: serve 9P inside mutual TLS; clients need a certificate signed by CLIENT-CA, whose common name is the user they attach as (sockfs cert makes a first set)")
+	allowFlag := fs.String("9p-allow", "", "CIDR[,CIDR...]: accept 9P clients only from these networks, without credentials (for trusted networks)")
 	if err := fs.Parse(args); err != nil {
 		return c, usageError{err}
 	}
@@ -92,8 +97,26 @@ func parseServe(args []string) (serveConfig, error) {
 	if c.mtu < 576 || c.mtu > 65535 {
 		return c, usageError{fmt.Errorf("--mtu %d: must be between 576 and 65535", c.mtu)}
 	}
+	if *tlsFlag != "" {
+		files := strings.Split(*tlsFlag, ",")
+		if len(files) != 3 || slices.Contains(files, "") {
+			return c, usageError{fmt.Errorf("--9p-tls %q: want CERT,KEY,CLIENT-CA (three files)", *tlsFlag)}
+		}
+		if c.p9TLS, err = p9.ServerTLS(files[0], files[1], files[2]); err != nil {
+			return c, usageError{fmt.Errorf("--9p-tls: %w", err)}
+		}
+	}
+	if *allowFlag != "" {
+		for _, s := range strings.Split(*allowFlag, ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(s))
+			if err != nil {
+				return c, usageError{fmt.Errorf("--9p-allow %q: want CIDRs like 198.18.1.0/24", *allowFlag)}
+			}
+			c.p9Allow = append(c.p9Allow, p.Masked())
+		}
+	}
 	if c.p9Addr != "" {
-		if err := check9PAddr(c.p9Addr, c.p9Any); err != nil {
+		if err := check9PAddr(c.p9Addr, c.p9TLS != nil || c.p9Allow != nil); err != nil {
 			return c, usageError{err}
 		}
 	}
@@ -101,7 +124,7 @@ func parseServe(args []string) (serveConfig, error) {
 }
 
 // serve runs the stack on a TUN device, with its /net tree mounted over FUSE
-// at --mount and served over 9P2000.L on --9p, until SIGINT or SIGTERM; then
+// at --mount and served over 9P on --9p, until SIGINT or SIGTERM; then
 // it unmounts (lazily if files are still open), stops 9P and shuts the stack
 // down (sockets closed, TUN device removed). A stale mount left at --mount by
 // a killed daemon is recovered first; a live one is an error.
@@ -149,12 +172,19 @@ func serve(args []string) error {
 			st.Close()
 			return fmt.Errorf("9p: %w", err)
 		}
-		if cfg.p9Any && !isLoopback(ln.Addr()) {
-			log.Warn("9P served on a non-loopback address without authentication", "addr", ln.Addr())
+		opts := p9.Options{Logger: log}
+		if cfg.p9Allow != nil {
+			ln = p9.AllowListener(ln, cfg.p9Allow, log)
+			log.Warn("9P clients from --9p-allow networks are let in without credentials: anyone there may use this machine's stack", "allow", cfg.p9Allow)
 		}
-		log.Info("serving 9P2000.L", "addr", ln.Addr())
+		if cfg.p9TLS != nil {
+			ln = tls.NewListener(ln, cfg.p9TLS)
+			opts.Attach = p9.CertUser
+			log.Info("9P over mutual TLS: clients attach as their certificate's common name")
+		}
+		log.Info("serving 9P (9P2000, 9P2000.u, 9P2000.L)", "addr", ln.Addr())
 		go func() {
-			err := p9.Serve(p9ctx, ln, tree.Root(), p9.Options{Logger: log})
+			err := p9.Serve(p9ctx, ln, tree.Root(), opts)
 			if err != nil && p9ctx.Err() == nil {
 				log.Error("9P server stopped", "err", err)
 			}
@@ -197,28 +227,21 @@ func serve(args []string) error {
 	return errors.Join(errs...)
 }
 
-// check9PAddr refuses a 9P address that is not loopback unless any is set.
-func check9PAddr(addr string, any bool) error {
+// check9PAddr refuses a 9P address that is not loopback unless the export
+// is authenticated (mutual TLS, or an allow-list of client networks).
+func check9PAddr(addr string, authenticated bool) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("--9p %q: %v", addr, err)
 	}
-	if any {
-		return nil
-	}
-	if host == "localhost" {
+	if authenticated || host == "localhost" {
 		return nil
 	}
 	a, err := netip.ParseAddr(host)
 	if err != nil || !a.IsLoopback() {
-		return fmt.Errorf("--9p %q: not a loopback address (9P is unauthenticated; add --9p-any to serve it anyway)", addr)
+		return fmt.Errorf("--9p %q: not a loopback address: remote clients need --9p-tls CERT,KEY,CLIENT-CA (mutual TLS; sockfs cert makes certificates) or --9p-allow CIDR (trusted networks, no credentials)", addr)
 	}
 	return nil
-}
-
-func isLoopback(a net.Addr) bool {
-	ta, ok := a.(*net.TCPAddr)
-	return ok && ta.IP.IsLoopback()
 }
 
 // startStack builds the stack: loopback, the TUN device with the stack's

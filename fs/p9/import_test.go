@@ -32,10 +32,16 @@ func needFuse(t *testing.T) {
 // FUSE frontend, as `sockfs import` does; it returns the mount point.
 func (e *env) importTree(t *testing.T, uid uint32) (string, *Remote) {
 	t.Helper()
+	return importAddr(t, e.addr, uid)
+}
+
+// importAddr imports the 9P server at addr and mounts it.
+func importAddr(t *testing.T, addr string, uid uint32) (string, *Remote) {
+	t.Helper()
 	needFuse(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r, err := Dial(ctx, e.addr, RemoteOptions{Uid: uid, PerUser: true})
+	r, err := Dial(ctx, addr, RemoteOptions{Uid: uid, PerUser: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,15 +110,41 @@ cat $M/sys/ipv4/tcp_rmem
 func TestImportTCPClient(t *testing.T) {
 	e := newEnv(t)
 	m, _ := e.importTree(t, 0)
+	e.shellClient(t, m, 7200)
+}
+
+// TestImportPlan9Server: the same through a server that speaks only plain
+// 9P2000 (plan9Server: Plan 9's lib9p, as ported by plan9port, serving
+// the tree), as a Plan 9 machine's /net would be imported.
+func TestImportPlan9Server(t *testing.T) {
+	e := newEnv(t)
+	m, r := importAddr(t, plan9Server(t, e.ta.Root()), 0)
+	if r.main.c.dialect != dialect9P {
+		t.Fatalf("negotiated %v, want 9P2000", r.main.c.dialect)
+	}
+	e.shellClient(t, m, 7201)
+	out := sh(t, m, `
+exec 3<>$M/tcp/clone
+if echo 'connect 198.18.0.2!9' >&3 2>/dev/null; then echo CONNECTED; else echo "refused: $?"; fi
+`)
+	if out != "refused: 1\n" {
+		t.Fatalf("refused connect through the import: %q", out)
+	}
+}
+
+// shellClient runs the client idioms on mount m against a listener on B
+// at port, which answers "reply:" and what it read.
+func (e *env) shellClient(t *testing.T, m string, port int) {
+	t.Helper()
 	bctl := local(t, e.tb, "tcp/clone")
-	write(t, bctl, "announce 7200")
+	write(t, bctl, "announce "+strconv.Itoa(port))
 	bn := readNum(t, bctl)
 	acc := make(chan string, 1)
 	go func() { acc <- echoOnce(e.tb, bn) }()
 	out := sh(t, m, `
 exec 3<>$M/tcp/clone; n=$(cat <&3)
 echo "conv $n"
-echo 'connect 198.18.0.2!7200' >&3
+echo 'connect 198.18.0.2!`+strconv.Itoa(port)+`' >&3
 head -c 11 $M/tcp/$n/status; echo
 exec 4<$M/tcp/$n/data 5>$M/tcp/$n/data
 printf 'ping' >&5

@@ -2,17 +2,15 @@ package p9
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
-	"io"
+	"fmt"
 	iofs "io/fs"
 	"net"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/hugelgupf/p9/linux"
-	"github.com/hugelgupf/p9/p9"
 
 	"sockfs/fs"
 )
@@ -34,12 +32,17 @@ type RemoteOptions struct {
 	Aname string
 	// Msize is the message size to ask for; 0 means DefaultMsize.
 	Msize uint32
+	// TLS, if set, makes Dial speak 9P inside TLS (ClientTLS: mutual
+	// TLS). The server then attaches every connection as its
+	// certificate's common name, so PerUser opens gain nothing.
+	TLS *tls.Config
 }
 
-// Remote is a sockfs tree served over 9P by another process, seen through
-// p9's client as an fs tree: Root can be mounted with the FUSE frontend
-// (sockfs import). Blocking calls carry their context to the server: its
-// cancellation (a FUSE INTERRUPT) sends Tflush for the remote request.
+// Remote is a tree served over 9P by another process (a sockfs server in
+// 9P2000.L, or a Plan 9 /net in plain 9P2000), seen as an fs tree: Root
+// can be mounted with the FUSE frontend (sockfs import). Blocking calls
+// carry their context to the server: its cancellation (a FUSE INTERRUPT)
+// sends Tflush for the remote request.
 type Remote struct {
 	opts RemoteOptions
 	dial func(context.Context) (net.Conn, error) // nil: no PerUser
@@ -54,17 +57,28 @@ type Remote struct {
 
 // session is one connection and attach.
 type session struct {
-	client *p9.Client
-	cc     *clientConn
-	root   p9.File
-	chunk  int // largest read or write handed to p9 as one piece
+	c    *client
+	root *cfid
 }
 
 // Dial connects to the 9P server at addr (host:port) and attaches.
 func Dial(ctx context.Context, addr string, opts RemoteOptions) (*Remote, error) {
 	dial := func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, "tcp", addr)
+		nc, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil || opts.TLS == nil {
+			return nc, err
+		}
+		cfg := opts.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		return tc, nil
 	}
 	nc, err := dial(ctx)
 	if err != nil {
@@ -77,8 +91,8 @@ func Dial(ctx context.Context, addr string, opts RemoteOptions) (*Remote, error)
 	return r, nil
 }
 
-// NewRemote speaks 9P2000.L over nc, which it owns from now on (also on
-// error). opts.PerUser is ignored: there is no way to open more connections.
+// NewRemote speaks 9P over nc, which it owns from now on (also on error).
+// opts.PerUser is ignored: there is no way to open more connections.
 func NewRemote(nc net.Conn, opts RemoteOptions) (*Remote, error) {
 	opts.PerUser = false
 	return newRemote(nc, opts, nil)
@@ -96,11 +110,11 @@ func newRemote(nc net.Conn, opts RemoteOptions, dial func(context.Context) (net.
 		nodes: make(map[string]*rnode), users: make(map[uint32]*session), fails: make(map[uint32]time.Time)}
 	root := &rnode{r: r, f: main.root}
 	if err := root.refresh(); err != nil {
-		main.client.Close()
+		main.c.Close()
 		return nil, err
 	}
 	if root.st.Mode&iofs.ModeDir == 0 {
-		main.client.Close()
+		main.c.Close()
 		return nil, syscall.ENOTDIR
 	}
 	r.root = root
@@ -114,32 +128,18 @@ func newSession(nc net.Conn, opts RemoteOptions, uid uint32) (*session, error) {
 	if msize == 0 {
 		msize = DefaultMsize
 	}
-	cc := newClientConn(nc, uid)
-	client, err := p9.NewClient(cc, p9.WithMessageSize(msize))
+	c, err := newClient(nc, msize)
 	if err != nil {
-		cc.Close()
-		return nil, err
-	}
-	f, err := client.Attach(opts.Aname)
-	if err != nil {
-		client.Close()
 		return nil, convErr(err)
 	}
-	// p9's client splits I/O by the msize it asked for, not the one the
-	// server agreed to, and keeps reading after a full piece: Read and
-	// Write hand it at most one piece of the agreed size, so that a read
-	// of a stream returns what one Tread brought and no message is
-	// larger than the server accepts.
-	cc.mu.Lock()
-	if cc.msize != 0 && cc.msize < msize {
-		msize = cc.msize
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	root, err := c.attach(ctx, opts.Aname, uid)
+	if err != nil {
+		c.Close()
+		return nil, convErr(err)
 	}
-	cc.mu.Unlock()
-	if msize < 16384 {
-		client.Close()
-		return nil, syscall.EPROTO
-	}
-	return &session{client: client, cc: cc, root: f, chunk: int(msize) - 8192}, nil
+	return &session{c: c, root: root}, nil
 }
 
 // session returns the session to open files as uid: the main one, or with
@@ -179,20 +179,21 @@ func (r *Remote) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range r.users {
-		s.client.Close()
+		s.c.Close()
 	}
-	return r.main.client.Close()
+	return r.main.c.Close()
 }
 
-// convErr turns a client error into an errno: the server's Rlerror, or EIO
-// for a broken connection.
+// convErr turns a client error into an errno (wrapped with the server's
+// text, if it sent one): EIO for a broken connection.
 func convErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	var e linux.Errno
-	if errors.As(err, &e) {
-		return syscall.Errno(e)
+	var pe *protoError
+	var e syscall.Errno
+	if errors.As(err, &pe) || errors.As(err, &e) {
+		return err
 	}
 	return syscall.EIO
 }
@@ -206,7 +207,7 @@ var streamNames = map[string]bool{"clone": true, "ctl": true, "data": true, "lis
 type rnode struct {
 	r    *Remote
 	path string // slash-separated, "" for the root
-	f    p9.File
+	f    *cfid
 
 	mu  sync.Mutex
 	qid fs.Qid
@@ -215,20 +216,19 @@ type rnode struct {
 
 func (n *rnode) name() string { return n.path[strings.LastIndexByte(n.path, '/')+1:] }
 
-// refresh fetches the node's attributes (one Tgetattr).
+// refresh fetches the node's attributes (one Tgetattr or Tstat).
 func (n *rnode) refresh() error {
-	q, _, a, err := n.f.GetAttr(p9.AttrMask{Mode: true, UID: true, GID: true})
+	a, err := n.f.stat(context.Background())
 	if err != nil {
 		return convErr(err)
 	}
-	st := fs.Stat{Name: n.name(), Mode: iofs.FileMode(a.Mode.Permissions()), Uid: uint32(a.UID), Gid: uint32(a.GID)}
-	if a.Mode.IsDir() {
-		st.Mode |= iofs.ModeDir
-	} else {
+	st := fs.Stat{Name: n.name(), Mode: a.mode, Uid: a.uid, Gid: a.gid}
+	if a.mode&iofs.ModeDir == 0 {
 		st.Stream = streamNames[st.Name]
 	}
+	q := a.qid
 	n.mu.Lock()
-	n.qid = fs.Qid{Path: q.Path, Version: q.Version, Type: uint8(q.Type)}
+	n.qid = fs.Qid{Path: q.path, Version: q.version, Type: q.typ}
 	n.st = st
 	n.mu.Unlock()
 	return nil
@@ -256,7 +256,7 @@ func (r *Remote) node(parent *rnode, name string) (*rnode, error) {
 	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
 		return nil, syscall.ENOENT
 	}
-	_, f, err := parent.f.Walk([]string{name})
+	f, err := parent.f.walk(context.Background(), name)
 	if err != nil {
 		return nil, convErr(err)
 	}
@@ -267,7 +267,7 @@ func (r *Remote) node(parent *rnode, name string) (*rnode, error) {
 	r.mu.Lock()
 	if n, ok := r.nodes[path]; ok {
 		r.mu.Unlock()
-		f.Close()
+		f.clunk()
 		if err := n.refresh(); err != nil {
 			return nil, err
 		}
@@ -304,29 +304,23 @@ func (d rdir) Lookup(name string) (fs.Node, error) {
 // List reads the directory through a fresh fid; entries that vanish
 // between the listing and their walk are left out.
 func (d rdir) List() []fs.Node {
-	_, f, err := d.f.Walk(nil)
+	ctx := context.Background()
+	f, err := d.f.walk(ctx)
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
-	if _, _, err := f.Open(p9.ReadOnly); err != nil {
+	defer f.clunk()
+	if err := f.open(ctx, syscall.O_RDONLY); err != nil {
 		return nil
 	}
+	ents, _ := f.readdir(ctx)
 	var out []fs.Node
-	var off uint64
-	for {
-		ents, err := f.Readdir(off, 64<<10)
-		if err != nil || len(ents) == 0 {
-			break
+	for _, e := range ents {
+		if e.name == "." || e.name == ".." {
+			continue
 		}
-		for _, e := range ents {
-			off = e.Offset
-			if e.Name == "." || e.Name == ".." {
-				continue
-			}
-			if n, err := d.r.node(d.rnode, e.Name); err == nil {
-				out = append(out, d.r.wrap(n))
-			}
+		if n, err := d.r.node(d.rnode, e.name); err == nil {
+			out = append(out, d.r.wrap(n))
 		}
 	}
 	return out
@@ -343,74 +337,31 @@ func (f rfile) Open(ctx context.Context, req fs.OpenReq) (fs.Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	var nf p9.File
+	var nf *cfid
 	if s == f.r.main {
-		_, nf, err = f.f.Walk(nil)
+		nf, err = f.f.walk(ctx)
 	} else {
-		_, nf, err = s.root.Walk(strings.Split(f.path, "/"))
+		nf, err = s.root.walk(ctx, strings.Split(f.path, "/")...)
 	}
 	if err != nil {
 		return nil, convErr(err)
 	}
-	var flags p9.OpenFlags
-	switch req.Flags & syscall.O_ACCMODE {
-	case syscall.O_WRONLY:
-		flags = p9.WriteOnly
-	case syscall.O_RDWR:
-		flags = p9.ReadWrite
-	default:
-		flags = p9.ReadOnly
+	if err := nf.open(ctx, req.Flags); err != nil {
+		nf.clunk()
+		return nil, convErr(err)
 	}
-	err = s.call(ctx, func() error {
-		_, _, err := nf.Open(flags)
-		return err
-	})
-	if err != nil {
-		nf.Close()
-		return nil, err
-	}
-	return &rhandle{s: s, f: nf}, nil
-}
-
-// call runs fn, a p9 client call, in this goroutine, and flushes the
-// request it is waiting on if ctx is cancelled meanwhile. The server then
-// ends the call (EINTR, consuming nothing) or completes it; either way fn
-// returns promptly.
-func (s *session) call(ctx context.Context, fn func() error) error {
-	if ctx.Err() != nil {
-		return syscall.EINTR
-	}
-	g := goid()
-	stop := context.AfterFunc(ctx, func() { s.cc.interrupt(g) })
-	err := fn()
-	stop()
-	s.cc.done(g)
-	if errors.Is(err, io.EOF) {
-		return err
-	}
-	return convErr(err)
+	return &rhandle{f: nf}, nil
 }
 
 // rhandle is an open remote file.
 type rhandle struct {
-	s *session
-	f p9.File
+	f *cfid
 }
 
-// Read sends one Tread (at most chunk bytes); 0 bytes is EOF.
+// Read sends one Tread (at most msize's worth); 0 bytes is EOF.
 func (h *rhandle) Read(ctx context.Context, p []byte, off int64) (int, error) {
-	if len(p) > h.s.chunk {
-		p = p[:h.s.chunk]
-	}
-	var n int
-	err := h.s.call(ctx, func() (err error) {
-		n, err = h.f.ReadAt(p, off)
-		return err
-	})
-	if errors.Is(err, io.EOF) {
-		return n, nil
-	}
-	return n, err
+	n, err := h.f.read(ctx, p, off)
+	return n, convErr(err)
 }
 
 // Write sends p in one Twrite if it fits in a message (one ctl command,
@@ -418,18 +369,11 @@ func (h *rhandle) Read(ctx context.Context, p []byte, off int64) (int, error) {
 func (h *rhandle) Write(ctx context.Context, p []byte, off int64) (int, error) {
 	total := 0
 	for len(p) > 0 {
-		piece := p[:min(len(p), h.s.chunk)]
-		var n int
-		err := h.s.call(ctx, func() (err error) {
-			n, err = h.f.WriteAt(piece, off)
-			return err
-		})
+		piece := p[:min(len(p), h.f.c.maxIO())]
+		n, err := h.f.write(ctx, piece, off)
 		total += n
-		if errors.Is(err, io.EOF) {
-			err = syscall.EIO
-		}
 		if err != nil {
-			return total, err
+			return total, convErr(err)
 		}
 		if n < len(piece) {
 			break
@@ -445,4 +389,4 @@ func (h *rhandle) Poll(ev fs.Event, _ func()) fs.Event { return ev & (fs.PollIn 
 
 // Release clunks the fid (one round trip: the server's last close of a
 // conversation starts its graceful close before Release returns).
-func (h *rhandle) Release() { h.f.Close() }
+func (h *rhandle) Release() { h.f.clunk() }
