@@ -4,8 +4,6 @@ go 1.26.0
 
 require golang.org/x/sys v0.49.0
 
-require bazil.org/fuse v0.0.0-20230120002735-62a210ff1fd5
-
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
 	codeberg.org/go-latex/latex v0.2.0 // indirect
