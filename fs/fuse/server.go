@@ -16,12 +16,13 @@ import (
 
 // server speaks the FUSE protocol on one /dev/fuse descriptor.
 //
-// Readers: goroutines blocked in read(2) on the device. A reader that
-// gets a request serves it itself, so a request costs no hand-over
-// between goroutines; when it takes the last idle reader's place it
-// starts another first, so a request that blocks (a read on an idle
-// connection, a listen open) never stalls the others. Readers beyond
-// maxIdle idle ones exit after their request.
+// Readers: goroutines blocked in read(2) on the device, maxIdle of them
+// from the start. A reader that gets a request serves it itself, so a
+// request costs no hand-over between goroutines; when it takes the last
+// idle reader's place it starts another first, so a request that blocks
+// (a read on an idle connection, a listen open) never stalls the others.
+// Readers beyond maxIdle idle ones exit after their request (their
+// worker state is kept for the next reader started).
 type server struct {
 	fd   int
 	born int64 // mount time, every node's atime, mtime and ctime
@@ -41,10 +42,15 @@ type server struct {
 	idle    atomic.Int32
 	readers sync.WaitGroup
 	quit    chan struct{}
+
+	wmu   sync.Mutex
+	spare []*worker // workers of readers that exited, for new readers
 }
 
-// maxIdle is how many readers may wait in read(2) at once.
-const maxIdle = 2
+// maxIdle is how many readers may wait in read(2) at once: enough that
+// a few requests in flight together (a blocked read and the write that
+// answers it, several streams) find a reader without starting one.
+const maxIdle = 4
 
 const rootID = 1 // FUSE_ROOT_ID
 
@@ -145,8 +151,10 @@ func (s *server) handshake() error {
 func (s *server) serve() error {
 	go s.watchSignals()
 	defer close(s.quit)
-	s.readers.Add(1)
-	go s.reader()
+	s.readers.Add(maxIdle)
+	for range maxIdle {
+		go s.reader()
+	}
 	s.readers.Wait()
 	return nil
 }
@@ -157,14 +165,34 @@ type worker struct {
 	small [512]byte // the request, copied out of the big buffer
 	reply [outHeaderLen + entryOutLen]byte
 	ctx   *reqCtx
+	// back: counted in idle already, from just before the reply was
+	// written (see send).
+	back bool
 }
 
 func (s *server) reader() {
 	defer s.readers.Done()
-	w := &worker{s: s, ctx: new(reqCtx)}
+	s.wmu.Lock()
+	var w *worker
+	if n := len(s.spare); n > 0 {
+		w = s.spare[n-1]
+		s.spare = s.spare[:n-1]
+	}
+	s.wmu.Unlock()
+	if w == nil {
+		w = &worker{s: s, ctx: new(reqCtx)}
+	}
+	defer func() {
+		s.wmu.Lock()
+		s.spare = append(s.spare, w)
+		s.wmu.Unlock()
+	}()
 	for {
 		buf := reqBufs.get()
-		s.idle.Add(1)
+		if !w.back {
+			s.idle.Add(1)
+		}
+		w.back = false
 		n, err := s.readReq(buf)
 		if s.idle.Add(-1) == 0 && err == nil {
 			s.readers.Add(1)
@@ -186,22 +214,39 @@ func (s *server) reader() {
 		if buf != nil {
 			reqBufs.put(buf)
 		}
-		if s.idle.Load() >= maxIdle {
+		if w.back && s.idle.Load() > maxIdle || !w.back && s.idle.Load() >= maxIdle {
+			if w.back {
+				s.idle.Add(-1)
+			}
 			return
 		}
 	}
 }
 
+// send writes a reply. The reader counts itself idle first: the caller
+// whose request this answers may send the next one at once, and the
+// reader is back in read(2) as soon as the runtime gives it a processor
+// again, so that next request must not look as if every reader were
+// busy (it would start a reader for each one; on two cores a reader
+// often waits for a processor after its write).
+func (w *worker) send(b []byte) {
+	if !w.back {
+		w.s.idle.Add(1)
+		w.back = true
+	}
+	w.s.write(b)
+}
+
 // replyErr answers a request with an errno (0: success, no payload).
 func (w *worker) replyErr(h inHeader, errno syscall.Errno) {
 	putOutHeader(w.reply[:], outHeaderLen, -int32(errno), h.unique)
-	w.s.write(w.reply[:outHeaderLen])
+	w.send(w.reply[:outHeaderLen])
 }
 
 // replyOut answers with the first n payload bytes of w.reply.
 func (w *worker) replyOut(h inHeader, n int) {
 	putOutHeader(w.reply[:], outHeaderLen+n, 0, h.unique)
-	w.s.write(w.reply[:outHeaderLen+n])
+	w.send(w.reply[:outHeaderLen+n])
 }
 
 func errnoOf(err error) syscall.Errno {
@@ -501,7 +546,7 @@ func (w *worker) read(h inHeader, in []byte) {
 		hd.mu.Unlock()
 	}
 	putOutHeader(buf, outHeaderLen+n, 0, h.unique)
-	w.s.write(buf[:outHeaderLen+n])
+	w.send(buf[:outHeaderLen+n])
 	pool.put(buf)
 }
 
@@ -563,7 +608,7 @@ func (w *worker) readdir(h inHeader, in []byte) {
 		n += putDirent(buf[outHeaderLen+n:], c.Qid().Path+1, uint64(i+1), typ, name)
 	}
 	putOutHeader(buf, outHeaderLen+n, 0, h.unique)
-	w.s.write(buf[:outHeaderLen+n])
+	w.send(buf[:outHeaderLen+n])
 	pool.put(buf)
 }
 
