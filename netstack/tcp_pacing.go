@@ -51,7 +51,7 @@ func (tp *TCPSock) updateSkbAfterSend(b *skb.SKB, priorWstamp int64) {
 	if tp.pacingStatus == skPacingNone {
 		return
 	}
-	rate := tp.skPacingRate
+	rate := tp.pacingRate() // sk_pacing_rate, also after a switch away from BBR
 	if rate == ^uint64(0) || rate == 0 || tp.dataSegsOut < 10 {
 		return
 	}
