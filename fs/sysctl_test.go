@@ -63,8 +63,8 @@ func TestSysctlFileWrites(t *testing.T) {
 		t.Fatalf("tcp_rmem 4095: %v", err)
 	}
 	cc := []string{"sys", "ipv4", "tcp_congestion_control"}
-	if _, err := sysWrite(t, tr, "bbr\n", 0, cc...); !errors.Is(err, syscall.ENOENT) {
-		t.Fatalf("bbr: %v, want ENOENT", err)
+	if _, err := sysWrite(t, tr, "vegas\n", 0, cc...); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("vegas: %v, want ENOENT", err)
 	}
 	if _, err := sysWrite(t, tr, "reno\n", 0, cc...); err != nil || sysRead(t, tr, cc...) != "reno\n" {
 		t.Fatalf("reno: %v %q", err, sysRead(t, tr, cc...))
@@ -72,7 +72,7 @@ func TestSysctlFileWrites(t *testing.T) {
 	if _, err := open(t, tr, 0, syscall.O_WRONLY, "sys", "ipv4", "tcp_available_congestion_control"); !errors.Is(err, syscall.EACCES) {
 		t.Fatalf("open available for writing: %v", err)
 	}
-	if got := sysRead(t, tr, "sys", "ipv4", "tcp_available_congestion_control"); got != "reno cubic\n" {
+	if got := sysRead(t, tr, "sys", "ipv4", "tcp_available_congestion_control"); got != "reno bbr cubic\n" {
 		t.Fatalf("available %q", got)
 	}
 }
@@ -101,7 +101,7 @@ func TestTCPCtlSockoptVerbs(t *testing.T) {
 			"maxseg 1000": nil, "maxseg 50": syscall.EINVAL, "quickack on": nil, "quickack 2": syscall.EINVAL,
 			"keepidle 10": nil, "keepidle 0": syscall.EINVAL, "keepintvl 32768": syscall.EINVAL,
 			"keepcnt 127": nil, "keepcnt 128": syscall.EINVAL, "congestion reno": nil,
-			"congestion bbr": syscall.ENOENT, "congestion": syscall.EINVAL,
+			"congestion vegas": syscall.ENOENT, "congestion": syscall.EINVAL,
 		} {
 			if err := w(cmd); !errors.Is(err, want) && !(want == nil && err == nil) {
 				t.Errorf("uid %d %q: %v, want %v", uid, cmd, err, want)

@@ -135,12 +135,38 @@ func (c *tcpConv) Status() string {
 		name = "Closed"
 	}
 	us := func(d time.Duration) int64 { return d.Microseconds() }
-	return fmt.Sprintf("%s qin %d qout %d srtt %d rttvar %d rto %d cwnd %d ssthresh %d "+
+	s := fmt.Sprintf("%s qin %d qout %d srtt %d rttvar %d rto %d cwnd %d ssthresh %d "+
 		"snd_wnd %d rcv_wnd %d rcv_ssthresh %d window_clamp %d mss %d retrans %d "+
-		"bytes_acked %d bytes_received %d\n",
+		"bytes_acked %d bytes_received %d congestion %s",
 		name, i.Qin, i.Qout, us(i.RTT), us(i.RTTVar), us(i.RTO), i.SndCwnd, i.SndSsthresh,
 		i.SndWnd, i.RcvWnd, i.RcvSsthresh, i.WindowClamp, i.SndMSS, i.TotalRetrans,
-		i.BytesAcked, i.BytesReceived)
+		i.BytesAcked, i.BytesReceived, i.Congestion)
+	// ss -i's fields, as it prints them, in name value pairs: its
+	// bbr:(bw:,mrtt:,pacing_gain:,cwnd_gain:) becomes bbr_bw ... .
+	if b := i.BBR; b != nil {
+		s += fmt.Sprintf(" bbr_mode %s bbr_bw %s bbr_mrtt %g bbr_pacing_gain %g bbr_cwnd_gain %g",
+			b.Mode, ssBw(float64(b.Bw)*8), float64(b.MinRttUs)/1000, float64(b.PacingGain)/256, float64(b.CwndGain)/256)
+	}
+	if i.PacingRate != 0 && i.PacingRate != ^uint64(0) {
+		s += " pacing_rate " + ssBw(float64(i.PacingRate)*8)
+	}
+	if i.DeliveryRate != 0 {
+		s += " delivery_rate " + ssBw(float64(i.DeliveryRate)*8)
+	}
+	return s + "\n"
+}
+
+// ssBw formats bits per second as ss does (sprint_bw).
+func ssBw(bw float64) string {
+	switch {
+	case bw > 1e9:
+		return fmt.Sprintf("%.1fGbps", bw/1e9)
+	case bw > 1e6:
+		return fmt.Sprintf("%.1fMbps", bw/1e6)
+	case bw > 1e3:
+		return fmt.Sprintf("%.1fKbps", bw/1e3)
+	}
+	return fmt.Sprintf("%gbps", bw)
 }
 
 func onOff(f []string) (bool, error) {

@@ -17,6 +17,7 @@ import (
 	"sockfs/netstack/clock"
 	"sockfs/netstack/impair"
 	"sockfs/netstack/link"
+	"sockfs/netview"
 )
 
 // treePair is two stacks, A 198.18.0.1 and B 198.18.0.2, joined by an
@@ -479,5 +480,29 @@ func TestConnectByName(t *testing.T) {
 	b := clone(t, ta, "tcp")
 	if err := b.cmd("connect localhost!nosuchservice"); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("unknown service: %v", err)
+	}
+}
+
+// TestTCPStatusCongestion: status names the algorithm and, for BBR, its
+// model as ss -i shows it (mode, bw, min_rtt, gains) and the pacing rate,
+// all name value pairs that netview parses; `congestion bbr` switches an
+// established conversation, which starts in STARTUP with min_rtt from the
+// connection's.
+func TestTCPStatusCongestion(t *testing.T) {
+	ta, tb := treePair(t)
+	a, _ := connected(t, ta, tb, "8002")
+	if st := a.read("status"); !strings.Contains(st, " congestion cubic") || strings.Contains(st, "bbr_") {
+		t.Fatalf("cubic status %q", st)
+	}
+	a.must("congestion bbr")
+	st := a.read("status")
+	for _, w := range []string{" congestion bbr", " bbr_mode STARTUP", " bbr_bw ", " bbr_mrtt ",
+		" bbr_pacing_gain 0 bbr_cwnd_gain 0", " pacing_rate "} { // gains: set from the first ACK on (bbr_main)
+		if !strings.Contains(st, w) {
+			t.Errorf("bbr status lacks %q: %q", w, st)
+		}
+	}
+	if _, _, err := netview.ParseStatus(st); err != nil {
+		t.Errorf("status does not parse: %v", err)
 	}
 }

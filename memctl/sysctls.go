@@ -65,12 +65,12 @@ type Sysctls struct {
 // CongestionControls are the congestion control algorithms sockfs has, in
 // the order Linux registers them (tcp_cong_list: reno is built in, cubic
 // registers at boot), which is the order of
-// tcp_available_congestion_control.
-var CongestionControls = []string{"reno", "cubic"}
+// tcp_available_congestion_control: "reno bbr cubic" on the reference
+// 6.18 kernel.
+var CongestionControls = []string{"reno", "bbr", "cubic"}
 
 // DefaultCongestionControl is the boot default of tcp_congestion_control
-// (CONFIG_DEFAULT_TCP_CONG; this project's reference kernel is built with
-// bbr, which sockfs does not have yet: cubic is Linux's usual default).
+// (CONFIG_DEFAULT_TCP_CONG: cubic, Linux's usual default).
 const DefaultCongestionControl = "cubic"
 
 // lim builds the optional range of a sysctl.
@@ -233,7 +233,8 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 func (s *Sysctls) initCongestion() {
 	def := DefaultCongestionControl
 	s.ccDefault.Store(&def)
-	allowed := map[string]bool{"reno": true, def: true} // reno is TCP_CONG_NON_RESTRICTED
+	// reno and bbr are TCP_CONG_NON_RESTRICTED.
+	allowed := map[string]bool{"reno": true, "bbr": true, def: true}
 	s.ccAllowed.Store(&allowed)
 	add := func(name, where string, get func() string, set func(string) error) *Sysctl {
 		c := &Sysctl{name: name, kind: kindString, n: 1, where: where, getString: get, setString: set}

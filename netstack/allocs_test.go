@@ -24,8 +24,17 @@ const allocsPerPacketMax = 0.01
 // TSO-sized skbs, software GSO into 45 wire segments (the pipe has no
 // TSO), receive, ACKs, reads.
 func TestAllocsTCPBulk(t *testing.T) {
+	for _, cc := range []string{"cubic", "bbr"} { // bbr: the rate sampler, pacing and its model per ACK
+		t.Run(cc, func(t *testing.T) { allocsTCPBulk(t, cc) })
+	}
+}
+
+func allocsTCPBulk(t *testing.T, cc string) {
 	n := newTestNet(t, impair.Config{}, impair.Config{}, 51)
 	cli, srv := tcpPair(t, n, 80)
+	if err := cli.SetCongestion(cc, true); err != nil {
+		t.Fatal(err)
+	}
 	srv.SetRcvbuf(4 << 20)
 	cli.SetSndbuf(4 << 20)
 	chunk := make([]byte, 64<<10)

@@ -238,6 +238,7 @@ func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	tp.rateCheckAppLimited() // tcp_sendmsg_locked: is sending application-limited?
 	copied := 0
 	nonblock := tp.nonblock.Load()
 	sk := tp.sk
@@ -734,6 +735,11 @@ type TCPInfo struct {
 	// tcpi_bytes_received: how far snd_una and rcv_nxt have advanced.
 	BytesAcked, BytesReceived uint64
 	Congestion                string
+	// PacingRate and DeliveryRate are tcpi_pacing_rate (^0: unlimited)
+	// and tcpi_delivery_rate, in bytes per second.
+	PacingRate, DeliveryRate uint64
+	// BBR is BBR's model (INET_DIAG_BBRINFO), when BBR is the algorithm.
+	BBR *BBRInfo
 }
 
 // Info returns tcp_info. Takes the socket lock. Mirrors tcp_get_info.
@@ -747,7 +753,13 @@ func (tp *TCPSock) Info() TCPInfo {
 	if tp.state == TCPListen {
 		qin = len(tp.acceptQ)
 	}
+	var bbr *BBRInfo
+	if b, ok := tp.cc.(*bbrCC); ok {
+		i := b.info(tp)
+		bbr = &i
+	}
 	return TCPInfo{
+		PacingRate: tp.pacingRate(), DeliveryRate: tp.deliveryRate(), BBR: bbr,
 		State: tp.state, CAState: tp.caState, Retransmits: tp.retransmits, Probes: tp.probesOut,
 		Backoff: tp.backoff, RTO: tp.rto, ATO: tp.ato, SndMSS: tp.mssCache, RcvMSS: tp.rcvMss,
 		Unacked: tp.packetsOut, Sacked: tp.sackedOut, Lost: tp.lostOut, Retrans: tp.retransOut,
@@ -832,8 +844,8 @@ func (tp *TCPSock) SetKeepAlive(on bool, idle, intvl time.Duration, count int) {
 	}
 }
 
-// SetCongestion selects the congestion control ("cubic" or "reno"), at any
-// time: ENOENT for an unknown name, EPERM for one outside
+// SetCongestion selects the congestion control ("cubic", "reno" or
+// "bbr"), at any time, starting it at once on a connection (init): ENOENT for an unknown name, EPERM for one outside
 // tcp_allowed_congestion_control unless privileged (CAP_NET_ADMIN). A
 // connection keeps its cwnd and ssthresh. Mirrors TCP_CONGESTION
 // (tcp_set_congestion_control with tcp_reinit_congestion_control).
@@ -847,7 +859,10 @@ func (tp *TCPSock) SetCongestion(name string, privileged bool) error {
 	}
 	tp.lockSock()
 	defer tp.releaseSock()
-	tp.cc, tp.ccName = cc, name
+	tp.setCC(cc, name)
+	if tp.state != TCPClose && tp.state != TCPListen {
+		tp.initCongestionControl()
+	}
 	return nil
 }
 

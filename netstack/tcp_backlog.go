@@ -37,6 +37,7 @@ const (
 	tcpWriteTimerDeferred  = 1 << iota // TCP_WRITE_TIMER_DEFERRED
 	tcpDelackTimerDeferred             // TCP_DELACK_TIMER_DEFERRED
 	tcpAckDeferred                     // TCP_ACK_DEFERRED (a receive batch's ACK, rxBatch)
+	tcpTsqDeferred                     // TCP_TSQ_DEFERRED: the pacing timer's work (tcp_pacing.go)
 )
 
 // lockSock takes ownership of the socket for a user context, sleeping while
@@ -221,6 +222,26 @@ func (tp *TCPSock) backlogCoalesce(tail, from *skb.SKB, th header.TCP) bool {
 	return true
 }
 
+// runTimerWork does the work of the timer whose deferred-work flag is
+// flag under the socket spinlock or, if a user owns the socket, leaves it
+// to release_sock (tcp_write_timer, tcp_delack_timer, tcp_tsq_handler).
+func (tp *TCPSock) runTimerWork(flag uint8) {
+	if tp.bhLockSock() {
+		tp.deferred |= flag
+		tp.bhUnlockSock()
+		return
+	}
+	defer tp.bhUnlockSock()
+	switch flag {
+	case tcpTsqDeferred:
+		tp.tsqWrite()
+	case tcpWriteTimerDeferred:
+		tp.writeTimerHandler()
+	case tcpDelackTimerDeferred:
+		tp.delackTimerHandler()
+	}
+}
+
 // releaseCb runs the timer work deferred while the socket was owned.
 // Caller holds slock and owns the socket. Mirrors tcp_release_cb.
 func (tp *TCPSock) releaseCb() {
@@ -229,6 +250,9 @@ func (tp *TCPSock) releaseCb() {
 		return
 	}
 	tp.deferred = 0
+	if f&tcpTsqDeferred != 0 {
+		tp.tsqWrite()
+	}
 	if f&tcpWriteTimerDeferred != 0 {
 		tp.writeTimerHandler()
 	}

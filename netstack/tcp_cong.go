@@ -23,7 +23,55 @@ type congestionControl interface {
 	pktsAcked(tp *TCPSock, s ackSample)
 	// sndbufExpand is the factor tcp_sndbuf_expand uses (2 unless set).
 	sndbufExpand() int
+	// init starts the algorithm on a connection that is established
+	// (or is switched to it after). Mirrors init.
+	init(tp *TCPSock)
+	// setState is told of a congestion-state change before it is made.
+	// Mirrors set_state.
+	setState(tp *TCPSock, newState uint8)
+	// cwndEvent is told of events outside the ACK path. Mirrors cwnd_event.
+	cwndEvent(tp *TCPSock, ev uint8)
+	// undoCwnd is cwnd after a reduction found spurious. Mirrors undo_cwnd.
+	undoCwnd(tp *TCPSock) uint32
 }
+
+// congControlOps is the part of an algorithm that sets cwnd and the
+// pacing rate itself from every ACK's rate sample, in place of
+// congAvoid and PRR (BBR). Mirrors tcp_congestion_ops.cong_control with
+// min_tso_segs.
+type congControlOps interface {
+	// congControl is called at the end of every ACK that is processed.
+	congControl(tp *TCPSock, rs *tcpRateSample)
+	// minTsoSegs replaces tcp_min_tso_segs.
+	minTsoSegs(tp *TCPSock) int
+}
+
+// Congestion-control events (enum tcp_ca_event).
+const (
+	caEventTxStart = 0 // CA_EVENT_TX_START: first transmission when nothing is in flight
+)
+
+// setCC installs cc as the socket's algorithm. Mirrors the assignment of
+// icsk_ca_ops (tcp_assign_congestion_control / tcp_reinit_congestion_control).
+func (tp *TCPSock) setCC(cc congestionControl, name string) {
+	tp.cc, tp.ccName = cc, name
+	tp.ccMain, _ = cc.(congControlOps)
+}
+
+// initCongestionControl starts the algorithm. Mirrors
+// tcp_init_congestion_control.
+func (tp *TCPSock) initCongestionControl() { tp.cc.init(tp) }
+
+// setCAState changes icsk_ca_state, telling the algorithm first. Mirrors
+// tcp_set_ca_state.
+func (tp *TCPSock) setCAState(s uint8) {
+	tp.cc.setState(tp, s)
+	tp.caState = s
+}
+
+// renoUndoCwnd mirrors tcp_reno_undo_cwnd: the larger of cwnd and the
+// cwnd before the reduction.
+func renoUndoCwnd(tp *TCPSock) uint32 { return max(tp.cwnd, tp.priorCwnd) }
 
 // ackSample is what pkts_acked learns of one ACK. Mirrors struct
 // ack_sample (without in_flight, which no algorithm here uses), plus the
@@ -51,6 +99,7 @@ func (tp *TCPSock) caPktsAcked(acked uint32, skbRtt, tsRtt time.Duration) {
 	} else if tsRtt > 0 {
 		s.rttUs = int64(max(tsRtt, time.Millisecond) / time.Microsecond)
 	}
+	tp.rs.rttUs = s.rttUs // tcp_ack_update_rtt: rs->rtt_us = ca_rtt_us
 	tp.cc.pktsAcked(tp, s)
 }
 
@@ -61,6 +110,8 @@ func newCongestionControl(name string) congestionControl {
 		return &renoCC{}
 	case "cubic":
 		return newCubic()
+	case "bbr":
+		return &bbrCC{}
 	}
 	return nil
 }
@@ -120,6 +171,11 @@ func (*renoCC) name() string      { return "reno" }
 func (*renoCC) sndbufExpand() int { return 2 }
 func (*renoCC) onLoss(*TCPSock)   {}
 
+func (*renoCC) init(*TCPSock)               {}
+func (*renoCC) setState(*TCPSock, uint8)    {}
+func (*renoCC) cwndEvent(*TCPSock, uint8)   {}
+func (*renoCC) undoCwnd(tp *TCPSock) uint32 { return renoUndoCwnd(tp) }
+
 func (*renoCC) pktsAcked(*TCPSock, ackSample) {}
 
 func (*renoCC) ssthresh(tp *TCPSock) uint32 { return max(tp.cwnd>>1, 2) }
@@ -163,6 +219,14 @@ func (*cubicCC) name() string      { return "cubic" }
 func (*cubicCC) sndbufExpand() int { return 2 }
 
 func (c *cubicCC) onLoss(tp *TCPSock) { c.epochStart = 0 }
+
+// init, setState and cwndEvent do nothing: CUBIC's state is reset lazily
+// (enterLoss, hystartUpdate), and sockfs does not restart the epoch after
+// idle (cubictcp_cwnd_event).
+func (*cubicCC) init(*TCPSock)               {}
+func (*cubicCC) setState(*TCPSock, uint8)    {}
+func (*cubicCC) cwndEvent(*TCPSock, uint8)   {}
+func (*cubicCC) undoCwnd(tp *TCPSock) uint32 { return renoUndoCwnd(tp) }
 
 // ssthresh mirrors cubictcp_recalc_ssthresh.
 func (c *cubicCC) ssthresh(tp *TCPSock) uint32 {

@@ -556,7 +556,9 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	}
 	priorFack := tp.highestSackSeq()
 	reord := priorFack
-	tp.rs = tcpRateSample{}
+	priorPackets, priorSacked := tp.packetsOut, tp.sackedOut
+	priorDelivered, priorLost := tp.delivered, tp.rate.lost
+	tp.rs = tcpRateSample{rttUs: -1, priorInFlight: tp.packetsInFlight()}
 	sackedNew, dsack := tp.sackTag(opts, ack, priorFack, &reord)
 	acked, rtt := tp.cleanRtxQueue(ack, priorFack, &reord)
 	tp.sndUnaUpdate(ack)
@@ -595,7 +597,7 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	if tp.state == TCPSynRecv {
 		tp.synRecvEstablished(b, nwin)
 	}
-	if acked > 0 && tp.caState != tcpCARecovery { // PRR sets cwnd in recovery
+	if acked > 0 && tp.caState != tcpCARecovery && tp.ccMain == nil { // PRR sets cwnd in recovery
 		tp.cc.congAvoid(tp, acked)
 	}
 	reoArmed := false // RACK armed the reorder timer: FLAG_SET_XMIT_TIMER cleared
@@ -604,6 +606,21 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	}
 	if tp.tlpHighSeq != 0 && seqGEQ(ack, tp.tlpHighSeq) {
 		tp.tlpHighSeq = 0 // the probe episode is over (tcp_process_tlp_ack)
+	}
+	if priorPackets > 0 { // tcp_ack's no_queue path skips what follows
+		rs := &tp.rs
+		// FLAG_ACK_MAYBE_DELAYED: one runt segment acked alone, with
+		// nothing SACKed (tcp_clean_rtx_queue).
+		rs.isAckDelayed = acked == 1 && priorSacked == 0 && sackedNew == 0 && !dsack &&
+			int(ack-priorUna) < tp.mssCache && rs.priorDelivered+1 == tp.delivered
+		tp.rateGen(tp.delivered-priorDelivered, tp.rate.lost-priorLost, rs)
+		if tp.ccMain != nil {
+			tp.ccMain.congControl(tp, rs) // tcp_cong_control
+		}
+	}
+	if tp.rexmitLost { // tcp_xmit_recovery
+		tp.rexmitLost = false
+		tp.xmitRetransmitQueue()
 	}
 	if (seqGT(ack, priorUna) || acked > 0) && !reoArmed {
 		if !tp.scheduleLossProbe() { // tcp_set_xmit_timer
@@ -689,6 +706,7 @@ func (tp *TCPSock) synRecvEstablished(b *skb.SKB, nwin uint32) {
 func (tp *TCPSock) initTransfer() {
 	tp.syncMss()
 	tp.initBufferSpace()
+	tp.initCongestionControl()
 	if tp.keepalive {
 		tp.resetKeepTimer(tp.keepaliveTime())
 	}

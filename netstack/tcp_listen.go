@@ -365,7 +365,7 @@ func (l *TCPSock) createChild(r *tcpRequest, b *skb.SKB, th header.TCP, opts *he
 	c.userMss = l.userMss
 	c.ttl, c.tos = l.ttl, l.tos // inet_sk copied by sk_clone_lock
 	if cc := newCongestionControl(l.ccName); cc != nil {
-		c.cc, c.ccName = cc, l.ccName
+		c.setCC(cc, l.ccName)
 	}
 	c.syncMss()
 	c.syncSeqs()

@@ -79,6 +79,7 @@ func (tp *TCPSock) tcpOptionsSize() int {
 // (or, if a previous clone is still alive, a private copy) is sent, charged
 // to wmem_alloc. Mirrors __tcp_transmit_skb.
 func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
+	priorWstamp := tp.wstampRefresh()
 	out := b
 	if cloneIt {
 		if b.Cloned() {
@@ -150,6 +151,12 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 	if flags&tcpAck != 0 {
 		tp.eventAckSent()
 	}
+	if out.Len() > hlen {
+		if tp.packetsInFlight() == 0 {
+			tp.cc.cwndEvent(tp, caEventTxStart) // tcp_event_data_sent
+		}
+		tp.dataSegsOut += uint32(pc)
+	}
 	if out.Len() > hlen || flags&(tcpSyn|tcpFin) != 0 {
 		tp.lsndtime = tp.now()
 	}
@@ -162,6 +169,9 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 		q = &tp.txq
 	}
 	tp.stack.ipOutputQ(out, tp.route, src, dst, header.IPv4ProtocolTCP, tp.ipTTL(), tp.tos, nil, q)
+	if cloneIt {
+		tp.updateSkbAfterSend(b, priorWstamp)
+	}
 }
 
 // txBegin starts (or nests in) a run of segments transmitted together:
@@ -376,6 +386,9 @@ func (tp *TCPSock) writeXmitOne(nonagle int, pushOne int) bool {
 	limited := false
 	tp.txBegin()
 	for b := tp.writeQueue.Peek(); b != nil; b = tp.writeQueue.Peek() {
+		if tp.pacingCheck() {
+			break
+		}
 		segs := initTsoSegs(b, mss)
 		quota := tp.cwndTest(b)
 		if quota == 0 {
@@ -406,10 +419,12 @@ func (tp *TCPSock) writeXmitOne(nonagle int, pushOne int) bool {
 		if b.Len() < tcpSkbPcount(b)*mss {
 			tp.sndSml = cbGetEndSeq(b) // tcp_minshall_update
 		}
-		tp.eventNewDataSent(b)
+		// Sent before it counts in packets_out, as tcp_write_xmit does
+		// (tcp_rate_skb_sent and CA_EVENT_TX_START look at the flight).
 		b.HeaderRelease()
 		tp.rateSkbSent(b)
 		tp.transmitSkb(b, true)
+		tp.eventNewDataSent(b)
 		sent = true
 		if pushOne != 0 {
 			break
@@ -519,6 +534,9 @@ func (tp *TCPSock) xmitRetransmitQueue() {
 		if s&tcpcbLost == 0 || s&(tcpcbSackedAcked|tcpcbSackedRetrans) != 0 {
 			continue
 		}
+		if tp.pacingCheck() {
+			return
+		}
 		if !tp.retransmitSkb(b, min(int(tp.cwnd-inflight), maxSegs)) {
 			return
 		}
@@ -574,10 +592,10 @@ func (tp *TCPSock) sendSyn() {
 	cbSetSacked(b, 0)
 	tp.writeSeq = tp.iss + 1
 	tp.writeQueue.PushBack(b)
-	tp.eventNewDataSent(b)
 	b.HeaderRelease()
 	tp.rateSkbSent(b)
 	tp.transmitSkb(b, true)
+	tp.eventNewDataSent(b)
 	tp.stack.mib.Inc(memctl.TcpActiveOpens)
 	tp.resetRetransTimer(timerRetrans, tp.rto)
 }
@@ -642,10 +660,10 @@ func (tp *TCPSock) writeWakeup() {
 			tp.fragment(&tp.writeQueue, b, seg, mss)
 		}
 		initTsoSegs(b, mss)
-		tp.eventNewDataSent(b)
 		b.HeaderRelease()
 		tp.rateSkbSent(b)
 		tp.transmitSkb(b, true)
+		tp.eventNewDataSent(b)
 		return
 	}
 	p := allocControlSkb()

@@ -55,15 +55,6 @@ type tcpRack struct {
 	advanced      bool   // advanced: mstamp moved since the last detection
 }
 
-// tcpRateSample is the part of struct rate_sample RACK uses: for the ACK
-// being processed, tx.delivered of the most recently sent skb it delivered.
-type tcpRateSample struct {
-	have           bool
-	priorDelivered uint32 // prior_delivered
-	priorMstamp    int64  // the transmit time of that skb (first_tx_mstamp's role)
-	lastEndSeq     uint32 // last_end_seq
-}
-
 // rackEnabled is tcp_is_rack: net.ipv4.tcp_recovery has TCP_RACK_LOSS_DETECTION.
 // RACK needs SACK to see deliveries beyond snd_una; without it Linux's
 // NewReno marking (markHeadLost here) applies whatever the sysctl says.
@@ -172,6 +163,7 @@ func (tp *TCPSock) markSkbLost(b *skb.SKB) {
 		return
 	}
 	pc := uint32(max(tcpSkbPcount(b), 1))
+	tp.sumLost(s, pc)
 	if s&tcpcbLost != 0 {
 		if s&tcpcbSackedRetrans != 0 {
 			s &^= tcpcbSackedRetrans
@@ -269,30 +261,6 @@ func (tp *TCPSock) rackDsackSeen(start, end uint32) {
 	}
 }
 
-// rateSkbSent stamps an skb as it is (re)transmitted: its time and the
-// delivered count then. Mirrors the parts of tcp_rate_skb_sent (and
-// skb_mstamp_ns) that RACK uses.
-func (tp *TCPSock) rateSkbSent(b *skb.SKB) {
-	b.Tstamp = tp.now()
-	cbSetTxDelivered(b, tp.delivered)
-}
-
-// rateSkbDelivered counts segs segments of b as delivered by the ACK being processed and
-// keeps, in the rate sample, tx.delivered of the most recently sent skb it
-// delivered. Each skb is counted once: when SACKed, or when acked if it was
-// not SACKed before. Mirrors tcp_count_delivered + tcp_rate_skb_delivered.
-func (tp *TCPSock) rateSkbDelivered(b *skb.SKB, segs uint32) {
-	tp.delivered += segs
-	tp.stack.mib.Add(memctl.TcpExtTCPDelivered, uint64(segs))
-	rs := &tp.rs
-	if !rs.have || rackSentAfter(b.Tstamp, rs.priorMstamp, cbGetEndSeq(b), rs.lastEndSeq) {
-		rs.have = true
-		rs.priorDelivered = cbGetTxDelivered(b)
-		rs.priorMstamp = b.Tstamp
-		rs.lastEndSeq = cbGetEndSeq(b)
-	}
-}
-
 // minmax is a windowed running minimum over (time, value) samples, kept as
 // the best, second best and third best of the last window: Kathleen
 // Nichols' algorithm, as lib/minmax.c (struct minmax) implements it for
@@ -318,14 +286,25 @@ func (m *minmax) reset(t int64, v uint32) {
 // runningMin adds a sample taken at t; win is the window length. Mirrors
 // minmax_running_min.
 func (m *minmax) runningMin(win, t int64, v uint32) uint32 {
+	return m.running(win, t, v, func(a, b uint32) bool { return a <= b })
+}
+
+// runningMax is runningMin for a windowed maximum (BBR's bw filter).
+// Mirrors minmax_running_max.
+func (m *minmax) runningMax(win, t int64, v uint32) uint32 {
+	return m.running(win, t, v, func(a, b uint32) bool { return a >= b })
+}
+
+// running adds a sample to the filter that keeps the best by better.
+func (m *minmax) running(win, t int64, v uint32, better func(a, b uint32) bool) uint32 {
 	n := minmaxSample{t, v}
-	if v <= m.s[0].v || t-m.s[2].t > win {
-		m.reset(t, v) // a new minimum, or nothing left in the window
+	if better(v, m.s[0].v) || t-m.s[2].t > win {
+		m.reset(t, v) // a new best, or nothing left in the window
 		return v
 	}
-	if v <= m.s[1].v {
+	if better(v, m.s[1].v) {
 		m.s[1], m.s[2] = n, n
-	} else if v <= m.s[2].v {
+	} else if better(v, m.s[2].v) {
 		m.s[2] = n
 	}
 	return m.subwinUpdate(win, n)

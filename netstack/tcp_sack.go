@@ -217,6 +217,7 @@ func (tp *TCPSock) markLostSack() bool {
 			continue
 		}
 		if count >= tp.reordering && sk&(tcpcbLost|tcpcbSackedRetrans) == 0 {
+			tp.sumLost(sk, uint32(max(tcpSkbPcount(b), 1)))
 			cbSetSacked(b, sk|tcpcbLost)
 			tp.lostOut += uint32(max(tcpSkbPcount(b), 1))
 			marked = true
@@ -239,6 +240,7 @@ func (tp *TCPSock) markHeadLost() {
 			tp.fragment(&tp.rtxQueue, b, mss, mss)
 		}
 		pc := uint32(max(tcpSkbPcount(b), 1))
+		tp.sumLost(sk, pc)
 		if sk&tcpcbSackedRetrans != 0 {
 			tp.retransOut -= pc
 			sk &^= tcpcbSackedRetrans
@@ -271,12 +273,27 @@ func (tp *TCPSock) enterRecovery() {
 		tp.cwndCnt = 0
 		tp.prrDelivered, tp.prrOut = 0, 0
 	}
-	tp.caState = tcpCARecovery
+	tp.setCAState(tcpCARecovery)
+}
+
+// xmitRecovery retransmits what is marked lost. With an algorithm that
+// sets cwnd itself (congControl) it waits for the end of the ACK, after
+// congControl, as Linux's REXMIT_LOST waits for tcp_xmit_recovery; PRR
+// sets cwnd here, so with reno and cubic it goes now.
+func (tp *TCPSock) xmitRecovery() {
+	if tp.ccMain != nil {
+		tp.rexmitLost = true
+		return
+	}
+	tp.xmitRetransmitQueue()
 }
 
 // cwndReduction sets cwnd during recovery from what the ACK delivered.
 // Mirrors tcp_cwnd_reduction (RFC 6937 PRR with the SSRB bound).
 func (tp *TCPSock) cwndReduction(newlyAckedSacked uint32, newlyLost, unaAdvanced bool) {
+	if tp.ccMain != nil {
+		return // tcp_cong_control calls cong_control instead
+	}
 	if newlyAckedSacked == 0 && !newlyLost {
 		return
 	}
@@ -325,7 +342,7 @@ func (tp *TCPSock) enterLoss() {
 	}
 	tp.highSeq = tp.sndNxt
 	tp.tlpHighSeq = 0 // its probe is counted in undo_retrans (6.11+)
-	tp.caState = tcpCALoss
+	tp.setCAState(tcpCALoss)
 	tp.dupAcks = 0
 }
 
@@ -345,6 +362,9 @@ func (tp *TCPSock) timeoutMarkLost() {
 				tp.retransOut += pc
 			}
 			continue
+		}
+		if sk&tcpcbSackedAcked == 0 {
+			tp.sumLost(sk, pc)
 		}
 		sk &^= tcpcbSackedRetrans
 		if sk&tcpcbSackedAcked == 0 {
@@ -421,7 +441,7 @@ func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSa
 			tp.enterRecovery()
 		}
 		tp.cwndReduction(ackedSacked, lost, advanced)
-		tp.xmitRetransmitQueue()
+		tp.xmitRecovery()
 		return reoArmed
 	case tcpCALoss:
 		// tcp_process_loss without F-RTO: undone by timestamps (or
@@ -439,7 +459,7 @@ func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSa
 			tp.markLostSack()
 		}
 		if tp.caState != tcpCAOpen && !lostRetrans {
-			tp.xmitRetransmitQueue()
+			tp.xmitRecovery()
 			return reoArmed
 		}
 		// Undone or over, or a retransmission was lost: as in Open.
@@ -461,7 +481,7 @@ func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSa
 		if tp.lostOut > 0 {
 			tp.enterRecovery()
 			tp.cwndReduction(ackedSacked, true, advanced)
-			tp.xmitRetransmitQueue()
+			tp.xmitRecovery()
 			return reoArmed
 		}
 	} else {
@@ -476,7 +496,7 @@ func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSa
 		if lost && tp.lostOut > 0 {
 			tp.enterRecovery()
 			tp.cwndReduction(ackedSacked, true, advanced)
-			tp.xmitRetransmitQueue()
+			tp.xmitRecovery()
 			return false
 		}
 	}

@@ -358,7 +358,8 @@ type TCPSock struct {
 	tlpRetrans    bool          // tlp_retrans: that probe was a retransmission
 	rack          tcpRack       // RACK-TLP loss detection state (tcp_rack.go)
 	reordSeen     uint32        // reord_seen: reordering events detected
-	delivered     uint32        // delivered: packets (S)ACKed, for RACK's rate-sample rounds
+	delivered     uint32        // delivered: packets (S)ACKed (tcp_rate.go)
+	rate          tcpRateState  // the delivery-rate sampler's socket state (tcp_rate.go)
 	rttMin        minmax        // rtt_min: windowed minimum RTT in microseconds (tcp_min_rtt)
 	rs            tcpRateSample // the rate sample of the ACK being processed
 	dsackDups     uint32        // dsack_dups: segments reported duplicated by D-SACKs
@@ -366,7 +367,15 @@ type TCPSock struct {
 	cwndUsageSeq  uint32
 	cwndLimited   bool
 
+	// Pacing (tcp_pacing.go).
+	pacingStatus uint8  // sk_pacing_status
+	skPacingRate uint64 // sk_pacing_rate in bytes per second, kept by a congestion control with congControl
+	wstampNs     int64  // tcp_wstamp_ns: earliest departure time of the next skb
+	dataSegsOut  uint32 // data_segs_out: data segments sent, retransmissions included
+
 	// Congestion control.
+	ccMain     congControlOps // cc's cong_control, nil for reno and cubic
+	rexmitLost bool           // rexmit == REXMIT_LOST: retransmit after congControl (xmitRecovery)
 	cwnd       uint32
 	ssthresh   uint32
 	cwndCnt    uint32
@@ -448,6 +457,7 @@ type TCPSock struct {
 	kaDeadline int64
 
 	retransTimer *clock.Timer
+	pacingTimer  *clock.Timer // pacing_timer (tcp_pacing.go)
 	delackTimer  *clock.Timer
 	keepTimer    *clock.Timer
 
@@ -487,10 +497,11 @@ func (s *Stack) newTCPSock(sk *memctl.Sock) *TCPSock {
 	tp.rttMin.reset(0, tcpRackNoMinRtt)
 	tp.scalingRatio = tcpScalingRatio
 	// tcp_assign_congestion_control: the default at creation time.
-	tp.ccName = sys.TCPCongestionControl()
-	tp.cc = newCongestionControl(tp.ccName)
+	name := sys.TCPCongestionControl()
+	tp.setCC(newCongestionControl(name), name)
 	tp.retransTimer = s.clock.NewTimer(tp.retransmitTimerFired)
 	tp.delackTimer = s.clock.NewTimer(tp.delackTimerFired)
+	tp.pacingTimer = s.clock.NewTimer(tp.pacingTimerFired)
 	tp.keepTimer = s.clock.NewTimer(tp.keepaliveTimerFired)
 	return tp
 }
@@ -726,6 +737,7 @@ func (tp *TCPSock) purgeRecvQueues() {
 func (tp *TCPSock) stopTimers() {
 	tp.retransTimer.Stop()
 	tp.delackTimer.Stop()
+	tp.pacingTimer.Stop()
 	tp.keepTimer.Stop()
 	tp.rtoDeadline, tp.ackDeadline, tp.kaDeadline = 0, 0, 0
 	tp.ackPending = 0

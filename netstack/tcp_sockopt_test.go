@@ -113,8 +113,8 @@ func TestSockoptKeepalive(t *testing.T) {
 // EPERM unless privileged; the algorithm in force changes.
 func TestSockoptCongestion(t *testing.T) {
 	c := newEstablished(t)
-	if err := c.tp.SetCongestion("bbr", true); err != syscall.ENOENT {
-		t.Fatalf("bbr: %v", err)
+	if err := c.tp.SetCongestion("vegas", true); err != syscall.ENOENT {
+		t.Fatalf("vegas: %v", err)
 	}
 	setSysctl(t, c.s, "ipv4/tcp_allowed_congestion_control", "reno")
 	if err := c.tp.SetCongestion("cubic", false); err != syscall.EPERM {

@@ -79,15 +79,7 @@ func (tp *TCPSock) probe0When() time.Duration {
 // retransmitTimerFired is the retransmit/probe timer callback; if a user
 // owns the socket the work is deferred to release_sock. Mirrors
 // tcp_write_timer.
-func (tp *TCPSock) retransmitTimerFired() {
-	if tp.bhLockSock() {
-		tp.deferred |= tcpWriteTimerDeferred
-		tp.bhUnlockSock()
-		return
-	}
-	defer tp.bhUnlockSock()
-	tp.writeTimerHandler()
-}
+func (tp *TCPSock) retransmitTimerFired() { tp.runTimerWork(tcpWriteTimerDeferred) }
 
 // writeTimerHandler runs the retransmit or zero-window probe timer. Caller
 // holds the spinlock (not owned) or owns the socket. Mirrors
@@ -405,15 +397,7 @@ func (tp *TCPSock) scheduleDelack() {
 
 // delackTimerFired is the delayed-ACK timer callback; if a user owns the
 // socket the work is deferred to release_sock. Mirrors tcp_delack_timer.
-func (tp *TCPSock) delackTimerFired() {
-	if tp.bhLockSock() {
-		tp.deferred |= tcpDelackTimerDeferred
-		tp.bhUnlockSock()
-		return
-	}
-	defer tp.bhUnlockSock()
-	tp.delackTimerHandler()
-}
+func (tp *TCPSock) delackTimerFired() { tp.runTimerWork(tcpDelackTimerDeferred) }
 
 // delackTimerHandler sends the delayed ACK, inflating ato, and reclaims
 // memory under pressure. Caller holds the spinlock (not owned) or owns the

@@ -116,6 +116,9 @@ func (tp *TCPSock) sizeGoal(mss int) int {
 // Computed when needed instead of on every ACK. Mirrors
 // tcp_update_pacing_rate.
 func (tp *TCPSock) pacingRate() uint64 {
+	if tp.ccMain != nil {
+		return tp.skPacingRate // set by the algorithm (bbr_set_pacing_rate)
+	}
 	if tp.srttUs == 0 {
 		return ^uint64(0)
 	}
@@ -141,7 +144,11 @@ func (tp *TCPSock) tsoSegs(mss int) int {
 		bytes += gsoMaxSize >> r
 	}
 	bytes = min(bytes, gsoMaxSize)
-	return min(max(int(bytes)/mss, sys.TCPMinTsoSegs()), gsoMaxSegs)
+	minSegs := sys.TCPMinTsoSegs()
+	if tp.ccMain != nil {
+		minSegs = tp.ccMain.minTsoSegs(tp) // ca_ops->min_tso_segs
+	}
+	return min(max(int(bytes)/mss, minSegs), gsoMaxSegs)
 }
 
 // cwndTest is how many segments the congestion window lets b send now: at

@@ -137,7 +137,7 @@ func (tp *TCPSock) undoCwndReduction(unmarkLoss bool) {
 		tp.lostOut = 0
 	}
 	if tp.priorSsthr != 0 {
-		tp.cwnd = max(tp.cwnd, tp.priorCwnd)
+		tp.cwnd = tp.cc.undoCwnd(tp)
 		if tp.priorSsthr > tp.ssthresh {
 			tp.ssthresh = tp.priorSsthr
 		}
@@ -168,7 +168,7 @@ func (tp *TCPSock) tryUndoRecovery() {
 // waits up to one more window for late D-SACKs (undoEnd), where Linux
 // keeps undo_marker until the next episode; see fastretransAlert.
 func (tp *TCPSock) setCAOpen() {
-	tp.caState = tcpCAOpen
+	tp.setCAState(tcpCAOpen)
 	tp.dupAcks = 0
 	tp.undoEnd = tp.sndNxt
 }
@@ -241,7 +241,7 @@ func (tp *TCPSock) tryKeepOpen() {
 		if tp.caState >= tcpCARecovery {
 			tp.undoEnd = tp.sndNxt
 		}
-		tp.caState = state
+		tp.setCAState(state)
 		tp.highSeq = tp.sndNxt
 	}
 }
@@ -259,6 +259,9 @@ func (tp *TCPSock) tryToOpen() {
 // endCwndReduction sets cwnd to ssthresh at the end of a fast recovery
 // that is not undone. Mirrors tcp_end_cwnd_reduction.
 func (tp *TCPSock) endCwndReduction() {
+	if tp.ccMain != nil {
+		return // the algorithm sets cwnd itself
+	}
 	if tp.ssthresh < tcpInfiniteSsthresh && tp.undoMarker != 0 {
 		tp.cwnd = max(tp.ssthresh, 2)
 	}
