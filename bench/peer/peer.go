@@ -48,8 +48,7 @@ const (
 )
 
 // bufSize is the read and write size of the sink and source loops (the
-// same for every socket system; Config.BufSize can raise it for a file
-// transport whose requests are larger).
+// same for every system).
 const bufSize = 256 << 10
 
 // Stats is the peer process's answer to "stats". Heap figures are taken
@@ -80,9 +79,6 @@ type Config struct {
 	// Fill, if set, amends the stats last (a peer whose stack runs in
 	// another process adds that process's CPU and memory).
 	Fill func(*Stats)
-	// BufSize, if not 0, replaces bufSize: the files peer over FUSE reads
-	// and writes 1 MiB, its request size.
-	BufSize int
 }
 
 type server struct {
@@ -102,8 +98,8 @@ func Serve(cfg Config, ready func()) error {
 	s := &server{cfg: cfg, quit: make(chan struct{})}
 	handlers := map[int]func(net.Conn){
 		PortControl: s.control,
-		PortSink:    func(c net.Conn) { sink(c, s.bufSize()) },
-		PortSource:  func(c net.Conn) { source(c, s.bufSize()) },
+		PortSink:    sink,
+		PortSource:  source,
 		PortEcho:    echo,
 		PortHold:    nil,
 	}
@@ -232,16 +228,9 @@ func cpuNanos() int64 {
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
-func (s *server) bufSize() int {
-	if s.cfg.BufSize > 0 {
-		return s.cfg.BufSize
-	}
-	return bufSize
-}
-
-func sink(c net.Conn, size int) {
+func sink(c net.Conn) {
 	defer c.Close()
-	buf := make([]byte, size)
+	buf := make([]byte, bufSize)
 	var n uint64
 	for {
 		m, err := c.Read(buf)
@@ -255,14 +244,14 @@ func sink(c net.Conn, size int) {
 	c.Write(b[:])
 }
 
-func source(c net.Conn, size int) {
+func source(c net.Conn) {
 	defer c.Close()
 	var b [8]byte
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		return
 	}
 	limit := binary.BigEndian.Uint64(b[:])
-	buf := make([]byte, size)
+	buf := make([]byte, bufSize)
 	for limit > 0 {
 		p := buf
 		if uint64(len(p)) > limit {
