@@ -661,15 +661,19 @@ func TestTimeWaitRstOutOfWindow(t *testing.T) {
 	}
 }
 
-// TIME-WAIT: the timeout deletes the TCB; a later segment is reset.
+// TIME-WAIT: TW counts its start; the timeout deletes the TCB; a later
+// segment is reset.
 func TestTimeWaitTimeout(t *testing.T) {
 	c := timeWaitScript(t)
+	if c.s.mib.Get(memctl.TcpExtTW) != 1 { // counted on entry, as Linux does
+		t.Fatal("TcpExtTW")
+	}
 	c.clk.Advance(tcpTimewaitLen)
 	if st := c.tp.state; st != TCPClose {
 		t.Fatalf("state %v", st)
 	}
 	if c.s.mib.Get(memctl.TcpExtTW) != 1 {
-		t.Fatal("TcpExtTW")
+		t.Fatal("TcpExtTW counted again at the end")
 	}
 	c.send(seg{seq: 1002, ack: c.iss + 2, flags: fAck})
 	c.expect(seg{seq: c.iss + 2, flags: fRst})

@@ -474,7 +474,6 @@ func (tp *TCPSock) keepaliveTimerFired() {
 	tp.kaDeadline = 0
 	switch tp.state {
 	case TCPTimeWait:
-		tp.stack.mib.Inc(memctl.TcpExtTW)
 		tp.tcpDone()
 		tp.destroyIfOrphan()
 		return
@@ -572,6 +571,10 @@ func (tp *TCPSock) enterTimeWait() {
 		return
 	}
 	tp.setOrphan(false)
+	// TW counts a TIME_WAIT when it starts, for its 60 s (TWKilled is for
+	// ones of at most 4 s, which sockfs never makes). Mirrors
+	// __inet_twsk_schedule.
+	s.mib.Inc(memctl.TcpExtTW)
 	tp.twEntry = tp.now()
 	tp.setState(TCPTimeWait)
 	tp.clearRetransTimer()

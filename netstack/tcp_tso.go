@@ -415,7 +415,8 @@ func (tp *TCPSock) shiftSkbData(b *skb.SKB) bool {
 	if tcpSkbPcount(prev) != pc {
 		panic("netstack: shiftSkbData changed the segment count")
 	}
-	tp.stack.mib.Inc(memctl.TcpExtTCPSackShifted)
+	// The whole skb was eaten: TCPSackMerged only (tcp_shifted_skb counts
+	// TCPSackShifted when part of the skb stays).
 	tp.stack.mib.Inc(memctl.TcpExtTCPSackMerged)
 	tp.rtxQueue.Unlink(b)
 	tp.sk.WmemFreeSkb(b.Truesize())

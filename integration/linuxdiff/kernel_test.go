@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strconv"
@@ -143,6 +144,15 @@ func (k *kernelSUT) mib() (map[string]int64, error) {
 
 func (k *kernelSUT) impairIn(d time.Duration) error {
 	k.relay.delay.Store(int64(d))
+	return nil
+}
+
+func (k *kernelSUT) impairOut(loss, reorder float64) error {
+	if loss == 0 && reorder == 0 {
+		k.relay.out.Store(nil)
+	} else {
+		k.relay.out.Store(&lossReorder{loss: loss, reorder: reorder, rnd: rand.New(rand.NewPCG(16, 1))})
+	}
 	return nil
 }
 

@@ -72,6 +72,9 @@ type sut interface {
 	setBuf(proto string, rcv bool, v int) (int, error)
 	mib() (map[string]int64, error) // TcpExt counters, "TcpExt:Name"
 	impairIn(d time.Duration) error // delay packets arriving from the peer
+	// impairOut loses and reorders (held behind the next) what the system
+	// sends to the peer, with these probabilities; 0, 0 turns it off.
+	impairOut(loss, reorder float64) error
 	sysctl(path, val string) (old string, err error)
 }
 
@@ -154,16 +157,7 @@ func TestLinuxDiff(t *testing.T) {
 	bin := buildSockfs(t)
 	k := startKernel(t)
 	s := startSockfs(t, bin)
-	// The same sysctls on both: the kernel's (per namespace, from the host).
-	for _, p := range []string{"core/rmem_max", "core/wmem_max", "ipv4/tcp_rmem", "ipv4/tcp_wmem"} {
-		v, err := k.sysctl(p, "")
-		if err == nil {
-			_, err = s.sysctl(p, v)
-		}
-		if err != nil {
-			t.Fatalf("sysctl %s: %v", p, err)
-		}
-	}
+	sameSysctls(t, k, s)
 	tb := &table{}
 	sides := [2]sut{k, s}
 	// runs > 1: the scenario depends on timing (the peer's TSO sizes follow
@@ -200,6 +194,21 @@ func TestLinuxDiff(t *testing.T) {
 		})
 	}
 	tb.finish(t, start, complete == len(scenarios))
+}
+
+// sameSysctls gives sockfs the kernel's buffer sysctls (per namespace,
+// from the host).
+func sameSysctls(t *testing.T, k *kernelSUT, s *sockfsSUT) {
+	t.Helper()
+	for _, p := range []string{"core/rmem_max", "core/wmem_max", "ipv4/tcp_rmem", "ipv4/tcp_wmem"} {
+		v, err := k.sysctl(p, "")
+		if err == nil {
+			_, err = s.sysctl(p, v)
+		}
+		if err != nil {
+			t.Fatalf("sysctl %s: %v", p, err)
+		}
+	}
 }
 
 var lastPort atomic.Int32

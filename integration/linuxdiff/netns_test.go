@@ -2,6 +2,7 @@ package linuxdiff
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"runtime"
@@ -165,6 +166,7 @@ type relay struct {
 	a, b  *os.File
 	delay atomic.Int64 // ns, a to b
 	wg    sync.WaitGroup
+	out   atomic.Pointer[lossReorder] // b to a: what the system under test sends
 }
 
 type delayed struct {
@@ -194,7 +196,29 @@ func newRelay(t testing.TB, a, b *os.File) *relay {
 	}()
 	go func() {
 		defer r.wg.Done()
-		r.copy(b, func(p []byte) { a.Write(p) })
+		var held []byte
+		r.copy(b, func(p []byte) {
+			lr := r.out.Load()
+			if lr == nil {
+				a.Write(p)
+				return
+			}
+			switch lr.pick() {
+			case lrLose:
+			case lrHold: // sent behind the next packet, as sockfs's reorder does with no delay
+				if held == nil {
+					held = append([]byte(nil), p...)
+					return
+				}
+				a.Write(p)
+			default:
+				a.Write(p)
+			}
+			if held != nil {
+				a.Write(held)
+				held = nil
+			}
+		})
 	}()
 	t.Cleanup(func() { a.Close(); b.Close(); r.wg.Wait() })
 	return r
@@ -212,4 +236,29 @@ func (r *relay) copy(f *os.File, out func([]byte)) {
 			out(buf[:n])
 		}
 	}
+}
+
+// lossReorder is the relay's impairment of what the system under test
+// sends: each packet lost with probability loss, else held back behind the
+// next one with probability reorder, from a seeded source (one goroutine
+// draws).
+type lossReorder struct {
+	loss, reorder float64
+	rnd           *rand.Rand
+}
+
+const (
+	lrPass = iota
+	lrLose
+	lrHold
+)
+
+func (l *lossReorder) pick() int {
+	switch x := l.rnd.Float64(); {
+	case x < l.loss:
+		return lrLose
+	case x < l.loss+l.reorder:
+		return lrHold
+	}
+	return lrPass
 }

@@ -378,7 +378,15 @@ func (s *sockfsSUT) impairIn(d time.Duration) error {
 	return writeFile(filepath.Join(s.ipifc, "impair"), line+"\n")
 }
 
-// sysctl reads sys/<path> and writes val there unless it is empty. Linux
+func (s *sockfsSUT) impairOut(loss, reorder float64) error {
+	line := "out off"
+	if loss > 0 || reorder > 0 {
+		line = fmt.Sprintf("out loss %g%% reorder %g%%", 100*loss, 100*reorder)
+	}
+	return writeFile(filepath.Join(s.ipifc, "impair"), line+"\n")
+}
+
+// sysctl reads sys/<path> (netstat holds snmp's groups as well) and writes val there unless it is empty. Linux
 // separates vectors with tabs; so does the file.
 func (s *sockfsSUT) sysctl(path, val string) (string, error) {
 	p := filepath.Join(s.mnt, "sys", path)

@@ -1,0 +1,191 @@
+package linuxdiff
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The differential counter test (issue 16): the same transfer, 4 MB from
+// the system under test to a kernel peer with 2% of what it sends lost and
+// 3% reordered (sockfs: its device's `out` impairment; kernel: the relay,
+// from a seeded source), on the kernel behind a TUN and on sockfs. Each
+// counter below is compared as "moves / does not move" over the transfer;
+// counts under random loss are not deterministic, so only a few ratios are
+// compared, with stated tolerances.
+
+const (
+	ctrLoss    = 0.02
+	ctrReorder = 0.03
+	ctrBytes   = 4 << 20
+)
+
+// diffCounters are the counters compared, by their names in /proc/net/snmp
+// and /proc/net/netstat (sockfs's snmp and netstat files).
+var diffCounters = []string{
+	"Ip:InReceives", "Ip:InDelivers", "Ip:OutRequests", "Ip:InDiscards", "Ip:InHdrErrors",
+	"Ip:ReasmReqds", "Ip:FragCreates",
+	"Icmp:InMsgs", "Icmp:OutMsgs",
+	"Tcp:ActiveOpens", "Tcp:PassiveOpens", "Tcp:AttemptFails", "Tcp:EstabResets",
+	"Tcp:InSegs", "Tcp:OutSegs", "Tcp:RetransSegs", "Tcp:InErrs", "Tcp:OutRsts",
+	"Udp:InDatagrams", "Udp:OutDatagrams",
+	"TcpExt:TCPPureAcks", "TcpExt:TCPHPAcks", "TcpExt:TCPHPHits", "TcpExt:DelayedACKs",
+	"TcpExt:TCPSackRecovery", "TcpExt:TCPRenoRecovery", "TcpExt:TCPSACKReorder",
+	"TcpExt:TCPFastRetrans", "TcpExt:TCPSlowStartRetrans", "TcpExt:TCPTimeouts",
+	"TcpExt:TCPLossProbes", "TcpExt:TCPLossProbeRecovery", "TcpExt:TCPSackShifted",
+	"TcpExt:TCPSackMerged", "TcpExt:TCPSackShiftFallback", "TcpExt:TCPDSACKRecv",
+	"TcpExt:TCPDelivered", "TcpExt:TCPOrigDataSent", "TcpExt:TCPAbortOnData",
+	"TcpExt:TCPAbortOnTimeout", "TcpExt:PruneCalled", "TcpExt:TCPRcvCollapsed",
+	"TcpExt:TCPMemoryPressures", "TcpExt:ListenDrops", "TcpExt:ListenOverflows",
+	"TcpExt:TW", "TcpExt:TCPChallengeACK", "TcpExt:TCPOFOQueue", "TcpExt:TCPRcvCoalesce",
+	"TcpExt:TCPDSACKOldSent", "TcpExt:TCPWantZeroWindowAdv", "TcpExt:TCPToZeroWindowAdv",
+	"IpExt:InOctets", "IpExt:OutOctets", "IpExt:InNoECTPkts",
+}
+
+// knownCounterDiff says why a counter moves on one side only in this
+// transfer. Such a row is reported, not failed; a row listed here that
+// agrees is logged (it may agree in some runs: loss is random).
+var knownCounterDiff = map[string]string{}
+
+// counterRatios are ratios of counter deltas that must agree within tol
+// (relative) between kernel and sockfs.
+var counterRatios = []struct {
+	num, den string
+	tol      float64
+	why      string
+}{
+	{"Tcp:OutSegs", "TcpExt:TCPOrigDataSent", 0.25,
+		"segments per data segment sent: the same data, the same MSS (GSO counts wire segments)"},
+	{"IpExt:OutOctets", "TcpExt:TCPOrigDataSent", 0.25, "bytes per data segment sent"},
+	{"TcpExt:TCPDelivered", "TcpExt:TCPOrigDataSent", 0.05,
+		"every segment sent is delivered once (plus the SYN and FIN)"},
+	{"Tcp:RetransSegs", "Tcp:OutSegs", 0.6,
+		"both near the 2% loss, as random loss of ~3000 segments allows (about +-25% at 2 sigma) " +
+			"plus the difference in what a lost retransmission costs"},
+}
+
+// lossyTransfer sends ctrBytes from side to a kernel peer that reads them
+// all, with the side's output impaired, and returns the counters' deltas.
+func lossyTransfer(t *testing.T, side sut) map[string]int64 {
+	t.Helper()
+	port := nextPort()
+	l, err := peerListen(side.peer(), port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan int64, 1)
+	go func() {
+		l.SetDeadline(time.Now().Add(10 * time.Second))
+		c, err := l.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(90 * time.Second))
+		n, _ := io.Copy(io.Discard, c)
+		got <- n
+	}()
+	before, err := side.mib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := side.impairOut(ctrLoss, ctrReorder); err != nil {
+		t.Fatal(err)
+	}
+	defer side.impairOut(0, 0)
+	tx, err := side.tcpDial(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	for sent, deadline := 0, time.Now().Add(60*time.Second); sent < ctrBytes; {
+		n, err := tx.write(buf[:min(len(buf), ctrBytes-sent)])
+		sent += n
+		if errors.Is(err, errWouldBlock) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of %d bytes sent in 60 s", side.name(), sent, ctrBytes)
+			}
+			time.Sleep(5 * time.Millisecond)
+		} else if err != nil {
+			t.Fatalf("%s: write: %v", side.name(), err)
+		}
+	}
+	tx.Close()
+	if n := <-got; n != ctrBytes {
+		t.Fatalf("%s: the peer read %d of %d bytes", side.name(), n, ctrBytes)
+	}
+	time.Sleep(500 * time.Millisecond) // the last ACKs and the FIN's
+	after, err := side.mib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := map[string]int64{}
+	for _, name := range diffCounters {
+		a, ok := after[name]
+		if !ok {
+			t.Errorf("%s has no counter %s", side.name(), name)
+		}
+		d[name] = a - before[name]
+	}
+	return d
+}
+
+func TestLinuxDiffCounters(t *testing.T) {
+	needRoot(t)
+	if len(diffCounters) < 40 {
+		t.Fatalf("%d counters compared, the issue asks for 40", len(diffCounters))
+	}
+	bin := buildSockfs(t)
+	k := startKernel(t)
+	// The relay loses whole packets as the kernel's TUN hands them over:
+	// a TSO super-packet of up to 45 segments would be one loss. sockfs's
+	// impairment sees each wire segment, so the kernel sends them one by
+	// one here.
+	k.ns.mustRun(t, "ip", "link", "set", "dev", "ldkern0", "gso_max_segs", "1")
+	s := startSockfs(t, bin)
+	sameSysctls(t, k, s)
+	kd, sd := lossyTransfer(t, k), lossyTransfer(t, s)
+	var both, neither, kOnly, sOnly []string
+	var rep strings.Builder
+	fmt.Fprintf(&rep, "%-32s %10s %10s\n", "counter", "kernel", "sockfs")
+	for _, name := range diffCounters {
+		km, sm := kd[name] > 0, sd[name] > 0
+		fmt.Fprintf(&rep, "%-32s %10d %10d\n", name, kd[name], sd[name])
+		switch {
+		case km && sm:
+			both = append(both, name)
+		case !km && !sm:
+			neither = append(neither, name)
+		case km:
+			kOnly = append(kOnly, name)
+		default:
+			sOnly = append(sOnly, name)
+		}
+		if why, known := knownCounterDiff[name]; km != sm && !known {
+			t.Errorf("%s moves on the %s only (kernel %d, sockfs %d) and knownCounterDiff does not say why",
+				name, map[bool]string{true: "kernel", false: "sockfs"}[km], kd[name], sd[name])
+		} else if km == sm && known {
+			t.Logf("%s agrees in this run (known difference: %s)", name, why)
+		}
+	}
+	for _, r := range counterRatios {
+		kr := float64(kd[r.num]) / float64(max(kd[r.den], 1))
+		sr := float64(sd[r.num]) / float64(max(sd[r.den], 1))
+		fmt.Fprintf(&rep, "%s / %s: kernel %.3f sockfs %.3f (tolerance %.0f%%)\n", r.num, r.den, kr, sr, 100*r.tol)
+		if kr == 0 || sr/kr > 1+r.tol || sr/kr < 1-r.tol {
+			t.Errorf("%s / %s: kernel %.3f, sockfs %.3f, beyond %.0f%% (%s)", r.num, r.den, kr, sr, 100*r.tol, r.why)
+		}
+	}
+	sort.Strings(kOnly)
+	sort.Strings(sOnly)
+	t.Logf("over a %d-byte transfer with %.0f%% loss and %.0f%% reordering:\n%s"+
+		"move in both (%d): %s\nmove in neither (%d): %s\nkernel only (%d): %s\nsockfs only (%d): %s",
+		ctrBytes, 100*ctrLoss, 100*ctrReorder, rep.String(), len(both), strings.Join(both, " "),
+		len(neither), strings.Join(neither, " "), len(kOnly), strings.Join(kOnly, " "), len(sOnly), strings.Join(sOnly, " "))
+}
