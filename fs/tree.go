@@ -81,14 +81,13 @@ func New(stack *netstack.Stack, opts Options) *Tree {
 	t.tcp = newProtoDir(t, protoTCP, tcpProto{stack: stack})
 	sys := t.sysDir()
 	ipifc := t.ipifcDir()
-	iproute := newText(qpath(protoTop, 0, qIproute), "iproute", 0664, t.readRoutes, t.writeRoutes)
 	netstat := newText(qpath(protoTop, 0, qNetstat), "netstat", 0444, func() string {
 		mib := stack.Net().MIB
 		return mib.FormatSNMP(false, int(stack.Net().Sysctls.IPDefaultTTL())) + mib.FormatNetstat()
 	}, nil)
 	sockstat := newText(qpath(protoTop, 0, qSockstat), "sockstat", 0444, t.readSockstat, nil)
 	t.root = newDir(qpath(protoTop, 0, qTopDir), "/",
-		staticList(t.tcp, t.udp, ipifc, iproute, t.csFile(), sockstat, netstat, t.protocolsFile(), sys))
+		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.csFile(), sockstat, netstat, t.protocolsFile(), sys))
 	return t
 }
 
@@ -166,7 +165,8 @@ func (t *Tree) readRoutes() string {
 	return b.String()
 }
 
-// writeRoutes takes `add CIDR [via GW] dev NAME` or `del CIDR`.
+// writeRoutes (iproute.linux) takes `add CIDR [via GW] dev NAME` or
+// `del CIDR`.
 func (t *Tree) writeRoutes(_ context.Context, text string) error {
 	err := t.routeCmd(strings.Fields(text))
 	if err != nil {
