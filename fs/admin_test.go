@@ -6,28 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"sockfs/netstack"
-	"sockfs/netstack/impair"
-	"sockfs/netstack/link"
 )
-
-// pipeTree is a tree whose stack has a pipe device (ipifc/0) with
-// 198.18.0.1/24; the pipe's far end is returned so tests can stop it.
-func pipeTree(t *testing.T) (*Tree, *netstack.NetDevice) {
-	t.Helper()
-	tr := newTestTree(t)
-	pa, pb := link.NewPipe(tr.stack.Clock(), link.DefaultPipeMTU, impair.Config{}, impair.Config{}, 1)
-	t.Cleanup(func() { pb.Stop() })
-	dev, err := tr.stack.AddDevice(pa)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.stack.AddAddress(dev, netip.MustParsePrefix("198.18.0.1/24")); err != nil {
-		t.Fatal(err)
-	}
-	return tr, dev
-}
 
 // fileWrite is one write to the file at path (sysWrite's, offset 0).
 func fileWrite(t *testing.T, tr *Tree, cmd string, path ...string) error {
@@ -40,7 +19,7 @@ func fileWrite(t *testing.T, tr *Tree, cmd string, path ...string) error {
 // Plan 9's six columns, the route used by the stack, and bad input
 // refused with EINVAL, changing nothing.
 func TestIprouteFile(t *testing.T) {
-	tr, _ := pipeTree(t)
+	tr, _ := treePair(t)
 	dst := netip.MustParseAddrPort("198.18.77.5:9")
 	udp := func() error {
 		s := tr.stack.NewUDP()
@@ -108,5 +87,100 @@ func TestIprouteFile(t *testing.T) {
 	}
 	if got := sysRead(t, tr, "iproute"); got != "198.18.0.0      /120 198.18.0.1      4i    ifc   0\n" {
 		t.Fatalf("after flush: %q", got)
+	}
+}
+
+// TestIpifcCtlPlan9: Plan 9's add (with mask, remote and mtu), remove, mtu and
+// unbind change the stack's addresses, routes and MTU; bad input is
+// EINVAL and changes nothing.
+func TestIpifcCtlPlan9(t *testing.T) {
+	tr, tb := treePair(t)
+	a, b := tr.stack, tb.stack
+	ctl := []string{"ipifc", "0", "ctl"}
+	state := func() string {
+		return sysRead(t, tr, "ipifc", "0", "status") + sysRead(t, tr, "iproute")
+	}
+	for _, c := range []string{"add 198.18.5.1 255.255.255.0", "add 198.18.6.1 /24 198.18.6.2 1400", "add 198.18.7.1/24"} {
+		if err := fileWrite(t, tr, c, ctl...); err != nil {
+			t.Fatalf("%q: %v", c, err)
+		}
+	}
+	st := state()
+	for _, w := range []string{"maxtu 1400 ", "\t198.18.5.1 /24 198.18.5.0\n", "\t198.18.6.1 /24 198.18.6.0\n",
+		"198.18.5.0      /120 198.18.5.1      4i    ifc   0\n", "198.18.7.0      /120"} {
+		if !strings.Contains(st, w) {
+			t.Fatalf("status and iproute %q lack %q", st, w)
+		}
+	}
+	for _, bad := range []string{
+		"add 198.18.5.1 255.255.255.0",               // already there
+		"add 198.18.8.1 255.0.255.0",                 // mask
+		"add 198.18.8.1 255.255.255.0 198.18.9.2",    // remote off the network
+		"add 198.18.8.1 255.255.255.0 198.18.8.2 40", // mtu
+		"add 198.18.8.1 /24 198.18.8.2 1400 x",
+		"add 198.18.8.1 0.0.0.0",
+		"add x 255.255.255.0",
+		"add",
+		"remove 198.18.8.1 255.255.255.0", // not there
+		"remove 198.18.5.1 255.255.0.0",   // other mask
+		"mtu 67", "mtu 70000", "mtu x", "mtu",
+		"unbind now",
+		"frob",
+	} {
+		if err := fileWrite(t, tr, bad, ctl...); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("%q: %v, want EINVAL", bad, err)
+		}
+		if s := state(); s != st {
+			t.Fatalf("after %q:\n%s\nwas\n%s", bad, s, st)
+		}
+	}
+
+	// The MTU is the stack's: at 576, a 1000-byte datagram leaves in two
+	// fragments and arrives whole.
+	if err := fileWrite(t, tr, "mtu 576\n", ctl...); err != nil {
+		t.Fatal(err)
+	}
+	dev := a.Devices()[0]
+	if dev.MTU() != 576 || !strings.Contains(sysRead(t, tr, "ipifc", "0", "status"), "maxtu 576 ") {
+		t.Fatalf("mtu %d", dev.MTU())
+	}
+	rx, err := b.ListenUDP(netip.MustParseAddrPort("198.18.0.2:9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := a.DialUDP(netip.AddrPort{}, netip.MustParseAddrPort("198.18.0.2:9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	before := dev.Device().Stats().Snapshot().TxPackets
+	if _, err := tx.Write(make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2000)
+	if n, err := rx.Read(buf); err != nil || n != 1000 {
+		t.Fatalf("read %d, %v", n, err)
+	}
+	if sent := dev.Device().Stats().Snapshot().TxPackets - before; sent != 2 {
+		t.Fatalf("1000 bytes at mtu 576 left in %d packets, want 2", sent)
+	}
+
+	if err := fileWrite(t, tr, "remove 198.18.5.1 255.255.255.0", ctl...); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(); strings.Contains(s, "198.18.5.") {
+		t.Fatalf("after remove: %s", s)
+	}
+	if err := fileWrite(t, tr, "unbind", ctl...); err != nil {
+		t.Fatal(err)
+	}
+	if s := sysRead(t, tr, "iproute"); s != "" || len(dev.Addrs()) != 0 {
+		t.Fatalf("after unbind: iproute %q, addresses %v", s, dev.Addrs())
+	}
+	u := a.NewUDP()
+	defer u.Close()
+	if err := u.Connect(netip.MustParseAddrPort("198.18.0.2:9")); err == nil {
+		t.Fatal("connect after unbind: no error")
 	}
 }

@@ -1,0 +1,149 @@
+package integration
+
+import (
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"sockfs/fs"
+)
+
+// pingOK reports whether one ping from the namespace's kernel (args
+// before the destination) is answered.
+func pingOK(ns *netns, args ...string) bool {
+	_, err := ns.run("ping", append([]string{"-n", "-q", "-c", "1", "-W", "1"}, args...)...)
+	return err == nil
+}
+
+// snmpIP returns one of the Ip: counters of the namespace's kernel.
+func snmpIP(t *testing.T, ns *netns, name string) int {
+	t.Helper()
+	lines := strings.Split(ns.mustRun("cat", "/proc/net/snmp"), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "Ip: ") && strings.HasPrefix(lines[i+1], "Ip: ") {
+			names, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			for j := range names {
+				if names[j] == name && j < len(vals) {
+					v, _ := strconv.Atoi(vals[j])
+					return v
+				}
+			}
+		}
+	}
+	t.Fatalf("no Ip: %s in /proc/net/snmp", name)
+	return 0
+}
+
+// TestAdminFilesKernel: Plan 9's iproute and ipifc ctl, written through
+// FUSE, change what the stack does with the kernel of a namespace as the
+// peer: a route added with Plan 9's arguments lets sockfs answer pings
+// from an address only reachable through it, and stops when removed; an
+// address added in ipifc/N/ctl answers pings until removed; `mtu 576`
+// makes sockfs fragment a 1028-byte echo reply (the kernel reassembles
+// it); bad input is EINVAL, logged, and changes nothing.
+func TestAdminFilesKernel(t *testing.T) {
+	needRoot(t)
+	needTool(t, "ping")
+	ns := newNetns(t)
+	st := stackInNetns(t, ns, "sfadm0")
+	logs := new(lockedBuffer)
+	mnt := mountTree(t, fs.New(st, fs.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))}))
+	var ifc string
+	for i := 0; i < 4 && ifc == ""; i++ {
+		b, err := readRaw(filepath.Join(mnt, "ipifc", strconv.Itoa(i), "status"))
+		if err == nil && strings.HasPrefix(string(b), "device tun") {
+			ifc = filepath.Join(mnt, "ipifc", strconv.Itoa(i))
+		}
+	}
+	if ifc == "" {
+		t.Fatal("no ipifc directory for the TUN device")
+	}
+	write := func(file, line string) error { return writeRaw(filepath.Join(mnt, file), []byte(line+"\n")) }
+	read := func(file string) string {
+		b, err := readRaw(filepath.Join(mnt, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	n := filepath.Base(ifc)
+
+	// iproute: 198.18.77.1 lives on the kernel's lo, reachable only
+	// through a route via 198.18.0.1.
+	ns.mustRun("ip", "addr", "add", "198.18.77.1/32", "dev", "lo")
+	from77 := []string{"-I", "198.18.77.1", "198.18.0.2"}
+	if pingOK(ns, from77...) {
+		t.Fatal("ping from 198.18.77.1 answered before the route")
+	}
+	if err := write("iproute", "add 198.18.77.0 255.255.255.0 198.18.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if r := read("iproute"); !strings.Contains(r, "198.18.77.0     /120 198.18.0.1      4    none   "+n+"\n") {
+		t.Fatalf("iproute:\n%s", r)
+	}
+	if !pingOK(ns, from77...) {
+		t.Fatalf("ping from 198.18.77.1 not answered through the route; iproute:\n%s", read("iproute"))
+	}
+	if err := write("iproute", "add 198.18.78.0 255.255.255.0 203.0.113.1"); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("nexthop on no network: %v, want EINVAL", err)
+	}
+	if err := write("iproute", "remove 198.18.77.0 255.255.255.0"); err != nil {
+		t.Fatal(err)
+	}
+	if pingOK(ns, from77...) {
+		t.Fatal("ping from 198.18.77.1 answered after remove")
+	}
+
+	// ipifc/N/ctl add and remove.
+	ctl := filepath.Join("ipifc", n, "ctl")
+	if err := write(ctl, "add 198.18.0.9 255.255.255.0"); err != nil {
+		t.Fatal(err)
+	}
+	if !pingOK(ns, "198.18.0.9") {
+		t.Fatal("added address 198.18.0.9 does not answer")
+	}
+	if err := write(ctl, "remove 198.18.0.9 255.255.255.0"); err != nil {
+		t.Fatal(err)
+	}
+	if pingOK(ns, "198.18.0.9") {
+		t.Fatal("removed address 198.18.0.9 still answers")
+	}
+
+	// mtu: the reply to a 1000-byte ping leaves in fragments.
+	before := snmpIP(t, ns, "ReasmOKs")
+	if !pingOK(ns, "-s", "1000", "198.18.0.2") || snmpIP(t, ns, "ReasmOKs") != before {
+		t.Fatal("at mtu 1500 a 1028-byte reply came fragmented, or not at all")
+	}
+	if err := write(ctl, "mtu 576"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(read(filepath.Join("ipifc", n, "status")), " maxtu 576 ") {
+		t.Fatalf("status: %s", read(filepath.Join("ipifc", n, "status")))
+	}
+	if !pingOK(ns, "-s", "1000", "198.18.0.2") {
+		t.Fatal("1000-byte ping not answered at mtu 576")
+	}
+	if got := snmpIP(t, ns, "ReasmOKs"); got != before+1 {
+		t.Fatalf("kernel reassembled %d datagrams, want 1", got-before)
+	}
+
+	// Bad input: EINVAL, a reason in the log, nothing changed.
+	status := read(filepath.Join("ipifc", n, "status"))
+	for _, bad := range []string{"mtu 10", "add 198.18.0.10 255.0.255.0", "remove 198.18.0.77 255.255.255.0", "frob"} {
+		if err := write(ctl, bad); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("%q: %v, want EINVAL", bad, err)
+		}
+	}
+	if s := read(filepath.Join("ipifc", n, "status")); s != status {
+		t.Fatalf("refused writes changed status:\n%s\n%s", status, s)
+	}
+	for _, w := range []string{"ipifc ctl write refused", `bad mtu \"10\" (want 68..1500)`, "iproute write refused", "is on no interface's network"} {
+		if !strings.Contains(logs.String(), w) {
+			t.Errorf("log lacks %q:\n%s", w, logs)
+		}
+	}
+}
