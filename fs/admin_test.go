@@ -1,11 +1,13 @@
 package fs
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // fileWrite is one write to the file at path (sysWrite's, offset 0).
@@ -182,5 +184,98 @@ func TestIpifcCtlPlan9(t *testing.T) {
 	defer u.Close()
 	if err := u.Connect(netip.MustParseAddrPort("198.18.0.2:9")); err == nil {
 		t.Fatal("connect after unbind: no error")
+	}
+}
+
+// TestUDPAnnounceListen: Plan 9's UDP calls. After `announce`, each open
+// of listen gives a new conversation per remote, whose remote is the
+// sender and whose data holds the sender's datagrams (the first one
+// included), one per read; replies go to the sender; a second remote gets
+// a conversation of its own; a sender whose call is closed makes a new
+// call. listen before announce, or with headers on, is EINVAL.
+func TestUDPAnnounceListen(t *testing.T) {
+	ta, tb := treePair(t)
+	srv := clone(t, tb, "udp")
+	if _, err := open(t, tb, 0, syscall.O_RDWR, "udp", srv.n, "listen"); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("listen before announce: %v, want EINVAL", err)
+	}
+	srv.must("announce 7000")
+	send := func(c *conv, msg string) {
+		t.Helper()
+		if _, err := c.data().Write(context.Background(), []byte(msg), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv := func(h Handle) string {
+		t.Helper()
+		buf := make([]byte, 100)
+		n, err := readTimeout(h, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n])
+	}
+	a1 := clone(t, ta, "udp")
+	a1.must("connect 198.18.0.2!7000 5001")
+	a2 := clone(t, ta, "udp")
+	a2.must("connect 198.18.0.2!7000 5002")
+	send(a1, "one")
+	send(a1, "two")
+	send(a2, "other")
+	c1 := srv.accept()
+	if r := c1.read("remote"); r != "198.18.0.1!5001\n" {
+		t.Fatalf("call remote %q", r)
+	}
+	if l := c1.read("local"); l != "198.18.0.2!7000\n" {
+		t.Fatalf("call local %q", l)
+	}
+	d1 := c1.data()
+	if m := recv(d1); m != "one" {
+		t.Fatalf("first datagram %q", m)
+	}
+	if m := recv(d1); m != "two" {
+		t.Fatalf("second datagram %q", m)
+	}
+	c2 := srv.accept()
+	if r := c2.read("remote"); r != "198.18.0.1!5002\n" || c2.n == c1.n {
+		t.Fatalf("second call %s remote %q", c2.n, r)
+	}
+	if m := recv(c2.data()); m != "other" {
+		t.Fatalf("second remote's datagram %q", m)
+	}
+	send(a1, "three")
+	if m := recv(d1); m != "three" {
+		t.Fatalf("later datagram %q", m)
+	}
+	// Replies go to the sender.
+	if _, err := d1.Write(context.Background(), []byte("reply"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(a1.data()); m != "reply" {
+		t.Fatalf("reply %q", m)
+	}
+	// Closing the call: the next datagram from the same sender is a new call.
+	c1.ctl.Release()
+	d1.Release()
+	send(a1, "again")
+	c3 := srv.accept()
+	if r := c3.read("remote"); r != "198.18.0.1!5001\n" {
+		t.Fatalf("new call remote %q", r)
+	}
+	if m := recv(c3.data()); m != "again" {
+		t.Fatalf("new call datagram %q", m)
+	}
+	// Interrupted and non-blocking listens consume nothing.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	lf := walk(t, tb.Root(), "udp", srv.n, "listen").(File)
+	if _, err := lf.Open(ctx, OpenReq{Flags: syscall.O_RDWR}); !errors.Is(err, syscall.EINTR) && !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("interrupted listen: %v", err)
+	}
+	hs := clone(t, tb, "udp")
+	hs.must("announce 7001")
+	hs.must("headers")
+	if _, err := open(t, tb, 0, syscall.O_RDWR, "udp", hs.n, "listen"); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("listen with headers: %v, want EINVAL", err)
 	}
 }

@@ -38,10 +38,18 @@ func treePair(t *testing.T) (ta, tb *Tree) {
 
 // conv is an open conversation of a test: its ctl handle and number.
 type conv struct {
-	t   *testing.T
-	tr  *Tree
-	ctl Handle
-	n   string
+	t     *testing.T
+	tr    *Tree
+	ctl   Handle
+	n     string
+	proto string // "" = tcp
+}
+
+func (c *conv) dir() string {
+	if c.proto == "" {
+		return "tcp"
+	}
+	return c.proto
 }
 
 func clone(t *testing.T, tr *Tree, proto string) *conv {
@@ -53,7 +61,7 @@ func clone(t *testing.T, tr *Tree, proto string) *conv {
 	t.Cleanup(h.Release)
 	buf := make([]byte, 16)
 	n, _ := h.Read(context.Background(), buf, 0)
-	return &conv{t: t, tr: tr, ctl: h, n: string(buf[:n])}
+	return &conv{t: t, tr: tr, ctl: h, n: string(buf[:n]), proto: proto}
 }
 
 func (c *conv) cmd(text string) error {
@@ -73,7 +81,7 @@ func (c *conv) must(text string) {
 // read reads a whole small file of the conversation.
 func (c *conv) read(name string) string {
 	c.t.Helper()
-	h, err := open(c.t, c.tr, 0, syscall.O_RDONLY, "tcp", c.n, name)
+	h, err := open(c.t, c.tr, 0, syscall.O_RDONLY, c.dir(), c.n, name)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -87,7 +95,7 @@ func (c *conv) state() string { return strings.Fields(c.read("status"))[0] }
 
 func (c *conv) data() Handle {
 	c.t.Helper()
-	h, err := open(c.t, c.tr, 0, syscall.O_RDWR, "tcp", c.n, "data")
+	h, err := open(c.t, c.tr, 0, syscall.O_RDWR, c.dir(), c.n, "data")
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -98,14 +106,14 @@ func (c *conv) data() Handle {
 // accept opens listen on c and returns the call.
 func (c *conv) accept() *conv {
 	c.t.Helper()
-	h, err := open(c.t, c.tr, 0, syscall.O_RDWR, "tcp", c.n, "listen")
+	h, err := open(c.t, c.tr, 0, syscall.O_RDWR, c.dir(), c.n, "listen")
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(h.Release)
 	buf := make([]byte, 16)
 	n, _ := h.Read(context.Background(), buf, 0)
-	return &conv{t: c.t, tr: c.tr, ctl: h, n: string(buf[:n])}
+	return &conv{t: c.t, tr: c.tr, ctl: h, n: string(buf[:n]), proto: c.proto}
 }
 
 func readTimeout(h Handle, p []byte) (int, error) {
@@ -340,18 +348,6 @@ func TestTCPErrnos(t *testing.T) {
 	// Another uid.
 	if _, err := open(t, tb, 1000, syscall.O_RDWR, "tcp", s1.n, "ctl"); !errors.Is(err, syscall.EACCES) {
 		t.Fatalf("other uid: %v", err)
-	}
-}
-
-// TestUDPListenNotSupported: udp has no calls; listen is EOPNOTSUPP.
-func TestUDPListenNotSupported(t *testing.T) {
-	ta, _ := treePair(t)
-	u := clone(t, ta, "udp")
-	if _, err := u.ctl.Write(context.Background(), []byte("announce 7000"), 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := open(t, ta, 0, syscall.O_RDWR, "udp", u.n, "listen"); !errors.Is(err, syscall.EOPNOTSUPP) {
-		t.Fatalf("udp listen: %v, want EOPNOTSUPP", err)
 	}
 }
 

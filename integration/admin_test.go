@@ -3,11 +3,13 @@ package integration
 import (
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"sockfs/fs"
 )
@@ -145,5 +147,34 @@ func TestAdminFilesKernel(t *testing.T) {
 		if !strings.Contains(logs.String(), w) {
 			t.Errorf("log lacks %q:\n%s", w, logs)
 		}
+	}
+}
+
+// TestFilesUDPListen: Plan 9's UDP announce and listen through the
+// daemon's FUSE mount, with the kernel's sockets as the remotes: each
+// sender gets a conversation of its own, whose remote is the sender, and
+// the reply written to its data reaches that sender.
+func TestFilesUDPListen(t *testing.T) {
+	needTool(t, "python3")
+	d := startFiles(t, "sfudpl0")
+	outf := filepath.Join(t.TempDir(), "replies")
+	out, stderr, err := d.script(30*time.Second, "udplisten.sh", "OUT="+outf)
+	if err != nil {
+		t.Fatalf("udplisten.sh: %v\n%s%s\ndaemon:\n%s", err, out, stderr, d.log)
+	}
+	replies, _ := os.ReadFile(outf)
+	calls := strings.Split(strings.TrimSpace(out), "\n")
+	lines := strings.Split(strings.TrimSpace(string(replies)), "\n")
+	if len(calls) != 2 || len(lines) != 2 {
+		t.Fatalf("calls %q, replies %q", out, replies)
+	}
+	seen := map[string]bool{}
+	for i, name := range []string{"A", "B"} {
+		port, reply, _ := strings.Cut(lines[i], " ")
+		f := strings.Fields(calls[i])
+		if reply != "echo:hello-"+name || len(f) != 3 || f[2] != "198.18.0.1!"+port || seen[f[1]] {
+			t.Fatalf("call %q, reply %q: want a new conversation whose remote is 198.18.0.1!%s, replying echo:hello-%s", calls[i], lines[i], port, name)
+		}
+		seen[f[1]] = true
 	}
 }
