@@ -26,8 +26,10 @@ var csServices = map[string]uint16{
 // dial string `net!host!service` (net tcp, udp or net, meaning tcp; host an
 // address, `*`, or a name the daemon resolves; service a number or a
 // well-known name), then read the translations, one per read, as
-// `/net/<proto>/clone <addr>!<port>`. A bad dial string is EINVAL and is
-// logged. Each open has its own translation.
+// `<root>/<proto>/clone <addr>!<port>`, where root is where the client
+// sees the tree (the FUSE mount point; /net for a 9P client, as Plan 9
+// binds it). A bad dial string is EINVAL and is logged. Each open has its
+// own translation.
 func (t *Tree) csFile() Node {
 	return &csNode{t: t}
 }
@@ -37,13 +39,18 @@ type csNode struct{ t *Tree }
 func (f *csNode) Qid() Qid   { return Qid{Path: qpath(protoTop, 0, qCs)} }
 func (f *csNode) Stat() Stat { return Stat{Name: "cs", Mode: 0666, Stream: true} }
 
-func (f *csNode) Open(context.Context, OpenReq) (Handle, error) {
-	return &csHandle{t: f.t}, nil
+func (f *csNode) Open(_ context.Context, req OpenReq) (Handle, error) {
+	root := strings.TrimSuffix(req.Root, "/")
+	if req.Root == "" {
+		root = "/net"
+	}
+	return &csHandle{t: f.t, root: root}, nil
 }
 
 type csHandle struct {
 	baseHandle
 	t     *Tree
+	root  string // the tree's root as the client sees it
 	mu    sync.Mutex
 	lines []string
 }
@@ -51,7 +58,7 @@ type csHandle struct {
 // Write translates one dial string. It may block while a name is
 // resolved; ctx cancels that.
 func (h *csHandle) Write(ctx context.Context, p []byte, _ int64) (int, error) {
-	lines, err := csTranslate(ctx, trimCmd(string(p)))
+	lines, err := csTranslate(ctx, h.root, trimCmd(string(p)))
 	if err != nil {
 		h.t.log.Warn("cs: can't translate address", "query", trimCmd(string(p)), "err", err)
 		return 0, err
@@ -74,7 +81,8 @@ func (h *csHandle) Read(_ context.Context, p []byte, _ int64) (int, error) {
 	return copy(p, line), nil
 }
 
-func csTranslate(ctx context.Context, q string) ([]string, error) {
+// csTranslate translates dial string q into clone paths under root.
+func csTranslate(ctx context.Context, root, q string) ([]string, error) {
 	f := strings.Split(q, "!")
 	if len(f) < 2 || len(f) > 3 {
 		return nil, fmt.Errorf("malformed dial string %q: %w", q, syscall.EINVAL)
@@ -124,10 +132,10 @@ func csTranslate(ctx context.Context, q string) ([]string, error) {
 	var out []string
 	for _, a := range addrs {
 		if !a.IsValid() {
-			out = append(out, fmt.Sprintf("/net/%s/clone %d", proto, port))
+			out = append(out, fmt.Sprintf("%s/%s/clone %d", root, proto, port))
 			continue
 		}
-		out = append(out, fmt.Sprintf("/net/%s/clone %s!%d", proto, a, port))
+		out = append(out, fmt.Sprintf("%s/%s/clone %s!%d", root, proto, a, port))
 	}
 	return out, nil
 }

@@ -184,7 +184,7 @@ func resolveAddr(ctx context.Context, s string, perr error) (netip.AddrPort, err
 	if host == "" || host == "*" || svc == "" {
 		return netip.AddrPort{}, perr
 	}
-	lines, err := csTranslate(ctx, "tcp!"+host+"!"+svc)
+	lines, err := csTranslate(ctx, "", "tcp!"+host+"!"+svc)
 	if err != nil {
 		if Errno(err) == syscall.EINTR {
 			return netip.AddrPort{}, err

@@ -377,6 +377,19 @@ func TestCs(t *testing.T) {
 		}
 		h.Release()
 	}
+	// Paths as the client sees the tree: under its mount point.
+	h, err := walk(t, ta.Root(), "cs").(File).Open(context.Background(), OpenReq{Flags: syscall.O_RDWR, Root: "/mnt/net/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(context.Background(), []byte("udp!198.18.0.2!9"), 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 200)
+	if n, _ := h.Read(context.Background(), buf, 0); string(buf[:n]) != "/mnt/net/udp/clone 198.18.0.2!9" {
+		t.Errorf("cs under /mnt/net: %q", buf[:n])
+	}
+	h.Release()
 	for _, q := range []string{"tcp", "il!1.2.3.4!80", "tcp!1.2.3.4!nosuchservice", "tcp!1.2.3.4!99999", "a!b!c!d"} {
 		h, _ := open(t, ta, 0, syscall.O_RDWR, "cs")
 		if _, err := h.Write(context.Background(), []byte(q), 0); !errors.Is(err, syscall.EINVAL) {

@@ -67,6 +67,7 @@ func Mount(dir string, root netfs.Dir) (*MountPoint, error) {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	s := newServer(fd, root)
+	s.dir = dir
 	if err := s.handshake(); err != nil {
 		unix.Close(fd)
 		lazyUnmount(dir)

@@ -361,6 +361,7 @@ cat $A/iproute.linux
 echo 'add 198.18.77.0 255.255.255.0 198.18.0.2' > $A/iproute
 cat $A/iproute
 if echo 'add 198.18.78.0 255.0.255.0 198.18.0.2' > $A/iproute 2>/dev/null; then echo BAD; fi
+exec 5<>$A/cs; echo 'tcp!198.18.0.2!http' >&5; echo "cs: $(cat <&5)"; exec 5<&-
 cat $A/ipifc/0/status
 head -1 $A/netstat; grep -c TcpExt: $A/netstat
 cat $A/sockstat
@@ -371,6 +372,9 @@ cat $A/udp/stats
 		if !strings.Contains(out, w) {
 			t.Fatalf("output %q lacks %q", out, w)
 		}
+	}
+	if want := "cs: " + p.a + "/tcp/clone 198.18.0.2!80\n"; !strings.Contains(out, want) {
+		t.Fatalf("output %q lacks %q (cs answers paths under the mount point)", out, want)
 	}
 	if strings.Contains(out, "BAD") || strings.Count(out, "10.1.0.0/16") != 1 {
 		t.Fatalf("route validation: %q", out)

@@ -25,7 +25,8 @@ import (
 // worker state is kept for the next reader started).
 type server struct {
 	fd   int
-	born int64 // mount time, every node's atime, mtime and ctime
+	born int64  // mount time, every node's atime, mtime and ctime
+	dir  string // the mount point: where clients see the tree (OpenReq.Root)
 
 	nmu   sync.Mutex
 	nodes map[uint64]*inode // by FUSE node id
@@ -454,7 +455,7 @@ func (w *worker) open(h inHeader, in []byte) {
 			return
 		}
 		c := w.begin(h)
-		nh, err := f.Open(ioctx(c, flags), netfs.OpenReq{Flags: flags, Uid: h.uid, Gid: h.gid})
+		nh, err := f.Open(ioctx(c, flags), netfs.OpenReq{Flags: flags, Uid: h.uid, Gid: h.gid, Root: w.s.dir})
 		w.end(c)
 		if err != nil {
 			w.replyErr(h, errnoOf(err))
