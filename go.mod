@@ -6,6 +6,8 @@ require golang.org/x/sys v0.49.0
 
 require 9fans.net/go v0.0.8-0.20250307142834-96bdba94b63f
 
+require golang.org/x/net v0.14.0
+
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
 	codeberg.org/go-latex/latex v0.2.0 // indirect

@@ -60,6 +60,10 @@ type Options struct {
 	// Logger receives refused writes and conversation errors; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// DNS are the resolvers the dns file (and cs, for names) asks through
+	// the stack's own UDP, in turn; none means cs uses the host's
+	// resolver and dns has nothing to ask.
+	DNS []netip.AddrPort
 }
 
 // Tree is the /net tree of one stack.
@@ -69,11 +73,12 @@ type Tree struct {
 	root  *dirNode
 	udp   *protoDir
 	tcp   *protoDir
+	dns   []netip.AddrPort
 }
 
 // New builds the tree over stack.
 func New(stack *netstack.Stack, opts Options) *Tree {
-	t := &Tree{stack: stack, log: opts.Logger}
+	t := &Tree{stack: stack, log: opts.Logger, dns: opts.DNS}
 	if t.log == nil {
 		t.log = slog.Default()
 	}
@@ -87,7 +92,7 @@ func New(stack *netstack.Stack, opts Options) *Tree {
 	}, nil)
 	sockstat := newText(qpath(protoTop, 0, qSockstat), "sockstat", 0444, t.readSockstat, nil)
 	t.root = newDir(qpath(protoTop, 0, qTopDir), "/",
-		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.csFile(), sockstat, netstat, t.protocolsFile(), sys))
+		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.csFile(), t.dnsFile(), sockstat, netstat, t.protocolsFile(), sys))
 	return t
 }
 

@@ -2,7 +2,9 @@ package integration
 
 import (
 	"errors"
+	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -176,5 +178,59 @@ func TestFilesUDPListen(t *testing.T) {
 			t.Fatalf("call %q, reply %q: want a new conversation whose remote is 198.18.0.1!%s, replying echo:hello-%s", calls[i], lines[i], port, name)
 		}
 		seen[f[1]] = true
+	}
+}
+
+// TestDNSFileDnsmasq: the dns file resolves through the stack's own UDP,
+// over the TUN, to a dnsmasq in the namespace with a fixed host entry;
+// cs turns a dial string with that name into the address; a name
+// dnsmasq does not know (it is authoritative for .test) is ENOENT.
+func TestDNSFileDnsmasq(t *testing.T) {
+	needRoot(t)
+	needTool(t, "dnsmasq")
+	ns := newNetns(t)
+	st := stackInNetns(t, ns, "sfdns0")
+	dns := ns.cmd("dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces",
+		"--listen-address=198.18.0.1", "--port=53", "--pid-file=", "--user=root",
+		"--host-record=host.test,198.18.0.77", "--local=/test/", "--log-facility=-", "--log-queries")
+	dnsLog := new(lockedBuffer)
+	dns.Stdout, dns.Stderr = dnsLog, dnsLog
+	if err := dns.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dns.Process.Kill(); dns.Wait() })
+	mnt := mountTree(t, fs.New(st, fs.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DNS: []netip.AddrPort{netip.MustParseAddrPort("198.18.0.1:53")}}))
+	// Plain blocking syscalls: os.File would put a FUSE file that
+	// answers POLL in this process's netpoller.
+	query := func(file, q string) (string, error) {
+		fd, err := syscall.Open(filepath.Join(mnt, file), syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Close(fd)
+		if _, err := syscall.Write(fd, []byte(q)); err != nil {
+			return "", err
+		}
+		buf := make([]byte, 512)
+		n, err := syscall.Read(fd, buf)
+		return string(buf[:max(n, 0)]), err
+	}
+	var got string
+	var err error
+	for i := 0; i < 10; i++ { // until dnsmasq listens
+		if got, err = query("dns", "host.test ip"); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil || got != "host.test ip 198.18.0.77" {
+		t.Fatalf("dns: %q, %v\ndnsmasq:\n%s", got, err, dnsLog)
+	}
+	if got, err := query("cs", "tcp!host.test!http"); err != nil || got != mnt+"/tcp/clone 198.18.0.77!80" {
+		t.Fatalf("cs: %q, %v", got, err)
+	}
+	if _, err := query("dns", "nosuch.test ip"); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("unknown name: %v, want ENOENT", err)
 	}
 }
