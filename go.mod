@@ -9,6 +9,8 @@ require (
 	bazil.org/fuse v0.0.0-20230120002735-62a210ff1fd5
 )
 
+require golang.org/x/net v0.14.0
+
 require (
 	codeberg.org/go-fonts/liberation v0.5.0 // indirect
 	codeberg.org/go-latex/latex v0.2.0 // indirect

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/net/dns/dnsmessage"
 )
 
 // qCs is the cs file's type among the top-level files.
@@ -26,8 +28,10 @@ var csServices = map[string]uint16{
 // dial string `net!host!service` (net tcp, udp or net, meaning tcp; host an
 // address, `*`, or a name the daemon resolves; service a number or a
 // well-known name), then read the translations, one per read, as
-// `/net/<proto>/clone <addr>!<port>`. A bad dial string is EINVAL and is
-// logged. Each open has its own translation.
+// `<root>/<proto>/clone <addr>!<port>`, where root is where the client
+// sees the tree (the FUSE mount point; /net for a 9P client, as Plan 9
+// binds it). A bad dial string is EINVAL and is logged. Each open has its
+// own translation.
 func (t *Tree) csFile() Node {
 	return &csNode{t: t}
 }
@@ -37,23 +41,33 @@ type csNode struct{ t *Tree }
 func (f *csNode) Qid() Qid   { return Qid{Path: qpath(protoTop, 0, qCs)} }
 func (f *csNode) Stat() Stat { return Stat{Name: "cs", Mode: 0666, Stream: true} }
 
-func (f *csNode) Open(context.Context, OpenReq) (Handle, error) {
-	return &csHandle{t: f.t}, nil
+func (f *csNode) Open(_ context.Context, req OpenReq) (Handle, error) {
+	root := strings.TrimSuffix(req.Root, "/")
+	if req.Root == "" {
+		root = "/net"
+	}
+	return &replyHandle{query: func(ctx context.Context, q string) ([]string, error) {
+		lines, err := f.t.csTranslate(ctx, root, q)
+		if err != nil {
+			f.t.log.Warn("cs: can't translate address", "query", q, "err", err)
+		}
+		return lines, err
+	}}, nil
 }
 
-type csHandle struct {
+// replyHandle is an open cs or dns: a write runs a query (it may block
+// while a name is resolved; ctx cancels that), then each read returns
+// the next line of its reply; 0 (EOF) when none is left.
+type replyHandle struct {
 	baseHandle
-	t     *Tree
+	query func(ctx context.Context, q string) ([]string, error)
 	mu    sync.Mutex
 	lines []string
 }
 
-// Write translates one dial string. It may block while a name is
-// resolved; ctx cancels that.
-func (h *csHandle) Write(ctx context.Context, p []byte, _ int64) (int, error) {
-	lines, err := csTranslate(ctx, trimCmd(string(p)))
+func (h *replyHandle) Write(ctx context.Context, p []byte, _ int64) (int, error) {
+	lines, err := h.query(ctx, trimCmd(string(p)))
 	if err != nil {
-		h.t.log.Warn("cs: can't translate address", "query", trimCmd(string(p)), "err", err)
 		return 0, err
 	}
 	h.mu.Lock()
@@ -62,8 +76,7 @@ func (h *csHandle) Write(ctx context.Context, p []byte, _ int64) (int, error) {
 	return len(p), nil
 }
 
-// Read returns the next translation line; 0 (EOF) when none is left.
-func (h *csHandle) Read(_ context.Context, p []byte, _ int64) (int, error) {
+func (h *replyHandle) Read(_ context.Context, p []byte, _ int64) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.lines) == 0 {
@@ -74,7 +87,28 @@ func (h *csHandle) Read(_ context.Context, p []byte, _ int64) (int, error) {
 	return copy(p, line), nil
 }
 
-func csTranslate(ctx context.Context, q string) ([]string, error) {
+// lookupIP4 resolves host to IPv4 addresses: through the stack's own
+// UDP (the dns file's resolvers) when the tree has resolvers, as Plan 9's
+// cs asks ndb/dns; else through the host's resolver.
+func (t *Tree) lookupIP4(ctx context.Context, host string) ([]netip.Addr, error) {
+	if len(t.dns) == 0 {
+		return net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+	}
+	rrs, err := t.resolve(ctx, host, dnsmessage.TypeA)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, rr := range rrs {
+		if a, ok := rr.Body.(*dnsmessage.AResource); ok {
+			out = append(out, netip.AddrFrom4(a.A))
+		}
+	}
+	return out, nil
+}
+
+// csTranslate translates dial string q into clone paths under root.
+func (t *Tree) csTranslate(ctx context.Context, root, q string) ([]string, error) {
 	f := strings.Split(q, "!")
 	if len(f) < 2 || len(f) > 3 {
 		return nil, fmt.Errorf("malformed dial string %q: %w", q, syscall.EINVAL)
@@ -110,7 +144,7 @@ func csTranslate(ctx context.Context, q string) ([]string, error) {
 			addrs = []netip.Addr{a.Unmap()}
 			break
 		}
-		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+		ips, err := t.lookupIP4(ctx, host)
 		if err != nil || len(ips) == 0 {
 			if ctx.Err() != nil {
 				return nil, syscall.EINTR
@@ -124,10 +158,10 @@ func csTranslate(ctx context.Context, q string) ([]string, error) {
 	var out []string
 	for _, a := range addrs {
 		if !a.IsValid() {
-			out = append(out, fmt.Sprintf("/net/%s/clone %d", proto, port))
+			out = append(out, fmt.Sprintf("%s/%s/clone %d", root, proto, port))
 			continue
 		}
-		out = append(out, fmt.Sprintf("/net/%s/clone %s!%d", proto, a, port))
+		out = append(out, fmt.Sprintf("%s/%s/clone %s!%d", root, proto, a, port))
 	}
 	return out, nil
 }

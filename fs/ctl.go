@@ -58,6 +58,7 @@ func ctlWrite(ctx context.Context, r *ref, text string) error {
 		err = fmt.Errorf("short control request: %w", syscall.EINVAL)
 	}
 	if err == nil {
+		ctx = context.WithValue(ctx, ctlTreeKey{}, r.s.pd.t)
 		err = ctlRun(context.WithValue(ctx, ctlOwnerKey{}, r.s.owner), r.conv, f)
 	}
 	if err != nil && Errno(err) != syscall.EINTR {
@@ -65,6 +66,10 @@ func ctlWrite(ctx context.Context, r *ref, text string) error {
 	}
 	return err
 }
+
+// ctlTreeKey carries the tree to the verbs (connect resolves names as its
+// cs does).
+type ctlTreeKey struct{}
 
 // ctlOwnerKey carries the conversation owner's uid to the verbs: a
 // conversation owned by root acts with CAP_NET_ADMIN (TCP_CONGESTION
@@ -184,7 +189,11 @@ func resolveAddr(ctx context.Context, s string, perr error) (netip.AddrPort, err
 	if host == "" || host == "*" || svc == "" {
 		return netip.AddrPort{}, perr
 	}
-	lines, err := csTranslate(ctx, "tcp!"+host+"!"+svc)
+	t, _ := ctx.Value(ctlTreeKey{}).(*Tree)
+	if t == nil {
+		t = &Tree{}
+	}
+	lines, err := t.csTranslate(ctx, "", "tcp!"+host+"!"+svc)
 	if err != nil {
 		if Errno(err) == syscall.EINTR {
 			return netip.AddrPort{}, err

@@ -13,11 +13,23 @@ import (
 
 const qIfcCtl = qIfcImpair + 1
 
-// ipifcCtl is ipifc/N/ctl: read gives N; write takes Plan 9's
-// `add addr mask` (or `add addr/bits`), which adds an address to the
-// interface with its connected route. The netstack has no way to remove an
-// address or change the MTU yet, so `remove` and `mtu` are refused
-// (EOPNOTSUPP), and anything else is EINVAL; refusals go to the daemon log.
+// ipifcCtl is ipifc/N/ctl: read gives N; write takes Plan 9's ipifc
+// commands, one per write:
+//
+//	add addr mask [remote [mtu]]   an address (mask dotted or /len; also
+//	                               add addr/bits), its connected route; a
+//	                               remote is accepted if it is on that
+//	                               network (no point-to-point routes); mtu
+//	                               as the mtu command
+//	remove addr mask               (9front: del) the address and its route
+//	mtu n                          the MTU the stack sends with, 68 up to
+//	                               the link's own
+//	unbind                         every address and route of the
+//	                               interface goes; the device stays, so
+//	                               add works again
+//
+// Bad input is EINVAL with the reason in the daemon log, and changes
+// nothing (add checks everything before it changes anything).
 func (t *Tree) ipifcCtl(n int, dev func() *netstack.NetDevice) Node {
 	return newText(qpath(protoIpifc, n, qIfcCtl), "ctl", 0644,
 		func() string { return strconv.Itoa(n) },
@@ -30,6 +42,26 @@ func (t *Tree) ipifcCtl(n int, dev func() *netstack.NetDevice) Node {
 		})
 }
 
+// ifcAddr parses `addr mask` or `addr/bits` (f holds one or two words).
+func ifcAddr(f []string) (netip.Prefix, error) {
+	if len(f) == 1 {
+		p, err := netip.ParsePrefix(f[0])
+		if err != nil || !p.Addr().Is4() {
+			return netip.Prefix{}, fmt.Errorf("bad address %q: %w", f[0], syscall.EINVAL)
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(f[0])
+	if err != nil || !a.Unmap().Is4() {
+		return netip.Prefix{}, fmt.Errorf("bad address %q: %w", f[0], syscall.EINVAL)
+	}
+	bits, err := parseMask(f[1])
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), bits), nil
+}
+
 func (t *Tree) ifcCmd(d *netstack.NetDevice, f []string) error {
 	if d == nil {
 		return fmt.Errorf("no such interface: %w", syscall.ENODEV)
@@ -38,33 +70,87 @@ func (t *Tree) ifcCmd(d *netstack.NetDevice, f []string) error {
 		return fmt.Errorf("short control request: %w", syscall.EINVAL)
 	}
 	switch f[0] {
-	case "add":
-		var p netip.Prefix
-		var err error
-		switch len(f) {
-		case 2:
-			p, err = netip.ParsePrefix(f[1])
-		case 3:
-			var a, m netip.Addr
-			if a, err = netip.ParseAddr(f[1]); err == nil {
-				if m, err = netip.ParseAddr(f[2]); err == nil {
-					p, err = maskPrefix(a, m)
-				}
-			}
-		default:
-			return fmt.Errorf("bad args to add: %w", syscall.EINVAL)
+	case "add", "try":
+		if len(f) < 2 || len(f) > 5 || (len(f) > 2 && strings.Contains(f[1], "/")) {
+			return fmt.Errorf("bad args to add (want add addr mask [remote [mtu]]): %w", syscall.EINVAL)
 		}
-		if err != nil || !p.Addr().Is4() {
-			return fmt.Errorf("bad address %q: %w", strings.Join(f[1:], " "), syscall.EINVAL)
+		words := f[1:min(len(f), 3)]
+		p, err := ifcAddr(words)
+		if err != nil {
+			return err
+		}
+		if p.Bits() == 0 {
+			return fmt.Errorf("mask /0 for address %s: %w", p.Addr(), syscall.EINVAL)
+		}
+		if len(f) >= 4 {
+			r, err := netip.ParseAddr(f[3])
+			if err != nil || !r.Unmap().Is4() {
+				return fmt.Errorf("bad remote %q: %w", f[3], syscall.EINVAL)
+			}
+			if !p.Contains(r.Unmap()) && p.Bits() < 32 {
+				return fmt.Errorf("remote %s not on %s (point-to-point interfaces are not supported): %w", f[3], p.Masked(), syscall.EINVAL)
+			}
+		}
+		mtu := 0
+		if len(f) == 5 {
+			if mtu, err = parseMTU(d, f[4]); err != nil {
+				return err
+			}
+		}
+		for _, a := range d.Addrs() {
+			if a.Addr() == p.Addr() {
+				return fmt.Errorf("address %s already on %s: %w", p.Addr(), d.Name(), syscall.EINVAL)
+			}
 		}
 		if err := t.stack.AddAddress(d, p); err != nil {
-			return fmt.Errorf("add %s: %w", p, syscall.EINVAL)
+			return fmt.Errorf("add %s: %w (%w)", p, syscall.EINVAL, err)
+		}
+		if mtu > 0 {
+			return d.SetMTU(mtu)
 		}
 		return nil
-	case "remove", "mtu":
-		return fmt.Errorf("%s not supported by the stack: %w", f[0], syscall.EOPNOTSUPP)
+	case "remove", "del":
+		if len(f) < 2 || len(f) > 3 {
+			return fmt.Errorf("bad args to %s (want %s addr mask): %w", f[0], f[0], syscall.EINVAL)
+		}
+		p, err := ifcAddr(f[1:])
+		if err != nil {
+			return err
+		}
+		if err := t.stack.RemoveAddress(d, p); err != nil {
+			return fmt.Errorf("%s %s: %w (%w)", f[0], p, syscall.EINVAL, err)
+		}
+		return nil
+	case "mtu":
+		if len(f) != 2 {
+			return fmt.Errorf("bad args to mtu (want mtu n): %w", syscall.EINVAL)
+		}
+		mtu, err := parseMTU(d, f[1])
+		if err != nil {
+			return err
+		}
+		return d.SetMTU(mtu)
+	case "unbind":
+		if len(f) != 1 {
+			return fmt.Errorf("bad args to unbind: %w", syscall.EINVAL)
+		}
+		for _, a := range d.Addrs() {
+			if err := t.stack.RemoveAddress(d, a); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	return errUnknownCtl
+}
+
+// parseMTU parses an MTU for d: a decimal in 68..the link's MTU.
+func parseMTU(d *netstack.NetDevice, s string) (int, error) {
+	v, err := strconv.Atoi(s)
+	if err != nil || v < netstack.MinMTU || v > d.Device().MTU() {
+		return 0, fmt.Errorf("bad mtu %q (want %d..%d): %w", s, netstack.MinMTU, d.Device().MTU(), syscall.EINVAL)
+	}
+	return v, nil
 }
 
 // maskPrefix turns addr and a dotted mask (255.255.255.0) into a prefix.

@@ -77,6 +77,10 @@ type OpenReq struct {
 	Flags int
 	Uid   uint32
 	Gid   uint32
+	// Root is where the client sees the tree's root (a FUSE mount point),
+	// for the files that answer with paths (cs); empty means /net, where
+	// Plan 9 clients bind a 9P tree.
+	Root string
 }
 
 // Readable reports whether the open asks for reading.

@@ -39,10 +39,18 @@ func treePair(t *testing.T) (ta, tb *Tree) {
 
 // conv is an open conversation of a test: its ctl handle and number.
 type conv struct {
-	t   *testing.T
-	tr  *Tree
-	ctl Handle
-	n   string
+	t     *testing.T
+	tr    *Tree
+	ctl   Handle
+	n     string
+	proto string // "" = tcp
+}
+
+func (c *conv) dir() string {
+	if c.proto == "" {
+		return "tcp"
+	}
+	return c.proto
 }
 
 func clone(t *testing.T, tr *Tree, proto string) *conv {
@@ -54,7 +62,7 @@ func clone(t *testing.T, tr *Tree, proto string) *conv {
 	t.Cleanup(h.Release)
 	buf := make([]byte, 16)
 	n, _ := h.Read(context.Background(), buf, 0)
-	return &conv{t: t, tr: tr, ctl: h, n: string(buf[:n])}
+	return &conv{t: t, tr: tr, ctl: h, n: string(buf[:n]), proto: proto}
 }
 
 func (c *conv) cmd(text string) error {
@@ -74,7 +82,7 @@ func (c *conv) must(text string) {
 // read reads a whole small file of the conversation.
 func (c *conv) read(name string) string {
 	c.t.Helper()
-	h, err := open(c.t, c.tr, 0, syscall.O_RDONLY, "tcp", c.n, name)
+	h, err := open(c.t, c.tr, 0, syscall.O_RDONLY, c.dir(), c.n, name)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -88,7 +96,7 @@ func (c *conv) state() string { return strings.Fields(c.read("status"))[0] }
 
 func (c *conv) data() Handle {
 	c.t.Helper()
-	h, err := open(c.t, c.tr, 0, syscall.O_RDWR, "tcp", c.n, "data")
+	h, err := open(c.t, c.tr, 0, syscall.O_RDWR, c.dir(), c.n, "data")
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -99,14 +107,14 @@ func (c *conv) data() Handle {
 // accept opens listen on c and returns the call.
 func (c *conv) accept() *conv {
 	c.t.Helper()
-	h, err := open(c.t, c.tr, 0, syscall.O_RDWR, "tcp", c.n, "listen")
+	h, err := open(c.t, c.tr, 0, syscall.O_RDWR, c.dir(), c.n, "listen")
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(h.Release)
 	buf := make([]byte, 16)
 	n, _ := h.Read(context.Background(), buf, 0)
-	return &conv{t: c.t, tr: c.tr, ctl: h, n: string(buf[:n])}
+	return &conv{t: c.t, tr: c.tr, ctl: h, n: string(buf[:n]), proto: c.proto}
 }
 
 func readTimeout(h Handle, p []byte) (int, error) {
@@ -344,18 +352,6 @@ func TestTCPErrnos(t *testing.T) {
 	}
 }
 
-// TestUDPListenNotSupported: udp has no calls; listen is EOPNOTSUPP.
-func TestUDPListenNotSupported(t *testing.T) {
-	ta, _ := treePair(t)
-	u := clone(t, ta, "udp")
-	if _, err := u.ctl.Write(context.Background(), []byte("announce 7000"), 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := open(t, ta, 0, syscall.O_RDWR, "udp", u.n, "listen"); !errors.Is(err, syscall.EOPNOTSUPP) {
-		t.Fatalf("udp listen: %v, want EOPNOTSUPP", err)
-	}
-}
-
 // TestCs: dial strings translate to clone paths, Plan 9 style.
 func TestCs(t *testing.T) {
 	ta, _ := treePair(t)
@@ -382,6 +378,19 @@ func TestCs(t *testing.T) {
 		}
 		h.Release()
 	}
+	// Paths as the client sees the tree: under its mount point.
+	h, err := walk(t, ta.Root(), "cs").(File).Open(context.Background(), OpenReq{Flags: syscall.O_RDWR, Root: "/mnt/net/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(context.Background(), []byte("udp!198.18.0.2!9"), 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 200)
+	if n, _ := h.Read(context.Background(), buf, 0); string(buf[:n]) != "/mnt/net/udp/clone 198.18.0.2!9" {
+		t.Errorf("cs under /mnt/net: %q", buf[:n])
+	}
+	h.Release()
 	for _, q := range []string{"tcp", "il!1.2.3.4!80", "tcp!1.2.3.4!nosuchservice", "tcp!1.2.3.4!99999", "a!b!c!d"} {
 		h, _ := open(t, ta, 0, syscall.O_RDWR, "cs")
 		if _, err := h.Write(context.Background(), []byte(q), 0); !errors.Is(err, syscall.EINVAL) {
@@ -419,7 +428,8 @@ func TestIpifcStats(t *testing.T) {
 }
 
 // TestIpifcCtl: `add addr mask` and `add addr/bits` add addresses (shown in
-// status); malformed and unsupported requests fail and change nothing.
+// status); malformed requests fail and change nothing (TestIpifcCtlPlan9
+// has the other verbs).
 func TestIpifcCtl(t *testing.T) {
 	ta, _ := treePair(t)
 	write := func(text string) error {
@@ -446,8 +456,8 @@ func TestIpifcCtl(t *testing.T) {
 	}
 	for text, want := range map[string]syscall.Errno{
 		"add": syscall.EINVAL, "add 1.2.3": syscall.EINVAL, "add 198.19.2.1 255.0.255.0": syscall.EINVAL,
-		"add 198.19.0.1/24": syscall.EINVAL, "frob": syscall.EINVAL, "mtu 1400": syscall.EOPNOTSUPP,
-		"remove 198.19.0.1 255.255.255.0": syscall.EOPNOTSUPP,
+		"add 198.19.0.1/24": syscall.EINVAL, "frob": syscall.EINVAL, "mtu 1": syscall.EINVAL,
+		"remove 198.19.9.1 255.255.255.0": syscall.EINVAL,
 	} {
 		if err := write(text); !errors.Is(err, want) {
 			t.Errorf("%q: %v, want %v", text, err, want)

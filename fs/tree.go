@@ -60,6 +60,10 @@ type Options struct {
 	// Logger receives refused writes and conversation errors; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// DNS are the resolvers the dns file (and cs, for names) asks through
+	// the stack's own UDP, in turn; none means cs uses the host's
+	// resolver and dns has nothing to ask.
+	DNS []netip.AddrPort
 }
 
 // Tree is the /net tree of one stack.
@@ -69,11 +73,12 @@ type Tree struct {
 	root  *dirNode
 	udp   *protoDir
 	tcp   *protoDir
+	dns   []netip.AddrPort
 }
 
 // New builds the tree over stack.
 func New(stack *netstack.Stack, opts Options) *Tree {
-	t := &Tree{stack: stack, log: opts.Logger}
+	t := &Tree{stack: stack, log: opts.Logger, dns: opts.DNS}
 	if t.log == nil {
 		t.log = slog.Default()
 	}
@@ -81,14 +86,13 @@ func New(stack *netstack.Stack, opts Options) *Tree {
 	t.tcp = newProtoDir(t, protoTCP, tcpProto{stack: stack})
 	sys := t.sysDir()
 	ipifc := t.ipifcDir()
-	iproute := newText(qpath(protoTop, 0, qIproute), "iproute", 0664, t.readRoutes, t.writeRoutes)
 	netstat := newText(qpath(protoTop, 0, qNetstat), "netstat", 0444, func() string {
 		mib := stack.Net().MIB
 		return mib.FormatSNMP(false, int(stack.Net().Sysctls.IPDefaultTTL())) + mib.FormatNetstat()
 	}, nil)
 	sockstat := newText(qpath(protoTop, 0, qSockstat), "sockstat", 0444, t.readSockstat, nil)
 	t.root = newDir(qpath(protoTop, 0, qTopDir), "/",
-		staticList(t.tcp, t.udp, ipifc, iproute, t.csFile(), sockstat, netstat, t.protocolsFile(), sys))
+		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.csFile(), t.dnsFile(), sockstat, netstat, t.protocolsFile(), sys))
 	return t
 }
 
@@ -166,7 +170,8 @@ func (t *Tree) readRoutes() string {
 	return b.String()
 }
 
-// writeRoutes takes `add CIDR [via GW] dev NAME` or `del CIDR`.
+// writeRoutes (iproute.linux) takes `add CIDR [via GW] dev NAME` or
+// `del CIDR`.
 func (t *Tree) writeRoutes(_ context.Context, text string) error {
 	err := t.routeCmd(strings.Fields(text))
 	if err != nil {

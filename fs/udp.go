@@ -45,10 +45,15 @@ type udpConv struct {
 	stack *netstack.Stack
 	s     *netstack.UDPSock
 
-	mu       sync.Mutex
-	headers  bool
-	hungup   bool
-	released bool
+	mu        sync.Mutex
+	headers   bool
+	hungup    bool
+	released  bool
+	announced bool
+	// calls are the live conversations Accept made, by remote (on an
+	// announced conversation); parent is the announcer of a call.
+	calls  map[netip.AddrPort]*udpConv
+	parent *udpConv
 }
 
 func (c *udpConv) Connect(_ context.Context, raddr, laddr netip.AddrPort) error {
@@ -60,13 +65,68 @@ func (c *udpConv) Connect(_ context.Context, raddr, laddr netip.AddrPort) error 
 	return c.s.Connect(raddr)
 }
 
-func (c *udpConv) Announce(_ context.Context, laddr netip.AddrPort) error { return c.s.Bind(laddr) }
-func (c *udpConv) Bind(laddr netip.AddrPort) error                        { return c.s.Bind(laddr) }
+func (c *udpConv) Announce(_ context.Context, laddr netip.AddrPort) error {
+	if err := c.s.Bind(laddr); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.announced = true
+	c.mu.Unlock()
+	return nil
+}
 
-// Accept: Plan 9 turns datagrams from new remotes into calls on listen;
-// sockfs does not (use `headers`), so opening udp/N/listen is EOPNOTSUPP.
-func (c *udpConv) Accept(context.Context) (Conv, error) {
-	return nil, fmt.Errorf("listen not supported for udp: %w", syscall.EOPNOTSUPP)
+func (c *udpConv) Bind(laddr netip.AddrPort) error { return c.s.Bind(laddr) }
+
+// Accept is Plan 9's UDP listen with `headers` off: it waits for a
+// datagram from a remote that has no conversation yet and returns a new
+// conversation bound to the address it came to and connected to its
+// sender (`remote`); the sender's datagrams queued so far move to it, and
+// the stack delivers its later ones there. Datagrams wait in the
+// announcer's queue, within its rcvbuf, until a listen is opened (Plan 9
+// makes the calls at once, ten at most); reading the announcer's data
+// directly still takes datagrams from anyone. An interrupted listen
+// consumes nothing.
+func (c *udpConv) Accept(ctx context.Context) (Conv, error) {
+	c.mu.Lock()
+	announced, headers := c.announced, c.headers
+	c.mu.Unlock()
+	if !announced {
+		return nil, fmt.Errorf("not announced: %w", syscall.EINVAL)
+	}
+	if headers {
+		return nil, fmt.Errorf("udp listen needs headers off: %w", syscall.EINVAL)
+	}
+	ctx, cancel := nbctx(ctx)
+	defer cancel()
+	for {
+		from, to, err := c.s.PeekFrom(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s, err := c.s.NewCall(to, from)
+		if err == nil {
+			call := &udpConv{stack: c.stack, s: s, parent: c}
+			c.mu.Lock()
+			if c.calls == nil {
+				c.calls = map[netip.AddrPort]*udpConv{}
+			}
+			c.calls[from] = call
+			c.mu.Unlock()
+			return call, nil
+		}
+		// The sender's call exists: these datagrams were on their way to
+		// the announcer while it was made. Move them, or, if that call is
+		// gone too, drop the first.
+		c.mu.Lock()
+		old := c.calls[from]
+		c.mu.Unlock()
+		if old != nil {
+			old.s.TakeQueued(c.s)
+		}
+		if f, _, err := c.s.PeekFrom(ctx); err == nil && f == from {
+			c.s.RecvFrom(ctx, nil)
+		}
+	}
 }
 
 func (c *udpConv) isHungup() (hungup, headers bool) {
@@ -220,7 +280,16 @@ func (c *udpConv) Close() error { return c.Hangup() }
 func (c *udpConv) Release() {
 	c.mu.Lock()
 	c.released = true
+	parent := c.parent
 	c.mu.Unlock()
+	if parent != nil {
+		remote := c.s.RemoteAddr()
+		parent.mu.Lock()
+		if parent.calls[remote] == c {
+			delete(parent.calls, remote)
+		}
+		parent.mu.Unlock()
+	}
 	c.s.Close()
 }
 

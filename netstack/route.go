@@ -17,6 +17,9 @@ type Route struct {
 	// Connected marks a route derived from an interface address (proto
 	// kernel scope link in `ip route`); it goes away with the address.
 	Connected bool
+	// Tag is Plan 9's route tag (4 characters, "none" when unset): `flush
+	// tag` removes the routes that carry it.
+	Tag string
 }
 
 // String formats a route like `ip route` does.
@@ -100,6 +103,35 @@ func (t *routeTable) delDev(dev *NetDevice) {
 			kept = append(kept, r)
 		}
 	}
+	t.routes = kept
+}
+
+// delConnected removes the connected route an address brought to dev and
+// reports whether there was one.
+func (t *routeTable) delConnected(dev *NetDevice, addr netip.Prefix) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, r := range t.routes {
+		if r.Connected && r.Dev == dev && r.Dst == addr.Masked() && r.Src == addr.Addr() {
+			t.routes = append(t.routes[:i], t.routes[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// flush removes the routes that are not connected ones (and carry tag, if
+// tag is not empty).
+func (t *routeTable) flush(tag string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	kept := t.routes[:0]
+	for _, r := range t.routes {
+		if r.Connected || (tag != "" && r.Tag != tag) {
+			kept = append(kept, r)
+		}
+	}
+	clear(t.routes[len(kept):])
 	t.routes = kept
 }
 

@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"sockfs/memctl"
 	"sockfs/netstack/clock"
@@ -130,6 +132,7 @@ type NetDevice struct {
 
 	mu    sync.RWMutex
 	addrs []netip.Prefix
+	mtu   atomic.Int32 // set by SetMTU (ipifc ctl `mtu`); 0 = the link's
 
 	imp devImpair // ipifc/N/impair
 	rx  rxBatch   // NetifRx's; calls for one device never overlap
@@ -148,8 +151,29 @@ func (d *NetDevice) Index() int { return d.index }
 // Device returns the underlying link device.
 func (d *NetDevice) Device() link.Device { return d.dev }
 
-// MTU returns the device's MTU.
-func (d *NetDevice) MTU() int { return d.dev.MTU() }
+// MTU returns the device's MTU: the one SetMTU set, else the link's.
+func (d *NetDevice) MTU() int {
+	if m := d.mtu.Load(); m > 0 {
+		return int(m)
+	}
+	return d.dev.MTU()
+}
+
+// MinMTU is the smallest MTU SetMTU takes: IPv4's minimum (RFC 791).
+const MinMTU = 68
+
+// SetMTU sets the MTU the stack sends with on d (dev->mtu, as `ip link set
+// mtu`): between MinMTU and the link's own MTU, which the device cannot
+// exceed; anything else is EINVAL and changes nothing. Connections already
+// open keep the MSS they negotiated; what they send is fragmented or cut
+// to the new MTU from then on.
+func (d *NetDevice) SetMTU(mtu int) error {
+	if mtu < MinMTU || mtu > d.dev.MTU() {
+		return fmt.Errorf("mtu %d out of range %d..%d: %w", mtu, MinMTU, d.dev.MTU(), errInval)
+	}
+	d.mtu.Store(int32(mtu))
+	return nil
+}
 
 // Addrs returns the device's addresses.
 func (d *NetDevice) Addrs() []netip.Prefix {
@@ -257,6 +281,34 @@ func (s *Stack) AddAddress(d *NetDevice, addr netip.Prefix) error {
 	return nil
 }
 
+// RemoveAddress takes addr (address and prefix length, as added) off d,
+// with the connected route it brought (`ip addr del`). An address d does
+// not have is EADDRNOTAVAIL and changes nothing.
+func (s *Stack) RemoveAddress(d *NetDevice, addr netip.Prefix) error {
+	d.mu.Lock()
+	i := slices.Index(d.addrs, addr)
+	if i < 0 {
+		d.mu.Unlock()
+		return fmt.Errorf("address %s not on %s: %w", addr, d.name, syscall.EADDRNOTAVAIL)
+	}
+	d.addrs = slices.Delete(d.addrs, i, i+1)
+	rest := slices.Clone(d.addrs)
+	d.mu.Unlock()
+	if addr.Bits() == 32 {
+		return nil
+	}
+	if s.routes.delConnected(d, addr) {
+		// Another address on the same network takes the route over.
+		for _, a := range rest {
+			if a.Masked() == addr.Masked() {
+				_ = s.routes.add(Route{Dst: a.Masked(), Dev: d, Src: a.Addr(), Connected: true})
+				break
+			}
+		}
+	}
+	return nil
+}
+
 // routeOutput picks the route for a packet to dst: the loopback device for
 // one of the stack's own addresses (Linux's local table), else the FIB.
 // Mirrors ip_route_output_key.
@@ -275,6 +327,10 @@ func (s *Stack) AddRoute(r Route) error { return s.routes.add(r) }
 
 // DelRoute removes the route to dst.
 func (s *Stack) DelRoute(dst netip.Prefix) error { return s.routes.del(dst) }
+
+// FlushRoutes removes every route that is not a connected one; with a
+// non-empty tag, only the routes carrying that tag (Plan 9's `flush`).
+func (s *Stack) FlushRoutes(tag string) { s.routes.flush(tag) }
 
 // Routes returns the routing table, longest prefixes first.
 func (s *Stack) Routes() []Route { return s.routes.snapshot() }

@@ -177,6 +177,68 @@ func (u *UDPSock) Connect(raddr netip.AddrPort) error {
 	return nil
 }
 
+// NewCall returns a new socket for the calls from remote to local on u's
+// port: bound to local!port (sharing the port with u, which must be
+// bound) and connected to remote, so that the stack delivers remote's
+// datagrams to it rather than to u (a connected socket wins the lookup).
+// It is how Plan 9's UDP turns a datagram from a new remote on an
+// announced conversation into a conversation of its own (Fsnewcall). A
+// socket already connected to remote on that port and address is
+// EADDRINUSE. The new socket has u's ttl and tos.
+func (u *UDPSock) NewCall(local netip.Addr, remote netip.AddrPort) (*UDPSock, error) {
+	if !local.Is4() || !remote.Addr().Is4() || remote.Port() == 0 {
+		return nil, errInval
+	}
+	u.mu.Lock()
+	closed, bound, port, ttl, tos := u.closed, u.bound, u.local.Port(), u.ttl, u.tos
+	u.mu.Unlock()
+	if closed {
+		return nil, errBadF
+	}
+	if !bound {
+		return nil, errInval
+	}
+	n := u.stack.NewUDP()
+	n.ttl, n.tos = ttl, tos
+	t := &u.stack.udp
+	t.mu.Lock()
+	for _, o := range t.ports[port] {
+		if o.remote == remote && (o.local.Addr() == local || o.local.Addr().IsUnspecified()) {
+			t.mu.Unlock()
+			n.Close()
+			return nil, errAddrInUse
+		}
+	}
+	n.local, n.remote, n.bound = netip.AddrPortFrom(local, port), remote, true
+	t.ports[port] = append(t.ports[port], n)
+	t.mu.Unlock()
+	n.TakeQueued(u)
+	return n, nil
+}
+
+// TakeQueued moves the datagrams from n's remote to its local address
+// that are queued on u (they arrived before n existed) to n, in order:
+// uncharged from u as a read would, charged to n as a delivery. NewCall
+// does it; a caller does it again for datagrams that were on their way
+// to u while NewCall ran.
+func (n *UDPSock) TakeQueued(u *UDPSock) {
+	var moved []*skb.SKB
+	u.mu.Lock()
+	for b := u.rcvq.Peek(); b != nil; {
+		next := b.Next()
+		if from, to := skbAddrs(b); from == n.remote && to == n.local.Addr() {
+			u.rcvq.Unlink(b)
+			memctl.UDPRmemRelease(u.sk, b.Truesize(), true, u.rcvq.Empty())
+			moved = append(moved, b)
+		}
+		b = next
+	}
+	u.mu.Unlock()
+	for _, b := range moved {
+		n.queueRcv(b)
+	}
+}
+
 // Close releases the socket: it leaves the port table, drops queued
 // datagrams (releasing their charge) and drops its reference. Mirrors
 // udp_lib_close / udp_destroy_sock.
@@ -313,38 +375,66 @@ func (u *UDPSock) queueRcv(b *skb.SKB) {
 func (u *UDPSock) RecvFrom(ctx context.Context, p []byte) (int, netip.AddrPort, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.closed {
-		return 0, netip.AddrPort{}, errBadF
-	}
-	if u.rcvq.Empty() {
-		if e := u.sk.SockError(); e != 0 { // sock_error: reported once
-			return 0, netip.AddrPort{}, e
-		}
-		if u.nonblock.Load() {
-			return 0, netip.AddrPort{}, errAgain
-		}
-		err := waitFor(ctx, u.sk, u.mu.Lock, u.mu.Unlock, func() bool {
-			return !u.rcvq.Empty() || u.closed || u.sk.Err() != 0
-		})
-		if err != nil {
-			return 0, netip.AddrPort{}, err
-		}
-		if u.closed {
-			return 0, netip.AddrPort{}, errBadF
-		}
-		if u.rcvq.Empty() {
-			return 0, netip.AddrPort{}, u.sk.SockError()
-		}
+	if err := u.waitQueuedLocked(ctx); err != nil {
+		return 0, netip.AddrPort{}, err
 	}
 	b := u.rcvq.PopFront()
 	n := b.CopyBits(0, p[:min(len(p), b.Len())])
-	iph := header.IPv4(b.Head()[b.NetworkHeader:])
-	uh := header.UDP(b.Head()[b.TransportHeader:])
-	from := netip.AddrPortFrom(iph.SrcAddr(), uh.SrcPort())
+	from, _ := skbAddrs(b)
 	memctl.UDPRmemRelease(u.sk, b.Truesize(), true, u.rcvq.Empty())
 	b.Free()
 	u.stack.mib.Inc(memctl.UdpInDatagrams)
 	return n, from, nil
+}
+
+// PeekFrom waits as RecvFrom does and returns the source of the first
+// queued datagram and the address it was sent to, leaving it queued
+// (recvmsg with MSG_PEEK and IP_PKTINFO).
+func (u *UDPSock) PeekFrom(ctx context.Context) (netip.AddrPort, netip.Addr, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if err := u.waitQueuedLocked(ctx); err != nil {
+		return netip.AddrPort{}, netip.Addr{}, err
+	}
+	from, to := skbAddrs(u.rcvq.Peek())
+	return from, to, nil
+}
+
+// skbAddrs returns a received datagram's source and destination.
+func skbAddrs(b *skb.SKB) (netip.AddrPort, netip.Addr) {
+	iph := header.IPv4(b.Head()[b.NetworkHeader:])
+	uh := header.UDP(b.Head()[b.TransportHeader:])
+	return netip.AddrPortFrom(iph.SrcAddr(), uh.SrcPort()), iph.DstAddr()
+}
+
+// waitQueuedLocked waits, with u.mu held, until a datagram is queued: nil,
+// or the error RecvFrom returns.
+func (u *UDPSock) waitQueuedLocked(ctx context.Context) error {
+	if u.closed {
+		return errBadF
+	}
+	if !u.rcvq.Empty() {
+		return nil
+	}
+	if e := u.sk.SockError(); e != 0 { // sock_error: reported once
+		return e
+	}
+	if u.nonblock.Load() {
+		return errAgain
+	}
+	err := waitFor(ctx, u.sk, u.mu.Lock, u.mu.Unlock, func() bool {
+		return !u.rcvq.Empty() || u.closed || u.sk.Err() != 0
+	})
+	if err != nil {
+		return err
+	}
+	if u.closed {
+		return errBadF
+	}
+	if u.rcvq.Empty() {
+		return u.sk.SockError()
+	}
+	return nil
 }
 
 // Readiness reports what a poll would: readable when a datagram is queued,

@@ -295,3 +295,63 @@ func TestUDPBindConflicts(t *testing.T) {
 		t.Fatalf("ephemeral port %d outside %d-%d", b.LocalAddr().Port(), lo, hi)
 	}
 }
+
+// NewCall: a socket for one remote on an announced socket's port takes
+// the remote's datagrams already queued (charge moved with them, order
+// kept, others' left) and the later ones; PeekFrom consumes nothing; a
+// second call for the same remote is EADDRINUSE; the announcer gets the
+// remote's datagrams again once the call is closed.
+func TestUDPNewCall(t *testing.T) {
+	n := newTestNet(t, impair.Config{}, impair.Config{}, 1)
+	srv := mustUDP(t, n.b, netip.AddrPortFrom(netip.IPv4Unspecified(), 7000))
+	c1 := mustUDP(t, n.a, netip.AddrPortFrom(addrA, 5001))
+	c2 := mustUDP(t, n.a, netip.AddrPortFrom(addrA, 5002))
+	dst := netip.AddrPortFrom(addrB, 7000)
+	send := func(c *UDPSock, msg string) {
+		t.Helper()
+		if _, err := c.SendTo(context.Background(), []byte(msg), dst); err != nil {
+			t.Fatal(err)
+		}
+		n.run(time.Millisecond)
+	}
+	send(c1, "a1")
+	send(c2, "b1")
+	send(c1, "a2")
+	from, to, err := srv.PeekFrom(context.Background())
+	if err != nil || from != c1.LocalAddr() || to != addrB {
+		t.Fatalf("peek: %v %v %v", from, to, err)
+	}
+	rq := memctl.UDPRqueueGet(srv.Mem())
+	call, err := srv.NewCall(to, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	if _, err := srv.NewCall(to, from); err != syscall.EADDRINUSE {
+		t.Fatalf("second call for the same remote: %v", err)
+	}
+	if got := memctl.UDPRqueueGet(srv.Mem()); got == 0 || call.Mem().RmemAlloc() != rq-got {
+		t.Fatalf("queued bytes: announcer %d (was %d), call %d", got, rq, call.Mem().RmemAlloc())
+	}
+	send(c1, "a3")
+	call.SetNonblock(true)
+	buf := make([]byte, 10)
+	for _, want := range []string{"a1", "a2", "a3"} {
+		k, f, err := call.RecvFrom(context.Background(), buf)
+		if err != nil || string(buf[:k]) != want || f != c1.LocalAddr() {
+			t.Fatalf("call read %q from %v, %v; want %q", buf[:k], f, err, want)
+		}
+	}
+	if call.LocalAddr() != dst || call.RemoteAddr() != c1.LocalAddr() {
+		t.Fatalf("call %v -> %v", call.LocalAddr(), call.RemoteAddr())
+	}
+	k, f, err := srv.RecvFrom(context.Background(), buf)
+	if err != nil || string(buf[:k]) != "b1" || f != c2.LocalAddr() {
+		t.Fatalf("announcer read %q from %v, %v", buf[:k], f, err)
+	}
+	call.Close()
+	send(c1, "a4")
+	if k, _, err := srv.RecvFrom(context.Background(), buf); err != nil || string(buf[:k]) != "a4" {
+		t.Fatalf("after the call's close the announcer reads %q, %v", buf[:k], err)
+	}
+}

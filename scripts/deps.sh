@@ -16,6 +16,7 @@ need=(
 	"python3 python3"
 	"nsenter util-linux"
 	"setpriv util-linux"
+	"dnsmasq dnsmasq-base"
 )
 
 missing=()

@@ -57,10 +57,11 @@ type serveConfig struct {
 	hostAddr netip.Prefix
 	mtu      int
 	offload  bool
-	mount    string         // FUSE mount point; "" = no FUSE
-	p9Addr   string         // 9P listen address; "" = no 9P
-	p9TLS    *tls.Config    // from --9p-tls CERT,KEY,CLIENT-CA
-	p9Allow  []netip.Prefix // --9p-allow: client networks let in without credentials
+	mount    string           // FUSE mount point; "" = no FUSE
+	p9Addr   string           // 9P listen address; "" = no 9P
+	p9TLS    *tls.Config      // from --9p-tls CERT,KEY,CLIENT-CA
+	p9Allow  []netip.Prefix   // --9p-allow: client networks let in without credentials
+	dns      []netip.AddrPort // --dns, else /etc/resolv.conf's nameservers
 }
 
 func parseServe(args []string) (serveConfig, error) {
@@ -74,6 +75,7 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.StringVar(&c.mount, "mount", "/mnt/sockfs", "FUSE mount point of the /net tree (empty: no FUSE)")
 	fs.StringVar(&c.p9Addr, "9p", "127.0.0.1:5640", "TCP address to serve the tree over 9P: 9P2000, 9P2000.u or 9P2000.L, as the client asks (empty: no 9P)")
 	tlsFlag := fs.String("9p-tls", "", "CERT,KEY,CLIENT-CA: serve 9P inside mutual TLS; clients need a certificate signed by CLIENT-CA, whose common name is the user they attach as (sockfs cert makes a first set)")
+	dnsFlag := fs.String("dns", "", "ADDR[:PORT][,...]: resolvers the dns file (and cs, for names) asks through the stack's own UDP (default: the nameservers of /etc/resolv.conf)")
 	allowFlag := fs.String("9p-allow", "", "CIDR[,CIDR...]: accept 9P clients only from these networks, without credentials (for trusted networks)")
 	if err := fs.Parse(args); err != nil {
 		return c, usageError{err}
@@ -105,6 +107,25 @@ func parseServe(args []string) (serveConfig, error) {
 		if c.p9TLS, err = p9.ServerTLS(files[0], files[1], files[2]); err != nil {
 			return c, usageError{fmt.Errorf("--9p-tls: %w", err)}
 		}
+	}
+	if *dnsFlag != "" {
+		for _, s := range strings.Split(*dnsFlag, ",") {
+			s = strings.TrimSpace(s)
+			ap, err := netip.ParseAddrPort(s)
+			if err != nil {
+				a, aerr := netip.ParseAddr(s)
+				if aerr != nil || !a.Is4() {
+					return c, usageError{fmt.Errorf("--dns %q: want IPv4 resolver addresses, ADDR or ADDR:PORT", *dnsFlag)}
+				}
+				ap = netip.AddrPortFrom(a, 53)
+			}
+			if !ap.Addr().Is4() {
+				return c, usageError{fmt.Errorf("--dns %q: want IPv4 resolver addresses, ADDR or ADDR:PORT", *dnsFlag)}
+			}
+			c.dns = append(c.dns, ap)
+		}
+	} else {
+		c.dns = netfs.ResolvConf("/etc/resolv.conf")
 	}
 	if *allowFlag != "" {
 		for _, s := range strings.Split(*allowFlag, ",") {
@@ -141,7 +162,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	tree := netfs.New(st, netfs.Options{Logger: log})
+	tree := netfs.New(st, netfs.Options{Logger: log, DNS: cfg.dns})
 
 	var mp *fuse.MountPoint
 	if cfg.mount != "" {

@@ -240,7 +240,7 @@ func (n node) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenRe
 	}
 	ctx, stop := watchSignals(ctx, req.Pid)
 	defer stop()
-	h, err := f.Open(ctx, netfs.OpenReq{Flags: flags, Uid: req.Uid, Gid: req.Gid})
+	h, err := f.Open(ctx, netfs.OpenReq{Flags: flags, Uid: req.Uid, Gid: req.Gid, Root: n.m.Dir})
 	if err != nil {
 		return nil, errno(err)
 	}

@@ -352,22 +352,29 @@ cat $A/udp/1/status
 func TestTopLevelFiles(t *testing.T) {
 	p := newPair(t)
 	out := p.sh(t, `
+cat $A/iproute.linux
+echo 'add 10.1.0.0/16 via 198.18.0.2 dev pipe0' > $A/iproute.linux
+cat $A/iproute.linux
+if echo 'add 10.2.0.0/16 dev nosuch' > $A/iproute.linux 2>/dev/null; then echo BAD; fi
+echo 'del 10.1.0.0/16' > $A/iproute.linux
+cat $A/iproute.linux
+echo 'add 198.18.77.0 255.255.255.0 198.18.0.2' > $A/iproute
 cat $A/iproute
-echo 'add 10.1.0.0/16 via 198.18.0.2 dev pipe0' > $A/iproute
-cat $A/iproute
-if echo 'add 10.2.0.0/16 dev nosuch' > $A/iproute 2>/dev/null; then echo BAD; fi
-echo 'del 10.1.0.0/16' > $A/iproute
-cat $A/iproute
+if echo 'add 198.18.78.0 255.0.255.0 198.18.0.2' > $A/iproute 2>/dev/null; then echo BAD; fi
+exec 5<>$A/cs; echo 'tcp!198.18.0.2!http' >&5; echo "cs: $(cat <&5)"; exec 5<&-
 cat $A/ipifc/0/status
 head -1 $A/netstat; grep -c TcpExt: $A/netstat
 cat $A/sockstat
 cat $A/udp/stats
 `)
 	for _, w := range []string{"198.18.0.0/24 dev pipe0", "10.1.0.0/16 via 198.18.0.2 dev pipe0",
-		"device pipe0 maxtu 1500", "\t198.18.0.1 /24 198.18.0.0", "Ip: Forwarding", "sockets: used", "InDatagrams: "} {
+		"device pipe0 maxtu 1500", "198.18.77.0     /120 198.18.0.2      4    none", "\t198.18.0.1 /24 198.18.0.0", "Ip: Forwarding", "sockets: used", "InDatagrams: "} {
 		if !strings.Contains(out, w) {
 			t.Fatalf("output %q lacks %q", out, w)
 		}
+	}
+	if want := "cs: " + p.a + "/tcp/clone 198.18.0.2!80\n"; !strings.Contains(out, want) {
+		t.Fatalf("output %q lacks %q (cs answers paths under the mount point)", out, want)
 	}
 	if strings.Contains(out, "BAD") || strings.Count(out, "10.1.0.0/16") != 1 {
 		t.Fatalf("route validation: %q", out)

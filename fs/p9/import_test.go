@@ -98,6 +98,10 @@ cat $M/sys/ipv4/tcp_rmem
 	if !strings.Contains(out, "tcp\n") || !strings.Contains(out, "sys\n") || !strings.HasSuffix(out, want) || strings.Contains(out, "ACCEPTED") {
 		t.Fatalf("got %q", out)
 	}
+	// cs answers paths under the import's mount point.
+	if out := sh(t, m, `exec 5<>$M/cs; echo 'tcp!198.18.0.2!http' >&5; cat <&5`); out != m+"/tcp/clone 198.18.0.2!80" {
+		t.Fatalf("imported cs: %q, want %q", out, m+"/tcp/clone 198.18.0.2!80")
+	}
 	// The remote tree changed, not some copy.
 	h := local(t, e.ta, "sys/ipv4/tcp_rmem")
 	if got := readNum(t, h); got != "4096\t131072\t6291456\n" {

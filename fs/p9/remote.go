@@ -1,6 +1,7 @@
 package p9
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -350,7 +351,31 @@ func (f rfile) Open(ctx context.Context, req fs.OpenReq) (fs.Handle, error) {
 		nf.clunk()
 		return nil, convErr(err)
 	}
+	if f.path == "cs" && req.Root != "" {
+		return &csHandle{rhandle: rhandle{f: nf}, root: strings.TrimSuffix(req.Root, "/")}, nil
+	}
 	return &rhandle{f: nf}, nil
+}
+
+// csHandle is an imported cs: the server answers paths under /net (a
+// sockfs over 9P, or Plan 9's cs); each reply line's leading /net becomes
+// the tree's root as the client sees it (the import's mount point).
+type csHandle struct {
+	rhandle
+	root string
+}
+
+func (h *csHandle) Read(ctx context.Context, p []byte, off int64) (int, error) {
+	buf := make([]byte, max(len(p), 256))
+	n, err := h.rhandle.Read(ctx, buf, off)
+	if err != nil {
+		return 0, err
+	}
+	line := buf[:n]
+	if rest, ok := bytes.CutPrefix(line, []byte("/net/")); ok {
+		line = append([]byte(h.root+"/"), rest...)
+	}
+	return copy(p, line), nil
 }
 
 // rhandle is an open remote file.
