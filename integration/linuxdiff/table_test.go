@@ -149,9 +149,9 @@ traffic crossed a TUN (a relay in the test joins two namespaces' TUN devices,
 virtio_net_hdr and super-packets included), once against ` + "`sockfs serve`" + `
 on a TUN, read through its files. The peer is the kernel both times (cubic).
 A tolerance is stated where the kernel itself is not deterministic. "known"
-rows are differences not fixed yet (below, with the Linux function
-responsible); the test fails on any other difference and on a known row that
-now agrees.
+rows are differences explained below, with the Linux function responsible
+and why sockfs does not or cannot match; the test fails on any other
+difference and on a known row that now agrees.
 
 `)
 	counts := map[string]int{}
