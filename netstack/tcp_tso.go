@@ -405,8 +405,6 @@ func (tp *TCPSock) shiftSkbData(b *skb.SKB) bool {
 	b.Trim(0)
 	b.AddTruesize(-n)
 	prev.AddTruesize(n)
-	tp.rtxQueue.Resized(n, 0)
-	tp.rtxQueue.Resized(0, n)
 	pc := tcpSkbPcount(prev) + tcpSkbPcount(b)
 	cbSetEndSeq(prev, cbGetEndSeq(b))
 	cbSetFlags(prev, cbGetFlags(prev)|cbGetFlags(b))
