@@ -32,18 +32,13 @@ func TestCaptureOptionsFinRst(t *testing.T) {
 	}
 }
 
-func captureOptionsFinRst(t *testing.T, noOffload bool) {
-	ns := newNetns(t)
-	st := stackInNetnsCfg(t, ns, "sfscap0", tun.Config{DisableOffload: noOffload})
-	ln, err := st.ListenTCP(netip.MustParseAddrPort("198.18.0.2:9000"), 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-
+// startTcpdump runs tcpdump -nn -vv -S on iface in ns with filter until
+// the function it returns, which gives what it printed.
+func startTcpdump(t *testing.T, ns *netns, iface, filter string) func() string {
+	t.Helper()
 	capFile := filepath.Join(t.TempDir(), "cap.txt")
 	out, _ := os.Create(capFile)
-	dump := ns.cmd("tcpdump", "-i", "sfscap0", "-nn", "-vv", "-l", "-S", "tcp")
+	dump := ns.cmd("tcpdump", "-i", iface, "-nn", "-vv", "-l", "-S", filter)
 	dump.Stdout = out
 	stderr, _ := dump.StderrPipe()
 	if err := dump.Start(); err != nil {
@@ -54,6 +49,32 @@ func captureOptionsFinRst(t *testing.T, noOffload bool) {
 	for sc.Scan() && !strings.Contains(sc.Text(), "listening on") {
 	}
 	go io.Copy(io.Discard, stderr)
+	stopped := false
+	stop := func() string {
+		if !stopped {
+			stopped = true
+			time.Sleep(300 * time.Millisecond)
+			dump.Process.Signal(os.Interrupt)
+			dump.Wait()
+			out.Close()
+		}
+		text, _ := os.ReadFile(capFile)
+		return string(text)
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+func captureOptionsFinRst(t *testing.T, noOffload bool) {
+	ns := newNetns(t)
+	st := stackInNetnsCfg(t, ns, "sfscap0", tun.Config{DisableOffload: noOffload})
+	ln, err := st.ListenTCP(netip.MustParseAddrPort("198.18.0.2:9000"), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+
+	stopDump := startTcpdump(t, ns, "sfscap0", "tcp")
 
 	// 1: an echo exchange closed with FIN by both sides.
 	go func() {
@@ -90,12 +111,7 @@ except ConnectionResetError:
 	if strings.TrimSpace(o) != "reset" {
 		t.Fatalf("kernel after sockfs's abort: %q", o)
 	}
-	time.Sleep(300 * time.Millisecond)
-	dump.Process.Signal(os.Interrupt)
-	dump.Wait()
-	out.Close()
-	text, _ := os.ReadFile(capFile)
-	capture := string(text)
+	capture := stopDump()
 	t.Logf("captured %d lines:\n%s", strings.Count(capture, "\n"), capture)
 
 	synOpts := regexp.MustCompile(`198\.18\.0\.1\.\d+ > 198\.18\.0\.2\.9000: Flags \[S\].*options \[mss 1460,sackOK,TS val \d+ ecr 0,nop,wscale \d+\]`)

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"sockfs/netstack"
 )
 
 // 200 concurrent connections from the kernel to sockfs, each echoing 64 KiB:
@@ -15,8 +17,19 @@ func TestKernel200ConcurrentEcho(t *testing.T) {
 	needRoot(t)
 	needTool(t, "python3")
 	ns := newNetns(t)
-	st := stackInNetns(t, ns, "sfsecho0")
-	ln, err := st.ListenTCP(netip.MustParseAddrPort("198.18.0.2:7"), 256)
+	concurrentEcho(t, ns, stackInNetns(t, ns, "sfsecho0"), netip.MustParseAddr("198.18.0.2"))
+}
+
+// TestKernel200ConcurrentEcho6 is TestKernel200ConcurrentEcho over IPv6.
+func TestKernel200ConcurrentEcho6(t *testing.T) {
+	needRoot(t)
+	needTool(t, "python3")
+	ns := newNetns(t)
+	concurrentEcho(t, ns, stackInNetns6(t, ns, "sfsecho6"), addr6.Addr())
+}
+
+func concurrentEcho(t *testing.T, ns *netns, st *netstack.Stack, addr netip.Addr) {
+	ln, err := st.ListenTCP(netip.AddrPortFrom(addr, 7), 256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +50,7 @@ N, SIZE = %d, %d
 ok = [False] * N
 def one(i):
     data = bytes([(i + j) %% 251 for j in range(256)]) * (SIZE // 256)
-    s = socket.create_connection(("198.18.0.2", 7), timeout=60)
+    s = socket.create_connection((%q, 7), timeout=60)
     def send():
         s.sendall(data)
         s.shutdown(socket.SHUT_WR)
@@ -53,7 +66,7 @@ ts = [threading.Thread(target=one, args=(i,)) for i in range(N)]
 for t in ts: t.start()
 for t in ts: t.join()
 print(sum(ok))
-`, clients, size)
+`, clients, size, addr.String())
 	out, err := ns.run("python3", "-c", script)
 	if err != nil {
 		t.Fatalf("python3 clients: %v\n%s", err, out)

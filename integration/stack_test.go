@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"sockfs/memctl"
 	"sockfs/netstack"
 	"sockfs/netstack/link"
 	"sockfs/tun"
@@ -36,6 +37,25 @@ func stackInNetns(t testing.TB, ns *netns, name string) *netstack.Stack {
 // (its name, MTU and host address are set here).
 func stackInNetnsCfg(t testing.TB, ns *netns, name string, cfg tun.Config) *netstack.Stack {
 	t.Helper()
+	return stackInNetnsFam(t, ns, name, cfg, false)
+}
+
+// The IPv6 addresses of the dual-stack tests: sockfs fd00:5f::2/64, the
+// kernel side fd00:5f::1/64 (sockfs serve's defaults).
+var (
+	addr6 = netip.MustParsePrefix("fd00:5f::2/64")
+	host6 = netip.MustParsePrefix("fd00:5f::1/64")
+)
+
+// stackInNetns6 is stackInNetns with IPv6 too: addr6 on sockfs, host6 on
+// the kernel side.
+func stackInNetns6(t testing.TB, ns *netns, name string) *netstack.Stack {
+	t.Helper()
+	return stackInNetnsFam(t, ns, name, tun.Config{}, true)
+}
+
+func stackInNetnsFam(t testing.TB, ns *netns, name string, cfg tun.Config, v6 bool) *netstack.Stack {
+	t.Helper()
 	var dev *tun.Device
 	errc := make(chan error, 1)
 	go func() {
@@ -53,6 +73,9 @@ func stackInNetnsCfg(t testing.TB, ns *netns, name string, cfg tun.Config) *nets
 			return
 		}
 		cfg.Name, cfg.MTU, cfg.HostAddr = name, 1500, netip.MustParsePrefix("198.18.0.1/24")
+		if v6 {
+			cfg.HostAddr6 = host6
+		}
 		dev, err = tun.New(cfg)
 		errc <- err
 	}()
@@ -70,6 +93,11 @@ func stackInNetnsCfg(t testing.TB, ns *netns, name string, cfg tun.Config) *nets
 	}
 	if err := st.AddAddress(nd, netip.MustParsePrefix("198.18.0.2/24")); err != nil {
 		t.Fatal(err)
+	}
+	if v6 {
+		if err := st.AddAddress(nd, addr6); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return st
 }
@@ -99,12 +127,34 @@ func TestKernelSocatBulkBothWays(t *testing.T) {
 	needRoot(t)
 	needTool(t, "socat")
 	ns := newNetns(t)
-	st := stackInNetns(t, ns, "sfsbulk0")
+	socatBulkBothWays(t, ns, stackInNetns(t, ns, "sfsbulk0"), netip.MustParseAddr("198.18.0.2"))
+}
+
+// TestKernelSocatBulkBothWays6 is TestKernelSocatBulkBothWays over IPv6.
+func TestKernelSocatBulkBothWays6(t *testing.T) {
+	needRoot(t)
+	needTool(t, "socat")
+	ns := newNetns(t)
+	st := stackInNetns6(t, ns, "sfsbulk6")
+	socatBulkBothWays(t, ns, st, addr6.Addr())
+	if st.Net().MIB.Get(memctl.Ip6InDelivers) == 0 || st.Net().MIB.Get(memctl.IpInDelivers) != 0 {
+		t.Fatal("not carried by IPv6")
+	}
+	// TUN_F_TSO6: the kernel sent TCP/IPv6 super-packets both ways.
+	o := st.Devices()[1].Device().(*tun.Device).OffloadStats()
+	if o.RxGSOPackets.Load() == 0 || o.TxGSOPackets.Load() == 0 {
+		t.Fatalf("no TSO6 super-packets: rx %d tx %d", o.RxGSOPackets.Load(), o.TxGSOPackets.Load())
+	}
+}
+
+// socatBulkBothWays sends 100 MiB from socat in ns to sockfs at addr, and
+// 100 MiB back, and compares SHA-256 both ways.
+func socatBulkBothWays(t *testing.T, ns *netns, st *netstack.Stack, addr netip.Addr) {
 	const size = 100 << 20
 	file, want := randomFile(t, size)
 
 	// Kernel -> sockfs sink.
-	ln, err := st.ListenTCP(netip.MustParseAddrPort("198.18.0.2:5001"), 16)
+	ln, err := st.ListenTCP(netip.AddrPortFrom(addr, 5001), 16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +174,7 @@ func TestKernelSocatBulkBothWays(t *testing.T) {
 		got <- s
 	}()
 	start := time.Now()
-	if out, err := ns.run("socat", "-u", "FILE:"+file, "TCP:198.18.0.2:5001"); err != nil {
+	if out, err := ns.run("socat", "-u", "FILE:"+file, "TCP:"+netip.AddrPortFrom(addr, 5001).String()); err != nil {
 		t.Fatalf("socat send: %v\n%s", err, out)
 	}
 	select {
@@ -138,7 +188,7 @@ func TestKernelSocatBulkBothWays(t *testing.T) {
 	t.Logf("kernel -> sockfs: 100 MiB in %v", time.Since(start))
 
 	// sockfs source -> kernel.
-	ln2, err := st.ListenTCP(netip.MustParseAddrPort("198.18.0.2:5002"), 16)
+	ln2, err := st.ListenTCP(netip.AddrPortFrom(addr, 5002), 16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +205,7 @@ func TestKernelSocatBulkBothWays(t *testing.T) {
 	}()
 	out := filepath.Join(t.TempDir(), "received")
 	start = time.Now()
-	if o, err := ns.run("socat", "-u", "TCP:198.18.0.2:5002", "CREATE:"+out); err != nil {
+	if o, err := ns.run("socat", "-u", "TCP:"+netip.AddrPortFrom(addr, 5002).String(), "CREATE:"+out); err != nil {
 		t.Fatalf("socat receive: %v\n%s", err, o)
 	}
 	t.Logf("sockfs -> kernel: 100 MiB in %v", time.Since(start))
@@ -175,9 +225,24 @@ func TestHTTPBothWays(t *testing.T) {
 	needTool(t, "curl")
 	needTool(t, "python3")
 	ns := newNetns(t)
-	st := stackInNetns(t, ns, "sfshttp0")
+	httpBothWays(t, ns, stackInNetns(t, ns, "sfshttp0"), netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.1"))
+}
 
-	ln, err := st.ListenTCP(netip.MustParseAddrPort("198.18.0.2:8080"), 16)
+// TestHTTPBothWays6 is TestHTTPBothWays over IPv6: curl -6 to net/http on
+// sockfs, net/http on sockfs to python3's http.server bound to the
+// kernel's IPv6 address.
+func TestHTTPBothWays6(t *testing.T) {
+	needRoot(t)
+	needTool(t, "curl")
+	needTool(t, "python3")
+	ns := newNetns(t)
+	httpBothWays(t, ns, stackInNetns6(t, ns, "sfshttp6"), addr6.Addr(), host6.Addr())
+}
+
+// httpBothWays serves HTTP on sockfs at addr to curl, and fetches from
+// python3's http.server at host through sockfs.
+func httpBothWays(t *testing.T, ns *netns, st *netstack.Stack, addr, host netip.Addr) {
+	ln, err := st.ListenTCP(netip.AddrPortFrom(addr, 8080), 16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +251,11 @@ func TestHTTPBothWays(t *testing.T) {
 	})}
 	go srv.Serve(ln)
 	defer srv.Close()
-	out, err := ns.run("curl", "-sS", "--max-time", "10", "http://198.18.0.2:8080/x")
+	fam := "-4"
+	if addr.Is6() {
+		fam = "-6"
+	}
+	out, err := ns.run("curl", fam, "-gsS", "--max-time", "10", "http://"+netip.AddrPortFrom(addr, 8080).String()+"/x")
 	if err != nil || out != "hello /x from sockfs\n" {
 		t.Fatalf("curl: %v: %q", err, out)
 	}
@@ -194,7 +263,7 @@ func TestHTTPBothWays(t *testing.T) {
 	dir := t.TempDir()
 	body := strings.Repeat("python3 http.server over the kernel's TCP\n", 50000)
 	os.WriteFile(filepath.Join(dir, "f.txt"), []byte(body), 0o644)
-	py := ns.cmd("python3", "-m", "http.server", "--bind", "198.18.0.1", "8000", "--directory", dir)
+	py := ns.cmd("python3", "-m", "http.server", "--bind", host.String(), "8000", "--directory", dir)
 	if err := py.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +273,7 @@ func TestHTTPBothWays(t *testing.T) {
 	}}}
 	var resp *http.Response
 	for i := 0; i < 50; i++ { // until python3 listens
-		if resp, err = client.Get("http://198.18.0.1:8000/f.txt"); err == nil {
+		if resp, err = client.Get("http://" + netip.AddrPortFrom(host, 8000).String() + "/f.txt"); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

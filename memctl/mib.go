@@ -258,3 +258,57 @@ func (n *Net) Sockstat(s SockstatInfo) string {
 	s.UDPMem = n.UDP.MemoryAllocated()
 	return FormatSockstat(s)
 }
+
+// icmp6Types are the ICMPv6 type numbers of the named per-type Icmp6
+// columns, in the order of the In (and Out) columns.
+var icmp6Types = [...]uint8{1, 2, 3, 4, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 143}
+
+// FormatSNMP6 returns the text of /proc/net/snmp6: one "name value" line
+// per counter, the Ip6, Icmp6 and Udp6 groups, then the Icmp6InTypeN and
+// Icmp6OutTypeN lines of the types that moved. Mirrors snmp6_seq_show
+// (net/ipv6/proc.c). Deviation: per-type counts exist only for the named
+// types, so the TypeN lines cover those only; there is no UdpLite6 group
+// (sockfs has no UDP-Lite).
+func (m *MIB) FormatSNMP6() string {
+	var b strings.Builder
+	line := func(name string, v uint64) {
+		b.WriteString(name)
+		for i := len(name); i < 32; i++ {
+			b.WriteByte(' ')
+		}
+		b.WriteByte('\t')
+		b.WriteString(strconv.FormatUint(v, 10))
+		b.WriteByte('\n')
+	}
+	for _, g := range []string{"Ip6", "Icmp6", "Udp6"} {
+		gr := group(g)
+		for c := gr.first; c <= gr.last; c++ {
+			line(c.String(), m.Get(c))
+		}
+		if g != "Icmp6" {
+			continue
+		}
+		for dir, first := range [2]Counter{Icmp6InDestUnreachs, Icmp6OutDestUnreachs} {
+			for i, t := range icmp6Types {
+				if v := m.Get(first + Counter(i)); v != 0 {
+					line("Icmp6"+[2]string{"In", "Out"}[dir]+"Type"+strconv.Itoa(int(t)), v)
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+// Icmp6TypeCounter returns the In (out false) or Out counter of ICMPv6
+// type typ, and false for a type without one. Mirrors ICMP6MSG_INC_STATS.
+func Icmp6TypeCounter(typ uint8, out bool) (Counter, bool) {
+	for i, t := range icmp6Types {
+		if t == typ {
+			if out {
+				return Icmp6OutDestUnreachs + Counter(i), true
+			}
+			return Icmp6InDestUnreachs + Counter(i), true
+		}
+	}
+	return 0, false
+}

@@ -250,6 +250,88 @@ const (
 	IpExtInECT0Pkts
 	IpExtInCEPkts
 	IpExtReasmOverlaps
+	// Ip6: /proc/net/snmp6 (net/ipv6/proc.c snmp6_ipstats_list)
+	Ip6InReceives
+	Ip6InHdrErrors
+	Ip6InTooBigErrors
+	Ip6InNoRoutes
+	Ip6InAddrErrors
+	Ip6InUnknownProtos
+	Ip6InTruncatedPkts
+	Ip6InDiscards
+	Ip6InDelivers
+	Ip6OutForwDatagrams
+	Ip6OutRequests
+	Ip6OutDiscards
+	Ip6OutNoRoutes
+	Ip6ReasmTimeout
+	Ip6ReasmReqds
+	Ip6ReasmOKs
+	Ip6ReasmFails
+	Ip6FragOKs
+	Ip6FragFails
+	Ip6FragCreates
+	Ip6InMcastPkts
+	Ip6OutMcastPkts
+	Ip6InOctets
+	Ip6OutOctets
+	Ip6InMcastOctets
+	Ip6OutMcastOctets
+	Ip6InBcastOctets
+	Ip6OutBcastOctets
+	Ip6InNoECTPkts
+	Ip6InECT1Pkts
+	Ip6InECT0Pkts
+	Ip6InCEPkts
+	Ip6OutTransmits
+	// Icmp6: /proc/net/snmp6 (snmp6_icmp6_list, then the named
+	// per-type columns of icmp6type2name, In then Out, in type order)
+	Icmp6InMsgs
+	Icmp6InErrors
+	Icmp6OutMsgs
+	Icmp6OutErrors
+	Icmp6InCsumErrors
+	Icmp6OutRateLimitHost
+	Icmp6InDestUnreachs
+	Icmp6InPktTooBigs
+	Icmp6InTimeExcds
+	Icmp6InParmProblems
+	Icmp6InEchos
+	Icmp6InEchoReplies
+	Icmp6InGroupMembQueries
+	Icmp6InGroupMembResponses
+	Icmp6InGroupMembReductions
+	Icmp6InRouterSolicits
+	Icmp6InRouterAdvertisements
+	Icmp6InNeighborSolicits
+	Icmp6InNeighborAdvertisements
+	Icmp6InRedirects
+	Icmp6InMLDv2Reports
+	Icmp6OutDestUnreachs
+	Icmp6OutPktTooBigs
+	Icmp6OutTimeExcds
+	Icmp6OutParmProblems
+	Icmp6OutEchos
+	Icmp6OutEchoReplies
+	Icmp6OutGroupMembQueries
+	Icmp6OutGroupMembResponses
+	Icmp6OutGroupMembReductions
+	Icmp6OutRouterSolicits
+	Icmp6OutRouterAdvertisements
+	Icmp6OutNeighborSolicits
+	Icmp6OutNeighborAdvertisements
+	Icmp6OutRedirects
+	Icmp6OutMLDv2Reports
+	// Udp6: /proc/net/snmp6 (snmp6_udp6_list), in Udp's order
+	Udp6InDatagrams
+	Udp6NoPorts
+	Udp6InErrors
+	Udp6OutDatagrams
+	Udp6RcvbufErrors
+	Udp6SndbufErrors
+	Udp6InCsumErrors
+	Udp6IgnoredMulti
+	Udp6MemErrors
 
 	counterCount // number of counters; not a counter
 )
@@ -495,6 +577,84 @@ var counterNames = [counterCount]string{
 	IpExtInECT0Pkts:                 "InECT0Pkts",
 	IpExtInCEPkts:                   "InCEPkts",
 	IpExtReasmOverlaps:              "ReasmOverlaps",
+	Ip6InReceives:                   "InReceives",
+	Ip6InHdrErrors:                  "InHdrErrors",
+	Ip6InTooBigErrors:               "InTooBigErrors",
+	Ip6InNoRoutes:                   "InNoRoutes",
+	Ip6InAddrErrors:                 "InAddrErrors",
+	Ip6InUnknownProtos:              "InUnknownProtos",
+	Ip6InTruncatedPkts:              "InTruncatedPkts",
+	Ip6InDiscards:                   "InDiscards",
+	Ip6InDelivers:                   "InDelivers",
+	Ip6OutForwDatagrams:             "OutForwDatagrams",
+	Ip6OutRequests:                  "OutRequests",
+	Ip6OutDiscards:                  "OutDiscards",
+	Ip6OutNoRoutes:                  "OutNoRoutes",
+	Ip6ReasmTimeout:                 "ReasmTimeout",
+	Ip6ReasmReqds:                   "ReasmReqds",
+	Ip6ReasmOKs:                     "ReasmOKs",
+	Ip6ReasmFails:                   "ReasmFails",
+	Ip6FragOKs:                      "FragOKs",
+	Ip6FragFails:                    "FragFails",
+	Ip6FragCreates:                  "FragCreates",
+	Ip6InMcastPkts:                  "InMcastPkts",
+	Ip6OutMcastPkts:                 "OutMcastPkts",
+	Ip6InOctets:                     "InOctets",
+	Ip6OutOctets:                    "OutOctets",
+	Ip6InMcastOctets:                "InMcastOctets",
+	Ip6OutMcastOctets:               "OutMcastOctets",
+	Ip6InBcastOctets:                "InBcastOctets",
+	Ip6OutBcastOctets:               "OutBcastOctets",
+	Ip6InNoECTPkts:                  "InNoECTPkts",
+	Ip6InECT1Pkts:                   "InECT1Pkts",
+	Ip6InECT0Pkts:                   "InECT0Pkts",
+	Ip6InCEPkts:                     "InCEPkts",
+	Ip6OutTransmits:                 "OutTransmits",
+	Icmp6InMsgs:                     "InMsgs",
+	Icmp6InErrors:                   "InErrors",
+	Icmp6OutMsgs:                    "OutMsgs",
+	Icmp6OutErrors:                  "OutErrors",
+	Icmp6InCsumErrors:               "InCsumErrors",
+	Icmp6OutRateLimitHost:           "OutRateLimitHost",
+	Icmp6InDestUnreachs:             "InDestUnreachs",
+	Icmp6InPktTooBigs:               "InPktTooBigs",
+	Icmp6InTimeExcds:                "InTimeExcds",
+	Icmp6InParmProblems:             "InParmProblems",
+	Icmp6InEchos:                    "InEchos",
+	Icmp6InEchoReplies:              "InEchoReplies",
+	Icmp6InGroupMembQueries:         "InGroupMembQueries",
+	Icmp6InGroupMembResponses:       "InGroupMembResponses",
+	Icmp6InGroupMembReductions:      "InGroupMembReductions",
+	Icmp6InRouterSolicits:           "InRouterSolicits",
+	Icmp6InRouterAdvertisements:     "InRouterAdvertisements",
+	Icmp6InNeighborSolicits:         "InNeighborSolicits",
+	Icmp6InNeighborAdvertisements:   "InNeighborAdvertisements",
+	Icmp6InRedirects:                "InRedirects",
+	Icmp6InMLDv2Reports:             "InMLDv2Reports",
+	Icmp6OutDestUnreachs:            "OutDestUnreachs",
+	Icmp6OutPktTooBigs:              "OutPktTooBigs",
+	Icmp6OutTimeExcds:               "OutTimeExcds",
+	Icmp6OutParmProblems:            "OutParmProblems",
+	Icmp6OutEchos:                   "OutEchos",
+	Icmp6OutEchoReplies:             "OutEchoReplies",
+	Icmp6OutGroupMembQueries:        "OutGroupMembQueries",
+	Icmp6OutGroupMembResponses:      "OutGroupMembResponses",
+	Icmp6OutGroupMembReductions:     "OutGroupMembReductions",
+	Icmp6OutRouterSolicits:          "OutRouterSolicits",
+	Icmp6OutRouterAdvertisements:    "OutRouterAdvertisements",
+	Icmp6OutNeighborSolicits:        "OutNeighborSolicits",
+	Icmp6OutNeighborAdvertisements:  "OutNeighborAdvertisements",
+	Icmp6OutRedirects:               "OutRedirects",
+	Icmp6OutMLDv2Reports:            "OutMLDv2Reports",
+	Udp6InDatagrams:                 "InDatagrams",
+	Udp6NoPorts:                     "NoPorts",
+	Udp6InErrors:                    "InErrors",
+	Udp6OutDatagrams:                "OutDatagrams",
+	Udp6RcvbufErrors:                "RcvbufErrors",
+	Udp6SndbufErrors:                "SndbufErrors",
+	Udp6InCsumErrors:                "InCsumErrors",
+	Udp6IgnoredMulti:                "IgnoredMulti",
+	Udp6MemErrors:                   "MemErrors",
 }
 
 // mibGroups lists the groups in file order.
@@ -506,4 +666,7 @@ var mibGroups = [...]mibGroup{
 	{"UdpLite", UdpLiteInDatagrams, UdpLiteMemErrors},
 	{"TcpExt", TcpExtSyncookiesSent, TcpExtTCPAODroppedIcmps},
 	{"IpExt", IpExtInNoRoutes, IpExtReasmOverlaps},
+	{"Ip6", Ip6InReceives, Ip6OutTransmits},
+	{"Icmp6", Icmp6InMsgs, Icmp6OutMLDv2Reports},
+	{"Udp6", Udp6InDatagrams, Udp6MemErrors},
 }

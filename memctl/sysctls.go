@@ -53,6 +53,9 @@ type Sysctls struct {
 	ipfragHighThresh, ipfragLowThresh, ipfragTime *Sysctl
 	icmpRatelimit, icmpRatemask, icmpMsgsPerSec   *Sysctl
 	icmpMsgsBurst, icmpEchoIgnoreAll              *Sysctl
+	// IPv6 (net.ipv6).
+	ip6fragHighThresh, ip6fragLowThresh, ip6fragTime *Sysctl
+	icmpv6Ratelimit, icmpv6EchoIgnoreAll, ip6HopLimit *Sysctl
 
 	// tcp_cubic's module parameters.
 	cubicHystart, cubicHystartDetect            *Sysctl
@@ -210,6 +213,16 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.icmpMsgsPerSec = mk("ipv4/icmp_msgs_per_sec", kindInt, lim(i64(0), nil), "global ICMP error rate (icmp_global_allow)", 1000)
 	s.icmpMsgsBurst = mk("ipv4/icmp_msgs_burst", kindInt, lim(i64(0), nil), "global ICMP error burst (icmp_global_allow)", 50)
 	s.icmpEchoIgnoreAll = mk("ipv4/icmp_echo_ignore_all", kindU8, lim(i64(0), i64(1)), "no echo replies (icmp_echo)", 0)
+	// IPv6 (net/ipv6/reassembly.c, icmp.c, addrconf.c): each its own
+	// sysctl in Linux, apart from the IPv4 one of the same job.
+	s.ip6fragHighThresh = mk("ipv6/ip6frag_high_thresh", kindUlong, none, "IPv6 reassembly memory at most (inet_frag_find)", 4<<20)
+	s.ip6fragLowThresh = mk("ipv6/ip6frag_low_thresh", kindUlong, none, "only bounds ip6frag_high_thresh, as in Linux since 4.17", 3<<20)
+	s.ip6fragHighThresh.minOf = s.ip6fragLowThresh
+	s.ip6fragLowThresh.maxOf = s.ip6fragHighThresh
+	s.ip6fragTime = mk("ipv6/ip6frag_time", kindJiffies, none, "lifetime of an IPv6 reassembly queue (ip6_frag_expire)", 60)
+	s.icmpv6Ratelimit = mk("ipv6/icmp/ratelimit", kindMsJiffies, none, "per-destination interval of rate-limited ICMPv6 errors (icmpv6_xrlim_allow)", 100)
+	s.icmpv6EchoIgnoreAll = mk("ipv6/icmp/echo_ignore_all", kindU8, none, "no ICMPv6 echo replies (icmpv6_echo_reply)", 0)
+	s.ip6HopLimit = mk("ipv6/conf/all/hop_limit", kindInt, lim(i64(1), i64(255)), "hop limit of sent packets (ip6_dst_hoplimit)", 64)
 	// HyStart's knobs. In Linux these are not sysctls but module parameters
 	// of tcp_cubic (net/ipv4/tcp_cubic.c), global and read at every use:
 	// /sys/module/tcp_cubic/parameters/hystart and so on. sockfs has no
@@ -597,6 +610,21 @@ func (s *Sysctls) IPLocalPortRange() (int, int) {
 
 // IPFragHighThresh is net.ipv4.ipfrag_high_thresh in bytes.
 func (s *Sysctls) IPFragHighThresh() int64 { return s.ipfragHighThresh.first() }
+
+// IP6FragHighThresh is net.ipv6.ip6frag_high_thresh in bytes.
+func (s *Sysctls) IP6FragHighThresh() int64 { return s.ip6fragHighThresh.first() }
+
+// IP6FragTime is net.ipv6.ip6frag_time.
+func (s *Sysctls) IP6FragTime() time.Duration { return jiffies(s.ip6fragTime.first()) }
+
+// ICMPv6Ratelimit is net.ipv6.icmp.ratelimit.
+func (s *Sysctls) ICMPv6Ratelimit() time.Duration { return jiffies(s.icmpv6Ratelimit.first()) }
+
+// ICMPv6EchoIgnoreAll is net.ipv6.icmp.echo_ignore_all.
+func (s *Sysctls) ICMPv6EchoIgnoreAll() bool { return s.icmpv6EchoIgnoreAll.first() != 0 }
+
+// IP6HopLimit is net.ipv6.conf.all.hop_limit.
+func (s *Sysctls) IP6HopLimit() uint8 { return uint8(s.ip6HopLimit.first()) }
 
 // IPFragTime is net.ipv4.ipfrag_time.
 func (s *Sysctls) IPFragTime() time.Duration { return jiffies(s.ipfragTime.first()) }

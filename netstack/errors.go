@@ -22,4 +22,5 @@ const (
 	errBadF         = syscall.EBADF
 	errTimedOut     = syscall.ETIMEDOUT
 	errNoBufs       = syscall.ENOBUFS
+	errAFNoSupport  = syscall.EAFNOSUPPORT
 )

@@ -42,7 +42,8 @@ func gsoSegment(b *skb.SKB, out []*skb.SKB) []*skb.SKB {
 // to the sender as the GSO skb was (tcp_gso_segment moves the destructor).
 // The zero value is not usable; init it with the skb, which it frees when
 // the last segment is cut. Mirrors skb_gso_segment -> tcp4_gso_segment
-// on the transmit path (validate_xmit_skb).
+// (and tcp6_gso_segment, for a TCP/IPv6 skb) on the transmit path
+// (validate_xmit_skb).
 type gsoCutter struct {
 	b      *skb.SKB
 	hwCsum bool // leave each segment's checksum to the device
@@ -57,6 +58,7 @@ type gsoCutter struct {
 	flags  header.TCPFlags
 	src    netip.Addr
 	dst    netip.Addr
+	v6     bool // TCP/IPv6: no IP ID or header checksum, a payload length
 }
 
 // init prepares to cut b; it reports false (and leaves b alone) if b is not
@@ -65,12 +67,20 @@ type gsoCutter struct {
 func (g *gsoCutter) init(b *skb.SKB, hwCsum bool) bool {
 	sh := b.Shared()
 	mss := int(sh.GSOSize)
-	if mss == 0 || sh.GSOType&skb.GSOTCPv4 == 0 || b.HeadLen() < header.IPv4MinSize {
+	if mss == 0 || sh.GSOType&(skb.GSOTCPv4|skb.GSOTCPv6) == 0 || b.HeadLen() < header.IPv4MinSize {
 		return false
 	}
 	ip := header.IPv4(b.Data())
 	ihl := ip.HeaderLength()
-	if ip.Protocol() != header.IPv4ProtocolTCP || b.HeadLen() < ihl+header.TCPMinSize {
+	v6 := ip.Version() == header.IPv6Version
+	if v6 {
+		// tcp6_gso_segment: TCP right after the fixed header (what TCP
+		// builds and what a TSO6 super-packet carries).
+		ihl = header.IPv6MinSize
+		if b.HeadLen() < ihl+header.TCPMinSize || header.IPv6(b.Data()).NextHeader() != header.IPv6NextTCP {
+			return false
+		}
+	} else if ip.Protocol() != header.IPv4ProtocolTCP || b.HeadLen() < ihl+header.TCPMinSize {
 		return false
 	}
 	th := header.TCP(b.Data()[ihl:])
@@ -81,7 +91,12 @@ func (g *gsoCutter) init(b *skb.SKB, hwCsum bool) bool {
 	*g = gsoCutter{
 		b: b, hwCsum: hwCsum, owner: memctl.WOwner(b.Destructor()),
 		ihl: ihl, hlen: hlen, mss: mss, total: b.Len() - hlen,
-		seq: th.Seq(), id: ip.ID(), flags: th.Flags(), src: ip.SrcAddr(), dst: ip.DstAddr(),
+		seq: th.Seq(), flags: th.Flags(), v6: v6,
+	}
+	if v6 {
+		g.src, g.dst = header.IPv6(b.Data()).SrcAddr(), header.IPv6(b.Data()).DstAddr()
+	} else {
+		g.id, g.src, g.dst = ip.ID(), ip.SrcAddr(), ip.DstAddr()
 	}
 	return true
 }
@@ -113,11 +128,16 @@ func (g *gsoCutter) next() *skb.SKB {
 	s.AddTruesize(n - linN) // nskb->truesize += nskb->data_len
 	seg := g.off / g.mss
 	last := g.off+n >= g.total
-	ip, th := header.IPv4(p), header.TCP(p[g.ihl:])
-	ip.SetTotalLength(uint16(g.hlen + n))
-	ip.SetID(g.id + uint16(seg))
-	ip.SetChecksum(0)
-	ip.SetChecksum(ip.CalculateChecksum())
+	th := header.TCP(p[g.ihl:])
+	if g.v6 {
+		header.IPv6(p).SetPayloadLength(uint16(g.hlen - g.ihl + n))
+	} else {
+		ip := header.IPv4(p)
+		ip.SetTotalLength(uint16(g.hlen + n))
+		ip.SetID(g.id + uint16(seg))
+		ip.SetChecksum(0)
+		ip.SetChecksum(ip.CalculateChecksum())
+	}
 	f := g.flags
 	if seg > 0 {
 		f &^= header.TCPFlagCwr

@@ -180,18 +180,12 @@ func (s *Stack) Ping(ctx context.Context, dst netip.Addr, seq uint16, payload []
 	if !ok {
 		return errNetUnreach
 	}
+	if dst.Is6() {
+		return s.ping6(ctx, rt, dst, seq, payload)
+	}
 	st := &s.icmp
-	st.mu.Lock()
-	st.pingID++
-	key := pingKey{dst, st.pingID, seq}
-	ch := make(chan struct{})
-	st.pings[key] = ch
-	st.mu.Unlock()
-	defer func() {
-		st.mu.Lock()
-		delete(st.pings, key)
-		st.mu.Unlock()
-	}()
+	key, ch := st.newPing(dst, seq)
+	defer st.endPing(key)
 	n := header.ICMPv4MinSize + len(payload)
 	b := skb.Alloc(llReserved + header.IPv4MinSize + n)
 	b.Reserve(llReserved + header.IPv4MinSize)
@@ -208,6 +202,29 @@ func (s *Stack) Ping(ctx context.Context, dst netip.Addr, seq uint16, payload []
 	if err := s.ipOutput(b, rt, rt.Src, dst, header.IPv4ProtocolICMP, s.defaultTTL(), 0, nil); err != nil {
 		return err
 	}
+	return waitPing(ctx, ch)
+}
+
+// newPing registers an echo request to dst with a fresh identifier.
+func (st *icmpState) newPing(dst netip.Addr, seq uint16) (pingKey, chan struct{}) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.pingID++
+	key := pingKey{dst, st.pingID, seq}
+	ch := make(chan struct{})
+	st.pings[key] = ch
+	return key, ch
+}
+
+// endPing forgets a request.
+func (st *icmpState) endPing(key pingKey) {
+	st.mu.Lock()
+	delete(st.pings, key)
+	st.mu.Unlock()
+}
+
+// waitPing waits for the reply that closes ch, or ctx's end.
+func waitPing(ctx context.Context, ch chan struct{}) error {
 	select {
 	case <-ch:
 		return nil

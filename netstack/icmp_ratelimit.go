@@ -50,8 +50,33 @@ func (r *icmpRateLimiter) allow(typ uint8, dst netip.Addr, now int64) bool {
 	if typ > 31 || r.sys.ICMPRatemask()&(1<<typ) == 0 { // icmpv4_mask_allow
 		return true
 	}
+	return r.allowLimited(dst, now, int64(r.sys.ICMPRatelimit()), memctl.IcmpOutRateLimitHost)
+}
+
+// allow6 is allow for ICMPv6: the global bucket is the same one (Linux's
+// icmpv6_global_allow calls icmp_global_allow), the per-destination
+// interval is net.ipv6.icmp.ratelimit, scaled down for a destination
+// reached through a route shorter than /128 by (128 - plen) >> 5 halvings,
+// none for loopback; the mask is Linux's default icmpv6 ratemask
+// "0-1,3-127" (every error but packet too big; informational messages
+// never). A refusal counts IcmpOutRateLimitGlobal (as Linux's v6 path
+// does) or Icmp6OutRateLimitHost. Mirrors icmpv6_mask_allow,
+// icmpv6_global_allow and icmpv6_xrlim_allow.
+func (r *icmpRateLimiter) allow6(typ uint8, dst netip.Addr, plen int, now int64) bool {
+	if typ >= 128 || typ == 2 || dst.IsLoopback() {
+		return true
+	}
+	tmo := int64(r.sys.ICMPv6Ratelimit())
+	if plen < 128 {
+		tmo >>= (128 - plen) >> 5
+	}
+	return r.allowLimited(dst, now, tmo, memctl.Icmp6OutRateLimitHost)
+}
+
+// allowLimited takes a token from the global bucket and one ratelimit
+// period from dst's bucket, counting a refusal of the latter in host.
+func (r *icmpRateLimiter) allowLimited(dst netip.Addr, now, ratelimit int64, host memctl.Counter) bool {
 	perSec, burst := int64(r.sys.ICMPMsgsPerSec()), r.sys.ICMPMsgsBurst()
-	ratelimit := int64(r.sys.ICMPRatelimit())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// Global bucket: refill msgs_per_sec per second of elapsed time.
@@ -86,7 +111,7 @@ func (r *icmpRateLimiter) allow(typ uint8, dst netip.Addr, now int64) bool {
 	p.last = now
 	if tokens < ratelimit {
 		p.tokens = tokens
-		r.mib.Inc(memctl.IcmpOutRateLimitHost)
+		r.mib.Inc(host)
 		return false
 	}
 	p.tokens = tokens - ratelimit

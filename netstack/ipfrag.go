@@ -3,6 +3,7 @@ package netstack
 import (
 	"net/netip"
 	"sync"
+	"time"
 	"unsafe"
 
 	"sockfs/memctl"
@@ -17,16 +18,36 @@ import (
 // ipfrag_time after its first fragment arrived. Since Linux 4.17 low_thresh
 // no longer drives an evictor; it only bounds high_thresh.
 
-// fragKey identifies the datagram a fragment belongs to (RFC 791).
+// fragKey identifies the datagram a fragment belongs to: source,
+// destination, ID and protocol for IPv4 (RFC 791), source, destination and
+// the 32-bit ID for IPv6 (RFC 8200 4.5; proto is 0).
 type fragKey struct {
 	src, dst netip.Addr
-	id       uint16
+	id       uint32
 	proto    uint8
 }
 
 // fragCB is what reassembly keeps in an skb's control buffer.
 type fragCB struct {
 	offset, end int // payload byte range of this fragment
+	// IPv6: the offset of the fragment header, and of the next-header
+	// byte that names it (Linux's IP6CB(skb)->nhoff).
+	fhoff, nhoff int
+}
+
+// fragFamily is what differs between IPv4 and IPv6 reassembly: the
+// sysctls, the counters, how a complete datagram is joined, and the ICMP
+// error an expired one sends. Everything else (the queue, the length and
+// overlap rules, the memory limit, the timer) is one code for both, as
+// Linux shares inet_fragment.c between ip_fragment.c and reassembly.c.
+type fragFamily struct {
+	highThresh  func(*memctl.Sysctls) int64
+	timeout     func(*memctl.Sysctls) time.Duration
+	fails, oks  memctl.Counter
+	timeouts    memctl.Counter
+	overlaps    memctl.Counter // -1: none printed (IPv6's is not in snmp6)
+	reasm       func(t *ipfragTable, q *fragQueue) *skb.SKB
+	expireFirst func(s *Stack, first *skb.SKB) // ICMP time exceeded; it owns first
 }
 
 func fragcb(b *skb.SKB) *fragCB { return (*fragCB)(unsafe.Pointer(&b.CB[0])) }
@@ -48,13 +69,15 @@ type fragQueue struct {
 // inet_frag_find / ip_frag_queue.
 type ipfragTable struct {
 	stack *Stack
+	fam   *fragFamily
 	mu    sync.Mutex
 	qs    map[fragKey]*fragQueue
 	mem   int // sum of truesize held, like fqdir->mem
 }
 
-func (t *ipfragTable) init(s *Stack) {
+func (t *ipfragTable) init(s *Stack, fam *fragFamily) {
 	t.stack = s
+	t.fam = fam
 	t.qs = make(map[fragKey]*fragQueue)
 }
 
@@ -94,71 +117,112 @@ func (t *ipfragTable) killLocked(q *fragQueue) {
 	q.frags.Purge()
 }
 
-// queue adds a fragment (data at the IP header). It returns the reassembled
-// datagram when this fragment completes it, else nil. It owns b.
-// Mirrors ip_defrag / ip_frag_queue / ip_frag_reasm.
+// ipv4Frag is IPv4's reassembly: net.ipv4.ipfrag_*, the Ip counters.
+var ipv4Frag = fragFamily{
+	highThresh: (*memctl.Sysctls).IPFragHighThresh,
+	timeout:    (*memctl.Sysctls).IPFragTime,
+	fails:      memctl.IpReasmFails,
+	oks:        memctl.IpReasmOKs,
+	timeouts:   memctl.IpReasmTimeout,
+	overlaps:   memctl.IpExtReasmOverlaps,
+	reasm:      (*ipfragTable).reasm4Locked,
+	expireFirst: func(s *Stack, first *skb.SKB) {
+		iph := header.IPv4(first.Data())
+		first.Pull(iph.HeaderLength())
+		s.icmpSend(first, iph, header.ICMPv4TimeExceeded, header.ICMPv4ReassemblyTimeout, 0)
+		first.Free()
+	},
+}
+
+// queue adds an IPv4 fragment (data at the IP header). It returns the
+// reassembled datagram when this fragment completes it, else nil. It owns
+// b. Mirrors ip_defrag / ip_frag_queue.
 func (t *ipfragTable) queue(b *skb.SKB) *skb.SKB {
-	s := t.stack
 	iph := header.IPv4(b.Data())
 	hlen := iph.HeaderLength()
 	off := iph.FragmentOffset()
 	end := off + b.Len() - hlen
-	key := fragKey{iph.SrcAddr(), iph.DstAddr(), iph.ID(), iph.Protocol()}
-
+	more := iph.MoreFragments()
+	// ip_frag_queue: fragments other than the last are cut down to a
+	// multiple of 8 bytes.
+	if more && end&7 != 0 {
+		end &^= 7
+		if end > off {
+			b.Trim(hlen + end - off)
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if int64(t.mem) > s.net.Sysctls.IPFragHighThresh() { // inet_frag_find: frag_mem_limit > high_thresh
-		s.mib.Inc(memctl.IpReasmFails)
+	q := t.findLocked(fragKey{iph.SrcAddr(), iph.DstAddr(), uint32(iph.ID()), iph.Protocol()})
+	if q == nil {
 		b.Free()
+		return nil
+	}
+	if !t.insertLocked(q, b, off, end, 0xffff-hlen, more) {
+		return nil
+	}
+	return t.fam.reasm(t, q)
+}
+
+// findLocked returns the queue of key, made if new, or nil (counted as a
+// reassembly failure) while the memory held is above the high threshold.
+// Mirrors inet_frag_find / inet_frag_create.
+func (t *ipfragTable) findLocked(key fragKey) *fragQueue {
+	s := t.stack
+	if int64(t.mem) > t.fam.highThresh(s.net.Sysctls) { // frag_mem_limit > high_thresh
+		s.mib.Inc(t.fam.fails)
 		return nil
 	}
 	q := t.qs[key]
 	if q == nil {
 		q = &fragQueue{key: key}
 		q.timer = s.clock.NewTimer(func() { t.expire(q) })
-		q.timer.Reset(s.net.Sysctls.IPFragTime()) // inet_frag_create: fqdir->timeout
+		q.timer.Reset(t.fam.timeout(s.net.Sysctls)) // fqdir->timeout
 		t.qs[key] = q
 	}
-	// The length checks of ip_frag_queue: the last fragment fixes the
-	// datagram's length, which no fragment may then exceed; other fragments
-	// are cut down to a multiple of 8 bytes; an empty one is invalid.
+	return q
+}
+
+// insertLocked adds b, the fragment holding payload bytes [off, end) (more:
+// others follow it), to q, and reports whether q is now complete. A
+// fragment that contradicts the datagram's length, is empty, ends past
+// maxEnd or overlaps another (other than as an exact duplicate, which is
+// dropped alone) kills the whole datagram, counted: RFC 5722 for IPv6, and
+// Linux for IPv4 too since 4.19. It owns b. Mirrors the shared part of
+// ip_frag_queue and ip6_frag_queue, with inet_frag_queue_insert.
+func (t *ipfragTable) insertLocked(q *fragQueue, b *skb.SKB, off, end, maxEnd int, more bool) bool {
+	s := t.stack
+	// The last fragment fixes the datagram's length, which no fragment may
+	// then exceed.
 	kill := false
-	if !iph.MoreFragments() {
+	if !more {
 		kill = end < q.length || (q.lastIn && end != q.length)
 		q.length = max(q.length, end)
-	} else {
-		if end&7 != 0 {
-			end &^= 7
-			if end > off {
-				b.Trim(hlen + end - off)
-			}
-		}
-		if end > q.length {
-			kill = q.lastIn
-			q.length = end
-		}
+	} else if end > q.length {
+		kill = q.lastIn
+		q.length = end
 	}
-	if kill || end <= off || end > 0xffff-hlen {
-		s.mib.Inc(memctl.IpReasmFails)
+	if kill || end <= off || end > maxEnd {
+		s.mib.Inc(t.fam.fails)
 		t.killLocked(q)
 		b.Free()
-		return nil
+		return false
 	}
-	// Find the place by offset; an exact duplicate is dropped, any other
-	// overlap kills the datagram (Linux discards overlapping IPv4 fragments
-	// since 4.19).
 	var after *skb.SKB
 	for f := q.frags.Peek(); f != nil; f = f.Next() {
 		cb := fragcb(f)
 		if cb.offset == off && cb.end == end {
-			b.Free()
-			return nil
+			b.Free() // IPFRAG_DUP
+			return false
 		}
 		if off < cb.end && end > cb.offset {
-			s.mib.Inc(memctl.IpReasmFails)
+			if t.fam.overlaps >= 0 {
+				s.mib.Inc(t.fam.overlaps)
+			}
+			s.mib.Inc(t.fam.fails)
 			t.killLocked(q)
 			b.Free()
-			return nil
+			return false
 		}
 		if cb.offset < off {
 			after = f
@@ -177,20 +241,17 @@ func (t *ipfragTable) queue(b *skb.SKB) *skb.SKB {
 	if off == 0 {
 		q.firstIn = true
 	}
-	if !iph.MoreFragments() {
+	if !more {
 		q.lastIn = true
 	}
-	if !q.firstIn || !q.lastIn || q.meat != q.length {
-		return nil
-	}
-	return t.reasmLocked(q)
+	return q.firstIn && q.lastIn && q.meat == q.length
 }
 
-// reasmLocked joins the fragments of a complete datagram into one linear
-// skb. Deviation: Linux chains the fragments on a frag_list and the socket
+// reasm4Locked joins the fragments of a complete IPv4 datagram into one
+// linear skb. Mirrors ip_frag_reasm. Deviation: Linux chains the fragments on a frag_list and the socket
 // is charged the sum of their truesizes; we copy into one buffer, and charge
 // that buffer's truesize, which is the memory we really retain.
-func (t *ipfragTable) reasmLocked(q *fragQueue) *skb.SKB {
+func (t *ipfragTable) reasm4Locked(q *fragQueue) *skb.SKB {
 	first := q.frags.Peek()
 	fh := header.IPv4(first.Data())
 	hlen := fh.HeaderLength()
@@ -212,9 +273,37 @@ func (t *ipfragTable) reasmLocked(q *fragQueue) *skb.SKB {
 	return r
 }
 
+// reasm6Locked joins the fragments of a complete IPv6 datagram: the first
+// fragment's unfragmentable part (the header and the extension headers
+// before the fragment header), then every fragment's data; the fragment
+// header goes, and the next-header byte that named it takes its next
+// header. r's fragCB keeps where that byte and the removed header were,
+// for the parser to go on from. Mirrors ip6_frag_reasm; the deviation is
+// ip_frag_reasm's (one linear copy).
+func (t *ipfragTable) reasm6Locked(q *fragQueue) *skb.SKB {
+	first := q.frags.Peek()
+	fcb := *fragcb(first)
+	unfrag := fcb.fhoff
+	r := skb.Alloc(unfrag + q.length)
+	out := r.Put(unfrag + q.length)
+	copy(out, first.Data()[:unfrag])
+	out[fcb.nhoff] = header.IPv6Fragment(first.Data()[unfrag:]).NextHeader()
+	for f := q.frags.Peek(); f != nil; f = f.Next() {
+		cb := fragcb(f)
+		f.CopyBits(cb.fhoff+header.IPv6FragmentSize, out[unfrag+cb.offset:unfrag+cb.end])
+	}
+	header.IPv6(out).SetPayloadLength(uint16(unfrag - header.IPv6MinSize + q.length))
+	r.Dev = first.Dev
+	*fragcb(r) = fcb
+	t.killLocked(q)
+	t.stack.mib.Inc(memctl.Ip6ReasmOKs)
+	return r
+}
+
 // expire runs ipfrag_time after a datagram's first fragment: the datagram is
 // dropped and, if its first fragment arrived, the sender gets an ICMP time
-// exceeded (fragment reassembly time exceeded). Mirrors ip_expire.
+// exceeded (fragment reassembly time exceeded). Mirrors ip_expire and
+// ip6_frag_expire.
 func (t *ipfragTable) expire(q *fragQueue) {
 	t.mu.Lock()
 	if q.dead {
@@ -222,8 +311,8 @@ func (t *ipfragTable) expire(q *fragQueue) {
 		return
 	}
 	s := t.stack
-	s.mib.Inc(memctl.IpReasmFails)
-	s.mib.Inc(memctl.IpReasmTimeout)
+	s.mib.Inc(t.fam.fails)
+	s.mib.Inc(t.fam.timeouts)
 	var first *skb.SKB
 	if q.firstIn {
 		if f := q.frags.Peek(); f != nil && fragcb(f).offset == 0 {
@@ -233,9 +322,6 @@ func (t *ipfragTable) expire(q *fragQueue) {
 	t.killLocked(q)
 	t.mu.Unlock()
 	if first != nil {
-		iph := header.IPv4(first.Data())
-		first.Pull(iph.HeaderLength())
-		s.icmpSend(first, iph, header.ICMPv4TimeExceeded, header.ICMPv4ReassemblyTimeout, 0)
-		first.Free()
+		t.fam.expireFirst(s, first)
 	}
 }

@@ -14,6 +14,12 @@ import (
 // It owns b. Malformed packets are dropped and counted, never trusted.
 // Mirrors ip_rcv / ip_rcv_core / ip_local_deliver.
 func (s *Stack) ipRcv(dev *NetDevice, b *skb.SKB, rx *rxBatch) {
+	if d := b.Data(); len(d) > 0 && d[0]>>4 == header.IPv6Version {
+		// The device's protocol is the version nibble (tun_get_user
+		// reads it so for IFF_NO_PI); __netif_receive_skb dispatches on it.
+		s.ip6Rcv(dev, b, rx)
+		return
+	}
 	s.mib.Inc(memctl.IpInReceives)
 	s.mib.Add(memctl.IpExtInOctets, uint64(b.Len())) // ip_rcv_core: IP_UPD_PO_STATS(IPSTATS_MIB_IN)
 	iph := header.IPv4(b.Data())
@@ -76,13 +82,13 @@ func (s *Stack) ipLocalDeliver(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
 	switch iph.Protocol() {
 	case header.IPv4ProtocolUDP:
 		s.mib.Inc(memctl.IpInDelivers)
-		s.udpRcv(b, iph)
+		s.udpRcv(b, iph.SrcAddr(), iph.DstAddr())
 	case header.IPv4ProtocolICMP:
 		s.mib.Inc(memctl.IpInDelivers)
 		s.icmpRcv(b, iph)
 	case header.IPv4ProtocolTCP:
 		s.mib.Inc(memctl.IpInDelivers)
-		s.tcpRcv(b, iph, rx)
+		s.tcpRcv(b, iph.SrcAddr(), iph.DstAddr(), rx)
 	default:
 		s.mib.Inc(memctl.IpInUnknownProtos)
 		s.icmpSendDestUnreach(b, iph, header.ICMPv4ProtoUnreachable)
@@ -103,7 +109,14 @@ func (s *Stack) ipOutput(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8,
 // no fragmenting to q instead of transmitting it at once; the caller
 // flushes q. Fragments are never queued (they are rare and each is sent as
 // it is made).
+//
+// An IPv6 destination goes to ip6Output instead, with ttl as the hop limit
+// and tos as the traffic class: the transports call this one function for
+// both families, as Linux's TCP calls icsk_af_ops->queue_xmit.
 func (s *Stack) ipOutputQ(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8, ttl, tos uint8, owner *memctl.Sock, q *xmitQueue) error {
+	if dst.Is6() {
+		return s.ip6Output(b, rt, src, dst, proto, ttl, tos, owner, q)
+	}
 	s.mib.Inc(memctl.IpOutRequests)
 	mtu := rt.Dev.MTU()
 	total := header.IPv4MinSize + b.Len()
@@ -130,19 +143,28 @@ func (s *Stack) ipOutputQ(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8
 	if gso || total <= mtu {
 		s.countOut(total) // a GSO packet counts once, before the device cuts it
 	}
-	if gso {
-		s.xmitGSO(b, rt.Dev, q)
-		return nil
-	}
-	if total <= mtu {
-		if q != nil {
-			q.add(rt.Dev, b)
-		} else {
-			s.xmit(rt.Dev, b)
-		}
+	if s.ipFinishOutput(b, rt.Dev, total <= mtu, gso, q) {
 		return nil
 	}
 	return s.ipFragment(b, rt.Dev, mtu, owner)
+}
+
+// ipFinishOutput sends b on dev whole and reports true: a GSO packet
+// through xmitGSO, one that fits the MTU to the device (or onto q).
+// It reports false, and leaves b alone, for a packet to fragment. Mirrors
+// the choice of ip_finish_output / ip6_finish_output, for both families.
+func (s *Stack) ipFinishOutput(b *skb.SKB, dev *NetDevice, fits, gso bool, q *xmitQueue) bool {
+	switch {
+	case gso:
+		s.xmitGSO(b, dev, q)
+	case !fits:
+		return false
+	case q != nil:
+		q.add(dev, b)
+	default:
+		s.xmit(dev, b)
+	}
+	return true
 }
 
 // countOut counts a packet of n bytes leaving IP. Mirrors

@@ -113,7 +113,7 @@ func TestMalformedIPv4Dropped(t *testing.T) {
 	badSum := append([]byte(nil), good...)
 	badSum[10] ^= 0xff
 	badVersion := append([]byte(nil), good...)
-	badVersion[0] = 0x65
+	badVersion[0] = 0x55 // 6 would be IPv6
 	badIHL := append([]byte(nil), good...)
 	badIHL[0] = 0x44
 	longTotal := append([]byte(nil), good...)

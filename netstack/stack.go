@@ -55,6 +55,8 @@ type Stack struct {
 	routes routeTable
 	ipID   atomic.Uint32
 	frags  ipfragTable
+	frags6 ipfragTable // IPv6 reassembly (Linux: net->ipv6.fqdir)
+	ip6ID  atomic.Uint32
 	icmp   icmpState
 	udp    udpTable
 	tcp    tcpTable
@@ -84,7 +86,8 @@ func New(opts Options) *Stack {
 	}
 	s.rng.seed(opts.Seed)
 	s.ipID.Store(uint32(s.rng.next()))
-	s.frags.init(s)
+	s.frags.init(s, &ipv4Frag)
+	s.frags6.init(s, &ipv6Frag)
 	s.icmp.init(s)
 	s.udp.init(s)
 	s.tcp.init(s)
@@ -112,6 +115,7 @@ func (s *Stack) Close() error {
 		}
 	}
 	s.frags.destroy()
+	s.frags6.destroy()
 	if s.ownsClock {
 		if c, ok := s.clock.(interface{ Close() }); ok {
 			c.Close()
@@ -236,6 +240,9 @@ func (s *Stack) AddDevice(dev link.Device) (*NetDevice, error) {
 		if err := s.AddAddress(nd, netip.MustParsePrefix("127.0.0.1/8")); err != nil {
 			return nil, err
 		}
+		if err := s.AddAddress(nd, netip.MustParsePrefix("::1/128")); err != nil {
+			return nil, err
+		}
 	}
 	return nd, nil
 }
@@ -257,11 +264,12 @@ func (s *Stack) DeviceByIndex(i int) *NetDevice {
 	return s.devs[i-1]
 }
 
-// AddAddress assigns addr (with its prefix length) to d and adds the
-// connected route for its network, as `ip addr add` does.
+// AddAddress assigns addr (with its prefix length; IPv4 or IPv6) to d and
+// adds the connected route for its network, as `ip addr add` does.
 func (s *Stack) AddAddress(d *NetDevice, addr netip.Prefix) error {
-	if !addr.Addr().Is4() {
-		return fmt.Errorf("%s: only IPv4 is supported: %w", addr, errInval)
+	if !addr.IsValid() || addr.Addr().Is4In6() || addr.Addr().Zone() != "" ||
+		addr.Addr().IsMulticast() || addr.Addr().IsUnspecified() {
+		return fmt.Errorf("%s: not a unicast address: %w", addr, errInval)
 	}
 	d.mu.Lock()
 	for _, a := range d.addrs {
@@ -272,7 +280,7 @@ func (s *Stack) AddAddress(d *NetDevice, addr netip.Prefix) error {
 	}
 	d.addrs = append(d.addrs, addr)
 	d.mu.Unlock()
-	if addr.Bits() == 32 {
+	if addr.Bits() == addr.Addr().BitLen() {
 		return nil
 	}
 	// An existing route to the same network keeps working; like Linux we do
@@ -294,7 +302,7 @@ func (s *Stack) RemoveAddress(d *NetDevice, addr netip.Prefix) error {
 	d.addrs = slices.Delete(d.addrs, i, i+1)
 	rest := slices.Clone(d.addrs)
 	d.mu.Unlock()
-	if addr.Bits() == 32 {
+	if addr.Bits() == addr.Addr().BitLen() {
 		return nil
 	}
 	if s.routes.delConnected(d, addr) {
@@ -317,7 +325,7 @@ func (s *Stack) routeOutput(dst netip.Addr) (Route, bool) {
 	lo := s.lo
 	s.mu.RUnlock()
 	if lo != nil && (dst.IsLoopback() || s.isLocalAddr(dst)) {
-		return Route{Dst: netip.PrefixFrom(dst, 32), Dev: lo, Src: dst}, true
+		return Route{Dst: netip.PrefixFrom(dst, dst.BitLen()), Dev: lo, Src: dst}, true
 	}
 	return s.routes.lookup(dst)
 }

@@ -25,13 +25,19 @@ const (
 // socket is non-blocking (then EINPROGRESS); ctx cancels the wait (EINTR, or
 // EAGAIN at its deadline) but not the connection attempt. Takes the socket
 // lock. Mirrors tcp_v4_connect + inet_wait_for_connect.
+//
+// An IPv6 raddr makes an IPv6 connection (tcp_v6_connect); an IPv4-mapped
+// one an IPv4 connection, as Linux's tcp_v6_connect hands it to
+// tcp_v4_connect, reported mapped by LocalAddr and RemoteAddr.
 func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
-	if !raddr.Addr().Is4() || raddr.Port() == 0 {
+	mapped := raddr.Addr().Is4In6()
+	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
+	if !raddr.Addr().IsValid() || raddr.Port() == 0 || mapped && tp.v6only {
 		return errInval
 	}
 	rt, ok := tp.stack.routeOutput(raddr.Addr())
 	if !ok {
-		tp.stack.mib.Inc(memctl.IpOutNoRoutes)
+		tp.stack.mib.Inc(ipMIBOutNoRoutes(raddr.Addr().Is6()))
 		return errNetUnreach
 	}
 	tp.lockSock()
@@ -46,11 +52,19 @@ func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 	case tp.destroyed:
 		return errBadF
 	}
+	if tp.bound && !familyOK(tp.local.Addr(), tp.v6only, raddr.Addr()) {
+		return errAFNoSupport
+	}
 	if !tp.bound {
-		if err := tp.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+		wild := unspecFor(raddr.Addr())
+		if mapped {
+			wild = netip.IPv6Unspecified()
+		}
+		if err := tp.bindLocked(netip.AddrPortFrom(wild, 0)); err != nil {
 			return err
 		}
 	}
+	tp.mapped = tp.local.Addr().Is6() && raddr.Addr().Is4()
 	t := &tp.stack.tcp
 	if tp.local.Addr().IsUnspecified() {
 		tp.local = netip.AddrPortFrom(rt.Src, tp.local.Port())
@@ -158,7 +172,7 @@ func (tp *TCPSock) Listen(backlog int) error {
 	t := &tp.stack.tcp
 	t.mu.Lock()
 	for _, o := range t.listen[tp.local.Port()] {
-		if bindConflict(o.local.Addr(), tp.local.Addr()) {
+		if bindConflict(o.local.Addr(), o.v6only, tp.local.Addr(), tp.v6only) {
 			t.mu.Unlock()
 			return errAddrInUse
 		}
@@ -790,13 +804,17 @@ func (tp *TCPSock) SetTOS(tos uint8) {
 	tp.releaseSock()
 }
 
-// ipTTL is the TTL to send with. Caller holds the socket. Mirrors
-// ip_select_ttl.
-func (tp *TCPSock) ipTTL() uint8 {
+// ipTTL is the TTL (IPv6: hop limit) to send with. Caller holds the
+// socket. Mirrors ip_select_ttl and ip6_sk_dst_hoplimit.
+func (tp *TCPSock) ipTTL() uint8 { return tp.ipTTLFor(tp.remote.Addr()) }
+
+// ipTTLFor is ipTTL for a packet to dst: IP_TTL if set, else the default
+// of dst's family.
+func (tp *TCPSock) ipTTLFor(dst netip.Addr) uint8 {
 	if tp.ttl != 0 {
 		return tp.ttl
 	}
-	return tp.stack.defaultTTL()
+	return tp.stack.defaultTTLFor(dst)
 }
 
 // SetNoDelay sets TCP_NODELAY and pushes what Nagle held. Mirrors

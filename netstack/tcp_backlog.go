@@ -133,8 +133,8 @@ func tcpHeaderOf(b *skb.SKB) header.TCP {
 // tcpTupleOf returns the connection tuple of a received segment, from our
 // point of view.
 func tcpTupleOf(b *skb.SKB, th header.TCP) tcpTuple {
-	iph := header.IPv4(b.Head()[b.NetworkHeader:])
-	return tcpTuple{laddr: iph.DstAddr(), raddr: iph.SrcAddr(), lport: th.DstPort(), rport: th.SrcPort()}
+	src, dst := skbNetAddrs(b)
+	return tcpTuple{laddr: dst, raddr: src, lport: th.DstPort(), rport: th.SrcPort()}
 }
 
 // doRcv dispatches a segment by state, from softirq-side input or from the

@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"net/netip"
 	"syscall"
 	"time"
 
@@ -9,12 +10,13 @@ import (
 	"sockfs/skb"
 )
 
-// tcpRcv receives a segment whose data starts at the TCP header; iph is the
-// IPv4 header. It owns b. Mirrors tcp_v4_rcv: validation, demultiplexing to
+// tcpRcv receives a segment from src to dst whose data starts at the TCP
+// header, for both families. It owns b. Mirrors tcp_v4_rcv and tcp_v6_rcv
+// (which differ in the pseudo-header only): validation, demultiplexing to
 // an established (or TIME_WAIT) socket, then to a listener, else RST. The
 // socket's spinlock is taken, never its ownership: a segment for a socket a
 // user owns goes to the backlog (tcp_add_backlog).
-func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
+func (s *Stack) tcpRcv(b *skb.SKB, src, dst netip.Addr, rx *rxBatch) {
 	th := header.TCP(b.Data())
 	if th.Check() != nil || th.DataOffset() > b.HeadLen() {
 		s.mib.Inc(memctl.TcpInErrs)
@@ -22,7 +24,6 @@ func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
 		return
 	}
 	s.mib.Inc(memctl.TcpInSegs)
-	src, dst := iph.SrcAddr(), iph.DstAddr()
 	// A packet the device verified, or a partial one from the local host
 	// (a TUN's offload), is not summed again: tcp_v4_rcv's
 	// skb_checksum_init passes what skb_csum_unnecessary accepts.

@@ -176,8 +176,8 @@ func (l *TCPSock) listenProcess(b *skb.SKB, th header.TCP, opts *header.TCPOptio
 		l.listendrop()
 		return false
 	}
-	r := &tcpRequest{l: l, tu: tu, route: rt, irs: cbGetSeq(b), ttl: l.ipTTL(), tos: l.tos}
-	r.advmss = rt.Dev.MTU() - header.IPv4MinSize - header.TCPMinSize
+	r := &tcpRequest{l: l, tu: tu, route: rt, irs: cbGetSeq(b), ttl: l.ipTTLFor(tu.raddr), tos: l.tos}
+	r.advmss = rt.Dev.MTU() - netHeaderLen(tu.raddr) - header.TCPMinSize
 	if l.userMss > 0 && l.userMss < r.advmss {
 		r.advmss = l.userMss
 	}
@@ -364,6 +364,8 @@ func (l *TCPSock) createChild(r *tcpRequest, b *skb.SKB, th header.TCP, opts *he
 	c.kaTime, c.kaIntvl, c.kaProbes = l.kaTime, l.kaIntvl, l.kaProbes
 	c.userMss = l.userMss
 	c.ttl, c.tos = l.ttl, l.tos // inet_sk copied by sk_clone_lock
+	c.v6only = l.v6only
+	c.mapped = l.local.Addr().Is6() && r.tu.laddr.Is4() // tcp_v6_syn_recv_sock's v4-mapped child
 	if cc := newCongestionControl(l.ccName); cc != nil {
 		c.setCC(cc, l.ccName)
 	}
@@ -416,6 +418,12 @@ func cookieMssIndex(mss int) int {
 func cookieCount(c clock.Clock) uint32 { return uint32(c.Nanotime() / int64(time.Minute)) }
 
 func (t *tcpTable) cookieHash(tu tcpTuple, count uint32, c byte) uint32 {
+	if tu.laddr.Is6() {
+		var extra [5]byte
+		binary.BigEndian.PutUint32(extra[:], count)
+		extra[4] = c
+		return t.hashTuple6(&t.isnKey, tu, extra[:])
+	}
 	var buf [50]byte
 	copy(buf[:32], t.isnKey[:])
 	l, r := tu.laddr.As4(), tu.raddr.As4()
@@ -464,8 +472,8 @@ func (l *TCPSock) cookieCheck(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 	}
 	s.mib.Inc(memctl.TcpExtSyncookiesRecv)
 	r := &tcpRequest{l: l, tu: tu, route: rt, irs: seq, iss: cookie, mss: cookieMss[idx], sndWnd: uint32(th.Window()),
-		ttl: l.ipTTL(), tos: l.tos}
-	r.advmss = rt.Dev.MTU() - header.IPv4MinSize - header.TCPMinSize
+		ttl: l.ipTTLFor(tu.raddr), tos: l.tos}
+	r.advmss = rt.Dev.MTU() - netHeaderLen(tu.raddr) - header.TCPMinSize
 	r.rcvWnd, r.rcvWscale, r.clamp = l.initialWindow(r.advmss, false)
 	return true, l.createChild(r, b, th, opts, false)
 }

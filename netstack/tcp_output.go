@@ -133,7 +133,7 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 	src, dst := tp.local.Addr(), tp.remote.Addr()
 	pc := max(tcpSkbPcount(b), 1)
 	if sh := out.Shared(); pc > 1 {
-		sh.GSOSize, sh.GSOSegs, sh.GSOType = uint16(tcpSkbMss(b)), uint16(pc), skb.GSOTCPv4
+		sh.GSOSize, sh.GSOSegs, sh.GSOType = uint16(tcpSkbMss(b)), uint16(pc), gsoTypeTCP(dst)
 	} else {
 		sh.GSOSize, sh.GSOSegs, sh.GSOType = 0, 0, 0
 	}
@@ -267,7 +267,7 @@ func (s *Stack) tcpSendReset(th header.TCP, src, dst netip.Addr, payloadLen int)
 	}
 	s.mib.Inc(memctl.TcpOutSegs)
 	s.mib.Inc(memctl.TcpOutRsts)
-	s.ipOutput(b, rt, dst, src, header.IPv4ProtocolTCP, s.defaultTTL(), 0, nil)
+	s.ipOutput(b, rt, dst, src, header.IPv4ProtocolTCP, s.defaultTTLFor(src), 0, nil)
 }
 
 // packetsInFlight is tcp_packets_in_flight: packets_out - left_out + retrans_out.
@@ -295,7 +295,7 @@ func (tp *TCPSock) syncMss() {
 	if tp.route.Dev != nil {
 		mtu = tp.route.Dev.MTU()
 	}
-	mss := mtu - header.IPv4MinSize - header.TCPMinSize
+	mss := mtu - netHeaderLen(tp.remote.Addr()) - header.TCPMinSize
 	if tp.mssClamp > 0 && mss > tp.mssClamp {
 		mss = tp.mssClamp
 	}
@@ -571,7 +571,7 @@ func (tp *TCPSock) connectInit() {
 // dst_metric_advmss + tcp_mss_clamp.
 func (tp *TCPSock) syncMssFromRoute() {
 	mtu := tp.route.Dev.MTU()
-	tp.advmss = mtu - header.IPv4MinSize - header.TCPMinSize
+	tp.advmss = mtu - netHeaderLen(tp.remote.Addr()) - header.TCPMinSize
 	if tp.userMss > 0 && tp.userMss < tp.advmss {
 		tp.advmss = tp.userMss
 	}

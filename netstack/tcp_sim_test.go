@@ -20,6 +20,12 @@ var soak = flag.Bool("soak", false, "run the long TCP soak tests (64 MiB transfe
 // the simulated clock through the handshake.
 func tcpPair(t testing.TB, n *testNet, port uint16) (cli, srv *TCPSock) {
 	t.Helper()
+	return tcpPairAt(t, n, addrB, port)
+}
+
+// tcpPairAt is tcpPair to b's address addr (IPv4 or IPv6).
+func tcpPairAt(t testing.TB, n *testNet, addrB netip.Addr, port uint16) (cli, srv *TCPSock) {
+	t.Helper()
 	l := n.b.NewTCP()
 	if err := l.Bind(netip.AddrPortFrom(addrB, port)); err != nil {
 		t.Fatal(err)

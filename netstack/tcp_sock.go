@@ -232,6 +232,9 @@ func (s *Stack) synOptionsAllowed(opts *header.TCPOptions) {
 }
 
 func (t *tcpTable) hashTuple(key *[32]byte, tu tcpTuple) uint32 {
+	if tu.laddr.Is6() {
+		return t.hashTuple6(key, tu, nil)
+	}
 	var buf [44]byte
 	copy(buf[:32], key[:])
 	l, r := tu.laddr.As4(), tu.raddr.As4()
@@ -239,6 +242,21 @@ func (t *tcpTable) hashTuple(key *[32]byte, tu tcpTuple) uint32 {
 	copy(buf[36:], r[:])
 	binary.BigEndian.PutUint16(buf[40:], tu.lport)
 	binary.BigEndian.PutUint16(buf[42:], tu.rport)
+	sum := sha256.Sum256(buf[:])
+	return binary.LittleEndian.Uint32(sum[:4])
+}
+
+// hashTuple6 is hashTuple (with extra, cookieHash's count and index) for
+// IPv6 addresses, as secure_tcpv6_seq hashes all 32 bytes of them.
+func (t *tcpTable) hashTuple6(key *[32]byte, tu tcpTuple, extra []byte) uint32 {
+	var buf [32 + 36 + 5]byte
+	copy(buf[:32], key[:])
+	l, r := tu.laddr.As16(), tu.raddr.As16()
+	copy(buf[32:], l[:])
+	copy(buf[48:], r[:])
+	binary.BigEndian.PutUint16(buf[64:], tu.lport)
+	binary.BigEndian.PutUint16(buf[66:], tu.rport)
+	copy(buf[68:], extra)
 	sum := sha256.Sum256(buf[:])
 	return binary.LittleEndian.Uint32(sum[:4])
 }
@@ -257,13 +275,10 @@ func (t *tcpTable) lookupListener(daddr netip.Addr, dport uint16) *TCPSock {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	var best *TCPSock
+	bestScore := -1
 	for _, l := range t.listen[dport] {
-		la := l.local.Addr()
-		if la == daddr {
-			return l
-		}
-		if la.IsUnspecified() && best == nil {
-			best = l
+		if sc := localMatch(l.local.Addr(), l.v6only, daddr); sc > bestScore {
+			best, bestScore = l, sc
 		}
 	}
 	return best
@@ -332,6 +347,8 @@ type TCPSock struct {
 	nodelay      bool
 	cork         bool
 	notsentLowat uint32
+	v6only       bool          // IPV6_V6ONLY (SetV6Only)
+	mapped       bool          // an IPv4 connection of an IPv6 socket: addresses reported IPv4-mapped
 	writeSeqA    atomic.Uint32 // lock-free copies for the stream_memory_free hook
 	sndNxtA      atomic.Uint32
 
@@ -519,18 +536,47 @@ func (tp *TCPSock) State() TCPState {
 	return tp.state
 }
 
-// LocalAddr returns the bound local address.
+// LocalAddr returns the bound local address (IPv4-mapped for an IPv4
+// connection of an IPv6 socket).
 func (tp *TCPSock) LocalAddr() netip.AddrPort {
 	tp.lockSock()
 	defer tp.releaseSock()
+	if tp.mapped {
+		return mapTo(netip.IPv6Unspecified(), tp.local)
+	}
 	return tp.local
 }
 
-// RemoteAddr returns the peer's address, or the zero AddrPort.
+// RemoteAddr returns the peer's address, or the zero AddrPort
+// (IPv4-mapped for an IPv4 connection of an IPv6 socket).
 func (tp *TCPSock) RemoteAddr() netip.AddrPort {
 	tp.lockSock()
 	defer tp.releaseSock()
+	if tp.mapped {
+		return mapTo(netip.IPv6Unspecified(), tp.remote)
+	}
 	return tp.remote
+}
+
+// SetV6Only sets IPV6_V6ONLY: an IPv6 wildcard binding (::) then takes
+// IPv6 only, else IPv4 too, with IPv4-mapped addresses. Like Linux, it is
+// EINVAL once the socket is bound (do_ipv6_setsockopt checks
+// inet_num). The default is off (net.ipv6.bindv6only = 0).
+func (tp *TCPSock) SetV6Only(on bool) error {
+	tp.lockSock()
+	defer tp.releaseSock()
+	if tp.bound {
+		return errInval
+	}
+	tp.v6only = on
+	return nil
+}
+
+// V6Only reports IPV6_V6ONLY.
+func (tp *TCPSock) V6Only() bool {
+	tp.lockSock()
+	defer tp.releaseSock()
+	return tp.v6only
 }
 
 func (tp *TCPSock) tuple() tcpTuple {
@@ -653,12 +699,9 @@ func (tp *TCPSock) hashEstabLocked() bool {
 // bindLocked binds the socket; port 0 picks an ephemeral port. Caller holds
 // tp.mu. Mirrors inet_bind + inet_csk_get_port.
 func (tp *TCPSock) bindLocked(addr netip.AddrPort) error {
-	a := addr.Addr()
-	if !a.IsValid() {
-		a = netip.IPv4Unspecified()
-	}
-	if !a.Is4() {
-		return errInval
+	a, err := bindableAddr(addr.Addr(), tp.v6only)
+	if err != nil {
+		return err
 	}
 	if !a.IsUnspecified() && !tp.stack.isLocalAddr(a) {
 		return errAddrNotAvail
@@ -668,7 +711,7 @@ func (tp *TCPSock) bindLocked(addr netip.AddrPort) error {
 	defer t.mu.Unlock()
 	free := func(p uint16) bool {
 		for _, o := range t.bound[p] {
-			if bindConflict(a, o.local.Addr()) {
+			if bindConflict(a, tp.v6only, o.local.Addr(), o.v6only) {
 				return false
 			}
 		}

@@ -25,6 +25,25 @@ const (
 // sysctl ip_default_ttl. Mirrors ip_select_ttl.
 func (s *Stack) defaultTTL() uint8 { return s.net.Sysctls.IPDefaultTTL() }
 
+// defaultTTLFor is the default TTL of a packet to dst: ip_default_ttl, or
+// for IPv6 the hop limit conf/all/hop_limit (ip6_dst_hoplimit).
+func (s *Stack) defaultTTLFor(dst netip.Addr) uint8 {
+	if dst.Is6() {
+		return s.net.Sysctls.IP6HopLimit()
+	}
+	return s.defaultTTL()
+}
+
+// netHeaderLen is the size of the network header of a packet to a: 20
+// bytes for IPv4, 40 for IPv6. Mirrors icsk_af_ops->net_header_len, the
+// one thing (with the pseudo-header) tcp_v6's shims change for TCP.
+func netHeaderLen(a netip.Addr) int {
+	if a.Is6() {
+		return header.IPv6MinSize
+	}
+	return header.IPv4MinSize
+}
+
 // UDPSock is a UDP socket. Its methods are safe for concurrent use.
 type UDPSock struct {
 	stack *Stack
@@ -41,6 +60,17 @@ type UDPSock struct {
 	nonblock atomic.Bool
 	ttl      uint8
 	tos      uint8
+	v6only   bool // IPV6_V6ONLY: a :: binding takes IPv6 only
+}
+
+// udpMIB is the Udp counter c, or its Udp6 twin for an IPv6 datagram:
+// Linux counts each family in its own group (UDP_INC_STATS /
+// UDP6_INC_STATS) from the same code.
+func udpMIB(c memctl.Counter, v6 bool) memctl.Counter {
+	if v6 {
+		return c + memctl.Udp6InDatagrams - memctl.UdpInDatagrams
+	}
+	return c
 }
 
 // udpTable maps local ports to the sockets bound to them. Mirrors
@@ -79,6 +109,17 @@ func (s *Stack) NewUDP() *UDPSock {
 // Mem returns the socket's accounting.
 func (u *UDPSock) Mem() *memctl.Sock { return u.sk }
 
+// SetV6Only sets IPV6_V6ONLY (see TCPSock.SetV6Only); EINVAL once bound.
+func (u *UDPSock) SetV6Only(on bool) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.bound {
+		return errInval
+	}
+	u.v6only = on
+	return nil
+}
+
 // SetNonblock sets O_NONBLOCK.
 func (u *UDPSock) SetNonblock(nb bool) { u.nonblock.Store(nb) }
 
@@ -112,12 +153,9 @@ func (u *UDPSock) Bind(addr netip.AddrPort) error {
 }
 
 func (u *UDPSock) bindLocked(addr netip.AddrPort) error {
-	a := addr.Addr()
-	if !a.IsValid() {
-		a = netip.IPv4Unspecified()
-	}
-	if !a.Is4() {
-		return errInval
+	a, err := bindableAddr(addr.Addr(), u.v6only)
+	if err != nil {
+		return err
 	}
 	if !a.IsUnspecified() && !u.stack.isLocalAddr(a) {
 		return errAddrNotAvail
@@ -127,7 +165,7 @@ func (u *UDPSock) bindLocked(addr netip.AddrPort) error {
 	defer t.mu.Unlock()
 	free := func(p uint16) bool {
 		for _, o := range t.ports[p] {
-			if bindConflict(a, o.local.Addr()) {
+			if bindConflict(a, u.v6only, o.local.Addr(), o.v6only) {
 				return false
 			}
 		}
@@ -151,7 +189,8 @@ func (u *UDPSock) bindLocked(addr netip.AddrPort) error {
 // those from it; it binds an ephemeral port (and picks the source address
 // from the route) if the socket is unbound. Mirrors ip4_datagram_connect.
 func (u *UDPSock) Connect(raddr netip.AddrPort) error {
-	if !raddr.Addr().Is4() || raddr.Port() == 0 {
+	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
+	if !raddr.Addr().IsValid() || raddr.Port() == 0 {
 		return errInval
 	}
 	rt, ok := u.stack.routeOutput(raddr.Addr())
@@ -163,8 +202,11 @@ func (u *UDPSock) Connect(raddr netip.AddrPort) error {
 	if u.closed {
 		return errBadF
 	}
+	if u.bound && !familyOK(u.local.Addr(), u.v6only, raddr.Addr()) {
+		return errAFNoSupport
+	}
 	if !u.bound {
-		if err := u.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+		if err := u.bindLocked(netip.AddrPortFrom(unspecFor(raddr.Addr()), 0)); err != nil {
 			return err
 		}
 	}
@@ -186,7 +228,7 @@ func (u *UDPSock) Connect(raddr netip.AddrPort) error {
 // socket already connected to remote on that port and address is
 // EADDRINUSE. The new socket has u's ttl and tos.
 func (u *UDPSock) NewCall(local netip.Addr, remote netip.AddrPort) (*UDPSock, error) {
-	if !local.Is4() || !remote.Addr().Is4() || remote.Port() == 0 {
+	if !local.IsValid() || local.Is4() != remote.Addr().Is4() || remote.Port() == 0 {
 		return nil, errInval
 	}
 	u.mu.Lock()
@@ -279,18 +321,22 @@ func (u *UDPSock) Close() error {
 	return nil
 }
 
-// udpRcv delivers a datagram whose data starts at the UDP header; iph is the
-// IPv4 header. It takes ownership of b. Mirrors __udp4_lib_rcv.
-func (s *Stack) udpRcv(b *skb.SKB, iph header.IPv4) {
+// udpRcv delivers a datagram from src to dst whose data starts at the UDP
+// header, of either family. It takes ownership of b. Mirrors
+// __udp4_lib_rcv and __udp6_lib_rcv, which differ in the pseudo-header, in
+// the counters' group, and in IPv6's checksum being mandatory (RFC 8200
+// 8.1: a zero checksum is an error, udp6_csum_init).
+func (s *Stack) udpRcv(b *skb.SKB, src, dst netip.Addr) {
+	v6 := dst.Is6()
 	uh := header.UDP(b.Data())
 	if len(uh) < udpHeaderLen {
-		s.mib.Inc(memctl.UdpInErrors)
+		s.mib.Inc(udpMIB(memctl.UdpInErrors, v6))
 		b.Free()
 		return
 	}
 	ulen := int(uh.Length())
 	if ulen < udpHeaderLen || ulen > b.Len() {
-		s.mib.Inc(memctl.UdpInErrors)
+		s.mib.Inc(udpMIB(memctl.UdpInErrors, v6))
 		b.Free()
 		return
 	}
@@ -298,19 +344,19 @@ func (s *Stack) udpRcv(b *skb.SKB, iph header.IPv4) {
 		b.Trim(ulen)
 		uh = header.UDP(b.Data())
 	}
-	src, dst := iph.SrcAddr(), iph.DstAddr()
 	// Verified by the device, or partial from the local host: trusted, as
 	// udp4_csum_init's skb_checksum_init_zero_check does.
-	if uh.Checksum() != 0 && !b.CsumUnnecessary() && !uh.IsChecksumValid(src, dst) {
-		s.mib.Inc(memctl.UdpInCsumErrors)
-		s.mib.Inc(memctl.UdpInErrors)
+	if v6 && uh.Checksum() == 0 ||
+		uh.Checksum() != 0 && !b.CsumUnnecessary() && !uh.IsChecksumValid(src, dst) {
+		s.mib.Inc(udpMIB(memctl.UdpInCsumErrors, v6))
+		s.mib.Inc(udpMIB(memctl.UdpInErrors, v6))
 		b.Free()
 		return
 	}
 	u := s.udp.lookup(dst, uh.DstPort(), src, uh.SrcPort())
 	if u == nil {
-		s.mib.Inc(memctl.UdpNoPorts)
-		s.icmpSendDestUnreach(b, iph, header.ICMPv4PortUnreachable)
+		s.mib.Inc(udpMIB(memctl.UdpNoPorts, v6))
+		s.icmpPortUnreach(b)
 		b.Free()
 		return
 	}
@@ -328,12 +374,9 @@ func (t *udpTable) lookup(daddr netip.Addr, dport uint16, saddr netip.Addr, spor
 	var best *UDPSock
 	bestScore := -1
 	for _, u := range t.ports[dport] {
-		score := 0
-		if la := u.local.Addr(); !la.IsUnspecified() {
-			if la != daddr {
-				continue
-			}
-			score += 4
+		score := localMatch(u.local.Addr(), u.v6only, daddr)
+		if score < 0 {
+			continue
 		}
 		if u.remote.IsValid() {
 			if u.remote.Addr() != saddr || u.remote.Port() != sport {
@@ -383,8 +426,8 @@ func (u *UDPSock) RecvFrom(ctx context.Context, p []byte) (int, netip.AddrPort, 
 	from, _ := skbAddrs(b)
 	memctl.UDPRmemRelease(u.sk, b.Truesize(), true, u.rcvq.Empty())
 	b.Free()
-	u.stack.mib.Inc(memctl.UdpInDatagrams)
-	return n, from, nil
+	u.stack.mib.Inc(udpMIB(memctl.UdpInDatagrams, from.Addr().Is6()))
+	return n, mapTo(u.local.Addr(), from), nil
 }
 
 // PeekFrom waits as RecvFrom does and returns the source of the first
@@ -402,9 +445,9 @@ func (u *UDPSock) PeekFrom(ctx context.Context) (netip.AddrPort, netip.Addr, err
 
 // skbAddrs returns a received datagram's source and destination.
 func skbAddrs(b *skb.SKB) (netip.AddrPort, netip.Addr) {
-	iph := header.IPv4(b.Head()[b.NetworkHeader:])
+	src, dst := skbNetAddrs(b)
 	uh := header.UDP(b.Head()[b.TransportHeader:])
-	return netip.AddrPortFrom(iph.SrcAddr(), uh.SrcPort()), iph.DstAddr()
+	return netip.AddrPortFrom(src, uh.SrcPort()), dst
 }
 
 // waitQueuedLocked waits, with u.mu held, until a datagram is queued: nil,
@@ -473,12 +516,17 @@ func (u *UDPSock) SendTo(ctx context.Context, p []byte, dst netip.AddrPort) (int
 		}
 		dst = u.remote
 	}
-	if !dst.Addr().Is4() || dst.Port() == 0 {
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	if !dst.Addr().IsValid() || dst.Port() == 0 {
 		u.mu.Unlock()
 		return 0, errInval
 	}
+	if u.bound && !familyOK(u.local.Addr(), u.v6only, dst.Addr()) {
+		u.mu.Unlock()
+		return 0, errAFNoSupport // the other family: AF_INET to IPv6, or v6only to IPv4
+	}
 	if !u.bound {
-		if err := u.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+		if err := u.bindLocked(netip.AddrPortFrom(unspecFor(dst.Addr()), 0)); err != nil {
 			u.mu.Unlock()
 			return 0, err
 		}
@@ -487,29 +535,31 @@ func (u *UDPSock) SendTo(ctx context.Context, p []byte, dst netip.AddrPort) (int
 	ttl, tos := u.ttl, u.tos
 	u.mu.Unlock()
 	if ttl == 0 {
-		ttl = u.stack.defaultTTL() // uc_ttl -1: ip_select_ttl
+		ttl = u.stack.defaultTTLFor(dst.Addr()) // uc_ttl -1: ip_select_ttl
 	}
+	v6 := dst.Addr().Is6()
 
 	rt, ok := u.stack.routeOutput(dst.Addr())
 	if !ok {
-		u.stack.mib.Inc(memctl.IpOutNoRoutes)
+		u.stack.mib.Inc(ipMIBOutNoRoutes(v6))
 		return 0, errNetUnreach
 	}
 	src := local.Addr()
 	if src.IsUnspecified() {
 		src = rt.Src
 	}
-	size := len(p) + header.IPv4MinSize + udpHeaderLen
+	nhl := netHeaderLen(dst.Addr())
+	size := len(p) + nhl + udpHeaderLen
 	b, err := memctl.AllocSendSkb(ctx, u.sk, u.nonblock.Load(), func() *skb.SKB {
 		return skb.Alloc(size + llReserved + udpAllocSlack)
 	})
 	if err != nil {
 		if err == errAgain {
-			u.stack.mib.Inc(memctl.UdpSndbufErrors)
+			u.stack.mib.Inc(udpMIB(memctl.UdpSndbufErrors, v6))
 		}
 		return 0, err
 	}
-	b.Reserve(llReserved + header.IPv4MinSize)
+	b.Reserve(llReserved + nhl)
 	uh := header.UDP(b.Put(udpHeaderLen + len(p)))
 	copy(uh[udpHeaderLen:], p)
 	uh.Encode(&header.UDPFields{SrcPort: local.Port(), DstPort: dst.Port(), Length: uint16(udpHeaderLen + len(p))})
@@ -526,7 +576,7 @@ func (u *UDPSock) SendTo(ctx context.Context, p []byte, dst netip.AddrPort) (int
 	if err := u.stack.ipOutput(b, rt, src, dst.Addr(), header.IPv4ProtocolUDP, ttl, tos, u.sk); err != nil {
 		return 0, err
 	}
-	u.stack.mib.Inc(memctl.UdpOutDatagrams)
+	u.stack.mib.Inc(udpMIB(memctl.UdpOutDatagrams, v6))
 	return len(p), nil
 }
 

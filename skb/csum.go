@@ -6,6 +6,8 @@ package skb
 const (
 	GSOTCPv4 = 1 << 0
 	GSODodgy = 1 << 1
+	// GSOTCPv6 is SKB_GSO_TCPV6: a TCP/IPv6 super-packet.
+	GSOTCPv6 = 1 << 4
 )
 
 // ChecksumHelp completes the checksum of a ChecksumPartial packet in

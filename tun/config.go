@@ -23,6 +23,11 @@ type Config struct {
 	// 198.18.0.1/24; the kernel adds the prefix route through the device.
 	// The zero Prefix leaves the kernel side without an address.
 	HostAddr netip.Prefix
+	// HostAddr6 is the kernel side's IPv6 address and prefix, e.g.
+	// fd00:5f::1/64, added without duplicate address detection (a TUN is
+	// point-to-point); the zero Prefix adds none. The kernel gives the
+	// device a link-local address of its own either way.
+	HostAddr6 netip.Prefix
 	// DisableOffload opens the device without IFF_VNET_HDR: no
 	// super-packets or partial checksums from the kernel, no checksum
 	// offload to it; one packet of at most the MTU per read(2) and every
@@ -53,6 +58,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.HostAddr.IsValid() && !cfg.HostAddr.Addr().Is4() {
 		return cfg, fmt.Errorf("tun: host address %v is not IPv4: %w", cfg.HostAddr, unix.EINVAL)
 	}
+	if cfg.HostAddr6.IsValid() && (!cfg.HostAddr6.Addr().Is6() || cfg.HostAddr6.Addr().Is4In6()) {
+		return cfg, fmt.Errorf("tun: host address %v is not IPv6: %w", cfg.HostAddr6, unix.EINVAL)
+	}
 	return cfg, nil
 }
 
@@ -70,6 +78,11 @@ func configure(nl *rtnl, cfg Config) error {
 	if cfg.HostAddr.IsValid() {
 		if err := nl.addAddr(li.Index, cfg.HostAddr); err != nil {
 			return fmt.Errorf("tun: %s: add address %v: %w", cfg.Name, cfg.HostAddr, err)
+		}
+	}
+	if cfg.HostAddr6.IsValid() {
+		if err := nl.addAddr6(li.Index, cfg.HostAddr6); err != nil {
+			return fmt.Errorf("tun: %s: add address %v: %w", cfg.Name, cfg.HostAddr6, err)
 		}
 	}
 	return nil

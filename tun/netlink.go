@@ -198,6 +198,24 @@ func (c *rtnl) addAddr(index int, p netip.Prefix) error {
 	return c.do(m, nil)
 }
 
+// addAddr6 adds the IPv6 address p to interface index (RTM_NEWADDR) with
+// IFA_F_NODAD, as `ip addr add P dev X nodad` does: on a point-to-point
+// TUN there is nobody to collide with, and the address is usable at once
+// rather than after DAD's second. The kernel adds the prefix route.
+func (c *rtnl) addAddr6(index int, p netip.Prefix) error {
+	var ifa [unix.SizeofIfAddrmsg]byte
+	ifa[0] = unix.AF_INET6
+	ifa[1] = byte(p.Bits())
+	ifa[2] = unix.IFA_F_NODAD
+	ifa[3] = unix.RT_SCOPE_UNIVERSE
+	binary.NativeEndian.PutUint32(ifa[4:8], uint32(index))
+	a := p.Addr().As16()
+	m := newNlmsg(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, ifa[:]).
+		attr(unix.IFA_LOCAL, a[:]).
+		attr(unix.IFA_ADDRESS, a[:])
+	return c.do(m, nil)
+}
+
 // ipv4Addrs lists the IPv4 addresses of interface index (RTM_GETADDR dump).
 func (c *rtnl) ipv4Addrs(index int) ([]netip.Prefix, error) {
 	var ifa [unix.SizeofIfAddrmsg]byte

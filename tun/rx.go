@@ -94,9 +94,8 @@ func (r *rxState) read(fd uintptr) bool {
 			n -= vnetHdrLen
 		}
 		r.buf.n = n
-		if n == 0 || r.buf.head[0]>>4 != 4 {
-			// IPv6 (router solicitations once the link is up) and anything
-			// else that is not IPv4: the stack speaks IPv4 only.
+		if v := r.buf.head[0] >> 4; n == 0 || v != 4 && v != 6 {
+			// Anything that is neither IPv4 nor IPv6.
 			d.stats.RxDropped.Add(1)
 			continue
 		}
@@ -218,6 +217,9 @@ func (r *rxState) buildRead(vh *vnetHdr) *skb.SKB {
 		sh.GSOSize = vh.gsoSize
 		sh.GSOSegs = 0
 		sh.GSOType = skb.GSOTCPv4 | skb.GSODodgy
+		if chk.v6 {
+			sh.GSOType = skb.GSOTCPv6 | skb.GSODodgy
+		}
 		payload := n - tcpHeadersLen(hdrs)
 		r.d.offl.RxGSOPackets.Add(1)
 		r.d.offl.RxGSOSegs.Add(uint64((payload + int(vh.gsoSize) - 1) / int(vh.gsoSize)))
@@ -232,6 +234,7 @@ type vnetCheck struct {
 	hdrLen int
 	needed int
 	gso    bool
+	v6     bool // a TCPV6 super-packet
 }
 
 // checkVnetHdr validates vh against a packet of total bytes, whose headers
@@ -261,8 +264,9 @@ func checkVnetHdr(pkt []byte, total int, vh *vnetHdr) (vnetCheck, bool) {
 	thlen := 0
 	switch vh.gsoType &^ unix.VIRTIO_NET_HDR_GSO_ECN {
 	case unix.VIRTIO_NET_HDR_GSO_NONE:
-	case unix.VIRTIO_NET_HDR_GSO_TCPV4:
-		if vh.gsoSize == 0 || vh.gsoSize == gsoByFrags || tcpHeadersLen(pkt) == 0 {
+	case unix.VIRTIO_NET_HDR_GSO_TCPV4, unix.VIRTIO_NET_HDR_GSO_TCPV6:
+		c.v6 = vh.gsoType&^unix.VIRTIO_NET_HDR_GSO_ECN == unix.VIRTIO_NET_HDR_GSO_TCPV6
+		if vh.gsoSize == 0 || vh.gsoSize == gsoByFrags || tcpHeadersLen(pkt) == 0 || c.v6 != (pkt[0]>>4 == 6) {
 			return c, false
 		}
 		c.gso = true
@@ -287,11 +291,23 @@ func checkVnetHdr(pkt []byte, total int, vh *vnetHdr) (vnetCheck, bool) {
 // gsoByFrags is GSO_BY_FRAGS, a gso_size only the kernel's own SCTP uses.
 const gsoByFrags = 0xffff
 
-// tcpHeadersLen returns the length of the IPv4 and TCP headers of pkt, or
-// 0 if pkt is not an unfragmented TCP packet whose headers it holds. It
-// looks only as far as the layout needs; the stack validates the packet.
+// tcpHeadersLen returns the length of the IPv4 (or IPv6) and TCP headers
+// of pkt, or 0 if pkt is not an unfragmented TCP packet whose headers it
+// holds (for IPv6: TCP right after the fixed header, as the kernel's TSO6
+// super-packets have it). It looks only as far as the layout needs; the
+// stack validates the packet.
 func tcpHeadersLen(pkt []byte) int {
-	if len(pkt) < 20 || pkt[9] != unix.IPPROTO_TCP {
+	if len(pkt) >= 60 && pkt[0]>>4 == 6 {
+		if pkt[6] != unix.IPPROTO_TCP {
+			return 0
+		}
+		doff := int(pkt[40+12]>>4) * 4
+		if doff < 20 || len(pkt) < 40+doff {
+			return 0
+		}
+		return 40 + doff
+	}
+	if len(pkt) < 20 || pkt[0]>>4 != 4 || pkt[9] != unix.IPPROTO_TCP {
 		return 0
 	}
 	if binary.BigEndian.Uint16(pkt[6:8])&0x3fff != 0 {

@@ -1,5 +1,5 @@
 // Package tun puts the stack on a Linux TUN device: a link.Device whose
-// packets are IPv4 datagrams exchanged with the kernel through /dev/net/tun,
+// packets are IPv4 and IPv6 datagrams exchanged with the kernel through /dev/net/tun,
 // opened directly (IFF_TUN|IFF_NO_PI, and IFF_VNET_HDR unless offloads are
 // off).
 //
@@ -18,7 +18,7 @@
 //
 // Offloads (Config.DisableOffload false, the default): the device is
 // opened with IFF_VNET_HDR, so every read and write starts with a struct
-// virtio_net_hdr (10 bytes), and TUNSETOFFLOAD(TUN_F_CSUM|TUN_F_TSO4) lets
+// virtio_net_hdr (10 bytes), and TUNSETOFFLOAD(TUN_F_CSUM|TUN_F_TSO4|TUN_F_TSO6) lets
 // the kernel skip checksumming what it sends us and send TCP super-packets
 // of up to 64 KiB (its TSO; GRO's effect, seen from here) instead of
 // MTU-sized segments. If TUNSETOFFLOAD fails the device keeps the header
@@ -107,7 +107,7 @@ type Device struct {
 
 	// vnetHdr is set when the device was opened with IFF_VNET_HDR: every
 	// read and write starts with a virtio_net_hdr. rxOffload is set when
-	// TUNSETOFFLOAD accepted TUN_F_CSUM|TUN_F_TSO4, so reads may bring
+	// TUNSETOFFLOAD accepted TUN_F_CSUM|TUN_F_TSO4|TUN_F_TSO6, so reads may bring
 	// super-packets and partial checksums; offloadErr says why not.
 	vnetHdr    bool
 	rxOffload  bool
@@ -257,11 +257,11 @@ func (d *Device) open() (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("TUNSETVNETHDRSZ: %w", err)
 	}
-	// TUN_F_TSO4 needs TUN_F_CSUM (set_offload refuses TSO without it).
-	// No TUN_F_TSO6 (the stack is IPv4-only) and no TUN_F_TSO_ECN: the
-	// kernel then segments the rare CWR super-packet itself.
-	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4); err != nil {
-		d.offloadErr = fmt.Errorf("TUNSETOFFLOAD(TUN_F_CSUM|TUN_F_TSO4): %w", err)
+	// TUN_F_TSO4 and TUN_F_TSO6 need TUN_F_CSUM (set_offload refuses TSO
+	// without it). No TUN_F_TSO_ECN: the kernel then segments the rare
+	// CWR super-packet itself.
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4|unix.TUN_F_TSO6); err != nil {
+		d.offloadErr = fmt.Errorf("TUNSETOFFLOAD(TUN_F_CSUM|TUN_F_TSO4|TUN_F_TSO6): %w", err)
 		return fd, nil
 	}
 	d.rxOffload = true
@@ -295,14 +295,14 @@ func (d *Device) MTU() int { return d.cfg.MTU }
 
 // Stats returns the device's live counters: Rx when a packet is handed to
 // the Receiver, a super-packet counting once with its whole length
-// (RxDropped: non-IPv4 packets; RxFrameErrors: a virtio_net_hdr the
+// (RxDropped: packets neither IPv4 nor IPv6; RxFrameErrors: a virtio_net_hdr the
 // kernel would refuse from a writer, or one we did not ask for; RxErrors: a
 // failed or short read),
 // Tx when write(2) succeeded (TxDropped: too long or device stopped;
 // TxErrors: write failed). Safe for concurrent use.
 func (d *Device) Stats() *link.Stats { return &d.stats }
 
-// Open starts the reader goroutine, which hands batches of received IPv4
+// Open starts the reader goroutine, which hands batches of received IP
 // packets to rx until Stop (see the package comment). It fails with EBUSY if
 // the device is open, EBADF once stopped (a stopped TUN is gone from the
 // kernel and cannot be reopened) and EINVAL if rx is nil. Safe for

@@ -321,9 +321,9 @@ func TestNameInUse(t *testing.T) {
 	newDevice(t, ns, "sfsname0") // the name can be used again
 }
 
-// The counters match what crossed the device, and packets that are not
-// IPv4 are dropped and counted, never passed to the Receiver.
-func TestStatsAndNonIPv4Dropped(t *testing.T) {
+// The counters match what crossed the device, and packets that are neither
+// IPv4 nor IPv6 are dropped and counted, never passed to the Receiver.
+func TestStatsAndNonIPDropped(t *testing.T) {
 	ns := newNetns(t)
 	d := newDevice(t, ns, "sfsstat0")
 	c := newCollector()
@@ -331,7 +331,7 @@ func TestStatsAndNonIPv4Dropped(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Kernel -> TUN: 3 IPv6-looking packets and one junk byte through an
+	// Kernel -> TUN: 3 version-5 packets and one junk byte through an
 	// AF_PACKET socket on the device (no addresses needed), then 5 UDP
 	// datagrams from a kernel socket routed into the TUN.
 	var index int
@@ -357,7 +357,7 @@ func TestStatsAndNonIPv4Dropped(t *testing.T) {
 	}
 	defer unix.Close(pfd)
 	v6 := make([]byte, 48)
-	v6[0] = 0x60
+	v6[0] = 0x50 // IP version 5: neither 4 nor 6
 	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IPV6), Ifindex: index}
 	for range 3 {
 		if err := unix.Sendto(pfd, v6, 0, to); err != nil {

@@ -55,6 +55,8 @@ type serveConfig struct {
 	tunName  string
 	addr     netip.Prefix
 	hostAddr netip.Prefix
+	addr6    netip.Prefix // invalid: no IPv6
+	host6    netip.Prefix
 	mtu      int
 	offload  bool
 	mount    string           // FUSE mount point; "" = no FUSE
@@ -69,6 +71,8 @@ func parseServe(args []string) (serveConfig, error) {
 	c := serveConfig{}
 	addr := fs.String("addr", "198.18.0.2/24", "the stack's own address (CIDR)")
 	host := fs.String("host-addr", "198.18.0.1/24", "the kernel side of the TUN device (CIDR); the stack's default route points at it")
+	addr6 := fs.String("addr6", "fd00:5f::2/64", "the stack's own IPv6 address (CIDR; empty: no IPv6)")
+	host6 := fs.String("host-addr6", "fd00:5f::1/64", "the kernel side's IPv6 address (CIDR); the stack's IPv6 default route points at it")
 	fs.StringVar(&c.tunName, "tun", "sockfs0", "name of the TUN device to create")
 	fs.IntVar(&c.mtu, "mtu", 1500, "MTU of the TUN device")
 	fs.BoolVar(&c.offload, "offload", true, "TUN offloads: IFF_VNET_HDR, TSO super-packets and partial checksums from the kernel, checksum offload to it (--offload=false: one MTU-sized packet per read, every checksum in software)")
@@ -95,6 +99,20 @@ func parseServe(args []string) (serveConfig, error) {
 	}
 	if !c.addr.Masked().Contains(c.hostAddr.Addr()) {
 		return c, usageError{fmt.Errorf("--host-addr %s is not on the network of --addr %s", c.hostAddr.Addr(), c.addr)}
+	}
+	if *addr6 != "" {
+		if c.addr6, err = netip.ParsePrefix(*addr6); err != nil || !c.addr6.Addr().Is6() || c.addr6.Addr().Is4In6() {
+			return c, usageError{fmt.Errorf("--addr6 %q: want an IPv6 CIDR like fd00:5f::2/64", *addr6)}
+		}
+		if c.host6, err = netip.ParsePrefix(*host6); err != nil || !c.host6.Addr().Is6() || c.host6.Addr().Is4In6() {
+			return c, usageError{fmt.Errorf("--host-addr6 %q: want an IPv6 CIDR like fd00:5f::1/64", *host6)}
+		}
+		if c.addr6.Addr() == c.host6.Addr() {
+			return c, usageError{fmt.Errorf("--addr6 and --host-addr6 must differ")}
+		}
+		if !c.addr6.Masked().Contains(c.host6.Addr()) {
+			return c, usageError{fmt.Errorf("--host-addr6 %s is not on the network of --addr6 %s", c.host6.Addr(), c.addr6)}
+		}
 	}
 	if c.mtu < 576 || c.mtu > 65535 {
 		return c, usageError{fmt.Errorf("--mtu %d: must be between 576 and 65535", c.mtu)}
@@ -215,7 +233,7 @@ func serve(args []string) error {
 		p9done <- nil
 	}
 
-	log.Info("serving", "tun", cfg.tunName, "addr", cfg.addr, "host", cfg.hostAddr, "mtu", cfg.mtu)
+	log.Info("serving", "tun", cfg.tunName, "addr", cfg.addr, "host", cfg.hostAddr, "addr6", cfg.addr6, "host6", cfg.host6, "mtu", cfg.mtu)
 	var fuseDone <-chan error
 	if mp != nil {
 		fuseDone = mp.Done()
@@ -268,7 +286,7 @@ func check9PAddr(addr string, authenticated bool) error {
 // startStack builds the stack: loopback, the TUN device with the stack's
 // address, and a default route via the host.
 func startStack(cfg serveConfig, log *slog.Logger) (*netstack.Stack, error) {
-	dev, err := tun.New(tun.Config{Name: cfg.tunName, MTU: cfg.mtu, HostAddr: cfg.hostAddr, DisableOffload: !cfg.offload})
+	dev, err := tun.New(tun.Config{Name: cfg.tunName, MTU: cfg.mtu, HostAddr: cfg.hostAddr, HostAddr6: cfg.host6, DisableOffload: !cfg.offload})
 	if err != nil {
 		return nil, err
 	}
@@ -296,6 +314,14 @@ func startStack(cfg serveConfig, log *slog.Logger) (*netstack.Stack, error) {
 	}
 	if err := st.AddRoute(netstack.Route{Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Gateway: cfg.hostAddr.Addr(), Dev: nd, Src: cfg.addr.Addr()}); err != nil {
 		return fail(err)
+	}
+	if cfg.addr6.IsValid() {
+		if err := st.AddAddress(nd, cfg.addr6); err != nil {
+			return fail(err)
+		}
+		if err := st.AddRoute(netstack.Route{Dst: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Gateway: cfg.host6.Addr(), Dev: nd, Src: cfg.addr6.Addr()}); err != nil {
+			return fail(err)
+		}
 	}
 	return st, nil
 }

@@ -82,13 +82,32 @@ func CombineChecksums(a, b uint16) uint16 {
 // pseudo-header that UDP (RFC 768) and TCP (RFC 9293 section 3.1) prepend
 // to their checksum: source and destination addresses, a zero byte, the
 // protocol and the transport length (header plus data). Pass it as the
-// initial value of Checksum over the transport header and data. An address
-// that is not IPv4 (nor IPv4-mapped IPv6) counts as 0.0.0.0.
+// initial value of Checksum over the transport header and data. With an
+// IPv6 source (not IPv4-mapped) it is the IPv6 pseudo-header of RFC 8200
+// 8.1 instead, as tcp_v6_check differs from tcp_v4_check only there; an
+// IPv4 source with a destination of the other family counts it as 0.0.0.0.
 func PseudoHeaderChecksum(protocol uint8, src, dst netip.Addr, length uint16) uint16 {
+	if src.Is6() && !src.Is4In6() {
+		return pseudoHeaderChecksum6(protocol, src, dst, uint32(length))
+	}
 	s, d := addr4(src), addr4(dst)
 	sum := uint32(binary.BigEndian.Uint16(s[0:2])) + uint32(binary.BigEndian.Uint16(s[2:4])) +
 		uint32(binary.BigEndian.Uint16(d[0:2])) + uint32(binary.BigEndian.Uint16(d[2:4])) +
 		uint32(protocol) + uint32(length)
+	sum = sum>>16 + sum&0xffff
+	sum = sum>>16 + sum&0xffff
+	return uint16(sum)
+}
+
+// pseudoHeaderChecksum6 is the IPv6 pseudo-header sum (RFC 8200 8.1):
+// both addresses, the 32-bit upper-layer length and the next header.
+// Mirrors csum_ipv6_magic without the final fold and complement.
+func pseudoHeaderChecksum6(protocol uint8, src, dst netip.Addr, length uint32) uint16 {
+	s, d := src.As16(), dst.As16()
+	sum := uint32(protocol) + length>>16 + length&0xffff
+	for i := 0; i < 16; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(s[i:])) + uint32(binary.BigEndian.Uint16(d[i:]))
+	}
 	sum = sum>>16 + sum&0xffff
 	sum = sum>>16 + sum&0xffff
 	return uint16(sum)

@@ -74,5 +74,37 @@ func (e Error) Error() string {
 	if int(e) < len(errorText) && errorText[e] != "" {
 		return "header: " + errorText[e]
 	}
+	if i := int(e) - 64; i >= 0 && i < len(errorText6) {
+		return "header: " + errorText6[i]
+	}
 	return "header: unknown error"
+}
+
+// IPv6 errors. Kept apart from the list above so its values, which tests
+// print, do not move.
+const (
+	// ErrIPv6Short: fewer than IPv6MinSize bytes (IPv6.Check).
+	ErrIPv6Short Error = iota + 64
+	// ErrIPv6Version: the version field is not 6 (IPv6.Check).
+	ErrIPv6Version
+	// ErrIPv6Truncated: the payload length runs past the packet
+	// (IPv6.Check).
+	ErrIPv6Truncated
+	// ErrIPv6Option: an option runs past its header, or padding is
+	// longer than 7 bytes or not zeros (WalkIPv6Options).
+	ErrIPv6Option
+	// ErrICMPv6Short: fewer than ICMPv6MinSize bytes (ICMPv6.Check).
+	ErrICMPv6Short
+	// ErrICMPv6Checksum: the checksum over the pseudo-header and the
+	// message is wrong (ICMPv6.Check).
+	ErrICMPv6Checksum
+)
+
+var errorText6 = [...]string{
+	ErrIPv6Short - 64:      "ipv6: shorter than a header",
+	ErrIPv6Version - 64:    "ipv6: version is not 6",
+	ErrIPv6Truncated - 64:  "ipv6: payload length past the end of the packet",
+	ErrIPv6Option - 64:     "ipv6: option past its header, or bad padding",
+	ErrICMPv6Short - 64:    "icmpv6: shorter than a header",
+	ErrICMPv6Checksum - 64: "icmpv6: bad checksum",
 }
