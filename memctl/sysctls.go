@@ -54,7 +54,7 @@ type Sysctls struct {
 	icmpRatelimit, icmpRatemask, icmpMsgsPerSec   *Sysctl
 	icmpMsgsBurst, icmpEchoIgnoreAll              *Sysctl
 	// IPv6 (net.ipv6).
-	ip6fragHighThresh, ip6fragLowThresh, ip6fragTime *Sysctl
+	ip6fragHighThresh, ip6fragLowThresh, ip6fragTime  *Sysctl
 	icmpv6Ratelimit, icmpv6EchoIgnoreAll, ip6HopLimit *Sysctl
 
 	// tcp_cubic's module parameters.
