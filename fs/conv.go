@@ -171,6 +171,21 @@ func (pd *protoDir) counts() (used, inuse int) {
 	return used, inuse
 }
 
+// counts6 is counts' inuse for the conversations bound to an IPv6
+// address (sockstat6's TCP6 and UDP6 inuse).
+func (pd *protoDir) counts6() (inuse int) {
+	pd.mu.Lock()
+	defer pd.mu.Unlock()
+	for _, s := range pd.slots {
+		if s.inuse > 0 {
+			if l := s.conv.Local(); l.Port() != 0 && l.Addr().Is6() {
+				inuse++
+			}
+		}
+	}
+	return inuse
+}
+
 // slot is one numbered conversation directory. Its fields are guarded by
 // the protoDir's mutex.
 type slot struct {

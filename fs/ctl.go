@@ -133,8 +133,12 @@ func ctlRun(ctx context.Context, c Conv, f []string) error {
 }
 
 // parseAddr parses a dial-string address: addr!port (trailing !words
-// ignored), host:port, [v6]:port, *!port, or (local only) a bare port. An
-// unset address is the zero Addr. Names are left to resolveAddr.
+// ignored; addr IPv4 or IPv6, as in tcp!fd00:5f::1!80, optionally in
+// brackets, tcp![fd00:5f::1]!80), host:port, [v6]:port, *!port, or (local
+// only) a bare port. An unset local address is the IPv6 wildcard ::, which
+// takes both families (Plan 9's announce * does, its stack being IPv6 with
+// IPv4 mapped; the v6only verb restricts it). Names are left to
+// resolveAddr.
 func parseAddr(s string, local bool) (netip.AddrPort, error) {
 	var host, port string
 	switch {
@@ -159,13 +163,18 @@ func parseAddr(s string, local bool) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("bad numeric port %q: %w", port, syscall.EINVAL)
 	}
 	var a netip.Addr
+	if len(host) > 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
 	if host != "" && host != "*" {
-		if a, err = netip.ParseAddr(host); err != nil {
+		if a, err = netip.ParseAddr(host); err != nil || a.Zone() != "" {
 			return netip.AddrPort{}, fmt.Errorf("bad ip address syntax %q: %w", host, syscall.EINVAL)
 		}
 		a = a.Unmap()
 	} else if !local {
 		return netip.AddrPort{}, fmt.Errorf("malformed address %q: %w", s, syscall.EINVAL)
+	} else {
+		a = netip.IPv6Unspecified()
 	}
 	return netip.AddrPortFrom(a, uint16(p)), nil
 }

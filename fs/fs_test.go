@@ -107,6 +107,8 @@ func TestParseAddr(t *testing.T) {
 	for in, want := range map[string]string{
 		"198.18.0.2!80": "198.18.0.2:80", "198.18.0.2!80!r": "198.18.0.2:80",
 		"198.18.0.2:80": "198.18.0.2:80", "[::1]:80": "[::1]:80",
+		"fd00:5f::1!80": "[fd00:5f::1]:80", "[fd00:5f::1]!80": "[fd00:5f::1]:80",
+		"::ffff:198.18.0.2!80": "198.18.0.2:80",
 	} {
 		got, err := parseAddr(in, false)
 		if err != nil || got != netip.MustParseAddrPort(want) {
@@ -115,11 +117,11 @@ func TestParseAddr(t *testing.T) {
 	}
 	for _, in := range []string{"80", "*!80", "!80"} {
 		got, err := parseAddr(in, true)
-		if err != nil || got.Port() != 80 || got.Addr().IsValid() {
-			t.Errorf("local parseAddr(%q) = %v, %v", in, got, err)
+		if err != nil || got.Port() != 80 || got.Addr() != netip.IPv6Unspecified() {
+			t.Errorf("local parseAddr(%q) = %v, %v (want the dual-stack wildcard)", in, got, err)
 		}
 	}
-	for _, in := range []string{"x!80", "1.2.3.4!99999", "1.2.3.4", "80", "a:b:c"} {
+	for _, in := range []string{"x!80", "1.2.3.4!99999", "1.2.3.4", "80", "a:b:c", "fe80::1%eth0!80", "[fd00::1!80"} {
 		if _, err := parseAddr(in, false); !errors.Is(err, syscall.EINVAL) {
 			t.Errorf("parseAddr(%q) = %v, want EINVAL", in, err)
 		}

@@ -42,24 +42,26 @@ func (t *Tree) ipifcCtl(n int, dev func() *netstack.NetDevice) Node {
 		})
 }
 
-// ifcAddr parses `addr mask` or `addr/bits` (f holds one or two words).
+// ifcAddr parses `addr mask` or `addr/bits` (f holds one or two words),
+// IPv4 or IPv6 (`add fd00:5f::9 /64`).
 func ifcAddr(f []string) (netip.Prefix, error) {
 	if len(f) == 1 {
 		p, err := netip.ParsePrefix(f[0])
-		if err != nil || !p.Addr().Is4() {
+		if err != nil || p.Addr().Is4In6() || p.Addr().Zone() != "" {
 			return netip.Prefix{}, fmt.Errorf("bad address %q: %w", f[0], syscall.EINVAL)
 		}
 		return p, nil
 	}
 	a, err := netip.ParseAddr(f[0])
-	if err != nil || !a.Unmap().Is4() {
+	if err != nil || a.Zone() != "" {
 		return netip.Prefix{}, fmt.Errorf("bad address %q: %w", f[0], syscall.EINVAL)
 	}
-	bits, err := parseMask(f[1])
+	a = a.Unmap()
+	bits, err := parseMaskFor(a, f[1])
 	if err != nil {
 		return netip.Prefix{}, err
 	}
-	return netip.PrefixFrom(a.Unmap(), bits), nil
+	return netip.PrefixFrom(a, bits), nil
 }
 
 func (t *Tree) ifcCmd(d *netstack.NetDevice, f []string) error {
@@ -84,10 +86,10 @@ func (t *Tree) ifcCmd(d *netstack.NetDevice, f []string) error {
 		}
 		if len(f) >= 4 {
 			r, err := netip.ParseAddr(f[3])
-			if err != nil || !r.Unmap().Is4() {
+			if err != nil || r.Unmap().Is4() != p.Addr().Is4() {
 				return fmt.Errorf("bad remote %q: %w", f[3], syscall.EINVAL)
 			}
-			if !p.Contains(r.Unmap()) && p.Bits() < 32 {
+			if !p.Contains(r.Unmap()) && p.Bits() < p.Addr().BitLen() {
 				return fmt.Errorf("remote %s not on %s (point-to-point interfaces are not supported): %w", f[3], p.Masked(), syscall.EINVAL)
 			}
 		}

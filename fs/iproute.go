@@ -21,8 +21,13 @@ const qIprouteLinux = 26
 //	198.18.0.0      /120 198.18.0.2      4i    ifc   1
 //	198.18.77.0     /120 198.18.0.1      4    none   1
 //
-// Addresses and masks are Plan 9's v4-in-v6 ones, so a /24 prints as /120.
-// Flags: 4 (IPv4), then i for a route an interface address brought. The
+// Addresses and masks are Plan 9's v4-in-v6 ones, so a /24 prints as /120;
+// an IPv6 route prints its own address and length:
+//
+//	fd00:5f::       /64  fd00:5f::2      6i    ifc   1
+//
+// Flags: 4 (IPv4) or 6 (IPv6), then i for a route an interface address
+// brought. The
 // interface is the ipifc number (N of ipifc/N). Write, one command a write:
 //
 //	add target mask nexthop [tag]
@@ -66,18 +71,26 @@ func (t *Tree) readPlan9Routes() string {
 	}
 	var b strings.Builder
 	for _, r := range t.stack.Routes() {
-		gate, flags, tag := r.Gateway, "4", r.Tag
+		v6 := r.Dst.Addr().Is6()
+		fam, mask := "4", plan9Mask(r.Dst.Bits())
+		if v6 {
+			fam, mask = "6", "/"+strconv.Itoa(r.Dst.Bits())
+		}
+		gate, flags, tag := r.Gateway, fam, r.Tag
 		if r.Connected {
-			gate, flags, tag = r.Src, "4i", "ifc"
+			gate, flags, tag = r.Src, fam+"i", "ifc"
 		}
 		if !gate.IsValid() {
 			gate = netip.IPv4Unspecified()
+			if v6 {
+				gate = netip.IPv6Unspecified()
+			}
 		}
 		if tag == "" {
 			tag = "none"
 		}
 		fmt.Fprintf(&b, "%-15s %-4s %-15s %-4.4s %4.4s %3s\n",
-			r.Dst.Addr(), plan9Mask(r.Dst.Bits()), gate, flags, tag, ifcNum(r.Dev))
+			r.Dst.Addr(), mask, gate, flags, tag, ifcNum(r.Dev))
 	}
 	return b.String()
 }
@@ -108,15 +121,42 @@ func parseMask(mask string) (int, error) {
 	return p.Bits(), nil
 }
 
-// parseTargetMask parses Plan 9's `target mask` pair; the target must have
-// no bits outside the mask.
+// parseMaskFor parses the mask of address a: parseMask's for IPv4, for
+// IPv6 a length /0../128 or a contiguous IPv6 mask (ffff:ffff::).
+func parseMaskFor(a netip.Addr, mask string) (int, error) {
+	if a.Is4() {
+		return parseMask(mask)
+	}
+	if l, ok := strings.CutPrefix(mask, "/"); ok {
+		if bits, err := strconv.Atoi(l); err == nil && bits >= 0 && bits <= 128 {
+			return bits, nil
+		}
+		return 0, fmt.Errorf("bad mask %q: %w", mask, syscall.EINVAL)
+	}
+	m, err := netip.ParseAddr(mask)
+	if err != nil || !m.Is6() || m.Is4In6() {
+		return 0, fmt.Errorf("bad mask %q: %w", mask, syscall.EINVAL)
+	}
+	b := m.As16()
+	bits := 0
+	for bits < 128 && b[bits/8]&(0x80>>(bits%8)) != 0 {
+		bits++
+	}
+	if p, _ := m.Prefix(bits); p.Addr() != m {
+		return 0, fmt.Errorf("non-contiguous mask %s: %w", m, syscall.EINVAL)
+	}
+	return bits, nil
+}
+
+// parseTargetMask parses Plan 9's `target mask` pair, IPv4 or IPv6; the
+// target must have no bits outside the mask.
 func parseTargetMask(target, mask string) (netip.Prefix, error) {
 	a, err := netip.ParseAddr(target)
-	if err != nil || !a.Unmap().Is4() {
-		return netip.Prefix{}, fmt.Errorf("bad target %q (want an IPv4 address): %w", target, syscall.EINVAL)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("bad target %q (want an IP address): %w", target, syscall.EINVAL)
 	}
 	a = a.Unmap()
-	bits, err := parseMask(mask)
+	bits, err := parseMaskFor(a, mask)
 	if err != nil {
 		return netip.Prefix{}, err
 	}
@@ -151,7 +191,7 @@ func (t *Tree) plan9RouteCmd(f []string) error {
 			return err
 		}
 		gw, err := netip.ParseAddr(f[3])
-		if err != nil || !gw.Unmap().Is4() {
+		if err != nil || gw.Unmap().Is4() != dst.Addr().Is4() {
 			return fmt.Errorf("bad nexthop %q: %w", f[3], syscall.EINVAL)
 		}
 		gw = gw.Unmap()
@@ -168,7 +208,7 @@ func (t *Tree) plan9RouteCmd(f []string) error {
 			for _, a := range d.Addrs() {
 				if a.Addr() == gw {
 					r.Dev, r.Gateway, r.Src = d, netip.Addr{}, gw
-				} else if r.Dev == nil && a.Bits() < 32 && a.Contains(gw) {
+				} else if r.Dev == nil && a.Bits() < a.Addr().BitLen() && a.Contains(gw) {
 					r.Dev = d
 				}
 			}

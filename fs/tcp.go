@@ -189,6 +189,12 @@ func intArg(f []string, lo, hi int64) (int64, error) {
 
 func (c *tcpConv) Ctl(ctx context.Context, f []string) error {
 	switch f[0] {
+	case "v6only":
+		on, err := onOff(f)
+		if err != nil {
+			return err
+		}
+		return c.s.SetV6Only(on)
 	case "nodelay", "cork":
 		on, err := onOff(f)
 		if err != nil {

@@ -42,6 +42,14 @@ const (
 	qSysModule       // sys/module
 	qSysModCubic     // sys/module/tcp_cubic
 	qSysModCubicParm // sys/module/tcp_cubic/parameters
+	// 12..23 free; 24.. are the files of protocols.go, cs.go, iproute.go,
+	// dns.go.
+	qSysIPv6        = 28 // sys/ipv6
+	qSysIPv6Icmp    = 29 // sys/ipv6/icmp
+	qSysIPv6Conf    = 30 // sys/ipv6/conf
+	qSysIPv6ConfAll = 31 // sys/ipv6/conf/all
+	qSnmp6          = 32 // snmp6
+	qSockstat6      = 33 // sockstat6
 )
 
 // Types of the interface files (proto 2, conv N).
@@ -88,11 +96,13 @@ func New(stack *netstack.Stack, opts Options) *Tree {
 	ipifc := t.ipifcDir()
 	netstat := newText(qpath(protoTop, 0, qNetstat), "netstat", 0444, func() string {
 		mib := stack.Net().MIB
-		return mib.FormatSNMP(false, int(stack.Net().Sysctls.IPDefaultTTL())) + mib.FormatNetstat()
+		return mib.FormatSNMP(false, int(stack.Net().Sysctls.IPDefaultTTL())) + mib.FormatNetstat() + mib.FormatSNMP6Pairs()
 	}, nil)
+	snmp6 := newText(qpath(protoTop, 0, qSnmp6), "snmp6", 0444, func() string { return stack.Net().MIB.FormatSNMP6() }, nil)
+	sockstat6 := newText(qpath(protoTop, 0, qSockstat6), "sockstat6", 0444, t.readSockstat6, nil)
 	sockstat := newText(qpath(protoTop, 0, qSockstat), "sockstat", 0444, t.readSockstat, nil)
 	t.root = newDir(qpath(protoTop, 0, qTopDir), "/",
-		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.csFile(), t.dnsFile(), sockstat, netstat, t.protocolsFile(), sys))
+		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.csFile(), t.dnsFile(), sockstat, sockstat6, netstat, snmp6, t.protocolsFile(), sys))
 	return t
 }
 
@@ -129,7 +139,12 @@ func (t *Tree) sysDir() *dirNode {
 	}
 	ipv4 := newDir(qpath(protoTop, 0, qSysIPv4), "ipv4", staticList(groups["ipv4"]...))
 	core := newDir(qpath(protoTop, 0, qSysCore), "core", staticList(groups["core"]...))
-	top := []Node{ipv4, core}
+	// sys/ipv6: ip6frag_*, icmp/ and conf/all/, as /proc/sys/net/ipv6.
+	all := newDir(qpath(protoTop, 0, qSysIPv6ConfAll), "all", staticList(groups["ipv6/conf/all"]...))
+	conf := newDir(qpath(protoTop, 0, qSysIPv6Conf), "conf", staticList(all))
+	icmp6 := newDir(qpath(protoTop, 0, qSysIPv6Icmp), "icmp", staticList(groups["ipv6/icmp"]...))
+	ipv6 := newDir(qpath(protoTop, 0, qSysIPv6), "ipv6", staticList(append(groups["ipv6"], icmp6, conf)...))
+	top := []Node{ipv4, ipv6, core}
 	if params := groups["module/tcp_cubic/parameters"]; len(params) > 0 {
 		p := newDir(qpath(protoTop, 0, qSysModCubicParm), "parameters", staticList(params...))
 		cubic := newDir(qpath(protoTop, 0, qSysModCubic), "tcp_cubic", staticList(p))
@@ -188,7 +203,7 @@ func (t *Tree) routeCmd(f []string) error {
 	if f[1] == "default" {
 		dst, err = netip.MustParsePrefix("0.0.0.0/0"), nil
 	}
-	if err != nil || !dst.Addr().Is4() {
+	if err != nil || dst.Addr().Is4In6() {
 		return fmt.Errorf("bad prefix %q: %w", f[1], syscall.EINVAL)
 	}
 	switch f[0] {
@@ -207,7 +222,7 @@ func (t *Tree) routeCmd(f []string) error {
 			switch rest[0] {
 			case "via":
 				gw, err := netip.ParseAddr(rest[1])
-				if err != nil || !gw.Is4() {
+				if err != nil || gw.Is4() != dst.Addr().Is4() {
 					return fmt.Errorf("bad gateway %q: %w", rest[1], syscall.EINVAL)
 				}
 				r.Gateway = gw
@@ -231,6 +246,16 @@ func (t *Tree) routeCmd(f []string) error {
 		return t.stack.AddRoute(r)
 	}
 	return fmt.Errorf("unknown route request %q: %w", f[0], syscall.EINVAL)
+}
+
+// readSockstat6 is /proc/net/sockstat6: the conversations bound to an
+// IPv6 address (or ::, dual-stack ones included, as Linux counts an
+// AF_INET6 socket there whatever it carries) and IPv6 reassembly. Mirrors
+// sockstat6_seq_show.
+func (t *Tree) readSockstat6() string {
+	tcp6, udp6 := t.tcp.counts6(), t.udp.counts6()
+	q, mem := t.stack.Frag6Stats()
+	return fmt.Sprintf("TCP6: inuse %d\nUDP6: inuse %d\nUDPLITE6: inuse 0\nRAW6: inuse 0\nFRAG6: inuse %d memory %d\n", tcp6, udp6, q, mem)
 }
 
 func (t *Tree) readSockstat() string {

@@ -242,6 +242,12 @@ func (c *udpConv) Status() string {
 
 func (c *udpConv) Ctl(_ context.Context, f []string) error {
 	switch f[0] {
+	case "v6only":
+		on, err := onOff(f)
+		if err != nil {
+			return err
+		}
+		return c.s.SetV6Only(on)
 	case "headers":
 		if len(f) != 1 {
 			return fmt.Errorf("bad args to headers: %w", syscall.EINVAL)

@@ -233,10 +233,21 @@ func (p *peerProc) line(t testing.TB, timeout time.Duration) string {
 // 3 MiB file from the kernel's python3 http.server through tcp/clone, ctl
 // and data; the body is byte-exact.
 func TestFilesClient(t *testing.T) {
+	filesClient(t, "sfsfcli0", "198.18.0.1")
+}
+
+// TestFilesClient6 is TestFilesClient over IPv6: the dial string is
+// fd00:5f::1!8000 and python3 binds the kernel's IPv6 address (sockfs
+// serve's default --addr6 and --host-addr6).
+func TestFilesClient6(t *testing.T) {
+	filesClient(t, "sfsfcli6", "fd00:5f::1")
+}
+
+func filesClient(t *testing.T, tunName, host string) {
 	needTool(t, "python3")
-	d := startFiles(t, "sfsfcli0")
+	d := startFiles(t, tunName)
 	file, sum := randomFile(t, 3<<20+17)
-	srv := d.ns.cmd("python3", "-m", "http.server", "--bind", "198.18.0.1", "--directory", filepath.Dir(file), "8000")
+	srv := d.ns.cmd("python3", "-m", "http.server", "--bind", host, "--directory", filepath.Dir(file), "8000")
 	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -245,7 +256,7 @@ func TestFilesClient(t *testing.T) {
 	var out, stderr string
 	var err error
 	for i := 0; i < 50; i++ { // until the server listens
-		out, stderr, err = d.script(60*time.Second, "client.sh", "PEER=198.18.0.1!8000", "URLPATH=/payload")
+		out, stderr, err = d.script(60*time.Second, "client.sh", "PEER="+host+"!8000", "URLPATH=/payload")
 		if err == nil || !strings.Contains(stderr, "refused") {
 			break
 		}

@@ -299,6 +299,18 @@ func (m *MIB) FormatSNMP6() string {
 	return b.String()
 }
 
+// FormatSNMP6Pairs returns the Ip6, Icmp6 and Udp6 groups as pairs of
+// lines "Group: names" / "Group: values", the layout of /proc/net/snmp, for
+// the netstat file (which holds snmp's and netstat's groups together, and
+// whose readers parse pairs); the snmp6 file has Linux's own layout.
+func (m *MIB) FormatSNMP6Pairs() string {
+	var b strings.Builder
+	for _, g := range []string{"Ip6", "Icmp6", "Udp6"} {
+		m.writeGroup(&b, group(g), nil, nil)
+	}
+	return b.String()
+}
+
 // Icmp6TypeCounter returns the In (out false) or Out counter of ICMPv6
 // type typ, and false for a type without one. Mirrors ICMP6MSG_INC_STATS.
 func Icmp6TypeCounter(typ uint8, out bool) (Counter, bool) {

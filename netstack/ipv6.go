@@ -389,6 +389,10 @@ var ipv6Frag = fragFamily{
 	},
 }
 
+// Frag6Stats returns the IPv6 datagrams being reassembled and the memory
+// they hold (sockstat6's FRAG6 inuse and memory).
+func (s *Stack) Frag6Stats() (queues, mem int) { return s.frags6.Queues(), s.frags6.Mem() }
+
 // ip6Output prepends an IPv6 header to b (data at the transport header,
 // headroom reserved), fragments it if it exceeds the route's MTU, and
 // transmits it (or, with q, queues a packet that needs no fragmenting).

@@ -228,6 +228,7 @@ func (u *UDPSock) Connect(raddr netip.AddrPort) error {
 // socket already connected to remote on that port and address is
 // EADDRINUSE. The new socket has u's ttl and tos.
 func (u *UDPSock) NewCall(local netip.Addr, remote netip.AddrPort) (*UDPSock, error) {
+	local, remote = local.Unmap(), netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
 	if !local.IsValid() || local.Is4() != remote.Addr().Is4() || remote.Port() == 0 {
 		return nil, errInval
 	}
