@@ -51,6 +51,7 @@ type Sysctls struct {
 	// IP and ICMP.
 	ipDefaultTTL, ipLocalPortRange                *Sysctl
 	ipfragHighThresh, ipfragLowThresh, ipfragTime *Sysctl
+	ipNoPmtuDisc, routeMinPmtu, routeMtuExpires   *Sysctl
 	icmpRatelimit, icmpRatemask, icmpMsgsPerSec   *Sysctl
 	icmpMsgsBurst, icmpEchoIgnoreAll              *Sysctl
 
@@ -205,6 +206,10 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.ipfragHighThresh.minOf = s.ipfragLowThresh
 	s.ipfragLowThresh.maxOf = s.ipfragHighThresh
 	s.ipfragTime = mk("ipv4/ipfrag_time", kindJiffies, none, "lifetime of a reassembly queue (ip_expire)", 30)
+	// Path-MTU discovery (route.c, icmp.c)
+	s.ipNoPmtuDisc = mk("ipv4/ip_no_pmtu_disc", kindU8, none, "1: no DF on new sockets; 2, 3: ignore fragmentation-needed (icmp_unreach)", 0)
+	s.routeMinPmtu = mk("ipv4/route/min_pmtu", kindInt, lim(i64(68), nil), "a learned path MTU below it is raised to it and locked (__ip_rt_update_pmtu)", 552)
+	s.routeMtuExpires = mk("ipv4/route/mtu_expires", kindJiffies, none, "lifetime of a learned path MTU (__ip_rt_update_pmtu)", 600)
 	s.icmpRatelimit = mk("ipv4/icmp_ratelimit", kindMsJiffies, none, "per-destination interval of rate-limited ICMP errors (icmpv4_xrlim_allow)", 1000)
 	s.icmpRatemask = mk("ipv4/icmp_ratemask", kindInt, none, "ICMP types that are rate-limited (icmpv4_mask_allow)", 6168)
 	s.icmpMsgsPerSec = mk("ipv4/icmp_msgs_per_sec", kindInt, lim(i64(0), nil), "global ICMP error rate (icmp_global_allow)", 1000)
@@ -600,6 +605,15 @@ func (s *Sysctls) IPFragHighThresh() int64 { return s.ipfragHighThresh.first() }
 
 // IPFragTime is net.ipv4.ipfrag_time.
 func (s *Sysctls) IPFragTime() time.Duration { return jiffies(s.ipfragTime.first()) }
+
+// IPNoPmtuDisc is net.ipv4.ip_no_pmtu_disc.
+func (s *Sysctls) IPNoPmtuDisc() int { return int(s.ipNoPmtuDisc.first()) }
+
+// RouteMinPmtu is net.ipv4.route.min_pmtu.
+func (s *Sysctls) RouteMinPmtu() int { return int(s.routeMinPmtu.first()) }
+
+// RouteMtuExpires is net.ipv4.route.mtu_expires.
+func (s *Sysctls) RouteMtuExpires() time.Duration { return jiffies(s.routeMtuExpires.first()) }
 
 // ICMPRatelimit is net.ipv4.icmp_ratelimit.
 func (s *Sysctls) ICMPRatelimit() time.Duration { return jiffies(s.icmpRatelimit.first()) }

@@ -704,7 +704,7 @@ func (tp *TCPSock) synRecvEstablished(b *skb.SKB, nwin uint32) {
 
 // initTransfer starts data transfer. Mirrors tcp_init_transfer.
 func (tp *TCPSock) initTransfer() {
-	tp.syncMss()
+	tp.syncMss(tp.pathMTU())
 	tp.initBufferSpace()
 	tp.initCongestionControl()
 	if tp.keepalive {
@@ -800,7 +800,7 @@ func (tp *TCPSock) applySynOptions(opts *header.TCPOptions, active bool) {
 	if opts.HasMSS && opts.MSS > 0 {
 		tp.mssClamp = int(opts.MSS)
 	}
-	tp.syncMss()
+	tp.syncMss(tp.pathMTU())
 }
 
 // timeWaitRcv handles a segment for a TIME_WAIT socket. Mirrors the real

@@ -279,8 +279,15 @@ func (tp *TCPSock) packetsInFlight() uint32 {
 	return tp.packetsOut - left + tp.retransOut
 }
 
-// sendMss is the current segment size. Mirrors tcp_current_mss.
+// sendMss is the current segment size; a path MTU that changed since the
+// MSS was computed (learned lower, or expired) recomputes it. Mirrors
+// tcp_current_mss.
 func (tp *TCPSock) sendMss() int {
+	if tp.pmtuCookie != 0 {
+		if mtu := tp.pathMTU(); mtu != tp.pmtuCookie {
+			tp.syncMss(mtu)
+		}
+	}
 	mss := tp.mssCache
 	if mss <= 0 {
 		mss = tcpMssDefault
@@ -288,14 +295,11 @@ func (tp *TCPSock) sendMss() int {
 	return mss
 }
 
-// syncMss recomputes mss_cache from the peer's MSS and our header options.
-// Mirrors tcp_sync_mss (without path-MTU discovery).
-func (tp *TCPSock) syncMss() {
-	mtu := 1500
-	if tp.route.Dev != nil {
-		mtu = tp.route.Dev.MTU()
-	}
-	mss := mtu - header.IPv4MinSize - header.TCPMinSize
+// syncMss recomputes mss_cache for path MTU pmtu from the peer's MSS and
+// our header options, and remembers pmtu. Mirrors tcp_sync_mss (without
+// MTU probing) + tcp_mtu_to_mss.
+func (tp *TCPSock) syncMss(pmtu int) {
+	mss := pmtu - header.IPv4MinSize - header.TCPMinSize
 	if tp.mssClamp > 0 && mss > tp.mssClamp {
 		mss = tp.mssClamp
 	}
@@ -305,6 +309,7 @@ func (tp *TCPSock) syncMss() {
 	if tp.tstampOK {
 		mss -= tcpOlenTstampAl
 	}
+	tp.pmtuCookie = pmtu
 	tp.mssCache = mss
 }
 
@@ -567,10 +572,10 @@ func (tp *TCPSock) connectInit() {
 	tp.syncSeqs()
 }
 
-// syncMssFromRoute sets advmss from the route's MTU. Mirrors
+// syncMssFromRoute sets advmss from the path's MTU. Mirrors
 // dst_metric_advmss + tcp_mss_clamp.
 func (tp *TCPSock) syncMssFromRoute() {
-	mtu := tp.route.Dev.MTU()
+	mtu := tp.pathMTU() // ipv4_default_advmss reads ipv4_mtu
 	tp.advmss = mtu - header.IPv4MinSize - header.TCPMinSize
 	if tp.userMss > 0 && tp.userMss < tp.advmss {
 		tp.advmss = tp.userMss
