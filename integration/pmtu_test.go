@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"sockfs/netstack"
+	"sockfs/tun"
 )
 
 // Path-MTU discovery against a real router: the kernel in the TUN's
@@ -103,4 +104,96 @@ func TestPMTUThroughKernelRouter(t *testing.T) {
 		t.Fatalf("route cache %+v", cache)
 	}
 	t.Logf("4 MiB through a 1200-byte hop: pmtu %d, mss %d, %d retransmitted", info.PMTU, info.SndMSS, info.TotalRetrans)
+}
+
+// Packetization-layer path-MTU discovery through a real black hole: the far
+// host's veth has MTU 1200 but its route advertises MSS 1460, and the
+// router's end has MTU 1500, so the router forwards full-size packets and
+// the far veth drops them silently (is_skb_forwardable), no ICMP ever sent.
+// The TUN runs without offloads so that sockfs's segments cross the router
+// one by one (a GSO packet would pass a veth whole). With tcp_mtu_probing 1
+// sockfs detects the hole after tcp_retries1 RTOs, falls to tcp_base_mss
+// and then probes upwards; 1 MiB arrives byte-exact, at an MSS that fits
+// the hole. (Without probing the transfer stalls: TestMTUBlackHoleDetection
+// shows the retransmissions staying full-size.)
+func TestMTUProbingThroughBlackHole(t *testing.T) {
+	needRoot(t)
+	needTool(t, "socat")
+	router := newNetns(t)
+	far := newNetns(t)
+	st := stackInNetnsCfg(t, router, "sfsbh0", tun.Config{DisableOffload: true})
+	router.mustRun("ip", "link", "add", "bha", "type", "veth", "peer", "name", "bhb", "mtu", "1200", "netns", far.name)
+	router.mustRun("ip", "addr", "add", "198.18.52.1/24", "dev", "bha")
+	router.mustRun("ip", "link", "set", "bha", "up")
+	router.mustRun("sysctl", "-qw", "net.ipv4.ip_forward=1")
+	far.mustRun("ip", "addr", "add", "198.18.52.2/24", "dev", "bhb")
+	far.mustRun("ip", "link", "set", "bhb", "up")
+	far.mustRun("ip", "route", "add", "default", "via", "198.18.52.1", "advmss", "1460")
+	if err := st.AddRoute(netstack.Route{Dst: netip.MustParsePrefix("198.18.52.0/24"), Gateway: netip.MustParseAddr("198.18.0.1"),
+		Dev: st.Devices()[1], Src: netip.MustParseAddr("198.18.0.2")}); err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := st.Net().Sysctls.Lookup("ipv4/tcp_mtu_probing")
+	if err := sc.Write("1"); err != nil {
+		t.Fatal(err)
+	}
+
+	const size = 1 << 20
+	file, want := randomFile(t, size)
+	out := filepath.Join(t.TempDir(), "received")
+	sink := far.cmd("socat", "-u", "TCP-LISTEN:5301,reuseaddr", "CREATE:"+out)
+	if err := sink.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var sinkErr error
+	go func() { sinkErr = sink.Wait(); close(done) }()
+	t.Cleanup(func() {
+		sink.Process.Kill()
+		<-done
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var c *netstack.TCPConn
+	var err error
+	for i := 0; i < 50; i++ {
+		if c, err = st.DialTCP(ctx, netip.AddrPort{}, netip.MustParseAddrPort("198.18.52.2:5301")); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetWriteDeadline(time.Now().Add(60 * time.Second))
+	f, _ := os.Open(file)
+	n, err := io.Copy(c, f)
+	f.Close()
+	if err != nil {
+		t.Fatalf("sent %d of %d bytes: %v", n, size, err)
+	}
+	c.CloseWrite()
+	select {
+	case <-done:
+		if sinkErr != nil {
+			t.Fatalf("socat: %v", sinkErr)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the far side did not receive everything in 60 s (mss %d)", c.Socket().Info().SndMSS)
+	}
+	info := c.Socket().Info()
+	c.Close()
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) != size || sha256.Sum256(data) != want {
+		t.Fatalf("received %d bytes, SHA-256 differs or short", len(data))
+	}
+	// 1204 bytes of IP fit the far veth (1200 + VLAN_HLEN): with
+	// timestamps the largest MSS that passes is 1152.
+	if info.SndMSS > 1152 || info.SndMSS < 512 {
+		t.Fatalf("mss %d after the transfer, want one that fits the 1200-byte hole", info.SndMSS)
+	}
+	t.Logf("1 MiB through a black hole: mss %d, %d retransmitted", info.SndMSS, info.TotalRetrans)
 }

@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -243,4 +244,125 @@ func (c *script) synPacket() []byte {
 	header.TCP(pkt[header.IPv4MinSize:]).Encode(&header.TCPFields{SrcPort: c.lport, DstPort: c.rport, Seq: c.iss,
 		Flags: fSyn, DataOffset: header.TCPMinSize})
 	return pkt
+}
+
+// mtupScript is an established connection (MSS 1460 from the peer, no
+// options) made with tcp_mtu_probing 2, whose cwnd has grown past 11 by a
+// first acknowledged flight.
+func mtupScript(t *testing.T) (*script, uint32) {
+	c := newScript(t)
+	setSysctl(t, c.s, "ipv4/tcp_mtu_probing", "2")
+	c.establishAfter()
+	if mss := c.tp.Info().SndMSS; mss != 1024 {
+		t.Fatalf("mss %d with tcp_mtu_probing 2, want tcp_base_mss 1024", mss)
+	}
+	first := 10 * 1024
+	c.tp.Send(context.Background(), []byte(strings.Repeat("a", first)))
+	for _, n := range c.sentSegments(true) {
+		if n != 1024 {
+			t.Fatalf("first flight segment of %d bytes, want 1024 (no probe below cwnd 11)", n)
+		}
+	}
+	una := c.iss + 1 + uint32(first)
+	c.send(seg{seq: c.peerIS + 1, ack: una, flags: fAck})
+	c.sentSegments(true)
+	if c.tp.Info().SndCwnd < 11 {
+		t.Fatalf("cwnd %d", c.tp.Info().SndCwnd)
+	}
+	return c, una
+}
+
+// With tcp_mtu_probing 2 a connection starts at tcp_base_mss and probes
+// upwards: the first probe is one segment of the MSS halfway between
+// search_low (1064) and search_high (1500), 1242 bytes, and once it is
+// acknowledged the MSS is 1242 (tcp_mtu_probe, tcp_mtup_probe_success).
+func TestMTUProbeSuccessRaisesMSS(t *testing.T) {
+	c, una := mtupScript(t)
+	c.tp.Send(context.Background(), []byte(strings.Repeat("b", 16*1024)))
+	segs := c.sentSegments(true)
+	if len(segs) < 2 || segs[0] != 1242 || segs[1] != 1024 {
+		t.Fatalf("segments %v, want a 1242-byte probe, then 1024s", segs)
+	}
+	c.send(seg{seq: c.peerIS + 1, ack: una + 1242, flags: fAck})
+	if n := c.s.mib.Get(memctl.TcpExtTCPMTUPSuccess); n != 1 {
+		t.Fatalf("TCPMTUPSuccess %d", n)
+	}
+	if mss := c.tp.Info().SndMSS; mss != 1242 {
+		t.Fatalf("mss %d after the probe was acknowledged, want 1242", mss)
+	}
+}
+
+// A probe lost (three duplicate ACKs at its start) lowers search_high below
+// it and is sent again cut to the MSS, with no cwnd reduction and no fast
+// recovery (tcp_mtup_probe_failed, tcp_simple_retransmit).
+func TestMTUProbeLossLowersSearchHigh(t *testing.T) {
+	c, una := mtupScript(t)
+	c.tp.Send(context.Background(), []byte(strings.Repeat("b", 16*1024)))
+	c.sentSegments(true)
+	cwnd := c.tp.Info().SndCwnd
+	for range 3 {
+		c.send(seg{seq: c.peerIS + 1, ack: una, flags: fAck})
+	}
+	if n := c.s.mib.Get(memctl.TcpExtTCPMTUPFail); n != 1 {
+		t.Fatalf("TCPMTUPFail %d", n)
+	}
+	if c.tp.mtup.searchHigh != 1281 || c.tp.mtup.probeSize != 0 {
+		t.Fatalf("search_high %d probe %d, want 1281 0", c.tp.mtup.searchHigh, c.tp.mtup.probeSize)
+	}
+	if got := c.tp.Info().SndCwnd; got != cwnd+1 {
+		t.Fatalf("cwnd %d, want %d (the probe's unit back, no reduction)", got, cwnd+1)
+	}
+	segs := c.sentSegments(true)
+	if len(segs) < 2 || segs[0] != 1024 || segs[1] != 218 {
+		t.Fatalf("retransmission %v, want the probe again as 1024 + 218", segs)
+	}
+	if c.s.mib.Get(memctl.TcpExtTCPRenoRecovery) != 0 {
+		t.Fatal("entered fast recovery for a lost probe")
+	}
+}
+
+// With tcp_mtu_probing 1 nothing changes until tcp_retries1 (3) RTOs
+// suggest a black hole: then the MSS falls to tcp_base_mss, and each
+// further RTO halves it (tcp_write_timeout -> tcp_mtu_probing), so the
+// retransmissions get through a hole of any size. With 0 they stay
+// full-size forever.
+func TestMTUBlackHoleDetection(t *testing.T) {
+	for _, tc := range []struct {
+		probing string
+		want    []int // sizes of the head segment's transmissions
+	}{
+		// The handshake gave no RTT sample, so the RTO starts at 1 s:
+		// retransmissions at 1, 3, 7, 15, 31 s; at 7 s, 6 s have passed
+		// since the first, beyond tcp_retries1's 3 s (15 * TCP_RTO_MIN).
+		{"0", []int{1460, 1460, 1460, 1460, 1460, 1460}},
+		{"1", []int{1460, 1460, 1460, 1024, 512, 256}},
+	} {
+		t.Run("tcp_mtu_probing="+tc.probing, func(t *testing.T) {
+			c := newScript(t)
+			setSysctl(t, c.s, "ipv4/tcp_mtu_probing", tc.probing)
+			c.establishAfter()
+			c.tp.Send(context.Background(), []byte(strings.Repeat("x", 4*1460)))
+			var head []int
+			for i := 0; i < 400 && len(head) < len(tc.want); i++ {
+				for {
+					c.dev.mu.Lock()
+					n := len(c.dev.out)
+					c.dev.mu.Unlock()
+					if n == 0 {
+						break
+					}
+					pkt := c.takeRaw()
+					iph := header.IPv4(pkt)
+					th := header.TCP(pkt[iph.HeaderLength():])
+					if th.Seq() == c.iss+1 {
+						head = append(head, int(iph.TotalLength())-iph.HeaderLength()-th.DataOffset())
+					}
+				}
+				c.clk.Advance(100 * time.Millisecond)
+			}
+			if fmt.Sprint(head) != fmt.Sprint(tc.want) {
+				t.Fatalf("head segment sent as %v, want %v", head, tc.want)
+			}
+		})
+	}
 }

@@ -686,6 +686,9 @@ func (tp *TCPSock) cleanRtxQueue(ack, priorFack uint32, reord *uint32) (uint32, 
 	if tp.rtxQueue.Empty() {
 		tp.packetsOut, tp.sackedOut, tp.lostOut, tp.retransOut = 0, 0, 0, 0
 	}
+	if acked > 0 && tp.mtup.probeSize != 0 && !seqGT(tp.mtup.probeSeqEnd, ack) {
+		tp.mtupProbeSuccess()
+	}
 	return acked, rtt
 }
 
@@ -704,6 +707,7 @@ func (tp *TCPSock) synRecvEstablished(b *skb.SKB, nwin uint32) {
 
 // initTransfer starts data transfer. Mirrors tcp_init_transfer.
 func (tp *TCPSock) initTransfer() {
+	tp.mtupInit()
 	tp.syncMss(tp.pathMTU())
 	tp.initBufferSpace()
 	tp.initCongestionControl()

@@ -296,18 +296,17 @@ func (tp *TCPSock) sendMss() int {
 }
 
 // syncMss recomputes mss_cache for path MTU pmtu from the peer's MSS and
-// our header options, and remembers pmtu. Mirrors tcp_sync_mss (without
-// MTU probing) + tcp_mtu_to_mss.
+// our header options, and remembers pmtu; while MTU probing is on, the MSS
+// is at most what its search_low allows, and the search never looks above
+// the path MTU. Mirrors tcp_sync_mss.
 func (tp *TCPSock) syncMss(pmtu int) {
-	mss := pmtu - header.IPv4MinSize - header.TCPMinSize
-	if tp.mssClamp > 0 && mss > tp.mssClamp {
-		mss = tp.mssClamp
+	m := &tp.mtup
+	if m.searchHigh > pmtu {
+		m.searchHigh = pmtu
 	}
-	// __tcp_mtu_to_mss: at least tcp_min_snd_mss (read live), before the
-	// options are taken off (tcp_mtu_to_mss).
-	mss = max(mss, tp.stack.net.Sysctls.TCPMinSndMss())
-	if tp.tstampOK {
-		mss -= tcpOlenTstampAl
+	mss := tp.mtuToMss(pmtu)
+	if m.enabled {
+		mss = min(mss, tp.mtuToMss(m.searchLow))
 	}
 	tp.pmtuCookie = pmtu
 	tp.mssCache = mss
@@ -390,6 +389,15 @@ func (tp *TCPSock) writeXmitOne(nonagle int, pushOne int) bool {
 	sent := false
 	limited := false
 	tp.txBegin()
+	if pushOne == 0 && tp.mtup.enabled {
+		switch tp.mtuProbe() {
+		case 0:
+			tp.txEnd()
+			return false
+		case 1:
+			sent = true
+		}
+	}
 	for b := tp.writeQueue.Peek(); b != nil; b = tp.writeQueue.Peek() {
 		if tp.pacingCheck() {
 			break

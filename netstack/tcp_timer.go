@@ -267,6 +267,9 @@ func (tp *TCPSock) writeTimeout() bool {
 			return true
 		}
 	}
+	if tp.state != TCPSynSent && tp.state != TCPSynRecv {
+		tp.blackHoleCheck()
+	}
 	if !expired {
 		expired = tp.retransmitsTimedOut(retryUntil, tp.userTimeout)
 	}
@@ -275,6 +278,15 @@ func (tp *TCPSock) writeTimeout() bool {
 		tp.writeErr(tp.timeoutErr())
 	}
 	return expired
+}
+
+// blackHoleCheck runs black-hole detection once tcp_retries1 worth of RTOs
+// have passed (tcp_write_timeout). Linux also gives the route negative
+// advice there (__dst_negative_advice); sockfs's routes are static.
+func (tp *TCPSock) blackHoleCheck() {
+	if tp.retransmitsTimedOut(tp.stack.net.Sysctls.TCPRetries1(), 0) {
+		tp.mtuProbing()
+	}
 }
 
 // streamIsThin mirrors tcp_stream_is_thin: fewer than four packets out and
