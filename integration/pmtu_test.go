@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,63 +38,9 @@ func TestPMTUThroughKernelRouter(t *testing.T) {
 	far.mustRun("ip", "addr", "add", "198.18.51.2/24", "dev", "pmtub")
 	far.mustRun("ip", "link", "set", "pmtub", "up")
 	far.mustRun("ip", "route", "add", "default", "via", "198.18.51.1")
-	tunDev := st.Devices()[1] // after the loopback (stackInNetnsCfg)
-	if err := st.AddRoute(netstack.Route{Dst: netip.MustParsePrefix("198.18.51.0/24"), Gateway: netip.MustParseAddr("198.18.0.1"),
-		Dev: tunDev, Src: netip.MustParseAddr("198.18.0.2")}); err != nil {
-		t.Fatal(err)
-	}
+	routeVia(t, st, "198.18.51.0/24")
 
-	const size = 4 << 20
-	file, want := randomFile(t, size)
-	out := filepath.Join(t.TempDir(), "received")
-	sink := far.cmd("socat", "-u", "TCP-LISTEN:5300,reuseaddr", "CREATE:"+out)
-	if err := sink.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var sinkErr error
-	go func() { sinkErr = sink.Wait(); close(done) }()
-	t.Cleanup(func() {
-		sink.Process.Kill()
-		<-done
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var c *netstack.TCPConn
-	var err error
-	for i := 0; i < 50; i++ { // until socat listens
-		if c, err = st.DialTCP(ctx, netip.AddrPort{}, netip.MustParseAddrPort("198.18.51.2:5300")); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	f, _ := os.Open(file)
-	n, err := io.Copy(c, f)
-	f.Close()
-	if err != nil {
-		t.Fatalf("sent %d of %d bytes: %v (stuck behind the router's MTU?)", n, size, err)
-	}
-	info := c.Socket().Info()
-	c.Close()
-	select {
-	case <-done:
-		if sinkErr != nil {
-			t.Fatalf("socat: %v", sinkErr)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the far side did not receive everything in 30 s")
-	}
-	data, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(data) != size || sha256.Sum256(data) != want {
-		t.Fatalf("received %d bytes, SHA-256 differs or short", len(data))
-	}
+	info := sendThroughRouter(t, st, far, "198.18.51.2:5300", 4<<20, 30*time.Second)
 	// 1200 - 20 (IP) - 20 (TCP) - 12 (timestamps); the peer's MSS allows
 	// 1460 - 12.
 	if info.PMTU != 1200 || info.SndMSS != 1148 {
@@ -129,19 +76,42 @@ func TestMTUProbingThroughBlackHole(t *testing.T) {
 	far.mustRun("ip", "addr", "add", "198.18.52.2/24", "dev", "bhb")
 	far.mustRun("ip", "link", "set", "bhb", "up")
 	far.mustRun("ip", "route", "add", "default", "via", "198.18.52.1", "advmss", "1460")
-	if err := st.AddRoute(netstack.Route{Dst: netip.MustParsePrefix("198.18.52.0/24"), Gateway: netip.MustParseAddr("198.18.0.1"),
-		Dev: st.Devices()[1], Src: netip.MustParseAddr("198.18.0.2")}); err != nil {
-		t.Fatal(err)
-	}
+	routeVia(t, st, "198.18.52.0/24")
 	sc, _ := st.Net().Sysctls.Lookup("ipv4/tcp_mtu_probing")
 	if err := sc.Write("1"); err != nil {
 		t.Fatal(err)
 	}
 
-	const size = 1 << 20
+	info := sendThroughRouter(t, st, far, "198.18.52.2:5301", 1<<20, 60*time.Second)
+	// 1204 bytes of IP fit the far veth (1200 + VLAN_HLEN): with
+	// timestamps the largest MSS that passes is 1152.
+	if info.SndMSS > 1152 || info.SndMSS < 512 {
+		t.Fatalf("mss %d after the transfer, want one that fits the 1200-byte hole", info.SndMSS)
+	}
+	t.Logf("1 MiB through a black hole: mss %d, %d retransmitted", info.SndMSS, info.TotalRetrans)
+}
+
+// routeVia routes dst from the stack through the kernel side of its TUN
+// (198.18.0.1, the router).
+func routeVia(t *testing.T, st *netstack.Stack, dst string) {
+	t.Helper()
+	tunDev := st.Devices()[1] // after the loopback (stackInNetnsCfg)
+	if err := st.AddRoute(netstack.Route{Dst: netip.MustParsePrefix(dst), Gateway: netip.MustParseAddr("198.18.0.1"),
+		Dev: tunDev, Src: netip.MustParseAddr("198.18.0.2")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sendThroughRouter sends size random bytes from the stack to socat
+// listening at dst in far, checks they arrive byte-exact within limit, and
+// returns the connection's TCP_INFO as it was when the last byte was
+// queued.
+func sendThroughRouter(t *testing.T, st *netstack.Stack, far *netns, dst string, size int64, limit time.Duration) netstack.TCPInfo {
+	t.Helper()
 	file, want := randomFile(t, size)
 	out := filepath.Join(t.TempDir(), "received")
-	sink := far.cmd("socat", "-u", "TCP-LISTEN:5301,reuseaddr", "CREATE:"+out)
+	port := dst[strings.LastIndexByte(dst, ':')+1:]
+	sink := far.cmd("socat", "-u", "TCP-LISTEN:"+port+",reuseaddr", "CREATE:"+out)
 	if err := sink.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -152,12 +122,12 @@ func TestMTUProbingThroughBlackHole(t *testing.T) {
 		sink.Process.Kill()
 		<-done
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	var c *netstack.TCPConn
 	var err error
-	for i := 0; i < 50; i++ {
-		if c, err = st.DialTCP(ctx, netip.AddrPort{}, netip.MustParseAddrPort("198.18.52.2:5301")); err == nil {
+	for i := 0; i < 50; i++ { // until socat listens
+		if c, err = st.DialTCP(ctx, netip.AddrPort{}, netip.MustParseAddrPort(dst)); err == nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -165,35 +135,30 @@ func TestMTUProbingThroughBlackHole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetWriteDeadline(time.Now().Add(60 * time.Second))
+	defer c.Close()
+	c.SetWriteDeadline(time.Now().Add(limit))
 	f, _ := os.Open(file)
 	n, err := io.Copy(c, f)
 	f.Close()
 	if err != nil {
-		t.Fatalf("sent %d of %d bytes: %v", n, size, err)
+		t.Fatalf("sent %d of %d bytes: %v (mss %d)", n, size, err, c.Socket().Info().SndMSS)
 	}
+	info := c.Socket().Info()
 	c.CloseWrite()
 	select {
 	case <-done:
 		if sinkErr != nil {
 			t.Fatalf("socat: %v", sinkErr)
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the far side did not receive everything in 60 s (mss %d)", c.Socket().Info().SndMSS)
+	case <-time.After(limit):
+		t.Fatalf("the far side did not receive everything in %v (mss %d)", limit, c.Socket().Info().SndMSS)
 	}
-	info := c.Socket().Info()
-	c.Close()
 	data, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(data) != size || sha256.Sum256(data) != want {
-		t.Fatalf("received %d bytes, SHA-256 differs or short", len(data))
+	if int64(len(data)) != size || sha256.Sum256(data) != want {
+		t.Fatalf("received %d of %d bytes, or SHA-256 differs", len(data), size)
 	}
-	// 1204 bytes of IP fit the far veth (1200 + VLAN_HLEN): with
-	// timestamps the largest MSS that passes is 1152.
-	if info.SndMSS > 1152 || info.SndMSS < 512 {
-		t.Fatalf("mss %d after the transfer, want one that fits the 1200-byte hole", info.SndMSS)
-	}
-	t.Logf("1 MiB through a black hole: mss %d, %d retransmitted", info.SndMSS, info.TotalRetrans)
+	return info
 }
