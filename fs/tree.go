@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,23 +34,15 @@ const (
 const (
 	qTopDir = iota
 	qSysDir
-	qSysIPv4
-	qSysCore
+	_ // was qSysIPv4: sys/ subdirectories are numbered in proto 1 (sysDir)
+	_ // was qSysCore
 	qIproute
 	qNetstat
 	qSockstat
 	qIpifcDir
-	qSysModule       // sys/module
-	qSysModCubic     // sys/module/tcp_cubic
-	qSysModCubicParm // sys/module/tcp_cubic/parameters
-	// 12..23 free; 24.. are the files of protocols.go, cs.go, iproute.go,
-	// dns.go.
-	qSysIPv6        = 28 // sys/ipv6
-	qSysIPv6Icmp    = 29 // sys/ipv6/icmp
-	qSysIPv6Conf    = 30 // sys/ipv6/conf
-	qSysIPv6ConfAll = 31 // sys/ipv6/conf/all
-	qSnmp6          = 32 // snmp6
-	qSockstat6      = 33 // sockstat6
+	// 24.. are the files of protocols.go, cs.go, iproute.go, dns.go.
+	qSnmp6     = 32 // snmp6
+	qSockstat6 = 33 // sockstat6
 )
 
 // Types of the interface files (proto 2, conv N).
@@ -102,7 +95,7 @@ func New(stack *netstack.Stack, opts Options) *Tree {
 	sockstat6 := newText(qpath(protoTop, 0, qSockstat6), "sockstat6", 0444, t.readSockstat6, nil)
 	sockstat := newText(qpath(protoTop, 0, qSockstat), "sockstat", 0444, t.readSockstat, nil)
 	t.root = newDir(qpath(protoTop, 0, qTopDir), "/",
-		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.csFile(), t.dnsFile(), sockstat, sockstat6, netstat, snmp6, t.protocolsFile(), sys))
+		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.iprouteCacheFile(), t.csFile(), t.dnsFile(), sockstat, sockstat6, netstat, snmp6, t.protocolsFile(), sys))
 	return t
 }
 
@@ -112,12 +105,16 @@ func (t *Tree) Root() Dir { return t.root }
 // Logger returns the tree's logger.
 func (t *Tree) Logger() *slog.Logger { return t.log }
 
-// sysDir builds sys/ipv4 and sys/core from memctl's sysctl table, and
-// sys/module/tcp_cubic/parameters from its module parameters (HyStart's
-// knobs, which Linux keeps in /sys/module rather than /proc/sys/net).
+// sysDir builds sys/ from memctl's sysctl table: a sysctl's name is its
+// path below sys/ (ipv4/tcp_rmem, ipv4/route/min_pmtu, core/rmem_max, and
+// module/tcp_cubic/parameters/hystart for HyStart's knobs, which Linux
+// keeps in /sys/module rather than /proc/sys/net). A sysctl file's qid
+// path is (protoSys, its index in the sorted table, 0); a directory's is
+// (protoSys, its index among the directories, 1).
 func (t *Tree) sysDir() *dirNode {
 	sc := t.stack.Net().Sysctls
-	groups := map[string][]Node{}
+	files := map[string][]Node{} // directory path -> its sysctl files
+	subdirs := map[string][]string{}
 	for i, name := range sc.Names() {
 		slash := strings.LastIndexByte(name, '/')
 		if slash < 0 || i >= maxConv {
@@ -135,22 +132,37 @@ func (t *Tree) sysDir() *dirNode {
 				return t.writeSysctl(s, text, off)
 			}
 		}
-		groups[grp] = append(groups[grp], f)
+		if _, seen := files[grp]; !seen {
+			// A new directory: record it in each ancestor not yet seen.
+			for d := grp; ; {
+				files[d] = files[d] // mark seen
+				parent := ""
+				if j := strings.LastIndexByte(d, '/'); j >= 0 {
+					parent = d[:j]
+				}
+				subdirs[parent] = append(subdirs[parent], d)
+				if _, seen := files[parent]; seen || parent == "" {
+					break
+				}
+				d = parent
+			}
+		}
+		files[grp] = append(files[grp], f)
 	}
-	ipv4 := newDir(qpath(protoTop, 0, qSysIPv4), "ipv4", staticList(groups["ipv4"]...))
-	core := newDir(qpath(protoTop, 0, qSysCore), "core", staticList(groups["core"]...))
-	// sys/ipv6: ip6frag_*, icmp/ and conf/all/, as /proc/sys/net/ipv6.
-	all := newDir(qpath(protoTop, 0, qSysIPv6ConfAll), "all", staticList(groups["ipv6/conf/all"]...))
-	conf := newDir(qpath(protoTop, 0, qSysIPv6Conf), "conf", staticList(all))
-	icmp6 := newDir(qpath(protoTop, 0, qSysIPv6Icmp), "icmp", staticList(groups["ipv6/icmp"]...))
-	ipv6 := newDir(qpath(protoTop, 0, qSysIPv6), "ipv6", staticList(append(groups["ipv6"], icmp6, conf)...))
-	top := []Node{ipv4, ipv6, core}
-	if params := groups["module/tcp_cubic/parameters"]; len(params) > 0 {
-		p := newDir(qpath(protoTop, 0, qSysModCubicParm), "parameters", staticList(params...))
-		cubic := newDir(qpath(protoTop, 0, qSysModCubic), "tcp_cubic", staticList(p))
-		top = append(top, newDir(qpath(protoTop, 0, qSysModule), "module", staticList(cubic)))
+	nextDir := 0
+	var build func(path string) []Node
+	build = func(path string) []Node {
+		kids := files[path]
+		dirs := subdirs[path]
+		sort.Strings(dirs)
+		for _, d := range dirs {
+			q := qpath(protoSys, nextDir, 1)
+			nextDir++
+			kids = append(kids, newDir(q, d[strings.LastIndexByte(d, '/')+1:], staticList(build(d)...)))
+		}
+		return kids
 	}
-	return newDir(qpath(protoTop, 0, qSysDir), "sys", staticList(top...))
+	return newDir(qpath(protoTop, 0, qSysDir), "sys", staticList(build("")...))
 }
 
 // writeSysctl is a write(2) to a sysctl file: Linux's semantics

@@ -118,7 +118,7 @@ func (s *Stack) ipOutputQ(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8
 		return s.ip6Output(b, rt, src, dst, proto, ttl, tos, owner, q)
 	}
 	s.mib.Inc(memctl.IpOutRequests)
-	mtu := rt.Dev.MTU()
+	mtu, locked := s.pathMTU(rt, dst)
 	total := header.IPv4MinSize + b.Len()
 	if total > 0xffff {
 		b.Free()
@@ -126,7 +126,9 @@ func (s *Stack) ipOutputQ(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8
 	}
 	gsoSegs := max(int(b.Shared().GSOSegs), 1)
 	gso := b.Shared().GSOSize != 0
-	df := total <= mtu || gso // path-MTU discovery "want": DF when it fits
+	// Path-MTU discovery "want": DF when it fits, unless the path's MTU is
+	// locked (ip_dont_fragment).
+	df := (total <= mtu || gso) && !locked
 	iph := header.IPv4(b.Push(header.IPv4MinSize))
 	fields := header.IPv4Fields{
 		TOS:          tos,

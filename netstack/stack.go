@@ -57,6 +57,7 @@ type Stack struct {
 	frags  ipfragTable
 	frags6 ipfragTable // IPv6 reassembly (Linux: net->ipv6.fqdir)
 	ip6ID  atomic.Uint32
+	pmtu   pmtuTable
 	icmp   icmpState
 	udp    udpTable
 	tcp    tcpTable
