@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"sockfs/memctl"
+	"sockfs/netstack"
 )
 
 // ping -6 from the kernel to sockfs, 56 and 4000 bytes: the large one is
@@ -131,5 +132,41 @@ func TestCaptureHandshake6(t *testing.T) {
 	synack := regexp.MustCompile(`fd00:5f::2\.8080 > fd00:5f::1\.\d+: Flags \[S\.\].*mss 1440`)
 	if !syn.MatchString(text) || !synack.MatchString(text) {
 		t.Fatalf("handshake without MSS 1440 both ways:\n%s", text)
+	}
+}
+
+// Path-MTU discovery for IPv6 against a real router: the kernel in the
+// TUN's namespace forwards sockfs's traffic over a veth of MTU 1280 (the
+// IPv6 minimum) and answers each packet too large with an ICMPv6 packet
+// too big (ip6_forward -> ip6_pkt_too_big); sockfs learns the path MTU,
+// its segments shrink to 1280 - 40 - 20 - 12 bytes of payload, and 4 MiB
+// arrive byte-exact.
+func TestPMTU6ThroughKernelRouter(t *testing.T) {
+	needRoot(t)
+	needTool(t, "socat")
+	router := newNetns(t)
+	far := newNetns(t)
+	st := stackInNetns6(t, router, "sfspmtu6")
+	router.mustRun("ip", "link", "add", "pmtu6a", "mtu", "1280", "type", "veth", "peer", "name", "pmtu6b", "netns", far.name)
+	router.mustRun("ip", "addr", "add", "fd00:51::1/64", "dev", "pmtu6a", "nodad")
+	router.mustRun("ip", "link", "set", "pmtu6a", "up")
+	router.mustRun("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	far.mustRun("ip", "addr", "add", "fd00:51::2/64", "dev", "pmtu6b", "nodad")
+	far.mustRun("ip", "link", "set", "pmtu6b", "up")
+	far.mustRun("ip", "-6", "route", "add", "default", "via", "fd00:51::1")
+	if err := st.AddRoute(netstack.Route{Dst: netip.MustParsePrefix("fd00:51::/64"), Gateway: host6.Addr(),
+		Dev: st.Devices()[1], Src: addr6.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	info := sendThroughRouter(t, st, far, "[fd00:51::2]:5302", 4<<20, 30*time.Second)
+	if info.PMTU != 1280 || info.SndMSS != 1280-40-20-12 {
+		t.Fatalf("pmtu %d mss %d, want 1280 %d", info.PMTU, info.SndMSS, 1280-40-20-12)
+	}
+	if st.Net().MIB.Get(memctl.Icmp6InPktTooBigs) == 0 {
+		t.Fatal("no packet too big counted")
+	}
+	cache := st.PMTUCache()
+	if len(cache) != 1 || cache[0].Dst != netip.MustParseAddr("fd00:51::2") || cache[0].MTU != 1280 {
+		t.Fatalf("route cache %+v", cache)
 	}
 }

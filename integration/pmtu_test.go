@@ -111,7 +111,11 @@ func sendThroughRouter(t *testing.T, st *netstack.Stack, far *netns, dst string,
 	file, want := randomFile(t, size)
 	out := filepath.Join(t.TempDir(), "received")
 	port := dst[strings.LastIndexByte(dst, ':')+1:]
-	sink := far.cmd("socat", "-u", "TCP-LISTEN:"+port+",reuseaddr", "CREATE:"+out)
+	listen := "TCP-LISTEN:"
+	if strings.HasPrefix(dst, "[") {
+		listen = "TCP6-LISTEN:"
+	}
+	sink := far.cmd("socat", "-u", listen+port+",reuseaddr", "CREATE:"+out)
 	if err := sink.Start(); err != nil {
 		t.Fatal(err)
 	}

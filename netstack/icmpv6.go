@@ -3,6 +3,7 @@ package netstack
 import (
 	"context"
 	"net/netip"
+	"syscall"
 
 	"sockfs/memctl"
 	"sockfs/netstack/header"
@@ -243,9 +244,12 @@ func icmpv6IsErrorQuote(data []byte) bool {
 	return header.ICMPv6IsError(t) || t == header.ICMPv6Redirect
 }
 
-// icmpv6Notify passes an ICMPv6 error to the socket the quoted packet came
-// from: a port unreachable tells a connected UDP socket ECONNREFUSED.
-// Mirrors icmpv6_notify -> __udp6_lib_err.
+// icmpv6Notify passes an ICMPv6 error to the protocol of the packet it
+// quotes, once the quote names a socket (the IPv6 header, any extension
+// headers, and 8 bytes of TCP or UDP header): TCP validates and applies it
+// (tcpV6Err); for UDP a packet too big teaches the route the path MTU
+// (ip6_sk_update_pmtu) and a port unreachable tells a connected socket
+// ECONNREFUSED. Mirrors icmpv6_notify -> tcp_v6_err / __udp6_lib_err.
 func (s *Stack) icmpv6Notify(m header.ICMPv6) {
 	q := m.Payload()
 	if len(q) < header.IPv6MinSize {
@@ -261,18 +265,42 @@ func (s *Stack) icmpv6Notify(m header.ICMPv6) {
 		nh = q[off]
 		off += n
 	}
-	if nh != header.IPv6NextUDP || len(q) < off+header.UDPMinSize {
+	if len(q) < off+8 {
 		return
 	}
-	if m.Type() != header.ICMPv6DestUnreachable || m.Code() != header.ICMPv6PortUnreachable {
-		return
+	switch nh {
+	case header.IPv6NextTCP:
+		s.tcpV6Err(m, qh, header.TCP(q[off:]))
+	case header.IPv6NextUDP:
+		s.udpV6Err(m, qh, header.UDP(q[off:]))
 	}
-	uh := header.UDP(q[off:])
+}
+
+// udpV6Err is __udp6_lib_err: the path MTU of a packet too big, and the
+// hard errors a connected socket sees.
+func (s *Stack) udpV6Err(m header.ICMPv6, qh header.IPv6, uh header.UDP) {
 	u := s.udp.lookup(qh.SrcAddr(), uh.SrcPort(), qh.DstAddr(), uh.DstPort())
-	if u == nil || !u.RemoteAddr().IsValid() {
+	if u == nil {
 		return
 	}
-	u.sk.SetErr(errConnRefused)
+	var err syscall.Errno
+	switch m.Type() {
+	case header.ICMPv6PacketTooBig:
+		if rt, ok := s.routeOutput(qh.DstAddr()); ok {
+			s.updatePmtu(rt, qh.DstAddr(), max(int(m.RestOfHeader()), header.IPv6MinMTU))
+		}
+		return
+	case header.ICMPv6DestUnreachable:
+		err = icmpv6ErrConvert(m.Code())
+	case header.ICMPv6ParamProblem:
+		err = syscall.EPROTO
+	default:
+		return
+	}
+	if !u.RemoteAddr().IsValid() || err != syscall.ECONNREFUSED && err != syscall.EPROTO {
+		return // soft errors are for IP_RECVERR, which sockfs does not have
+	}
+	u.sk.SetErr(err)
 	u.sk.Wq.Wake()
 }
 

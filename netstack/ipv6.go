@@ -400,7 +400,7 @@ func (s *Stack) Frag6Stats() (queues, mem int) { return s.frags6.Queues(), s.fra
 // Mirrors ip6_xmit / ip6_finish_output / ip6_fragment.
 func (s *Stack) ip6Output(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8, hoplimit, tclass uint8, owner *memctl.Sock, q *xmitQueue) error {
 	s.mib.Inc(memctl.Ip6OutRequests)
-	mtu := rt.Dev.MTU()
+	mtu, _ := s.pathMTU(rt, dst) // ip6_mtu: the route's, or a packet too big's
 	plen := b.Len()
 	if plen > header.IPv6MaxPayload {
 		b.Free()

@@ -645,3 +645,57 @@ func TestMemSameV4V6(t *testing.T) {
 	}
 	t.Log(strings.Join(v6, "\n"))
 }
+
+// packetTooBig builds an ICMPv6 packet too big from b to a quoting a TCP
+// segment a sent on conn (ports from cli) with sequence seq.
+func packetTooBig(cli *TCPSock, mtu uint32, seq uint32) []byte {
+	q := make([]byte, 40+20)
+	q[0], q[6], q[7] = 0x60, 6, 64
+	binary.BigEndian.PutUint16(q[4:], 20)
+	copy(q[8:24], addr6A.AsSlice())
+	copy(q[24:40], addr6B.AsSlice())
+	binary.BigEndian.PutUint16(q[40:], cli.local.Port())
+	binary.BigEndian.PutUint16(q[42:], cli.remote.Port())
+	binary.BigEndian.PutUint32(q[44:], seq)
+	m := make([]byte, 8+len(q))
+	m[0] = 2
+	binary.BigEndian.PutUint32(m[4:], mtu)
+	copy(m[8:], q)
+	binary.BigEndian.PutUint16(m[2:], csum6(addr6B, addr6A, 58, m))
+	p := ip6Packet(58, 64, m)
+	copy(p[8:24], addr6B.AsSlice())
+	copy(p[24:40], addr6A.AsSlice())
+	return p
+}
+
+// A packet too big quoting a segment in flight lowers the path MTU and
+// the MSS (tcp_v6_err -> tcp_v6_mtu_reduced), and the transfer goes on
+// at the new size; one quoting a sequence outside the window is only
+// counted (RFC 5927); one below 1280 is taken as 1280.
+func TestPacketTooBigShrinksMSS6(t *testing.T) {
+	n := newTestNet6(t, impair.Config{}, impair.Config{}, 71)
+	cli, srv := tcpPairAt(t, n, addr6B, 8443)
+	if i := cli.Info(); i.SndMSS != 1428 || i.PMTU != 1500 {
+		t.Fatalf("before: mss %d pmtu %d", i.SndMSS, i.PMTU)
+	}
+	inject := func(p []byte) {
+		b := skb.Alloc(len(p))
+		b.PutData(p)
+		n.da.NetifRx([]*skb.SKB{b})
+	}
+	inject(packetTooBig(cli, 1400, cli.sndUna+100000))
+	if i := cli.Info(); i.SndMSS != 1428 || n.a.mib.Get(memctl.TcpExtOutOfWindowIcmps) != 1 {
+		t.Fatalf("blind packet too big applied: mss %d", i.SndMSS)
+	}
+	inject(packetTooBig(cli, 1000, cli.sndUna))
+	if i := cli.Info(); i.SndMSS != 1280-60-12 || i.PMTU != 1280 {
+		t.Fatalf("after packet too big 1000: mss %d pmtu %d, want %d 1280", i.SndMSS, i.PMTU, 1280-60-12)
+	}
+	if c := n.a.PMTUCache(); len(c) != 1 || c[0].Dst != addr6B || c[0].MTU != 1280 {
+		t.Fatalf("route cache %+v", c)
+	}
+	if n.a.mib.Get(memctl.Icmp6InPktTooBigs) != 2 {
+		t.Fatal("Icmp6InPktTooBigs")
+	}
+	transfer(t, n, cli, srv, 256<<10, 9, 30*time.Second)
+}

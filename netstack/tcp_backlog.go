@@ -261,7 +261,7 @@ func (tp *TCPSock) releaseCb() {
 		tp.delackTimerHandler()
 	}
 	if f&tcpMtuReducedDeferred != 0 {
-		tp.v4MtuReduced()
+		tp.mtuReduced()
 	}
 	if f&tcpAckDeferred != 0 && tp.ackPending&icskAckSched != 0 && !tp.destroyed {
 		tp.sendAck()

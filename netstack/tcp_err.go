@@ -22,6 +22,65 @@ import (
 func (s *Stack) tcpV4Err(m header.ICMPv4, q header.IPv4, info uint32) {
 	th := header.TCP(q[q.HeaderLength():])
 	tu := tcpTuple{laddr: q.SrcAddr(), raddr: q.DstAddr(), lport: th.SrcPort(), rport: th.DstPort()}
+	typ, code := m.Type(), m.Code()
+	var err syscall.Errno
+	switch typ {
+	case header.ICMPv4ParamProblem:
+		err = syscall.EPROTO
+	case header.ICMPv4TimeExceeded:
+		err = syscall.EHOSTUNREACH
+	case header.ICMPv4DestUnreachable:
+		if code == header.ICMPv4FragmentationNeeded {
+			break
+		}
+		if int(code) >= len(icmpErrConvert) {
+			err = 0 // nothing to report, but the socket is still looked up
+			break
+		}
+		err = icmpErrConvert[code].errno
+	}
+	fragNeeded := typ == header.ICMPv4DestUnreachable && code == header.ICMPv4FragmentationNeeded
+	s.tcpErr(tu, th.Seq(), fragNeeded, err, info)
+}
+
+// tcpV6Err is tcpV4Err for ICMPv6: a packet too big is the
+// fragmentation-needed, with the MTU it carries; destination unreachable
+// maps to errors as icmpv6_err_convert does. Mirrors tcp_v6_err.
+func (s *Stack) tcpV6Err(m header.ICMPv6, q header.IPv6, th header.TCP) {
+	tu := tcpTuple{laddr: q.SrcAddr(), raddr: q.DstAddr(), lport: th.SrcPort(), rport: th.DstPort()}
+	var err syscall.Errno
+	switch m.Type() {
+	case header.ICMPv6ParamProblem:
+		err = syscall.EPROTO
+	case header.ICMPv6TimeExceeded:
+		err = syscall.EHOSTUNREACH
+	case header.ICMPv6DestUnreachable:
+		err = icmpv6ErrConvert(m.Code())
+	}
+	s.tcpErr(tu, th.Seq(), m.Type() == header.ICMPv6PacketTooBig, err, m.RestOfHeader())
+}
+
+// icmpv6ErrConvert maps a destination-unreachable code to the error a
+// socket sees. Mirrors icmpv6_err_convert's tab_unreach.
+func icmpv6ErrConvert(code uint8) syscall.Errno {
+	switch code {
+	case header.ICMPv6NoRoute:
+		return syscall.ENETUNREACH
+	case 2, header.ICMPv6AddrUnreachable: // 2: beyond the scope of the source
+		return syscall.EHOSTUNREACH
+	case header.ICMPv6AdminProhibited, 5, 6: // 5, 6: source address failed policy, reject route
+		return syscall.EACCES
+	case header.ICMPv6PortUnreachable:
+		return syscall.ECONNREFUSED
+	}
+	return syscall.EPROTO
+}
+
+// tcpErr is the family-independent part of tcp_v4_err and tcp_v6_err: the
+// segment quoted (tuple tu, sequence seq) must be in flight; a
+// fragmentation-needed or packet too big (ptb) brings the path MTU info, err
+// is what any other error means (0: nothing).
+func (s *Stack) tcpErr(tu tcpTuple, seq uint32, ptb bool, err syscall.Errno, info uint32) {
 	tp := s.tcp.lookupEstab(tu)
 	if tp == nil {
 		if s.tcp.lookupListener(tu.laddr, tu.lport) == nil {
@@ -29,8 +88,7 @@ func (s *Stack) tcpV4Err(m header.ICMPv4, q header.IPv4, info uint32) {
 		}
 		return // a listener has nothing to learn (tcp_req_err not mirrored)
 	}
-	typ, code := m.Type(), m.Code()
-	fragNeeded := typ == header.ICMPv4DestUnreachable && code == header.ICMPv4FragmentationNeeded
+	fragNeeded := ptb
 	owned := tp.bhLockSock()
 	defer tp.bhUnlockSock()
 	if tp.state == TCPTimeWait || tp.state == TCPClose || tp.destroyed {
@@ -39,31 +97,20 @@ func (s *Stack) tcpV4Err(m header.ICMPv4, q header.IPv4, info uint32) {
 	if owned && !fragNeeded {
 		s.mib.Inc(memctl.TcpExtLockDroppedIcmps)
 	}
-	if seq := th.Seq(); !seqBetween(seq, tp.sndUna, tp.sndNxt) {
+	if !seqBetween(seq, tp.sndUna, tp.sndNxt) {
 		s.mib.Inc(memctl.TcpExtOutOfWindowIcmps)
 		return
 	}
-	var err syscall.Errno
-	switch typ {
-	case header.ICMPv4ParamProblem:
-		err = syscall.EPROTO
-	case header.ICMPv4TimeExceeded:
-		err = syscall.EHOSTUNREACH
-	case header.ICMPv4DestUnreachable:
-		if fragNeeded {
-			tp.mtuInfo = int(info)
-			if owned {
-				tp.deferred |= tcpMtuReducedDeferred
-			} else {
-				tp.v4MtuReduced()
-			}
-			return
+	if fragNeeded {
+		tp.mtuInfo = int(info)
+		if owned {
+			tp.deferred |= tcpMtuReducedDeferred
+		} else {
+			tp.mtuReduced()
 		}
-		if int(code) >= len(icmpErrConvert) {
-			return
-		}
-		err = icmpErrConvert[code].errno
-	default:
+		return
+	}
+	if err == 0 {
 		return
 	}
 	if tp.state == TCPSynSent || tp.state == TCPSynRecv {
@@ -75,6 +122,28 @@ func (s *Stack) tcpV4Err(m header.ICMPv4, q header.IPv4, info uint32) {
 		return
 	}
 	tp.errSoft = err // no IP_RECVERR: an error only on timeout
+}
+
+// mtuReduced is the family's mtu_reduced (icsk_af_ops->mtu_reduced):
+// tcp_v4_mtu_reduced or tcp_v6_mtu_reduced.
+func (tp *TCPSock) mtuReduced() {
+	if tp.remote.Addr().Is6() {
+		tp.v6MtuReduced()
+	} else {
+		tp.v4MtuReduced()
+	}
+}
+
+// v6MtuReduced is v4MtuReduced for IPv6: an MTU below the IPv6 minimum
+// (1280) is taken as 1280 (__ip6_rt_update_pmtu; IPv6 has no smaller
+// path), and a value that would not lower the MSS is ignored before the
+// route learns it. Mirrors tcp_v6_mtu_reduced.
+func (tp *TCPSock) v6MtuReduced() {
+	tp.mtuInfo = max(tp.mtuInfo, header.IPv6MinMTU)
+	if tp.mtuToMss(tp.mtuInfo) >= tp.mssCache {
+		return
+	}
+	tp.v4MtuReduced()
 }
 
 // v4MtuReduced applies the path MTU an ICMP reported (mtu_info): the
