@@ -25,13 +25,14 @@ const allocsPerPacketMax = 0.01
 // TSO), receive, ACKs, reads.
 func TestAllocsTCPBulk(t *testing.T) {
 	for _, cc := range []string{"cubic", "bbr"} { // bbr: the rate sampler, pacing and its model per ACK
-		t.Run(cc, func(t *testing.T) { allocsTCPBulk(t, cc) })
+		t.Run(cc, func(t *testing.T) { allocsTCPBulk(t, cc, addrB) })
 	}
+	t.Run("ipv6", func(t *testing.T) { allocsTCPBulk(t, "cubic", addr6B) })
 }
 
-func allocsTCPBulk(t *testing.T, cc string) {
-	n := newTestNet(t, impair.Config{}, impair.Config{}, 51)
-	cli, srv := tcpPair(t, n, 80)
+func allocsTCPBulk(t *testing.T, cc string, dst netip.Addr) {
+	n := newTestNet6(t, impair.Config{}, impair.Config{}, 51)
+	cli, srv := tcpPairAt(t, n, dst, 80)
 	if err := cli.SetCongestion(cc, true); err != nil {
 		t.Fatal(err)
 	}
@@ -63,11 +64,16 @@ func allocsTCPBulk(t *testing.T, cc string) {
 
 // TestAllocsUDPPipe sends and reads bursts of 64 datagrams of 1400 bytes.
 func TestAllocsUDPPipe(t *testing.T) {
-	n := newTestNet(t, impair.Config{}, impair.Config{}, 99)
-	srv := mustUDP(t, n.b, netip.AddrPortFrom(addrB, 9000))
+	t.Run("ipv4", func(t *testing.T) { allocsUDPPipe(t, addrB) })
+	t.Run("ipv6", func(t *testing.T) { allocsUDPPipe(t, addr6B) })
+}
+
+func allocsUDPPipe(t *testing.T, to netip.Addr) {
+	n := newTestNet6(t, impair.Config{}, impair.Config{}, 99)
+	srv := mustUDP(t, n.b, netip.AddrPortFrom(to, 9000))
 	srv.Mem().SetSockoptRcvbuf(1<<22, false, false)
-	cli := mustUDP(t, n.a, netip.AddrPort{})
-	dst := netip.AddrPortFrom(addrB, 9000)
+	cli := mustUDP(t, n.a, netip.AddrPortFrom(unspecFor(to), 0))
+	dst := netip.AddrPortFrom(to, 9000)
 	msg := make([]byte, 1400)
 	buf := make([]byte, 2048)
 	ctx := context.Background()

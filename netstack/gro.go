@@ -3,6 +3,7 @@ package netstack
 import (
 	"encoding/binary"
 	"math/bits"
+	"net/netip"
 
 	"sockfs/netstack/header"
 	"sockfs/skb"
@@ -99,47 +100,62 @@ func (g *groNode) receive(b *skb.SKB) {
 		flush = count == 0 || sh.GSOType&skb.GSOTCPv4 == 0 || sh.GSOType&skb.GSODodgy != 0
 	}
 	// inet_gro_receive: TCP in IPv4 without options, not a fragment,
-	// with a sound header checksum; anything else goes up as it is and
-	// ends no flow (UDP's udp4_gro_receive merges nothing for a plain
-	// socket, other protocols have no GRO at all).
+	// with a sound header checksum; ipv6_gro_receive: TCP right after the
+	// IPv6 header (deviation: Linux also walks extension headers, which
+	// no TCP sender here uses). Anything else goes up as it is and ends
+	// no flow (UDP's udp4_gro_receive merges nothing for a plain socket,
+	// other protocols have no GRO at all).
 	if b.HeadLen() < header.IPv4MinSize+header.TCPMinSize {
 		g.deliver(b)
 		return
 	}
-	iph := header.IPv4(b.Data())
-	if iph.Protocol() != header.IPv4ProtocolTCP || iph.Version() != header.IPv4Version ||
-		iph.HeaderLength() != header.IPv4MinSize || iph.MoreFragments() || iph.FragmentOffset() != 0 ||
-		!iph.IsChecksumValid() {
+	d := b.Data()
+	nhlen := header.IPv4MinSize
+	if d[0]>>4 == header.IPv6Version {
+		ip6 := header.IPv6(d)
+		if b.HeadLen() < header.IPv6MinSize+header.TCPMinSize || ip6.NextHeader() != header.IPv6NextTCP {
+			g.deliver(b)
+			return
+		}
+		nhlen = header.IPv6MinSize
+		flush = flush || header.IPv6MinSize+int(ip6.PayloadLength()) != b.Len()
+	} else {
+		iph := header.IPv4(d)
+		if iph.Protocol() != header.IPv4ProtocolTCP || iph.Version() != header.IPv4Version ||
+			iph.HeaderLength() != header.IPv4MinSize || iph.MoreFragments() || iph.FragmentOffset() != 0 ||
+			!iph.IsChecksumValid() {
+			g.deliver(b)
+			return
+		}
+		flush = flush || int(iph.TotalLength()) != b.Len() || iph.Flags()&header.IPv4FlagReserved != 0
+	}
+	// tcp4_gro_receive / tcp6_gro_receive: verify the checksum before
+	// merging (not worth it for a packet that cannot merge anyway), then
+	// the header length (tcp_gro_pull_header); a failure sends the packet
+	// up alone.
+	if !flush && !groChecksumValidate(b, nhlen) {
 		g.deliver(b)
 		return
 	}
-	flush = flush || int(iph.TotalLength()) != b.Len() || iph.Flags()&header.IPv4FlagReserved != 0
-	// tcp4_gro_receive: verify the checksum before merging (not worth it
-	// for a packet that cannot merge anyway), then the header length
-	// (tcp_gro_pull_header); a failure sends the packet up alone.
-	if !flush && !groChecksumValidate(b, iph) {
-		g.deliver(b)
-		return
-	}
-	th := header.TCP(b.Data()[header.IPv4MinSize:])
+	th := header.TCP(d[nhlen:])
 	thlen := th.DataOffset()
-	if thlen < header.TCPMinSize || header.IPv4MinSize+thlen > b.HeadLen() {
+	if thlen < header.TCPMinSize || nhlen+thlen > b.HeadLen() {
 		g.deliver(b)
 		return
 	}
-	hlen := header.IPv4MinSize + thlen
+	hlen := nhlen + thlen
 	plen := b.Len() - hlen // skb_gro_len past the headers
 	flags := th.Flags()
 
 	// tcp_gro_receive.
-	hash := groFlowHash(iph, th)
+	hash := groFlowHash(d, th)
 	l := &g.lists[hash%groHashBuckets]
-	i := l.lookup(hash, iph, th)
+	i := l.lookup(hash, d, th)
 	mss, merged := 1, false
 	if i >= 0 {
 		h := &l.held[i]
-		iph2 := header.IPv4(h.p.Data())
-		th2 := header.TCP(h.p.Data()[header.IPv4MinSize:])
+		d2 := h.p.Data()
+		th2 := header.TCP(d2[nhlen:])
 		f := flags&header.TCPFlagCwr != 0
 		// The rest of the flag word (data offset, reserved bits, the
 		// other control bits, the window), the ACK and every option
@@ -150,7 +166,7 @@ func (g *groNode) receive(b *skb.SKB) {
 			string(th[header.TCPMinSize:thlen]) != string(th2[header.TCPMinSize:thlen]) {
 			f = true
 		}
-		f = h.inetGroFlush(iph, iph2) || f // always run: it decides ip_fixedid
+		f = h.inetGroFlush(d, d2) || f // always run: it decides ip_fixedid
 		mss = h.mss
 		if gsoSize != 0 {
 			f = f || gsoSize != mss
@@ -160,7 +176,7 @@ func (g *groNode) receive(b *skb.SKB) {
 		f = f || th2.Seq()+uint32(h.p.Len()-h.hlen) != th.Seq()
 		if !f && !flush && g.skbGroReceive(h, b, hlen, plen, count) {
 			merged = true // b is gone
-			th2 := header.TCP(h.p.Data()[header.IPv4MinSize:])
+			th2 := header.TCP(h.p.Data()[nhlen:])
 			th2.SetFlags(th2.Flags() | flags&(header.TCPFlagFin|header.TCPFlagPsh))
 		} else {
 			mss = 1
@@ -201,7 +217,15 @@ func (g *groNode) receive(b *skb.SKB) {
 // flow whose second packet had DF set and its first packet's ID (an atomic
 // flow, ip_fixedid). Mirrors inet_gro_flush (before the change that made
 // fixed IDs acceptable without DF, which does not matter here: TCP sets DF).
-func (h *groHeld) inetGroFlush(iph, iph2 header.IPv4) bool {
+//
+// For IPv6 a different traffic class or hop limit ends the flow, and there
+// is no ID (ipv6_gro_receive).
+func (h *groHeld) inetGroFlush(d, d2 []byte) bool {
+	if d[0]>>4 == header.IPv6Version {
+		a, b := header.IPv6(d), header.IPv6(d2)
+		return a.TrafficClass() != b.TrafficClass() || a.HopLimit() != b.HopLimit()
+	}
+	iph, iph2 := header.IPv4(d), header.IPv4(d2)
 	df := iph.DontFragment()
 	if iph.TTL() != iph2.TTL() || iph.TOS() != iph2.TOS() || df != iph2.DontFragment() {
 		return true
@@ -299,17 +323,24 @@ func (g *groNode) napiGroComplete(h groHeld) {
 		return
 	}
 	d := p.Data()
-	iph := header.IPv4(d)
-	old := iph.TotalLength()
-	iph.SetTotalLength(uint16(p.Len()))
-	iph.SetChecksum(header.ChecksumUpdate(iph.Checksum(), old, iph.TotalLength())) // csum_replace2
-	th := header.TCP(d[header.IPv4MinSize:])
-	th.SetChecksum(header.PseudoHeaderChecksum(header.IPv4ProtocolTCP, iph.SrcAddr(), iph.DstAddr(),
-		uint16(p.Len()-header.IPv4MinSize)))
+	nhlen := groNetLen(d)
+	src, dst := groAddrs(d)
+	gsoType := uint8(skb.GSOTCPv4)
+	if nhlen == header.IPv6MinSize {
+		header.IPv6(d).SetPayloadLength(uint16(p.Len() - nhlen)) // ipv6_gro_complete
+		gsoType = skb.GSOTCPv6
+	} else {
+		iph := header.IPv4(d)
+		old := iph.TotalLength()
+		iph.SetTotalLength(uint16(p.Len()))
+		iph.SetChecksum(header.ChecksumUpdate(iph.Checksum(), old, iph.TotalLength())) // csum_replace2
+	}
+	th := header.TCP(d[nhlen:])
+	th.SetChecksum(header.PseudoHeaderChecksum(header.IPv4ProtocolTCP, src, dst, uint16(p.Len()-nhlen)))
 	sh := p.Shared()
 	sh.GSOSize, sh.GSOSegs = uint16(h.mss), uint16(h.count)
-	sh.GSOType |= skb.GSOTCPv4
-	p.PartialCsumSet(header.IPv4MinSize, tcpCsumOffset)
+	sh.GSOType |= gsoType
+	p.PartialCsumSet(nhlen, tcpCsumOffset)
 	g.deliver(p)
 }
 
@@ -333,21 +364,48 @@ func (g *groNode) flush() {
 
 // lookup returns the index of the packet held for b's flow, or -1. The
 // flow is the receive hash, the addresses and protocol (inet_gro_receive's
-// same_flow test) and the ports (tcp_gro_lookup).
-func (l *groList) lookup(hash uint32, iph header.IPv4, th header.TCP) int {
+// same_flow test; for IPv6 also the flow label, ipv6_gro_receive's) and
+// the ports (tcp_gro_lookup).
+func (l *groList) lookup(hash uint32, d []byte, th header.TCP) int {
 	for i := l.n - 1; i >= 0; i-- { // youngest first, as Linux walks the list
 		h := &l.held[i]
 		if h.hash != hash {
 			continue
 		}
-		iph2 := header.IPv4(h.p.Data())
-		th2 := header.TCP(h.p.Data()[header.IPv4MinSize:])
-		if iph2.SrcAddr() == iph.SrcAddr() && iph2.DstAddr() == iph.DstAddr() && iph2.Protocol() == iph.Protocol() &&
-			th2.SrcPort() == th.SrcPort() && th2.DstPort() == th.DstPort() {
+		d2 := h.p.Data()
+		if !groSameNet(d, d2) {
+			continue
+		}
+		th2 := header.TCP(d2[groNetLen(d2):])
+		if th2.SrcPort() == th.SrcPort() && th2.DstPort() == th.DstPort() {
 			return i
 		}
 	}
 	return -1
+}
+
+// groNetLen is the network header length of a packet GRO took: IPv4
+// without options or IPv6 without extension headers.
+func groNetLen(d []byte) int {
+	if d[0]>>4 == header.IPv6Version {
+		return header.IPv6MinSize
+	}
+	return header.IPv4MinSize
+}
+
+// groSameNet reports whether the network headers d and d2 are of one
+// flow: same family, addresses and protocol, and for IPv6 the same flow
+// label (ipv6_gro_receive compares the first word masked 0xF00FFFFF).
+func groSameNet(d, d2 []byte) bool {
+	if d[0]>>4 != d2[0]>>4 {
+		return false
+	}
+	if d[0]>>4 == header.IPv6Version {
+		a, b := header.IPv6(d), header.IPv6(d2)
+		return a.FlowLabel() == b.FlowLabel() && a.SrcAddr() == b.SrcAddr() && a.DstAddr() == b.DstAddr()
+	}
+	a, b := header.IPv4(d), header.IPv4(d2)
+	return a.SrcAddr() == b.SrcAddr() && a.DstAddr() == b.DstAddr() && a.Protocol() == b.Protocol()
 }
 
 // remove takes the packet at index i off the list, keeping the order.
@@ -362,10 +420,15 @@ func (l *groList) remove(i int) groHeld {
 // groFlowHash is the receive hash a NIC computes over a flow's addresses
 // and ports (RSS), which Linux reads with skb_get_hash_raw to choose a GRO
 // bucket.
-func groFlowHash(iph header.IPv4, th header.TCP) uint32 {
-	s, d := iph.SrcAddr().As4(), iph.DstAddr().As4()
-	h := binary.BigEndian.Uint32(s[:]) ^ bits.RotateLeft32(binary.BigEndian.Uint32(d[:]), 13) ^
-		(uint32(th.SrcPort())<<16 | uint32(th.DstPort()))
+func groFlowHash(nh []byte, th header.TCP) uint32 {
+	src, dst := groAddrs(nh)
+	s, d := src.As16(), dst.As16()
+	var sw, dw uint32
+	for i := 0; i < 16; i += 4 {
+		sw ^= binary.BigEndian.Uint32(s[i:])
+		dw ^= binary.BigEndian.Uint32(d[i:])
+	}
+	h := sw ^ bits.RotateLeft32(dw, 13) ^ (uint32(th.SrcPort())<<16 | uint32(th.DstPort()))
 	h ^= h >> 16
 	h *= 0x7feb352d
 	h ^= h >> 15
@@ -378,18 +441,30 @@ func groFlowHash(iph header.IPv4, th header.TCP) uint32 {
 // this host. A packet it verifies is marked CHECKSUM_UNNECESSARY, so TCP
 // does not sum it again. Mirrors skb_gro_checksum_validate with
 // inet_gro_compute_pseudo and skb_gro_incr_csum_unnecessary.
-func groChecksumValidate(b *skb.SKB, iph header.IPv4) bool {
+func groChecksumValidate(b *skb.SKB, nhlen int) bool {
 	switch {
 	case b.IPSummed == skb.ChecksumUnnecessary:
 		return true
-	case b.IPSummed == skb.ChecksumPartial && b.ChecksumStartOffset() >= header.IPv4MinSize:
+	case b.IPSummed == skb.ChecksumPartial && b.ChecksumStartOffset() >= nhlen:
 		return true
 	}
-	b.Pull(header.IPv4MinSize)
-	ok := skbChecksum(b, header.PseudoHeaderChecksum(header.IPv4ProtocolTCP, iph.SrcAddr(), iph.DstAddr(), uint16(b.Len()))) == 0xffff
-	b.Push(header.IPv4MinSize)
+	src, dst := groAddrs(b.Data())
+	b.Pull(nhlen)
+	ok := skbChecksum(b, header.PseudoHeaderChecksum(header.IPv4ProtocolTCP, src, dst, uint16(b.Len()))) == 0xffff
+	b.Push(nhlen)
 	if ok && b.IPSummed == skb.ChecksumNone {
 		b.IPSummed = skb.ChecksumUnnecessary
 	}
 	return ok
+}
+
+// groAddrs returns the source and destination of the network header nh
+// (IPv4 or IPv6).
+func groAddrs(nh []byte) (src, dst netip.Addr) {
+	if nh[0]>>4 == header.IPv6Version {
+		h := header.IPv6(nh)
+		return h.SrcAddr(), h.DstAddr()
+	}
+	h := header.IPv4(nh)
+	return h.SrcAddr(), h.DstAddr()
 }
