@@ -52,7 +52,7 @@ func newClient(ns *netns, addr netip.Addr) (*client, error) {
 // dialOnThread dials the peer; call it inside ns.do.
 func (c *client) dialOnThread(port int) (net.Conn, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
-	return d.Dial("tcp4", netip.AddrPortFrom(c.addr, uint16(port)).String())
+	return d.Dial("tcp", netip.AddrPortFrom(c.addr, uint16(port)).String())
 }
 
 // dialN opens n connections to port from the client namespace, using

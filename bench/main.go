@@ -45,11 +45,15 @@ import (
 )
 
 // allSystems are the -systems names, in the order they run.
-var allSystems = []string{"kernel", "gvisor", "sockfs-nooffload", "gvisor-offload", "sockfs", "file", "file-null", "tunraw"}
+var allSystems = []string{"kernel", "gvisor", "sockfs-nooffload", "gvisor-offload", "sockfs", "kernel6", "sockfs6", "file", "file-null", "tunraw"}
 
 // stackSystems run the benchmark protocol on a stack behind a link the
 // harness sets up (system); the others have their own runners.
-var stackSystems = []string{"kernel", "gvisor", "sockfs-nooffload", "gvisor-offload", "sockfs"}
+var stackSystems = []string{"kernel", "gvisor", "sockfs-nooffload", "gvisor-offload", "sockfs", "kernel6", "sockfs6"}
+
+// v6Systems are the IPv6 twins of kernel and sockfs (issue #17): the same
+// peers and links over IPv6, at MTU 1500 only.
+var v6Systems = map[string]bool{"kernel6": true, "sockfs6": true}
 
 // options are the command-line settings; the defaults keep `make bench`
 // under 10 minutes on a 2-core machine.
@@ -178,7 +182,7 @@ func run(o options) error {
 	}
 	for _, mtu := range o.mtus {
 		for _, sys := range stackSystems {
-			if o.systems[sys] {
+			if o.systems[sys] && (!v6Systems[sys] || mtu == 1500) {
 				r.system(sys, mtu)
 			}
 		}
@@ -212,6 +216,7 @@ func (r *runner) build(dir string) error {
 		r.bins[n] = filepath.Join(dir, n)
 	}
 	r.bins["sockfs-nooffload"] = r.bins["sockfs"] // with -offload=false
+	r.bins["sockfs6"], r.bins["kernel6"] = r.bins["sockfs"], r.bins["kernel"]
 	if r.o.systems["file-null"] {
 		cmd = exec.Command("go", "build", "-o", dir+"/", "./bench/peers/files", "./bench/peers/nullfs")
 		cmd.Dir = r.o.root
@@ -283,13 +288,18 @@ func unitOf(key string) string {
 
 // sameStack maps a system to the one running the same stack on another
 // link configuration (whose idle-memory figures stand for both).
-var sameStack = map[string]string{"gvisor-offload": "gvisor", "sockfs-nooffload": "sockfs"}
+var sameStack = map[string]string{"gvisor-offload": "gvisor", "sockfs-nooffload": "sockfs", "kernel6": "kernel", "sockfs6": "sockfs"}
 
 // peerAddr is the address the peer of system listens on: the far end of
 // the veth for the kernel, the stack behind the TUN otherwise.
 func peerAddr(system string) netip.Addr {
-	if system == "kernel" {
+	switch system {
+	case "kernel":
 		return netip.MustParseAddr("198.18.1.2")
+	case "kernel6":
+		return netip.MustParseAddr("fd00:5f:1::2")
+	case "sockfs6":
+		return netip.MustParseAddr("fd00:5f::2")
 	}
 	return netip.MustParseAddr("198.18.0.2")
 }
@@ -333,7 +343,7 @@ func (r *runner) session(system string, mtu int, f func(c *client) error) error 
 	if bin == "" {
 		return fmt.Errorf("%s peer did not build", system)
 	}
-	ns, err := newNetns()
+	ns, err := newNetnsV6(v6Systems[system])
 	if err != nil {
 		return err
 	}
@@ -350,6 +360,24 @@ func (r *runner) session(system string, mtu int, f func(c *client) error) error 
 			return err
 		}
 		p, err = startPeer(nsB, bin, "-addr", "198.18.1.2")
+	case "kernel6":
+		var nsB *netns
+		if nsB, err = newNetnsV6(true); err != nil {
+			return err
+		}
+		defer nsB.del()
+		if err = vethPair(ns, nsB, mtu); err != nil {
+			return err
+		}
+		if err = ns.run("ip", "addr", "add", "fd00:5f:1::1/64", "dev", "vb0", "nodad"); err != nil {
+			return err
+		}
+		if err = nsB.run("ip", "addr", "add", "fd00:5f:1::2/64", "dev", "vb1", "nodad"); err != nil {
+			return err
+		}
+		p, err = startPeer(nsB, bin, "-addr", "fd00:5f:1::2")
+	case "sockfs6":
+		p, err = startPeer(ns, bin, "-tun", "sfsb0", "-mtu", itoa(mtu), "-addr", "fd00:5f::2/64", "-host", "fd00:5f::1/64")
 	case "gvisor":
 		p, err = startPeer(ns, bin, "-mode", "tun", "-tun", "gvb0", "-mtu", itoa(mtu))
 	case "gvisor-offload":

@@ -108,7 +108,10 @@ type netns struct{ name string }
 // newNetns creates a namespace with lo up, IPv6 off (no router
 // solicitations on the TUN) and a wide ephemeral port range (the
 // connection benchmarks open tens of thousands of connections).
-func newNetns() (*netns, error) {
+func newNetns() (*netns, error) { return newNetnsV6(false) }
+
+// newNetnsV6 is newNetns with IPv6 left on if v6 (the IPv6 rows).
+func newNetnsV6(v6 bool) (*netns, error) {
 	cleanup.Lock()
 	cleanup.seq++
 	name := fmt.Sprintf("%s%d-%d", nsPrefix, os.Getpid(), cleanup.seq)
@@ -120,10 +123,14 @@ func newNetns() (*netns, error) {
 	cleanup.nss[name] = true
 	cleanup.Unlock()
 	ns := &netns{name}
+	off := "1"
+	if v6 {
+		off = "0"
+	}
 	for _, c := range [][]string{
 		{"ip", "link", "set", "lo", "up"},
-		{"sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"},
-		{"sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"},
+		{"sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=" + off},
+		{"sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=" + off},
 		{"sysctl", "-qw", "net.ipv4.ip_local_port_range=10000 65000"},
 		{"sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"},
 	} {

@@ -22,6 +22,8 @@ var columns = []struct{ system, label string }{
 	{"sockfs-nooffload", "kernel ↔ sockfs Go API, TUN, no offloads"},
 	{"gvisor-offload", "kernel ↔ gVisor, AF_PACKET on veth, offloads (GSO 64 KiB, GRO, RX checksum)"},
 	{"sockfs", "kernel ↔ sockfs Go API, TUN, offloads (TSO/GSO 64 KiB, checksums)"},
+	{"kernel6", "IPv6: kernel ↔ kernel, veth (offloads on)"},
+	{"sockfs6", "IPv6: kernel ↔ sockfs Go API, TUN, offloads (TSO6/GSO 64 KiB, checksums)"},
 	{"sockfs-fuse", "kernel ↔ sockfs FUSE data, 128 KiB read/write (TUN, offloads)"},
 	{"sockfs-9p", "kernel ↔ sockfs 9P, msize 132 KiB, 128 KiB read/write (TUN, offloads)"},
 }
@@ -44,6 +46,7 @@ var wireNote = map[string]string{
 	"gvisor-offload":   "gVisor: wire packets counted at its link endpoint (wire.go): a GSO packet sent as ceil(payload / MSS) segments, a received (TSO or GRO-merged) TCP packet as ceil(payload / (MTU - headers))",
 	"sockfs":           "sockfs: TUN packets with every GSO super-packet counted as its segments (tun.OffloadStats RxGSOSegs, TxGSOSegs)",
 	"sockfs-nooffload": "sockfs: TUN packets (without offloads each one is a wire packet)",
+	"sockfs6":          "sockfs over IPv6: as sockfs",
 }
 
 // nullSystems are the file transports' ceilings (file-null): a null file
@@ -94,6 +97,12 @@ func (r *runner) goals() {
 				}
 				gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: %s / %s, same transport and request size", mtu, m.bulk, n.fileSystem, n.system),
 					r.cell(n.fileSystem, mtu, m.bulk), r.cell(n.system, 0, m.key), 0.8))
+			}
+		}
+		if mtu == 1500 {
+			for _, k := range []string{"bulk_k2p_1", "bulk_p2k_1"} {
+				gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: sockfs IPv6 / sockfs IPv4 (issue #17: within 10%%)", mtu, k),
+					r.cell("sockfs6", mtu, k), r.cell("sockfs", mtu, k), 0.9))
 			}
 		}
 		gs = append(gs, maxGoal(fmt.Sprintf("MTU %d sockfs heap per idle connection (B)", mtu), r.cell("sockfs", mtu, "idle_heap"), 4096))

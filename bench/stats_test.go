@@ -125,7 +125,7 @@ func TestFootnotes(t *testing.T) {
 // tables show only the systems it measured.
 func TestGoalsCompareEqualConfigs(t *testing.T) {
 	offloads := map[string]bool{"kernel": true, "gvisor": false, "sockfs-nooffload": false, "gvisor-offload": true,
-		"sockfs": true, "sockfs-fuse": true, "sockfs-9p": true, "fuse-null": true, "9p-null": true}
+		"sockfs": true, "sockfs-fuse": true, "sockfs-9p": true, "fuse-null": true, "9p-null": true, "kernel6": true, "sockfs6": true}
 	r := &runner{o: options{mtus: []int{1500}}, res: &results{}}
 	for _, c := range columns {
 		for _, m := range metrics {

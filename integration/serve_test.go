@@ -67,6 +67,9 @@ func TestServeBadFlags(t *testing.T) {
 		{"--addr", "nonsense"},
 		{"--mtu", "100"},
 		{"--addr", "198.18.0.2/24", "--host-addr", "10.1.1.1/24"},
+		{"--addr6", "198.18.0.2/24"},
+		{"--addr6", "fd00:5f::2/64", "--host-addr6", "fd00:60::1/64"},
+		{"--host-addr6", "fd00:5f::2/64"}, // the same as --addr6's default
 		{"extra"},
 	} {
 		out, err := exec.Command(sockfsBin(t), append([]string{"serve"}, args...)...).CombinedOutput()

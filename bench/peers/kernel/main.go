@@ -19,7 +19,7 @@ func main() {
 	flag.Parse()
 	err := peer.Serve(peer.Config{
 		Listen: func(port int) (net.Listener, error) {
-			return net.Listen("tcp4", net.JoinHostPort(*addr, strconv.Itoa(port)))
+			return net.Listen("tcp", net.JoinHostPort(*addr, strconv.Itoa(port)))
 		},
 		GC: true,
 	}, func() { fmt.Println("ready") })

@@ -47,7 +47,11 @@ func main() {
 }
 
 func run(name string, mtu int, addr, host netip.Prefix, offload bool) error {
-	dev, err := tun.New(tun.Config{Name: name, MTU: mtu, HostAddr: host, DisableOffload: !offload})
+	cfg := tun.Config{Name: name, MTU: mtu, HostAddr: host, DisableOffload: !offload}
+	if host.Addr().Is6() { // the IPv6 rows: the kernel side's address is IPv6
+		cfg.HostAddr, cfg.HostAddr6 = netip.Prefix{}, host
+	}
+	dev, err := tun.New(cfg)
 	if err != nil {
 		return err
 	}
