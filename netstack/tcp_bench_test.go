@@ -13,9 +13,14 @@ import (
 // BenchmarkTCPBulk moves data from one stack to another over the pipe
 // under the simulated clock: 64 KiB written, the clock run, read back.
 // MB/s is the CPU cost of the whole path (both stacks, one goroutine).
-func BenchmarkTCPBulk(b *testing.B) {
-	n := newTestNet(b, impair.Config{}, impair.Config{}, 51)
-	cli, srv := tcpPair(b, n, 80)
+func BenchmarkTCPBulk(b *testing.B) { benchTCPBulk(b, addrB) }
+
+// BenchmarkTCPBulk6 is BenchmarkTCPBulk over IPv6.
+func BenchmarkTCPBulk6(b *testing.B) { benchTCPBulk(b, addr6B) }
+
+func benchTCPBulk(b *testing.B, dst netip.Addr) {
+	n := newTestNet6(b, impair.Config{}, impair.Config{}, 51)
+	cli, srv := tcpPairAt(b, n, dst, 80)
 	srv.SetRcvbuf(4 << 20)
 	cli.SetSndbuf(4 << 20)
 	chunk := make([]byte, 64<<10)
