@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -698,4 +699,82 @@ func TestPacketTooBigShrinksMSS6(t *testing.T) {
 		t.Fatal("Icmp6InPktTooBigs")
 	}
 	transfer(t, n, cli, srv, 256<<10, 9, 30*time.Second)
+}
+
+// The Go API over IPv6: net.PacketConn both ways with *net.UDPAddr, a
+// dual-stack net.PacketConn on [::] that answers an IPv4 client (the
+// client's address IPv4-mapped), and net.Listener / net.Conn.
+func TestGoAPIIPv6(t *testing.T) {
+	n := newTestNet6(t, impair.Config{}, impair.Config{}, 72)
+	srv, err := n.b.ListenUDP(netip.AddrPortFrom(netip.IPv6Unspecified(), 5353))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var pc net.PacketConn = srv
+	for _, to := range []netip.Addr{addr6B, addrB} {
+		cli, err := n.a.DialUDP(netip.AddrPort{}, netip.AddrPortFrom(to, 5353))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		if _, err := cli.Write([]byte("q")); err != nil {
+			t.Fatal(err)
+		}
+		type rd struct {
+			from net.Addr
+			err  error
+		}
+		got := make(chan rd, 1)
+		go func() {
+			buf := make([]byte, 8)
+			k, from, err := pc.ReadFrom(buf)
+			if err == nil {
+				_, err = pc.WriteTo(buf[:k], from)
+			}
+			got <- rd{from, err}
+		}()
+		r := await(n, got)
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		want := cli.LocalAddr().(*net.UDPAddr).AddrPort()
+		if to.Is4() {
+			want = netip.AddrPortFrom(netip.AddrFrom16(want.Addr().As16()), want.Port())
+		}
+		if ap := r.from.(*net.UDPAddr).AddrPort(); ap != want {
+			t.Fatalf("to %v: from %v, want %v", to, ap, want)
+		}
+		n.run(time.Millisecond)
+		buf := make([]byte, 8)
+		if k, err := cli.Read(buf); err != nil || string(buf[:k]) != "q" {
+			t.Fatalf("to %v: echo %q %v", to, buf[:k], err)
+		}
+	}
+	ln, err := n.b.ListenTCP(netip.AddrPortFrom(addr6B, 80), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var l net.Listener = ln
+	if l.Addr().String() != "[fd00:5f::2]:80" {
+		t.Fatalf("listener %v", l.Addr())
+	}
+	accepted := make(chan net.Conn, 1)
+	go func() { c, _ := l.Accept(); accepted <- c }()
+	dialed := make(chan net.Conn, 1)
+	go func() {
+		c, err := n.a.DialTCP(context.Background(), netip.AddrPort{}, netip.AddrPortFrom(addr6B, 80))
+		if err != nil {
+			t.Error(err)
+		}
+		dialed <- c
+	}()
+	c := await(n, dialed)
+	s := await(n, accepted)
+	defer c.Close()
+	defer s.Close()
+	if c.RemoteAddr().String() != "[fd00:5f::2]:80" || s.RemoteAddr().String() != c.LocalAddr().String() {
+		t.Fatalf("addresses %v %v %v", c.RemoteAddr(), s.RemoteAddr(), c.LocalAddr())
+	}
 }
