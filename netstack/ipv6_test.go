@@ -13,6 +13,7 @@ import (
 
 	"sockfs/memctl"
 	"sockfs/netstack/impair"
+	"sockfs/netstack/link"
 	"sockfs/skb"
 )
 
@@ -776,5 +777,40 @@ func TestGoAPIIPv6(t *testing.T) {
 	defer s.Close()
 	if c.RemoteAddr().String() != "[fd00:5f::2]:80" || s.RemoteAddr().String() != c.LocalAddr().String() {
 		t.Fatalf("addresses %v %v %v", c.RemoteAddr(), s.RemoteAddr(), c.LocalAddr())
+	}
+}
+
+// ::1 and the stack's own IPv6 address go through the loopback device,
+// which alone may carry loopback addresses (ip6_rcv_core).
+func TestLoopback6(t *testing.T) {
+	n := newTestNet6(t, impair.Config{}, impair.Config{}, 73)
+	if _, err := n.b.AddDevice(link.NewLoopback(n.clk, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []netip.Addr{netip.IPv6Loopback(), addr6B} {
+		ln, err := n.b.ListenTCP(netip.AddrPortFrom(a, 7), 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dialed := make(chan error, 1)
+		go func() {
+			c, err := n.b.DialTCP(context.Background(), netip.AddrPort{}, netip.AddrPortFrom(a, 7))
+			if err == nil {
+				c.Close()
+			}
+			dialed <- err
+		}()
+		if err := await(n, dialed); err != nil {
+			t.Fatalf("%v: %v", a, err)
+		}
+		ln.Close()
+		done := make(chan error, 1)
+		go func() { done <- n.b.Ping(context.Background(), a, 1, []byte("lo")) }()
+		if err := await(n, done); err != nil {
+			t.Fatalf("ping %v: %v", a, err)
+		}
+	}
+	if n.b.mib.Get(memctl.Ip6InHdrErrors) != 0 {
+		t.Fatal("loopback traffic counted as header errors")
 	}
 }
