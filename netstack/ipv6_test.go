@@ -814,3 +814,34 @@ func TestLoopback6(t *testing.T) {
 		t.Fatal("loopback traffic counted as header errors")
 	}
 }
+
+// A UDP datagram larger than the MTU is fragmented by the sender (with the
+// sender charged for the fragments) and reassembled by the receiver.
+func TestUDP6Fragmented(t *testing.T) {
+	n := newTestNet6(t, impair.Config{}, impair.Config{}, 74)
+	srv := mustUDP(t, n.b, netip.AddrPortFrom(addr6B, 4000))
+	cli := mustUDP(t, n.a, netip.AddrPortFrom(addr6A, 0))
+	msg := make([]byte, 5000)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	if _, err := cli.SendTo(context.Background(), msg, netip.AddrPortFrom(addr6B, 4000)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8000)
+	got := make(chan int, 1)
+	go func() {
+		k, _, _ := srv.RecvFrom(context.Background(), buf)
+		got <- k
+	}()
+	if k := await(n, got); k != len(msg) || string(buf[:k]) != string(msg) {
+		t.Fatalf("received %d bytes, or different ones", k)
+	}
+	if n.a.mib.Get(memctl.Ip6FragCreates) != 4 || n.b.mib.Get(memctl.Ip6ReasmOKs) != 1 {
+		t.Fatalf("FragCreates %d ReasmOKs %d", n.a.mib.Get(memctl.Ip6FragCreates), n.b.mib.Get(memctl.Ip6ReasmOKs))
+	}
+	n.run(time.Second)
+	if cli.Mem().WmemAllocGet() != 0 {
+		t.Fatalf("wmem_alloc %d after the fragments left", cli.Mem().WmemAllocGet())
+	}
+}
