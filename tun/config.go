@@ -1,6 +1,7 @@
 package tun
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -67,23 +68,29 @@ func (cfg Config) withDefaults() (Config, error) {
 // configure sets the kernel side of the new device through rtnetlink:
 // MTU and IFF_UP in one RTM_NEWLINK, then the address with RTM_NEWADDR.
 // It runs on the thread that created the device (see dialRtnl).
-func configure(nl *rtnl, cfg Config) error {
+//
+// A namespace with IPv6 disabled (net.ipv6.conf.*.disable_ipv6 = 1) refuses
+// HostAddr6 with EACCES; that is not an error: configure reports it in
+// v6off, and the device runs IPv4 only.
+func configure(nl *rtnl, cfg Config) (v6off bool, err error) {
 	li, err := nl.linkByName(cfg.Name)
 	if err != nil {
-		return fmt.Errorf("tun: %s: look up the new link: %w", cfg.Name, err)
+		return false, fmt.Errorf("tun: %s: look up the new link: %w", cfg.Name, err)
 	}
 	if err := nl.setLink(li.Index, cfg.MTU); err != nil {
-		return fmt.Errorf("tun: %s: set MTU %d and up: %w", cfg.Name, cfg.MTU, err)
+		return false, fmt.Errorf("tun: %s: set MTU %d and up: %w", cfg.Name, cfg.MTU, err)
 	}
 	if cfg.HostAddr.IsValid() {
 		if err := nl.addAddr(li.Index, cfg.HostAddr); err != nil {
-			return fmt.Errorf("tun: %s: add address %v: %w", cfg.Name, cfg.HostAddr, err)
+			return false, fmt.Errorf("tun: %s: add address %v: %w", cfg.Name, cfg.HostAddr, err)
 		}
 	}
 	if cfg.HostAddr6.IsValid() {
-		if err := nl.addAddr6(li.Index, cfg.HostAddr6); err != nil {
-			return fmt.Errorf("tun: %s: add address %v: %w", cfg.Name, cfg.HostAddr6, err)
+		if err := nl.addAddr6(li.Index, cfg.HostAddr6); errors.Is(err, unix.EACCES) {
+			return true, nil // "IPv6 is disabled on this device"
+		} else if err != nil {
+			return false, fmt.Errorf("tun: %s: add address %v: %w", cfg.Name, cfg.HostAddr6, err)
 		}
 	}
-	return nil
+	return false, nil
 }

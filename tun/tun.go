@@ -112,6 +112,7 @@ type Device struct {
 	vnetHdr    bool
 	rxOffload  bool
 	offloadErr error
+	ipv6Off    bool // the namespace has IPv6 disabled: HostAddr6 not added
 
 	stats   link.Stats
 	offl    OffloadStats
@@ -139,6 +140,11 @@ type OffloadStats struct {
 // OffloadStats returns the device's offload counters. Safe for concurrent
 // use.
 func (d *Device) OffloadStats() *OffloadStats { return &d.offl }
+
+// IPv6Disabled reports whether the kernel refused Config.HostAddr6
+// because IPv6 is disabled in the device's namespace (disable_ipv6): the
+// kernel side then has no IPv6, and the stack should not offer it.
+func (d *Device) IPv6Disabled() bool { return d.ipv6Off }
 
 // Offloads reports what is in force: vnetHdr (IFF_VNET_HDR, so transmit
 // checksum offload), rx (TUNSETOFFLOAD accepted: super-packets and partial
@@ -217,7 +223,7 @@ func New(cfg Config) (*Device, error) {
 		d.file.Close()
 		return nil, fmt.Errorf("tun: %s: %w", cfg.Name, err)
 	}
-	if err := configure(nl, cfg); err != nil {
+	if d.ipv6Off, err = configure(nl, cfg); err != nil {
 		d.file.Close()
 		return nil, err
 	}

@@ -315,7 +315,9 @@ func startStack(cfg serveConfig, log *slog.Logger) (*netstack.Stack, error) {
 	if err := st.AddRoute(netstack.Route{Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Gateway: cfg.hostAddr.Addr(), Dev: nd, Src: cfg.addr.Addr()}); err != nil {
 		return fail(err)
 	}
-	if cfg.addr6.IsValid() {
+	if cfg.addr6.IsValid() && dev.IPv6Disabled() {
+		log.Warn("IPv6 is disabled in this namespace (disable_ipv6): serving IPv4 only", "tun", cfg.tunName)
+	} else if cfg.addr6.IsValid() {
 		if err := st.AddAddress(nd, cfg.addr6); err != nil {
 			return fail(err)
 		}
