@@ -12,7 +12,8 @@
 #
 # Needs root, /dev/net/tun, /dev/fuse, fusermount3, ip and python3.
 # Usage: examples/rmem-experiment.sh [OUTDIR]     (make examples)
-# Environment: SOCKFS (binary, default bin/sockfs), SECS (per run, default 20).
+# Environment: SOCKFS (binary, default bin/sockfs), SECS (per run, default 20),
+# RUNS (the settings to run, default "small default large").
 set -euo pipefail
 
 SECS=${SECS:-20}
@@ -34,9 +35,11 @@ lib_impair 'delay 50ms loss 1%'
 cat "$MNT/ipifc/$ifc/impair"
 
 orig_rmem=$(cat "$MNT/sys/ipv4/tcp_rmem")
+RUNS=${RUNS:-small default large}
 for s in "${SETTINGS[@]}"; do
 	name=${s%%:*}
 	rmem=${s#*:}
+	case " $RUNS " in *" $name "*) ;; *) continue ;; esac
 	echo "== run $name: tcp_rmem $rmem, $SECS s"
 	printf '%s\t%s\t%s\n' $rmem > "$MNT/sys/ipv4/tcp_rmem"
 	# A fresh listener per run: an accepted conversation inherits its
