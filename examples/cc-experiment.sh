@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # cc-experiment.sh: CUBIC, BBR and Reno side by side, sockfs sending. For
-# each of two links set on the device's ipifc/N/impair (both directions):
+# each link set on the device's ipifc/N/impair:
 #
-#   lossy:  delay 50ms loss 1%                  (100 ms RTT, random loss)
-#   queue:  rate 100mbit delay 20ms limit 100   (40 ms RTT, a 100-packet
-#           bottleneck queue: BDP 333 packets of 1500 bytes)
+#   lossy:  delay 50ms loss 1%, each way (100 ms RTT, random loss)
+#   queue:  rate 100mbit delay 20ms limit 100, each way (40 ms RTT). As in
+#           netem, limit counts every packet the impairment holds, those
+#           in the delay line too: 20 ms at 100 Mbit/s is 167 packets, so
+#           the limit, not the rate, caps the link, at about 100 packets
+#           per 20 ms (60 Mbit/s), with no room for a queue.
+#   bneck:  out rate 100mbit limit 100, in delay 40ms (40 ms RTT): the
+#           delay on the ACK path, so the 100 packets of the limit are a
+#           real bottleneck queue in front of a 100 Mbit/s link (BDP 333
+#           packets of 1500 bytes).
 #
 # sockfs connects to a kernel TCP receiver in a network namespace this
 # script creates and writes zeros into the conversation's data file for
@@ -18,21 +25,23 @@
 # Needs root, /dev/net/tun, /dev/fuse, fusermount3, ip and python3.
 # Usage: examples/cc-experiment.sh [OUTDIR]     (make examples)
 # Environment: SOCKFS (binary, default bin/sockfs), SECS (per run, default
-# 15), ALGS (default "cubic bbr reno"), LINKS (default "lossy queue").
+# 15), ALGS (default "cubic bbr reno"), LINKS (default "lossy queue bneck").
 set -euo pipefail
 
 SECS=${SECS:-15}
 ALGS=${ALGS:-cubic bbr reno}
-LINKS=${LINKS:-lossy queue}
+LINKS=${LINKS:-lossy queue bneck}
 NAME=cc
 NET=198.19.78
 OUT=${1:-$(cd "$(dirname "$0")/.." && pwd)/examples/out}
 PORT=5100
 . "$(dirname "$0")/lib.sh"
 
+# Each link's lines for the impair file, separated by ";".
 declare -A IMPAIR=(
 	[lossy]='delay 50ms loss 1%'
 	[queue]='rate 100mbit delay 20ms limit 100'
+	[bneck]='out rate 100mbit limit 100;in delay 40ms'
 )
 
 lib_start
@@ -66,7 +75,8 @@ for _ in $(seq 50); do ip netns exec "$NS" ss -tlnH "( sport = :$PORT )" | grep 
 summary=$OUT/cc-summary.txt
 : > "$summary"
 for link in $LINKS; do
-	lib_impair "${IMPAIR[$link]}"
+	IFS=';' read -ra lines <<< "${IMPAIR[$link]}"
+	lib_impair "${lines[@]}"
 	for alg in $ALGS; do
 		echo "== $link: $alg, $SECS s"
 		exec 3<>"$MNT/tcp/clone"
@@ -90,8 +100,9 @@ for link in $LINKS; do
 	for alg in $ALGS; do labels+=(--label "$alg"); csvs+=("$OUT/cc-$link-$alg.csv"); done
 	for ext in png svg; do
 		"$SOCKFS" plot "${csvs[@]}" "${labels[@]}" -o "$OUT/cc-$link.$ext" -height 1100 \
-			--panels throughput,cwnd,qdelay,rate -title "$link (${IMPAIR[$link]})"
+			--panels throughput,cwnd,qdelay,rate -title "$link (${IMPAIR[$link]//;/, })"
 	done
+	cat "$MNT/ipifc/$ifc/impair" | tee "$OUT/cc-$link-impair.txt"
 	# Per run: goodput (bytes_acked over the run), mean queueing delay
 	# (srtt - min_rtt) after the first 2 s, retransmitted segments.
 	python3 - "$link" "$SECS" "${csvs[@]}" >> "$summary" <<'PY'
@@ -114,5 +125,4 @@ for path in sys.argv[3:]:
 PY
 done
 cat "$summary"
-cat "$MNT/ipifc/$ifc/impair"
-echo "== done: $OUT/cc-{lossy,queue}.{png,svg}, $summary"
+echo "== done: $OUT/cc-{${LINKS// /,}}.{png,svg}, $summary"

@@ -72,8 +72,13 @@ lib_start() {
 	[ -n "$ifc" ] || { echo "no ipifc has $NET.2:" >&2; cat "$MNT"/ipifc/*/status >&2; exit 1; }
 }
 
-# lib_impair sets the device's impairment (both directions) and prints it.
+# lib_impair sets the device's impairment: each argument is one line for
+# the impair file (both directions, or one after a leading in/out), after
+# clearing what was set; it prints the result.
 lib_impair() {
-	echo "== impairing ipifc/$ifc: $1 (each way)"
-	echo "$1" > "$MNT/ipifc/$ifc/impair"
+	echo off > "$MNT/ipifc/$ifc/impair"
+	for line in "$@"; do
+		echo "== impairing ipifc/$ifc: $line"
+		echo "$line" > "$MNT/ipifc/$ifc/impair"
+	done
 }

@@ -37,7 +37,7 @@ SPORT=5201 # sockfs's listener
 . "$(dirname "$0")/lib.sh"
 
 lib_start
-lib_impair 'rate 100mbit delay 5ms'
+lib_impair 'rate 100mbit delay 5ms' # each way
 echo "== tcp_mem $(cat "$MNT/sys/ipv4/tcp_mem" | tr -s '\t ' ' ') -> $TCP_MEM (pages)"
 printf '%s\n' "$TCP_MEM" > "$MNT/sys/ipv4/tcp_mem"
 half=$((CONNS / 2))

@@ -31,7 +31,7 @@ SETTINGS=(
 )
 
 lib_start
-lib_impair 'delay 50ms loss 1%'
+lib_impair 'delay 50ms loss 1%' # each way
 cat "$MNT/ipifc/$ifc/impair"
 
 orig_rmem=$(cat "$MNT/sys/ipv4/tcp_rmem")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -367,7 +368,8 @@ func (pn *panel) sideMem(sender bool) error {
 // sockfs sent and from the peer's ss -ti when it received.
 func (pn *panel) cwnd() error {
 	pn.p.Y.Label.Text = "segments"
-	title := "the sender's cwnd"
+	cols, labels := make([]string, len(pn.runs)), make([]string, len(pn.runs))
+	var series []plotter.XYs
 	for i, r := range pn.runs {
 		c := r.senderCol("cwnd")
 		label := "cwnd"
@@ -378,10 +380,16 @@ func (pn *panel) cwnd() error {
 		case strings.HasPrefix(c, "peer_"):
 			label = "cwnd (kernel sender, ss -ti)"
 		}
+		cols[i], labels[i] = c, label
+		series = append(series, r.d.xy(c, 1))
+	}
+	pn.logIfSpread(series)
+	for i, r := range pn.runs {
+		c := cols[i]
 		if c == "" {
 			continue
 		}
-		if err := pn.line(i, 0, label, r.d.xy(c, 1), 1.2); err != nil {
+		if err := pn.line(i, 0, labels[i], series[i], 1.2); err != nil {
 			return err
 		}
 		if pn.overlay() {
@@ -399,8 +407,39 @@ func (pn *panel) cwnd() error {
 			return err
 		}
 	}
-	pn.setTitle(title)
+	pn.setTitle("the sender's cwnd")
 	return nil
+}
+
+// logSpread is how far apart (a factor) the runs' medians may be before a
+// panel switches to a log scale, so that a run 50 times slower than
+// another is not a flat line at zero.
+const logSpread = 20
+
+// logIfSpread puts the panel on a log scale when the medians of series
+// (above zero) differ by more than logSpread. Call it before adding lines.
+func (pn *panel) logIfSpread(series []plotter.XYs) {
+	lo, hi := math.Inf(1), 0.0
+	for _, pts := range series {
+		var ys []float64
+		for _, p := range pts {
+			if p.Y > 0 {
+				ys = append(ys, p.Y)
+			}
+		}
+		if len(ys) == 0 {
+			continue
+		}
+		sort.Float64s(ys)
+		m := ys[len(ys)/2]
+		lo, hi = min(lo, m), max(hi, m)
+	}
+	if hi > 0 && hi/lo > logSpread {
+		pn.log = true
+		pn.p.Y.Scale = plot.LogScale{}
+		pn.p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		pn.p.Y.Label.Text += " (log)"
+	}
 }
 
 // throughputCol is the byte counter of the run's goodput: bytes_acked of a
@@ -420,6 +459,7 @@ func (r *plotRun) throughputCol() (string, string) {
 // tcp_info's byte counters, the busiest interface or segment rates.
 func (pn *panel) throughput() error {
 	pn.p.Y.Label.Text = "Mbit/s"
+	smooth, labels, cols := make([]plotter.XYs, len(pn.runs)), make([]string, len(pn.runs)), make([]string, len(pn.runs))
 	for i, r := range pn.runs {
 		col, what := r.throughputCol()
 		if col == "" {
@@ -429,18 +469,27 @@ func (pn *panel) throughput() error {
 			return pn.deviceThroughput(r)
 		}
 		win, known := r.rttWindow()
-		if err := pn.thin(i, 0, r.d.rate(col, 8e-6, 0)); err != nil {
-			return err
-		}
-		label := fmt.Sprintf("%s, per %.0f ms RTT", what, win*1000)
+		cols[i], smooth[i] = col, r.d.rate(col, 8e-6, win)
+		labels[i] = fmt.Sprintf("%s, per %.0f ms RTT", what, win*1000)
 		if !known {
-			label = fmt.Sprintf("%s, per %.0f ms (RTT unknown)", what, win*1000)
+			labels[i] = fmt.Sprintf("%s, per %.0f ms (RTT unknown)", what, win*1000)
 		}
-		if err := pn.line(i, 0, label, r.d.rate(col, 8e-6, win), 1.6); err != nil {
+	}
+	pn.logIfSpread(smooth)
+	for i, r := range pn.runs {
+		if !pn.log { // on a log scale the raw samples' zeros would be gaps
+			if err := pn.thin(i, 0, r.d.rate(cols[i], 8e-6, 0)); err != nil {
+				return err
+			}
+		}
+		if err := pn.line(i, 0, labels[i], smooth[i], 1.6); err != nil {
 			return err
 		}
 	}
 	pn.setTitle("throughput (thin: every sample)")
+	if pn.log {
+		pn.setTitle("throughput, per RTT")
+	}
 	return nil
 }
 
@@ -508,15 +557,27 @@ func (pn *panel) qdelay() error {
 func (pn *panel) rates() error {
 	pn.setTitle("pacing_rate, delivery_rate, BBR bw")
 	pn.p.Y.Label.Text = "Mbit/s"
+	type ser struct {
+		run, n int
+		label  string
+		pts    plotter.XYs
+	}
+	var all []ser
+	var delivery []plotter.XYs
 	for i, r := range pn.runs {
 		for j, k := range []string{"delivery_rate", "pacing_rate", "bbr_bw"} {
-			c := r.senderCol(k)
-			if c == "" {
-				continue
+			if c := r.senderCol(k); c != "" {
+				all = append(all, ser{i, j, k, r.d.xy(c, 1e-6)})
+				if j == 0 {
+					delivery = append(delivery, all[len(all)-1].pts)
+				}
 			}
-			if err := pn.line(i, j, k, r.d.xy(c, 1e-6), 1); err != nil {
-				return err
-			}
+		}
+	}
+	pn.logIfSpread(delivery)
+	for _, s := range all {
+		if err := pn.line(s.run, s.n, s.label, s.pts, 1); err != nil {
+			return err
 		}
 	}
 	return nil
