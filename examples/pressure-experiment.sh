@@ -3,7 +3,9 @@
 # lowered tcp_mem. Over a `rate 100mbit delay 5ms` device (both ways):
 #
 #   100 connections from a kernel sender in a network namespace this
-#       script creates into a sockfs listener (sockfs receives);
+#       script creates into a sockfs listener (sockfs receives); half of
+#       them write 64 KiB at a time, half 256-byte messages with
+#       TCP_NODELAY (small segments);
 #   100 connections from sockfs to a kernel receiver there (sockfs sends).
 #
 # Both applications go through cycles of $PERIOD seconds: for the first
@@ -22,13 +24,13 @@
 # Needs root, /dev/net/tun, /dev/fuse, fusermount3, ip and python3.
 # Usage: examples/pressure-experiment.sh [OUTDIR]     (make examples)
 # Environment: SOCKFS (binary), SECS (default 16), PERIOD (default 4),
-# CONNS (default 200), TCP_MEM (pages, default "4096 6144 8192").
+# CONNS (default 200), TCP_MEM (pages, default "3072 4096 6144").
 set -euo pipefail
 
 SECS=${SECS:-16}
 PERIOD=${PERIOD:-4}
 CONNS=${CONNS:-200}
-TCP_MEM=${TCP_MEM:-4096 6144 8192}
+TCP_MEM=${TCP_MEM:-3072 4096 6144}
 NAME=mp
 NET=198.19.79
 OUT=${1:-$(cd "$(dirname "$0")/.." && pwd)/examples/out}
@@ -58,14 +60,21 @@ ls = socket.create_server((net + ".1", kport), backlog=n)
 ls.setblocking(False)
 sel.register(ls, selectors.EVENT_READ, "listen")
 out = []
-buf = b"\0" * 65536
+buf, small = b"\0" * 65536, b"\0" * 256
 deadline = time.time() + 15
 while len(out) < n and time.time() < deadline:  # connect, retrying until sockfs listens
     try:
         s = socket.create_connection((net + ".2", sport), timeout=2)
         s.setblocking(False)
+        # Every other sender writes 256-byte messages with TCP_NODELAY:
+        # small segments, whose skbs carry far more truesize than data,
+        # what tcp_collapse compacts.
+        kind = "send"
+        if len(out) % 2:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            kind = "small"
         out.append(s)
-        sel.register(s, selectors.EVENT_WRITE, "send")
+        sel.register(s, selectors.EVENT_WRITE, kind)
     except OSError:
         time.sleep(0.1)
 inbound, got, sent = [], 0, 0
@@ -77,11 +86,12 @@ while time.time() < end:
             c, _ = ls.accept()
             c.setblocking(False)
             inbound.append(c)
-        elif key.data == "send":
+        elif key.data in ("send", "small"):
             if time.time() < start:
+                time.sleep(0.001)  # writable sockets: no busy loop before t0
                 continue
             try:
-                sent += key.fileobj.send(buf)
+                sent += key.fileobj.send(buf if key.data == "send" else small)
             except (BlockingIOError, ConnectionError):
                 pass
         elif key.data == "recv":
