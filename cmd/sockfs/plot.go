@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -362,6 +363,12 @@ func drawRuns(runs []*plotRun, cfg plotConfig) error {
 	w := vg.Length(cfg.w) * vg.Inch / plotDPI
 	h := vg.Length(cfg.h) * vg.Inch / plotDPI
 	panelH := h / vg.Length(len(names))
+	// One time axis for every panel: the span of all the runs, whatever
+	// each panel's data covers (a --peer column starts late).
+	t0, t1 := math.Inf(1), math.Inf(-1)
+	for _, r := range runs {
+		t0, t1 = min(t0, r.d.t[0]), max(t1, r.d.t[len(r.d.t)-1])
+	}
 	var plots [][]*plot.Plot
 	for i, name := range names {
 		pn := newPanelFor(runs, cfg.title)
@@ -370,6 +377,9 @@ func drawRuns(runs []*plotRun, cfg plotConfig) error {
 			return err
 		}
 		pn.makeRoom(panelH)
+		if t1 > t0 {
+			pn.p.X.Min, pn.p.X.Max = t0, t1
+		}
 		plots = append(plots, []*plot.Plot{pn.p})
 	}
 
