@@ -144,6 +144,9 @@ func (c *tcpConv) Status() string {
 	// tcpi_ca_state and tcpi_min_rtt (ss -i's minrtt, here in
 	// microseconds like srtt).
 	s += fmt.Sprintf(" ca_state %s min_rtt %d", netstack.CAStateName(i.CAState), us(i.MinRTT))
+	if i.PMTU != 0 {
+		s += fmt.Sprintf(" pmtu %d", i.PMTU)
+	}
 	// ss -i's fields, as it prints them, in name value pairs: its
 	// bbr:(bw:,mrtt:,pacing_gain:,cwnd_gain:) becomes bbr_bw ... .
 	if b := i.BBR; b != nil {
