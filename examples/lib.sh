@@ -72,6 +72,17 @@ lib_start() {
 	[ -n "$ifc" ] || { echo "no ipifc has $NET.2:" >&2; cat "$MNT"/ipifc/*/status >&2; exit 1; }
 }
 
+# lib_pcap NAME starts, when PCAP is set (a directory), tcpdump on the
+# namespace's side of the device, headers only, into $PCAP/NAME.pcap; it
+# ends with the script.
+lib_pcap() {
+	[ -n "${PCAP:-}" ] || return 0
+	mkdir -p "$PCAP"
+	ip netns exec "$NS" tcpdump -q -i "$TUN" -s 128 -w "$PCAP/$1.pcap" 2>/dev/null &
+	lib_track $!
+	sleep 0.5
+}
+
 # lib_impair sets the device's impairment: each argument is one line for
 # the impair file (both directions, or one after a leading in/out), after
 # clearing what was set; it prints the result.

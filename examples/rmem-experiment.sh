@@ -13,7 +13,8 @@
 # Needs root, /dev/net/tun, /dev/fuse, fusermount3, ip and python3.
 # Usage: examples/rmem-experiment.sh [OUTDIR]     (make examples)
 # Environment: SOCKFS (binary, default bin/sockfs), SECS (per run, default 20),
-# RUNS (the settings to run, default "small default large").
+# RUNS (the settings to run, default "small default large"), PCAP (a
+# directory: capture each run's headers there with tcpdump).
 set -euo pipefail
 
 SECS=${SECS:-20}
@@ -46,6 +47,7 @@ for s in "${SETTINGS[@]}"; do
 	# listener's rcvbuf (as in Linux), so the new tcp_rmem[1] must be in
 	# force when the listener is made. fd 3 keeps it.
 	PORT=$((PORT + 1))
+	lib_pcap "rmem-$name"
 	exec 3<>"$MNT/tcp/clone"
 	nl=$(cat <&3)
 	echo "announce $PORT" >&3
