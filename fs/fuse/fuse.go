@@ -77,6 +77,11 @@ func Mount(dir string, root netfs.Dir) (*MountPoint, error) {
 		lazyUnmount(dir)
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
+	if err := s.startSentinel(); err != nil {
+		unix.Close(fd)
+		lazyUnmount(dir)
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
 	m := &MountPoint{Dir: dir, s: s, done: make(chan error, 1)}
 	go func() { m.done <- s.serve() }()
 	return m, nil

@@ -49,7 +49,8 @@ func startWatchdog(t *testing.T, dir string, d time.Duration) *watchdog {
 		t.Fatalf("no fusectl entry for %s: %v", dir, err)
 	}
 	w := &watchdog{done: make(chan struct{})}
-	w.cmd = exec.Command("sh", "-c", fmt.Sprintf("sleep %d; echo 1 > %s && echo aborted", int(d.Seconds()), abort))
+	// Only while this process lives: a later mount may get the number.
+	w.cmd = exec.Command("sh", "-c", fmt.Sprintf("sleep %d; kill -0 %d && echo 1 > %s && echo aborted", int(d.Seconds()), os.Getpid(), abort))
 	w.cmd.Stdout = &w.out
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := w.cmd.Start(); err != nil {

@@ -111,8 +111,11 @@ func readAnswer(fd uintptr, p unsafe.Pointer, size, pid uintptr) (uintptr, sysca
 //
 //go:nosplit
 //go:norace
-func sentinelRun(fd uintptr, p unsafe.Pointer, size, pid, parkw uintptr) syscall.Errno {
+func sentinelRun(fd uintptr, p unsafe.Pointer, size, pid, parkw, readyw uintptr) syscall.Errno {
 	entersyscall()
+	// Tell startSentinel that the loop runs without a P from now on.
+	one := byte(1)
+	syscall.RawSyscall(syscall.SYS_WRITE, readyw, uintptr(unsafe.Pointer(&one)), 1)
 	e := sentinelLoop(fd, p, size, pid, parkw)
 	exitsyscall()
 	return e
@@ -171,24 +174,39 @@ func sentinelLoop(fd uintptr, p unsafe.Pointer, size, pid, parkw uintptr) syscal
 }
 
 // startSentinel starts the sentinel and the goroutine that serves what
-// it parks; both end when the mount goes away, the sentinel closing
+// it parks, and returns once the sentinel runs without a P (a goroutine
+// that has not got that far yet could itself be held by a stopped
+// world). Both end when the mount goes away, the sentinel closing
 // s.sentinelDone (the device must stay open until then: a new mount
 // could get its descriptor number).
 func (s *server) startSentinel() error {
-	var fds [2]int
-	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+	var park, ready [2]int
+	if err := unix.Pipe2(park[:], unix.O_CLOEXEC); err != nil {
+		return err
+	}
+	if err := unix.Pipe2(ready[:], unix.O_CLOEXEC); err != nil {
+		unix.Close(park[0])
+		unix.Close(park[1])
 		return err
 	}
 	// Room for a whole WRITE request in the pipe.
-	unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, reqBufLen)
-	r := os.NewFile(uintptr(fds[0]), "fuse-parked")
+	unix.FcntlInt(uintptr(park[1]), unix.F_SETPIPE_SZ, reqBufLen)
+	r := os.NewFile(uintptr(park[0]), "fuse-parked")
 	s.sentinelDone = make(chan struct{})
 	go func() {
 		defer close(s.sentinelDone)
 		buf := make([]byte, reqBufLen)
-		sentinelRun(uintptr(s.fd), unsafe.Pointer(unsafe.SliceData(buf)), uintptr(len(buf)), uintptr(s.pid), uintptr(fds[1]))
-		unix.Close(fds[1])
+		sentinelRun(uintptr(s.fd), unsafe.Pointer(unsafe.SliceData(buf)), uintptr(len(buf)), uintptr(s.pid), uintptr(park[1]), uintptr(ready[1]))
+		unix.Close(park[1])
 	}()
+	var b [1]byte
+	for {
+		if _, err := unix.Read(ready[0], b[:]); err != unix.EINTR {
+			break
+		}
+	}
+	unix.Close(ready[0])
+	unix.Close(ready[1])
 	go s.serveParked(r)
 	return nil
 }

@@ -154,3 +154,30 @@ func TestMountFusermount(t *testing.T) {
 		t.Fatal("server did not stop after unmount")
 	}
 }
+
+// TestDdOneMiBThroughData: bash and dd as the clients, 1 MiB per call:
+// 8 MiB written with dd bs=1M into A's data arrives byte-exact at B,
+// read there with dd bs=1M, both sides subprocesses.
+func TestDdOneMiBThroughData(t *testing.T) {
+	p := newPair(t)
+	out := p.sh(t, `
+src=$(mktemp); dst=$(mktemp)
+head -c 8388608 /dev/urandom > $src
+exec 3<>$B/tcp/clone; nb=$(cat <&3)
+echo 'announce 9200' >&3
+( exec 4<>$B/tcp/$nb/listen; nc=$(cat <&4)
+  dd if=$B/tcp/$nc/data of=$dst bs=1M iflag=fullblock status=none
+) &
+exec 5<>$A/tcp/clone; na=$(cat <&5)
+echo 'connect 198.18.0.2!9200' >&5
+dd if=$src of=$A/tcp/$na/data bs=1M status=none
+exec 5<&-
+wait
+cmp $src $dst && echo same
+stat -c %s $dst
+rm -f $src $dst
+`)
+	if !strings.Contains(out, "same\n8388608\n") {
+		t.Fatalf("output %q", out)
+	}
+}

@@ -160,9 +160,6 @@ func (s *server) handshake() error {
 // serve runs readers until the mount goes away, then returns.
 func (s *server) serve() error {
 	go s.watchSignals()
-	if err := s.startSentinel(); err != nil {
-		return err
-	}
 	defer close(s.quit)
 	s.readers.Add(maxIdle)
 	for range maxIdle {
