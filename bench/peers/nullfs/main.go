@@ -7,9 +7,11 @@
 //	           Subtype sockfs, max_readahead 0, allow_other; bazil's 128 KiB
 //	           max_write), opening data as sockfs opens its stream files
 //	           (DIRECT_IO, FOPEN_STREAM, NONSEEKABLE);
-//	-9p ADDR   it serves the tree over 9P2000.L on ADDR with the
-//	           hugelgupf/p9 server (the library sockfs's 9P server runs
-//	           behind its shim), iounit 0 so the client does msize-sized I/O.
+//	-9p ADDR   it serves the tree over 9P on ADDR with sockfs's own 9P
+//	           server core (fs/p9.Serve, the one `sockfs serve --9p` runs,
+//	           default options), so the 9P rows divided by this one compare
+//	           the same server, client and msize and differ only in the
+//	           file behind data.
 //
 // The files peer (bench/peers/files -null) reads and writes data in the
 // same 128 KiB requests as it moves the conversation files' data, so
@@ -29,9 +31,9 @@ import (
 
 	"bazil.org/fuse"
 	bfs "bazil.org/fuse/fs"
-	"github.com/hugelgupf/p9/fsimpl/templatefs"
-	"github.com/hugelgupf/p9/linux"
-	"github.com/hugelgupf/p9/p9"
+
+	sfs "sockfs/fs"
+	"sockfs/fs/p9"
 )
 
 // zeros is what every read copies from.
@@ -142,69 +144,58 @@ func serve9P(addr string) error {
 	if err != nil {
 		return err
 	}
-	srv := p9.NewServer(p9Attacher{})
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- p9.Serve(ctx, ln, p9Dir{}, p9.Options{}) }()
 	fmt.Println("ready")
 	select {
 	case <-stdinClosed():
 	case err = <-done:
 	}
+	cancel()
 	ln.Close()
 	return err
 }
 
-type p9Attacher struct{}
+// p9Dir is the root of the 9P tree: one entry, data. It is a sockfs/fs
+// tree, so sockfs's own 9P server core (fs/p9) serves it exactly as it
+// serves the /net tree; only the file behind data differs.
+type p9Dir struct{}
 
-func (p9Attacher) Attach() (p9.File, error) { return &p9Node{}, nil }
-
-// p9Node is the root (data false) or the null file (data true).
-type p9Node struct {
-	templatefs.NoopFile
-	data bool
+func (p9Dir) Qid() sfs.Qid { return sfs.Qid{Path: 1, Type: sfs.QTDir} }
+func (p9Dir) Stat() sfs.Stat {
+	return sfs.Stat{Name: "/", Mode: os.ModeDir | 0o555}
 }
 
-func (n *p9Node) qid() p9.QID {
-	if n.data {
-		return p9.QID{Type: p9.TypeRegular, Path: 2}
+func (p9Dir) Lookup(name string) (sfs.Node, error) {
+	if name != "data" {
+		return nil, syscall.ENOENT
 	}
-	return p9.QID{Type: p9.TypeDir, Path: 1}
+	return p9Data{}, nil
 }
 
-func (n *p9Node) Walk(names []string) ([]p9.QID, p9.File, error) {
-	switch {
-	case len(names) == 0:
-		return nil, &p9Node{data: n.data}, nil
-	case !n.data && len(names) == 1 && names[0] == "data":
-		f := &p9Node{data: true}
-		return []p9.QID{f.qid()}, f, nil
-	}
-	return nil, nil, linux.ENOENT
+func (p9Dir) List() []sfs.Node { return []sfs.Node{p9Data{}} }
+
+// p9Data is the null file, a stream file as a conversation's data is; it
+// is its own handle.
+type p9Data struct{}
+
+func (p9Data) Qid() sfs.Qid { return sfs.Qid{Path: 2, Type: sfs.QTFile} }
+func (p9Data) Stat() sfs.Stat {
+	return sfs.Stat{Name: "data", Mode: 0o666, Stream: true}
 }
 
-func (n *p9Node) GetAttr(req p9.AttrMask) (p9.QID, p9.AttrMask, p9.Attr, error) {
-	mode := p9.ModeDirectory | 0o555
-	if n.data {
-		mode = p9.ModeRegular | 0o666
-	}
-	return n.qid(), p9.AttrMask{Mode: true, Size: true}, p9.Attr{Mode: mode}, nil
-}
+func (d p9Data) Open(context.Context, sfs.OpenReq) (sfs.Handle, error) { return d, nil }
 
-func (n *p9Node) Open(p9.OpenFlags) (p9.QID, uint32, error) { return n.qid(), 0, nil }
-
-func (n *p9Node) ReadAt(p []byte, _ int64) (int, error) {
-	if !n.data {
-		return 0, linux.EISDIR
-	}
+func (p9Data) Read(_ context.Context, p []byte, _ int64) (int, error) {
 	for i := 0; i < len(p); i += len(zeros) {
 		copy(p[i:], zeros)
 	}
 	return len(p), nil
 }
 
-func (n *p9Node) WriteAt(p []byte, _ int64) (int, error) {
-	if !n.data {
-		return 0, linux.EISDIR
-	}
-	return len(p), nil
-}
+func (p9Data) Write(_ context.Context, p []byte, _ int64) (int, error) { return len(p), nil }
+
+func (p9Data) Poll(ev sfs.Event, _ func()) sfs.Event { return ev & (sfs.PollIn | sfs.PollOut) }
+
+func (p9Data) Release() {}
