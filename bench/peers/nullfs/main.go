@@ -199,3 +199,7 @@ func (p9Data) Write(_ context.Context, p []byte, _ int64) (int, error) { return 
 func (p9Data) Poll(ev sfs.Event, _ func()) sfs.Event { return ev & (sfs.PollIn | sfs.PollOut) }
 
 func (p9Data) Release() {}
+
+// Tryable: reads and writes never block (fs.Trier), as a TCP
+// conversation's data with bytes queued or room to queue.
+func (p9Data) Tryable() bool { return true }
