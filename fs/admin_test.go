@@ -338,3 +338,52 @@ func TestUDPAnnounceListen(t *testing.T) {
 		t.Fatalf("listen with headers: %v, want EINVAL", err)
 	}
 }
+
+// TestArpNdbFiles: ip(3)'s arp reads empty and takes flush, but refuses
+// add and del (a TUN interface has no link layer); ndb keeps the text
+// written to it as devip's ndbwrite does: a write at an offset replaces
+// the text from there on, a write past its end or beyond 1023 bytes is EIO
+// and changes nothing.
+func TestArpNdbFiles(t *testing.T) {
+	tr, _ := treePair(t)
+	if s := sysRead(t, tr, "arp"); s != "" {
+		t.Fatalf("arp reads %q", s)
+	}
+	if err := fileWrite(t, tr, "flush\n", "arp"); err != nil {
+		t.Fatalf("arp flush: %v", err)
+	}
+	for _, bad := range []string{"add ether 198.18.0.1 0a0b0c0d0e0f", "del 198.18.0.1", "frob", ""} {
+		if err := fileWrite(t, tr, bad, "arp"); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("arp %q: %v, want EINVAL", bad, err)
+		}
+	}
+
+	const entry = "ip=198.18.0.2 ipmask=255.255.255.0 ipgw=198.18.0.1\n"
+	if _, err := sysWrite(t, tr, entry, 0, "ndb"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sysWrite(t, tr, "\tdns=198.18.0.1\n", int64(len(entry)), "ndb"); err != nil {
+		t.Fatal(err)
+	}
+	want := entry + "\tdns=198.18.0.1\n"
+	if s := sysRead(t, tr, "ndb"); s != want {
+		t.Fatalf("ndb %q, want %q", s, want)
+	}
+	for _, w := range []struct {
+		text string
+		off  int64
+	}{{"x", int64(len(want)) + 1}, {strings.Repeat("x", 1000), 100}, {strings.Repeat("x", 1024), 0}} {
+		if _, err := sysWrite(t, tr, w.text, w.off, "ndb"); !errors.Is(err, syscall.EIO) {
+			t.Errorf("ndb write of %d bytes at %d: %v, want EIO", len(w.text), w.off, err)
+		}
+	}
+	if s := sysRead(t, tr, "ndb"); s != want {
+		t.Fatalf("refused writes changed ndb: %q", s)
+	}
+	if _, err := sysWrite(t, tr, "sys=sockfs\n", 0, "ndb"); err != nil {
+		t.Fatal(err)
+	}
+	if s := sysRead(t, tr, "ndb"); s != "sys=sockfs\n" {
+		t.Fatalf("ndb after a write at 0: %q", s)
+	}
+}

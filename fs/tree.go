@@ -92,7 +92,7 @@ func New(stack *netstack.Stack, opts Options) *Tree {
 	}, nil)
 	sockstat := newText(qpath(protoTop, 0, qSockstat), "sockstat", 0444, t.readSockstat, nil)
 	t.root = newDir(qpath(protoTop, 0, qTopDir), "/",
-		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.csFile(), t.dnsFile(), sockstat, netstat, t.protocolsFile(), sys))
+		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.arpFile(), t.ndbFile(), t.csFile(), t.dnsFile(), sockstat, netstat, t.protocolsFile(), sys))
 	return t
 }
 

@@ -167,6 +167,18 @@ func TestAdminFilesKernel(t *testing.T) {
 		t.Fatalf("kernel reassembled %d datagrams, want 1", got-before)
 	}
 
+	// arp: the kernel answered pings over the TUN, and still nothing is
+	// cached (no link layer); flush is accepted, add refused.
+	if a := read("arp"); a != "" {
+		t.Fatalf("arp after pings: %q", a)
+	}
+	if err := write("arp", "flush"); err != nil {
+		t.Fatal(err)
+	}
+	if err := write("arp", "add ether 198.18.0.1 0a0b0c0d0e0f"); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("arp add: %v, want EINVAL", err)
+	}
+
 	// Bad input: EINVAL, a reason in the log, nothing changed.
 	status := read(filepath.Join("ipifc", n, "status"))
 	for _, bad := range []string{"mtu 10", "add 198.18.0.10 255.0.255.0", "remove 198.18.0.77 255.255.255.0", "frob"} {
