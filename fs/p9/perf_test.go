@@ -184,3 +184,75 @@ func BenchmarkNullWrite(b *testing.B) {
 	b.Run("128K", func(b *testing.B) { benchNull(b, true, 128<<10) })
 	b.Run("1M", func(b *testing.B) { benchNull(b, true, DefaultMsize-4096) })
 }
+
+// TestDataIOInline: on a TCP conversation's data, a Tread of bytes already
+// queued and a Twrite that fits the send buffer are answered by the
+// connection's reading goroutine, without a hand-off to a worker; a Tread
+// with nothing queued, or a Twrite the peer's window cannot take, goes to
+// a worker and is answered once the peer writes (reads) — with every byte
+// in order.
+func TestDataIOInline(t *testing.T) {
+	e := newEnv(t)
+	n, bdata := e.localPair(t, 7400)
+	rc := dialIn(t, e.addr, dialectL, 0)
+	rc.walkOpen(t, 1, 2, "tcp", n, "data")
+	rc.nc.SetDeadline(time.Time{})
+	// A's data, opened locally only to see when the bytes have arrived.
+	adata := local(t, e.ta, "tcp/"+n+"/data")
+	start := handoffs.Load()
+	for i := range 50 {
+		msg := "queued " + strconv.Itoa(i)
+		write(t, bdata, msg)
+		deadline := time.Now().Add(5 * time.Second)
+		for adata.Poll(sfs.PollIn, nil)&sfs.PollIn == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		got := ""
+		for got != msg && time.Now().Before(deadline) {
+			got += rc.read(t, 2, 8192)
+		}
+		if got != msg {
+			t.Fatalf("read %q, want %q", got, msg)
+		}
+		rc.write(t, 2, "fits "+strconv.Itoa(i))
+	}
+	if n := handoffs.Load() - start; n != 0 {
+		t.Fatalf("%d of 100 reads and writes that need not block went to a worker", n)
+	}
+	want := ""
+	for i := range 50 {
+		want += "fits " + strconv.Itoa(i)
+	}
+	if got := drainString(t, bdata, len(want)); got != want {
+		t.Fatalf("peer got %q, want %q", got, want)
+	}
+
+	// Nothing queued: handed off, answered once B writes.
+	start = handoffs.Load()
+	rc.send(t, tread(10, 2, 0, 8192))
+	rc.expectNothing(t, 100*time.Millisecond)
+	if handoffs.Load() == start {
+		t.Fatal("a Tread with nothing queued was not handed to a worker")
+	}
+	write(t, bdata, "late")
+	if r := rc.recv(t); r.typ() != msgRread || string(r[hdrLen+4:]) != "late" {
+		t.Fatalf("blocked Tread answered type %d %q", r.typ(), r[hdrLen+4:])
+	}
+}
+
+// drainString reads n bytes from h.
+func drainString(t testing.TB, h sfs.Handle, n int) string {
+	t.Helper()
+	buf := make([]byte, n)
+	got := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for got < n {
+		m, err := h.Read(ctx, buf[got:], 0)
+		if err != nil {
+			t.Fatalf("peer read after %d bytes: %v", got, err)
+		}
+		got += m
+	}
+	return string(buf)
+}

@@ -182,6 +182,11 @@ type conn struct {
 // maxIdleWorkers bounds the worker goroutines a connection keeps idle.
 const maxIdleWorkers = 8
 
+// handoffs counts the requests handed to a worker goroutine, in every
+// connection (TestDataIOInline checks that reads and writes that do not
+// block are not).
+var handoffs atomic.Int64
+
 // request is one T-message in flight. Requests are recycled (reqPool)
 // with their message and reply buffers, so that a stream of Tread or
 // Twrite allocates nothing.
@@ -455,6 +460,7 @@ func (c *conn) dispatch(frame *[]byte) {
 		if (typ == msgTread || typ == msgTwrite) && c.tryInline(r) {
 			return
 		}
+		handoffs.Add(1)
 		select {
 		case c.workq <- r:
 		default:
