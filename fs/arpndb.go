@@ -10,8 +10,8 @@ import (
 
 // Types of ip(3)'s arp and ndb among the top-level files.
 const (
-	qArp = 28
-	qNdb = 29
+	qArp = 29
+	qNdb = 30
 )
 
 // arpFile is ip(3)'s arp, the address-resolution cache of the interfaces.

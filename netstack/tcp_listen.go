@@ -367,7 +367,7 @@ func (l *TCPSock) createChild(r *tcpRequest, b *skb.SKB, th header.TCP, opts *he
 	if cc := newCongestionControl(l.ccName); cc != nil {
 		c.setCC(cc, l.ccName)
 	}
-	c.syncMss()
+	c.syncMss(c.pathMTU())
 	c.syncSeqs()
 	c.lockSock()
 	defer c.releaseSock()
