@@ -40,7 +40,10 @@ var errClosed = perr(syscall.EIO, "connection closed")
 // speaks it, else 9P2000. It owns nc from now on (closed on error).
 func newClient(nc net.Conn, msize uint32) (*client, error) {
 	c := &client{nc: nc, calls: make(map[uint16]*call), dead: make(chan struct{})}
-	br := bufio.NewReaderSize(nc, 64<<10)
+	// A small read buffer: an Rread's data is read past it, straight into
+	// the caller's buffer (readLoop), so at most this much of it is
+	// copied twice.
+	br := bufio.NewReaderSize(nc, 8<<10)
 	for _, v := range []string{"9P2000.L", "9P2000"} {
 		var e enc
 		e.start(msgTversion, noTag)
