@@ -50,7 +50,7 @@ var wireNote = map[string]string{
 // served by bench/peers/nullfs, measured by the files peer.
 var nullSystems = []struct{ system, label, fileSystem string }{
 	{"fuse-null", "FUSE null file (sockfs's FUSE server fs/fuse, its mount options, DIRECT_IO, 1 MiB read/write)", "sockfs-fuse"},
-	{"9p-null", "9P null file (hugelgupf/p9 server and client, msize 132 KiB, 128 KiB read/write)", "sockfs-9p"},
+	{"9p-null", "9P null file (sockfs's 9P server core fs/p9, hugelgupf/p9 client, msize 132 KiB, 128 KiB read/write)", "sockfs-9p"},
 }
 
 // nullMetrics are the ceiling's measurements, with the bulk metric of the

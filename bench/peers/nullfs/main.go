@@ -7,9 +7,11 @@
 //	           the same mount options, 1 MiB requests, pooled replies),
 //	           data being a stream file as the conversations' data files
 //	           are (DIRECT_IO, FOPEN_STREAM, NONSEEKABLE);
-//	-9p ADDR   it serves the tree over 9P2000.L on ADDR with the
-//	           hugelgupf/p9 server (the library sockfs's 9P server runs
-//	           behind its shim), iounit 0 so the client does msize-sized I/O.
+//	-9p ADDR   it serves the same tree over 9P on ADDR with sockfs's own
+//	           9P server core (fs/p9.Serve, the one `sockfs serve --9p`
+//	           runs, default options), so the 9P rows divided by this one
+//	           compare the same server, client and msize and differ only in
+//	           the file behind data.
 //
 // The files peer (bench/peers/files -null) reads and writes data in the
 // same requests as it moves the conversation files' data (1 MiB over
@@ -29,12 +31,9 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/hugelgupf/p9/fsimpl/templatefs"
-	"github.com/hugelgupf/p9/linux"
-	"github.com/hugelgupf/p9/p9"
-
 	netfs "sockfs/fs"
 	"sockfs/fs/fuse"
+	"sockfs/fs/p9"
 )
 
 // zeros is what every read copies from.
@@ -124,74 +123,24 @@ func (nullHandle) Poll(ev netfs.Event, _ func()) netfs.Event {
 }
 func (nullHandle) Release() {}
 
+// Tryable: reads and writes never block (fs.Trier), as a TCP
+// conversation's data with bytes queued or room to queue.
+func (nullHandle) Tryable() bool { return true }
+
 func serve9P(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := p9.NewServer(p9Attacher{})
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- p9.Serve(ctx, ln, nullDir{}, p9.Options{}) }()
 	fmt.Println("ready")
 	select {
 	case <-stdinClosed():
 	case err = <-done:
 	}
+	cancel()
 	ln.Close()
 	return err
-}
-
-type p9Attacher struct{}
-
-func (p9Attacher) Attach() (p9.File, error) { return &p9Node{}, nil }
-
-// p9Node is the root (data false) or the null file (data true).
-type p9Node struct {
-	templatefs.NoopFile
-	data bool
-}
-
-func (n *p9Node) qid() p9.QID {
-	if n.data {
-		return p9.QID{Type: p9.TypeRegular, Path: 2}
-	}
-	return p9.QID{Type: p9.TypeDir, Path: 1}
-}
-
-func (n *p9Node) Walk(names []string) ([]p9.QID, p9.File, error) {
-	switch {
-	case len(names) == 0:
-		return nil, &p9Node{data: n.data}, nil
-	case !n.data && len(names) == 1 && names[0] == "data":
-		f := &p9Node{data: true}
-		return []p9.QID{f.qid()}, f, nil
-	}
-	return nil, nil, linux.ENOENT
-}
-
-func (n *p9Node) GetAttr(req p9.AttrMask) (p9.QID, p9.AttrMask, p9.Attr, error) {
-	mode := p9.ModeDirectory | 0o555
-	if n.data {
-		mode = p9.ModeRegular | 0o666
-	}
-	return n.qid(), p9.AttrMask{Mode: true, Size: true}, p9.Attr{Mode: mode}, nil
-}
-
-func (n *p9Node) Open(p9.OpenFlags) (p9.QID, uint32, error) { return n.qid(), 0, nil }
-
-func (n *p9Node) ReadAt(p []byte, _ int64) (int, error) {
-	if !n.data {
-		return 0, linux.EISDIR
-	}
-	for i := 0; i < len(p); i += len(zeros) {
-		copy(p[i:], zeros)
-	}
-	return len(p), nil
-}
-
-func (n *p9Node) WriteAt(p []byte, _ int64) (int, error) {
-	if !n.data {
-		return 0, linux.EISDIR
-	}
-	return len(p), nil
 }
