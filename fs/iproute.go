@@ -109,6 +109,9 @@ func (t *Tree) readPlan9Routes() string {
 		gate, flags, tag := r.Gateway, fam, r.Tag
 		if r.Connected {
 			gate, flags, tag = r.Src, fam+"i", "ifc"
+			if r.Dst.Bits() == 32 && r.Dst.Addr() != r.Src {
+				flags = fam + "ip" // Rptpt: a point-to-point address's peer
+			}
 		}
 		if !gate.IsValid() {
 			gate = netip.IPv4Unspecified()
