@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sockfs/memctl"
 	"sockfs/tun"
 	"testing"
 	"time"
@@ -52,6 +53,8 @@ func benchTUNBulk(b *testing.B, offload bool, dir string, size int64) {
 	}()
 	b.SetBytes(size)
 	b.ResetTimer()
+	mib := st.Net().MIB
+	in0, out0 := mib.Get(memctl.TcpInSegs), mib.Get(memctl.TcpOutSegs)
 	start := time.Now()
 	for range b.N {
 		var out string
@@ -67,6 +70,9 @@ func benchTUNBulk(b *testing.B, offload bool, dir string, size int64) {
 	}
 	el := time.Since(start)
 	b.ReportMetric(float64(size)*8*float64(b.N)/el.Seconds()/1e9, "Gbit/s")
+	// Segments sent per segment received: for the receiving direction,
+	// ACKs per data segment (the kernel's super-packets count once).
+	b.ReportMetric(float64(mib.Get(memctl.TcpOutSegs)-out0)/float64(max(mib.Get(memctl.TcpInSegs)-in0, 1)), "out/in-segs")
 }
 
 type zeroReader struct{}
