@@ -366,3 +366,112 @@ func TestMTUBlackHoleDetection(t *testing.T) {
 		})
 	}
 }
+
+// blackHoleHeads runs a connection whose data is never acknowledged for
+// up to 40 s and returns the sizes of the head segment's transmissions.
+func (c *script) blackHoleHeads(n int) []int {
+	c.tp.Send(context.Background(), []byte(strings.Repeat("x", 4*1460)))
+	var head []int
+	for i := 0; i < 400 && len(head) < n; i++ {
+		for {
+			c.dev.mu.Lock()
+			k := len(c.dev.out)
+			c.dev.mu.Unlock()
+			if k == 0 {
+				break
+			}
+			pkt := c.takeRaw()
+			iph := header.IPv4(pkt)
+			th := header.TCP(pkt[iph.HeaderLength():])
+			if th.Seq() == c.iss+1 {
+				head = append(head, int(iph.TotalLength())-iph.HeaderLength()-th.DataOffset())
+			}
+		}
+		c.clk.Advance(100 * time.Millisecond)
+	}
+	return head
+}
+
+// Each knob of black-hole detection, by its effect on the head segment's
+// retransmissions (RTOs at 1, 3, 7, 15 s; see TestMTUBlackHoleDetection):
+// tcp_retries1 1 detects the hole one RTO earlier (1 s of RTO_MIN back-off
+// passed at 3 s), tcp_base_mss sets the first size, and
+// tcp_mtu_probe_floor stops the halving.
+func TestMTUBlackHoleKnobs(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		knobs map[string]string
+		want  []int
+	}{
+		{"tcp_retries1=1", map[string]string{"tcp_retries1": "1"}, []int{1460, 1460, 1024, 512, 256}},
+		{"tcp_base_mss=700", map[string]string{"tcp_base_mss": "700"}, []int{1460, 1460, 1460, 700, 350}},
+		{"tcp_mtu_probe_floor=600", map[string]string{"tcp_mtu_probe_floor": "600"}, []int{1460, 1460, 1460, 1024, 600, 600}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newScript(t)
+			setSysctl(t, c.s, "ipv4/tcp_mtu_probing", "1")
+			for k, v := range tc.knobs {
+				setSysctl(t, c.s, "ipv4/"+k, v)
+			}
+			c.establishAfter()
+			if got := c.blackHoleHeads(len(tc.want)); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("head segment sent as %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// tcp_probe_threshold: a search range narrower than it is not probed, so
+// with 500 (more than 1500 - 1064) a tcp_mtu_probing 2 connection stays at
+// tcp_base_mss; tcp_probe_interval: once the search is over, it starts
+// again (from the current MSS) only after that many seconds.
+func TestMTUProbeThresholdAndInterval(t *testing.T) {
+	c := newScript(t)
+	setSysctl(t, c.s, "ipv4/tcp_mtu_probing", "2")
+	setSysctl(t, c.s, "ipv4/tcp_probe_threshold", "500")
+	setSysctl(t, c.s, "ipv4/tcp_probe_interval", "30")
+	c.establishAfter()
+	c.tp.Send(context.Background(), []byte(strings.Repeat("a", 10*1024)))
+	c.sentSegments(true)
+	una := c.iss + 1 + 10*1024
+	c.send(seg{seq: c.peerIS + 1, ack: una, flags: fAck})
+	c.sentSegments(true)
+	c.tp.Send(context.Background(), []byte(strings.Repeat("b", 16*1024)))
+	for _, n := range c.sentSegments(true) {
+		if n != 1024 {
+			t.Fatalf("a %d-byte segment: probed a range narrower than tcp_probe_threshold", n)
+		}
+	}
+	if c.tp.mtup.searchLow != 1064 {
+		t.Fatalf("search_low %d", c.tp.mtup.searchLow)
+	}
+	una += 16 * 1024
+	c.send(seg{seq: c.peerIS + 1, ack: una, flags: fAck})
+	c.sentSegments(true)
+	// 31 s later a send looks again: the search restarts from the MSS in
+	// use (search_low 1064) up to the peer's (search_high 1500).
+	c.clk.Advance(31 * time.Second)
+	c.sentSegments(true)
+	c.tp.Send(context.Background(), []byte(strings.Repeat("c", 16*1024)))
+	c.sentSegments(true)
+	if m := c.tp.mtup; m.probeTimestamp < int64(31*time.Second) || m.searchHigh != 1500 {
+		t.Fatalf("after tcp_probe_interval: probe_timestamp %d search_high %d", m.probeTimestamp, m.searchHigh)
+	}
+}
+
+// ip_no_pmtu_disc 1 keeps fragmentation-needed but ignores its MTU field
+// (info 0): the path MTU falls to route/min_pmtu and locks; route/min_pmtu
+// itself sets that floor.
+func TestPMTUNoPmtuDisc1AndMinPmtu(t *testing.T) {
+	c := newEstablished(t)
+	setSysctl(t, c.s, "ipv4/ip_no_pmtu_disc", "1")
+	setSysctl(t, c.s, "ipv4/route/min_pmtu", "900")
+	c.tp.Send(context.Background(), []byte(strings.Repeat("x", 1460)))
+	c.fragNeeded(1200, c.takeRaw())
+	if i := c.tp.Info(); i.PMTU != 900 || i.SndMSS != 860 {
+		t.Fatalf("pmtu %d mss %d, want 900 860 (the MTU field ignored, min_pmtu used)", i.PMTU, i.SndMSS)
+	}
+	if got := c.s.PMTUCache(); len(got) != 1 || !got[0].Locked {
+		t.Fatalf("route cache %+v, want a locked entry", got)
+	}
+}
