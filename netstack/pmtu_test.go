@@ -341,25 +341,7 @@ func TestMTUBlackHoleDetection(t *testing.T) {
 			c := newScript(t)
 			setSysctl(t, c.s, "ipv4/tcp_mtu_probing", tc.probing)
 			c.establishAfter()
-			c.tp.Send(context.Background(), []byte(strings.Repeat("x", 4*1460)))
-			var head []int
-			for i := 0; i < 400 && len(head) < len(tc.want); i++ {
-				for {
-					c.dev.mu.Lock()
-					n := len(c.dev.out)
-					c.dev.mu.Unlock()
-					if n == 0 {
-						break
-					}
-					pkt := c.takeRaw()
-					iph := header.IPv4(pkt)
-					th := header.TCP(pkt[iph.HeaderLength():])
-					if th.Seq() == c.iss+1 {
-						head = append(head, int(iph.TotalLength())-iph.HeaderLength()-th.DataOffset())
-					}
-				}
-				c.clk.Advance(100 * time.Millisecond)
-			}
+			head := c.blackHoleHeads(len(tc.want))
 			if fmt.Sprint(head) != fmt.Sprint(tc.want) {
 				t.Fatalf("head segment sent as %v, want %v", head, tc.want)
 			}
