@@ -72,7 +72,7 @@ func TestSysctlFileWrites(t *testing.T) {
 	if _, err := open(t, tr, 0, syscall.O_WRONLY, "sys", "ipv4", "tcp_available_congestion_control"); !errors.Is(err, syscall.EACCES) {
 		t.Fatalf("open available for writing: %v", err)
 	}
-	if got := sysRead(t, tr, "sys", "ipv4", "tcp_available_congestion_control"); got != "reno bbr cubic\n" {
+	if got := sysRead(t, tr, "sys", "ipv4", "tcp_available_congestion_control"); got != "reno bbr cubic dctcp\n" {
 		t.Fatalf("available %q", got)
 	}
 }

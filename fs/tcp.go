@@ -153,6 +153,14 @@ func (c *tcpConv) Status() string {
 	if i.DeliveryRate != 0 {
 		s += " delivery_rate " + ssBw(float64(i.DeliveryRate)*8)
 	}
+	// Bare words last, as ss -i prints its options, so that the name
+	// value pairs before them parse the same.
+	if i.ECN {
+		s += " ecn"
+	}
+	if i.ECNSeen {
+		s += " ecnseen"
+	}
 	return s + "\n"
 }
 

@@ -29,6 +29,8 @@ func TestBootDefaultsFromNFBP(t *testing.T) {
 		"ipv4/tcp_shrink_window":                           "0\n",
 		"ipv4/tcp_workaround_signed_windows":               "0\n",
 		"ipv4/tcp_recovery":                                "1\n",
+		"ipv4/tcp_ecn":                                     "2\n",
+		"ipv4/tcp_ecn_fallback":                            "1\n",
 		"module/tcp_cubic/parameters/hystart":              "1\n",
 		"module/tcp_cubic/parameters/hystart_detect":       "3\n",
 		"module/tcp_cubic/parameters/hystart_low_window":   "16\n",
@@ -41,7 +43,7 @@ func TestBootDefaultsFromNFBP(t *testing.T) {
 		}
 		eq(t, name, s.Read(), want)
 	}
-	eq(t, "names", len(n.Sysctls.Names()), 72)
+	eq(t, "names", len(n.Sysctls.Names()), 74)
 	d := ComputeBootDefaults(&Linux612Distro, nfbp235)
 	eq(t, "6 MiB tcp_rmem[2] before 6.16", d.TCPRmem[2], int64(6<<20))
 	small := ComputeBootDefaults(&Linux618Min, 100)

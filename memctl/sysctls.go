@@ -31,6 +31,7 @@ type Sysctls struct {
 	tcpSack, tcpDsack, tcpTimestamps, tcpWindowScaling  *Sysctl
 	tcpSyncookies, tcpMaxSynBacklog, tcpAbortOnOverflow *Sysctl
 	tcpMinSndMss                                        *Sysctl
+	tcpECN, tcpECNFallback                              *Sysctl
 	// Timers.
 	tcpSynRetries, tcpSynackRetries, tcpRetries2, tcpOrphanRetries *Sysctl
 	tcpFinTimeout, tcpKeepaliveTime, tcpKeepaliveIntvl             *Sysctl
@@ -66,8 +67,8 @@ type Sysctls struct {
 // the order Linux registers them (tcp_cong_list: reno is built in, cubic
 // registers at boot), which is the order of
 // tcp_available_congestion_control: "reno bbr cubic" on the reference
-// 6.18 kernel.
-var CongestionControls = []string{"reno", "bbr", "cubic"}
+// 6.18 kernel, then dctcp as `modprobe tcp_dctcp` would add it.
+var CongestionControls = []string{"reno", "bbr", "cubic", "dctcp"}
 
 // DefaultCongestionControl is the boot default of tcp_congestion_control
 // (CONFIG_DEFAULT_TCP_CONG: cubic, Linux's usual default).
@@ -145,6 +146,8 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.tcpWorkaroundSignedWin = mk("ipv4/tcp_workaround_signed_windows", kindU8, none, "initial window of 32767 (tcp_select_initial_window)", 0)
 	s.tcpRecovery = mk("ipv4/tcp_recovery", kindU8, none, "RACK-TLP loss detection (tcp_rack_mark_lost)", TCPRackLossDetection)
 	// TCP options and handshake
+	s.tcpECN = mk("ipv4/tcp_ecn", kindU8, lim(i64(0), i64(2)), "ECN: 1 asks for it on SYNs and accepts it, 2 accepts only (tcp_ecn_send_syn, tcp_ecn_create_request)", 2)
+	s.tcpECNFallback = mk("ipv4/tcp_ecn_fallback", kindU8, lim(i64(0), i64(1)), "a retransmitted SYN asks for no ECN (tcp_ecn_clear_syn)", 1)
 	s.tcpSack = mk("ipv4/tcp_sack", kindU8, none, "SACK-permitted in SYNs sent and accepted (tcp_syn_options, tcp_parse_options)", 1)
 	s.tcpDsack = mk("ipv4/tcp_dsack", kindU8, none, "D-SACK blocks in ACKs (tcp_dsack_set)", 1)
 	s.tcpTimestamps = mk("ipv4/tcp_timestamps", kindU8, none, "timestamps in SYNs sent and accepted; 2: no random offset (tcp_syn_options, tcp_parse_options)", 1)
@@ -376,7 +379,8 @@ var AbsentSysctls = map[string]string{
 	"ipv4/tcp_no_metrics_save":        "sockfs has no tcp_metrics cache",
 	"ipv4/tcp_base_mss":               "used only by path-MTU probing, which sockfs does not do",
 	"ipv4/tcp_mtu_probing":            "sockfs does not probe the path MTU",
-	"ipv4/tcp_ecn":                    "no ECN yet (issue 16, item 2)",
+	"ipv4/tcp_ecn_option":             "Accurate ECN's TCP option: sockfs does RFC 3168 ECN only",
+	"ipv4/tcp_ecn_option_beacon":      "as tcp_ecn_option",
 	"ipv4/tcp_comp_sack_delay_ns":     "sockfs sends a compressed ACK at the end of the device's receive batch, not from a timer (netstack/tcp_input.go sackCompress)",
 	"ipv4/tcp_comp_sack_slack_ns":     "as tcp_comp_sack_delay_ns",
 	"ipv4/tcp_syn_linear_timeouts":    "not done: sockfs backs every SYN retransmission off exponentially",
@@ -458,6 +462,14 @@ func (s *Sysctls) TCPRecovery() int { return int(s.tcpRecovery.first()) }
 
 // TCPSack is net.ipv4.tcp_sack, read for every SYN sent or received.
 func (s *Sysctls) TCPSack() bool { return s.tcpSack.first() != 0 }
+
+// TCPECN is net.ipv4.tcp_ecn (0 off, 1 request and accept, 2 accept
+// only), read when a SYN is sent or received.
+func (s *Sysctls) TCPECN() int { return int(s.tcpECN.first()) }
+
+// TCPECNFallback is net.ipv4.tcp_ecn_fallback, read when a SYN is
+// retransmitted.
+func (s *Sysctls) TCPECNFallback() bool { return s.tcpECNFallback.first() != 0 }
 
 // TCPDsack is net.ipv4.tcp_dsack, read whenever a D-SACK block is due.
 func (s *Sysctls) TCPDsack() bool { return s.tcpDsack.first() != 0 }

@@ -740,6 +740,9 @@ type TCPInfo struct {
 	PacingRate, DeliveryRate uint64
 	// BBR is BBR's model (INET_DIAG_BBRINFO), when BBR is the algorithm.
 	BBR *BBRInfo
+	// ECN and ECNSeen are tcpi_options' TCPI_OPT_ECN (negotiated) and
+	// TCPI_OPT_ECN_SEEN (an ECT or CE packet arrived).
+	ECN, ECNSeen bool
 }
 
 // Info returns tcp_info. Takes the socket lock. Mirrors tcp_get_info.
@@ -770,6 +773,7 @@ func (tp *TCPSock) Info() TCPInfo {
 		WindowClamp: tp.windowClamp, SndWscale: tp.sndWscale, RcvWscale: tp.rcvWscale,
 		Qin: qin, Qout: int(tp.writeSeq - tp.sndUna), Congestion: tp.cc.name(),
 		BytesAcked: tp.bytesAcked, BytesReceived: tp.bytesReceived,
+		ECN: tp.ecnOK(), ECNSeen: tp.ecnFlags&tcpECNSeen != 0,
 	}
 }
 

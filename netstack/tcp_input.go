@@ -51,6 +51,7 @@ func (s *Stack) tcpRcv(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
 	cbSetAckSeq(b, th.Ack())
 	cbSetFlags(b, flags)
 	cbSetSacked(b, 0)
+	cbSetDsfield(b, iph.TOS())
 	b.SetTransportHeader()
 	b.Pull(th.DataOffset())
 	b.Tstamp = s.clock.Nanotime()
@@ -554,6 +555,10 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 			tp.maxWindow = nwin
 		}
 	}
+	ece := tp.ecnRcvEcnEcho(cbGetFlags(b)) // FLAG_ECE
+	tp.ackFlagECE = ece
+	defer func() { tp.ackFlagECE = false }()
+	tp.ecnAcceptCWR(b)
 	priorFack := tp.highestSackSeq()
 	reord := priorFack
 	priorPackets, priorSacked := tp.packetsOut, tp.sackedOut
@@ -565,7 +570,13 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	if tp.sackOK && seqLT(reord, priorFack) {
 		tp.checkSackReordering(reord, false)
 	}
+	if ece { // tcp_count_delivered with ece_ack
+		tp.deliveredCE += tp.delivered - priorDelivered
+	}
 	tp.rackUpdateReoWnd()
+	if e, ok := tp.cc.(ackEventer); ok {
+		e.inAckEvent(tp) // tcp_in_ack_event
+	}
 	if acked > 0 || seqGT(ack, priorUna) {
 		skbRtt := rtt
 		if tp.tstampOK && opts.HasTimestamp && opts.TSEcr != 0 {
@@ -597,11 +608,14 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	if tp.state == TCPSynRecv {
 		tp.synRecvEstablished(b, nwin)
 	}
-	if acked > 0 && tp.caState != tcpCARecovery && tp.ccMain == nil { // PRR sets cwnd in recovery
+	// PRR sets cwnd in recovery and CWR, which an ECN echo in Open or
+	// Disorder is about to enter (tcp_cong_control runs after
+	// tcp_fastretrans_alert in Linux).
+	if acked > 0 && !tp.inCwndReduction() && !(ece && tp.caState <= tcpCADisorder) && tp.ccMain == nil {
 		tp.cc.congAvoid(tp, acked)
 	}
 	reoArmed := false // RACK armed the reorder timer: FLAG_SET_XMIT_TIMER cleared
-	if tp.caState != tcpCAOpen || isDupack || sackedNew > 0 || tp.sackedOut > 0 || dsack || tp.undoMarker != 0 {
+	if tp.caState != tcpCAOpen || isDupack || sackedNew > 0 || tp.sackedOut > 0 || dsack || tp.undoMarker != 0 || ece {
 		reoArmed = tp.fastretransAlert(ack, priorUna, isDupack, acked+sackedNew)
 	}
 	if tp.tlpHighSeq != 0 && seqGEQ(ack, tp.tlpHighSeq) {
@@ -750,6 +764,7 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 			tp.updateRttMin(rtt)
 		}
 		tp.backoff, tp.retransmits, tp.retransStamp = 0, 0, 0
+		tp.ecnRcvSynack(flags)
 		tp.setState(TCPEstablished)
 		tp.initTransfer()
 		tp.enterQuickack()
@@ -763,6 +778,7 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 	}
 	if flags&tcpSyn != 0 { // simultaneous open
 		tp.applySynOptions(opts, true)
+		tp.ecnRcvSyn(flags)
 		tp.irs = seq
 		tp.rcvNxt = seq + 1
 		tp.rcvWup = tp.rcvNxt
@@ -869,9 +885,12 @@ func (tp *TCPSock) timeWaitRcv(b *skb.SKB, th header.TCP, opts *header.TCPOption
 	return false
 }
 
-// enterQuickack mirrors tcp_enter_quickack_mode.
-func (tp *TCPSock) enterQuickack() {
-	tp.incrQuickack(tcpMaxQuickacks)
+// enterQuickack is tcp_enter_quickack_mode(sk, TCP_MAX_QUICKACKS).
+func (tp *TCPSock) enterQuickack() { tp.enterQuickackMode(tcpMaxQuickacks) }
+
+// enterQuickackMode mirrors tcp_enter_quickack_mode.
+func (tp *TCPSock) enterQuickackMode(maxq int) {
+	tp.incrQuickack(maxq)
 	tp.ackPingpong = false
 	tp.ato = tcpAtoMin
 }
@@ -921,6 +940,7 @@ func (tp *TCPSock) eventDataRecv(b *skb.SKB, truesize int) {
 		}
 	}
 	tp.lrcvtime = now
+	tp.ecnCheckCE(b)
 	if b.Len() >= 128 {
 		tp.growWindow(b, truesize, true, tp.tcpSpace())
 	}
@@ -1135,6 +1155,7 @@ func (tp *TCPSock) ofoQueue() {
 // what is wholly covered. Mirrors tcp_data_queue_ofo.
 func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 	mib := tp.stack.mib
+	tp.ecnCheckCE(b)
 	tp.measureRcvMss(b, b.Truesize()) // since 6.17, out-of-order data too
 	if !tp.tryRmemSchedule(b, b.Truesize()) {
 		mib.Inc(memctl.TcpExtTCPOFODrop)

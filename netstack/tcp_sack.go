@@ -264,8 +264,11 @@ func (tp *TCPSock) enterRecovery() {
 	}
 	tp.priorSsthr = 0
 	tp.initUndo()
-	if tp.caState != tcpCARecovery { // !tcp_in_cwnd_reduction
-		tp.priorSsthr = tp.currentSsthresh()
+	if !tp.inCwndReduction() {
+		if !tp.ackFlagECE { // an ECN echo's reduction is not undone
+			tp.priorSsthr = tp.currentSsthresh()
+		}
+		tp.ecnQueueCWR()
 		tp.highSeq = tp.sndNxt
 		tp.priorCwnd = tp.cwnd
 		tp.ssthresh = tp.cc.ssthresh(tp)
@@ -344,6 +347,7 @@ func (tp *TCPSock) enterLoss() {
 	tp.tlpHighSeq = 0 // its probe is counted in undo_retrans (6.11+)
 	tp.setCAState(tcpCALoss)
 	tp.dupAcks = 0
+	tp.ecnQueueCWR()
 }
 
 // timeoutMarkLost marks every unSACKed skb lost after an RTO; with RACK,
@@ -406,6 +410,11 @@ func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSa
 	} else if tp.caState == tcpCARecovery && seqGEQ(tp.sndUna, tp.highSeq) {
 		tp.tryUndoRecovery()
 		tp.endCwndReduction()
+	} else if tp.caState == tcpCACWR && seqGT(tp.sndUna, tp.highSeq) {
+		// CWR is held until something above high_seq is acked, so
+		// that the CWR flag has reached the receiver.
+		tp.endCwndReduction()
+		tp.setCAState(tcpCAOpen)
 	}
 
 	switch tp.caState {
@@ -501,5 +510,8 @@ func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSa
 		}
 	}
 	tp.tryToOpen()
+	if tp.caState == tcpCACWR { // tcp_cong_control: PRR in CWR too
+		tp.cwndReduction(ackedSacked, false, advanced)
+	}
 	return reoArmed
 }

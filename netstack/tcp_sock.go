@@ -123,6 +123,7 @@ const (
 const (
 	tcpCAOpen     = 0
 	tcpCADisorder = 1
+	tcpCACWR      = 2 // TCP_CA_CWR: reducing cwnd after an ECN echo (tcp_ecn.go)
 	tcpCARecovery = 3
 	tcpCALoss     = 4
 )
@@ -328,7 +329,13 @@ type TCPSock struct {
 	gsoSegs      uint16 // the size goal in segments (tp->gso_segs, tcp_tso.go)
 	advmss       int    // MSS we advertise (minus options)
 	userMss      int
-	ttl, tos     uint8 // IP_TTL (0: the default) and IP_TOS of what the socket sends
+	ttl, tos     uint8  // IP_TTL (0: the default) and IP_TOS of what the socket sends
+	ecnTos       uint8  // the ECN bits of inet->tos: ECT(0) or none (tcp_ecn.go)
+	ecnFlags     uint8  // ecn_flags (tcp_ecn.go)
+	ackFlagECE   bool   // FLAG_ECE: the ACK being processed echoes CE (tcp_ack)
+	ackAt        uint32 // the ack field of a sendAckAt ACK, when ackAtSet
+	ackAtSet     bool
+	deliveredCE  uint32 // delivered_ce: packets delivered by ACKs with ECE
 	nodelay      bool
 	cork         bool
 	notsentLowat uint32

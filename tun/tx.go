@@ -65,6 +65,9 @@ func (t *txState) load(b *skb.SKB, vnet bool) (offloaded bool) {
 				// A TCP GSO packet: the kernel cuts it (as
 				// virtio_net_hdr_from_skb describes one).
 				h.gsoType = unix.VIRTIO_NET_HDR_GSO_TCPV4
+				if sh.GSOType&skb.GSOTCPECN != 0 {
+					h.gsoType |= unix.VIRTIO_NET_HDR_GSO_ECN
+				}
 				h.gsoSize = sh.GSOSize
 				if th := int(h.csumStart); th+12 < b.HeadLen() {
 					h.hdrLen = uint16(th + int(b.Data()[th+12]>>4)*4)
