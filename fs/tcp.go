@@ -153,13 +153,16 @@ func (c *tcpConv) Status() string {
 	if i.DeliveryRate != 0 {
 		s += " delivery_rate " + ssBw(float64(i.DeliveryRate)*8)
 	}
-	// Bare words last, as ss -i prints its options, so that the name
-	// value pairs before them parse the same.
+	// ss -i's options ecn and ecnseen, and its dctcp:(ce_state:,alpha:,
+	// ab_ecn:,ab_tot:), as name value pairs.
 	if i.ECN {
-		s += " ecn"
+		s += " ecn on"
 	}
 	if i.ECNSeen {
-		s += " ecnseen"
+		s += " ecnseen on"
+	}
+	if d := i.DCTCP; d != nil {
+		s += fmt.Sprintf(" dctcp_ce_state %d dctcp_alpha %d dctcp_ab_ecn %d dctcp_ab_tot %d", d.CEState, d.Alpha, d.AbECN, d.AbTot)
 	}
 	return s + "\n"
 }

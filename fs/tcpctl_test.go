@@ -516,3 +516,37 @@ func TestTCPStatusCongestion(t *testing.T) {
 		t.Errorf("status does not parse: %v", err)
 	}
 }
+
+// TestTCPStatusDCTCP: with tcp_congestion_control dctcp on both sides the
+// connection negotiates ECN (DCTCP asks whatever tcp_ecn says) and status
+// shows `ecn on` and DCTCP's state (alpha starts at 1024); `congestion
+// dctcp` on a connection without ECN falls back to dctcp-reno, as Linux's
+// dctcp_init does.
+func TestTCPStatusDCTCP(t *testing.T) {
+	ta, tb := treePair(t)
+	for _, tr := range []*Tree{ta, tb} {
+		if _, err := sysWrite(t, tr, "dctcp\n", 0, "sys", "ipv4", "tcp_congestion_control"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := connected(t, ta, tb, "8003")
+	st := a.read("status")
+	for _, w := range []string{" congestion dctcp ", " ecn on", " dctcp_ce_state 0 dctcp_alpha 1024 "} {
+		if !strings.Contains(st, w) {
+			t.Errorf("dctcp status lacks %q: %q", w, st)
+		}
+	}
+	if _, _, err := netview.ParseStatus(st); err != nil {
+		t.Errorf("status does not parse: %v", err)
+	}
+	for _, tr := range []*Tree{ta, tb} {
+		if _, err := sysWrite(t, tr, "cubic\n", 0, "sys", "ipv4", "tcp_congestion_control"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := connected(t, ta, tb, "8004")
+	c.must("congestion dctcp")
+	if st := c.read("status"); !strings.Contains(st, " congestion dctcp-reno ") || strings.Contains(st, " ecn on") {
+		t.Errorf("dctcp without ECN: %q", st)
+	}
+}

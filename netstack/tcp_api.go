@@ -743,6 +743,9 @@ type TCPInfo struct {
 	// ECN and ECNSeen are tcpi_options' TCPI_OPT_ECN (negotiated) and
 	// TCPI_OPT_ECN_SEEN (an ECT or CE packet arrived).
 	ECN, ECNSeen bool
+	// DCTCP is DCTCP's state (INET_DIAG_DCTCPINFO), when DCTCP is the
+	// algorithm.
+	DCTCP *DCTCPInfo
 }
 
 // Info returns tcp_info. Takes the socket lock. Mirrors tcp_get_info.
@@ -761,6 +764,11 @@ func (tp *TCPSock) Info() TCPInfo {
 		i := b.info(tp)
 		bbr = &i
 	}
+	var dctcp *DCTCPInfo
+	if d, ok := tp.cc.(*dctcpCC); ok {
+		i := d.info(tp)
+		dctcp = &i
+	}
 	return TCPInfo{
 		PacingRate: tp.pacingRate(), DeliveryRate: tp.deliveryRate(), BBR: bbr,
 		State: tp.state, CAState: tp.caState, Retransmits: tp.retransmits, Probes: tp.probesOut,
@@ -773,7 +781,7 @@ func (tp *TCPSock) Info() TCPInfo {
 		WindowClamp: tp.windowClamp, SndWscale: tp.sndWscale, RcvWscale: tp.rcvWscale,
 		Qin: qin, Qout: int(tp.writeSeq - tp.sndUna), Congestion: tp.cc.name(),
 		BytesAcked: tp.bytesAcked, BytesReceived: tp.bytesReceived,
-		ECN: tp.ecnOK(), ECNSeen: tp.ecnFlags&tcpECNSeen != 0,
+		ECN: tp.ecnOK(), ECNSeen: tp.ecnFlags&tcpECNSeen != 0, DCTCP: dctcp,
 	}
 }
 
@@ -848,8 +856,8 @@ func (tp *TCPSock) SetKeepAlive(on bool, idle, intvl time.Duration, count int) {
 	}
 }
 
-// SetCongestion selects the congestion control ("cubic", "reno" or
-// "bbr"), at any time, starting it at once on a connection (init): ENOENT for an unknown name, EPERM for one outside
+// SetCongestion selects the congestion control ("cubic", "reno", "bbr"
+// or "dctcp"; DCTCP on a connection without ECN becomes dctcp-reno), at any time, starting it at once on a connection (init): ENOENT for an unknown name, EPERM for one outside
 // tcp_allowed_congestion_control unless privileged (CAP_NET_ADMIN). A
 // connection keeps its cwnd and ssthresh. Mirrors TCP_CONGESTION
 // (tcp_set_congestion_control with tcp_reinit_congestion_control).
