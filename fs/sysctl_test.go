@@ -102,6 +102,8 @@ func TestTCPCtlSockoptVerbs(t *testing.T) {
 			"keepidle 10": nil, "keepidle 0": syscall.EINVAL, "keepintvl 32768": syscall.EINVAL,
 			"keepcnt 127": nil, "keepcnt 128": syscall.EINVAL, "congestion reno": nil,
 			"congestion vegas": syscall.ENOENT, "congestion": syscall.EINVAL,
+			"rcvlowat 1000": nil, "rcvlowat -1": nil, "rcvlowat x": syscall.EINVAL, "rcvlowat": syscall.EINVAL,
+			"rcvlowat 2147483648": syscall.EINVAL, "rcvlowat 1 2": syscall.EINVAL,
 		} {
 			if err := w(cmd); !errors.Is(err, want) && !(want == nil && err == nil) {
 				t.Errorf("uid %d %q: %v, want %v", uid, cmd, err, want)

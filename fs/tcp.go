@@ -263,6 +263,13 @@ func (c *tcpConv) Ctl(ctx context.Context, f []string) error {
 		c.lingerOn, c.linger = true, int(v)
 		c.mu.Unlock()
 		return nil
+	case "rcvlowat": // SO_RCVLOWAT (negative: INT_MAX)
+		v, err := intArg(f, -1<<31, 1<<31-1)
+		if err != nil {
+			return err
+		}
+		c.s.SetRcvlowat(int(v))
+		return nil
 	case "window_clamp": // TCP_WINDOW_CLAMP
 		v, err := intArg(f, -1<<31, 1<<31-1)
 		if err != nil {

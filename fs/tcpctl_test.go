@@ -550,3 +550,39 @@ func TestTCPStatusDCTCP(t *testing.T) {
 		t.Errorf("dctcp without ECN: %q", st)
 	}
 }
+
+// TestTCPRcvlowat: `rcvlowat N` grows rcvbuf to hold a window of N bytes
+// (tcp_set_rcvlowat) and a blocked `data` read then waits for N bytes
+// queued: the peer's 3 bytes are not returned until 2 more arrive.
+func TestTCPRcvlowat(t *testing.T) {
+	ta, tb := treePair(t)
+	a, b := connected(t, ta, tb, "8005")
+	a.must("rcvlowat 100000")
+	if rb := strings.TrimSpace(a.read("rcvbuf")); rb != "200000" {
+		t.Fatalf("rcvbuf after rcvlowat 100000: %s, want 200000", rb)
+	}
+	a.must("rcvlowat 5")
+	ad, bd := a.data(), b.data()
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 10)
+		n, _ := ad.Read(context.Background(), buf, 0)
+		got <- string(buf[:n])
+	}()
+	time.Sleep(100 * time.Millisecond) // the read blocks on an empty queue first
+	bd.Write(context.Background(), []byte("abc"), 0)
+	select {
+	case s := <-got:
+		t.Fatalf("read returned %q with 3 of 5 bytes", s)
+	case <-time.After(200 * time.Millisecond):
+	}
+	bd.Write(context.Background(), []byte("de"), 0)
+	select {
+	case s := <-got:
+		if s != "abcde" {
+			t.Fatalf("read %q, want abcde", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("read not woken at 5 bytes")
+	}
+}

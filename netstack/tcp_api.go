@@ -424,6 +424,7 @@ func (tp *TCPSock) Recv(ctx context.Context, p []byte) (int, error) {
 		return 0, errNotConn
 	}
 	copied := 0
+	target := tp.recvTarget(len(p)) // SO_RCVLOWAT
 	for {
 		for b := tp.rcvq.Peek(); b != nil && copied < len(p); b = tp.rcvq.Peek() {
 			off := int(tp.copiedSeq - cbGetSeq(b))
@@ -439,28 +440,43 @@ func (tp *TCPSock) Recv(ctx context.Context, p []byte) (int, error) {
 			tp.rcvq.Unlink(b)
 			b.Free()
 		}
-		if copied > 0 || len(p) == 0 {
+		if copied >= target || len(p) == 0 {
 			break
 		}
-		if tp.finSeen && tp.rcvq.Empty() {
-			return 0, nil
-		}
-		if e := tp.sk.SockError(); e != 0 {
-			return 0, e
-		}
-		if tp.state == TCPClose || tp.sk.ShutdownState()&memctl.RcvShutdown != 0 {
-			if tp.state == TCPClose && tp.iss == 0 && tp.rcvNxt == 0 {
-				return 0, errNotConn
+		if copied > 0 {
+			// Short of SO_RCVLOWAT: return what there is rather than
+			// wait at an error, the end of the stream or when not
+			// blocking (tcp_recvmsg_locked).
+			if tp.nonblock.Load() || tp.sk.Err() != 0 || tp.state == TCPClose ||
+				tp.sk.ShutdownState()&memctl.RcvShutdown != 0 {
+				break
 			}
-			return 0, nil
+		} else {
+			if tp.finSeen && tp.rcvq.Empty() {
+				return 0, nil
+			}
+			if e := tp.sk.SockError(); e != 0 {
+				return 0, e
+			}
+			if tp.state == TCPClose || tp.sk.ShutdownState()&memctl.RcvShutdown != 0 {
+				if tp.state == TCPClose && tp.iss == 0 && tp.rcvNxt == 0 {
+					return 0, errNotConn
+				}
+				return 0, nil
+			}
+			if tp.nonblock.Load() {
+				return 0, errAgain
+			}
 		}
-		if tp.nonblock.Load() {
-			return 0, errAgain
-		}
+		// Woken as tcp_data_ready wakes: SO_RCVLOWAT bytes unread (or
+		// memory or the window running short), or the FIN.
 		if err := waitFor(ctx, tp.sk, tp.lockSock, tp.releaseSock, func() bool {
-			return !tp.rcvq.Empty() || tp.finSeen || tp.sk.Err() != 0 || tp.state == TCPClose ||
+			return tp.epollinReady(tp.rcvlowat) || tp.finSeen || tp.sk.Err() != 0 || tp.state == TCPClose ||
 				tp.sk.ShutdownState()&memctl.RcvShutdown != 0
 		}); err != nil {
+			if copied > 0 { // a signal or the timeout: what was read
+				break
+			}
 			return 0, err
 		}
 	}
@@ -675,7 +691,7 @@ func (tp *TCPSock) Readiness() Event {
 		ev |= EventIn | EventRdHup
 	}
 	if tp.state != TCPSynSent && tp.state != TCPSynRecv {
-		if !tp.rcvq.Empty() {
+		if tp.epollinReady(tp.rcvlowat) { // tcp_stream_is_readable
 			ev |= EventIn
 		}
 		if shut&memctl.SendShutdown == 0 {

@@ -950,14 +950,15 @@ func (tp *TCPSock) eventDataRecv(b *skb.SKB, truesize int) {
 // Mirrors __tcp_ack_snd_check, including its order of evaluation: the
 // window test comes first, and __tcp_select_window leaves quickack mode
 // when free space is short, so a segment that fills the buffer waits for
-// the delayed ACK even if a quickack was left. Its sk_rcvlowat test is
-// SO_RCVLOWAT's default, 1: nothing unread.
+// the delayed ACK even if a quickack was left. With fewer than
+// SO_RCVLOWAT bytes unread, more than a segment is acknowledged at once:
+// the reader waits for more.
 func (tp *TCPSock) ackSndCheck() {
 	if tp.ackPending&icskAckSched == 0 {
 		return
 	}
 	moreThanOne := tp.rcvNxt-tp.rcvWup > uint32(tp.rcvMss) &&
-		(tp.rcvNxt == tp.copiedSeq || tp.selectWindowRaw() >= tp.rcvWnd)
+		(int(tp.rcvNxt-tp.copiedSeq) < tp.rcvlowat || tp.selectWindowRaw() >= tp.rcvWnd)
 	if tp.inQuickack() || tp.ackPending&icskAckNow != 0 {
 		tp.sendAck()
 		return
@@ -1069,7 +1070,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 		if tp.numSacks > 0 {
 			tp.updateSackBlocks(nil)
 		}
-		tp.sk.Wq.Wake() // sk_data_ready
+		tp.dataReady() // tcp_data_ready
 		return keep
 	}
 	if !seqGT(end, tp.rcvNxt) { // wholly old: a retransmission

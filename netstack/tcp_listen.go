@@ -371,6 +371,7 @@ func (l *TCPSock) createChild(r *tcpRequest, b *skb.SKB, th header.TCP, opts *he
 	c.nodelay, c.keepalive, c.notsentLowat = l.nodelay, l.keepalive, l.notsentLowat
 	c.kaTime, c.kaIntvl, c.kaProbes = l.kaTime, l.kaIntvl, l.kaProbes
 	c.userMss = l.userMss
+	c.rcvlowat = l.rcvlowat     // sk_clone_lock
 	c.ttl, c.tos = l.ttl, l.tos // inet_sk copied by sk_clone_lock
 	if cc := newCongestionControl(l.ccName); cc != nil {
 		c.setCC(cc, l.ccName)

@@ -412,6 +412,7 @@ type TCPSock struct {
 	rcvNxt        uint32
 	bytesReceived uint64 // tcpi_bytes_received: rcv_nxt's advance past the SYN
 	copiedSeq     uint32
+	rcvlowat      int // sk_rcvlowat (SO_RCVLOWAT, tcp_rcvlowat.go)
 	rcvWup        uint32
 	rcvWnd        uint32
 	rcvSsthresh   uint32
@@ -503,6 +504,7 @@ func (s *Stack) newTCPSock(sk *memctl.Sock) *TCPSock {
 	tp.rack.reoWndSteps = 1 // tcp_init_sock
 	tp.rttMin.reset(0, tcpRackNoMinRtt)
 	tp.scalingRatio = tcpScalingRatio
+	tp.rcvlowat = 1 // sock_init_data
 	// tcp_assign_congestion_control: the default at creation time.
 	name := sys.TCPCongestionControl()
 	tp.setCC(newCongestionControl(name), name)
