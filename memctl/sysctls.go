@@ -45,6 +45,7 @@ type Sysctls struct {
 	tcpCompSackNr, tcpInvalidRatelimit, tcpChallengeAckLimit *Sysctl
 	// TIME_WAIT and orphans.
 	tcpTwReuse, tcpMaxTwBuckets, tcpMaxOrphans, tcpRfc1337 *Sysctl
+	tcpTwReuseDelay                                        *Sysctl
 	// Congestion control.
 	tcpCongestionControl, tcpAvailableCC, tcpAllowedCC *Sysctl
 	ccDefault                                          atomic.Pointer[string]
@@ -184,7 +185,8 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.tcpInvalidRatelimit = mk("ipv4/tcp_invalid_ratelimit", kindMsJiffies, none, "least time between ACKs to invalid segments (tcp_oow_rate_limited)", 500)
 	s.tcpChallengeAckLimit = mk("ipv4/tcp_challenge_ack_limit", kindInt, none, "challenge ACKs per second; INT_MAX: no limit (tcp_send_challenge_ack)", 1<<31-1)
 	// TIME_WAIT and orphans
-	s.tcpTwReuse = mk("ipv4/tcp_tw_reuse", kindU8, lim(i64(0), i64(2)), "connect may take a TIME_WAIT tuple; 2: loopback only (tcp_twsk_unique)", 2)
+	s.tcpTwReuse = mk("ipv4/tcp_tw_reuse", kindU8, lim(i64(0), i64(2)), "connect may take a TIME_WAIT tuple; 2: loopback only (inet_hash_connect, tcp_twsk_unique)", 2)
+	s.tcpTwReuseDelay = mk("ipv4/tcp_tw_reuse_delay", kindUint, lim(i64(1), i64(60000)), "ms a TIME_WAIT socket lasts before tcp_tw_reuse takes it (tcp_twsk_unique)", 1000)
 	s.tcpMaxTwBuckets = mk("ipv4/tcp_max_tw_buckets", kindInt, none, "TIME_WAIT sockets at most; beyond, closed at once (tcp_time_wait)", ehash/2)
 	s.tcpMaxOrphans = mk("ipv4/tcp_max_orphans", kindInt, none, "orphans at most; beyond, reset (tcp_too_many_orphans)", ehash/2)
 	s.tcpRfc1337 = mk("ipv4/tcp_rfc1337", kindU8, none, "a RST does not end TIME_WAIT (tcp_timewait_state_process)", 0)
@@ -384,7 +386,6 @@ var AbsentSysctls = map[string]string{
 	"ipv4/tcp_comp_sack_delay_ns":     "sockfs sends a compressed ACK at the end of the device's receive batch, not from a timer (netstack/tcp_input.go sackCompress)",
 	"ipv4/tcp_comp_sack_slack_ns":     "as tcp_comp_sack_delay_ns",
 	"ipv4/tcp_syn_linear_timeouts":    "not done: sockfs backs every SYN retransmission off exponentially",
-	"ipv4/tcp_tw_reuse_delay":         "not done: tcp_tw_reuse applies from the first millisecond",
 	"core/netdev_max_backlog":         "sockfs has no per-CPU input backlog: a device's goroutine processes each packet to completion",
 	"ipv4/ip_unprivileged_port_start": "sockfs has no privileged ports (ip_local_port_range's check uses Linux's 1024)",
 }
@@ -580,6 +581,12 @@ func (s *Sysctls) TCPChallengeAckLimit() int { return int(s.tcpChallengeAckLimit
 
 // TCPTwReuse is net.ipv4.tcp_tw_reuse (0 off, 1 on, 2 loopback only).
 func (s *Sysctls) TCPTwReuse() int { return int(s.tcpTwReuse.first()) }
+
+// TCPTwReuseDelay is net.ipv4.tcp_tw_reuse_delay, read at each connect
+// that meets a TIME_WAIT socket.
+func (s *Sysctls) TCPTwReuseDelay() time.Duration {
+	return time.Duration(s.tcpTwReuseDelay.first()) * time.Millisecond
+}
 
 // TCPMaxTwBuckets is net.ipv4.tcp_max_tw_buckets.
 func (s *Sysctls) TCPMaxTwBuckets() int { return int(s.tcpMaxTwBuckets.first()) }

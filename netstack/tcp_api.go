@@ -46,23 +46,30 @@ func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 	case tp.destroyed:
 		return errBadF
 	}
+	t := &tp.stack.tcp
+	tp.remote = raddr
 	if !tp.bound {
-		if err := tp.bindLocked(netip.AddrPortFrom(netip.IPv4Unspecified(), 0)); err != nil {
+		if err := tp.hashConnect(rt.Src); err != nil {
+			tp.remote = netip.AddrPort{}
 			return err
 		}
-	}
-	t := &tp.stack.tcp
-	if tp.local.Addr().IsUnspecified() {
-		tp.local = netip.AddrPortFrom(rt.Src, tp.local.Port())
-	}
-	tp.remote = raddr
-	tp.twReuse()
-	t.mu.Lock()
-	if !tp.hashEstabLocked() {
+	} else {
+		if tp.local.Addr().IsUnspecified() {
+			tp.local = netip.AddrPortFrom(rt.Src, tp.local.Port())
+		}
+		// __inet_hash_connect for a bound socket: check_established
+		// without twp, so a TIME_WAIT socket with timestamps always
+		// gives its tuple up.
+		if tw := t.lookupEstab(tp.tuple()); tw != nil && tw != tp {
+			tp.twReuse(tw, false)
+		}
+		t.mu.Lock()
+		if !tp.hashEstabLocked() {
+			t.mu.Unlock()
+			return errAddrNotAvail
+		}
 		t.mu.Unlock()
-		return errAddrNotAvail
 	}
-	t.mu.Unlock()
 	tp.route = rt
 	if !tp.twReused {
 		tp.iss = t.secureSeq(tp.tuple())
@@ -77,32 +84,77 @@ func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 	return tp.waitConnect(ctx)
 }
 
-// tcpTwReuseDelay is tcp_tw_reuse_delay's default (1 s), which sockfs does
-// not have as a sysctl: how long a TIME_WAIT socket must have lasted
-// before connect may reuse its tuple.
-const tcpTwReuseDelay = time.Second
-
-// twReuse lets a connect take over the tuple of a TIME_WAIT socket when
-// the sysctl tcp_tw_reuse allows it (1, or 2 for loopback), the old
-// connection had timestamps (so PAWS tells old segments apart) and it has
-// been in TIME_WAIT for tcp_tw_reuse_delay: the old socket goes, the new
-// one starts above its sequence space with its ts_recent. Caller owns tp;
-// the table lock is not held (the TIME_WAIT socket's lock is taken).
-// Mirrors tcp_twsk_unique.
-func (tp *TCPSock) twReuse() {
-	tw := tp.stack.tcp.lookupEstab(tp.tuple())
-	if tw == nil || tw == tp {
-		return
+// hashConnect picks the local port of a connect from an unbound socket:
+// walking ip_local_port_range from a random offset, it skips the ports a
+// bind() holds and takes the first where the 4-tuple is free, or held by
+// a TIME_WAIT socket that tcp_tw_reuse lets go (twReuse); a port other
+// connects use is shared when the remote differs. No port: EADDRNOTAVAIL.
+// Caller owns tp; takes the table lock. Mirrors __inet_hash_connect with
+// __inet_check_established (without its odd/even split of the range).
+func (tp *TCPSock) hashConnect(src netip.Addr) error {
+	s := tp.stack
+	t := &s.tcp
+	low, high := s.net.Sysctls.IPLocalPortRange()
+	n := uint64(high - low + 1)
+	off := s.rand() % n
+	for i := uint64(0); i < n; i++ {
+		p := uint16(uint64(low) + (off+i)%n)
+		tp.local = netip.AddrPortFrom(src, p)
+		for try := 0; try < 2; try++ {
+			t.mu.Lock()
+			if !t.connectPortUsable(p) {
+				t.mu.Unlock()
+				break
+			}
+			if o := t.estab[tp.tuple()]; o != nil {
+				t.mu.Unlock()
+				if try > 0 || !tp.twReuse(o, true) {
+					break
+				}
+				continue // the TIME_WAIT socket is gone: hash in its place
+			}
+			tp.bound, tp.connectBound = true, true
+			t.bound[p] = append(t.bound[p], tp)
+			tp.hashEstabLocked()
+			t.mu.Unlock()
+			return nil
+		}
 	}
+	tp.local = netip.AddrPortFrom(src, 0)
+	return errAddrNotAvail
+}
+
+// connectPortUsable reports whether connect may use port p: no socket
+// bound it with bind() or listens on it (the bind bucket's fastreuse is
+// -1, as inet_hash_connect leaves it). Caller holds t.mu.
+func (t *tcpTable) connectPortUsable(p uint16) bool {
+	for _, o := range t.bound[p] {
+		if !o.connectBound {
+			return false
+		}
+	}
+	return true
+}
+
+// twReuse lets a connect take over the tuple of a TIME_WAIT socket tw, if
+// the old connection had timestamps (so PAWS tells old segments apart)
+// and either the connecting socket was bound by the user (Linux's
+// check_established without twp) or the sysctl tcp_tw_reuse allows it
+// (1, or 2 for loopback) and tw has been in TIME_WAIT longer than
+// tcp_tw_reuse_delay: the old socket goes, the new one starts above its
+// sequence space with its ts_recent. It reports whether it did. Caller
+// owns tp; the table lock is not held (tw's lock is taken). Mirrors
+// tcp_twsk_unique.
+func (tp *TCPSock) twReuse(tw *TCPSock, hashConnect bool) bool {
 	reuse := tp.stack.net.Sysctls.TCPTwReuse()
 	if reuse == 2 && !tp.remote.Addr().IsLoopback() && !tp.local.Addr().IsLoopback() {
 		reuse = 0
 	}
 	tw.lockSock()
 	defer tw.releaseSock()
-	if reuse == 0 || tw.state != TCPTimeWait || tw.tsRecentStamp == 0 ||
-		time.Duration(tw.now()-tw.twEntry) <= tcpTwReuseDelay {
-		return
+	if tw.state != TCPTimeWait || tw.tsRecentStamp == 0 ||
+		hashConnect && (reuse == 0 || time.Duration(tw.now()-tw.twEntry) <= tp.stack.net.Sysctls.TCPTwReuseDelay()) {
+		return false
 	}
 	tp.iss = tw.sndNxt + 65535 + 2
 	if tp.iss == 0 {
@@ -113,6 +165,7 @@ func (tp *TCPSock) twReuse() {
 	tp.stack.mib.Inc(memctl.TcpExtTWRecycled) // __inet_check_established
 	tw.tcpDone()
 	tw.destroyIfOrphan()
+	return true
 }
 
 // waitConnect sleeps until the handshake ends. Caller holds tp.mu.

@@ -292,21 +292,22 @@ type TCPSock struct {
 	compressedAckRcvNxt uint32
 	deferred            uint8 // timer work deferred to release_sock (tsq_flags; slock)
 
-	state     TCPState
-	local     netip.AddrPort
-	remote    netip.AddrPort
-	route     Route
-	bound     bool
-	hashed    bool  // in the established hash
-	listened  bool  // in the listening hash
-	dead      bool  // SOCK_DEAD: closed by the user (orphan)
-	orphaned  bool  // counted in the protocol's orphans (setOrphan)
-	twEntry   int64 // when TIME_WAIT began (tw_entry_stamp)
-	twReused  bool  // connect took a TIME_WAIT socket's tuple (twReuse): iss set
-	released  bool  // closed by the user (Close or Abort): the socket is no longer theirs
-	destroyed bool
-	nonblock  atomic.Bool
-	err       atomic.Int32 // mirror of a pending error for lock-free readers
+	state        TCPState
+	local        netip.AddrPort
+	remote       netip.AddrPort
+	route        Route
+	bound        bool
+	connectBound bool  // bound by connect (hashConnect), so other connects may share the port
+	hashed       bool  // in the established hash
+	listened     bool  // in the listening hash
+	dead         bool  // SOCK_DEAD: closed by the user (orphan)
+	orphaned     bool  // counted in the protocol's orphans (setOrphan)
+	twEntry      int64 // when TIME_WAIT began (tw_entry_stamp)
+	twReused     bool  // connect took a TIME_WAIT socket's tuple (twReuse): iss set
+	released     bool  // closed by the user (Close or Abort): the socket is no longer theirs
+	destroyed    bool
+	nonblock     atomic.Bool
+	err          atomic.Int32 // mirror of a pending error for lock-free readers
 
 	// Sending (struct tcp_sock).
 	iss          uint32
@@ -641,7 +642,7 @@ func (tp *TCPSock) unhash() {
 		} else {
 			t.bound[port] = l
 		}
-		tp.bound = false
+		tp.bound, tp.connectBound = false, false
 	}
 	t.mu.Unlock()
 }
