@@ -135,7 +135,14 @@ func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord
 				continue
 			}
 			sk := cbGetSacked(b)
-			if sk&tcpcbSackedAcked != 0 || tp.matchSkbToSack(b, blk.Start, blk.End) != 1 {
+			if sk&tcpcbSackedAcked != 0 { // SACKed before: not walked again (the SACK cache)
+				continue
+			}
+			how := tp.shiftDecision(b, blk.Start, blk.End)
+			if how == shiftFallback {
+				tp.stack.mib.Inc(memctl.TcpExtTCPSackShiftFallback)
+			}
+			if tp.matchSkbToSack(b, blk.Start, blk.End) != 1 {
 				next = b.Next() // the rest of b, if it was cut
 				continue
 			}
@@ -158,7 +165,9 @@ func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord
 			cbSetSacked(b, sk|tcpcbSackedAcked)
 			tp.sackedOut += pc
 			newly += pc
-			tp.shiftSkbData(b)
+			if how == shiftWhole || how == shiftPart {
+				next = tp.shiftSacked(b, how)
+			}
 		}
 	}
 	return newly, dsack
