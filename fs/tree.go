@@ -42,6 +42,8 @@ const (
 	qSysModule       // sys/module
 	qSysModCubic     // sys/module/tcp_cubic
 	qSysModCubicParm // sys/module/tcp_cubic/parameters
+	qSysModDctcp     // sys/module/tcp_dctcp
+	qSysModDctcpParm // sys/module/tcp_dctcp/parameters
 )
 
 // Types of the interface files (proto 2, conv N).
@@ -103,8 +105,9 @@ func (t *Tree) Root() Dir { return t.root }
 func (t *Tree) Logger() *slog.Logger { return t.log }
 
 // sysDir builds sys/ipv4 and sys/core from memctl's sysctl table, and
-// sys/module/tcp_cubic/parameters from its module parameters (HyStart's
-// knobs, which Linux keeps in /sys/module rather than /proc/sys/net).
+// sys/module/tcp_cubic/parameters and sys/module/tcp_dctcp/parameters
+// from its module parameters (HyStart's and DCTCP's knobs, which Linux
+// keeps in /sys/module rather than /proc/sys/net).
 func (t *Tree) sysDir() *dirNode {
 	sc := t.stack.Net().Sysctls
 	groups := map[string][]Node{}
@@ -130,10 +133,18 @@ func (t *Tree) sysDir() *dirNode {
 	ipv4 := newDir(qpath(protoTop, 0, qSysIPv4), "ipv4", staticList(groups["ipv4"]...))
 	core := newDir(qpath(protoTop, 0, qSysCore), "core", staticList(groups["core"]...))
 	top := []Node{ipv4, core}
-	if params := groups["module/tcp_cubic/parameters"]; len(params) > 0 {
-		p := newDir(qpath(protoTop, 0, qSysModCubicParm), "parameters", staticList(params...))
-		cubic := newDir(qpath(protoTop, 0, qSysModCubic), "tcp_cubic", staticList(p))
-		top = append(top, newDir(qpath(protoTop, 0, qSysModule), "module", staticList(cubic)))
+	var modules []Node
+	for _, m := range []struct {
+		name          string
+		qmod, qparams int
+	}{{"tcp_cubic", qSysModCubic, qSysModCubicParm}, {"tcp_dctcp", qSysModDctcp, qSysModDctcpParm}} {
+		if params := groups["module/"+m.name+"/parameters"]; len(params) > 0 {
+			p := newDir(qpath(protoTop, 0, m.qparams), "parameters", staticList(params...))
+			modules = append(modules, newDir(qpath(protoTop, 0, m.qmod), m.name, staticList(p)))
+		}
+	}
+	if len(modules) > 0 {
+		top = append(top, newDir(qpath(protoTop, 0, qSysModule), "module", staticList(modules...)))
 	}
 	return newDir(qpath(protoTop, 0, qSysDir), "sys", staticList(top...))
 }

@@ -43,7 +43,7 @@ func TestBootDefaultsFromNFBP(t *testing.T) {
 		}
 		eq(t, name, s.Read(), want)
 	}
-	eq(t, "names", len(n.Sysctls.Names()), 75)
+	eq(t, "names", len(n.Sysctls.Names()), 77)
 	d := ComputeBootDefaults(&Linux612Distro, nfbp235)
 	eq(t, "6 MiB tcp_rmem[2] before 6.16", d.TCPRmem[2], int64(6<<20))
 	small := ComputeBootDefaults(&Linux618Min, 100)

@@ -59,6 +59,8 @@ type Sysctls struct {
 	// tcp_cubic's module parameters.
 	cubicHystart, cubicHystartDetect            *Sysctl
 	cubicHystartLowWindow, cubicHystartAckDelta *Sysctl
+	// tcp_dctcp's module parameters.
+	dctcpShiftG, dctcpAlphaOnInit *Sysctl
 
 	byName map[string]*Sysctl
 	names  []string
@@ -224,6 +226,9 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.cubicHystartDetect = mk(cubicParam+"hystart_detect", kindInt, none, "HyStart's detectors (hystart_update)", HystartAckTrain|HystartDelay)
 	s.cubicHystartLowWindow = mk(cubicParam+"hystart_low_window", kindInt, none, "cwnd below which HyStart does not look (bictcp_acked)", 16)
 	s.cubicHystartAckDelta = mk(cubicParam+"hystart_ack_delta_us", kindInt, none, "largest gap in an ACK train (hystart_update)", 2000)
+	// DCTCP's, likewise (net/ipv4/tcp_dctcp.c, unsigned ints).
+	s.dctcpShiftG = mk(dctcpParam+"dctcp_shift_g", kindUint, none, "alpha's gain g = 1/2^dctcp_shift_g (dctcp_update_alpha)", 4)
+	s.dctcpAlphaOnInit = mk(dctcpParam+"dctcp_alpha_on_init", kindUint, none, "alpha of a new connection, in 1/1024, at most 1024 (dctcp_init)", 1024)
 	sort.Strings(s.names)
 	return s
 }
@@ -637,6 +642,16 @@ func (s *Sysctls) ICMPEchoIgnoreAll() bool { return s.icmpEchoIgnoreAll.first() 
 
 // cubicParam prefixes the keys of tcp_cubic's module parameters.
 const cubicParam = "module/tcp_cubic/parameters/"
+
+// dctcpParam prefixes the keys of tcp_dctcp's module parameters.
+const dctcpParam = "module/tcp_dctcp/parameters/"
+
+// DCTCPShiftG is tcp_dctcp's dctcp_shift_g, read at every alpha update.
+func (s *Sysctls) DCTCPShiftG() uint32 { return uint32(s.dctcpShiftG.first()) }
+
+// DCTCPAlphaOnInit is tcp_dctcp's dctcp_alpha_on_init, read when a
+// connection starts DCTCP.
+func (s *Sysctls) DCTCPAlphaOnInit() uint32 { return uint32(s.dctcpAlphaOnInit.first()) }
 
 // Bits of tcp_cubic's hystart_detect (HYSTART_ACK_TRAIN, HYSTART_DELAY).
 const (

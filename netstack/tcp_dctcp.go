@@ -9,12 +9,10 @@ package netstack
 // not blur two states. Every packet is ECT, SYNs and pure ACKs included
 // (TCP_CONG_NEEDS_ECN); without ECN negotiated it falls back to Reno.
 
-// DCTCP's module parameters (tcp_dctcp.c), fixed here.
-const (
-	dctcpMaxAlpha    = 1024 // DCTCP_MAX_ALPHA: alpha 1.0 in 1/1024
-	dctcpShiftG      = 4    // dctcp_shift_g: g = 1/16
-	dctcpAlphaOnInit = dctcpMaxAlpha
-)
+// dctcpMaxAlpha is DCTCP_MAX_ALPHA: alpha 1.0 in 1/1024. The module
+// parameters dctcp_shift_g (4: g = 1/16) and dctcp_alpha_on_init (1024)
+// are memctl's module/tcp_dctcp/parameters/ sysctls.
+const dctcpMaxAlpha = 1024
 
 // dctcpCC mirrors struct dctcp.
 type dctcpCC struct {
@@ -37,7 +35,7 @@ func (*dctcpCC) needsECN() bool    { return true }
 func (d *dctcpCC) init(tp *TCPSock) {
 	if tp.ecnOK() || tp.state == TCPListen || tp.state == TCPClose {
 		d.priorRcvNxt = tp.rcvNxt
-		d.alpha = min(dctcpAlphaOnInit, dctcpMaxAlpha)
+		d.alpha = min(tp.stack.net.Sysctls.DCTCPAlphaOnInit(), dctcpMaxAlpha)
 		d.lossCwnd = 0
 		d.ceState = 0
 		d.reset(tp)
@@ -70,14 +68,21 @@ func (d *dctcpCC) inAckEvent(tp *TCPSock) {
 	}
 	delivered := tp.delivered - d.oldDelivered
 	deliveredCE := tp.deliveredCE - d.oldDeliveredCE
+	g := tp.stack.net.Sysctls.DCTCPShiftG()
 	alpha := d.alpha
-	if dec := alpha >> dctcpShiftG; dec != 0 { // min_not_zero(alpha, alpha >> g)
+	if dec := alpha >> g; dec != 0 { // min_not_zero(alpha, alpha >> g)
 		alpha -= dec
 	} else {
 		alpha = 0
 	}
 	if deliveredCE != 0 {
-		deliveredCE <<= 10 - dctcpShiftG
+		// g*F in 1/1024. Linux shifts left by 10 - g, undefined for
+		// g > 10; here a larger g shifts right instead.
+		if g <= 10 {
+			deliveredCE <<= 10 - g
+		} else {
+			deliveredCE >>= min(g-10, 31)
+		}
 		deliveredCE /= max(delivered, 1)
 		alpha = min(alpha+deliveredCE, dctcpMaxAlpha)
 	}

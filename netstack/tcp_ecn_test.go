@@ -418,4 +418,19 @@ func TestEstablishedDCTCPAlpha(t *testing.T) {
 	if want := max(cw-(cw*a)>>11, 2); ss != want {
 		t.Fatalf("ssthresh %d after ECE at cwnd %d with alpha %d, want %d", ss, cw, a, want)
 	}
+	// dctcp_shift_g is read at every update: g = 1/4 now.
+	setSysctl(t, c.s, "module/tcp_dctcp/parameters/dctcp_shift_g", "2")
+	window(0)
+	if a2, _, _ := state(); a2 != a-a>>2 {
+		t.Fatalf("alpha with g = 1/4 after an unmarked window %d, want %d", a2, a-a>>2)
+	}
+	// dctcp_alpha_on_init is read when a connection starts DCTCP.
+	setSysctl(t, c.s, "module/tcp_dctcp/parameters/dctcp_alpha_on_init", "100")
+	if err := tp.SetCongestion("dctcp", true); err != nil {
+		t.Fatal(err)
+	}
+	d = tp.cc.(*dctcpCC)
+	if a3, _, _ := state(); a3 != 100 {
+		t.Fatalf("alpha after dctcp_alpha_on_init 100: %d", a3)
+	}
 }

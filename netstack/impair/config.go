@@ -61,7 +61,8 @@ type Config struct {
 	// dropped.
 	ECN bool
 	// CELimit marks an ECN-capable packet CE when at least CELimit
-	// packets are waiting ahead of it (0: never): the step-marking AQM of
+	// packets are waiting ahead of it (0: never; waiting counts, as Limit
+	// does, packets still in their Delay): the step-marking AQM of
 	// DCTCP's switches (RED with min = max = K, RFC 8257 section 3.1),
 	// which netem does not have.
 	CELimit int
