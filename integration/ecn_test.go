@@ -12,6 +12,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sockfs/memctl"
+	"sockfs/netstack"
+	"sockfs/netstack/impair"
 )
 
 // ECN against the kernel's TCP with net.ipv4.tcp_ecn=1 in the namespace,
@@ -119,6 +123,52 @@ c.recv(1)
 	}
 	c.Close()
 
+	// 3: the kernel sends through sockfs's `in` impairment with netem's
+	// `loss 5% ecn`: the marked packets arrive CE, sockfs echoes ECE until
+	// the kernel's CWR.
+	var dev *netstack.NetDevice
+	for _, d := range st.Devices() {
+		if d.Name() != "lo" { // the TUN (the stack names it tun0)
+			dev = d
+		}
+	}
+	sink, err := st.ListenTCP(netip.MustParseAddrPort("198.18.0.2:9002"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	// The impairment starts once the connection is up (a lost ECN SYN
+	// would make the kernel retry without ECN, tcp_ecn_fallback): sockfs
+	// sends one byte as the go-ahead.
+	go func() {
+		c, err := sink.Accept()
+		if err != nil {
+			return
+		}
+		if err := dev.SetImpair(netstack.In, impair.Config{Loss: 0.05, ECN: true}); err == nil {
+			c.Write([]byte("g"))
+			io.Copy(io.Discard, c)
+		}
+		c.Close()
+	}()
+	ce0 := st.Net().MIB.Get(memctl.IpExtInCEPkts)
+	if o, err := ns.run("python3", "-c", `
+import socket
+s = socket.create_connection(("198.18.0.2", 9002), timeout=10)
+s.recv(1)
+s.sendall(b"x" * 2000000)
+s.close()
+`); err != nil {
+		t.Fatalf("kernel sender: %v\n%s", err, o)
+	}
+	_, ic := dev.Impair(netstack.In)
+	dev.SetImpair(netstack.In, impair.Config{})
+	ce := st.Net().MIB.Get(memctl.IpExtInCEPkts) - ce0
+	t.Logf("in impairment: %d marked CE; sockfs counted InCEPkts %d", ic.Marked, ce)
+	if ic.Marked == 0 || ce == 0 || ic.Lost != 0 {
+		t.Errorf("in impairment marked %d, lost %d; InCEPkts %d: want marks, no loss", ic.Marked, ic.Lost, ce)
+	}
+
 	time.Sleep(300 * time.Millisecond)
 	dump.Process.Signal(os.Interrupt)
 	dump.Wait()
@@ -126,6 +176,9 @@ c.recv(1)
 	text, _ := os.ReadFile(capFile)
 	capture := string(text)
 	t.Logf("captured %d lines", strings.Count(capture, "\n"))
+	if os.Getenv("ECN_DUMP") != "" {
+		t.Log(capture)
+	}
 	// tcpdump -v prints the IP header line (tos ...) before the TCP line.
 	for name, re := range map[string]*regexp.Regexp{
 		"kernel SYN asking for ECN":         regexp.MustCompile(`198\.18\.0\.1\.\d+ > 198\.18\.0\.2\.9000: Flags \[SEW\]`),
@@ -135,6 +188,8 @@ c.recv(1)
 		"sockfs data ECT(0)":                regexp.MustCompile(`tos 0x2,ECT\(0\).*\n\s+198\.18\.0\.2\.\d+ > 198\.18\.0\.1\.\d+: Flags \[[P.]+\], .*length [1-9]`),
 		"kernel data ECT(0)":                regexp.MustCompile(`tos 0x2,ECT\(0\).*\n\s+198\.18\.0\.1\.\d+ > 198\.18\.0\.2\.\d+: Flags \[[P.]+\], .*length [1-9]`),
 		"sockfs pure ACK Not-ECT (tos 0x0)": regexp.MustCompile(`tos 0x0,.*\n\s+198\.18\.0\.2\.\d+ > 198\.18\.0\.1\.\d+: Flags \[\.\], .*length 0`),
+		"sockfs echoing CE with ECE":        regexp.MustCompile(`198\.18\.0\.2\.9002 > 198\.18\.0\.1\.\d+: Flags \[\.E\]`),
+		"the kernel's CWR after the echo":   regexp.MustCompile(`198\.18\.0\.1\.\d+ > 198\.18\.0\.2\.9002: Flags \[[P.]*W\]`),
 	} {
 		if !re.MatchString(capture) {
 			t.Errorf("capture lacks %s\n%s", name, capture)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"sockfs/memctl"
 	"sockfs/netstack/header"
 )
 
@@ -432,5 +433,28 @@ func TestEstablishedDCTCPAlpha(t *testing.T) {
 	d = tp.cc.(*dctcpCC)
 	if a3, _, _ := state(); a3 != 100 {
 		t.Fatalf("alpha after dctcp_alpha_on_init 100: %d", a3)
+	}
+}
+
+// A segment that arrives while the user owns the socket is not merged
+// into a backlogged one with another ECN codepoint (tcp_add_backlog
+// compares ip_dsfield): a CE mark behind an ECT(0) segment is still
+// seen, and echoed.
+func TestEstablishedBacklogKeepsCE(t *testing.T) {
+	c, _ := ecnEstablished(t, fEce|fCwr)
+	seq := c.peerIS + 1
+	c.tp.lockSock()
+	c.send(seg{seq: seq, ack: c.iss + 1, flags: fAck, payload: "first", tos: tosECT0})
+	c.send(seg{seq: seq + 5, ack: c.iss + 1, flags: fAck, payload: "second", tos: tosCE})
+	c.tp.releaseSock()
+	if n := c.s.mib.Get(memctl.TcpExtTCPBacklogCoalesce); n != 0 {
+		t.Fatalf("TCPBacklogCoalesce %d: ECT(0) and CE segments merged", n)
+	}
+	var last seg
+	for _, a := range c.takeAll() {
+		last = a
+	}
+	if last.ack != seq+11 || last.flags&fEce == 0 {
+		t.Fatalf("last ACK %v: want ack %d with ECE", last, seq+11)
 	}
 }
