@@ -14,6 +14,9 @@ import (
 // qIprouteLinux is iproute.linux's type among the top-level files.
 const qIprouteLinux = 26
 
+// qIprouteCache is iproute.cache's type among the top-level files.
+const qIprouteCache = 28
+
 // iprouteFile is `iproute` as Plan 9's ip(3) defines it. Read: one route a
 // line in Plan 9's six columns, target, mask, next hop, flags, tag and
 // interface number:
@@ -48,6 +51,33 @@ func (t *Tree) iprouteFile() Node {
 // `del CIDR`).
 func (t *Tree) iprouteLinuxFile() Node {
 	return newText(qpath(protoTop, 0, qIprouteLinux), "iproute.linux", 0664, t.readRoutes, t.writeRoutes)
+}
+
+// iprouteCacheFile is `iproute.cache` [ext]: the path MTUs the stack has
+// learned from ICMP (next-hop exceptions), as `ip route show cache` lists
+// them. Read-only: they come and go with fragmentation-needed messages and
+// net.ipv4.route.mtu_expires.
+func (t *Tree) iprouteCacheFile() Node {
+	return newText(qpath(protoTop, 0, qIprouteCache), "iproute.cache", 0444, t.readRouteCache, nil)
+}
+
+func (t *Tree) readRouteCache() string {
+	var b strings.Builder
+	for _, e := range t.stack.PMTUCache() {
+		b.WriteString(e.Dst.String())
+		if e.Route.Gateway.IsValid() {
+			fmt.Fprintf(&b, " via %s", e.Route.Gateway)
+		}
+		if e.Route.Dev != nil {
+			fmt.Fprintf(&b, " dev %s", e.Route.Dev.Name())
+		}
+		lock := ""
+		if e.Locked {
+			lock = "lock "
+		}
+		fmt.Fprintf(&b, " \n    cache expires %dsec mtu %s%d \n", int(e.Expires.Seconds()), lock, e.MTU)
+	}
+	return b.String()
 }
 
 // plan9Mask prints a v4 prefix length as Plan 9's %M prints the v4-in-v6

@@ -141,6 +141,9 @@ func (c *tcpConv) Status() string {
 		name, i.Qin, i.Qout, us(i.RTT), us(i.RTTVar), us(i.RTO), i.SndCwnd, i.SndSsthresh,
 		i.SndWnd, i.RcvWnd, i.RcvSsthresh, i.WindowClamp, i.SndMSS, i.TotalRetrans,
 		i.BytesAcked, i.BytesReceived, i.Congestion)
+	if i.PMTU != 0 {
+		s += fmt.Sprintf(" pmtu %d", i.PMTU)
+	}
 	// ss -i's fields, as it prints them, in name value pairs: its
 	// bbr:(bw:,mrtt:,pacing_gain:,cwnd_gain:) becomes bbr_bw ... .
 	if b := i.BBR; b != nil {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,17 +34,12 @@ const (
 const (
 	qTopDir = iota
 	qSysDir
-	qSysIPv4
-	qSysCore
+	_ // was qSysIPv4: sys/ subdirectories are numbered in proto 1 (sysDir)
+	_ // was qSysCore
 	qIproute
 	qNetstat
 	qSockstat
 	qIpifcDir
-	qSysModule       // sys/module
-	qSysModCubic     // sys/module/tcp_cubic
-	qSysModCubicParm // sys/module/tcp_cubic/parameters
-	qSysModDctcp     // sys/module/tcp_dctcp
-	qSysModDctcpParm // sys/module/tcp_dctcp/parameters
 )
 
 // Types of the interface files (proto 2, conv N).
@@ -94,7 +90,7 @@ func New(stack *netstack.Stack, opts Options) *Tree {
 	}, nil)
 	sockstat := newText(qpath(protoTop, 0, qSockstat), "sockstat", 0444, t.readSockstat, nil)
 	t.root = newDir(qpath(protoTop, 0, qTopDir), "/",
-		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.csFile(), t.dnsFile(), sockstat, netstat, t.protocolsFile(), sys))
+		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.iprouteCacheFile(), t.csFile(), t.dnsFile(), sockstat, netstat, t.protocolsFile(), sys))
 	return t
 }
 
@@ -104,13 +100,16 @@ func (t *Tree) Root() Dir { return t.root }
 // Logger returns the tree's logger.
 func (t *Tree) Logger() *slog.Logger { return t.log }
 
-// sysDir builds sys/ipv4 and sys/core from memctl's sysctl table, and
-// sys/module/tcp_cubic/parameters and sys/module/tcp_dctcp/parameters
-// from its module parameters (HyStart's and DCTCP's knobs, which Linux
-// keeps in /sys/module rather than /proc/sys/net).
+// sysDir builds sys/ from memctl's sysctl table: a sysctl's name is its
+// path below sys/ (ipv4/tcp_rmem, ipv4/route/min_pmtu, core/rmem_max, and
+// module/tcp_cubic/parameters/hystart for HyStart's knobs, which Linux
+// keeps in /sys/module rather than /proc/sys/net). A sysctl file's qid
+// path is (protoSys, its index in the sorted table, 0); a directory's is
+// (protoSys, its index among the directories, 1).
 func (t *Tree) sysDir() *dirNode {
 	sc := t.stack.Net().Sysctls
-	groups := map[string][]Node{}
+	files := map[string][]Node{} // directory path -> its sysctl files
+	subdirs := map[string][]string{}
 	for i, name := range sc.Names() {
 		slash := strings.LastIndexByte(name, '/')
 		if slash < 0 || i >= maxConv {
@@ -128,25 +127,37 @@ func (t *Tree) sysDir() *dirNode {
 				return t.writeSysctl(s, text, off)
 			}
 		}
-		groups[grp] = append(groups[grp], f)
-	}
-	ipv4 := newDir(qpath(protoTop, 0, qSysIPv4), "ipv4", staticList(groups["ipv4"]...))
-	core := newDir(qpath(protoTop, 0, qSysCore), "core", staticList(groups["core"]...))
-	top := []Node{ipv4, core}
-	var modules []Node
-	for _, m := range []struct {
-		name          string
-		qmod, qparams int
-	}{{"tcp_cubic", qSysModCubic, qSysModCubicParm}, {"tcp_dctcp", qSysModDctcp, qSysModDctcpParm}} {
-		if params := groups["module/"+m.name+"/parameters"]; len(params) > 0 {
-			p := newDir(qpath(protoTop, 0, m.qparams), "parameters", staticList(params...))
-			modules = append(modules, newDir(qpath(protoTop, 0, m.qmod), m.name, staticList(p)))
+		if _, seen := files[grp]; !seen {
+			// A new directory: record it in each ancestor not yet seen.
+			for d := grp; ; {
+				files[d] = files[d] // mark seen
+				parent := ""
+				if j := strings.LastIndexByte(d, '/'); j >= 0 {
+					parent = d[:j]
+				}
+				subdirs[parent] = append(subdirs[parent], d)
+				if _, seen := files[parent]; seen || parent == "" {
+					break
+				}
+				d = parent
+			}
 		}
+		files[grp] = append(files[grp], f)
 	}
-	if len(modules) > 0 {
-		top = append(top, newDir(qpath(protoTop, 0, qSysModule), "module", staticList(modules...)))
+	nextDir := 0
+	var build func(path string) []Node
+	build = func(path string) []Node {
+		kids := files[path]
+		dirs := subdirs[path]
+		sort.Strings(dirs)
+		for _, d := range dirs {
+			q := qpath(protoSys, nextDir, 1)
+			nextDir++
+			kids = append(kids, newDir(q, d[strings.LastIndexByte(d, '/')+1:], staticList(build(d)...)))
+		}
+		return kids
 	}
-	return newDir(qpath(protoTop, 0, qSysDir), "sys", staticList(top...))
+	return newDir(qpath(protoTop, 0, qSysDir), "sys", staticList(build("")...))
 }
 
 // writeSysctl is a write(2) to a sysctl file: Linux's semantics

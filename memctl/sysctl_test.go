@@ -31,6 +31,15 @@ func TestBootDefaultsFromNFBP(t *testing.T) {
 		"ipv4/tcp_recovery":                                "1\n",
 		"ipv4/tcp_ecn":                                     "2\n",
 		"ipv4/tcp_ecn_fallback":                            "1\n",
+		"ipv4/ip_no_pmtu_disc":                             "0\n",
+		"ipv4/route/min_pmtu":                              "552\n",
+		"ipv4/route/mtu_expires":                           "600\n",
+		"ipv4/tcp_mtu_probing":                             "0\n",
+		"ipv4/tcp_base_mss":                                "1024\n",
+		"ipv4/tcp_mtu_probe_floor":                         "48\n",
+		"ipv4/tcp_probe_threshold":                         "8\n",
+		"ipv4/tcp_probe_interval":                          "600\n",
+		"ipv4/tcp_retries1":                                "3\n",
 		"module/tcp_cubic/parameters/hystart":              "1\n",
 		"module/tcp_cubic/parameters/hystart_detect":       "3\n",
 		"module/tcp_cubic/parameters/hystart_low_window":   "16\n",
@@ -43,7 +52,7 @@ func TestBootDefaultsFromNFBP(t *testing.T) {
 		}
 		eq(t, name, s.Read(), want)
 	}
-	eq(t, "names", len(n.Sysctls.Names()), 77)
+	eq(t, "names", len(n.Sysctls.Names()), 86)
 	d := ComputeBootDefaults(&Linux612Distro, nfbp235)
 	eq(t, "6 MiB tcp_rmem[2] before 6.16", d.TCPRmem[2], int64(6<<20))
 	small := ComputeBootDefaults(&Linux618Min, 100)

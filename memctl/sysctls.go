@@ -51,10 +51,13 @@ type Sysctls struct {
 	ccDefault                                          atomic.Pointer[string]
 	ccAllowed                                          atomic.Pointer[map[string]bool]
 	// IP and ICMP.
-	ipDefaultTTL, ipLocalPortRange                *Sysctl
-	ipfragHighThresh, ipfragLowThresh, ipfragTime *Sysctl
-	icmpRatelimit, icmpRatemask, icmpMsgsPerSec   *Sysctl
-	icmpMsgsBurst, icmpEchoIgnoreAll              *Sysctl
+	ipDefaultTTL, ipLocalPortRange                   *Sysctl
+	ipfragHighThresh, ipfragLowThresh, ipfragTime    *Sysctl
+	ipNoPmtuDisc, routeMinPmtu, routeMtuExpires      *Sysctl
+	tcpMtuProbing, tcpBaseMss, tcpMtuProbeFloor      *Sysctl
+	tcpProbeThreshold, tcpProbeInterval, tcpRetries1 *Sysctl
+	icmpRatelimit, icmpRatemask, icmpMsgsPerSec      *Sysctl
+	icmpMsgsBurst, icmpEchoIgnoreAll                 *Sysctl
 
 	// tcp_cubic's module parameters.
 	cubicHystart, cubicHystartDetect            *Sysctl
@@ -159,6 +162,13 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.tcpMaxSynBacklog = mk("ipv4/tcp_max_syn_backlog", kindInt, none, "without syncookies, SYNs dropped once a quarter of it is left (tcp_conn_request)", max(128, ehash/128))
 	s.tcpAbortOnOverflow = mk("ipv4/tcp_abort_on_overflow", kindU8, none, "RST instead of silence when the accept queue is full (tcp_check_req)", 0)
 	s.tcpMinSndMss = mk("ipv4/tcp_min_snd_mss", kindInt, lim(i64(48), i64(65535)), "floor of the send MSS (tcp_mtu_to_mss)", 48)
+	// Path-MTU probing (RFC 4821: tcp_mtu_probe, tcp_mtu_probing)
+	s.tcpMtuProbing = mk("ipv4/tcp_mtu_probing", kindU8, none, "1: probe after a black hole (tcp_retries1 RTOs); 2: always (tcp_mtup_init, tcp_mtu_probing)", 0)
+	s.tcpBaseMss = mk("ipv4/tcp_base_mss", kindInt, none, "MSS a probing search starts from (tcp_mtup_init, tcp_mtu_probing)", 1024)
+	s.tcpMtuProbeFloor = mk("ipv4/tcp_mtu_probe_floor", kindInt, lim(i64(48), i64(65535)), "lowest MSS black-hole detection goes to (tcp_mtu_probing)", 48)
+	s.tcpProbeThreshold = mk("ipv4/tcp_probe_threshold", kindInt, none, "search range below which probing stops (tcp_mtu_probe)", 8)
+	s.tcpProbeInterval = mk("ipv4/tcp_probe_interval", kindUint, lim(nil, i64(int64(^uint32(0))/HZ)), "seconds before a finished search starts again (tcp_mtu_check_reprobe)", 600)
+	s.tcpRetries1 = mk("ipv4/tcp_retries1", kindU8, none, "RTO back-offs before black-hole detection (tcp_write_timeout)", 3)
 	// Timers
 	s.tcpSynRetries = mk("ipv4/tcp_syn_retries", kindU8, lim(i64(1), i64(127)), "SYN retransmissions before connect fails (tcp_write_timeout)", 6)
 	s.tcpSynackRetries = mk("ipv4/tcp_synack_retries", kindU8, none, "SYN-ACK retransmissions of a request (reqsk_timer_handler)", 5)
@@ -212,6 +222,10 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.ipfragHighThresh.minOf = s.ipfragLowThresh
 	s.ipfragLowThresh.maxOf = s.ipfragHighThresh
 	s.ipfragTime = mk("ipv4/ipfrag_time", kindJiffies, none, "lifetime of a reassembly queue (ip_expire)", 30)
+	// Path-MTU discovery (route.c, icmp.c)
+	s.ipNoPmtuDisc = mk("ipv4/ip_no_pmtu_disc", kindU8, none, "1: no DF on new sockets; 2, 3: ignore fragmentation-needed (icmp_unreach)", 0)
+	s.routeMinPmtu = mk("ipv4/route/min_pmtu", kindInt, lim(i64(68), nil), "a learned path MTU below it is raised to it and locked (__ip_rt_update_pmtu)", 552)
+	s.routeMtuExpires = mk("ipv4/route/mtu_expires", kindJiffies, none, "lifetime of a learned path MTU (__ip_rt_update_pmtu)", 600)
 	s.icmpRatelimit = mk("ipv4/icmp_ratelimit", kindMsJiffies, none, "per-destination interval of rate-limited ICMP errors (icmpv4_xrlim_allow)", 1000)
 	s.icmpRatemask = mk("ipv4/icmp_ratemask", kindInt, none, "ICMP types that are rate-limited (icmpv4_mask_allow)", 6168)
 	s.icmpMsgsPerSec = mk("ipv4/icmp_msgs_per_sec", kindInt, lim(i64(0), nil), "global ICMP error rate (icmp_global_allow)", 1000)
@@ -378,14 +392,11 @@ func (s *Sysctl) Range() string {
 // AbsentSysctls are the net.ipv4 and net.core sysctls of Linux 6.18 that
 // issue 16 asked about and sockfs does not have, with the reason.
 var AbsentSysctls = map[string]string{
-	"ipv4/tcp_retries1":               "its effects are path-MTU probing and dst_negative_advice (re-routing): sockfs has neither",
 	"ipv4/tcp_limit_output_bytes":     "TSQ limits the bytes queued below TCP; sockfs's devices finish a transmission before Xmit returns, so there is no queue to limit",
 	"ipv4/tcp_autocorking":            "autocorking waits for a TX completion of queued packets, which sockfs's devices never leave queued",
 	"ipv4/tcp_tso_win_divisor":        "used only by tcp_tso_should_defer, which sockfs does not do",
 	"ipv4/tcp_frto":                   "sockfs has no F-RTO (spurious RTOs are undone by timestamps and D-SACKs only)",
 	"ipv4/tcp_no_metrics_save":        "sockfs has no tcp_metrics cache",
-	"ipv4/tcp_base_mss":               "used only by path-MTU probing, which sockfs does not do",
-	"ipv4/tcp_mtu_probing":            "sockfs does not probe the path MTU",
 	"ipv4/tcp_ecn_option":             "Accurate ECN's TCP option: sockfs does RFC 3168 ECN only",
 	"ipv4/tcp_ecn_option_beacon":      "as tcp_ecn_option",
 	"ipv4/tcp_comp_sack_delay_ns":     "sockfs sends a compressed ACK at the end of the device's receive batch, not from a timer (netstack/tcp_input.go sackCompress)",
@@ -624,6 +635,35 @@ func (s *Sysctls) IPFragHighThresh() int64 { return s.ipfragHighThresh.first() }
 
 // IPFragTime is net.ipv4.ipfrag_time.
 func (s *Sysctls) IPFragTime() time.Duration { return jiffies(s.ipfragTime.first()) }
+
+// TCPMtuProbing is net.ipv4.tcp_mtu_probing.
+func (s *Sysctls) TCPMtuProbing() int { return int(s.tcpMtuProbing.first()) }
+
+// TCPBaseMss is net.ipv4.tcp_base_mss.
+func (s *Sysctls) TCPBaseMss() int { return int(s.tcpBaseMss.first()) }
+
+// TCPMtuProbeFloor is net.ipv4.tcp_mtu_probe_floor.
+func (s *Sysctls) TCPMtuProbeFloor() int { return int(s.tcpMtuProbeFloor.first()) }
+
+// TCPProbeThreshold is net.ipv4.tcp_probe_threshold.
+func (s *Sysctls) TCPProbeThreshold() int { return int(s.tcpProbeThreshold.first()) }
+
+// TCPProbeInterval is net.ipv4.tcp_probe_interval.
+func (s *Sysctls) TCPProbeInterval() time.Duration {
+	return time.Duration(s.tcpProbeInterval.first()) * time.Second
+}
+
+// TCPRetries1 is net.ipv4.tcp_retries1.
+func (s *Sysctls) TCPRetries1() int { return int(s.tcpRetries1.first()) }
+
+// IPNoPmtuDisc is net.ipv4.ip_no_pmtu_disc.
+func (s *Sysctls) IPNoPmtuDisc() int { return int(s.ipNoPmtuDisc.first()) }
+
+// RouteMinPmtu is net.ipv4.route.min_pmtu.
+func (s *Sysctls) RouteMinPmtu() int { return int(s.routeMinPmtu.first()) }
+
+// RouteMtuExpires is net.ipv4.route.mtu_expires.
+func (s *Sysctls) RouteMtuExpires() time.Duration { return jiffies(s.routeMtuExpires.first()) }
 
 // ICMPRatelimit is net.ipv4.icmp_ratelimit.
 func (s *Sysctls) ICMPRatelimit() time.Duration { return jiffies(s.icmpRatelimit.first()) }

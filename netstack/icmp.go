@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"sync"
+	"syscall"
 
 	"sockfs/memctl"
 	"sockfs/netstack/header"
@@ -64,9 +65,13 @@ func (s *Stack) icmpRcv(b *skb.SKB, iph header.IPv4) {
 		s.icmp.pingReply(iph.SrcAddr(), m.Ident(), m.Sequence())
 	case header.ICMPv4DestUnreachable:
 		s.mib.Inc(memctl.IcmpInDestUnreachs)
-		s.icmpErrorRcv(m)
+		s.icmpUnreach(m)
 	case header.ICMPv4TimeExceeded:
 		s.mib.Inc(memctl.IcmpInTimeExcds)
+		s.icmpUnreach(m)
+	case header.ICMPv4ParamProblem:
+		s.mib.Inc(memctl.IcmpInParmProbs)
+		s.icmpUnreach(m)
 	}
 	b.Free()
 }
@@ -152,23 +157,104 @@ func (s *Stack) icmpSend(b *skb.SKB, iph header.IPv4, typ, code uint8, info uint
 	s.ipOutput(out, rt, src, dst, header.IPv4ProtocolICMP, s.defaultTTL(), 0, nil)
 }
 
-// icmpErrorRcv passes a destination-unreachable to the socket the quoted
-// datagram came from. A connected UDP socket learns ECONNREFUSED from a port
-// unreachable. Mirrors icmp_unreach -> __udp4_lib_err.
-func (s *Stack) icmpErrorRcv(m header.ICMPv4) {
+// icmpUnreach hands an ICMP error (destination unreachable, time
+// exceeded, parameter problem) to the protocol of the datagram it quotes,
+// once the quote is long enough to name a socket: an IP header and the
+// first 8 bytes of its payload. A fragmentation-needed carries the next
+// hop's MTU, which net.ipv4.ip_no_pmtu_disc may tell us to ignore (2, and
+// 3 for protocols without tag validation, which TCP and UDP are) or to
+// take as 0 (1). Mirrors icmp_unreach + icmp_socket_deliver.
+func (s *Stack) icmpUnreach(m header.ICMPv4) {
 	q := header.IPv4(m.Payload())
-	if len(q) < header.IPv4MinSize || len(q) < q.HeaderLength()+8 {
+	if len(q) < header.IPv4MinSize || q.HeaderLength() < header.IPv4MinSize {
+		s.mib.Inc(memctl.IcmpInErrors) // out_err
 		return
 	}
-	if q.Protocol() != header.IPv4ProtocolUDP || m.Code() != header.ICMPv4PortUnreachable {
+	if len(q) < q.HeaderLength()+8 {
 		return
 	}
+	var info uint32
+	if m.Type() == header.ICMPv4DestUnreachable && m.Code() == header.ICMPv4FragmentationNeeded {
+		switch s.net.Sysctls.IPNoPmtuDisc() {
+		case 0:
+			info = uint32(m.MTU())
+		case 2, 3:
+			return
+		}
+	}
+	switch q.Protocol() {
+	case header.IPv4ProtocolTCP:
+		s.tcpV4Err(m, q, info)
+	case header.IPv4ProtocolUDP:
+		s.udpErr(m, q, info)
+	}
+}
+
+// icmpErrConvert maps a destination-unreachable code to the error a
+// socket sees and whether it is fatal (a hard error). Mirrors
+// icmp_err_convert.
+var icmpErrConvert = [...]struct {
+	errno syscall.Errno
+	fatal bool
+}{
+	header.ICMPv4NetUnreachable:      {syscall.ENETUNREACH, true},
+	header.ICMPv4HostUnreachable:     {syscall.EHOSTUNREACH, true},
+	header.ICMPv4ProtoUnreachable:    {syscall.ENOPROTOOPT, true},
+	header.ICMPv4PortUnreachable:     {syscall.ECONNREFUSED, true},
+	header.ICMPv4FragmentationNeeded: {syscall.EMSGSIZE, false},
+	header.ICMPv4SourceRouteFailed:   {syscall.EOPNOTSUPP, false},
+	header.ICMPv4NetUnknown:          {syscall.ENETUNREACH, true},
+	header.ICMPv4HostUnknown:         {syscall.EHOSTDOWN, true},
+	header.ICMPv4HostIsolated:        {syscall.ENONET, true},
+	header.ICMPv4NetProhibited:       {syscall.ENETUNREACH, true},
+	header.ICMPv4HostProhibited:      {syscall.EHOSTUNREACH, true},
+	header.ICMPv4NetTOSUnreachable:   {syscall.ENETUNREACH, false},
+	header.ICMPv4HostTOSUnreachable:  {syscall.EHOSTUNREACH, false},
+	header.ICMPv4AdminProhibited:     {syscall.EHOSTUNREACH, true},
+	14:                               {syscall.EHOSTUNREACH, true}, // host precedence violation
+	15:                               {syscall.EHOSTUNREACH, true}, // precedence cut-off
+}
+
+// udpErr passes an ICMP error to the UDP socket the quoted datagram came
+// from. A connected socket learns hard errors (a port unreachable is
+// ECONNREFUSED); soft ones, and anything for an unconnected socket, are
+// reported only with IP_RECVERR, which sockfs does not have. A
+// fragmentation-needed's MTU is learned for the path, and the socket gets
+// EMSGSIZE. Mirrors __udp4_lib_err.
+func (s *Stack) udpErr(m header.ICMPv4, q header.IPv4, info uint32) {
 	uh := header.UDP(q[q.HeaderLength():])
 	u := s.udp.lookup(q.SrcAddr(), uh.SrcPort(), q.DstAddr(), uh.DstPort())
-	if u == nil || !u.RemoteAddr().IsValid() {
+	if u == nil {
+		s.mib.Inc(memctl.IcmpInErrors)
 		return
 	}
-	u.sk.SetErr(errConnRefused)
+	var err syscall.Errno
+	hard := false
+	switch m.Type() {
+	case header.ICMPv4ParamProblem:
+		err, hard = syscall.EPROTO, true
+	case header.ICMPv4TimeExceeded:
+		err = syscall.EHOSTUNREACH
+	case header.ICMPv4DestUnreachable:
+		if m.Code() == header.ICMPv4FragmentationNeeded {
+			// ipv4_sk_update_pmtu; IP_PMTUDISC_WANT makes it a hard error.
+			if rt, ok := s.routeOutput(q.DstAddr()); ok {
+				s.updatePmtu(rt, q.DstAddr(), int(info))
+			}
+			err, hard = syscall.EMSGSIZE, true
+		} else if int(m.Code()) < len(icmpErrConvert) {
+			c := icmpErrConvert[m.Code()]
+			err, hard = c.errno, c.fatal
+		} else {
+			return
+		}
+	default:
+		return
+	}
+	if !hard || !u.RemoteAddr().IsValid() {
+		return
+	}
+	u.sk.SetErr(err)
 	u.sk.Wq.Wake()
 }
 

@@ -105,7 +105,7 @@ func (s *Stack) ipOutput(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8,
 // it is made).
 func (s *Stack) ipOutputQ(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8, ttl, tos uint8, owner *memctl.Sock, q *xmitQueue) error {
 	s.mib.Inc(memctl.IpOutRequests)
-	mtu := rt.Dev.MTU()
+	mtu, locked := s.pathMTU(rt, dst)
 	total := header.IPv4MinSize + b.Len()
 	if total > 0xffff {
 		b.Free()
@@ -113,7 +113,9 @@ func (s *Stack) ipOutputQ(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8
 	}
 	gsoSegs := max(int(b.Shared().GSOSegs), 1)
 	gso := b.Shared().GSOSize != 0
-	df := total <= mtu || gso // path-MTU discovery "want": DF when it fits
+	// Path-MTU discovery "want": DF when it fits, unless the path's MTU is
+	// locked (ip_dont_fragment).
+	df := (total <= mtu || gso) && !locked
 	iph := header.IPv4(b.Push(header.IPv4MinSize))
 	fields := header.IPv4Fields{
 		TOS:          tos,

@@ -55,6 +55,7 @@ type Stack struct {
 	routes routeTable
 	ipID   atomic.Uint32
 	frags  ipfragTable
+	pmtu   pmtuTable
 	icmp   icmpState
 	udp    udpTable
 	tcp    tcpTable

@@ -779,6 +779,7 @@ type TCPInfo struct {
 	ATO          time.Duration
 	SndMSS       int
 	RcvMSS       int
+	PMTU         int // the path MTU the MSS is computed for (tcpi_pmtu)
 	Unacked      uint32
 	Sacked       uint32
 	Lost         uint32
@@ -841,7 +842,7 @@ func (tp *TCPSock) Info() TCPInfo {
 	return TCPInfo{
 		PacingRate: tp.pacingRate(), DeliveryRate: tp.deliveryRate(), BBR: bbr,
 		State: tp.state, CAState: tp.caState, Retransmits: tp.retransmits, Probes: tp.probesOut,
-		Backoff: tp.backoff, RTO: tp.rto, ATO: tp.ato, SndMSS: tp.mssCache, RcvMSS: tp.rcvMss,
+		Backoff: tp.backoff, RTO: tp.rto, ATO: tp.ato, SndMSS: tp.mssCache, RcvMSS: tp.rcvMss, PMTU: tp.pmtuCookie,
 		Unacked: tp.packetsOut, Sacked: tp.sackedOut, Lost: tp.lostOut, Retrans: tp.retransOut,
 		RTT: time.Duration(tp.srttUs>>3) * time.Microsecond, RTTVar: time.Duration(tp.mdevUs>>2) * time.Microsecond,
 		SndSsthresh: tp.ssthresh, SndCwnd: tp.cwnd, AdvMSS: tp.advmss, Reordering: tp.reordering,

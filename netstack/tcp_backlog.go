@@ -38,6 +38,7 @@ const (
 	tcpDelackTimerDeferred             // TCP_DELACK_TIMER_DEFERRED
 	tcpAckDeferred                     // TCP_ACK_DEFERRED (a receive batch's ACK, rxBatch)
 	tcpTsqDeferred                     // TCP_TSQ_DEFERRED: the pacing timer's work (tcp_pacing.go)
+	tcpMtuReducedDeferred              // TCP_MTU_REDUCED_DEFERRED: a fragmentation-needed (tcp_err.go)
 )
 
 // lockSock takes ownership of the socket for a user context, sleeping while
@@ -259,6 +260,9 @@ func (tp *TCPSock) releaseCb() {
 	}
 	if f&tcpDelackTimerDeferred != 0 {
 		tp.delackTimerHandler()
+	}
+	if f&tcpMtuReducedDeferred != 0 {
+		tp.v4MtuReduced()
 	}
 	if f&tcpAckDeferred != 0 && tp.ackPending&icskAckSched != 0 && !tp.destroyed {
 		tp.sendAck()

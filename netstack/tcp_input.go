@@ -700,6 +700,9 @@ func (tp *TCPSock) cleanRtxQueue(ack, priorFack uint32, reord *uint32) (uint32, 
 	if tp.rtxQueue.Empty() {
 		tp.packetsOut, tp.sackedOut, tp.lostOut, tp.retransOut = 0, 0, 0, 0
 	}
+	if acked > 0 && tp.mtup.probeSize != 0 && !seqGT(tp.mtup.probeSeqEnd, ack) {
+		tp.mtupProbeSuccess()
+	}
 	return acked, rtt
 }
 
@@ -718,7 +721,8 @@ func (tp *TCPSock) synRecvEstablished(b *skb.SKB, nwin uint32) {
 
 // initTransfer starts data transfer. Mirrors tcp_init_transfer.
 func (tp *TCPSock) initTransfer() {
-	tp.syncMss()
+	tp.mtupInit()
+	tp.syncMss(tp.pathMTU())
 	tp.initBufferSpace()
 	tp.initCongestionControl()
 	if tp.keepalive {
@@ -816,7 +820,7 @@ func (tp *TCPSock) applySynOptions(opts *header.TCPOptions, active bool) {
 	if opts.HasMSS && opts.MSS > 0 {
 		tp.mssClamp = int(opts.MSS)
 	}
-	tp.syncMss()
+	tp.syncMss(tp.pathMTU())
 }
 
 // timeWaitRcv handles a segment for a TIME_WAIT socket. Mirrors the real

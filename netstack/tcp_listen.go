@@ -380,7 +380,7 @@ func (l *TCPSock) createChild(r *tcpRequest, b *skb.SKB, th header.TCP, opts *he
 	if r.ecnOK { // tcp_ecn_openreq_child
 		c.ecnFlags = tcpECNOK
 	}
-	c.syncMss()
+	c.syncMss(c.pathMTU())
 	c.syncSeqs()
 	c.lockSock()
 	defer c.releaseSock()

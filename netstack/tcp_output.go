@@ -296,8 +296,15 @@ func (tp *TCPSock) packetsInFlight() uint32 {
 	return tp.packetsOut - left + tp.retransOut
 }
 
-// sendMss is the current segment size. Mirrors tcp_current_mss.
+// sendMss is the current segment size; a path MTU that changed since the
+// MSS was computed (learned lower, or expired) recomputes it. Mirrors
+// tcp_current_mss.
 func (tp *TCPSock) sendMss() int {
+	if tp.pmtuCookie != 0 {
+		if mtu := tp.pathMTU(); mtu != tp.pmtuCookie {
+			tp.syncMss(mtu)
+		}
+	}
 	mss := tp.mssCache
 	if mss <= 0 {
 		mss = tcpMssDefault
@@ -305,23 +312,20 @@ func (tp *TCPSock) sendMss() int {
 	return mss
 }
 
-// syncMss recomputes mss_cache from the peer's MSS and our header options.
-// Mirrors tcp_sync_mss (without path-MTU discovery).
-func (tp *TCPSock) syncMss() {
-	mtu := 1500
-	if tp.route.Dev != nil {
-		mtu = tp.route.Dev.MTU()
+// syncMss recomputes mss_cache for path MTU pmtu from the peer's MSS and
+// our header options, and remembers pmtu; while MTU probing is on, the MSS
+// is at most what its search_low allows, and the search never looks above
+// the path MTU. Mirrors tcp_sync_mss.
+func (tp *TCPSock) syncMss(pmtu int) {
+	m := &tp.mtup
+	if m.searchHigh > pmtu {
+		m.searchHigh = pmtu
 	}
-	mss := mtu - header.IPv4MinSize - header.TCPMinSize
-	if tp.mssClamp > 0 && mss > tp.mssClamp {
-		mss = tp.mssClamp
+	mss := tp.mtuToMss(pmtu)
+	if m.enabled {
+		mss = min(mss, tp.mtuToMss(m.searchLow))
 	}
-	// __tcp_mtu_to_mss: at least tcp_min_snd_mss (read live), before the
-	// options are taken off (tcp_mtu_to_mss).
-	mss = max(mss, tp.stack.net.Sysctls.TCPMinSndMss())
-	if tp.tstampOK {
-		mss -= tcpOlenTstampAl
-	}
+	tp.pmtuCookie = pmtu
 	tp.mssCache = mss
 }
 
@@ -402,6 +406,15 @@ func (tp *TCPSock) writeXmitOne(nonagle int, pushOne int) bool {
 	sent := false
 	limited := false
 	tp.txBegin()
+	if pushOne == 0 && tp.mtup.enabled {
+		switch tp.mtuProbe() {
+		case 0:
+			tp.txEnd()
+			return false
+		case 1:
+			sent = true
+		}
+	}
 	for b := tp.writeQueue.Peek(); b != nil; b = tp.writeQueue.Peek() {
 		if tp.pacingCheck() {
 			break
@@ -585,10 +598,10 @@ func (tp *TCPSock) connectInit() {
 	tp.syncSeqs()
 }
 
-// syncMssFromRoute sets advmss from the route's MTU. Mirrors
+// syncMssFromRoute sets advmss from the path's MTU. Mirrors
 // dst_metric_advmss + tcp_mss_clamp.
 func (tp *TCPSock) syncMssFromRoute() {
-	mtu := tp.route.Dev.MTU()
+	mtu := tp.pathMTU() // ipv4_default_advmss reads ipv4_mtu
 	tp.advmss = mtu - header.IPv4MinSize - header.TCPMinSize
 	if tp.userMss > 0 && tp.userMss < tp.advmss {
 		tp.advmss = tp.userMss

@@ -496,6 +496,9 @@ func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSa
 		// proven loss (lost_out) starts recovery.
 		armed, _ := tp.rackMarkLost()
 		reoArmed = reoArmed || armed
+		if tp.lostOut > 0 && tp.mtupProbeLost() {
+			return reoArmed
+		}
 		if tp.lostOut > 0 {
 			tp.enterRecovery()
 			tp.cwndReduction(ackedSacked, true, advanced)
@@ -510,6 +513,9 @@ func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSa
 		if !lost && uint32(tp.dupAcks) >= tp.reordering {
 			tp.markHeadLost()
 			lost = true
+		}
+		if lost && tp.lostOut > 0 && tp.mtupProbeLost() {
+			return false
 		}
 		if lost && tp.lostOut > 0 {
 			tp.enterRecovery()

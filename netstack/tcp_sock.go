@@ -40,6 +40,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"sockfs/memctl"
@@ -325,10 +326,14 @@ type TCPSock struct {
 	wscaleOK     bool
 	sackOK       bool
 	tstampOK     bool
-	mssClamp     int    // peer's MSS option (rx_opt.mss_clamp)
-	mssCache     int    // current effective send MSS
-	gsoSegs      uint16 // the size goal in segments (tp->gso_segs, tcp_tso.go)
-	advmss       int    // MSS we advertise (minus options)
+	mssClamp     int           // peer's MSS option (rx_opt.mss_clamp)
+	mssCache     int           // current effective send MSS
+	pmtuCookie   int           // the path MTU mss_cache was computed for (icsk_pmtu_cookie)
+	mtuInfo      int           // the MTU the last fragmentation-needed reported (mtu_info)
+	mtup         tcpMtup       // packetization-layer path-MTU discovery (icsk_mtup)
+	errSoft      syscall.Errno // an ICMP error kept for a timeout (sk_err_soft)
+	gsoSegs      uint16        // the size goal in segments (tp->gso_segs, tcp_tso.go)
+	advmss       int           // MSS we advertise (minus options)
 	userMss      int
 	ttl, tos     uint8  // IP_TTL (0: the default) and IP_TOS of what the socket sends
 	ecnTos       uint8  // the ECN bits of inet->tos: ECT(0) or none (tcp_ecn.go)

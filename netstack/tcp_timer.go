@@ -267,14 +267,26 @@ func (tp *TCPSock) writeTimeout() bool {
 			return true
 		}
 	}
+	if tp.state != TCPSynSent && tp.state != TCPSynRecv {
+		tp.blackHoleCheck()
+	}
 	if !expired {
 		expired = tp.retransmitsTimedOut(retryUntil, tp.userTimeout)
 	}
 	if expired {
 		tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnTimeout)
-		tp.writeErr(syscall.ETIMEDOUT)
+		tp.writeErr(tp.timeoutErr())
 	}
 	return expired
+}
+
+// blackHoleCheck runs black-hole detection once tcp_retries1 worth of RTOs
+// have passed (tcp_write_timeout). Linux also gives the route negative
+// advice there (__dst_negative_advice); sockfs's routes are static.
+func (tp *TCPSock) blackHoleCheck() {
+	if tp.retransmitsTimedOut(tp.stack.net.Sysctls.TCPRetries1(), 0) {
+		tp.mtuProbing()
+	}
 }
 
 // streamIsThin mirrors tcp_stream_is_thin: fewer than four packets out and
@@ -320,6 +332,16 @@ func (tp *TCPSock) writeErr(err syscall.Errno) {
 	tp.tcpDone()
 }
 
+// timeoutErr is the error a connection that timed out reports: the last
+// ICMP error it heard, else ETIMEDOUT. Mirrors tcp_write_err's
+// sk_err_soft ? : ETIMEDOUT.
+func (tp *TCPSock) timeoutErr() syscall.Errno {
+	if tp.errSoft != 0 {
+		return tp.errSoft
+	}
+	return syscall.ETIMEDOUT
+}
+
 // setErr records a socket error and wakes everybody.
 func (tp *TCPSock) setErr(err syscall.Errno) {
 	tp.err.Store(int32(err))
@@ -337,14 +359,14 @@ func (tp *TCPSock) probeTimer() {
 	// tcp_probe_timer: the same budget as RTOs, counted in probes.
 	maxProbes := tp.stack.net.Sysctls.TCPRetries2()
 	if tp.userTimeout != 0 && tp.rcvTstamp != 0 && time.Duration(tp.now()-tp.rcvTstamp) >= tp.userTimeout {
-		tp.writeErr(syscall.ETIMEDOUT) // tcp_probe_timer's user_timeout check
+		tp.writeErr(tp.timeoutErr()) // tcp_probe_timer's user_timeout check
 		return
 	}
 	if tp.dead {
 		alive := tp.probe0When() < tp.rtoMax
 		maxProbes = tp.orphanRetries(alive)
 		if !alive && int(tp.backoff) >= maxProbes {
-			tp.writeErr(syscall.ETIMEDOUT)
+			tp.writeErr(tp.timeoutErr())
 			return
 		}
 		if tp.outOfResources(true) {
@@ -352,7 +374,7 @@ func (tp *TCPSock) probeTimer() {
 		}
 	}
 	if int(tp.probesOut) >= maxProbes {
-		tp.writeErr(syscall.ETIMEDOUT)
+		tp.writeErr(tp.timeoutErr())
 		return
 	}
 	tp.writeWakeup()
@@ -498,7 +520,7 @@ func (tp *TCPSock) keepaliveTimerFired() {
 	}
 	if idle >= kaTime {
 		if int(tp.probesOut) >= tp.keepaliveProbes() {
-			tp.writeErr(syscall.ETIMEDOUT)
+			tp.writeErr(tp.timeoutErr())
 			return
 		}
 		p := allocControlSkb()

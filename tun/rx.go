@@ -135,8 +135,8 @@ func tunGoodLinear() int { return skb.CurrentProfile().WithOverhead(skb.PageSize
 // pageAlign rounds n up to whole pages. Mirrors PAGE_ALIGN.
 func pageAlign(n int) int { return (n + skb.PageSize - 1) &^ (skb.PageSize - 1) }
 
-// build copies pkt, an IPv4 datagram, into an skb laid out and charged as
-// Linux lays out what a TUN writer sends the kernel, and applies the
+// buildRead turns the packet read into r.buf, an IPv4 datagram, into an
+// skb laid out and charged as Linux lays out what a TUN writer sends the kernel, and applies the
 // virtio_net_hdr (all zero without IFF_VNET_HDR) as the kernel does. It
 // returns nil, having counted nothing, if the header is one the kernel
 // would refuse (tun_vnet_hdr_get, virtio_net_hdr_to_skb) or one we did not
@@ -159,13 +159,9 @@ func pageAlign(n int) int { return (n + skb.PageSize - 1) &^ (skb.PageSize - 1) 
 // same head class already has); other large packets (UDP, ICMP,
 // fragments) stay wholly linear, since their input reads them as one
 // block, and are charged what Linux's paged layout costs.
-func (r *rxState) build(pkt []byte, vh *vnetHdr) *skb.SKB {
-	r.buf.vnet = false
-	r.buf.scatter(pkt)
-	return r.buildRead(vh)
-}
-
-// buildRead is build for the packet the last read left in r.buf.
+//
+// The packet is the one the last read left in r.buf (tests put one there
+// with build, in rx_build_test.go).
 func (r *rxState) buildRead(vh *vnetHdr) *skb.SKB {
 	n := r.buf.n
 	hdrs := r.buf.head[:min(n, rxHeadLen)]

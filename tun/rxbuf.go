@@ -98,21 +98,6 @@ func (r *rxBuf) readv(fd uintptr) (int, unix.Errno) {
 	return int(n), 0
 }
 
-// scatter copies pkt into the buffers as a read of it would have left it,
-// for build's tests and for callers holding a packet in one slice.
-func (r *rxBuf) scatter(pkt []byte) {
-	r.prepare()
-	k := copy(r.head[:], pkt)
-	for i := 0; i < r.npg && k < len(pkt); i++ {
-		buf := r.pages[i].Buf
-		if i == 0 {
-			buf = buf[r.off+rxHeadLen:]
-		}
-		k += copy(buf, pkt[k:])
-	}
-	r.n = len(pkt)
-}
-
 // copyOut copies the n packet bytes from offset at into to.
 func (r *rxBuf) copyOut(to []byte, at int) {
 	if at < rxHeadLen {
