@@ -4,10 +4,7 @@ go 1.26.0
 
 require golang.org/x/sys v0.49.0
 
-require (
-	9fans.net/go v0.0.8-0.20250307142834-96bdba94b63f
-	bazil.org/fuse v0.0.0-20230120002735-62a210ff1fd5
-)
+require 9fans.net/go v0.0.8-0.20250307142834-96bdba94b63f
 
 require golang.org/x/net v0.14.0
 

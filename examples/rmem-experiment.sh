@@ -12,20 +12,17 @@
 #
 # Needs root, /dev/net/tun, /dev/fuse, fusermount3, ip and python3.
 # Usage: examples/rmem-experiment.sh [OUTDIR]     (make examples)
-# Environment: SOCKFS (binary, default bin/sockfs), SECS (per run, default 20).
+# Environment: SOCKFS (binary, default bin/sockfs), SECS (per run, default 20),
+# RUNS (the settings to run, default "small default large"), PCAP (a
+# directory: capture each run's headers there with tcpdump).
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")/.." && pwd)
-SOCKFS=${SOCKFS:-$here/bin/sockfs}
 SECS=${SECS:-20}
-OUT=${1:-$here/examples/out}
-NS=sockfs-rmem-$$
-TUN=sfrm$(( $$ % 10000 ))
-# A /24 of the benchmarking range 198.18.0.0/15 that `sockfs serve`'s
-# defaults (198.18.0.0/24) do not use, so a running daemon is not disturbed.
+NAME=rmem
 NET=198.19.77
+OUT=${1:-$(cd "$(dirname "$0")/.." && pwd)/examples/out}
 PORT=5000 # each run listens on the next port
-MNT=$(mktemp -d /tmp/sockfs-rmem-mnt.XXXXXX)
+. "$(dirname "$0")/lib.sh"
 
 # name:tcp_rmem (min default max), smallest to largest.
 SETTINGS=(
@@ -34,65 +31,23 @@ SETTINGS=(
 	"large:4096 1048576 33554432"
 )
 
-[ "$(id -u)" = 0 ] || { echo "$0: needs root (TUN device, FUSE mount, network namespace)" >&2; exit 1; }
-[ -x "$SOCKFS" ] || { echo "$0: no $SOCKFS; run: go build -o bin/sockfs ./cmd/sockfs" >&2; exit 1; }
-mkdir -p "$OUT"
-
-serve_pid=
-sender_pid=
-cleanup() {
-	set +e
-	[ -n "$sender_pid" ] && kill "$sender_pid" 2>/dev/null && wait "$sender_pid" 2>/dev/null
-	exec 3<&- 2>/dev/null
-	if [ -n "$serve_pid" ]; then
-		kill -TERM "$serve_pid" 2>/dev/null
-		for _ in $(seq 50); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$serve_pid" 2>/dev/null
-		wait "$serve_pid" 2>/dev/null
-	fi
-	grep -q " $MNT " /proc/mounts && fusermount3 -uz "$MNT"
-	ip netns del "$NS" 2>/dev/null
-	rmdir "$MNT" 2>/dev/null
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-echo "== sockfs serve on $TUN ($NET.2), mounted at $MNT"
-"$SOCKFS" serve --tun "$TUN" --addr "$NET.2/24" --host-addr "$NET.1/24" --mount "$MNT" --9p '' \
-	2>"$OUT/serve.log" &
-serve_pid=$!
-for _ in $(seq 100); do [ -e "$MNT/tcp/clone" ] && break; sleep 0.1; done
-[ -e "$MNT/tcp/clone" ] || { echo "serve did not mount; see $OUT/serve.log" >&2; exit 1; }
-
-# The kernel side of the TUN device goes into a namespace of its own, so the
-# sender's TCP is the namespace's and nothing in the host's routing changes.
-ip netns add "$NS"
-ip link set "$TUN" netns "$NS"
-ip -n "$NS" link set lo up
-ip -n "$NS" addr add "$NET.1/24" dev "$TUN"
-ip -n "$NS" link set "$TUN" up
-
-# The TUN device's number in ipifc/ is the one whose status lists the
-# stack's address (the stack names devices by kind: lo, tun0, ...).
-ifc=
-for d in "$MNT"/ipifc/*; do
-	if grep -q "^[[:space:]]$NET\.2 " "$d/status"; then ifc=${d##*/}; fi
-done
-[ -n "$ifc" ] || { echo "no ipifc has $NET.2:" >&2; cat "$MNT"/ipifc/*/status >&2; exit 1; }
-echo "== impairing ipifc/$ifc: delay 50ms loss 1% (each way)"
-echo 'delay 50ms loss 1%' > "$MNT/ipifc/$ifc/impair"
+lib_start
+lib_impair 'delay 50ms loss 1%' # each way
 cat "$MNT/ipifc/$ifc/impair"
 
 orig_rmem=$(cat "$MNT/sys/ipv4/tcp_rmem")
+RUNS=${RUNS:-small default large}
 for s in "${SETTINGS[@]}"; do
 	name=${s%%:*}
 	rmem=${s#*:}
+	case " $RUNS " in *" $name "*) ;; *) continue ;; esac
 	echo "== run $name: tcp_rmem $rmem, $SECS s"
 	printf '%s\t%s\t%s\n' $rmem > "$MNT/sys/ipv4/tcp_rmem"
 	# A fresh listener per run: an accepted conversation inherits its
 	# listener's rcvbuf (as in Linux), so the new tcp_rmem[1] must be in
 	# force when the listener is made. fd 3 keeps it.
 	PORT=$((PORT + 1))
+	lib_pcap "rmem-$name"
 	exec 3<>"$MNT/tcp/clone"
 	nl=$(cat <&3)
 	echo "announce $PORT" >&3
@@ -115,14 +70,18 @@ print(f"sender: {sent} bytes in {secs:.0f} s ({sent * 8 / secs / 1e6:.2f} Mbit/s
 s.close()
 PY
 	sender_pid=$!
+	lib_track "$sender_pid"
 	exec 4<>"$MNT/tcp/$nl/listen"
 	n=$(cat <&4)
-	"$SOCKFS" trace "$MNT" --conv "tcp/$n" --every 10ms --for "$((SECS + 1))s" -o "$OUT/rmem-$name.csv" &
+	# The sender's cwnd, RTT and rates come from the kernel's ss -ti in
+	# the namespace (--peer), sampled every 100 ms.
+	"$SOCKFS" trace "$MNT" --conv "tcp/$n" --every 10ms --for "$((SECS + 1))s" -o "$OUT/rmem-$name.csv" \
+		--peer "ip netns exec $NS ss -tinH state established '( dport = :$PORT )'" &
 	trace_pid=$!
+	lib_track "$trace_pid"
 	# The receiver: read to the sender's FIN (bounded in time).
 	bytes=$(timeout $((SECS + 30)) cat "$MNT/tcp/$n/data" | wc -c) || true
 	wait "$sender_pid" || true
-	sender_pid=
 	wait "$trace_pid"
 	exec 4<&- 3<&-
 	grep -o '^[a-z]* .* lost [0-9]*' "$MNT/ipifc/$ifc/impair" || true

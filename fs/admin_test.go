@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -117,7 +118,8 @@ func TestIpifcCtlPlan9(t *testing.T) {
 	for _, bad := range []string{
 		"add 198.18.5.1 255.255.255.0",               // already there
 		"add 198.18.8.1 255.0.255.0",                 // mask
-		"add 198.18.8.1 255.255.255.0 198.18.9.2",    // remote off the network
+		"add 198.18.8.1 255.255.255.0 198.18.8.1",    // remote is the address
+		"add 198.18.8.1 255.255.255.0 198.18.5.7",    // the peer's route exists
 		"add 198.18.8.1 255.255.255.0 198.18.8.2 40", // mtu
 		"add 198.18.8.1 /24 198.18.8.2 1400 x",
 		"add 198.18.8.1 0.0.0.0",
@@ -135,6 +137,63 @@ func TestIpifcCtlPlan9(t *testing.T) {
 		if s := state(); s != st {
 			t.Fatalf("after %q:\n%s\nwas\n%s", bad, s, st)
 		}
+	}
+
+	// Point-to-point (Plan 9's add local mask remote, remote off local's
+	// network): each stack gets a /32 address whose only route is to the
+	// other's, and a datagram goes both ways between them; Plan 9's
+	// `remove remote 255.255.255.255` takes it away again.
+	if err := fileWrite(t, tr, "add 198.18.8.1 255.255.255.255 198.18.9.2", ctl...); err != nil {
+		t.Fatal(err)
+	}
+	if err := fileWrite(t, tb, "add 198.18.9.2 255.255.255.255 198.18.8.1", ctl...); err != nil {
+		t.Fatal(err)
+	}
+	ptp := state()
+	for _, w := range []string{"\t198.18.8.1 /32 198.18.9.2\n", "198.18.9.2      /128 198.18.8.1      4ip   ifc   0\n"} {
+		if !strings.Contains(ptp, w) {
+			t.Fatalf("status and iproute %q lack %q", ptp, w)
+		}
+	}
+	if strings.Contains(ptp, "198.18.8.0") {
+		t.Fatalf("a point-to-point address brought a route to its own network:\n%s", ptp)
+	}
+	prx, err := b.ListenUDP(netip.MustParseAddrPort("198.18.9.2:9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptx, err := a.DialUDP(netip.AddrPort{}, netip.MustParseAddrPort("198.18.9.2:9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ptx.LocalAddr().(*net.UDPAddr).IP.String() != "198.18.8.1" {
+		t.Fatalf("datagrams to the peer leave from %v, want 198.18.8.1", ptx.LocalAddr())
+	}
+	if _, err := ptx.Write([]byte("ptp")); err != nil {
+		t.Fatal(err)
+	}
+	pbuf := make([]byte, 16)
+	n, from, err := prx.ReadFrom(pbuf)
+	if err != nil || string(pbuf[:n]) != "ptp" {
+		t.Fatalf("peer read %q, %v", pbuf[:n], err)
+	}
+	if _, err := prx.WriteTo([]byte("back"), from); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ptx.Read(pbuf); err != nil || string(pbuf[:n]) != "back" {
+		t.Fatalf("reply %q, %v", pbuf[:n], err)
+	}
+	prx.Close()
+	ptx.Close()
+	if err := fileWrite(t, tr, "remove 198.18.9.2 255.255.255.255", ctl...); err != nil {
+		t.Fatal(err)
+	}
+	// The same addresses and routes as before (the packet counts moved).
+	if s, was := state(), st; s[strings.Index(s, "\n"):] != was[strings.Index(was, "\n"):] {
+		t.Fatalf("after removing the point-to-point address:\n%s\nwas\n%s", s, was)
+	}
+	if _, err := a.DialUDP(netip.AddrPort{}, netip.MustParseAddrPort("198.18.9.2:9")); err == nil {
+		t.Fatal("198.18.9.2 still has a route after remove")
 	}
 
 	// The MTU is the stack's: at 576, a 1000-byte datagram leaves in two
@@ -277,5 +336,54 @@ func TestUDPAnnounceListen(t *testing.T) {
 	hs.must("headers")
 	if _, err := open(t, tb, 0, syscall.O_RDWR, "udp", hs.n, "listen"); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("listen with headers: %v, want EINVAL", err)
+	}
+}
+
+// TestArpNdbFiles: ip(3)'s arp reads empty and takes flush, but refuses
+// add and del (a TUN interface has no link layer); ndb keeps the text
+// written to it as devip's ndbwrite does: a write at an offset replaces
+// the text from there on, a write past its end or beyond 1023 bytes is EIO
+// and changes nothing.
+func TestArpNdbFiles(t *testing.T) {
+	tr, _ := treePair(t)
+	if s := sysRead(t, tr, "arp"); s != "" {
+		t.Fatalf("arp reads %q", s)
+	}
+	if err := fileWrite(t, tr, "flush\n", "arp"); err != nil {
+		t.Fatalf("arp flush: %v", err)
+	}
+	for _, bad := range []string{"add ether 198.18.0.1 0a0b0c0d0e0f", "del 198.18.0.1", "frob", ""} {
+		if err := fileWrite(t, tr, bad, "arp"); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("arp %q: %v, want EINVAL", bad, err)
+		}
+	}
+
+	const entry = "ip=198.18.0.2 ipmask=255.255.255.0 ipgw=198.18.0.1\n"
+	if _, err := sysWrite(t, tr, entry, 0, "ndb"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sysWrite(t, tr, "\tdns=198.18.0.1\n", int64(len(entry)), "ndb"); err != nil {
+		t.Fatal(err)
+	}
+	want := entry + "\tdns=198.18.0.1\n"
+	if s := sysRead(t, tr, "ndb"); s != want {
+		t.Fatalf("ndb %q, want %q", s, want)
+	}
+	for _, w := range []struct {
+		text string
+		off  int64
+	}{{"x", int64(len(want)) + 1}, {strings.Repeat("x", 1000), 100}, {strings.Repeat("x", 1024), 0}} {
+		if _, err := sysWrite(t, tr, w.text, w.off, "ndb"); !errors.Is(err, syscall.EIO) {
+			t.Errorf("ndb write of %d bytes at %d: %v, want EIO", len(w.text), w.off, err)
+		}
+	}
+	if s := sysRead(t, tr, "ndb"); s != want {
+		t.Fatalf("refused writes changed ndb: %q", s)
+	}
+	if _, err := sysWrite(t, tr, "sys=sockfs\n", 0, "ndb"); err != nil {
+		t.Fatal(err)
+	}
+	if s := sysRead(t, tr, "ndb"); s != "sys=sockfs\n" {
+		t.Fatalf("ndb after a write at 0: %q", s)
 	}
 }

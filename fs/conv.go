@@ -431,6 +431,16 @@ func (h *dataHandle) Write(ctx context.Context, p []byte, _ int64) (int, error) 
 	return n, err
 }
 
+// Tryable: a TCP conversation's data keeps Trier's contract (Recv copies
+// what is queued before it would wait, and Send queues what fits; both
+// return EINTR from the wait, tcp_recvmsg's and tcp_sendmsg's
+// signal_pending exit). UDP's is not offered: a datagram write that
+// would wait for sndbuf may have resolved a route or bound a port first.
+func (h *dataHandle) Tryable() bool {
+	_, ok := h.r.conv.(*tcpConv)
+	return ok
+}
+
 func (h *dataHandle) Poll(events Event, wake func()) Event {
 	if wake != nil {
 		h.wake.Store(&wake)

@@ -18,10 +18,16 @@ const qIfcCtl = qIfcImpair + 1
 //
 //	add addr mask [remote [mtu]]   an address (mask dotted or /len; also
 //	                               add addr/bits), its connected route; a
-//	                               remote is accepted if it is on that
-//	                               network (no point-to-point routes); mtu
-//	                               as the mtu command
-//	remove addr mask               (9front: del) the address and its route
+//	                               remote off addr's network makes the
+//	                               address point-to-point, as in Plan 9's
+//	                               ipifcadd: the route is remote's network
+//	                               (remote/32 with mask 255.255.255.255),
+//	                               with addr as its source; mtu as the mtu
+//	                               command
+//	remove addr mask               (9front: del) the address and its route;
+//	                               for a point-to-point address, Plan 9's
+//	                               form `remove remote 255.255.255.255`
+//	                               works too
 //	mtu n                          the MTU the stack sends with, 68 up to
 //	                               the link's own
 //	unbind                         every address and route of the
@@ -82,13 +88,17 @@ func (t *Tree) ifcCmd(d *netstack.NetDevice, f []string) error {
 		if p.Bits() == 0 {
 			return fmt.Errorf("mask /0 for address %s: %w", p.Addr(), syscall.EINVAL)
 		}
+		var peer netip.Prefix // point-to-point: remote's network
 		if len(f) >= 4 {
 			r, err := netip.ParseAddr(f[3])
 			if err != nil || !r.Unmap().Is4() {
 				return fmt.Errorf("bad remote %q: %w", f[3], syscall.EINVAL)
 			}
-			if !p.Contains(r.Unmap()) && p.Bits() < 32 {
-				return fmt.Errorf("remote %s not on %s (point-to-point interfaces are not supported): %w", f[3], p.Masked(), syscall.EINVAL)
+			if r = r.Unmap(); r == p.Addr() {
+				return fmt.Errorf("remote %s is the address itself: %w", f[3], syscall.EINVAL)
+			}
+			if !p.Contains(r) || p.Bits() == 32 {
+				peer = netip.PrefixFrom(r, p.Bits()).Masked()
 			}
 		}
 		mtu := 0
@@ -102,7 +112,12 @@ func (t *Tree) ifcCmd(d *netstack.NetDevice, f []string) error {
 				return fmt.Errorf("address %s already on %s: %w", p.Addr(), d.Name(), syscall.EINVAL)
 			}
 		}
-		if err := t.stack.AddAddress(d, p); err != nil {
+		if peer.IsValid() {
+			err = t.stack.AddPeerAddress(d, p.Addr(), peer)
+		} else {
+			err = t.stack.AddAddress(d, p)
+		}
+		if err != nil {
 			return fmt.Errorf("add %s: %w (%w)", p, syscall.EINVAL, err)
 		}
 		if mtu > 0 {
@@ -117,6 +132,7 @@ func (t *Tree) ifcCmd(d *netstack.NetDevice, f []string) error {
 		if err != nil {
 			return err
 		}
+		p = ptpAddr(d, p)
 		if err := t.stack.RemoveAddress(d, p); err != nil {
 			return fmt.Errorf("%s %s: %w (%w)", f[0], p, syscall.EINVAL, err)
 		}
@@ -142,6 +158,23 @@ func (t *Tree) ifcCmd(d *netstack.NetDevice, f []string) error {
 		return nil
 	}
 	return errUnknownCtl
+}
+
+// ptpAddr maps what `remove` names to the address as the stack keeps it:
+// a point-to-point address is local/32, named either by its local address
+// and its peer's mask or, as Plan 9's ipifcrem does for an all-ones mask,
+// by the remote.
+func ptpAddr(d *netstack.NetDevice, p netip.Prefix) netip.Prefix {
+	for _, a := range d.Addrs() {
+		peer, ok := d.Peer(a.Addr())
+		if !ok {
+			continue
+		}
+		if (a.Addr() == p.Addr() && peer.Bits() == p.Bits()) || (p.Bits() == 32 && peer == p) {
+			return a
+		}
+	}
+	return p
 }
 
 // parseMTU parses an MTU for d: a decimal in 68..the link's MTU.

@@ -99,6 +99,9 @@ func (t *Tree) readPlan9Routes() string {
 		gate, flags, tag := r.Gateway, "4", r.Tag
 		if r.Connected {
 			gate, flags, tag = r.Src, "4i", "ifc"
+			if r.Dst.Bits() == 32 && r.Dst.Addr() != r.Src {
+				flags = "4ip" // Rptpt: a point-to-point address's peer
+			}
 		}
 		if !gate.IsValid() {
 			gate = netip.IPv4Unspecified()

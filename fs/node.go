@@ -129,6 +129,19 @@ type Handle interface {
 	Release()
 }
 
+// Trier is implemented by handles whose Read and Write may be tried
+// without blocking by calling them with a context that is already
+// cancelled: then a Read returns what is queued (or EOF), a Write queues
+// what fits and returns its count, and either returns EINTR having moved
+// nothing only where it would have waited. A frontend may so run a call on
+// the goroutine that received it, and hand it to one that may block only
+// when it would (fs/p9 does, for Tread and Twrite). Tryable reports
+// whether this handle keeps that contract; a call with side effects
+// beyond moving data (a ctl write) must not.
+type Trier interface {
+	Tryable() bool
+}
+
 type nonblockKey struct{}
 
 // WithNonblock marks ctx as the context of a non-blocking call (O_NONBLOCK):

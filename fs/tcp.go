@@ -141,6 +141,9 @@ func (c *tcpConv) Status() string {
 		name, i.Qin, i.Qout, us(i.RTT), us(i.RTTVar), us(i.RTO), i.SndCwnd, i.SndSsthresh,
 		i.SndWnd, i.RcvWnd, i.RcvSsthresh, i.WindowClamp, i.SndMSS, i.TotalRetrans,
 		i.BytesAcked, i.BytesReceived, i.Congestion)
+	// tcpi_ca_state and tcpi_min_rtt (ss -i's minrtt, here in
+	// microseconds like srtt).
+	s += fmt.Sprintf(" ca_state %s min_rtt %d", netstack.CAStateName(i.CAState), us(i.MinRTT))
 	if i.PMTU != 0 {
 		s += fmt.Sprintf(" pmtu %d", i.PMTU)
 	}

@@ -586,3 +586,30 @@ func TestTCPRcvlowat(t *testing.T) {
 		t.Fatal("read not woken at 5 bytes")
 	}
 }
+
+// TestTCPStatusCAStateMinRTT: status gives tcpi_ca_state by name and
+// tcpi_min_rtt in microseconds, the handshake's RTT sample on a fresh
+// connection (at most srtt, which starts at that sample).
+func TestTCPStatusCAStateMinRTT(t *testing.T) {
+	ta, tb := treePair(t)
+	a, _ := connected(t, ta, tb, "8003")
+	st := a.read("status")
+	_, s, err := netview.ParseStatus(st)
+	if err != nil {
+		t.Fatalf("status does not parse: %v", err)
+	}
+	ca := ""
+	for i, n := range s.Names {
+		if n == "ca_state" {
+			ca = s.Values[i]
+		}
+	}
+	if ca != "Open" {
+		t.Errorf("ca_state %q on a fresh connection: %q", ca, st)
+	}
+	minRTT, ok1 := s.Get("min_rtt")
+	srtt, ok2 := s.Get("srtt")
+	if !ok1 || !ok2 || minRTT <= 0 || minRTT > srtt {
+		t.Errorf("min_rtt %d srtt %d: %q", minRTT, srtt, st)
+	}
+}

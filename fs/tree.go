@@ -90,7 +90,7 @@ func New(stack *netstack.Stack, opts Options) *Tree {
 	}, nil)
 	sockstat := newText(qpath(protoTop, 0, qSockstat), "sockstat", 0444, t.readSockstat, nil)
 	t.root = newDir(qpath(protoTop, 0, qTopDir), "/",
-		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.iprouteCacheFile(), t.csFile(), t.dnsFile(), sockstat, netstat, t.protocolsFile(), sys))
+		staticList(t.tcp, t.udp, ipifc, t.iprouteFile(), t.iprouteLinuxFile(), t.iprouteCacheFile(), t.arpFile(), t.ndbFile(), t.csFile(), t.dnsFile(), sockstat, netstat, t.protocolsFile(), sys))
 	return t
 }
 
@@ -290,7 +290,13 @@ func (t *Tree) ipifcDir() *dirNode {
 			fmt.Fprintf(&b, "device %s maxtu %d pktin %d pktout %d errin %d errout %d\n",
 				d.Name(), d.MTU(), st.RxPackets, st.TxPackets, st.RxErrors, st.TxErrors)
 			for _, a := range d.Addrs() {
-				fmt.Fprintf(&b, "\t%s /%d %s\n", a.Addr(), a.Bits(), a.Masked().Addr())
+				// Plan 9's local, mask and remote: the network, or a
+				// point-to-point address's peer.
+				remote, bits := a.Masked().Addr(), a.Bits()
+				if peer, ok := d.Peer(a.Addr()); ok {
+					remote, bits = peer.Addr(), peer.Bits()
+				}
+				fmt.Fprintf(&b, "\t%s /%d %s\n", a.Addr(), bits, remote)
 			}
 			return b.String()
 		}, nil)

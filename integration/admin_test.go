@@ -48,7 +48,8 @@ func snmpIP(t *testing.T, ns *netns, name string) int {
 // from an address only reachable through it, and stops when removed; an
 // address added in ipifc/N/ctl answers pings until removed; `mtu 576`
 // makes sockfs fragment a 1028-byte echo reply (the kernel reassembles
-// it); bad input is EINVAL, logged, and changes nothing.
+// it); a point-to-point address answers its peer through the route to
+// it; bad input is EINVAL, logged, and changes nothing.
 func TestAdminFilesKernel(t *testing.T) {
 	needRoot(t)
 	needTool(t, "ping")
@@ -117,6 +118,37 @@ func TestAdminFilesKernel(t *testing.T) {
 		t.Fatal("removed address 198.18.0.9 still answers")
 	}
 
+	// A point-to-point address (Plan 9's add local mask remote, the
+	// remote off local's network): the kernel's 198.18.90.1 reaches
+	// sockfs's 198.18.90.2 by a host route through the TUN, and sockfs's
+	// reply finds its way back only by the route to its peer.
+	ns.mustRun("ip", "addr", "add", "198.18.90.1/32", "dev", "lo")
+	ns.mustRun("ip", "route", "add", "198.18.90.2/32", "dev", "sfadm0", "src", "198.18.90.1")
+	if err := write(ctl, "add 198.18.90.2 255.255.255.255"); err != nil {
+		t.Fatal(err)
+	}
+	if pingOK(ns, "-I", "198.18.90.1", "198.18.90.2") {
+		t.Fatal("198.18.90.2 answered 198.18.90.1 with no route to it")
+	}
+	if err := write(ctl, "remove 198.18.90.2 255.255.255.255"); err != nil {
+		t.Fatal(err)
+	}
+	if err := write(ctl, "add 198.18.90.2 255.255.255.255 198.18.90.1"); err != nil {
+		t.Fatal(err)
+	}
+	if r := read("iproute"); !strings.Contains(r, "198.18.90.1     /128 198.18.90.2     4ip   ifc   "+n+"\n") {
+		t.Fatalf("iproute:\n%s", r)
+	}
+	if !pingOK(ns, "-I", "198.18.90.1", "198.18.90.2") {
+		t.Fatalf("point-to-point 198.18.90.2 does not answer its peer; iproute:\n%s", read("iproute"))
+	}
+	if err := write(ctl, "remove 198.18.90.1 255.255.255.255"); err != nil {
+		t.Fatal(err)
+	}
+	if pingOK(ns, "-I", "198.18.90.1", "198.18.90.2") {
+		t.Fatal("removed point-to-point address still answers")
+	}
+
 	// mtu: the reply to a 1000-byte ping leaves in fragments.
 	before := snmpIP(t, ns, "ReasmOKs")
 	if !pingOK(ns, "-s", "1000", "198.18.0.2") || snmpIP(t, ns, "ReasmOKs") != before {
@@ -133,6 +165,18 @@ func TestAdminFilesKernel(t *testing.T) {
 	}
 	if got := snmpIP(t, ns, "ReasmOKs"); got != before+1 {
 		t.Fatalf("kernel reassembled %d datagrams, want 1", got-before)
+	}
+
+	// arp: the kernel answered pings over the TUN, and still nothing is
+	// cached (no link layer); flush is accepted, add refused.
+	if a := read("arp"); a != "" {
+		t.Fatalf("arp after pings: %q", a)
+	}
+	if err := write("arp", "flush"); err != nil {
+		t.Fatal(err)
+	}
+	if err := write("arp", "add ether 198.18.0.1 0a0b0c0d0e0f"); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("arp add: %v, want EINVAL", err)
 	}
 
 	// Bad input: EINVAL, a reason in the log, nothing changed.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -123,4 +124,76 @@ func BenchmarkFilesCatVsAPI(b *testing.B) {
 			b.StartTimer()
 		}
 	})
+}
+
+// catData connects a conversation of the tree mounted at dir to the
+// kernel's sender on port and reads it to the end with cat, as a user
+// would; it returns how long the cat took.
+func catData(b *testing.B, dir string, port int) time.Duration {
+	b.Helper()
+	ctl, err := os.OpenFile(filepath.Join(dir, "tcp", "clone"), os.O_RDWR, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ctl.Close()
+	buf := make([]byte, 16)
+	n, _ := ctl.Read(buf)
+	if _, err := fmt.Fprintf(ctl, "connect 198.18.0.1!%d", port); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	cat := exec.Command("sh", "-c", fmt.Sprintf("cat %s > /dev/null", filepath.Join(dir, "tcp", string(buf[:n]), "data")))
+	if out, err := cat.CombinedOutput(); err != nil {
+		b.Fatalf("cat: %v %s", err, out)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkImportCatVsLocal is issue 15's import measurement: 100 MiB
+// from the kernel (socat over the TUN device, MTU 1500) read with cat from
+// a conversation's data file, alternately through the daemon's own FUSE
+// mount and through `sockfs import` of the same daemon's 9P export (on
+// the namespace's loopback, so both run on this machine), each op one
+// transfer of each. It reports both rates in MB/s and their ratio
+// (import/local, the median of the per-op ratios):
+//
+//	go test -run '^$' -bench ImportCatVsLocal -benchtime 5x ./integration
+func BenchmarkImportCatVsLocal(b *testing.B) {
+	needRoot(b)
+	needTool(b, "socat")
+	needTool(b, "fusermount3")
+	const size = 100 << 20
+	bin := sockfsBinPlain(b)
+	ns := newNetns(b)
+	mnt := b.TempDir()
+	b.Cleanup(func() {
+		if mounted(mnt) {
+			exec.Command("fusermount3", "-uz", mnt).Run()
+		}
+	})
+	d := &filesDaemon{t: b, ns: ns, bin: bin, tun: "sfsfimp0", mnt: mnt, nine: "127.0.0.1:5640"}
+	d.start()
+	im := startImportBin(b, bin, ns, "127.0.0.1:5640")
+	var local, imported time.Duration
+	var ratios []float64
+	b.ResetTimer()
+	for i := range b.N {
+		var took [2]time.Duration
+		for j, dir := range []string{mnt, im.dir} {
+			port := 7700 + (2*i+j)%200
+			snd := kernelSender(b, ns, port, size)
+			took[j] = catData(b, dir, port)
+			b.StopTimer()
+			snd.Wait()
+			b.StartTimer()
+		}
+		local += took[0]
+		imported += took[1]
+		ratios = append(ratios, took[0].Seconds()/took[1].Seconds())
+	}
+	b.StopTimer()
+	slices.Sort(ratios)
+	b.ReportMetric(float64(b.N)*size/1e6/local.Seconds(), "local-MB/s")
+	b.ReportMetric(float64(b.N)*size/1e6/imported.Seconds(), "import-MB/s")
+	b.ReportMetric(ratios[len(ratios)/2], "import/local")
 }

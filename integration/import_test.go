@@ -25,12 +25,18 @@ type importer struct {
 // Cleanup kills it and fails the test if it left its mount behind.
 func startImport(t *testing.T, ns *netns, addr string, flags ...string) *importer {
 	t.Helper()
+	return startImportBin(t, sockfsBin(t), ns, addr, flags...)
+}
+
+// startImportBin is startImport with the sockfs binary bin.
+func startImportBin(t testing.TB, bin string, ns *netns, addr string, flags ...string) *importer {
+	t.Helper()
 	im := &importer{out: new(lockedBuffer), done: make(chan error, 1), dir: t.TempDir()}
 	args := append(append([]string{"import"}, flags...), addr, im.dir)
 	if ns != nil {
-		im.cmd = ns.cmd(sockfsBin(t), args...)
+		im.cmd = ns.cmd(bin, args...)
 	} else {
-		im.cmd = exec.Command(sockfsBin(t), args...)
+		im.cmd = exec.Command(bin, args...)
 	}
 	im.cmd.Stdout, im.cmd.Stderr = im.out, im.out
 	if err := im.cmd.Start(); err != nil {

@@ -106,13 +106,25 @@ func (t *routeTable) delDev(dev *NetDevice) {
 	t.routes = kept
 }
 
-// delConnected removes the connected route an address brought to dev and
-// reports whether there was one.
-func (t *routeTable) delConnected(dev *NetDevice, addr netip.Prefix) bool {
+// checkFree reports EEXIST if a route to dst is in the table.
+func (t *routeTable) checkFree(dst netip.Prefix) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, r := range t.routes {
+		if r.Dst == dst.Masked() {
+			return fmt.Errorf("route %s: %w", dst.Masked(), errExist)
+		}
+	}
+	return nil
+}
+
+// delConnected removes the connected route to dst with source src that an
+// address brought to dev, and reports whether there was one.
+func (t *routeTable) delConnected(dev *NetDevice, dst netip.Prefix, src netip.Addr) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i, r := range t.routes {
-		if r.Connected && r.Dev == dev && r.Dst == addr.Masked() && r.Src == addr.Addr() {
+		if r.Connected && r.Dev == dev && r.Dst == dst && r.Src == src {
 			t.routes = append(t.routes[:i], t.routes[i+1:]...)
 			return true
 		}

@@ -133,6 +133,9 @@ type NetDevice struct {
 
 	mu    sync.RWMutex
 	addrs []netip.Prefix
+	// peers holds the remote network of each point-to-point address (an
+	// address added with AddPeerAddress, kept as local/32 in addrs).
+	peers map[netip.Addr]netip.Prefix
 	mtu   atomic.Int32 // set by SetMTU (ipifc ctl `mtu`); 0 = the link's
 
 	imp devImpair // ipifc/N/impair
@@ -282,9 +285,48 @@ func (s *Stack) AddAddress(d *NetDevice, addr netip.Prefix) error {
 	return nil
 }
 
-// RemoveAddress takes addr (address and prefix length, as added) off d,
-// with the connected route it brought (`ip addr del`). An address d does
-// not have is EADDRNOTAVAIL and changes nothing.
+// AddPeerAddress assigns local to d as the near end of a point-to-point
+// link to peer (a host, /32, or a network reached directly through d), as
+// `ip addr add LOCAL peer PEER` does: local itself has no network (it is
+// kept as local/32), and the connected route goes to peer, with local as
+// its source. Mirrors __inet_insert_ifa with an ifa_address different
+// from ifa_local (fib_add_ifaddr then adds the prefix route of the peer).
+func (s *Stack) AddPeerAddress(d *NetDevice, local netip.Addr, peer netip.Prefix) error {
+	if !local.Is4() || !peer.Addr().Is4() {
+		return fmt.Errorf("%s peer %s: only IPv4 is supported: %w", local, peer, errInval)
+	}
+	if err := s.routes.checkFree(peer); err != nil {
+		return err
+	}
+	if err := s.AddAddress(d, netip.PrefixFrom(local, 32)); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	if d.peers == nil {
+		d.peers = make(map[netip.Addr]netip.Prefix)
+	}
+	d.peers[local] = peer.Masked()
+	d.mu.Unlock()
+	if err := s.routes.add(Route{Dst: peer.Masked(), Dev: d, Src: local, Connected: true}); err != nil {
+		s.RemoveAddress(d, netip.PrefixFrom(local, 32))
+		return err
+	}
+	return nil
+}
+
+// Peer returns the remote network of local if it is a point-to-point
+// address of d (AddPeerAddress).
+func (d *NetDevice) Peer(local netip.Addr) (netip.Prefix, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	p, ok := d.peers[local]
+	return p, ok
+}
+
+// RemoveAddress takes addr (address and prefix length, as added; local/32
+// for a point-to-point address) off d, with the connected route it
+// brought (`ip addr del`). An address d does not have is EADDRNOTAVAIL and
+// changes nothing.
 func (s *Stack) RemoveAddress(d *NetDevice, addr netip.Prefix) error {
 	d.mu.Lock()
 	i := slices.Index(d.addrs, addr)
@@ -294,11 +336,19 @@ func (s *Stack) RemoveAddress(d *NetDevice, addr netip.Prefix) error {
 	}
 	d.addrs = slices.Delete(d.addrs, i, i+1)
 	rest := slices.Clone(d.addrs)
+	peer, ptp := d.peers[addr.Addr()]
+	if ptp && addr.Bits() == 32 {
+		delete(d.peers, addr.Addr())
+	}
 	d.mu.Unlock()
+	if ptp && addr.Bits() == 32 {
+		s.routes.delConnected(d, peer, addr.Addr())
+		return nil
+	}
 	if addr.Bits() == 32 {
 		return nil
 	}
-	if s.routes.delConnected(d, addr) {
+	if s.routes.delConnected(d, addr.Masked(), addr.Addr()) {
 		// Another address on the same network takes the route over.
 		for _, a := range rest {
 			if a.Masked() == addr.Masked() {

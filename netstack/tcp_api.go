@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -810,12 +811,33 @@ type TCPInfo struct {
 	PacingRate, DeliveryRate uint64
 	// BBR is BBR's model (INET_DIAG_BBRINFO), when BBR is the algorithm.
 	BBR *BBRInfo
+	// MinRTT is tcpi_min_rtt, the windowed minimum RTT (tcp_min_rtt); 0
+	// before the first sample.
+	MinRTT time.Duration
 	// ECN and ECNSeen are tcpi_options' TCPI_OPT_ECN (negotiated) and
 	// TCPI_OPT_ECN_SEEN (an ECT or CE packet arrived).
 	ECN, ECNSeen bool
 	// DCTCP is DCTCP's state (INET_DIAG_DCTCPINFO), when DCTCP is the
 	// algorithm.
 	DCTCP *DCTCPInfo
+}
+
+// CAStateName names a tcp_ca_state as the kernel's enum does, without the
+// TCP_CA_ prefix: Open, Disorder, CWR, Recovery, Loss.
+func CAStateName(s uint8) string {
+	switch s {
+	case tcpCAOpen:
+		return "Open"
+	case tcpCADisorder:
+		return "Disorder"
+	case tcpCACWR:
+		return "CWR"
+	case tcpCARecovery:
+		return "Recovery"
+	case tcpCALoss:
+		return "Loss"
+	}
+	return strconv.Itoa(int(s))
 }
 
 // Info returns tcp_info. Takes the socket lock. Mirrors tcp_get_info.
@@ -829,6 +851,10 @@ func (tp *TCPSock) Info() TCPInfo {
 	if tp.state == TCPListen {
 		qin = len(tp.acceptQ)
 	}
+	var minRTT time.Duration
+	if m := tp.minRttUs(); m != tcpRackNoMinRtt {
+		minRTT = time.Duration(m) * time.Microsecond
+	}
 	var bbr *BBRInfo
 	if b, ok := tp.cc.(*bbrCC); ok {
 		i := b.info(tp)
@@ -840,7 +866,7 @@ func (tp *TCPSock) Info() TCPInfo {
 		dctcp = &i
 	}
 	return TCPInfo{
-		PacingRate: tp.pacingRate(), DeliveryRate: tp.deliveryRate(), BBR: bbr,
+		PacingRate: tp.pacingRate(), DeliveryRate: tp.deliveryRate(), BBR: bbr, MinRTT: minRTT,
 		State: tp.state, CAState: tp.caState, Retransmits: tp.retransmits, Probes: tp.probesOut,
 		Backoff: tp.backoff, RTO: tp.rto, ATO: tp.ato, SndMSS: tp.mssCache, RcvMSS: tp.rcvMss, PMTU: tp.pmtuCookie,
 		Unacked: tp.packetsOut, Sacked: tp.sackedOut, Lost: tp.lostOut, Retrans: tp.retransOut,

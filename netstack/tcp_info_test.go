@@ -33,3 +33,12 @@ func TestTCPInfoBytesAckedReceived(t *testing.T) {
 		t.Fatal("no retransmissions: the loss did not test double counting")
 	}
 }
+
+func TestCAStateName(t *testing.T) {
+	for s, want := range map[uint8]string{tcpCAOpen: "Open", tcpCADisorder: "Disorder", 2: "CWR",
+		tcpCARecovery: "Recovery", tcpCALoss: "Loss", 9: "9"} {
+		if got := CAStateName(s); got != want {
+			t.Errorf("CAStateName(%d) = %q, want %q", s, got, want)
+		}
+	}
+}

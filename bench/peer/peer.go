@@ -48,7 +48,8 @@ const (
 )
 
 // bufSize is the read and write size of the sink and source loops (the
-// same for every system).
+// same for every socket system; Config.BufSize can raise it for a file
+// transport whose requests are larger).
 const bufSize = 256 << 10
 
 // Stats is the peer process's answer to "stats". Heap figures are taken
@@ -79,6 +80,9 @@ type Config struct {
 	// Fill, if set, amends the stats last (a peer whose stack runs in
 	// another process adds that process's CPU and memory).
 	Fill func(*Stats)
+	// BufSize, if not 0, replaces bufSize: the files peer over FUSE reads
+	// and writes 1 MiB, its request size.
+	BufSize int
 }
 
 type server struct {
@@ -98,8 +102,8 @@ func Serve(cfg Config, ready func()) error {
 	s := &server{cfg: cfg, quit: make(chan struct{})}
 	handlers := map[int]func(net.Conn){
 		PortControl: s.control,
-		PortSink:    sink,
-		PortSource:  source,
+		PortSink:    func(c net.Conn) { sink(c, s.bufSize()) },
+		PortSource:  func(c net.Conn) { source(c, s.bufSize()) },
 		PortEcho:    echo,
 		PortHold:    nil,
 	}
@@ -228,9 +232,16 @@ func cpuNanos() int64 {
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
-func sink(c net.Conn) {
+func (s *server) bufSize() int {
+	if s.cfg.BufSize > 0 {
+		return s.cfg.BufSize
+	}
+	return bufSize
+}
+
+func sink(c net.Conn, size int) {
 	defer c.Close()
-	buf := make([]byte, bufSize)
+	buf := make([]byte, size)
 	var n uint64
 	for {
 		m, err := c.Read(buf)
@@ -244,14 +255,14 @@ func sink(c net.Conn) {
 	c.Write(b[:])
 }
 
-func source(c net.Conn) {
+func source(c net.Conn, size int) {
 	defer c.Close()
 	var b [8]byte
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		return
 	}
 	limit := binary.BigEndian.Uint64(b[:])
-	buf := make([]byte, bufSize)
+	buf := make([]byte, size)
 	for limit > 0 {
 		p := buf
 		if uint64(len(p)) > limit {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -22,17 +24,47 @@ import (
 // plotDPI is the PNG resolution; sizes are given in pixels at this DPI.
 const plotDPI = 96
 
+// plotPanels are the panels plot can draw, in the order --panels names
+// them.
+var plotPanels = map[string]string{
+	"mem":        "socket memory (skmem)",
+	"rmem":       "the receiving runs' r, rb and rcv_wnd",
+	"wmem":       "the sending runs' w and tb (sndbuf)",
+	"cwnd":       "the sender's cwnd",
+	"throughput": "goodput, smoothed per RTT, raw as a thin line",
+	"qdelay":     "queueing delay: srtt - min_rtt",
+	"rate":       "pacing_rate, delivery_rate and BBR's bw",
+	"tcpmem":     "TCP's pages against tcp_mem",
+	"pressure":   "pruning, collapsing and pressure counters",
+}
+
 type plotConfig struct {
-	in, out string
-	w, h    int // pixels
-	title   string
+	ins    []string
+	labels []string
+	out    string
+	w, h   int // pixels
+	title  string
+	panels []string // nil: chosen by the side the trace measured
+	// oneStack: the CSVs are traces of one stack over the same time
+	// (different conversations), so the protocol-wide panels and the
+	// pressure shading are drawn once, from the first.
+	oneStack bool
 }
 
 func parsePlot(args []string) (plotConfig, error) {
 	fs := flag.NewFlagSet("plot", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: sockfs plot run.csv -o run.svg|run.png [-width 1200] [-height 900]\n\n"+
-			"Draws a trace (sockfs trace) over time: socket memory (r, rb, w, tb, f),\ncwnd, and throughput, with TCP memory pressure shaded.\n\n")
+		fmt.Fprintf(fs.Output(), "usage: sockfs plot run.csv [more.csv ...] -o fig.svg|fig.png [--label NAME ...] [--panels a,b] [-width 1200] [-height 900]\n\n"+
+			"Draws traces (sockfs trace) over time, one panel above the other, several\nruns overlaid in one figure (legend from --label, given once per CSV, or the\nfile names). TCP memory pressure is shaded. Panels:\n")
+		var names []string
+		for n := range plotPanels {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(fs.Output(), "  %-10s %s\n", n, plotPanels[n])
+		}
+		fmt.Fprintf(fs.Output(), "Default: for a sender throughput,cwnd,qdelay,mem; for a receiver mem,cwnd,throughput.\n\n")
 		fs.PrintDefaults()
 	}
 	var c plotConfig
@@ -40,14 +72,36 @@ func parsePlot(args []string) (plotConfig, error) {
 	fs.IntVar(&c.w, "width", 1200, "width in pixels (at 96 dpi)")
 	fs.IntVar(&c.h, "height", 900, "height in pixels (at 96 dpi)")
 	fs.StringVar(&c.title, "title", "", "title (default: the CSV's name)")
-	in, err := parseOneArg(fs, args)
-	if err != nil {
-		return c, err
+	fs.Func("label", "legend name of the next CSV, once per CSV (default: the file names)", func(s string) error {
+		c.labels = append(c.labels, s)
+		return nil
+	})
+	fs.BoolVar(&c.oneStack, "one-stack", false, "the CSVs trace one stack at the same time: draw tcp_mem, counters and pressure once")
+	panels := fs.String("panels", "", "comma-separated panels, top to bottom (default by side; see above)")
+	// Flags and file names in any order.
+	for rest := args; ; {
+		if err := fs.Parse(rest); err == flag.ErrHelp {
+			return c, err
+		} else if err != nil {
+			return c, usageError{err}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		c.ins = append(c.ins, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
-	if in == "" {
+	if len(c.ins) == 0 {
 		return c, usageError{fmt.Errorf("need a CSV file")}
 	}
-	c.in = in
+	if len(c.labels) != 0 && len(c.labels) != len(c.ins) {
+		return c, usageError{fmt.Errorf("%d --label for %d CSV files: give one per file or none", len(c.labels), len(c.ins))}
+	}
+	if len(c.labels) == 0 {
+		for _, in := range c.ins {
+			c.labels = append(c.labels, strings.TrimSuffix(filepath.Base(in), filepath.Ext(in)))
+		}
+	}
 	if c.out == "" {
 		return c, usageError{fmt.Errorf("need -o FILE.svg or FILE.png")}
 	}
@@ -57,8 +111,17 @@ func parsePlot(args []string) (plotConfig, error) {
 	if c.w < 200 || c.h < 200 || c.w > 10000 || c.h > 10000 {
 		return c, usageError{fmt.Errorf("-width and -height must be between 200 and 10000")}
 	}
+	if *panels != "" {
+		for _, p := range strings.Split(*panels, ",") {
+			p = strings.TrimSpace(p)
+			if _, ok := plotPanels[p]; !ok {
+				return c, usageError{fmt.Errorf("--panels: no panel %q", p)}
+			}
+			c.panels = append(c.panels, p)
+		}
+	}
 	if c.title == "" {
-		c.title = filepath.Base(c.in)
+		c.title = strings.Join(c.labels, " vs ")
 	}
 	return c, nil
 }
@@ -72,21 +135,75 @@ func plotCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(cfg.in)
+	runs, err := readRuns(cfg)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	tr, err := readTraceCSV(f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", cfg.in, err)
+	return drawRuns(runs, cfg)
+}
+
+// readRuns reads every CSV; runs to overlay must have the same columns
+// (the same trace setup), or the panels would compare different things.
+func readRuns(cfg plotConfig) ([]*plotRun, error) {
+	var runs []*plotRun
+	for i, in := range cfg.ins {
+		f, err := os.Open(in)
+		if err != nil {
+			return nil, err
+		}
+		d, err := readTraceCSV(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", in, err)
+		}
+		if i > 0 {
+			if err := sameColumns(runs[0].d.head, d.head); err != nil {
+				return nil, fmt.Errorf("%s and %s cannot be overlaid: %v", cfg.ins[0], in, err)
+			}
+		}
+		runs = append(runs, newPlotRun(cfg.labels[i], d))
 	}
-	return drawTrace(tr, cfg)
+	return runs, nil
+}
+
+// sameColumns says how two headers differ, if they do (order aside).
+func sameColumns(a, b []string) error {
+	in := func(list []string) map[string]bool {
+		m := map[string]bool{}
+		for _, s := range list {
+			m[s] = true
+		}
+		return m
+	}
+	ma, mb := in(a), in(b)
+	var missing, extra []string
+	for _, s := range a {
+		if !mb[s] {
+			missing = append(missing, s)
+		}
+	}
+	for _, s := range b {
+		if !ma[s] {
+			extra = append(extra, s)
+		}
+	}
+	if len(missing) == 0 && len(extra) == 0 {
+		return nil
+	}
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, "the second lacks columns "+strings.Join(missing, ","))
+	}
+	if len(extra) > 0 {
+		parts = append(parts, "the second has extra columns "+strings.Join(extra, ","))
+	}
+	return fmt.Errorf("%s (runs to overlay must come from the same trace setup)", strings.Join(parts, "; "))
 }
 
 // traceData is a trace CSV by column: numeric values, NaN-free (a missing
 // value is not stored; ok[i] says whether row i had one).
 type traceData struct {
+	head []string
 	t    []float64 // seconds
 	cols map[string][]float64
 	ok   map[string][]bool
@@ -105,7 +222,7 @@ func readTraceCSV(r io.Reader) (*traceData, error) {
 	if head[0] != "t_ms" {
 		return nil, fmt.Errorf("first column is %q, want t_ms", head[0])
 	}
-	d := &traceData{cols: map[string][]float64{}, ok: map[string][]bool{}, text: map[string][]string{}}
+	d := &traceData{head: head, cols: map[string][]float64{}, ok: map[string][]bool{}, text: map[string][]string{}}
 	for i, row := range rows[1:] {
 		t, err := strconv.ParseFloat(row[0], 64)
 		if err != nil {
@@ -142,9 +259,38 @@ func (d *traceData) has(name string) bool {
 	return false
 }
 
+// growth is how much a counter column rose from its first value to its
+// last.
+func (d *traceData) growth(name string) float64 {
+	first, last, seen := 0.0, 0.0, false
+	for i, v := range d.cols[name] {
+		if d.ok[name][i] {
+			if !seen {
+				first, seen = v, true
+			}
+			last = v
+		}
+	}
+	return last - first
+}
+
+// median is the median of a column's values above zero (0 if none).
+func (d *traceData) median(name string) float64 {
+	var vs []float64
+	for i, v := range d.cols[name] {
+		if d.ok[name][i] && v > 0 {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return 0
+	}
+	sort.Float64s(vs)
+	return vs[len(vs)/2]
+}
+
 // rate differentiates a counter column: (v[i]-v[i-1])/(t[i]-t[i-1]) * scale.
-// Rates are averaged over at least minDt seconds so that 10 ms samples of a
-// bursty counter give a readable line.
+// Rates are averaged over at least minDt seconds (0: every sample).
 func (d *traceData) rate(name string, scale, minDt float64) plotter.XYs {
 	var pts plotter.XYs
 	li := -1
@@ -157,7 +303,7 @@ func (d *traceData) rate(name string, scale, minDt float64) plotter.XYs {
 			continue
 		}
 		dt := d.t[i] - d.t[li]
-		if dt < minDt {
+		if dt < minDt || dt <= 0 {
 			continue
 		}
 		pts = append(pts, plotter.XY{X: (d.t[i] + d.t[li]) / 2, Y: (v - d.cols[name][li]) / dt * scale})
@@ -186,146 +332,57 @@ func (d *traceData) pressureSpans() [][2]float64 {
 	return spans
 }
 
-// shade is a plotter that fills the full height of the data area over
-// spans of x: the memory pressure episodes.
-type shade struct {
-	spans [][2]float64
-	color color.Color
-}
-
-func (s shade) Plot(c draw.Canvas, p *plot.Plot) {
-	trX, _ := p.Transforms(&c)
-	c.SetColor(s.color)
-	for _, sp := range s.spans {
-		x0, x1 := trX(sp[0]), trX(sp[1])
-		if x1-x0 < 1 {
-			x1 = x0 + 1
+// pressureLeft counts the samples where tcp_pressure_state went from 1 to
+// 0: pressure episodes seen to end (one shorter than the sampling interval
+// is not seen; TCPMemoryPressures counts every entry).
+func (d *traceData) pressureLeft() int {
+	n, prev := 0, false
+	for i, v := range d.cols["tcp_pressure_state"] {
+		on := d.ok["tcp_pressure_state"][i] && v == 1
+		if prev && !on && d.ok["tcp_pressure_state"][i] {
+			n++
 		}
-		x0, x1 = max(x0, c.Min.X), min(x1, c.Max.X)
-		if x1 <= x0 {
-			continue
-		}
-		var path vg.Path
-		path.Move(vg.Point{X: x0, Y: c.Min.Y})
-		path.Line(vg.Point{X: x1, Y: c.Min.Y})
-		path.Line(vg.Point{X: x1, Y: c.Max.Y})
-		path.Line(vg.Point{X: x0, Y: c.Max.Y})
-		path.Close()
-		c.Fill(path)
+		prev = on
 	}
+	return n
 }
 
-func (s shade) Thumbnail(c *draw.Canvas) {
-	c.SetColor(s.color)
-	c.Fill(c.Rectangle.Path())
-}
-
-var plotColors = []color.Color{
-	color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 255}, color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 255},
-	color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 255}, color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 255},
-	color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 255}, color.RGBA{R: 0x8c, G: 0x56, B: 0x4b, A: 255},
-}
-
-func addLine(p *plot.Plot, i int, label string, pts plotter.XYs) error {
-	if len(pts) == 0 {
-		return nil
-	}
-	l, err := plotter.NewLine(pts)
-	if err != nil {
-		return err
-	}
-	l.Color = plotColors[i%len(plotColors)]
-	l.Width = vg.Points(1.2)
-	p.Add(l)
-	p.Legend.Add(label, l)
-	return nil
-}
-
-func newPanel(title, ylabel string, spans [][2]float64) *plot.Plot {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "time (s)"
-	p.Y.Label.Text = ylabel
-	p.Legend.Top = true
-	p.Legend.Left = true
-	p.Add(plotter.NewGrid())
-	if len(spans) > 0 {
-		s := shade{spans: spans, color: color.RGBA{R: 255, G: 80, B: 80, A: 60}}
-		p.Add(s)
-		p.Legend.Add("TCP memory pressure", s)
-	}
-	return p
-}
-
-// throughput picks the best byte counter the trace has and returns its
-// rate in Mbit/s with an honest label: the conversation's own byte counter
-// (status's bytes_received or bytes_acked), else the busiest interface's rx and tx bytes
-// (the whole device: every conversation and the headers), else segment
-// rates.
-func (d *traceData) throughput(p *plot.Plot) (string, error) {
-	const win = 0.1 // seconds over which rates are averaged
-	for _, name := range []string{"bytes_received", "bytes_acked"} {
-		if d.has(name) {
-			return "Mbit/s", addLine(p, 0, name+" rate (this conversation)", d.rate(name, 8e-6, win))
-		}
-	}
-	best, bestBytes := "", -1.0
-	for name := range d.cols {
-		if strings.HasPrefix(name, "ipifc") && (strings.HasSuffix(name, "_rx_bytes") || strings.HasSuffix(name, "_tx_bytes")) && d.has(name) {
-			v := d.cols[name]
-			if total := v[len(v)-1] - v[0]; total > bestBytes || (total == bestBytes && name < best) {
-				best, bestBytes = name, total
+// drawRuns draws cfg's panels one above the other.
+func drawRuns(runs []*plotRun, cfg plotConfig) error {
+	names := cfg.panels
+	if names == nil {
+		if runs[0].sender {
+			names = []string{"throughput", "cwnd", "qdelay", "mem"}
+			if !runs[0].d.has("min_rtt") && !runs[0].d.has("peer_min_rtt") {
+				names = []string{"throughput", "cwnd", "mem"}
 			}
+		} else {
+			names = []string{"mem", "cwnd", "throughput"}
 		}
 	}
-	if best != "" {
-		dev := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(best, "ipifc"), "_rx_bytes"), "_tx_bytes")
-		for i, dir := range []string{"rx", "tx"} {
-			name := "ipifc" + dev + "_" + dir + "_bytes"
-			if err := addLine(p, i, fmt.Sprintf("ipifc/%s %s (whole device, with headers)", dev, dir), d.rate(name, 8e-6, win)); err != nil {
-				return "", err
-			}
-		}
-		return "Mbit/s", nil
-	}
-	for i, name := range []string{"Tcp.InSegs", "Tcp.OutSegs"} {
-		if d.has(name) {
-			if err := addLine(p, i, name+" rate (all TCP, segments not bytes)", d.rate(name, 1, win)); err != nil {
-				return "", err
-			}
-		}
-	}
-	return "segments/s", nil
-}
-
-// drawTrace draws three panels, one above the other: memory, cwnd,
-// throughput.
-func drawTrace(d *traceData, cfg plotConfig) error {
-	spans := d.pressureSpans()
-	mem := newPanel(cfg.title+": socket memory (skmem)", "KiB", spans)
-	for i, k := range []string{"r", "rb", "w", "tb", "f"} {
-		if err := addLine(mem, i, k, d.xy("mem_"+k, 1.0/1024)); err != nil {
-			return err
-		}
-	}
-	// The advertised window, for a receiver the number memory limits.
-	if err := addLine(mem, 5, "rcv_wnd (status)", d.xy("rcv_wnd", 1.0/1024)); err != nil {
-		return err
-	}
-	cw := newPanel("cwnd", "segments", spans)
-	if err := addLine(cw, 0, "cwnd", d.xy("cwnd", 1)); err != nil {
-		return err
-	}
-	tp := newPanel("throughput", "", spans)
-	unit, err := d.throughput(tp)
-	if err != nil {
-		return err
-	}
-	tp.Y.Label.Text = unit
-	plots := [][]*plot.Plot{{mem}, {cw}, {tp}}
-
 	w := vg.Length(cfg.w) * vg.Inch / plotDPI
 	h := vg.Length(cfg.h) * vg.Inch / plotDPI
+	panelH := h / vg.Length(len(names))
+	// One time axis for every panel: the span of all the runs, whatever
+	// each panel's data covers (a --peer column starts late).
+	t0, t1 := math.Inf(1), math.Inf(-1)
+	for _, r := range runs {
+		t0, t1 = min(t0, r.d.t[0]), max(t1, r.d.t[len(r.d.t)-1])
+	}
+	var plots [][]*plot.Plot
+	for i, name := range names {
+		pn := newPanelFor(runs, cfg.title)
+		pn.oneStack, pn.first = cfg.oneStack, i == 0
+		if err := pn.draw(name); err != nil {
+			return err
+		}
+		pn.makeRoom(panelH)
+		if t1 > t0 {
+			pn.p.X.Min, pn.p.X.Max = t0, t1
+		}
+		plots = append(plots, []*plot.Plot{pn.p})
+	}
+
 	f, err := os.Create(cfg.out)
 	if err != nil {
 		return err
@@ -334,13 +391,16 @@ func drawTrace(d *traceData, cfg plotConfig) error {
 	var canvas vg.CanvasSizer
 	if strings.ToLower(filepath.Ext(cfg.out)) == ".png" {
 		img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(plotDPI))
+		// A white background: PNG viewers in dark mode show transparency black.
+		img.SetColor(color.White)
+		img.Fill(vg.Rectangle{Max: vg.Point{X: w, Y: h}}.Path())
 		canvas, wt = img, vgimg.PngCanvas{Canvas: img}
 	} else {
 		svg := vgsvg.New(w, h)
 		canvas, wt = svg, svg
 	}
 	dc := draw.New(canvas)
-	tiles := draw.Tiles{Rows: 3, Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter,
+	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter,
 		PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter, PadLeft: 2 * vg.Millimeter, PadRight: 4 * vg.Millimeter}
 	cs := plot.Align(plots, tiles, dc)
 	for r := range plots {

@@ -31,8 +31,56 @@ var traceCounters = []string{
 
 // tcpStatusFields are the TCP status fields of NET-FILES.md, the columns
 // trace writes whatever the conversation's state when tracing starts.
+// After them come tcp_info's fields as ss -i names them; those that status
+// prints only when they have a value (BBR's model, the rates) still get a
+// column, empty while absent, so that runs with different algorithms have
+// the same columns.
 var tcpStatusFields = []string{"qin", "qout", "srtt", "rttvar", "rto", "cwnd", "ssthresh",
-	"snd_wnd", "rcv_wnd", "rcv_ssthresh", "window_clamp", "mss", "retrans"}
+	"snd_wnd", "rcv_wnd", "rcv_ssthresh", "window_clamp", "mss", "retrans",
+	"bytes_acked", "bytes_received", "congestion", "ca_state", "min_rtt", "pmtu",
+	"pacing_rate", "delivery_rate",
+	"bbr_mode", "bbr_bw", "bbr_mrtt", "bbr_pacing_gain", "bbr_cwnd_gain"}
+
+// rateFields are the status fields status prints in ss's units
+// ("12.3Mbps"); trace writes them in bits per second, so that a CSV column
+// is a number.
+var rateFields = map[string]bool{"pacing_rate": true, "delivery_rate": true, "bbr_bw": true}
+
+// parseSSBw reads a bandwidth as ss prints it (sprint_bw: "%.1fGbps",
+// "Mbps", "Kbps" or "%gbps") and returns bits per second.
+func parseSSBw(s string) (float64, bool) {
+	mult := 1.0
+	num := strings.TrimSuffix(s, "bps")
+	if num == s {
+		return 0, false
+	}
+	switch {
+	case strings.HasSuffix(num, "G"):
+		mult, num = 1e9, strings.TrimSuffix(num, "G")
+	case strings.HasSuffix(num, "M"):
+		mult, num = 1e6, strings.TrimSuffix(num, "M")
+	case strings.HasSuffix(num, "K"):
+		mult, num = 1e3, strings.TrimSuffix(num, "K")
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 {
+		return 0, false
+	}
+	return v * mult, true
+}
+
+// statusValue is the CSV text of one status field: rates become bits per
+// second (an unparseable one is left empty rather than written as text).
+func statusValue(name, v string) string {
+	if rateFields[name] && v != "" {
+		bps, ok := parseSSBw(v)
+		if !ok {
+			return ""
+		}
+		return strconv.FormatFloat(bps, 'f', -1, 64)
+	}
+	return v
+}
 
 type traceConfig struct {
 	mount    string
@@ -42,6 +90,11 @@ type traceConfig struct {
 	dur      time.Duration
 	out      string
 	counters []string
+	// peer is a command whose output is `ss -ti` for the other end of
+	// the conversation, run every peerEvery; its fields become peer_*
+	// columns.
+	peer      string
+	peerEvery time.Duration
 }
 
 func parseTrace(args []string) (traceConfig, error) {
@@ -56,6 +109,8 @@ func parseTrace(args []string) (traceConfig, error) {
 	fs.DurationVar(&c.every, "every", 10*time.Millisecond, "sampling interval")
 	fs.DurationVar(&c.dur, "for", 30*time.Second, "how long to sample")
 	fs.StringVar(&c.out, "o", "-", "output CSV file (- = stdout)")
+	fs.StringVar(&c.peer, "peer", "", "command printing `ss -ti` of the other end (run with sh -c), e.g. 'ip netns exec NS ss -tinH dport = :5001'; adds peer_* columns")
+	fs.DurationVar(&c.peerEvery, "peer-every", 100*time.Millisecond, "how often to run --peer")
 	counters := fs.String("counters", strings.Join(traceCounters, ","), "netstat counters to sample, Group.Name, comma-separated")
 	mount, err := parseToolArgs(fs, args)
 	if err != nil {
@@ -72,6 +127,9 @@ func parseTrace(args []string) (traceConfig, error) {
 	}
 	if c.every < time.Millisecond || c.dur <= 0 {
 		return c, usageError{fmt.Errorf("--every must be at least 1ms and --for positive")}
+	}
+	if c.peer != "" && c.peerEvery < 10*time.Millisecond {
+		return c, usageError{fmt.Errorf("--peer-every must be at least 10ms")}
 	}
 	for _, k := range strings.Split(*counters, ",") {
 		if k = strings.TrimSpace(k); k != "" {
@@ -114,9 +172,10 @@ func traceCmd(args []string) error {
 // tracer knows the columns, fixed at the first sample.
 type tracer struct {
 	cfg     traceConfig
-	status  []string // status field names
-	protos  []string // protocol names from protocols
-	ifcs    []int    // ipifc numbers
+	peer    *peerSampler // nil without --peer
+	status  []string     // status field names
+	protos  []string     // protocol names from protocols
+	ifcs    []int        // ipifc numbers
 	columns []string
 }
 
@@ -158,6 +217,11 @@ func newTracer(cfg traceConfig) (*tracer, error) {
 		tr.columns = append(tr.columns, l+"_sockets", l+"_memory", l+"_pressure_state", l+"_mem_low", l+"_mem_pressure", l+"_mem_high")
 	}
 	tr.columns = append(tr.columns, tr.cfg.counters...)
+	if cfg.peer != "" {
+		for _, k := range peerFields {
+			tr.columns = append(tr.columns, "peer_"+k)
+		}
+	}
 	if ifcs, err := netview.ReadIfcs(cfg.mount); err == nil {
 		for _, ifc := range ifcs {
 			tr.ifcs = append(tr.ifcs, ifc.N)
@@ -195,7 +259,7 @@ func (tr *tracer) sample() ([]string, error) {
 						v = c.Status.Values[i]
 					}
 				}
-				row = append(row, v)
+				row = append(row, statusValue(name, v))
 			}
 			for _, k := range netview.SkmemKeys() {
 				v, _ := c.Mem.Get(k)
@@ -239,6 +303,9 @@ func (tr *tracer) sample() ([]string, error) {
 			row = append(row, "")
 		}
 	}
+	if tr.peer != nil {
+		row = append(row, tr.peer.row()...)
+	}
 	for _, n := range tr.ifcs {
 		ifc, err := netview.ReadIfc(tr.cfg.mount, n)
 		if err != nil {
@@ -257,6 +324,10 @@ func runTrace(ctx context.Context, cfg traceConfig, w io.Writer) (int, error) {
 	tr, err := newTracer(cfg)
 	if err != nil {
 		return 0, err
+	}
+	if cfg.peer != "" {
+		tr.peer = startPeerSampler(ctx, cfg.peer, cfg.peerEvery)
+		defer tr.peer.stop()
 	}
 	bw := bufio.NewWriter(w)
 	cw := csv.NewWriter(bw)

@@ -59,7 +59,9 @@ func TestTraceCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows)-1 != n || n < 10 || n > 61 {
+	// At least a few samples: on a loaded machine under -race one sample
+	// of five files can take 100 ms (this is not a speed test).
+	if len(rows)-1 != n || n < 3 || n > 61 {
 		t.Fatalf("%d samples (%d rows) in 600ms at 10ms", n, len(rows)-1)
 	}
 	head := rows[0]

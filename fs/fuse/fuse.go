@@ -1,4 +1,9 @@
-// Package fuse serves a sockfs/fs tree over FUSE with bazil.org/fuse.
+// Package fuse serves a sockfs/fs tree over FUSE. It speaks the kernel's
+// FUSE protocol on /dev/fuse itself (server.go), with no FUSE library:
+// bazil.org/fuse, used before, caps requests at 128 KiB and negotiates no
+// max_pages, and github.com/hanwen/go-fuse/v2 (v2.12.1), which does,
+// answers POLL with ENOSYS, after which the kernel reports every file of
+// the mount always ready, so select and poll on data would be lost.
 //
 // Transport rules (NET-FILES.md): DIRECT_IO on every file; FOPEN_STREAM and
 // NONSEEKABLE on stream files (data, listen, ctl, clone), for which the
@@ -6,22 +11,24 @@
 // (SETATTR size=0) accepted and ignored; INTERRUPT cancels the request
 // context (EINTR); POLL answered from the handle with wake-ups sent through
 // NOTIFY_POLL; conversation references dropped on RELEASE, never on FLUSH.
-// max_write is bazil's maximum, 128 KiB. Mounted allow_other without
-// default_permissions: every user reaches the tree, which checks ownership
-// itself (a conversation is its opener's). Unmount detaches lazily when
-// files are still open; Mount recovers a stale mount point (a killed
-// daemon's) and refuses a live one.
+// Requests of up to 1 MiB both ways (max_write 1 MiB, max_pages 256): a
+// READ is answered from a pooled buffer the tree handle reads straight
+// into, a WRITE from the buffer the request was read into. Mounted
+// allow_other without default_permissions: every user reaches the tree,
+// which checks ownership itself (a conversation is its opener's). Unmount
+// detaches lazily when files are still open; Mount recovers a stale mount
+// point (a killed daemon's) and refuses a live one.
 //
-// bazil registers a request in the goroutine that serves it, so an
-// INTERRUPT that overtakes that registration (microseconds after the
-// request is read) is dropped; open, read and write therefore also watch
-// the caller's pending signals while they block (watchSignals), which
-// ends such a call within signalPoll.
+// Blocked open, read and write calls also watch the caller's pending
+// signals (watchSignals), a second line behind INTERRUPT.
+//
+// The serving process may open files on its own mount: the POLL that the
+// Go runtime's netpoller then sends is answered without the Go scheduler
+// (ownpoll.go), which would otherwise deadlock the process.
 package fuse
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -29,30 +36,28 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"bazil.org/fuse"
-	bfs "bazil.org/fuse/fs"
+	"golang.org/x/sys/unix"
 
 	netfs "sockfs/fs"
 )
 
-// openStream is FOPEN_STREAM, which bazil does not name.
-const openStream = fuse.OpenResponseFlags(1 << 4)
-
 // MountPoint is a served FUSE mount.
 type MountPoint struct {
 	Dir  string
-	conn *fuse.Conn
-	srv  *bfs.Server
+	s    *server
 	done chan error
 	once sync.Once
 }
 
-// Mount mounts root at dir and serves it in the background. A stale mount
-// left at dir by a killed daemon is lazily unmounted first.
+// useFusermount makes Mount go through fusermount3 even as root (tests).
+var useFusermount = false
+
+// Mount mounts root at dir and serves it in the background; it returns
+// once the kernel's INIT is answered. A stale mount left at dir by a
+// killed daemon is lazily unmounted first.
 func Mount(dir string, root netfs.Dir) (*MountPoint, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -61,16 +66,97 @@ func Mount(dir string, root netfs.Dir) (*MountPoint, error) {
 	if err := RecoverStale(dir); err != nil {
 		return nil, err
 	}
-	// AllowOther: every user may open the files; the tree itself enforces
-	// ownership (a conversation belongs to its opener, sys/ is root's).
-	conn, err := fuse.Mount(dir, fuse.FSName("sockfs"), fuse.Subtype("sockfs"), fuse.MaxReadahead(0), fuse.AllowOther())
+	fd, err := mountFD(dir)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
-	m := &MountPoint{Dir: dir, conn: conn, done: make(chan error, 1)}
-	m.srv = bfs.New(conn, nil)
-	go func() { m.done <- m.srv.Serve(fsys{root: root, m: m}) }()
+	s := newServer(fd, root)
+	s.dir = dir
+	if err := s.handshake(); err != nil {
+		unix.Close(fd)
+		lazyUnmount(dir)
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	if err := s.startSentinel(); err != nil {
+		unix.Close(fd)
+		lazyUnmount(dir)
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	m := &MountPoint{Dir: dir, s: s, done: make(chan error, 1)}
+	go func() { m.done <- s.serve() }()
 	return m, nil
+}
+
+// mountFD mounts a FUSE file system at dir and returns its /dev/fuse
+// descriptor: with mount(2) as root, else through fusermount3 (from
+// Debian's fuse3), which passes the descriptor back over a socket. The
+// options are the same either way: source sockfs, type fuse.sockfs,
+// allow_other, nosuid, nodev.
+func mountFD(dir string) (int, error) {
+	if os.Geteuid() != 0 || useFusermount {
+		return fusermount(dir)
+	}
+	fd, err := unix.Open("/dev/fuse", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	opts := fmt.Sprintf("fd=%d,rootmode=40000,user_id=%d,group_id=%d,allow_other", fd, os.Getuid(), os.Getgid())
+	if err := unix.Mount("sockfs", dir, "fuse.sockfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		unix.Close(fd)
+		if err == unix.EPERM {
+			return fusermount(dir)
+		}
+		return -1, err
+	}
+	return fd, nil
+}
+
+func fusermount(dir string) (int, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "fusermount-ours"), os.NewFile(uintptr(fds[1]), "fusermount-theirs")
+	defer ours.Close()
+	cmd := exec.Command("fusermount3", "-o", "allow_other,fsname=sockfs,subtype=sockfs", "--", dir)
+	cmd.ExtraFiles = []*os.File{theirs} // fd 3 in the child
+	cmd.Env = append(os.Environ(), "_FUSE_COMMFD=3")
+	out, err := cmd.CombinedOutput()
+	theirs.Close()
+	if err != nil {
+		return -1, fmt.Errorf("fusermount3: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	buf := make([]byte, 4)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := unix.Recvmsg(fds[0], buf, oob, 0)
+	if err != nil {
+		return -1, fmt.Errorf("fusermount3: receive fd: %w", err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return -1, fmt.Errorf("fusermount3: no fd passed (%v)", err)
+	}
+	got, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(got) != 1 {
+		return -1, fmt.Errorf("fusermount3: no fd passed (%v)", err)
+	}
+	unix.CloseOnExec(got[0])
+	return got[0], nil
+}
+
+// unmount unmounts dir (not lazily).
+func unmount(dir string) error {
+	err := unix.Unmount(dir, 0)
+	if err == unix.EPERM {
+		if out, err2 := exec.Command("fusermount3", "-u", dir).CombinedOutput(); err2 != nil {
+			return fmt.Errorf("unmount %s: %v: %s", dir, err2, out)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("unmount %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Unmount unmounts: plainly if nothing has files open (retrying for 200
@@ -83,7 +169,7 @@ func (m *MountPoint) Unmount() error {
 	var err error
 	m.once.Do(func() {
 		for i := 0; i < 4; i++ {
-			if err = fuse.Unmount(m.Dir); err == nil {
+			if err = unmount(m.Dir); err == nil {
 				break
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -92,8 +178,9 @@ func (m *MountPoint) Unmount() error {
 			err = lazyUnmount(m.Dir)
 		}
 		select {
-		case <-m.done:
-			m.conn.Close()
+		case r := <-m.done:
+			unix.Close(m.s.fd)
+			m.done <- r
 		case <-time.After(time.Second):
 		}
 	})
@@ -104,6 +191,9 @@ func (m *MountPoint) Unmount() error {
 func (m *MountPoint) Done() <-chan error { return m.done }
 
 func lazyUnmount(dir string) error {
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err == nil {
+		return nil
+	}
 	if out, err := exec.Command("fusermount3", "-uz", dir).CombinedOutput(); err == nil {
 		return nil
 	} else if out2, err2 := exec.Command("umount", "-l", dir).CombinedOutput(); err2 != nil {
@@ -156,202 +246,4 @@ func isFuseMount(dir string) bool {
 func unescape(s string) string {
 	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
 	return r.Replace(s)
-}
-
-type fsys struct {
-	root netfs.Dir
-	m    *MountPoint
-}
-
-func (f fsys) Root() (bfs.Node, error) { return node{n: f.root, m: f.m}, nil }
-
-// node wraps a tree node. It is a comparable value, so bazil identifies the
-// same tree node with the same FUSE node.
-type node struct {
-	n netfs.Node
-	m *MountPoint
-}
-
-func errno(err error) error {
-	if err == nil {
-		return nil
-	}
-	return netfs.Errno(err)
-}
-
-func (n node) Attr(_ context.Context, a *fuse.Attr) error {
-	q, st := n.n.Qid(), n.n.Stat()
-	a.Valid = 0
-	a.Inode = q.Path + 1
-	a.Mode = st.Mode
-	a.Uid, a.Gid = st.Uid, st.Gid
-	a.Size = 0
-	return nil
-}
-
-func (n node) Lookup(_ context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (bfs.Node, error) {
-	d, ok := n.n.(netfs.Dir)
-	if !ok {
-		return nil, syscall.ENOTDIR
-	}
-	c, err := d.Lookup(req.Name)
-	if err != nil {
-		return nil, errno(err)
-	}
-	resp.EntryValid = 0
-	return node{n: c, m: n.m}, nil
-}
-
-func (n node) ReadDirAll(context.Context) ([]fuse.Dirent, error) {
-	d, ok := n.n.(netfs.Dir)
-	if !ok {
-		return nil, syscall.ENOTDIR
-	}
-	var out []fuse.Dirent
-	for _, c := range d.List() {
-		t := fuse.DT_File
-		if c.Qid().Type&netfs.QTDir != 0 {
-			t = fuse.DT_Dir
-		}
-		out = append(out, fuse.Dirent{Inode: c.Qid().Path + 1, Name: c.Stat().Name, Type: t})
-	}
-	return out, nil
-}
-
-// Setattr accepts and ignores everything (truncation from `>` included).
-func (n node) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
-	return n.Attr(ctx, &resp.Attr)
-}
-
-func (n node) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (bfs.Handle, error) {
-	if req.Dir {
-		if _, ok := n.n.(netfs.Dir); !ok {
-			return nil, syscall.ENOTDIR
-		}
-		return n, nil
-	}
-	f, ok := n.n.(netfs.File)
-	if !ok {
-		return nil, syscall.EISDIR
-	}
-	flags := int(req.Flags)
-	if req.Flags&fuse.OpenNonblock != 0 {
-		ctx = netfs.WithNonblock(ctx)
-	}
-	ctx, stop := watchSignals(ctx, req.Pid)
-	defer stop()
-	h, err := f.Open(ctx, netfs.OpenReq{Flags: flags, Uid: req.Uid, Gid: req.Gid, Root: n.m.Dir})
-	if err != nil {
-		return nil, errno(err)
-	}
-	resp.Flags |= fuse.OpenDirectIO
-	stream := n.n.Stat().Stream
-	if stream {
-		resp.Flags |= fuse.OpenNonSeekable | openStream
-	}
-	return &handle{h: h, m: n.m, stream: stream}, nil
-}
-
-// handle wraps an open tree handle.
-type handle struct {
-	h       netfs.Handle
-	m       *MountPoint
-	stream  bool
-	mu      sync.Mutex
-	cursor  int64 // read position of a stream handle
-	polling atomic.Bool
-	wakeup  atomic.Pointer[fuse.PollWakeup]
-	pending atomic.Bool
-}
-
-func ioctx(ctx context.Context, flags fuse.OpenFlags) context.Context {
-	if flags&fuse.OpenNonblock != 0 {
-		return netfs.WithNonblock(ctx)
-	}
-	return ctx
-}
-
-func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
-	buf := make([]byte, req.Size)
-	off := req.Offset
-	if h.stream {
-		h.mu.Lock()
-		off = h.cursor
-		h.mu.Unlock()
-	}
-	ctx, stop := watchSignals(ctx, req.Pid)
-	defer stop()
-	n, err := h.h.Read(ioctx(ctx, req.FileFlags), buf, off)
-	if err != nil {
-		return errno(err)
-	}
-	if h.stream {
-		h.mu.Lock()
-		h.cursor += int64(n)
-		h.mu.Unlock()
-	}
-	resp.Data = buf[:n]
-	return nil
-}
-
-func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
-	ctx, stop := watchSignals(ctx, req.Pid)
-	defer stop()
-	n, err := h.h.Write(ioctx(ctx, req.FileFlags), req.Data, req.Offset)
-	if err != nil {
-		return errno(err)
-	}
-	resp.Size = n
-	return nil
-}
-
-func (h *handle) Poll(_ context.Context, req *fuse.PollRequest, resp *fuse.PollResponse) error {
-	var wake func()
-	if w, ok := req.Wakeup(); ok {
-		h.wakeup.Store(&w)
-		wake = h.wake
-	}
-	ev := netfs.Event(0)
-	if req.Events&fuse.PollIn != 0 {
-		ev |= netfs.PollIn
-	}
-	if req.Events&fuse.PollOut != 0 {
-		ev |= netfs.PollOut
-	}
-	got := h.h.Poll(ev, wake)
-	var out fuse.PollEvents
-	if got&netfs.PollIn != 0 {
-		out |= fuse.PollIn
-	}
-	if got&netfs.PollOut != 0 {
-		out |= fuse.PollOut
-	}
-	if got&netfs.PollErr != 0 {
-		out |= fuse.PollError
-	}
-	if got&netfs.PollHup != 0 {
-		out |= fuse.PollHangup
-	}
-	resp.REvents = out
-	return nil
-}
-
-// wake sends NOTIFY_POLL for the last wakeup handle the kernel gave us. It
-// runs in the socket's waker goroutine, so the write to /dev/fuse happens
-// in a goroutine of its own, coalesced.
-func (h *handle) wake() {
-	if !h.pending.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		h.pending.Store(false)
-		if w := h.wakeup.Load(); w != nil {
-			h.m.srv.NotifyPollWakeup(*w)
-		}
-	}()
-}
-
-func (h *handle) Release(context.Context, *fuse.ReleaseRequest) error {
-	h.h.Release()
-	return nil
 }

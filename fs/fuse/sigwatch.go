@@ -2,12 +2,10 @@ package fuse
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -15,63 +13,64 @@ import (
 // did not bring.
 const signalPoll = 100 * time.Millisecond
 
-// watchSignals backs up FUSE INTERRUPT for a call that may block. bazil
-// registers a request in the goroutine that serves it, so an INTERRUPT
-// read microseconds after its request can find nothing to cancel and is
-// answered and forgotten; the kernel sends only one. The caller was then
-// stuck until the call completed on its own: a Ctrl-C'd `cat data` on an
-// idle connection forever, and a killed process unkillable (a request the
-// daemon has read is waited for uninterruptibly, SIGKILL included).
+// watchSignals backs up FUSE INTERRUPT for the calls that may block
+// (OPEN, READ, WRITE). The kernel sends one INTERRUPT per signal; should
+// it be lost (bazil.org/fuse, which served these files before, registered
+// a request only once its goroutine ran, and dropped an INTERRUPT that
+// overtook it), the caller would stay stuck until the call completed on
+// its own: a Ctrl-C'd `cat data` on an idle connection forever, and a
+// killed process unkillable (a request the daemon has read is waited for
+// uninterruptibly, SIGKILL included). This server registers a request
+// before it serves it and answers an INTERRUPT it cannot place with
+// EAGAIN, which makes the kernel send it again, so none is lost; the
+// watch stays as a second line.
 //
 // A thread interrupted in a FUSE request keeps its signal pending until
-// the request ends, so while the call runs we look at the calling thread's
-// pending signals every signalPoll (/proc/TID/status) and cancel the call,
-// as the INTERRUPT would have, when one is pending that the thread neither
-// blocks nor ignores. The returned stop ends the watch; call it when the
-// call returns. tid 0 (a request the kernel makes itself) is not watched.
-func watchSignals(ctx context.Context, tid uint32) (context.Context, func()) {
-	if tid == 0 {
-		return ctx, func() {}
+// the request ends, so every signalPoll the server looks at the pending
+// signals of each calling thread whose request has run for signalPoll or
+// longer (/proc/TID/status) and cancels the call, as the INTERRUPT would
+// have, when one is pending that the thread neither blocks nor ignores.
+// tid 0 (a request the kernel makes itself) is not watched. The watch
+// costs a request nothing: it reads the in-flight table.
+func (s *server) watchSignals() {
+	t := time.NewTicker(signalPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+			s.checkSignals(time.Now())
+		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	w := &sigWatch{tid: int(tid), ctx: ctx, cancel: cancel}
-	w.mu.Lock()
-	w.t = time.AfterFunc(signalPoll, w.check)
-	w.mu.Unlock()
-	return ctx, w.stop
 }
 
-type sigWatch struct {
-	tid    int
-	ctx    context.Context
-	cancel context.CancelFunc
-
-	mu      sync.Mutex
-	t       *time.Timer
-	stopped bool
-}
-
-func (w *sigWatch) check() {
-	if w.ctx.Err() != nil {
-		return
+// checkSignals cancels the in-flight requests, older than signalPoll at
+// now, whose thread has a signal pending.
+func (s *server) checkSignals(now time.Time) {
+	type cand struct {
+		c      *reqCtx
+		unique uint64
+		tid    uint32
 	}
-	if signalPending(w.tid) {
-		w.cancel()
-		return
+	var cands []cand
+	s.rmu.Lock()
+	for u, c := range s.inflight {
+		if c.tid != 0 && now.Sub(c.start) >= signalPoll {
+			cands = append(cands, cand{c, u, c.tid})
+		}
 	}
-	w.mu.Lock()
-	if !w.stopped {
-		w.t.Reset(signalPoll)
+	s.rmu.Unlock()
+	for _, x := range cands {
+		if !signalPending(int(x.tid)) {
+			continue
+		}
+		s.rmu.Lock()
+		if s.inflight[x.unique] == x.c {
+			x.c.cancel()
+		}
+		s.rmu.Unlock()
 	}
-	w.mu.Unlock()
-}
-
-func (w *sigWatch) stop() {
-	w.mu.Lock()
-	w.stopped = true
-	w.t.Stop()
-	w.mu.Unlock()
-	w.cancel()
 }
 
 // signalPending reports whether thread tid has a signal pending (its own

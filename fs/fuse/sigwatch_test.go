@@ -2,7 +2,6 @@ package fuse
 
 import (
 	"bufio"
-	"context"
 	"os"
 	"os/exec"
 	"strconv"
@@ -12,7 +11,7 @@ import (
 	"time"
 )
 
-// watchSignals on a real process: a stopped python3 (which therefore
+// The signal watch on a real process: a stopped python3 (which therefore
 // cannot take its signals) is watched as if it were blocked in a FUSE
 // request. Nothing pending, or only a signal it blocks: the call goes on.
 // A signal it handles, pending: the call is cancelled within a few polls,
@@ -46,26 +45,47 @@ time.sleep(30)
 	}
 	waitStopped(t, pid)
 
-	ctx, stop := watchSignals(context.Background(), uint32(pid))
-	defer stop()
+	// A request of that thread, in flight for longer than signalPoll.
+	s := newServer(-1, nil)
+	c := new(reqCtx)
+	c.reset(7, uint32(pid))
+	c.start = time.Now().Add(-2 * signalPoll)
+	s.inflight[7] = c
+	idle := new(reqCtx)
+	idle.reset(8, 0) // a request the kernel makes itself: never watched
+	idle.start = c.start
+	s.inflight[8] = idle
+
 	syscall.Kill(pid, syscall.SIGUSR2) // blocked: does not interrupt
-	select {
-	case <-ctx.Done():
+	time.Sleep(signalPoll)
+	s.checkSignals(time.Now())
+	if c.Err() != nil {
 		t.Fatal("cancelled with nothing but a blocked signal pending")
-	case <-time.After(3 * signalPoll):
 	}
 	syscall.Kill(pid, syscall.SIGUSR1)
-	select {
-	case <-ctx.Done():
-	case <-time.After(10 * signalPoll):
+	deadline := time.Now().Add(10 * signalPoll)
+	for c.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(signalPoll / 4)
+		s.checkSignals(time.Now())
+	}
+	if c.Err() == nil {
 		t.Fatal("a pending SIGUSR1 did not cancel the watched call")
 	}
-
-	// stop ends the watch; tid 0 is never watched.
-	ctx0, stop0 := watchSignals(context.Background(), 0)
-	stop0()
-	if ctx0.Err() != nil {
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("Done not closed after cancel")
+	}
+	if idle.Err() != nil {
 		t.Fatal("tid 0 was watched")
+	}
+	// A young request is not looked at yet.
+	young := new(reqCtx)
+	young.reset(9, uint32(pid))
+	s.inflight[9] = young
+	s.checkSignals(time.Now())
+	if young.Err() != nil {
+		t.Fatal("a request younger than signalPoll was cancelled")
 	}
 }
 

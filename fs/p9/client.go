@@ -25,7 +25,7 @@ type client struct {
 	wmu sync.Mutex // one message at a time on nc
 
 	mu      sync.Mutex
-	calls   map[uint16]chan []byte // by tag, until the caller is done
+	calls   map[uint16]*call // by tag, until the caller is done
 	nextTag uint16
 	nextFid uint32
 	freeFid []uint32
@@ -39,8 +39,11 @@ var errClosed = perr(syscall.EIO, "connection closed")
 // newClient negotiates a version and msize over nc: 9P2000.L if the server
 // speaks it, else 9P2000. It owns nc from now on (closed on error).
 func newClient(nc net.Conn, msize uint32) (*client, error) {
-	c := &client{nc: nc, calls: make(map[uint16]chan []byte), dead: make(chan struct{})}
-	br := bufio.NewReaderSize(nc, 64<<10)
+	c := &client{nc: nc, calls: make(map[uint16]*call), dead: make(chan struct{})}
+	// A small read buffer: an Rread's data is read past it, straight into
+	// the caller's buffer (readLoop), so at most this much of it is
+	// copied twice.
+	br := bufio.NewReaderSize(nc, 8<<10)
 	for _, v := range []string{"9P2000.L", "9P2000"} {
 		var e enc
 		e.start(msgTversion, noTag)
@@ -94,20 +97,48 @@ func readMsg(r io.Reader, msize uint32) ([]byte, error) {
 	return m, nil
 }
 
-// readLoop hands each reply to the call waiting on its tag.
+// readLoop hands each reply to the call waiting on its tag. The data of
+// an Rread goes straight from the connection into the caller's buffer
+// (call.dst) when it fits, and the call gets the header and count only.
 func (c *client) readLoop(br *bufio.Reader) {
 	var err error
+	var hdr [hdrLen + 4]byte
 	for {
-		var m []byte
-		if m, err = readMsg(br, c.msize); err != nil {
+		if _, err = io.ReadFull(br, hdr[:hdrLen]); err != nil {
+			break
+		}
+		size, typ, tag := le.Uint32(hdr[:]), hdr[4], le.Uint16(hdr[5:7])
+		if size < hdrLen || size > c.msize {
+			err = perr(syscall.EPROTO, "bad message size")
 			break
 		}
 		c.mu.Lock()
-		ch := c.calls[le.Uint16(m[5:7])]
+		cl := c.calls[tag]
 		c.mu.Unlock()
-		if ch != nil {
+		var m []byte
+		have := hdrLen
+		if cl != nil && cl.dst != nil && typ == msgRread && size >= hdrLen+4 {
+			if _, err = io.ReadFull(br, hdr[hdrLen:]); err != nil {
+				break
+			}
+			have = hdrLen + 4
+			if n := le.Uint32(hdr[hdrLen:]); int(n) <= len(cl.dst) && size == hdrLen+4+n {
+				if _, err = io.ReadFull(br, cl.dst[:n]); err != nil {
+					break
+				}
+				m = append(cl.rhdr[:0], hdr[:]...)
+			}
+		}
+		if m == nil {
+			m = make([]byte, size)
+			copy(m, hdr[:have])
+			if _, err = io.ReadFull(br, m[have:]); err != nil {
+				break
+			}
+		}
+		if cl != nil {
 			select {
-			case ch <- m:
+			case cl.ch <- m:
 			default: // a second reply for one tag: the server's bug
 			}
 		}
@@ -126,8 +157,23 @@ func (c *client) Close() error {
 	return err
 }
 
-// newTag allocates a tag and its reply channel.
-func (c *client) newTag() (uint16, chan []byte, error) {
+// call is one request waiting for its reply. Calls are recycled
+// (callPool) with their channel, which is empty whenever a call is put
+// back.
+type call struct {
+	ch chan []byte
+	// dst, if set, receives an Rread's data directly (readLoop).
+	dst []byte
+	// small holds the T-message if it fits; rhdr an Rread's header and
+	// count when its data went to dst.
+	small [64]byte
+	rhdr  [hdrLen + 4]byte
+}
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan []byte, 1)} }}
+
+// newTag allocates a tag and its call.
+func (c *client) newTag() (uint16, *call, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for range 1 << 16 {
@@ -137,24 +183,39 @@ func (c *client) newTag() (uint16, chan []byte, error) {
 			continue
 		}
 		if c.calls[t] == nil {
-			ch := make(chan []byte, 1)
-			c.calls[t] = ch
-			return t, ch, nil
+			cl := callPool.Get().(*call)
+			c.calls[t] = cl
+			return t, cl, nil
 		}
 	}
 	return 0, nil, perr(syscall.EAGAIN, "no free tags")
 }
 
-func (c *client) freeTag(t uint16) {
+// freeTag ends the call on tag t. Once it is out of the table readLoop
+// sends it nothing more; a reply left unread is dropped with it.
+func (c *client) freeTag(t uint16, cl *call) {
 	c.mu.Lock()
 	delete(c.calls, t)
 	c.mu.Unlock()
+	select {
+	case <-cl.ch:
+	default:
+	}
+	cl.dst = nil
+	callPool.Put(cl)
 }
 
-func (c *client) send(m []byte) error {
+// send writes message m, then payload (a Twrite's data, sent from the
+// caller's buffer without copying it into m).
+func (c *client) send(m, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_, err := c.nc.Write(m)
+	if len(payload) == 0 {
+		_, err := c.nc.Write(m)
+		return err
+	}
+	bufs := net.Buffers{m, payload}
+	_, err := bufs.WriteTo(c.nc)
 	return err
 }
 
@@ -162,27 +223,36 @@ func (c *client) send(m []byte) error {
 // writes with type typ) and returns the reply's body, or the server's
 // error. If ctx is cancelled first, it flushes the request.
 func (c *client) rpc(ctx context.Context, typ uint8, build func(*enc)) ([]byte, error) {
+	return c.rpcData(ctx, typ, build, nil, nil)
+}
+
+// rpcData is rpc with a payload sent after the message build writes (its
+// length counted in the size), and dst, the buffer an Rread's data goes
+// to (the returned body then holds only the count).
+func (c *client) rpcData(ctx context.Context, typ uint8, build func(*enc), payload, dst []byte) ([]byte, error) {
 	if ctx.Err() != nil {
 		return nil, syscall.EINTR
 	}
-	tag, ch, err := c.newTag()
+	tag, cl, err := c.newTag()
 	if err != nil {
 		return nil, err
 	}
-	defer c.freeTag(tag)
-	var e enc
+	defer c.freeTag(tag, cl)
+	cl.dst = dst
+	e := enc{b: cl.small[:0]}
 	e.start(typ, tag)
 	build(&e)
-	if err := c.send(e.finish()); err != nil {
+	m := e.b
+	le.PutUint32(m, uint32(len(m)+len(payload)))
+	if err := c.send(m, payload); err != nil {
 		return nil, errClosed
 	}
-	var m []byte
 	select {
-	case m = <-ch:
+	case m = <-cl.ch:
 	case <-c.dead:
 		return nil, errClosed
 	case <-ctx.Done():
-		if m, err = c.flush(tag, ch); err != nil {
+		if m, err = c.flush(tag, cl); err != nil {
 			return nil, err
 		}
 	}
@@ -191,25 +261,25 @@ func (c *client) rpc(ctx context.Context, typ uint8, build func(*enc)) ([]byte, 
 
 // flush sends Tflush for tag and waits for Rflush; a reply to tag that
 // came first is returned, else EINTR.
-func (c *client) flush(tag uint16, ch chan []byte) ([]byte, error) {
-	ftag, fch, err := c.newTag()
+func (c *client) flush(tag uint16, cl *call) ([]byte, error) {
+	ftag, fcl, err := c.newTag()
 	if err != nil {
 		return nil, err
 	}
-	defer c.freeTag(ftag)
-	var e enc
+	defer c.freeTag(ftag, fcl)
+	e := enc{b: fcl.small[:0]}
 	e.start(msgTflush, ftag)
 	e.u16(tag)
-	if err := c.send(e.finish()); err != nil {
+	if err := c.send(e.finish(), nil); err != nil {
 		return nil, errClosed
 	}
 	select {
-	case <-fch:
+	case <-fcl.ch:
 	case <-c.dead:
 		return nil, errClosed
 	}
 	select {
-	case m := <-ch:
+	case m := <-cl.ch:
 		return m, nil
 	default:
 		return nil, syscall.EINTR
@@ -442,27 +512,33 @@ func (c *client) maxIO() int { return int(c.msize) - ioHdr }
 // read sends one Tread of at most maxIO bytes; 0 bytes is EOF.
 func (f *cfid) read(ctx context.Context, p []byte, off int64) (int, error) {
 	p = p[:min(len(p), f.c.maxIO())]
-	b, err := f.c.rpc(ctx, msgTread, func(e *enc) { e.u32(f.id); e.u64(uint64(off)); e.u32(uint32(len(p))) })
+	b, err := f.c.rpcData(ctx, msgTread, func(e *enc) { e.u32(f.id); e.u64(uint64(off)); e.u32(uint32(len(p))) }, nil, p)
 	if err != nil {
 		return 0, err
 	}
 	dc := dec{b: b}
 	n := dc.u32()
-	data := dc.take(int(n))
 	if dc.err != nil || int(n) > len(p) {
 		return 0, errBadMsg
 	}
-	return copy(p, data), nil
+	if data := dc.b; len(data) > 0 {
+		// Not read into p by readLoop (it did not fit the rule); the
+		// data follows the count.
+		if len(data) != int(n) {
+			return 0, errBadMsg
+		}
+		copy(p, data)
+	}
+	return int(n), nil
 }
 
 // write sends one Twrite of p (at most maxIO bytes).
 func (f *cfid) write(ctx context.Context, p []byte, off int64) (int, error) {
-	b, err := f.c.rpc(ctx, msgTwrite, func(e *enc) {
+	b, err := f.c.rpcData(ctx, msgTwrite, func(e *enc) {
 		e.u32(f.id)
 		e.u64(uint64(off))
 		e.u32(uint32(len(p)))
-		e.b = append(e.b, p...)
-	})
+	}, p, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -82,8 +82,9 @@ func (c *conn) addFid(f *fid) error {
 	return nil
 }
 
-// getFid returns fid id with a reference for the caller (putFid drops it).
-func (c *conn) getFid(id uint32) (*fid, error) {
+// getFid returns fid id with a reference for request r (putFid drops
+// it), and marks r as running on it, so that clunking the fid cancels r.
+func (c *conn) getFid(r *request, id uint32) (*fid, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f := c.fids[id]
@@ -91,6 +92,7 @@ func (c *conn) getFid(id uint32) (*fid, error) {
 		return nil, errUnknownFid
 	}
 	f.refs++
+	r.fid = f
 	return f, nil
 }
 
@@ -119,6 +121,9 @@ func (c *conn) clunk(id uint32) error {
 	c.mu.Lock()
 	f := c.fids[id]
 	delete(c.fids, id)
+	if f != nil {
+		c.cancelFid(f)
+	}
 	c.mu.Unlock()
 	if f == nil {
 		return errUnknownFid

@@ -1,7 +1,6 @@
 package p9
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"syscall"
@@ -75,17 +74,16 @@ func (c *conn) handle(r *request, d dialect, body []byte) ([]byte, error) {
 	if !usesFid(r.typ) {
 		return nil, errUnknownMsg
 	}
-	f, err := c.getFid(dc.u32())
+	id := dc.u32()
 	if dc.err != nil {
 		return nil, errBadMsg
 	}
+	// Clunking the fid cancels what runs on it (getFid marks r).
+	f, err := c.getFid(r, id)
 	if err != nil {
 		return nil, err
 	}
 	defer c.putFid(f)
-	// Clunking the fid cancels what runs on it.
-	stop := context.AfterFunc(f.ctx, r.cancel)
-	defer stop()
 
 	var e enc
 	switch r.typ {
@@ -343,7 +341,7 @@ func (c *conn) open(r *request, f *fid, flags int) (qid, error) {
 	var h fs.Handle
 	var err error
 	if file, ok := n.(fs.File); ok {
-		h, err = file.Open(r.ctx, fs.OpenReq{Flags: flags, Uid: f.uid, Gid: f.uid})
+		h, err = file.Open(&r.ctx, fs.OpenReq{Flags: flags, Uid: f.uid, Gid: f.uid})
 	} else if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		err = errIsDir
 	}
@@ -397,9 +395,17 @@ func (c *conn) read(r *request, d dialect, f *fid, dc *dec) ([]byte, error) {
 		}
 		return c.readDirStat(r, d, f, off, count)
 	}
-	buf := getBuf(hdrLen + 4 + int(count))
-	r.buf = buf // back to the pool once the reply is written
-	n, err := h.Read(r.ctx, buf[hdrLen+4:], int64(off))
+	if r.try && !tryable(h) {
+		return nil, errWouldBlock
+	}
+	if r.buf == nil {
+		r.buf = getFrame(hdrLen + 4 + int(count)) // back to the pool once the reply is written
+	}
+	buf := *r.buf
+	n, err := h.Read(&r.ctx, buf[hdrLen+4:], int64(off))
+	if r.try && n == 0 && errors.Is(err, syscall.EINTR) {
+		return nil, errWouldBlock
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -498,15 +504,35 @@ func (c *conn) writeFid(r *request, f *fid, dc *dec) ([]byte, error) {
 	if h == nil {
 		return nil, errIsDir
 	}
-	n, err := h.Write(r.ctx, data, int64(off))
-	if err != nil && (n == 0 || !errors.Is(err, syscall.EINTR)) {
+	if r.try && !tryable(h) {
+		return nil, errWouldBlock
+	}
+	data = data[r.woff:]
+	n, err := h.Write(&r.ctx, data, int64(off)+int64(r.woff))
+	r.woff += n
+	if r.try && n < len(data) && (err == nil || errors.Is(err, syscall.EINTR)) {
+		return nil, errWouldBlock // the rest goes to a worker
+	}
+	if err != nil && (r.woff == 0 || !errors.Is(err, syscall.EINTR)) {
 		return nil, err
 	}
-	var e enc
+	n = r.woff
+	e := enc{b: r.small[:0]}
 	e.start(msgRwrite, r.tag)
 	e.u32(uint32(n))
 	return e.finish(), nil
 }
+
+// tryable reports whether handle h may be tried without blocking
+// (fs.Trier).
+func tryable(h fs.Handle) bool {
+	t, ok := h.(fs.Trier)
+	return ok && t.Tryable()
+}
+
+// errWouldBlock is how a tried request (request.try) says it must go to a
+// worker; it is never sent.
+var errWouldBlock = errors.New("9p: would block")
 
 // wstat answers Twstat: fid[4] n[2] stat[n]. Renames are refused (the
 // names are fixed); everything else is accepted and ignored, as chmod and

@@ -65,8 +65,14 @@ func dialRaw(t *testing.T, addr string, uid uint32) *rawConn {
 // dialIn connects, negotiates dialect d and attaches fid 1 as uid.
 func dialIn(t testing.TB, addr string, d dialect, uid uint32) *rawConn {
 	t.Helper()
+	return dialMsize(t, addr, d, uid, 65536)
+}
+
+// dialMsize is dialIn asking for msize.
+func dialMsize(t testing.TB, addr string, d dialect, uid, msize uint32) *rawConn {
+	t.Helper()
 	c := &rawConn{nc: dialTCP(t, addr), d: d}
-	c.send(t, tversion(65536, d.String()))
+	c.send(t, tversion(msize, d.String()))
 	if r := c.recv(t); r.typ() != msgRversion {
 		t.Fatalf("Tversion: type %d", r.typ())
 	}

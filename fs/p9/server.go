@@ -7,8 +7,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/bits"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sockfs/fs"
@@ -123,6 +125,7 @@ func ServeConn(ctx context.Context, nc net.Conn, root fs.Dir, opts Options) {
 		msize: opts.MaxMsize,
 		fids:  make(map[uint32]*fid),
 		reqs:  make(map[uint16]*request),
+		workq: make(chan *request),
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	stop := context.AfterFunc(c.ctx, func() { nc.Close() })
@@ -134,6 +137,7 @@ func ServeConn(ctx context.Context, nc net.Conn, root fs.Dir, opts Options) {
 	}
 	c.log.Debug("9p: disconnected", "err", err)
 	c.cancel()
+	c.cancelAll()
 	nc.Close()
 	c.work.Wait()
 	c.clunkAll()
@@ -141,7 +145,7 @@ func ServeConn(ctx context.Context, nc net.Conn, root fs.Dir, opts Options) {
 
 // conn is one client connection. The reader goroutine (readLoop) reads
 // each message and answers it inline, except the requests that may block
-// (Topen, Tlopen, Tread, Twrite), which run in goroutines of their own so
+// (Topen, Tlopen, Tread, Twrite), which it hands to worker goroutines so
 // that a blocked read never stalls other tags.
 type conn struct {
 	nc     net.Conn
@@ -150,7 +154,15 @@ type conn struct {
 	log    *slog.Logger
 	ctx    context.Context // cancelled when the connection ends
 	cancel context.CancelFunc
-	work   sync.WaitGroup // request goroutines
+	work   sync.WaitGroup // worker goroutines
+
+	// workq hands a blocking request to an idle worker; a request that
+	// finds none starts a new one. Workers stay for the next request
+	// (up to maxIdleWorkers of them idle), so that a stream of reads or
+	// writes costs one hand-off per request and no goroutine start (nor
+	// its stack growth, which a fresh goroutine pays on every request).
+	workq chan *request
+	idle  atomic.Int32
 
 	// wmu serialises replies. A reply is retired from reqs under wmu and
 	// written before wmu is released, so a Tflush that finds its old tag
@@ -167,39 +179,175 @@ type conn struct {
 	bytes   int64 // held by requests in flight (MaxBytes)
 }
 
-// request is one T-message in flight.
+// maxIdleWorkers bounds the worker goroutines a connection keeps idle.
+const maxIdleWorkers = 8
+
+// handoffs counts the requests handed to a worker goroutine, in every
+// connection (TestDataIOInline checks that reads and writes that do not
+// block are not).
+var handoffs atomic.Int64
+
+// request is one T-message in flight. Requests are recycled (reqPool)
+// with their message and reply buffers, so that a stream of Tread or
+// Twrite allocates nothing.
 type request struct {
-	tag    uint16
-	typ    uint8
-	ctx    context.Context
-	cancel context.CancelFunc
-	bytes  int64         // charged to conn.bytes
-	done   chan struct{} // closed once its reply is written (or dropped)
+	tag  uint16
+	typ  uint8
+	d    dialect
+	body []byte // the message after its header, in frame
+	// ctx is the request's context: a Tflush for its tag, a clunk of its
+	// fid or the end of the connection cancels it.
+	ctx reqCtx
+	// fid is the fid the request runs on (set by getFid under conn.mu), so
+	// that clunking it cancels the request.
+	fid   *fid
+	bytes int64 // charged to conn.bytes
+	// retired: the reply has been written or dropped (under conn.mu);
+	// waitCh, made under conn.mu by one who waits for that (a Tflush of
+	// it, a Tversion), is closed then.
+	retired bool
+	waitCh  chan struct{}
 	// dropped: a Tversion aborted it; its reply is not sent.
 	dropped bool
-	// buf, if set, is a pooled buffer the reply was built in; run returns
-	// it to the pool once the reply is written.
-	buf []byte
+	// frame holds the T-message; buf, if set, the reply (Rread). Both are
+	// pooled and go back once the reply is written.
+	frame *[]byte
+	buf   *[]byte
+	// small is room for small replies (Rwrite, Rclunk, errors).
+	small [64]byte
+	// try: the request runs on the reading goroutine with its context
+	// cancelled, to be handed to a worker if it would block (tryInline);
+	// woff counts the bytes of a Twrite queued so far.
+	try  bool
+	woff int
 }
 
-// bufPool holds Rread buffers of the largest size asked for so far, so
-// that a stream of msize reads does not allocate (and zero) a buffer per
-// Tread.
-var bufPool sync.Pool
+var reqPool = sync.Pool{New: func() any { return new(request) }}
 
-// getBuf returns a buffer of length n, from the pool if one is big enough.
-func getBuf(n int) []byte {
-	if b, ok := bufPool.Get().(*[]byte); ok {
-		if cap(*b) >= n {
-			return (*b)[:n]
+// newRequest returns a recycled request for frame.
+func newRequest(frame *[]byte) *request {
+	r := reqPool.Get().(*request)
+	m := *frame
+	r.frame = frame
+	r.typ, r.tag = m[4], le.Uint16(m[5:7])
+	r.body = m[hdrLen:]
+	return r
+}
+
+// free gives r and its buffers back to the pools; no one may hold r.
+func (r *request) free() {
+	putFrame(r.frame)
+	if r.buf != nil {
+		putFrame(r.buf)
+	}
+	r.ctx.reset()
+	r.tag, r.typ, r.d, r.body, r.fid, r.bytes = 0, 0, 0, nil, nil, 0
+	r.retired, r.waitCh, r.dropped, r.frame, r.buf = false, nil, false, nil, nil
+	r.try, r.woff = false, 0
+	reqPool.Put(r)
+}
+
+// reqCtx is a request's context. It is part of the recycled request, so
+// that a request costs no context allocation: Done's channel is made only
+// when something waits on it (a read that blocks), and kept for the next
+// request unless it was closed. Cancellation comes from the connection
+// (Tflush, clunk, disconnection: see cancelFid and cancelAll), not from a
+// parent context. Value answers nothing.
+type reqCtx struct {
+	mu   sync.Mutex
+	done chan struct{}
+	err  error
+}
+
+func (x *reqCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (x *reqCtx) Value(any) any               { return nil }
+
+func (x *reqCtx) Done() <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.done == nil && x.err != nil {
+		return closedChan // a tried request (tryInline): no channel to lose
+	}
+	if x.done == nil {
+		x.done = make(chan struct{})
+		if x.err != nil {
+			close(x.done)
 		}
 	}
-	return make([]byte, n)
+	return x.done
 }
 
-// putBuf gives b back to the pool.
-func putBuf(b []byte) {
-	bufPool.Put(&b)
+func (x *reqCtx) Err() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.err
+}
+
+// cancel ends the context (context.Canceled); later calls do nothing.
+func (x *reqCtx) cancel() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.err == nil {
+		x.err = context.Canceled
+		if x.done != nil {
+			close(x.done)
+		}
+	}
+}
+
+// closedChan is the Done of a context cancelled before anyone asked.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// reset makes the context new again for the next request.
+func (x *reqCtx) reset() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.err != nil {
+		x.done = nil // closed: cannot be used again
+	}
+	x.err = nil
+}
+
+// Frames (messages read and replies built) come from pools by power-of-two
+// size class, from 512 bytes to maxMsize. A pooled buffer is held through
+// a *[]byte kept with the request, so putting it back allocates nothing.
+const (
+	minFrameShift = 9
+	frameClasses  = 22 - minFrameShift + 1 // up to 4 MiB (maxMsize)
+)
+
+var framePools [frameClasses]sync.Pool
+
+// frameClass is the class of the smallest pooled buffer that holds n
+// bytes.
+func frameClass(n int) int {
+	if n <= 1<<minFrameShift {
+		return 0
+	}
+	return bits.Len(uint(n-1)) - minFrameShift
+}
+
+// getFrame returns a buffer of length n (at most maxMsize).
+func getFrame(n int) *[]byte {
+	cl := frameClass(n)
+	if p, ok := framePools[cl].Get().(*[]byte); ok {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]byte, n, 1<<(cl+minFrameShift))
+	return &b
+}
+
+// putFrame gives a buffer from getFrame back.
+func putFrame(p *[]byte) {
+	if p == nil {
+		return
+	}
+	framePools[frameClass(cap(*p))].Put(p)
 }
 
 // handshake completes a TLS connection's handshake within
@@ -218,9 +366,12 @@ func (c *conn) handshake() error {
 	return nil
 }
 
-// readLoop reads and dispatches messages until the connection fails.
+// readLoop reads and dispatches messages until the connection fails. A
+// message is read into a pooled frame: the bytes already buffered are
+// copied, the rest of a large message (a Twrite's data) is read straight
+// into the frame, as bufio.Reader does for reads of at least its size.
 func (c *conn) readLoop() error {
-	br := bufio.NewReaderSize(c.nc, 64<<10)
+	br := bufio.NewReaderSize(c.nc, 8<<10)
 	var sz [4]byte
 	for {
 		if _, err := io.ReadFull(br, sz[:]); err != nil {
@@ -234,12 +385,14 @@ func (c *conn) readLoop() error {
 			c.log.Info("9p: bad message size; closing", "size", size, "msize", msize)
 			return errors.New("9p: bad message size")
 		}
-		m := make([]byte, size)
+		fp := getFrame(int(size))
+		m := *fp
 		copy(m, sz[:])
 		if _, err := io.ReadFull(br, m[4:]); err != nil {
+			putFrame(fp)
 			return err
 		}
-		c.dispatch(m)
+		c.dispatch(fp)
 	}
 }
 
@@ -253,18 +406,21 @@ func blocking(typ uint8) bool {
 	return false
 }
 
-// dispatch admits message m as a request and runs it.
-func (c *conn) dispatch(m []byte) {
+// dispatch admits the message in frame as a request and runs it.
+func (c *conn) dispatch(frame *[]byte) {
+	m := *frame
 	typ, tag := m[4], le.Uint16(m[5:7])
 	body := m[hdrLen:]
 	if typ == msgTversion {
 		c.version(tag, body)
+		putFrame(frame)
 		return
 	}
 	c.mu.Lock()
 	d := c.dialect
 	c.mu.Unlock()
 	if d == dialectNone {
+		putFrame(frame)
 		c.writeError(nil, tag, dialect9P, errNoVersion)
 		return
 	}
@@ -276,7 +432,6 @@ func (c *conn) dispatch(m []byte) {
 		dc.take(12)
 		need += int64(min(dc.u32(), c.msize))
 	}
-	r := &request{tag: tag, typ: typ, bytes: need, done: make(chan struct{})}
 	c.mu.Lock()
 	var err error
 	switch {
@@ -286,41 +441,101 @@ func (c *conn) dispatch(m []byte) {
 		err = errTooBusy
 	case c.bytes+need > c.opts.MaxBytes:
 		err = errTooBig
-	default:
-		c.reqs[tag] = r
-		c.bytes += need
 	}
-	c.mu.Unlock()
 	if err != nil {
+		c.mu.Unlock()
+		putFrame(frame)
 		c.writeError(nil, tag, d, err)
 		return
 	}
-	r.ctx, r.cancel = context.WithCancel(c.ctx)
-	if typ == msgTflush {
-		c.flush(r, body)
-		return
+	r := newRequest(frame)
+	r.d, r.bytes = d, need
+	c.reqs[tag] = r
+	c.bytes += need
+	c.mu.Unlock()
+	switch {
+	case typ == msgTflush:
+		c.flush(r)
+	case blocking(typ):
+		if (typ == msgTread || typ == msgTwrite) && c.tryInline(r) {
+			return
+		}
+		handoffs.Add(1)
+		select {
+		case c.workq <- r:
+		default:
+			c.work.Go(func() { c.worker(r) })
+		}
+	default:
+		c.run(r)
 	}
-	if blocking(typ) {
-		c.work.Go(func() { c.run(r, d, body) })
-		return
-	}
-	c.run(r, d, body)
 }
 
-// run answers request r.
-func (c *conn) run(r *request, d dialect, body []byte) {
-	reply, err := c.handle(r, d, body)
-	if err != nil {
-		c.writeError(r, r.tag, d, err)
-	} else {
+// worker runs r, then the requests handed to it, until it would be one
+// idle worker too many or the connection ends.
+func (c *conn) worker(r *request) {
+	for {
+		c.run(r)
+		if c.idle.Add(1) > maxIdleWorkers {
+			c.idle.Add(-1)
+			return
+		}
+		select {
+		case r = <-c.workq:
+			c.idle.Add(-1)
+		case <-c.ctx.Done():
+			c.idle.Add(-1)
+			return
+		}
+	}
+}
+
+// run answers request r and recycles it.
+func (c *conn) run(r *request) {
+	reply, err := c.handle(r, r.d, r.body)
+	c.answer(r, reply, err)
+	r.free()
+}
+
+// answer sends r's reply, or err in the dialect's form; a Twrite that
+// queued bytes before an error answers their count.
+func (c *conn) answer(r *request, reply []byte, err error) {
+	switch {
+	case err != nil && r.typ == msgTwrite && r.woff > 0:
+		e := enc{b: r.small[:0]}
+		e.start(msgRwrite, r.tag)
+		e.u32(uint32(r.woff))
+		c.write(r, e.finish())
+	case err != nil:
+		c.writeError(r, r.tag, r.d, err)
+	default:
 		c.write(r, reply)
 	}
-	if r.buf != nil {
-		putBuf(r.buf)
-	}
 }
 
-// retire removes r from the requests in flight; called under wmu.
+// tryInline runs Tread or Twrite r on the reading goroutine when the
+// handle allows it (fs.Trier): with its context already cancelled, a read
+// takes what is queued and a write queues what fits. If the call would
+// block, r goes to a worker with a fresh context (a Twrite for the rest of
+// its data) and tryInline returns false. A stream of reads of data that
+// is there, or of writes that fit, so costs no hand-off between
+// goroutines.
+func (c *conn) tryInline(r *request) bool {
+	r.try = true
+	r.ctx.cancel()
+	reply, err := c.handle(r, r.d, r.body)
+	r.try = false
+	r.ctx.reset()
+	if err == errWouldBlock {
+		return false
+	}
+	c.answer(r, reply, err)
+	r.free()
+	return true
+}
+
+// retire removes r from the requests in flight and wakes whoever waits
+// for its reply; called under wmu.
 func (c *conn) retire(r *request) {
 	if r == nil {
 		return
@@ -330,9 +545,37 @@ func (c *conn) retire(r *request) {
 		delete(c.reqs, r.tag)
 	}
 	c.bytes -= r.bytes
+	r.retired = true
+	ch := r.waitCh
+	r.waitCh = nil
 	c.mu.Unlock()
-	r.cancel()
-	close(r.done)
+	if ch != nil {
+		close(ch)
+	}
+}
+
+// waitFor returns a channel closed once r's reply is written or dropped;
+// nil if it already is. Called under c.mu, while r is known to be in
+// flight or retired but not yet recycled (it is recycled only after its
+// retirement, and retirement happens under c.mu).
+func (r *request) waitFor() chan struct{} {
+	if r.retired {
+		return nil
+	}
+	if r.waitCh == nil {
+		r.waitCh = make(chan struct{})
+	}
+	return r.waitCh
+}
+
+// cancelFid cancels the requests in flight on fid f (it is being
+// clunked); called under c.mu.
+func (c *conn) cancelFid(f *fid) {
+	for _, r := range c.reqs {
+		if r.fid == f {
+			r.ctx.cancel()
+		}
+	}
 }
 
 // write sends reply (a finished message) as r's answer; r may be nil for
@@ -357,6 +600,9 @@ func (c *conn) write(r *request, reply []byte) {
 // Rlerror with an errno (9P2000.L).
 func (c *conn) writeError(r *request, tag uint16, d dialect, err error) {
 	var e enc
+	if r != nil {
+		e.b = r.small[:0]
+	}
 	switch d {
 	case dialectL:
 		e.start(msgRlerror, tag)
@@ -376,29 +622,35 @@ func (c *conn) writeError(r *request, tag uint16, d dialect, err error) {
 // then returns EINTR having consumed nothing, or returns what it already
 // had), lets the old reply go out, and only then sends Rflush, so the
 // client sees either the old reply whole before Rflush or none (flush(5)).
-func (c *conn) flush(r *request, body []byte) {
-	dc := dec{b: body}
+func (c *conn) flush(r *request) {
+	dc := dec{b: r.body}
 	oldTag := dc.u16()
-	c.mu.Lock()
-	d := c.dialect
-	old := c.reqs[oldTag]
-	c.mu.Unlock()
 	if dc.err != nil {
-		c.writeError(r, r.tag, d, errBadMsg)
+		c.writeError(r, r.tag, r.d, errBadMsg)
+		r.free()
 		return
 	}
-	var e enc
-	e.start(msgRflush, r.tag)
-	reply := e.finish()
-	if old == nil || old == r {
-		c.write(r, reply)
+	var wait chan struct{}
+	c.mu.Lock()
+	if old := c.reqs[oldTag]; old != nil && old != r {
+		c.log.Debug("9p: flush", "tag", oldTag, "type", old.typ)
+		old.ctx.cancel()
+		wait = old.waitFor()
+	}
+	c.mu.Unlock()
+	reply := func() {
+		e := enc{b: r.small[:0]}
+		e.start(msgRflush, r.tag)
+		c.write(r, e.finish())
+		r.free()
+	}
+	if wait == nil {
+		reply()
 		return
 	}
-	c.log.Debug("9p: flush", "tag", oldTag, "type", old.typ)
-	old.cancel()
 	c.work.Go(func() {
-		<-old.done
-		c.write(r, reply)
+		<-wait
+		reply()
 	})
 }
 
@@ -444,15 +696,26 @@ func (c *conn) version(tag uint16, body []byte) {
 func (c *conn) abortAll() {
 	c.wmu.Lock()
 	c.mu.Lock()
-	var wait []*request
+	var wait []chan struct{}
 	for _, r := range c.reqs {
 		r.dropped = true
-		r.cancel()
-		wait = append(wait, r)
+		r.ctx.cancel()
+		if ch := r.waitFor(); ch != nil {
+			wait = append(wait, ch)
+		}
 	}
 	c.mu.Unlock()
 	c.wmu.Unlock()
-	for _, r := range wait {
-		<-r.done
+	for _, ch := range wait {
+		<-ch
+	}
+}
+
+// cancelAll cancels every request in flight (the connection is over).
+func (c *conn) cancelAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range c.reqs {
+		r.ctx.cancel()
 	}
 }

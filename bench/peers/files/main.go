@@ -1,7 +1,8 @@
 // Command files is the benchmark peer for sockfs's file interface: it
 // serves the benchmark protocol of package sockfs/bench/peer through the
 // /net tree of `sockfs serve`, using the conversation files clone, ctl
-// ("announce PORT"), listen and data, in 128 KiB reads and writes:
+// ("announce PORT"), listen and data, in reads and writes of the
+// transport's largest request (1 MiB over FUSE, 128 KiB over 9P):
 //
 //	-dir DIR   over FUSE (serve --mount DIR): plain open(2), read(2) and
 //	           write(2) on the mounted files, what dd bs=128k does;
@@ -13,7 +14,7 @@
 // With -null it measures the transport's ceiling instead: the tree is
 // bench/peers/nullfs's (one null file, data), and each line on standard
 // input, "read N DUR" or "write N DUR", opens data N times and reads or
-// writes it in the same 128 KiB requests on every handle at once for DUR,
+// writes it in the same requests on every handle at once for DUR,
 // then answers one JSON line {"bytes":B,"seconds":S}.
 package main
 
@@ -65,6 +66,7 @@ func main() {
 			st.RSS += rss
 			st.HeapAlloc, st.HeapInuse, st.Mallocs = 0, 0, 0 // the daemon's heap is not visible here
 		},
+		BufSize: max(fsys.ioSize(), 256<<10),
 	}, func() { fmt.Println("ready") })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "files peer:", err)
@@ -109,11 +111,19 @@ type handle interface {
 // opener opens a file of the tree for reading and writing.
 type opener interface {
 	open(path ...string) (handle, error)
+	// ioSize is the most one read or write moves.
+	ioSize() int
 }
 
 // fuseFS is the tree mounted at a directory: raw blocking descriptors, so
 // each read and write is one read(2) or write(2) as with dd.
 type fuseFS struct{ dir string }
+
+// fuseIO is sockfs's FUSE request size (max_write, and max_pages for
+// reads): a read(2) or write(2) of 1 MiB is one request.
+const fuseIO = 1 << 20
+
+func (fuseFS) ioSize() int { return fuseIO }
 
 // open retries on EINTR, as os.Open does: a blocked open of `listen` is
 // interrupted (FUSE INTERRUPT, answered with EINTR, nothing consumed)
@@ -210,7 +220,7 @@ func (l *fileListener) Accept() (net.Conn, error) {
 		lh.Close()
 		return nil, err
 	}
-	return &fileConn{ctl: lh, data: dh, conv: conv}, nil
+	return &fileConn{ctl: lh, data: dh, conv: conv, io: l.fs.ioSize()}, nil
 }
 
 func (l *fileListener) Close() error {
@@ -224,21 +234,21 @@ func (l *fileListener) Addr() net.Addr { return &net.TCPAddr{Port: l.port} }
 type fileConn struct {
 	ctl, data handle
 	conv      string
+	io        int // the opener's ioSize
 	once      sync.Once
 }
 
-// maxIO is the most one read or write moves: FUSE's 128 KiB request
-// (used for 9P too, so the two differ only in transport).
+// maxIO is the most one 9P read or write moves: 128 KiB (msize 132 KiB).
 const maxIO = 128 << 10
 
 func (c *fileConn) Read(p []byte) (int, error) {
-	return c.data.Read(p[:min(len(p), maxIO)])
+	return c.data.Read(p[:min(len(p), c.io)])
 }
 
 func (c *fileConn) Write(p []byte) (int, error) {
 	done := 0
 	for done < len(p) {
-		n, err := c.data.Write(p[done:min(len(p), done+maxIO)])
+		n, err := c.data.Write(p[done:min(len(p), done+c.io)])
 		done += n
 		if err != nil {
 			return done, err

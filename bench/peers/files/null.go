@@ -35,7 +35,7 @@ func nullLoop(fs opener) error {
 	return sc.Err()
 }
 
-// nullRun opens data streams times, then reads (or writes) maxIO bytes at
+// nullRun opens data streams times, then reads (or writes) fs.ioSize() bytes at
 // a time on every handle until dur has passed, and returns the bytes moved
 // and the time taken.
 func nullRun(fs opener, write bool, streams int, dur time.Duration) (uint64, float64, error) {
@@ -61,7 +61,7 @@ func nullRun(fs opener, write bool, streams int, dur time.Duration) (uint64, flo
 	end := start.Add(dur)
 	for i, h := range hs {
 		wg.Go(func() {
-			buf := make([]byte, maxIO)
+			buf := make([]byte, fs.ioSize())
 			for time.Now().Before(end) {
 				var n int
 				var err error

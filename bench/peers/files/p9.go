@@ -13,6 +13,8 @@ import (
 // concurrent requests share it, each with its own tag.
 type p9FS struct{ root p9.File }
 
+func (p9FS) ioSize() int { return maxIO }
+
 func dial9P(addr string) (p9FS, error) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -2,17 +2,20 @@
 // file transports: reads return zeros (copied from memory), writes are
 // discarded, and no stack or socket is behind either. With
 //
-//	-fuse DIR  it mounts a one-file tree at DIR with bazil.org/fuse and the
-//	           mount options of sockfs's FUSE frontend (fs/fuse: FSName and
-//	           Subtype sockfs, max_readahead 0, allow_other; bazil's 128 KiB
-//	           max_write), opening data as sockfs opens its stream files
-//	           (DIRECT_IO, FOPEN_STREAM, NONSEEKABLE);
-//	-9p ADDR   it serves the tree over 9P2000.L on ADDR with the
-//	           hugelgupf/p9 server (the library sockfs's 9P server runs
-//	           behind its shim), iounit 0 so the client does msize-sized I/O.
+//	-fuse DIR  it mounts a one-file tree at DIR with sockfs's own FUSE
+//	           server (package sockfs/fs/fuse, the one that serves /net:
+//	           the same mount options, 1 MiB requests, pooled replies),
+//	           data being a stream file as the conversations' data files
+//	           are (DIRECT_IO, FOPEN_STREAM, NONSEEKABLE);
+//	-9p ADDR   it serves the same tree over 9P on ADDR with sockfs's own
+//	           9P server core (fs/p9.Serve, the one `sockfs serve --9p`
+//	           runs, default options), so the 9P rows divided by this one
+//	           compare the same server, client and msize and differ only in
+//	           the file behind data.
 //
 // The files peer (bench/peers/files -null) reads and writes data in the
-// same 128 KiB requests as it moves the conversation files' data, so
+// same requests as it moves the conversation files' data (1 MiB over
+// FUSE, 128 KiB over 9P), so
 // sockfs's file rows divided by these give the share of the transport's
 // ceiling they reach. nullfs prints "ready" once the tree can be reached
 // and serves until its standard input closes.
@@ -23,15 +26,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"net"
 	"os"
 	"syscall"
 
-	"bazil.org/fuse"
-	bfs "bazil.org/fuse/fs"
-	"github.com/hugelgupf/p9/fsimpl/templatefs"
-	"github.com/hugelgupf/p9/linux"
-	"github.com/hugelgupf/p9/p9"
+	netfs "sockfs/fs"
+	"sockfs/fs/fuse"
+	"sockfs/fs/p9"
 )
 
 // zeros is what every read copies from.
@@ -59,23 +61,19 @@ func main() {
 // untilStdinCloses blocks until the harness closes our standard input.
 func untilStdinCloses() { io.Copy(io.Discard, os.Stdin) }
 
-// openStream is FOPEN_STREAM, which bazil does not name (as in fs/fuse).
-const openStream = fuse.OpenResponseFlags(1 << 4)
-
 func serveFUSE(dir string) error {
-	conn, err := fuse.Mount(dir, fuse.FSName("sockfs"), fuse.Subtype("sockfs"), fuse.MaxReadahead(0), fuse.AllowOther())
+	m, err := fuse.Mount(dir, nullDir{})
 	if err != nil {
-		return fmt.Errorf("mount %s: %w", dir, err)
+		return err
 	}
-	done := make(chan error, 1)
-	go func() { done <- bfs.Serve(conn, fuseTree{}) }()
 	fmt.Println("ready")
 	select {
 	case <-stdinClosed():
-	case err = <-done:
+	case err = <-m.Done():
 	}
-	fuse.Unmount(dir)
-	conn.Close()
+	if uerr := m.Unmount(); err == nil {
+		err = uerr
+	}
 	return err
 }
 
@@ -85,126 +83,64 @@ func stdinClosed() <-chan struct{} {
 	return c
 }
 
-type fuseTree struct{}
+// nullDir is the root: one entry, data.
+type nullDir struct{}
 
-func (fuseTree) Root() (bfs.Node, error) { return fuseDir{}, nil }
-
-// fuseDir is the root: one entry, data.
-type fuseDir struct{}
-
-func (fuseDir) Attr(_ context.Context, a *fuse.Attr) error {
-	a.Valid, a.Inode, a.Mode = 0, 1, os.ModeDir|0o555
-	return nil
+func (nullDir) Qid() netfs.Qid { return netfs.Qid{Path: 0, Type: netfs.QTDir} }
+func (nullDir) Stat() netfs.Stat {
+	return netfs.Stat{Name: "/", Mode: iofs.ModeDir | 0o555}
 }
-
-func (fuseDir) Lookup(_ context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (bfs.Node, error) {
-	if req.Name != "data" {
+func (nullDir) List() []netfs.Node { return []netfs.Node{nullFile{}} }
+func (nullDir) Lookup(name string) (netfs.Node, error) {
+	if name != "data" {
 		return nil, syscall.ENOENT
 	}
-	resp.EntryValid = 0
-	return fuseData{}, nil
+	return nullFile{}, nil
 }
 
-func (fuseDir) ReadDirAll(context.Context) ([]fuse.Dirent, error) {
-	return []fuse.Dirent{{Inode: 2, Name: "data", Type: fuse.DT_File}}, nil
+// nullFile is the null file; its handles read zeros and discard writes.
+type nullFile struct{}
+
+func (nullFile) Qid() netfs.Qid { return netfs.Qid{Path: 1} }
+func (nullFile) Stat() netfs.Stat {
+	return netfs.Stat{Name: "data", Mode: 0o666, Stream: true}
+}
+func (nullFile) Open(context.Context, netfs.OpenReq) (netfs.Handle, error) {
+	return nullHandle{}, nil
 }
 
-// fuseData is the null file; it is its own handle.
-type fuseData struct{}
+type nullHandle struct{}
 
-func (fuseData) Attr(_ context.Context, a *fuse.Attr) error {
-	a.Valid, a.Inode, a.Mode, a.Size = 0, 2, 0o666, 0
-	return nil
+func (nullHandle) Read(_ context.Context, p []byte, _ int64) (int, error) {
+	for i := 0; i < len(p); i += len(zeros) {
+		copy(p[i:], zeros)
+	}
+	return len(p), nil
 }
+func (nullHandle) Write(_ context.Context, p []byte, _ int64) (int, error) { return len(p), nil }
+func (nullHandle) Poll(ev netfs.Event, _ func()) netfs.Event {
+	return ev & (netfs.PollIn | netfs.PollOut)
+}
+func (nullHandle) Release() {}
 
-func (d fuseData) Open(_ context.Context, _ *fuse.OpenRequest, resp *fuse.OpenResponse) (bfs.Handle, error) {
-	resp.Flags |= fuse.OpenDirectIO | fuse.OpenNonSeekable | openStream
-	return d, nil
-}
-
-func (fuseData) Read(_ context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
-	resp.Data = append(resp.Data[:0], zeros[:min(req.Size, len(zeros))]...)
-	return nil
-}
-
-func (fuseData) Write(_ context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
-	resp.Size = len(req.Data)
-	return nil
-}
-
-// Setattr accepts truncation (a shell's >), as sockfs's tree does.
-func (d fuseData) Setattr(ctx context.Context, _ *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
-	return d.Attr(ctx, &resp.Attr)
-}
+// Tryable: reads and writes never block (fs.Trier), as a TCP
+// conversation's data with bytes queued or room to queue.
+func (nullHandle) Tryable() bool { return true }
 
 func serve9P(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := p9.NewServer(p9Attacher{})
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- p9.Serve(ctx, ln, nullDir{}, p9.Options{}) }()
 	fmt.Println("ready")
 	select {
 	case <-stdinClosed():
 	case err = <-done:
 	}
+	cancel()
 	ln.Close()
 	return err
-}
-
-type p9Attacher struct{}
-
-func (p9Attacher) Attach() (p9.File, error) { return &p9Node{}, nil }
-
-// p9Node is the root (data false) or the null file (data true).
-type p9Node struct {
-	templatefs.NoopFile
-	data bool
-}
-
-func (n *p9Node) qid() p9.QID {
-	if n.data {
-		return p9.QID{Type: p9.TypeRegular, Path: 2}
-	}
-	return p9.QID{Type: p9.TypeDir, Path: 1}
-}
-
-func (n *p9Node) Walk(names []string) ([]p9.QID, p9.File, error) {
-	switch {
-	case len(names) == 0:
-		return nil, &p9Node{data: n.data}, nil
-	case !n.data && len(names) == 1 && names[0] == "data":
-		f := &p9Node{data: true}
-		return []p9.QID{f.qid()}, f, nil
-	}
-	return nil, nil, linux.ENOENT
-}
-
-func (n *p9Node) GetAttr(req p9.AttrMask) (p9.QID, p9.AttrMask, p9.Attr, error) {
-	mode := p9.ModeDirectory | 0o555
-	if n.data {
-		mode = p9.ModeRegular | 0o666
-	}
-	return n.qid(), p9.AttrMask{Mode: true, Size: true}, p9.Attr{Mode: mode}, nil
-}
-
-func (n *p9Node) Open(p9.OpenFlags) (p9.QID, uint32, error) { return n.qid(), 0, nil }
-
-func (n *p9Node) ReadAt(p []byte, _ int64) (int, error) {
-	if !n.data {
-		return 0, linux.EISDIR
-	}
-	for i := 0; i < len(p); i += len(zeros) {
-		copy(p[i:], zeros)
-	}
-	return len(p), nil
-}
-
-func (n *p9Node) WriteAt(p []byte, _ int64) (int, error) {
-	if !n.data {
-		return 0, linux.EISDIR
-	}
-	return len(p), nil
 }

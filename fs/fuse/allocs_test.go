@@ -1,0 +1,35 @@
+//go:build !race
+
+package fuse
+
+import (
+	"syscall"
+	"testing"
+)
+
+// TestAllocsFUSERequests: in steady state a READ and a WRITE of 1 MiB
+// through the mount allocate nothing in the server (pooled request and
+// reply buffers, reused request contexts, readers that serve what they
+// read). AllocsPerRun counts every goroutine of the process, the
+// server's included. Run without -race by `make test`'s allocation pass.
+func TestAllocsFUSERequests(t *testing.T) {
+	tree, fd := mountSizeTree(t)
+	buf := make([]byte, 1<<20)
+	step := func() {
+		if n, err := syscall.Read(fd, buf); err != nil || n != len(buf) {
+			t.Fatalf("read: %d, %v", n, err)
+		}
+		if n, err := syscall.Write(fd, buf); err != nil || n != len(buf) {
+			t.Fatalf("write: %d, %v", n, err)
+		}
+		tree.reset()
+	}
+	for range 50 {
+		step()
+	}
+	// Two requests per run; 0.1 leaves room for a reader goroutine
+	// started now and then, not for an allocation per request.
+	if a := testing.AllocsPerRun(500, step); a/2 > 0.1 {
+		t.Fatalf("%.2f allocations per read+write, want none per request", a)
+	}
+}

@@ -1,0 +1,724 @@
+package fuse
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	netfs "sockfs/fs"
+)
+
+// server speaks the FUSE protocol on one /dev/fuse descriptor.
+//
+// Readers: goroutines blocked in read(2) on the device, maxIdle of them
+// from the start. A reader that gets a request serves it itself, so a
+// request costs no hand-over between goroutines; when it takes the last
+// idle reader's place it starts another first, so a request that blocks
+// (a read on an idle connection, a listen open) never stalls the others.
+// Readers beyond maxIdle idle ones exit after their request (their
+// worker state is kept for the next reader started).
+type server struct {
+	fd   int
+	pid  int    // this process's, to tell its own threads' requests
+	born int64  // mount time, every node's atime, mtime and ctime
+	dir  string // the mount point: where clients see the tree (OpenReq.Root)
+
+	nmu   sync.Mutex
+	nodes map[uint64]*inode // by FUSE node id
+
+	hmu     sync.Mutex
+	handles map[uint64]*handle
+	nextFh  uint64
+
+	// inflight are the requests that may block, by unique: INTERRUPT
+	// and the signal watch find them here.
+	rmu      sync.Mutex
+	inflight map[uint64]*reqCtx
+
+	sentinelDone chan struct{} // closed when the sentinel (ownpoll.go) is out
+
+	idle    atomic.Int32
+	readers sync.WaitGroup
+	quit    chan struct{}
+
+	wmu   sync.Mutex
+	spare []*worker // workers of readers that exited, for new readers
+}
+
+// maxIdle is how many readers may wait in read(2) at once: enough that
+// a few requests in flight together (a blocked read and the write that
+// answers it, several streams) find a reader without starting one.
+const maxIdle = 4
+
+const rootID = 1 // FUSE_ROOT_ID
+
+type inode struct {
+	n       netfs.Node
+	lookups uint64
+}
+
+// nodeID is the FUSE node id of a tree node: Qid.Path+2 (1 is the root).
+func nodeID(n netfs.Node) uint64 { return n.Qid().Path + 2 }
+
+func newServer(fd int, root netfs.Dir) *server {
+	return &server{
+		fd:       fd,
+		pid:      os.Getpid(),
+		born:     time.Now().Unix(),
+		nodes:    map[uint64]*inode{rootID: {n: root, lookups: 1}},
+		handles:  map[uint64]*handle{},
+		inflight: map[uint64]*reqCtx{},
+		quit:     make(chan struct{}),
+	}
+}
+
+// readReq reads one request into buf, retrying what the device answers
+// when a request vanished before it was read. The read is rawRead's: a
+// POLL from this process's own threads is answered on the way (see
+// ownpoll.go) and comes back as opPollAnswered.
+func (s *server) readReq(buf []byte) (int, error) {
+	fd, p, size, pid := uintptr(s.fd), unsafe.Pointer(unsafe.SliceData(buf)), uintptr(len(buf)), uintptr(s.pid)
+	for {
+		n, err := rawRead(fd, p, size, pid)
+		switch err {
+		case 0:
+			if n < inHeaderLen {
+				return 0, fmt.Errorf("fuse: short request (%d bytes)", n)
+			}
+			return int(n), nil
+		case unix.EINTR, unix.EAGAIN, unix.ENOENT:
+			continue
+		}
+		return 0, err
+	}
+}
+
+// write sends a reply or notification; an error (the request was
+// interrupted and given up on, or the mount is gone) is no one's to see.
+func (s *server) write(b []byte) {
+	for {
+		if _, err := unix.Write(s.fd, b); err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// handshake answers INIT, the first request on a new mount: protocol
+// 7.31 (or the kernel's, if older), 1 MiB writes, max_pages for 1 MiB
+// reads, no readahead, no writeback cache.
+func (s *server) handshake() error {
+	buf := make([]byte, reqBufLen)
+	n, err := s.readReq(buf)
+	if err != nil {
+		return fmt.Errorf("fuse init: %w", err)
+	}
+	h := parseInHeader(buf)
+	if h.opcode != opInit || n < inHeaderLen+16 {
+		return fmt.Errorf("fuse: first request has opcode %d, not INIT", h.opcode)
+	}
+	in := buf[inHeaderLen:n]
+	major, minor, flags := ne.Uint32(in[0:]), ne.Uint32(in[4:]), ne.Uint32(in[12:])
+	out := make([]byte, outHeaderLen+initOutLen)
+	if major != protoMajor {
+		// Offer our major; the kernel retries INIT or gives up.
+		ne.PutUint32(out[outHeaderLen:], protoMajor)
+		ne.PutUint32(out[outHeaderLen+4:], protoMinor)
+		putOutHeader(out, outHeaderLen+8, 0, h.unique)
+		s.write(out[:outHeaderLen+8])
+		return fmt.Errorf("fuse: kernel speaks protocol %d.%d", major, minor)
+	}
+	minor = min(minor, protoMinor)
+	size := initOutLen
+	if minor < 23 {
+		size = 24 // FUSE_COMPAT_22_INIT_OUT_SIZE
+	}
+	b := out[outHeaderLen:]
+	ne.PutUint32(b[0:], protoMajor)
+	ne.PutUint32(b[4:], minor)
+	ne.PutUint32(b[8:], 0) // max_readahead
+	ne.PutUint32(b[12:], flags&(initBigWrites|initParallelDirop|initMaxPages))
+	ne.PutUint16(b[16:], 64) // max_background
+	ne.PutUint16(b[18:], 48) // congestion_threshold
+	ne.PutUint32(b[20:], maxIO)
+	if size > 24 {
+		ne.PutUint32(b[24:], 1) // time_gran
+		ne.PutUint16(b[28:], maxPages)
+	}
+	putOutHeader(out, outHeaderLen+size, 0, h.unique)
+	s.write(out[:outHeaderLen+size])
+	return nil
+}
+
+// serve runs readers until the mount goes away, then returns.
+func (s *server) serve() error {
+	go s.watchSignals()
+	defer close(s.quit)
+	s.readers.Add(maxIdle)
+	for range maxIdle {
+		go s.reader()
+	}
+	s.readers.Wait()
+	<-s.sentinelDone
+	return nil
+}
+
+// worker is a reader's own state, reused from request to request.
+type worker struct {
+	s     *server
+	small [512]byte // the request, copied out of the big buffer
+	reply [outHeaderLen + entryOutLen]byte
+	ctx   *reqCtx
+	// back: counted in idle already, from just before the reply was
+	// written (see send).
+	back bool
+}
+
+func (s *server) reader() {
+	defer s.readers.Done()
+	w := s.takeWorker()
+	defer s.giveWorker(w)
+	for {
+		buf := reqBufs.get()
+		if !w.back {
+			s.idle.Add(1)
+		}
+		w.back = false
+		n, err := s.readReq(buf)
+		if s.idle.Add(-1) == 0 && err == nil {
+			s.readers.Add(1)
+			go s.reader()
+		}
+		if err != nil {
+			reqBufs.put(buf)
+			// ENODEV: unmounted; anything else: the device is unusable.
+			return
+		}
+		req := buf[:n]
+		if h := parseInHeader(req); h.opcode != opWrite && n <= len(w.small) {
+			copy(w.small[:], req)
+			req = w.small[:n]
+			reqBufs.put(buf)
+			buf = nil
+		}
+		w.serve(req)
+		if buf != nil {
+			reqBufs.put(buf)
+		}
+		if w.back && s.idle.Load() > maxIdle || !w.back && s.idle.Load() >= maxIdle {
+			if w.back {
+				s.idle.Add(-1)
+			}
+			return
+		}
+	}
+}
+
+// takeWorker returns a spare worker or a new one.
+func (s *server) takeWorker() *worker {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if n := len(s.spare); n > 0 {
+		w := s.spare[n-1]
+		s.spare = s.spare[:n-1]
+		return w
+	}
+	return &worker{s: s, ctx: new(reqCtx)}
+}
+
+// giveWorker keeps w for the next reader.
+func (s *server) giveWorker(w *worker) {
+	s.wmu.Lock()
+	s.spare = append(s.spare, w)
+	s.wmu.Unlock()
+}
+
+// send writes a reply. The reader counts itself idle first: the caller
+// whose request this answers may send the next one at once, and the
+// reader is back in read(2) as soon as the runtime gives it a processor
+// again, so that next request must not look as if every reader were
+// busy (it would start a reader for each one; on two cores a reader
+// often waits for a processor after its write).
+func (w *worker) send(b []byte) {
+	if !w.back {
+		w.s.idle.Add(1)
+		w.back = true
+	}
+	w.s.write(b)
+}
+
+// replyErr answers a request with an errno (0: success, no payload).
+func (w *worker) replyErr(h inHeader, errno syscall.Errno) {
+	putOutHeader(w.reply[:], outHeaderLen, -int32(errno), h.unique)
+	w.send(w.reply[:outHeaderLen])
+}
+
+// replyOut answers with the first n payload bytes of w.reply.
+func (w *worker) replyOut(h inHeader, n int) {
+	putOutHeader(w.reply[:], outHeaderLen+n, 0, h.unique)
+	w.send(w.reply[:outHeaderLen+n])
+}
+
+func errnoOf(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	return netfs.Errno(err)
+}
+
+// serve handles one request.
+func (w *worker) serve(req []byte) {
+	s := w.s
+	h := parseInHeader(req)
+	in := req[inHeaderLen:]
+	switch h.opcode {
+	case opForget:
+		if len(in) >= 8 {
+			s.forget(h.nodeid, ne.Uint64(in))
+		}
+	case opBatchForget:
+		if len(in) >= 8 {
+			cnt := int(ne.Uint32(in))
+			for i := range cnt {
+				o := 8 + 16*i
+				if o+16 > len(in) {
+					break
+				}
+				s.forget(ne.Uint64(in[o:]), ne.Uint64(in[o+8:]))
+			}
+		}
+	case opInterrupt:
+		if len(in) >= 8 && !s.interrupt(ne.Uint64(in)) {
+			// Not (yet) registered: EAGAIN makes the kernel send the
+			// INTERRUPT again; if the request is already answered the
+			// kernel just drops this reply.
+			w.replyErr(h, syscall.EAGAIN)
+		}
+	case opLookup:
+		w.lookup(h, cstring(in))
+	case opGetattr, opSetattr:
+		// SETATTR (a shell's > truncation) is accepted and ignored.
+		n, ok := s.node(h.nodeid)
+		if !ok {
+			w.replyErr(h, syscall.ENOENT)
+			return
+		}
+		putAttrOut(w.reply[outHeaderLen:], s.attr(n))
+		w.replyOut(h, attrOutLen)
+	case opOpen, opOpendir:
+		w.open(h, in)
+	case opRead:
+		w.read(h, in)
+	case opWrite:
+		w.writeReq(h, in)
+	case opReaddir:
+		w.readdir(h, in)
+	case opPoll:
+		w.poll(h, in, false)
+	case opPollAnswered:
+		w.poll(h, in, true)
+	case opRelease, opReleasedir:
+		if len(in) >= 8 {
+			s.release(ne.Uint64(in))
+		}
+		w.replyErr(h, 0)
+	case opFlush, opFsync, opFsyncdir:
+		w.replyErr(h, 0)
+	case opStatfs:
+		b := w.reply[outHeaderLen : outHeaderLen+statfsOutLen]
+		clear(b)
+		ne.PutUint32(b[40:], 4096) // bsize
+		ne.PutUint32(b[44:], 255)  // namelen
+		ne.PutUint32(b[48:], 4096) // frsize
+		w.replyOut(h, statfsOutLen)
+	case opDestroy:
+		w.replyErr(h, 0)
+	case 6, 8, 9, 10, 11, 12, 13, 35, 45: // symlink mknod mkdir unlink rmdir rename link create rename2
+		w.replyErr(h, syscall.EPERM)
+	default:
+		w.replyErr(h, syscall.ENOSYS)
+	}
+}
+
+func (s *server) node(id uint64) (netfs.Node, bool) {
+	s.nmu.Lock()
+	defer s.nmu.Unlock()
+	in, ok := s.nodes[id]
+	if !ok {
+		return nil, false
+	}
+	return in.n, true
+}
+
+func (s *server) forget(id, n uint64) {
+	if id == rootID {
+		return
+	}
+	s.nmu.Lock()
+	if in, ok := s.nodes[id]; ok {
+		if in.lookups <= n {
+			delete(s.nodes, id)
+		} else {
+			in.lookups -= n
+		}
+	}
+	s.nmu.Unlock()
+}
+
+func (s *server) attr(n netfs.Node) attr {
+	st := n.Stat()
+	a := attr{ino: n.Qid().Path + 1, uid: st.Uid, gid: st.Gid, time: s.born, nlink: 1}
+	a.mode = uint32(st.Mode.Perm())
+	if st.Mode&fs.ModeDir != 0 {
+		a.mode |= syscall.S_IFDIR
+		a.nlink = 2
+	} else {
+		a.mode |= syscall.S_IFREG
+	}
+	return a
+}
+
+func (w *worker) lookup(h inHeader, name string) {
+	s := w.s
+	p, ok := s.node(h.nodeid)
+	if !ok {
+		w.replyErr(h, syscall.ENOENT)
+		return
+	}
+	d, ok := p.(netfs.Dir)
+	if !ok {
+		w.replyErr(h, syscall.ENOTDIR)
+		return
+	}
+	c, err := d.Lookup(name)
+	if err != nil {
+		w.replyErr(h, errnoOf(err))
+		return
+	}
+	id := nodeID(c)
+	s.nmu.Lock()
+	if in, ok := s.nodes[id]; ok {
+		in.n = c
+		in.lookups++
+	} else {
+		s.nodes[id] = &inode{n: c, lookups: 1}
+	}
+	s.nmu.Unlock()
+	putEntryOut(w.reply[outHeaderLen:], id, s.attr(c))
+	w.replyOut(h, entryOutLen)
+}
+
+// begin registers a request that may block and returns its context.
+func (w *worker) begin(h inHeader) *reqCtx {
+	if w.ctx.used {
+		w.ctx = new(reqCtx)
+	}
+	c := w.ctx
+	c.reset(h.unique, h.pid)
+	w.s.rmu.Lock()
+	w.s.inflight[h.unique] = c
+	w.s.rmu.Unlock()
+	return c
+}
+
+func (w *worker) end(c *reqCtx) {
+	w.s.rmu.Lock()
+	delete(w.s.inflight, c.unique)
+	w.s.rmu.Unlock()
+}
+
+// interrupt cancels the request unique; false if it is not in flight.
+func (s *server) interrupt(unique uint64) bool {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	c, ok := s.inflight[unique]
+	if ok {
+		c.cancel()
+	}
+	return ok
+}
+
+func (w *worker) open(h inHeader, in []byte) {
+	s := w.s
+	if len(in) < 4 {
+		w.replyErr(h, syscall.EINVAL)
+		return
+	}
+	flags := int(ne.Uint32(in))
+	n, ok := s.node(h.nodeid)
+	if !ok {
+		w.replyErr(h, syscall.ENOENT)
+		return
+	}
+	hd := &handle{s: s}
+	var oflags uint32
+	if h.opcode == opOpendir {
+		d, ok := n.(netfs.Dir)
+		if !ok {
+			w.replyErr(h, syscall.ENOTDIR)
+			return
+		}
+		hd.dir = d
+	} else {
+		f, ok := n.(netfs.File)
+		if !ok {
+			w.replyErr(h, syscall.EISDIR)
+			return
+		}
+		c := w.begin(h)
+		nh, err := f.Open(ioctx(c, flags), netfs.OpenReq{Flags: flags, Uid: h.uid, Gid: h.gid, Root: w.s.dir})
+		w.end(c)
+		if err != nil {
+			w.replyErr(h, errnoOf(err))
+			return
+		}
+		hd.h = nh
+		hd.wakeFn = hd.wake
+		oflags = fopenDirectIO
+		if n.Stat().Stream {
+			hd.stream = true
+			oflags |= fopenNonseekable | fopenStream
+		}
+	}
+	s.hmu.Lock()
+	s.nextFh++
+	fh := s.nextFh
+	s.handles[fh] = hd
+	s.hmu.Unlock()
+	b := w.reply[outHeaderLen : outHeaderLen+openOutLen]
+	clear(b)
+	ne.PutUint64(b[0:], fh)
+	ne.PutUint32(b[8:], oflags)
+	w.replyOut(h, openOutLen)
+}
+
+func (s *server) handle(fh uint64) *handle {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	return s.handles[fh]
+}
+
+func (s *server) release(fh uint64) {
+	s.hmu.Lock()
+	hd := s.handles[fh]
+	delete(s.handles, fh)
+	s.hmu.Unlock()
+	if hd != nil && hd.h != nil {
+		hd.kh.Store(0)
+		hd.h.Release()
+	}
+}
+
+// readIn is the part of fuse_read_in (also READDIR's) that we use.
+type readIn struct {
+	fh    uint64
+	off   int64
+	size  int
+	flags int
+}
+
+func parseReadIn(in []byte) (readIn, bool) {
+	if len(in) < readInLen {
+		return readIn{}, false
+	}
+	return readIn{fh: ne.Uint64(in), off: int64(ne.Uint64(in[8:])), size: int(ne.Uint32(in[16:])),
+		flags: int(ne.Uint32(in[32:]))}, true
+}
+
+// read answers READ: the tree handle reads straight into the reply
+// buffer, after the out header, so the bytes are copied once (from the
+// socket's receive queue) before the kernel copies them to the caller.
+func (w *worker) read(h inHeader, in []byte) {
+	r, ok := parseReadIn(in)
+	hd := w.s.handle(r.fh)
+	if !ok || hd == nil || hd.h == nil {
+		w.replyErr(h, syscall.EBADF)
+		return
+	}
+	size := min(r.size, maxIO)
+	pool := replyPool(size)
+	buf := pool.get()
+	off := r.off
+	if hd.stream {
+		hd.mu.Lock()
+		off = hd.cursor
+		hd.mu.Unlock()
+	}
+	c := w.begin(h)
+	n, err := hd.h.Read(ioctx(c, r.flags), buf[outHeaderLen:outHeaderLen+size], off)
+	w.end(c)
+	if err != nil {
+		pool.put(buf)
+		w.replyErr(h, errnoOf(err))
+		return
+	}
+	if hd.stream {
+		hd.mu.Lock()
+		hd.cursor += int64(n)
+		hd.mu.Unlock()
+	}
+	putOutHeader(buf, outHeaderLen+n, 0, h.unique)
+	w.send(buf[:outHeaderLen+n])
+	pool.put(buf)
+}
+
+// writeReq answers WRITE with the data where the request brought it.
+func (w *worker) writeReq(h inHeader, in []byte) {
+	if len(in) < writeInLen {
+		w.replyErr(h, syscall.EINVAL)
+		return
+	}
+	fh, off, size, flags := ne.Uint64(in), int64(ne.Uint64(in[8:])), int(ne.Uint32(in[16:])), int(ne.Uint32(in[32:]))
+	hd := w.s.handle(fh)
+	if hd == nil || hd.h == nil || writeInLen+size > len(in) {
+		w.replyErr(h, syscall.EBADF)
+		return
+	}
+	c := w.begin(h)
+	n, err := hd.h.Write(ioctx(c, flags), in[writeInLen:writeInLen+size], off)
+	w.end(c)
+	if err != nil {
+		w.replyErr(h, errnoOf(err))
+		return
+	}
+	b := w.reply[outHeaderLen : outHeaderLen+8]
+	clear(b)
+	ne.PutUint32(b, uint32(n))
+	w.replyOut(h, 8)
+}
+
+// readdir lists a directory handle's entries from the kernel's offset
+// (an entry's offset is its index plus one); the listing is taken anew
+// when a reader starts at 0.
+func (w *worker) readdir(h inHeader, in []byte) {
+	r, ok := parseReadIn(in)
+	hd := w.s.handle(r.fh)
+	if !ok || hd == nil || hd.dir == nil {
+		w.replyErr(h, syscall.EBADF)
+		return
+	}
+	hd.mu.Lock()
+	if r.off == 0 || hd.ents == nil {
+		hd.ents = hd.dir.List()
+	}
+	ents := hd.ents
+	hd.mu.Unlock()
+	size := min(r.size, maxIO)
+	pool := replyPool(size)
+	buf := pool.get()
+	n := 0
+	for i := int(max(r.off, 0)); i < len(ents); i++ {
+		c := ents[i]
+		name := c.Stat().Name
+		if n+padDirent(len(name)) > size {
+			break
+		}
+		typ := uint32(syscall.DT_REG)
+		if c.Qid().Type&netfs.QTDir != 0 {
+			typ = syscall.DT_DIR
+		}
+		n += putDirent(buf[outHeaderLen+n:], c.Qid().Path+1, uint64(i+1), typ, name)
+	}
+	putOutHeader(buf, outHeaderLen+n, 0, h.unique)
+	w.send(buf[:outHeaderLen+n])
+	pool.put(buf)
+}
+
+// poll answers POLL from the handle's readiness; with
+// FUSE_POLL_SCHEDULE_NOTIFY it also arranges a NOTIFY_POLL for the
+// kernel's poll handle whenever the readiness may have changed. The
+// event bits are poll(2)'s on both sides. A POLL answered where it was
+// read (answered: an own thread's, ownpoll.go) only registers the
+// wake-up, and sends NOTIFY_POLL at once if the handle is ready already
+// (its caller may have found it not ready before the registration).
+func (w *worker) poll(h inHeader, in []byte, answered bool) {
+	if len(in) < 24 {
+		if !answered {
+			w.replyErr(h, syscall.EINVAL)
+		}
+		return
+	}
+	fh, kh, flags, events := ne.Uint64(in), ne.Uint64(in[8:]), ne.Uint32(in[16:]), ne.Uint32(in[20:])
+	hd := w.s.handle(fh)
+	if hd == nil || hd.h == nil {
+		if !answered {
+			w.replyErr(h, syscall.EBADF)
+		}
+		return
+	}
+	var wake func()
+	if flags&pollScheduleNotify != 0 {
+		hd.kh.Store(kh)
+		wake = hd.wakeFn
+	}
+	got := hd.h.Poll(netfs.Event(events)&(netfs.PollIn|netfs.PollOut), wake)
+	if answered {
+		if wake != nil && got != 0 {
+			wake()
+		}
+		return
+	}
+	b := w.reply[outHeaderLen : outHeaderLen+8]
+	clear(b)
+	ne.PutUint32(b, uint32(got))
+	w.replyOut(h, 8)
+}
+
+// handle is an open file or directory.
+type handle struct {
+	s      *server
+	h      netfs.Handle // nil for a directory
+	dir    netfs.Dir
+	stream bool
+
+	mu     sync.Mutex
+	cursor int64        // read position of a stream handle
+	ents   []netfs.Node // directory listing being read
+
+	wakeFn  func()
+	kh      atomic.Uint64 // the kernel's poll handle (0: none)
+	pending atomic.Bool
+}
+
+// wake sends NOTIFY_POLL for the kernel's poll handle. It runs in the
+// socket's waker, so the write to /dev/fuse happens in a goroutine of its
+// own, coalesced.
+func (hd *handle) wake() {
+	if hd.kh.Load() == 0 || !hd.pending.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		hd.pending.Store(false)
+		kh := hd.kh.Load()
+		if kh == 0 {
+			return
+		}
+		var b [outHeaderLen + 8]byte
+		putOutHeader(b[:], len(b), notifyPoll, 0)
+		ne.PutUint64(b[outHeaderLen:], kh)
+		hd.s.write(b[:])
+	}()
+}
+
+// ioctx is the context of a call: c, or for a non-blocking one
+// (O_NONBLOCK in the request's file flags) nonblockCtx. A non-blocking
+// call never waits, so nothing needs to cancel it; deriving its context
+// from c instead would hide c's AfterFunc behind the marker's value
+// context, and a context derived from that (the tree's deadline for a
+// non-blocking call) would start a goroutine that calls c.Done later,
+// when the reader may have reused c.
+func ioctx(c *reqCtx, flags int) context.Context {
+	if flags&syscall.O_NONBLOCK != 0 {
+		return nonblockCtx
+	}
+	return c
+}
+
+var nonblockCtx = netfs.WithNonblock(context.Background())

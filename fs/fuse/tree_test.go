@@ -1,0 +1,103 @@
+package fuse
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	netfs "sockfs/fs"
+)
+
+// sizeTree is a one-file tree, /io, whose handles answer every read in
+// full (with a byte pattern) and every write whole, and record the size
+// of each call: what one request of the kernel carried.
+type sizeTree struct {
+	mu     sync.Mutex
+	reads  []int
+	writes []int
+}
+
+func (t *sizeTree) Qid() netfs.Qid   { return netfs.Qid{Type: netfs.QTDir} }
+func (t *sizeTree) Stat() netfs.Stat { return netfs.Stat{Name: "/", Mode: fs.ModeDir | 0o555} }
+func (t *sizeTree) List() []netfs.Node {
+	return []netfs.Node{sizeFile{t}}
+}
+func (t *sizeTree) Lookup(name string) (netfs.Node, error) {
+	if name != "io" {
+		return nil, syscall.ENOENT
+	}
+	return sizeFile{t}, nil
+}
+
+// reset forgets the recorded calls (keeping their storage).
+func (t *sizeTree) reset() {
+	t.mu.Lock()
+	t.reads, t.writes = t.reads[:0], t.writes[:0]
+	t.mu.Unlock()
+}
+
+type sizeFile struct{ t *sizeTree }
+
+func (sizeFile) Qid() netfs.Qid { return netfs.Qid{Path: 1} }
+func (sizeFile) Stat() netfs.Stat {
+	return netfs.Stat{Name: "io", Mode: 0o666, Stream: true}
+}
+func (f sizeFile) Open(context.Context, netfs.OpenReq) (netfs.Handle, error) {
+	return sizeHandle(f), nil
+}
+
+type sizeHandle struct{ t *sizeTree }
+
+func (h sizeHandle) Read(_ context.Context, p []byte, _ int64) (int, error) {
+	for i := range p {
+		p[i] = byte(i)
+	}
+	h.t.mu.Lock()
+	h.t.reads = append(h.t.reads, len(p))
+	h.t.mu.Unlock()
+	return len(p), nil
+}
+
+func (h sizeHandle) Write(_ context.Context, p []byte, _ int64) (int, error) {
+	h.t.mu.Lock()
+	h.t.writes = append(h.t.writes, len(p))
+	h.t.mu.Unlock()
+	return len(p), nil
+}
+
+func (sizeHandle) Poll(ev netfs.Event, _ func()) netfs.Event {
+	return ev & (netfs.PollIn | netfs.PollOut)
+}
+func (sizeHandle) Release() {}
+
+// mountSizeTree mounts a sizeTree and opens its file read-write as a raw
+// descriptor; everything is undone at cleanup.
+func mountSizeTree(t *testing.T) (*sizeTree, int) {
+	t.Helper()
+	needFuse(t)
+	tree := &sizeTree{reads: make([]int, 0, 1024), writes: make([]int, 0, 1024)}
+	m, err := Mount(t.TempDir(), tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Open(filepath.Join(m.Dir, "io"), syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		m.Unmount()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Close(fd)
+		if err := m.Unmount(); err != nil {
+			t.Error(err)
+		}
+		if data, _ := os.ReadFile("/proc/mounts"); strings.Contains(string(data), " "+m.Dir+" ") {
+			t.Errorf("mount %s left behind", m.Dir)
+		}
+	})
+	return tree, fd
+}

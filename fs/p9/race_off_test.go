@@ -1,0 +1,5 @@
+//go:build !race && !skbdebug
+
+package p9
+
+const raceEnabled = false
