@@ -37,8 +37,8 @@ func (t *Tree) impairFile(n int, dev func() *netstack.NetDevice) Node {
 		var b strings.Builder
 		for _, dir := range []netstack.Direction{netstack.In, netstack.Out} {
 			cfg, c := d.Impair(dir)
-			fmt.Fprintf(&b, "%s %s sent %d delivered %d lost %d duplicated %d corrupted %d reordered %d queuedrops %d queued %d\n",
-				dir, cfg, c.Sent, c.Delivered, c.Lost, c.Duplicated, c.Corrupted, c.Reordered, c.QueueDrops, c.Queued)
+			fmt.Fprintf(&b, "%s %s sent %d delivered %d lost %d duplicated %d corrupted %d reordered %d queuedrops %d queued %d marked %d\n",
+				dir, cfg, c.Sent, c.Delivered, c.Lost, c.Duplicated, c.Corrupted, c.Reordered, c.QueueDrops, c.Queued, c.Marked)
 		}
 		return b.String()
 	}

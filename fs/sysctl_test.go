@@ -72,7 +72,7 @@ func TestSysctlFileWrites(t *testing.T) {
 	if _, err := open(t, tr, 0, syscall.O_WRONLY, "sys", "ipv4", "tcp_available_congestion_control"); !errors.Is(err, syscall.EACCES) {
 		t.Fatalf("open available for writing: %v", err)
 	}
-	if got := sysRead(t, tr, "sys", "ipv4", "tcp_available_congestion_control"); got != "reno bbr cubic\n" {
+	if got := sysRead(t, tr, "sys", "ipv4", "tcp_available_congestion_control"); got != "reno bbr cubic dctcp\n" {
 		t.Fatalf("available %q", got)
 	}
 }
@@ -102,6 +102,8 @@ func TestTCPCtlSockoptVerbs(t *testing.T) {
 			"keepidle 10": nil, "keepidle 0": syscall.EINVAL, "keepintvl 32768": syscall.EINVAL,
 			"keepcnt 127": nil, "keepcnt 128": syscall.EINVAL, "congestion reno": nil,
 			"congestion vegas": syscall.ENOENT, "congestion": syscall.EINVAL,
+			"rcvlowat 1000": nil, "rcvlowat -1": nil, "rcvlowat x": syscall.EINVAL, "rcvlowat": syscall.EINVAL,
+			"rcvlowat 2147483648": syscall.EINVAL, "rcvlowat 1 2": syscall.EINVAL,
 		} {
 			if err := w(cmd); !errors.Is(err, want) && !(want == nil && err == nil) {
 				t.Errorf("uid %d %q: %v, want %v", uid, cmd, err, want)

@@ -159,6 +159,17 @@ func (c *tcpConv) Status() string {
 	if i.DeliveryRate != 0 {
 		s += " delivery_rate " + ssBw(float64(i.DeliveryRate)*8)
 	}
+	// ss -i's options ecn and ecnseen, and its dctcp:(ce_state:,alpha:,
+	// ab_ecn:,ab_tot:), as name value pairs.
+	if i.ECN {
+		s += " ecn on"
+	}
+	if i.ECNSeen {
+		s += " ecnseen on"
+	}
+	if d := i.DCTCP; d != nil {
+		s += fmt.Sprintf(" dctcp_ce_state %d dctcp_alpha %d dctcp_ab_ecn %d dctcp_ab_tot %d", d.CEState, d.Alpha, d.AbECN, d.AbTot)
+	}
 	return s + "\n"
 }
 
@@ -263,6 +274,13 @@ func (c *tcpConv) Ctl(ctx context.Context, f []string) error {
 		c.mu.Lock()
 		c.lingerOn, c.linger = true, int(v)
 		c.mu.Unlock()
+		return nil
+	case "rcvlowat": // SO_RCVLOWAT (negative: INT_MAX)
+		v, err := intArg(f, -1<<31, 1<<31-1)
+		if err != nil {
+			return err
+		}
+		c.s.SetRcvlowat(int(v))
 		return nil
 	case "window_clamp": // TCP_WINDOW_CLAMP
 		v, err := intArg(f, -1<<31, 1<<31-1)

@@ -517,6 +517,76 @@ func TestTCPStatusCongestion(t *testing.T) {
 	}
 }
 
+// TestTCPStatusDCTCP: with tcp_congestion_control dctcp on both sides the
+// connection negotiates ECN (DCTCP asks whatever tcp_ecn says) and status
+// shows `ecn on` and DCTCP's state (alpha starts at 1024); `congestion
+// dctcp` on a connection without ECN falls back to dctcp-reno, as Linux's
+// dctcp_init does.
+func TestTCPStatusDCTCP(t *testing.T) {
+	ta, tb := treePair(t)
+	for _, tr := range []*Tree{ta, tb} {
+		if _, err := sysWrite(t, tr, "dctcp\n", 0, "sys", "ipv4", "tcp_congestion_control"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := connected(t, ta, tb, "8003")
+	st := a.read("status")
+	for _, w := range []string{" congestion dctcp ", " ecn on", " dctcp_ce_state 0 dctcp_alpha 1024 "} {
+		if !strings.Contains(st, w) {
+			t.Errorf("dctcp status lacks %q: %q", w, st)
+		}
+	}
+	if _, _, err := netview.ParseStatus(st); err != nil {
+		t.Errorf("status does not parse: %v", err)
+	}
+	for _, tr := range []*Tree{ta, tb} {
+		if _, err := sysWrite(t, tr, "cubic\n", 0, "sys", "ipv4", "tcp_congestion_control"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := connected(t, ta, tb, "8004")
+	c.must("congestion dctcp")
+	if st := c.read("status"); !strings.Contains(st, " congestion dctcp-reno ") || strings.Contains(st, " ecn on") {
+		t.Errorf("dctcp without ECN: %q", st)
+	}
+}
+
+// TestTCPRcvlowat: `rcvlowat N` grows rcvbuf to hold a window of N bytes
+// (tcp_set_rcvlowat) and a blocked `data` read then waits for N bytes
+// queued: the peer's 3 bytes are not returned until 2 more arrive.
+func TestTCPRcvlowat(t *testing.T) {
+	ta, tb := treePair(t)
+	a, b := connected(t, ta, tb, "8005")
+	a.must("rcvlowat 100000")
+	if rb := strings.TrimSpace(a.read("rcvbuf")); rb != "200000" {
+		t.Fatalf("rcvbuf after rcvlowat 100000: %s, want 200000", rb)
+	}
+	a.must("rcvlowat 5")
+	ad, bd := a.data(), b.data()
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 10)
+		n, _ := ad.Read(context.Background(), buf, 0)
+		got <- string(buf[:n])
+	}()
+	time.Sleep(100 * time.Millisecond) // the read blocks on an empty queue first
+	bd.Write(context.Background(), []byte("abc"), 0)
+	select {
+	case s := <-got:
+		t.Fatalf("read returned %q with 3 of 5 bytes", s)
+	case <-time.After(200 * time.Millisecond):
+	}
+	bd.Write(context.Background(), []byte("de"), 0)
+	select {
+	case s := <-got:
+		if s != "abcde" {
+			t.Fatalf("read %q, want abcde", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("read not woken at 5 bytes")
+	}
+}
+
 // TestTCPStatusCAStateMinRTT: status gives tcpi_ca_state by name and
 // tcpi_min_rtt in microseconds, the handshake's RTT sample on a fresh
 // connection (at most srtt, which starts at that sample).

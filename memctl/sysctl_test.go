@@ -29,6 +29,8 @@ func TestBootDefaultsFromNFBP(t *testing.T) {
 		"ipv4/tcp_shrink_window":                           "0\n",
 		"ipv4/tcp_workaround_signed_windows":               "0\n",
 		"ipv4/tcp_recovery":                                "1\n",
+		"ipv4/tcp_ecn":                                     "2\n",
+		"ipv4/tcp_ecn_fallback":                            "1\n",
 		"ipv4/ip_no_pmtu_disc":                             "0\n",
 		"ipv4/route/min_pmtu":                              "552\n",
 		"ipv4/route/mtu_expires":                           "600\n",
@@ -50,7 +52,7 @@ func TestBootDefaultsFromNFBP(t *testing.T) {
 		}
 		eq(t, name, s.Read(), want)
 	}
-	eq(t, "names", len(n.Sysctls.Names()), 87)
+	eq(t, "names", len(n.Sysctls.Names()), 92)
 	d := ComputeBootDefaults(&Linux612Distro, nfbp235)
 	eq(t, "6 MiB tcp_rmem[2] before 6.16", d.TCPRmem[2], int64(6<<20))
 	small := ComputeBootDefaults(&Linux618Min, 100)

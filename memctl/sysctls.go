@@ -31,6 +31,7 @@ type Sysctls struct {
 	tcpSack, tcpDsack, tcpTimestamps, tcpWindowScaling  *Sysctl
 	tcpSyncookies, tcpMaxSynBacklog, tcpAbortOnOverflow *Sysctl
 	tcpMinSndMss                                        *Sysctl
+	tcpECN, tcpECNFallback                              *Sysctl
 	// Timers.
 	tcpSynRetries, tcpSynackRetries, tcpRetries2, tcpOrphanRetries *Sysctl
 	tcpFinTimeout, tcpKeepaliveTime, tcpKeepaliveIntvl             *Sysctl
@@ -44,6 +45,7 @@ type Sysctls struct {
 	tcpCompSackNr, tcpInvalidRatelimit, tcpChallengeAckLimit *Sysctl
 	// TIME_WAIT and orphans.
 	tcpTwReuse, tcpMaxTwBuckets, tcpMaxOrphans, tcpRfc1337 *Sysctl
+	tcpTwReuseDelay                                        *Sysctl
 	// Congestion control.
 	tcpCongestionControl, tcpAvailableCC, tcpAllowedCC *Sysctl
 	ccDefault                                          atomic.Pointer[string]
@@ -63,6 +65,8 @@ type Sysctls struct {
 	// tcp_cubic's module parameters.
 	cubicHystart, cubicHystartDetect            *Sysctl
 	cubicHystartLowWindow, cubicHystartAckDelta *Sysctl
+	// tcp_dctcp's module parameters.
+	dctcpShiftG, dctcpAlphaOnInit *Sysctl
 
 	byName map[string]*Sysctl
 	names  []string
@@ -72,8 +76,8 @@ type Sysctls struct {
 // the order Linux registers them (tcp_cong_list: reno is built in, cubic
 // registers at boot), which is the order of
 // tcp_available_congestion_control: "reno bbr cubic" on the reference
-// 6.18 kernel.
-var CongestionControls = []string{"reno", "bbr", "cubic"}
+// 6.18 kernel, then dctcp as `modprobe tcp_dctcp` would add it.
+var CongestionControls = []string{"reno", "bbr", "cubic", "dctcp"}
 
 // DefaultCongestionControl is the boot default of tcp_congestion_control
 // (CONFIG_DEFAULT_TCP_CONG: cubic, Linux's usual default).
@@ -151,6 +155,8 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.tcpWorkaroundSignedWin = mk("ipv4/tcp_workaround_signed_windows", kindU8, none, "initial window of 32767 (tcp_select_initial_window)", 0)
 	s.tcpRecovery = mk("ipv4/tcp_recovery", kindU8, none, "RACK-TLP loss detection (tcp_rack_mark_lost)", TCPRackLossDetection)
 	// TCP options and handshake
+	s.tcpECN = mk("ipv4/tcp_ecn", kindU8, lim(i64(0), i64(2)), "ECN: 1 asks for it on SYNs and accepts it, 2 accepts only (tcp_ecn_send_syn, tcp_ecn_create_request)", 2)
+	s.tcpECNFallback = mk("ipv4/tcp_ecn_fallback", kindU8, lim(i64(0), i64(1)), "a retransmitted SYN asks for no ECN (tcp_ecn_clear_syn)", 1)
 	s.tcpSack = mk("ipv4/tcp_sack", kindU8, none, "SACK-permitted in SYNs sent and accepted (tcp_syn_options, tcp_parse_options)", 1)
 	s.tcpDsack = mk("ipv4/tcp_dsack", kindU8, none, "D-SACK blocks in ACKs (tcp_dsack_set)", 1)
 	s.tcpTimestamps = mk("ipv4/tcp_timestamps", kindU8, none, "timestamps in SYNs sent and accepted; 2: no random offset (tcp_syn_options, tcp_parse_options)", 1)
@@ -194,7 +200,8 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.tcpInvalidRatelimit = mk("ipv4/tcp_invalid_ratelimit", kindMsJiffies, none, "least time between ACKs to invalid segments (tcp_oow_rate_limited)", 500)
 	s.tcpChallengeAckLimit = mk("ipv4/tcp_challenge_ack_limit", kindInt, none, "challenge ACKs per second; INT_MAX: no limit (tcp_send_challenge_ack)", 1<<31-1)
 	// TIME_WAIT and orphans
-	s.tcpTwReuse = mk("ipv4/tcp_tw_reuse", kindU8, lim(i64(0), i64(2)), "connect may take a TIME_WAIT tuple; 2: loopback only (tcp_twsk_unique)", 2)
+	s.tcpTwReuse = mk("ipv4/tcp_tw_reuse", kindU8, lim(i64(0), i64(2)), "connect may take a TIME_WAIT tuple; 2: loopback only (inet_hash_connect, tcp_twsk_unique)", 2)
+	s.tcpTwReuseDelay = mk("ipv4/tcp_tw_reuse_delay", kindUint, lim(i64(1), i64(60000)), "ms a TIME_WAIT socket lasts before tcp_tw_reuse takes it (tcp_twsk_unique)", 1000)
 	s.tcpMaxTwBuckets = mk("ipv4/tcp_max_tw_buckets", kindInt, none, "TIME_WAIT sockets at most; beyond, closed at once (tcp_time_wait)", ehash/2)
 	s.tcpMaxOrphans = mk("ipv4/tcp_max_orphans", kindInt, none, "orphans at most; beyond, reset (tcp_too_many_orphans)", ehash/2)
 	s.tcpRfc1337 = mk("ipv4/tcp_rfc1337", kindU8, none, "a RST does not end TIME_WAIT (tcp_timewait_state_process)", 0)
@@ -246,6 +253,9 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.cubicHystartDetect = mk(cubicParam+"hystart_detect", kindInt, none, "HyStart's detectors (hystart_update)", HystartAckTrain|HystartDelay)
 	s.cubicHystartLowWindow = mk(cubicParam+"hystart_low_window", kindInt, none, "cwnd below which HyStart does not look (bictcp_acked)", 16)
 	s.cubicHystartAckDelta = mk(cubicParam+"hystart_ack_delta_us", kindInt, none, "largest gap in an ACK train (hystart_update)", 2000)
+	// DCTCP's, likewise (net/ipv4/tcp_dctcp.c, unsigned ints).
+	s.dctcpShiftG = mk(dctcpParam+"dctcp_shift_g", kindUint, none, "alpha's gain g = 1/2^dctcp_shift_g (dctcp_update_alpha)", 4)
+	s.dctcpAlphaOnInit = mk(dctcpParam+"dctcp_alpha_on_init", kindUint, none, "alpha of a new connection, in 1/1024, at most 1024 (dctcp_init)", 1024)
 	sort.Strings(s.names)
 	return s
 }
@@ -400,11 +410,11 @@ var AbsentSysctls = map[string]string{
 	"ipv4/tcp_tso_win_divisor":        "used only by tcp_tso_should_defer, which sockfs does not do",
 	"ipv4/tcp_frto":                   "sockfs has no F-RTO (spurious RTOs are undone by timestamps and D-SACKs only)",
 	"ipv4/tcp_no_metrics_save":        "sockfs has no tcp_metrics cache",
-	"ipv4/tcp_ecn":                    "no ECN yet (issue 16, item 2)",
+	"ipv4/tcp_ecn_option":             "Accurate ECN's TCP option: sockfs does RFC 3168 ECN only",
+	"ipv4/tcp_ecn_option_beacon":      "as tcp_ecn_option",
 	"ipv4/tcp_comp_sack_delay_ns":     "sockfs sends a compressed ACK at the end of the device's receive batch, not from a timer (netstack/tcp_input.go sackCompress)",
 	"ipv4/tcp_comp_sack_slack_ns":     "as tcp_comp_sack_delay_ns",
 	"ipv4/tcp_syn_linear_timeouts":    "not done: sockfs backs every SYN retransmission off exponentially",
-	"ipv4/tcp_tw_reuse_delay":         "not done: tcp_tw_reuse applies from the first millisecond",
 	"core/netdev_max_backlog":         "sockfs has no per-CPU input backlog: a device's goroutine processes each packet to completion",
 	"ipv4/ip_unprivileged_port_start": "sockfs has no privileged ports (ip_local_port_range's check uses Linux's 1024)",
 }
@@ -482,6 +492,14 @@ func (s *Sysctls) TCPRecovery() int { return int(s.tcpRecovery.first()) }
 
 // TCPSack is net.ipv4.tcp_sack, read for every SYN sent or received.
 func (s *Sysctls) TCPSack() bool { return s.tcpSack.first() != 0 }
+
+// TCPECN is net.ipv4.tcp_ecn (0 off, 1 request and accept, 2 accept
+// only), read when a SYN is sent or received.
+func (s *Sysctls) TCPECN() int { return int(s.tcpECN.first()) }
+
+// TCPECNFallback is net.ipv4.tcp_ecn_fallback, read when a SYN is
+// retransmitted.
+func (s *Sysctls) TCPECNFallback() bool { return s.tcpECNFallback.first() != 0 }
 
 // TCPDsack is net.ipv4.tcp_dsack, read whenever a D-SACK block is due.
 func (s *Sysctls) TCPDsack() bool { return s.tcpDsack.first() != 0 }
@@ -593,6 +611,12 @@ func (s *Sysctls) TCPChallengeAckLimit() int { return int(s.tcpChallengeAckLimit
 // TCPTwReuse is net.ipv4.tcp_tw_reuse (0 off, 1 on, 2 loopback only).
 func (s *Sysctls) TCPTwReuse() int { return int(s.tcpTwReuse.first()) }
 
+// TCPTwReuseDelay is net.ipv4.tcp_tw_reuse_delay, read at each connect
+// that meets a TIME_WAIT socket.
+func (s *Sysctls) TCPTwReuseDelay() time.Duration {
+	return time.Duration(s.tcpTwReuseDelay.first()) * time.Millisecond
+}
+
 // TCPMaxTwBuckets is net.ipv4.tcp_max_tw_buckets.
 func (s *Sysctls) TCPMaxTwBuckets() int { return int(s.tcpMaxTwBuckets.first()) }
 
@@ -686,6 +710,16 @@ func (s *Sysctls) ICMPEchoIgnoreAll() bool { return s.icmpEchoIgnoreAll.first() 
 
 // cubicParam prefixes the keys of tcp_cubic's module parameters.
 const cubicParam = "module/tcp_cubic/parameters/"
+
+// dctcpParam prefixes the keys of tcp_dctcp's module parameters.
+const dctcpParam = "module/tcp_dctcp/parameters/"
+
+// DCTCPShiftG is tcp_dctcp's dctcp_shift_g, read at every alpha update.
+func (s *Sysctls) DCTCPShiftG() uint32 { return uint32(s.dctcpShiftG.first()) }
+
+// DCTCPAlphaOnInit is tcp_dctcp's dctcp_alpha_on_init, read when a
+// connection starts DCTCP.
+func (s *Sysctls) DCTCPAlphaOnInit() uint32 { return uint32(s.dctcpAlphaOnInit.first()) }
 
 // Bits of tcp_cubic's hystart_detect (HYSTART_ACK_TRAIN, HYSTART_DELAY).
 const (

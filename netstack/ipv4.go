@@ -88,7 +88,7 @@ func (s *Stack) ipLocalDeliver(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
 		s.icmpRcv(b, iph)
 	case header.IPv4ProtocolTCP:
 		s.mib.Inc(memctl.IpInDelivers)
-		s.tcpRcv(b, iph.SrcAddr(), iph.DstAddr(), rx)
+		s.tcpRcv(b, iph.SrcAddr(), iph.DstAddr(), iph.TOS(), rx)
 	default:
 		s.mib.Inc(memctl.IpInUnknownProtos)
 		s.icmpSendDestUnreach(b, iph, header.ICMPv4ProtoUnreachable)

@@ -275,7 +275,7 @@ func (s *Stack) ip6Deliver(b *skb.SKB, nh uint8, off int, rx *rxBatch) {
 	b.Pull(off)
 	switch nh {
 	case header.IPv6NextTCP:
-		s.tcpRcv(b, src, dst, rx)
+		s.tcpRcv(b, src, dst, h.TrafficClass(), rx)
 	case header.IPv6NextUDP:
 		s.udpRcv(b, src, dst)
 	case header.IPv6NextICMP:

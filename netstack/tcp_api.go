@@ -56,28 +56,35 @@ func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 	if tp.bound && !familyOK(tp.local.Addr(), tp.v6only, raddr.Addr()) {
 		return errAFNoSupport
 	}
+	t := &tp.stack.tcp
+	tp.remote = raddr
 	if !tp.bound {
-		wild := unspecFor(raddr.Addr())
-		if mapped {
-			wild = netip.IPv6Unspecified()
-		}
-		if err := tp.bindLocked(netip.AddrPortFrom(wild, 0)); err != nil {
+		// An unbound socket that dials a v4-mapped address is an IPv6
+		// socket making an IPv4 connection (tcp_v6_connect ->
+		// tcp_v4_connect).
+		tp.mapped = mapped
+		if err := tp.hashConnect(rt.Src); err != nil {
+			tp.remote, tp.mapped = netip.AddrPort{}, false
 			return err
 		}
-	}
-	tp.mapped = tp.local.Addr().Is6() && raddr.Addr().Is4()
-	t := &tp.stack.tcp
-	if tp.local.Addr().IsUnspecified() {
-		tp.local = netip.AddrPortFrom(rt.Src, tp.local.Port())
-	}
-	tp.remote = raddr
-	tp.twReuse()
-	t.mu.Lock()
-	if !tp.hashEstabLocked() {
+	} else {
+		tp.mapped = tp.local.Addr().Is6() && raddr.Addr().Is4()
+		if tp.local.Addr().IsUnspecified() {
+			tp.local = netip.AddrPortFrom(rt.Src, tp.local.Port())
+		}
+		// __inet_hash_connect for a bound socket: check_established
+		// without twp, so a TIME_WAIT socket with timestamps always
+		// gives its tuple up.
+		if tw := t.lookupEstab(tp.tuple()); tw != nil && tw != tp {
+			tp.twReuse(tw, false)
+		}
+		t.mu.Lock()
+		if !tp.hashEstabLocked() {
+			t.mu.Unlock()
+			return errAddrNotAvail
+		}
 		t.mu.Unlock()
-		return errAddrNotAvail
 	}
-	t.mu.Unlock()
 	tp.route = rt
 	if !tp.twReused {
 		tp.iss = t.secureSeq(tp.tuple())
@@ -92,32 +99,77 @@ func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 	return tp.waitConnect(ctx)
 }
 
-// tcpTwReuseDelay is tcp_tw_reuse_delay's default (1 s), which sockfs does
-// not have as a sysctl: how long a TIME_WAIT socket must have lasted
-// before connect may reuse its tuple.
-const tcpTwReuseDelay = time.Second
-
-// twReuse lets a connect take over the tuple of a TIME_WAIT socket when
-// the sysctl tcp_tw_reuse allows it (1, or 2 for loopback), the old
-// connection had timestamps (so PAWS tells old segments apart) and it has
-// been in TIME_WAIT for tcp_tw_reuse_delay: the old socket goes, the new
-// one starts above its sequence space with its ts_recent. Caller owns tp;
-// the table lock is not held (the TIME_WAIT socket's lock is taken).
-// Mirrors tcp_twsk_unique.
-func (tp *TCPSock) twReuse() {
-	tw := tp.stack.tcp.lookupEstab(tp.tuple())
-	if tw == nil || tw == tp {
-		return
+// hashConnect picks the local port of a connect from an unbound socket:
+// walking ip_local_port_range from a random offset, it skips the ports a
+// bind() holds and takes the first where the 4-tuple is free, or held by
+// a TIME_WAIT socket that tcp_tw_reuse lets go (twReuse); a port other
+// connects use is shared when the remote differs. No port: EADDRNOTAVAIL.
+// Caller owns tp; takes the table lock. Mirrors __inet_hash_connect with
+// __inet_check_established (without its odd/even split of the range).
+func (tp *TCPSock) hashConnect(src netip.Addr) error {
+	s := tp.stack
+	t := &s.tcp
+	low, high := s.net.Sysctls.IPLocalPortRange()
+	n := uint64(high - low + 1)
+	off := s.rand() % n
+	for i := uint64(0); i < n; i++ {
+		p := uint16(uint64(low) + (off+i)%n)
+		tp.local = netip.AddrPortFrom(src, p)
+		for try := 0; try < 2; try++ {
+			t.mu.Lock()
+			if !t.connectPortUsable(p) {
+				t.mu.Unlock()
+				break
+			}
+			if o := t.estab[tp.tuple()]; o != nil {
+				t.mu.Unlock()
+				if try > 0 || !tp.twReuse(o, true) {
+					break
+				}
+				continue // the TIME_WAIT socket is gone: hash in its place
+			}
+			tp.bound, tp.connectBound = true, true
+			t.bound[p] = append(t.bound[p], tp)
+			tp.hashEstabLocked()
+			t.mu.Unlock()
+			return nil
+		}
 	}
+	tp.local = netip.AddrPortFrom(src, 0)
+	return errAddrNotAvail
+}
+
+// connectPortUsable reports whether connect may use port p: no socket
+// bound it with bind() or listens on it (the bind bucket's fastreuse is
+// -1, as inet_hash_connect leaves it). Caller holds t.mu.
+func (t *tcpTable) connectPortUsable(p uint16) bool {
+	for _, o := range t.bound[p] {
+		if !o.connectBound {
+			return false
+		}
+	}
+	return true
+}
+
+// twReuse lets a connect take over the tuple of a TIME_WAIT socket tw, if
+// the old connection had timestamps (so PAWS tells old segments apart)
+// and either the connecting socket was bound by the user (Linux's
+// check_established without twp) or the sysctl tcp_tw_reuse allows it
+// (1, or 2 for loopback) and tw has been in TIME_WAIT longer than
+// tcp_tw_reuse_delay: the old socket goes, the new one starts above its
+// sequence space with its ts_recent. It reports whether it did. Caller
+// owns tp; the table lock is not held (tw's lock is taken). Mirrors
+// tcp_twsk_unique.
+func (tp *TCPSock) twReuse(tw *TCPSock, hashConnect bool) bool {
 	reuse := tp.stack.net.Sysctls.TCPTwReuse()
 	if reuse == 2 && !tp.remote.Addr().IsLoopback() && !tp.local.Addr().IsLoopback() {
 		reuse = 0
 	}
 	tw.lockSock()
 	defer tw.releaseSock()
-	if reuse == 0 || tw.state != TCPTimeWait || tw.tsRecentStamp == 0 ||
-		time.Duration(tw.now()-tw.twEntry) <= tcpTwReuseDelay {
-		return
+	if tw.state != TCPTimeWait || tw.tsRecentStamp == 0 ||
+		hashConnect && (reuse == 0 || time.Duration(tw.now()-tw.twEntry) <= tp.stack.net.Sysctls.TCPTwReuseDelay()) {
+		return false
 	}
 	tp.iss = tw.sndNxt + 65535 + 2
 	if tp.iss == 0 {
@@ -128,6 +180,7 @@ func (tp *TCPSock) twReuse() {
 	tp.stack.mib.Inc(memctl.TcpExtTWRecycled) // __inet_check_established
 	tw.tcpDone()
 	tw.destroyIfOrphan()
+	return true
 }
 
 // waitConnect sleeps until the handshake ends. Caller holds tp.mu.
@@ -439,6 +492,7 @@ func (tp *TCPSock) Recv(ctx context.Context, p []byte) (int, error) {
 		return 0, errNotConn
 	}
 	copied := 0
+	target := tp.recvTarget(len(p)) // SO_RCVLOWAT
 	for {
 		for b := tp.rcvq.Peek(); b != nil && copied < len(p); b = tp.rcvq.Peek() {
 			off := int(tp.copiedSeq - cbGetSeq(b))
@@ -454,28 +508,43 @@ func (tp *TCPSock) Recv(ctx context.Context, p []byte) (int, error) {
 			tp.rcvq.Unlink(b)
 			b.Free()
 		}
-		if copied > 0 || len(p) == 0 {
+		if copied >= target || len(p) == 0 {
 			break
 		}
-		if tp.finSeen && tp.rcvq.Empty() {
-			return 0, nil
-		}
-		if e := tp.sk.SockError(); e != 0 {
-			return 0, e
-		}
-		if tp.state == TCPClose || tp.sk.ShutdownState()&memctl.RcvShutdown != 0 {
-			if tp.state == TCPClose && tp.iss == 0 && tp.rcvNxt == 0 {
-				return 0, errNotConn
+		if copied > 0 {
+			// Short of SO_RCVLOWAT: return what there is rather than
+			// wait at an error, the end of the stream or when not
+			// blocking (tcp_recvmsg_locked).
+			if tp.nonblock.Load() || tp.sk.Err() != 0 || tp.state == TCPClose ||
+				tp.sk.ShutdownState()&memctl.RcvShutdown != 0 {
+				break
 			}
-			return 0, nil
+		} else {
+			if tp.finSeen && tp.rcvq.Empty() {
+				return 0, nil
+			}
+			if e := tp.sk.SockError(); e != 0 {
+				return 0, e
+			}
+			if tp.state == TCPClose || tp.sk.ShutdownState()&memctl.RcvShutdown != 0 {
+				if tp.state == TCPClose && tp.iss == 0 && tp.rcvNxt == 0 {
+					return 0, errNotConn
+				}
+				return 0, nil
+			}
+			if tp.nonblock.Load() {
+				return 0, errAgain
+			}
 		}
-		if tp.nonblock.Load() {
-			return 0, errAgain
-		}
+		// Woken as tcp_data_ready wakes: SO_RCVLOWAT bytes unread (or
+		// memory or the window running short), or the FIN.
 		if err := waitFor(ctx, tp.sk, tp.lockSock, tp.releaseSock, func() bool {
-			return !tp.rcvq.Empty() || tp.finSeen || tp.sk.Err() != 0 || tp.state == TCPClose ||
+			return tp.epollinReady(tp.rcvlowat) || tp.finSeen || tp.sk.Err() != 0 || tp.state == TCPClose ||
 				tp.sk.ShutdownState()&memctl.RcvShutdown != 0
 		}); err != nil {
+			if copied > 0 { // a signal or the timeout: what was read
+				break
+			}
 			return 0, err
 		}
 	}
@@ -690,7 +759,7 @@ func (tp *TCPSock) Readiness() Event {
 		ev |= EventIn | EventRdHup
 	}
 	if tp.state != TCPSynSent && tp.state != TCPSynRecv {
-		if !tp.rcvq.Empty() {
+		if tp.epollinReady(tp.rcvlowat) { // tcp_stream_is_readable
 			ev |= EventIn
 		}
 		if shut&memctl.SendShutdown == 0 {
@@ -759,6 +828,12 @@ type TCPInfo struct {
 	// MinRTT is tcpi_min_rtt, the windowed minimum RTT (tcp_min_rtt); 0
 	// before the first sample.
 	MinRTT time.Duration
+	// ECN and ECNSeen are tcpi_options' TCPI_OPT_ECN (negotiated) and
+	// TCPI_OPT_ECN_SEEN (an ECT or CE packet arrived).
+	ECN, ECNSeen bool
+	// DCTCP is DCTCP's state (INET_DIAG_DCTCPINFO), when DCTCP is the
+	// algorithm.
+	DCTCP *DCTCPInfo
 }
 
 // CAStateName names a tcp_ca_state as the kernel's enum does, without the
@@ -769,7 +844,7 @@ func CAStateName(s uint8) string {
 		return "Open"
 	case tcpCADisorder:
 		return "Disorder"
-	case 2: // TCP_CA_CWR
+	case tcpCACWR:
 		return "CWR"
 	case tcpCARecovery:
 		return "Recovery"
@@ -799,6 +874,11 @@ func (tp *TCPSock) Info() TCPInfo {
 		i := b.info(tp)
 		bbr = &i
 	}
+	var dctcp *DCTCPInfo
+	if d, ok := tp.cc.(*dctcpCC); ok {
+		i := d.info(tp)
+		dctcp = &i
+	}
 	return TCPInfo{
 		PacingRate: tp.pacingRate(), DeliveryRate: tp.deliveryRate(), BBR: bbr, MinRTT: minRTT,
 		State: tp.state, CAState: tp.caState, Retransmits: tp.retransmits, Probes: tp.probesOut,
@@ -811,6 +891,7 @@ func (tp *TCPSock) Info() TCPInfo {
 		WindowClamp: tp.windowClamp, SndWscale: tp.sndWscale, RcvWscale: tp.rcvWscale,
 		Qin: qin, Qout: int(tp.writeSeq - tp.sndUna), Congestion: tp.cc.name(),
 		BytesAcked: tp.bytesAcked, BytesReceived: tp.bytesReceived,
+		ECN: tp.ecnOK(), ECNSeen: tp.ecnFlags&tcpECNSeen != 0, DCTCP: dctcp,
 	}
 }
 
@@ -889,8 +970,8 @@ func (tp *TCPSock) SetKeepAlive(on bool, idle, intvl time.Duration, count int) {
 	}
 }
 
-// SetCongestion selects the congestion control ("cubic", "reno" or
-// "bbr"), at any time, starting it at once on a connection (init): ENOENT for an unknown name, EPERM for one outside
+// SetCongestion selects the congestion control ("cubic", "reno", "bbr"
+// or "dctcp"; DCTCP on a connection without ECN becomes dctcp-reno), at any time, starting it at once on a connection (init): ENOENT for an unknown name, EPERM for one outside
 // tcp_allowed_congestion_control unless privileged (CAP_NET_ADMIN). A
 // connection keeps its cwnd and ssthresh. Mirrors TCP_CONGESTION
 // (tcp_set_congestion_control with tcp_reinit_congestion_control).

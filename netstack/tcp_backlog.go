@@ -182,7 +182,8 @@ func (tp *TCPSock) backlogCoalesce(tail, from *skb.SKB, th header.TCP) bool {
 	const ecn = uint8(header.TCPFlagEce | header.TCPFlagCwr)
 	tf, ff := cbGetFlags(tail), cbGetFlags(from)
 	thTail := tcpHeaderOf(tail)
-	if cbGetEndSeq(tail) != cbGetSeq(from) || (tf|ff)&noMerge != 0 || tf&ff&tcpAck == 0 ||
+	if cbGetEndSeq(tail) != cbGetSeq(from) || cbGetDsfield(tail) != cbGetDsfield(from) ||
+		(tf|ff)&noMerge != 0 || tf&ff&tcpAck == 0 ||
 		(tf^ff)&ecn != 0 || thTail.DataOffset() != th.DataOffset() ||
 		string(thTail.Options()) != string(th.Options()) || tail.Cloned() {
 		return false

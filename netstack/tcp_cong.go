@@ -46,6 +46,12 @@ type congControlOps interface {
 	minTsoSegs(tp *TCPSock) int
 }
 
+// ackEventer is an algorithm told of every ACK after the retransmit queue
+// is cleaned (DCTCP's alpha). Mirrors tcp_congestion_ops.in_ack_event.
+type ackEventer interface {
+	inAckEvent(tp *TCPSock)
+}
+
 // Congestion-control events (enum tcp_ca_event).
 const (
 	caEventTxStart = 0 // CA_EVENT_TX_START: first transmission when nothing is in flight
@@ -56,6 +62,11 @@ const (
 func (tp *TCPSock) setCC(cc congestionControl, name string) {
 	tp.cc, tp.ccName = cc, name
 	tp.ccMain, _ = cc.(congControlOps)
+	if tp.caNeedsECN() { // TCP_CONG_NEEDS_ECN: every packet ECT
+		tp.ecnXmit()
+	} else {
+		tp.ecnDontXmit()
+	}
 }
 
 // initCongestionControl starts the algorithm. Mirrors
@@ -112,6 +123,8 @@ func newCongestionControl(name string) congestionControl {
 		return newCubic()
 	case "bbr":
 		return &bbrCC{}
+	case "dctcp":
+		return &dctcpCC{}
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 // an established (or TIME_WAIT) socket, then to a listener, else RST. The
 // socket's spinlock is taken, never its ownership: a segment for a socket a
 // user owns goes to the backlog (tcp_add_backlog).
-func (s *Stack) tcpRcv(b *skb.SKB, src, dst netip.Addr, rx *rxBatch) {
+func (s *Stack) tcpRcv(b *skb.SKB, src, dst netip.Addr, dsfield uint8, rx *rxBatch) {
 	th := header.TCP(b.Data())
 	if th.Check() != nil || th.DataOffset() > b.HeadLen() {
 		s.mib.Inc(memctl.TcpInErrs)
@@ -52,6 +52,7 @@ func (s *Stack) tcpRcv(b *skb.SKB, src, dst netip.Addr, rx *rxBatch) {
 	cbSetAckSeq(b, th.Ack())
 	cbSetFlags(b, flags)
 	cbSetSacked(b, 0)
+	cbSetDsfield(b, dsfield) // tcp_v4_fill_cb, tcp_v6_fill_cb: the ECN codepoint
 	b.SetTransportHeader()
 	b.Pull(th.DataOffset())
 	b.Tstamp = s.clock.Nanotime()
@@ -555,6 +556,10 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 			tp.maxWindow = nwin
 		}
 	}
+	ece := tp.ecnRcvEcnEcho(cbGetFlags(b)) // FLAG_ECE
+	tp.ackFlagECE = ece
+	defer func() { tp.ackFlagECE = false }()
+	tp.ecnAcceptCWR(b)
 	priorFack := tp.highestSackSeq()
 	reord := priorFack
 	priorPackets, priorSacked := tp.packetsOut, tp.sackedOut
@@ -566,7 +571,13 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	if tp.sackOK && seqLT(reord, priorFack) {
 		tp.checkSackReordering(reord, false)
 	}
+	if ece { // tcp_count_delivered with ece_ack
+		tp.deliveredCE += tp.delivered - priorDelivered
+	}
 	tp.rackUpdateReoWnd()
+	if e, ok := tp.cc.(ackEventer); ok {
+		e.inAckEvent(tp) // tcp_in_ack_event
+	}
 	if acked > 0 || seqGT(ack, priorUna) {
 		skbRtt := rtt
 		if tp.tstampOK && opts.HasTimestamp && opts.TSEcr != 0 {
@@ -598,11 +609,14 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	if tp.state == TCPSynRecv {
 		tp.synRecvEstablished(b, nwin)
 	}
-	if acked > 0 && tp.caState != tcpCARecovery && tp.ccMain == nil { // PRR sets cwnd in recovery
+	// PRR sets cwnd in recovery and CWR, which an ECN echo in Open or
+	// Disorder is about to enter (tcp_cong_control runs after
+	// tcp_fastretrans_alert in Linux).
+	if acked > 0 && !tp.inCwndReduction() && !(ece && tp.caState <= tcpCADisorder) && tp.ccMain == nil {
 		tp.cc.congAvoid(tp, acked)
 	}
 	reoArmed := false // RACK armed the reorder timer: FLAG_SET_XMIT_TIMER cleared
-	if tp.caState != tcpCAOpen || isDupack || sackedNew > 0 || tp.sackedOut > 0 || dsack || tp.undoMarker != 0 {
+	if tp.caState != tcpCAOpen || isDupack || sackedNew > 0 || tp.sackedOut > 0 || dsack || tp.undoMarker != 0 || ece {
 		reoArmed = tp.fastretransAlert(ack, priorUna, isDupack, acked+sackedNew)
 	}
 	if tp.tlpHighSeq != 0 && seqGEQ(ack, tp.tlpHighSeq) {
@@ -755,6 +769,7 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 			tp.updateRttMin(rtt)
 		}
 		tp.backoff, tp.retransmits, tp.retransStamp = 0, 0, 0
+		tp.ecnRcvSynack(flags)
 		tp.setState(TCPEstablished)
 		tp.initTransfer()
 		tp.enterQuickack()
@@ -768,6 +783,7 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 	}
 	if flags&tcpSyn != 0 { // simultaneous open
 		tp.applySynOptions(opts, true)
+		tp.ecnRcvSyn(flags)
 		tp.irs = seq
 		tp.rcvNxt = seq + 1
 		tp.rcvWup = tp.rcvNxt
@@ -874,9 +890,12 @@ func (tp *TCPSock) timeWaitRcv(b *skb.SKB, th header.TCP, opts *header.TCPOption
 	return false
 }
 
-// enterQuickack mirrors tcp_enter_quickack_mode.
-func (tp *TCPSock) enterQuickack() {
-	tp.incrQuickack(tcpMaxQuickacks)
+// enterQuickack is tcp_enter_quickack_mode(sk, TCP_MAX_QUICKACKS).
+func (tp *TCPSock) enterQuickack() { tp.enterQuickackMode(tcpMaxQuickacks) }
+
+// enterQuickackMode mirrors tcp_enter_quickack_mode.
+func (tp *TCPSock) enterQuickackMode(maxq int) {
+	tp.incrQuickack(maxq)
 	tp.ackPingpong = false
 	tp.ato = tcpAtoMin
 }
@@ -926,6 +945,7 @@ func (tp *TCPSock) eventDataRecv(b *skb.SKB, truesize int) {
 		}
 	}
 	tp.lrcvtime = now
+	tp.ecnCheckCE(b)
 	if b.Len() >= 128 {
 		tp.growWindow(b, truesize, true, tp.tcpSpace())
 	}
@@ -935,14 +955,15 @@ func (tp *TCPSock) eventDataRecv(b *skb.SKB, truesize int) {
 // Mirrors __tcp_ack_snd_check, including its order of evaluation: the
 // window test comes first, and __tcp_select_window leaves quickack mode
 // when free space is short, so a segment that fills the buffer waits for
-// the delayed ACK even if a quickack was left. Its sk_rcvlowat test is
-// SO_RCVLOWAT's default, 1: nothing unread.
+// the delayed ACK even if a quickack was left. With fewer than
+// SO_RCVLOWAT bytes unread, more than a segment is acknowledged at once:
+// the reader waits for more.
 func (tp *TCPSock) ackSndCheck() {
 	if tp.ackPending&icskAckSched == 0 {
 		return
 	}
 	moreThanOne := tp.rcvNxt-tp.rcvWup > uint32(tp.rcvMss) &&
-		(tp.rcvNxt == tp.copiedSeq || tp.selectWindowRaw() >= tp.rcvWnd)
+		(int(tp.rcvNxt-tp.copiedSeq) < tp.rcvlowat || tp.selectWindowRaw() >= tp.rcvWnd)
 	if tp.inQuickack() || tp.ackPending&icskAckNow != 0 {
 		tp.sendAck()
 		return
@@ -1054,7 +1075,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 		if tp.numSacks > 0 {
 			tp.updateSackBlocks(nil)
 		}
-		tp.sk.Wq.Wake() // sk_data_ready
+		tp.dataReady() // tcp_data_ready
 		return keep
 	}
 	if !seqGT(end, tp.rcvNxt) { // wholly old: a retransmission
@@ -1140,6 +1161,7 @@ func (tp *TCPSock) ofoQueue() {
 // what is wholly covered. Mirrors tcp_data_queue_ofo.
 func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 	mib := tp.stack.mib
+	tp.ecnCheckCE(b)
 	tp.measureRcvMss(b, b.Truesize()) // since 6.17, out-of-order data too
 	if !tp.tryRmemSchedule(b, b.Truesize()) {
 		mib.Inc(memctl.TcpExtTCPOFODrop)

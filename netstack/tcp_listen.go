@@ -17,7 +17,8 @@ import (
 // struct tcp_request_sock.
 type tcpRequest struct {
 	l         *TCPSock
-	ttl, tos  uint8 // the listener's IP_TTL and IP_TOS when the SYN came
+	ttl, tos  uint8 // the listener's IP_TTL and IP_TOS (with its ECN bits) when the SYN came
+	ecnOK     bool  // ecn_ok: ECN accepted (tcp_ecn_create_request)
 	tu        tcpTuple
 	route     Route
 	iss, irs  uint32
@@ -176,7 +177,7 @@ func (l *TCPSock) listenProcess(b *skb.SKB, th header.TCP, opts *header.TCPOptio
 		l.listendrop()
 		return false
 	}
-	r := &tcpRequest{l: l, tu: tu, route: rt, irs: cbGetSeq(b), ttl: l.ipTTLFor(tu.raddr), tos: l.tos}
+	r := &tcpRequest{l: l, tu: tu, route: rt, irs: cbGetSeq(b), ttl: l.ipTTLFor(tu.raddr), tos: l.ipTOS()}
 	r.advmss = rt.Dev.MTU() - netHeaderLen(tu.raddr) - header.TCPMinSize
 	if l.userMss > 0 && l.userMss < r.advmss {
 		r.advmss = l.userMss
@@ -192,6 +193,9 @@ func (l *TCPSock) listenProcess(b *skb.SKB, th header.TCP, opts *header.TCPOptio
 		r.sackOK = opts.SACKPermitted
 		r.tstampOK = opts.HasTimestamp
 		r.tsRecent = opts.TSVal
+		// A cookie carries ECN only in the timestamp (cookie_ecn_ok),
+		// which sockfs's cookies have not.
+		r.ecnOK = l.ecnCreateRequest(flags, cbGetDsfield(b))
 	}
 	r.tsOffset = s.tcp.secureTSOff(tu)
 	winMss := r.advmss
@@ -232,8 +236,12 @@ func (r *tcpRequest) sendSynAck(s *Stack) {
 	n := header.EncodeSynOptions(opts[:], uint16(r.advmss), ws, r.sackOK, r.tstampOK, tsval, r.tsRecent)
 	hlen := header.TCPMinSize + n
 	th := header.TCP(b.Push(hlen))
+	flags := header.TCPFlagSyn | header.TCPFlagAck
+	if r.ecnOK { // tcp_ecn_make_synack
+		flags |= header.TCPFlagEce
+	}
 	th.Encode(&header.TCPFields{SrcPort: r.tu.lport, DstPort: r.tu.rport, Seq: r.iss, Ack: r.irs + 1,
-		DataOffset: hlen, Flags: header.TCPFlagSyn | header.TCPFlagAck, Window: uint16(min(r.rcvWnd, 65535))})
+		DataOffset: hlen, Flags: flags, Window: uint16(min(r.rcvWnd, 65535))})
 	copy(th[header.TCPMinSize:], opts[:n])
 	th.SetChecksum(th.CalculateChecksum(r.tu.laddr, r.tu.raddr))
 	b.SetTransportHeader()
@@ -363,11 +371,16 @@ func (l *TCPSock) createChild(r *tcpRequest, b *skb.SKB, th header.TCP, opts *he
 	c.nodelay, c.keepalive, c.notsentLowat = l.nodelay, l.keepalive, l.notsentLowat
 	c.kaTime, c.kaIntvl, c.kaProbes = l.kaTime, l.kaIntvl, l.kaProbes
 	c.userMss = l.userMss
+	c.rcvlowat = l.rcvlowat     // sk_clone_lock
 	c.ttl, c.tos = l.ttl, l.tos // inet_sk copied by sk_clone_lock
 	c.v6only = l.v6only
 	c.mapped = l.local.Addr().Is6() && r.tu.laddr.Is4() // tcp_v6_syn_recv_sock's v4-mapped child
 	if cc := newCongestionControl(l.ccName); cc != nil {
 		c.setCC(cc, l.ccName)
+	}
+	c.ecnTos = l.ecnTos
+	if r.ecnOK { // tcp_ecn_openreq_child
+		c.ecnFlags = tcpECNOK
 	}
 	c.syncMss(c.pathMTU())
 	c.syncSeqs()

@@ -110,6 +110,7 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 		}
 		optLen = header.EncodeOptions(opts[:], tp.tstampOK, tsval, tp.tsRecent, sack)
 		tp.dsack = false
+		flags |= tp.ecnSend(b, b.Len())
 	}
 	hlen := header.TCPMinSize + optLen
 	th := header.TCP(out.Push(hlen))
@@ -122,6 +123,9 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 	ack := uint32(0)
 	if flags&tcpAck != 0 {
 		ack = tp.rcvNxt
+		if tp.ackAtSet {
+			ack = tp.ackAt
+		}
 	}
 	th.Encode(&header.TCPFields{
 		SrcPort: tp.local.Port(), DstPort: tp.remote.Port(),
@@ -134,6 +138,9 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 	pc := max(tcpSkbPcount(b), 1)
 	if sh := out.Shared(); pc > 1 {
 		sh.GSOSize, sh.GSOSegs, sh.GSOType = uint16(tcpSkbMss(b)), uint16(pc), gsoTypeTCP(dst)
+		if flags&tcpCwr != 0 {
+			sh.GSOType |= skb.GSOTCPECN // CWR on the first segment only
+		}
 	} else {
 		sh.GSOSize, sh.GSOSegs, sh.GSOType = 0, 0, 0
 	}
@@ -148,7 +155,7 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 		th.SetChecksum(^skbChecksum(out, csum))
 	}
 	memctl.SetOwnerW(out, tp.sk)
-	if flags&tcpAck != 0 {
+	if flags&tcpAck != 0 && !tp.ackAtSet { // not for DCTCP's special ACK
 		tp.eventAckSent()
 	}
 	if out.Len() > hlen {
@@ -168,7 +175,7 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 	if tp.txq.depth > 0 {
 		q = &tp.txq
 	}
-	tp.stack.ipOutputQ(out, tp.route, src, dst, header.IPv4ProtocolTCP, tp.ipTTL(), tp.tos, nil, q)
+	tp.stack.ipOutputQ(out, tp.route, src, dst, header.IPv4ProtocolTCP, tp.ipTTL(), tp.ipTOS(), nil, q)
 	if cloneIt {
 		tp.updateSkbAfterSend(b, priorWstamp)
 	}
@@ -223,6 +230,16 @@ func (tp *TCPSock) sendAck() {
 	cbSetEndSeq(b, tp.sndNxt)
 	cbSetFlags(b, tcpAck)
 	tp.transmitSkb(b, false)
+}
+
+// sendAckAt sends a pure ACK for rcvNxt, an earlier point than rcv_nxt,
+// leaving the delayed-ACK state alone: DCTCP's echo of the CE state of
+// the data before the last packet. Mirrors __tcp_send_ack(sk, rcv_nxt)
+// with tcp_event_ack_sent's special case.
+func (tp *TCPSock) sendAckAt(rcvNxt uint32) {
+	tp.ackAt, tp.ackAtSet = rcvNxt, true
+	tp.sendAck()
+	tp.ackAtSet = false
 }
 
 // sendActiveReset sends RST|ACK at snd_nxt. Mirrors tcp_send_active_reset.
@@ -322,7 +339,7 @@ func (tp *TCPSock) eventNewDataSent(b *skb.SKB) {
 	tp.syncSeqs()
 	pc := uint32(max(tcpSkbPcount(b), 1))
 	tp.packetsOut += pc
-	if tp.caState == tcpCARecovery {
+	if tp.inCwndReduction() {
 		tp.prrOut += pc
 	}
 	if b.Len() > 0 {
@@ -516,11 +533,12 @@ func (tp *TCPSock) retransmitSkb(b *skb.SKB, segs int) bool {
 	}
 	tp.stack.mib.Add(memctl.TcpRetransSegs, uint64(pc))
 	tp.undoRetrans = max(tp.undoRetrans, 0) + int(pc) // -1 (initUndo): none sent yet
-	if tp.caState == tcpCARecovery {
+	if tp.inCwndReduction() {
 		tp.prrOut += pc
 	}
 	if cbGetFlags(b)&tcpSyn != 0 {
 		tp.stack.mib.Inc(memctl.TcpExtTCPSynRetrans)
+		tp.ecnClearSyn(b)
 	}
 	tp.totalRetrans += pc
 	tp.rateSkbSent(b)
@@ -603,6 +621,7 @@ func (tp *TCPSock) sendSyn() {
 	cbSetEndSeq(b, tp.iss+1)
 	cbSetFlags(b, tcpSyn)
 	cbSetSacked(b, 0)
+	tp.ecnSendSyn(b)
 	tp.writeSeq = tp.iss + 1
 	tp.writeQueue.PushBack(b)
 	b.HeaderRelease()
@@ -619,7 +638,7 @@ func (tp *TCPSock) sendSynAckSimultaneous() {
 	if b == nil || cbGetFlags(b)&tcpSyn == 0 {
 		return
 	}
-	cbSetFlags(b, tcpSyn|tcpAck)
+	cbSetFlags(b, tcpSyn|tcpAck|tp.ecnSynackFlags())
 	tp.retransmitSkb(b, 1)
 }
 

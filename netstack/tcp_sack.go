@@ -135,7 +135,14 @@ func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord
 				continue
 			}
 			sk := cbGetSacked(b)
-			if sk&tcpcbSackedAcked != 0 || tp.matchSkbToSack(b, blk.Start, blk.End) != 1 {
+			if sk&tcpcbSackedAcked != 0 { // SACKed before: not walked again (the SACK cache)
+				continue
+			}
+			how := tp.shiftDecision(b, blk.Start, blk.End)
+			if how == shiftFallback {
+				tp.stack.mib.Inc(memctl.TcpExtTCPSackShiftFallback)
+			}
+			if tp.matchSkbToSack(b, blk.Start, blk.End) != 1 {
 				next = b.Next() // the rest of b, if it was cut
 				continue
 			}
@@ -158,7 +165,9 @@ func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord
 			cbSetSacked(b, sk|tcpcbSackedAcked)
 			tp.sackedOut += pc
 			newly += pc
-			tp.shiftSkbData(b)
+			if how == shiftWhole || how == shiftPart {
+				next = tp.shiftSacked(b, how)
+			}
 		}
 	}
 	return newly, dsack
@@ -264,8 +273,11 @@ func (tp *TCPSock) enterRecovery() {
 	}
 	tp.priorSsthr = 0
 	tp.initUndo()
-	if tp.caState != tcpCARecovery { // !tcp_in_cwnd_reduction
-		tp.priorSsthr = tp.currentSsthresh()
+	if !tp.inCwndReduction() {
+		if !tp.ackFlagECE { // an ECN echo's reduction is not undone
+			tp.priorSsthr = tp.currentSsthresh()
+		}
+		tp.ecnQueueCWR()
 		tp.highSeq = tp.sndNxt
 		tp.priorCwnd = tp.cwnd
 		tp.ssthresh = tp.cc.ssthresh(tp)
@@ -344,6 +356,7 @@ func (tp *TCPSock) enterLoss() {
 	tp.tlpHighSeq = 0 // its probe is counted in undo_retrans (6.11+)
 	tp.setCAState(tcpCALoss)
 	tp.dupAcks = 0
+	tp.ecnQueueCWR()
 }
 
 // timeoutMarkLost marks every unSACKed skb lost after an RTO; with RACK,
@@ -406,6 +419,11 @@ func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSa
 	} else if tp.caState == tcpCARecovery && seqGEQ(tp.sndUna, tp.highSeq) {
 		tp.tryUndoRecovery()
 		tp.endCwndReduction()
+	} else if tp.caState == tcpCACWR && seqGT(tp.sndUna, tp.highSeq) {
+		// CWR is held until something above high_seq is acked, so
+		// that the CWR flag has reached the receiver.
+		tp.endCwndReduction()
+		tp.setCAState(tcpCAOpen)
 	}
 
 	switch tp.caState {
@@ -507,5 +525,8 @@ func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSa
 		}
 	}
 	tp.tryToOpen()
+	if tp.caState == tcpCACWR { // tcp_cong_control: PRR in CWR too
+		tp.cwndReduction(ackedSacked, false, advanced)
+	}
 	return reoArmed
 }

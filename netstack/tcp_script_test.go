@@ -62,6 +62,7 @@ type seg struct {
 	win      uint16
 	payload  string
 	opts     []byte
+	tos      uint8 // the IP header's TOS byte (ECN in its low bits)
 	// what to check on expect (seq and flags always)
 	checkAck, checkWin bool
 }
@@ -118,7 +119,7 @@ func (c *script) build(sg seg) *skb.SKB {
 	pkt := b.Put(total)
 	iph := header.IPv4(pkt)
 	iph.Encode(&header.IPv4Fields{TotalLength: uint16(total), TTL: 64, Protocol: header.IPv4ProtocolTCP,
-		Src: scriptRemote, Dst: scriptLocal, ID: 1})
+		Src: scriptRemote, Dst: scriptLocal, ID: 1, TOS: sg.tos})
 	th := header.TCP(pkt[header.IPv4MinSize:])
 	win := sg.win
 	if win == 0 && sg.flags&header.TCPFlagRst == 0 && !sg.checkWin {
@@ -171,7 +172,7 @@ func (c *script) take() (seg, header.TCPOptions, bool) {
 	if o.HasTimestamp {
 		c.lastTS = o.TSVal
 	}
-	return seg{seq: th.Seq(), ack: th.Ack(), flags: th.Flags(), win: th.Window(), payload: string(th.Payload())}, o, true
+	return seg{seq: th.Seq(), ack: th.Ack(), flags: th.Flags(), win: th.Window(), payload: string(th.Payload()), tos: iph.TOS()}, o, true
 }
 
 // expect checks the next transmitted segment.

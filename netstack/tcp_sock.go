@@ -124,6 +124,7 @@ const (
 const (
 	tcpCAOpen     = 0
 	tcpCADisorder = 1
+	tcpCACWR      = 2 // TCP_CA_CWR: reducing cwnd after an ECN echo (tcp_ecn.go)
 	tcpCARecovery = 3
 	tcpCALoss     = 4
 )
@@ -307,21 +308,22 @@ type TCPSock struct {
 	compressedAckRcvNxt uint32
 	deferred            uint8 // timer work deferred to release_sock (tsq_flags; slock)
 
-	state     TCPState
-	local     netip.AddrPort
-	remote    netip.AddrPort
-	route     Route
-	bound     bool
-	hashed    bool  // in the established hash
-	listened  bool  // in the listening hash
-	dead      bool  // SOCK_DEAD: closed by the user (orphan)
-	orphaned  bool  // counted in the protocol's orphans (setOrphan)
-	twEntry   int64 // when TIME_WAIT began (tw_entry_stamp)
-	twReused  bool  // connect took a TIME_WAIT socket's tuple (twReuse): iss set
-	released  bool  // closed by the user (Close or Abort): the socket is no longer theirs
-	destroyed bool
-	nonblock  atomic.Bool
-	err       atomic.Int32 // mirror of a pending error for lock-free readers
+	state        TCPState
+	local        netip.AddrPort
+	remote       netip.AddrPort
+	route        Route
+	bound        bool
+	connectBound bool  // bound by connect (hashConnect), so other connects may share the port
+	hashed       bool  // in the established hash
+	listened     bool  // in the listening hash
+	dead         bool  // SOCK_DEAD: closed by the user (orphan)
+	orphaned     bool  // counted in the protocol's orphans (setOrphan)
+	twEntry      int64 // when TIME_WAIT began (tw_entry_stamp)
+	twReused     bool  // connect took a TIME_WAIT socket's tuple (twReuse): iss set
+	released     bool  // closed by the user (Close or Abort): the socket is no longer theirs
+	destroyed    bool
+	nonblock     atomic.Bool
+	err          atomic.Int32 // mirror of a pending error for lock-free readers
 
 	// Sending (struct tcp_sock).
 	iss          uint32
@@ -348,7 +350,13 @@ type TCPSock struct {
 	gsoSegs      uint16        // the size goal in segments (tp->gso_segs, tcp_tso.go)
 	advmss       int           // MSS we advertise (minus options)
 	userMss      int
-	ttl, tos     uint8 // IP_TTL (0: the default) and IP_TOS of what the socket sends
+	ttl, tos     uint8  // IP_TTL (0: the default) and IP_TOS of what the socket sends
+	ecnTos       uint8  // the ECN bits of inet->tos: ECT(0) or none (tcp_ecn.go)
+	ecnFlags     uint8  // ecn_flags (tcp_ecn.go)
+	ackFlagECE   bool   // FLAG_ECE: the ACK being processed echoes CE (tcp_ack)
+	ackAt        uint32 // the ack field of a sendAckAt ACK, when ackAtSet
+	ackAtSet     bool
+	deliveredCE  uint32 // delivered_ce: packets delivered by ACKs with ECE
 	nodelay      bool
 	cork         bool
 	notsentLowat uint32
@@ -427,6 +435,7 @@ type TCPSock struct {
 	rcvNxt        uint32
 	bytesReceived uint64 // tcpi_bytes_received: rcv_nxt's advance past the SYN
 	copiedSeq     uint32
+	rcvlowat      int // sk_rcvlowat (SO_RCVLOWAT, tcp_rcvlowat.go)
 	rcvWup        uint32
 	rcvWnd        uint32
 	rcvSsthresh   uint32
@@ -518,6 +527,7 @@ func (s *Stack) newTCPSock(sk *memctl.Sock) *TCPSock {
 	tp.rack.reoWndSteps = 1 // tcp_init_sock
 	tp.rttMin.reset(0, tcpRackNoMinRtt)
 	tp.scalingRatio = tcpScalingRatio
+	tp.rcvlowat = 1 // sock_init_data
 	// tcp_assign_congestion_control: the default at creation time.
 	name := sys.TCPCongestionControl()
 	tp.setCC(newCongestionControl(name), name)
@@ -683,7 +693,7 @@ func (tp *TCPSock) unhash() {
 		} else {
 			t.bound[port] = l
 		}
-		tp.bound = false
+		tp.bound, tp.connectBound = false, false
 	}
 	t.mu.Unlock()
 }

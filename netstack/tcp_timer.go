@@ -114,7 +114,7 @@ func (tp *TCPSock) scheduleLossProbe() bool {
 	if er := tp.stack.net.Sysctls.TCPEarlyRetrans(); er != 3 && er != 4 { // tcp_early_retrans: TLP on at 3 and 4
 		return false
 	}
-	if tp.packetsOut == 0 || !tp.sackOK || tp.caState != tcpCAOpen || tp.tlpHighSeq != 0 ||
+	if tp.packetsOut == 0 || !tp.sackOK || (tp.caState != tcpCAOpen && tp.caState != tcpCACWR) || tp.tlpHighSeq != 0 ||
 		tp.state == TCPSynSent || tp.state == TCPSynRecv {
 		return false
 	}

@@ -360,35 +360,105 @@ func (tp *TCPSock) matchSkbToSack(b *skb.SKB, start, end uint32) int {
 	return 0
 }
 
-// shiftSkbData merges b, just SACKed whole, into the SACKed skb before it
-// when the two are contiguous pieces of one stream of full segments: b's
+// Outcomes of tcp_shift_skb_data for an skb a SACK block overlaps.
+const (
+	shiftNoop     = iota // nothing to shift (not SACKed, or less than a segment)
+	shiftFallback        // no shift: tagged on its own (TCPSackShiftFallback)
+	shiftWhole           // the whole skb joins the SACKed skb before it (TCPSackMerged)
+	shiftPart            // its head joins, the rest stays (TCPSackShifted)
+)
+
+// skbSeglen is the size of b's segments. Mirrors tcp_skb_seglen.
+func skbSeglen(b *skb.SKB) int {
+	if tcpSkbPcount(b) <= 1 {
+		return b.Len()
+	}
+	return tcpSkbMss(b)
+}
+
+// shiftDecision decides, for an skb not yet SACKed that the block
+// [start, end) overlaps, before sackTag cuts or tags it, what Linux's
+// tcp_shift_skb_data does with it: merge it (or the whole segments of it
+// the block covers) into the SACKed skb before it, or fall back to
+// tagging it on its own, or nothing. sockfs then cuts and tags b first
+// and merges the tagged piece after (shiftSacked), which ends in the same
+// queue and counters. Mirrors tcp_shift_skb_data's tests.
+func (tp *TCPSock) shiftDecision(b *skb.SKB, start, end uint32) int {
+	seq, endSeq := cbGetSeq(b), cbGetEndSeq(b)
+	prev := b.Prev()
+	const tag = tcpcbSackedAcked | tcpcbSackedRetrans | tcpcbLost
+	s := cbGetSacked(b)
+	switch {
+	case s&(tcpcbLost|tcpcbSackedRetrans) == tcpcbSackedRetrans, // R without L
+		b.HeadLen() != 0 || b.NrFrags() == 0, // !skb_can_shift
+		!seqGT(endSeq, tp.sndUna),
+		prev == nil,
+		cbGetSacked(prev)&tag != tcpcbSackedAcked,
+		cbGetEndSeq(prev) != seq, // sockfs: the pieces of one stream only
+		cbGetFlags(b)&tcpSyn != 0:
+		return shiftFallback
+	}
+	if !seqGT(start, seq) && !seqLT(end, endSeq) { // the whole skb
+		if skbSeglen(b) != skbSeglen(prev) {
+			return shiftFallback
+		}
+		return shiftWhole
+	}
+	if !seqGT(endSeq, start) || tcpSkbPcount(b) <= 1 {
+		return shiftNoop
+	}
+	if seqGT(start, seq) {
+		return shiftFallback
+	}
+	mss := tcpSkbMss(b)
+	if mss != skbSeglen(prev) {
+		return shiftFallback
+	}
+	if int(end-seq) < mss {
+		return shiftNoop
+	}
+	return shiftPart
+}
+
+// shiftSacked merges b, just SACKed, into the SACKed skb before it, as
+// shiftDecision decided (shiftWhole or shiftPart, which sackTag has cut
+// b down to), then, the hole being filled, the SACKed skb after it too:
 // page fragments, bytes and segments move to prev and b is freed, its
 // struct's charge returned. This undoes the cuts SACK blocks make
 // (tcp_match_skb_to_sack), so a long recovery does not leave the
-// retransmit queue, and wmem_queued, full of small skbs. It reports
-// whether b was merged. Linux shifts before tagging and may shift part of
-// an skb; here b was already cut to the block and tagged (sackTag), which
-// ends in the same queue and counters. Mirrors tcp_shift_skb_data with
-// skb_shift and tcp_shifted_skb.
-func (tp *TCPSock) shiftSkbData(b *skb.SKB) bool {
+// retransmit queue, and wmem_queued, full of small skbs. It counts
+// TCPSackMerged for a whole skb, TCPSackShifted for the head of one, and
+// TCPSackShiftFallback when the merge cannot be done after all (too many
+// fragments, or a segment size that would not stay whole). It returns
+// the skb after the ones merged. Mirrors tcp_shift_skb_data's shifting
+// part with skb_shift and tcp_shifted_skb.
+func (tp *TCPSock) shiftSacked(b *skb.SKB, how int) *skb.SKB {
 	prev := b.Prev()
-	if prev == nil {
-		return false
-	}
-	mss := tcpSkbMss(prev)
-	if mss == 0 {
-		mss = prev.Len() // one segment: its length is its segment size
-	}
-	const tag = tcpcbSackedAcked | tcpcbSackedRetrans | tcpcbLost
-	bm := tcpSkbMss(b)
-	if bm == 0 {
-		bm = b.Len()
-	}
-	if cbGetSacked(prev)&tag != tcpcbSackedAcked || cbGetSacked(b)&tag != tcpcbSackedAcked ||
-		cbGetEndSeq(prev) != cbGetSeq(b) || mss == 0 || bm != mss || prev.Len()%mss != 0 ||
-		(cbGetFlags(prev)|cbGetFlags(b))&(tcpSyn|tcpFin) != 0 ||
-		b.HeadLen() != 0 || prev.NrFrags()+b.NrFrags() > skb.MaxFrags {
+	if !tp.mergeSacked(prev, b) {
 		tp.stack.mib.Inc(memctl.TcpExtTCPSackShiftFallback)
+		return b.Next()
+	}
+	if how == shiftPart {
+		tp.stack.mib.Inc(memctl.TcpExtTCPSackShifted)
+	} else {
+		tp.stack.mib.Inc(memctl.TcpExtTCPSackMerged)
+	}
+	// "Hole filled allows collapsing with the next as well."
+	const tag = tcpcbSackedAcked | tcpcbSackedRetrans | tcpcbLost
+	if next := prev.Next(); next != nil && cbGetSacked(next)&tag == tcpcbSackedAcked &&
+		skbSeglen(next) == skbSeglen(prev) && cbGetEndSeq(prev) == cbGetSeq(next) &&
+		tp.mergeSacked(prev, next) {
+		tp.stack.mib.Inc(memctl.TcpExtTCPSackMerged)
+	}
+	return prev.Next()
+}
+
+// mergeSacked moves all of b into prev, if prev's segments stay whole
+// and the fragments fit, and frees b. It reports whether it did.
+func (tp *TCPSock) mergeSacked(prev, b *skb.SKB) bool {
+	mss := skbSeglen(prev)
+	if mss == 0 || prev.Len()%mss != 0 || b.HeadLen() != 0 || cbGetFlags(prev)&tcpFin != 0 ||
+		prev.NrFrags()+b.NrFrags() > skb.MaxFrags {
 		return false
 	}
 	prev.Unclone()
@@ -399,7 +469,7 @@ func (tp *TCPSock) shiftSkbData(b *skb.SKB) bool {
 		f := b.Frag(i)
 		f.Page.Get()
 		if !prev.AddFrag(f.Page, f.Off, f.Size) {
-			panic("netstack: shiftSkbData over MAX_SKB_FRAGS") // checked above
+			panic("netstack: mergeSacked over MAX_SKB_FRAGS") // checked above
 		}
 	}
 	b.Trim(0)
@@ -407,15 +477,12 @@ func (tp *TCPSock) shiftSkbData(b *skb.SKB) bool {
 	prev.AddTruesize(n)
 	pc := tcpSkbPcount(prev) + tcpSkbPcount(b)
 	cbSetEndSeq(prev, cbGetEndSeq(b))
-	cbSetFlags(prev, cbGetFlags(prev)|cbGetFlags(b))
+	cbSetFlags(prev, cbGetFlags(prev)|cbGetFlags(b)) // a FIN moves too (tcp_shifted_skb)
 	cbSetSacked(prev, cbGetSacked(prev)|cbGetSacked(b)&tcpcbEverRetrans)
 	setSkbTsoSegs(prev, mss)
 	if tcpSkbPcount(prev) != pc {
-		panic("netstack: shiftSkbData changed the segment count")
+		panic("netstack: mergeSacked changed the segment count")
 	}
-	// The whole skb was eaten: TCPSackMerged only (tcp_shifted_skb counts
-	// TCPSackShifted when part of the skb stays).
-	tp.stack.mib.Inc(memctl.TcpExtTCPSackMerged)
 	tp.rtxQueue.Unlink(b)
 	tp.sk.WmemFreeSkb(b.Truesize())
 	b.Free()

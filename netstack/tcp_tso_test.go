@@ -254,7 +254,7 @@ func TestTCPSenderBlockedWmemPerByte(t *testing.T) {
 
 // ESTABLISHED, SACK: a block that grows one segment at a time (as every
 // dupack in a recovery grows it) cuts a new piece off the skb each time;
-// each piece is merged back into the SACKed skb before it
+// each piece is shifted into the SACKed skb before it
 // (tcp_shift_skb_data), so the queue holds one SACKed skb for the block,
 // not one per ACK, and the struct charges of the pieces are returned.
 func TestEstablishedSackShiftMergesPieces(t *testing.T) {
@@ -276,8 +276,14 @@ func TestEstablishedSackShiftMergesPieces(t *testing.T) {
 	if got := c.counters(); got[0] != 5 || got[1] != 3 {
 		t.Fatalf("packets_out %d sacked_out %d, want 5 and 3", got[0], got[1])
 	}
-	if n := c.s.mib.Get(memctl.TcpExtTCPSackMerged); n != 2 {
-		t.Fatalf("TCPSackMerged %d, want 2", n)
+	// As Linux counts them: the first block's skb has no SACKed skb
+	// before it, nor has its piece after the cut (two fallbacks); each
+	// later ACK shifts the head segment of the rest into the SACKed skb,
+	// leaving the tail: TCPSackShifted, not TCPSackMerged.
+	mib := c.s.mib
+	if got := [3]uint64{mib.Get(memctl.TcpExtTCPSackShiftFallback), mib.Get(memctl.TcpExtTCPSackShifted),
+		mib.Get(memctl.TcpExtTCPSackMerged)}; got != [3]uint64{2, 2, 0} {
+		t.Fatalf("TCPSackShiftFallback, TCPSackShifted, TCPSackMerged %v, want [2 2 0]", got)
 	}
 }
 
@@ -293,4 +299,48 @@ func sackFiveSegments(t *testing.T) (*script, uint32) {
 	base := c.iss + 1
 	c.expectData(base, 5, 1460, 0)
 	return c, base
+}
+
+// ESTABLISHED, SACK, five one-segment skbs A..E: B SACKed alone has no
+// SACKed skb before it (TCPSackShiftFallback); C SACKed next to it is
+// merged whole into B (TCPSackMerged); E SACKed alone falls back again;
+// then D fills the hole between B+C and E: D is merged into B+C and,
+// the hole being filled, E too (two more TCPSackMerged), as
+// tcp_shift_skb_data does. The queue ends as A and one SACKed skb of four
+// segments.
+func TestEstablishedSackShiftHoleFilled(t *testing.T) {
+	c := sackEstablished(t)
+	c.setRecovery("0")
+	const mss = 1460
+	base := c.iss + 1
+	for i := 0; i < 5; i++ {
+		if _, err := c.tp.Send(context.Background(), make([]byte, mss)); err != nil {
+			t.Fatal(err)
+		}
+		c.expectData(base+uint32(i*mss), 1, mss, 0)
+	}
+	at := func(i int) uint32 { return base + uint32(i*mss) }
+	mib := c.s.mib
+	for _, st := range []struct {
+		blocks []header.SACKBlock
+		want   [3]uint64 // fallback, shifted, merged
+	}{
+		{[]header.SACKBlock{{Start: at(1), End: at(2)}}, [3]uint64{1, 0, 0}},
+		{[]header.SACKBlock{{Start: at(1), End: at(3)}}, [3]uint64{1, 0, 1}},
+		{[]header.SACKBlock{{Start: at(4), End: at(5)}, {Start: at(1), End: at(3)}}, [3]uint64{2, 0, 1}},
+		{[]header.SACKBlock{{Start: at(1), End: at(5)}}, [3]uint64{2, 0, 3}},
+	} {
+		c.send(seg{seq: 1001, ack: base, flags: fAck, win: 65535, opts: sackOpt(st.blocks...)})
+		c.takeAll()
+		c.checkWmemQueued()
+		got := [3]uint64{mib.Get(memctl.TcpExtTCPSackShiftFallback), mib.Get(memctl.TcpExtTCPSackShifted),
+			mib.Get(memctl.TcpExtTCPSackMerged)}
+		if got != st.want {
+			t.Fatalf("after SACK %v: fallback, shifted, merged %v, want %v", st.blocks, got, st.want)
+		}
+	}
+	rtx := c.queueShape(&c.tp.rtxQueue, base)
+	if len(rtx) != 2 || rtx[1] != (tsoSkb{mss, 4 * mss, 4, tcpcbSackedAcked}) {
+		t.Fatalf("retransmit queue %v, want A and one SACKed skb of 4 segments", rtx)
+	}
 }

@@ -72,9 +72,9 @@ func (tp *TCPSock) tlpProbeCounted() bool {
 
 // currentSsthresh is the ssthresh an undo may restore: the current one, or
 // three quarters of cwnd when that is larger and no reduction is under
-// way. Mirrors tcp_current_ssthresh (sockfs has no CWR state).
+// way. Mirrors tcp_current_ssthresh.
 func (tp *TCPSock) currentSsthresh() uint32 {
-	if tp.caState == tcpCARecovery {
+	if tp.inCwndReduction() {
 		return tp.ssthresh
 	}
 	return max(tp.ssthresh, tp.cwnd>>1+tp.cwnd>>2)
@@ -247,13 +247,18 @@ func (tp *TCPSock) tryKeepOpen() {
 }
 
 // tryToOpen settles Open or Disorder after an ACK that starts no recovery,
-// forgetting retrans_stamp once no retransmission is left. Mirrors
-// tcp_try_to_open.
+// forgetting retrans_stamp once no retransmission is left; an ECN echo
+// starts CWR instead. Mirrors tcp_try_to_open.
 func (tp *TCPSock) tryToOpen() {
 	if !tp.anyRetransDone() {
 		tp.retransStamp = 0
 	}
-	tp.tryKeepOpen()
+	if tp.ackFlagECE {
+		tp.enterCWR()
+	}
+	if tp.caState != tcpCACWR {
+		tp.tryKeepOpen()
+	}
 }
 
 // endCwndReduction sets cwnd to ssthresh at the end of a fast recovery
@@ -262,7 +267,7 @@ func (tp *TCPSock) endCwndReduction() {
 	if tp.ccMain != nil {
 		return // the algorithm sets cwnd itself
 	}
-	if tp.ssthresh < tcpInfiniteSsthresh && tp.undoMarker != 0 {
+	if tp.ssthresh < tcpInfiniteSsthresh && (tp.caState == tcpCACWR || tp.undoMarker != 0) {
 		tp.cwnd = max(tp.ssthresh, 2)
 	}
 }

@@ -1,11 +1,13 @@
 package skb
 
-// GSO types for Shared.GSOType. Mirrors SKB_GSO_TCPV4 and SKB_GSO_DODGY
+// GSO types for Shared.GSOType. Mirrors SKB_GSO_TCPV4, SKB_GSO_DODGY
 // (a super-packet from an untrusted source, such as a TUN writer, whose
-// gso_segs must be recomputed).
+// gso_segs must be recomputed) and SKB_GSO_TCP_ECN (the first segment
+// carries CWR, the others must not).
 const (
-	GSOTCPv4 = 1 << 0
-	GSODodgy = 1 << 1
+	GSOTCPv4  = 1 << 0
+	GSODodgy  = 1 << 1
+	GSOTCPECN = 1 << 2
 	// GSOTCPv6 is SKB_GSO_TCPV6: a TCP/IPv6 super-packet.
 	GSOTCPv6 = 1 << 4
 )

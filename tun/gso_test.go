@@ -143,3 +143,26 @@ func TestOffloadStackTCPToKernel(t *testing.T) {
 		})
 	}
 }
+
+// A GSO packet whose first segment carries CWR (SKB_GSO_TCP_ECN) goes to
+// the kernel with VIRTIO_NET_HDR_GSO_ECN, as virtio_net_hdr_from_skb
+// writes it, so the kernel keeps CWR on the first segment only.
+func TestGSOLoadHeaderECN(t *testing.T) {
+	b := gsoTestSkb(gsoTestSeg{seq: 1000, ack: 7, n: 0, flags: header.TCPFlagCwr})
+	defer b.Free()
+	pg := skb.NewPage()
+	b.AddFrag(pg, 0, 2*testMSS)
+	b.AddTruesize(2 * testMSS)
+	sh := b.Shared()
+	sh.GSOSize, sh.GSOSegs, sh.GSOType = testMSS, 2, skb.GSOTCPv4|skb.GSOTCPECN
+	tx := txPool.Get().(*txState)
+	defer txPool.Put(tx)
+	if !tx.load(b, true) {
+		t.Fatal("load: checksum not offloaded")
+	}
+	var h vnetHdr
+	h.decode(tx.hdr[:])
+	if h.gsoType != unix.VIRTIO_NET_HDR_GSO_TCPV4|unix.VIRTIO_NET_HDR_GSO_ECN {
+		t.Fatalf("gso_type %#x, want TCPV4|ECN", h.gsoType)
+	}
+}

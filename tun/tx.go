@@ -68,6 +68,9 @@ func (t *txState) load(b *skb.SKB, vnet bool) (offloaded bool) {
 				if sh.GSOType&skb.GSOTCPv6 != 0 {
 					h.gsoType = unix.VIRTIO_NET_HDR_GSO_TCPV6
 				}
+				if sh.GSOType&skb.GSOTCPECN != 0 {
+					h.gsoType |= unix.VIRTIO_NET_HDR_GSO_ECN
+				}
 				h.gsoSize = sh.GSOSize
 				if th := int(h.csumStart); th+12 < b.HeadLen() {
 					h.hdrLen = uint16(th + int(b.Data()[th+12]>>4)*4)

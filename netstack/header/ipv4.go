@@ -298,3 +298,35 @@ func (h IPv4) Encode(f *IPv4Fields) {
 	clear(h[IPv4MinSize+n : hl])
 	h.SetChecksum(h.CalculateChecksum())
 }
+
+// The ECN field, the low two bits of TOS (RFC 3168 section 5). Mirrors
+// enum INET_ECN_* (include/net/inet_ecn.h).
+const (
+	ECNMask   = 3 // INET_ECN_MASK
+	ECNNotECT = 0 // INET_ECN_NOT_ECT: not ECN-capable
+	ECNECT1   = 1 // INET_ECN_ECT_1
+	ECNECT0   = 2 // INET_ECN_ECT_0
+	ECNCE     = 3 // INET_ECN_CE: congestion experienced
+)
+
+// SetCE marks an ECN-capable packet Congestion Experienced, adjusting the
+// header checksum incrementally (RFC 1624), and reports whether it did: a
+// Not-ECT packet is left alone. Mirrors IP_ECN_set_ce.
+func (h IPv4) SetCE() bool {
+	tos := h[ipv4TOS]
+	if tos&ECNMask == ECNNotECT {
+		return false
+	}
+	if tos&ECNMask == ECNCE {
+		return true
+	}
+	// The TOS byte is the low half of the first 16-bit word.
+	oldWord := uint16(h[0])<<8 | uint16(tos)
+	h[ipv4TOS] = tos | ECNCE
+	newWord := oldWord | ECNCE
+	sum := ^h.Checksum()
+	sum = CombineChecksums(sum, ^oldWord)
+	sum = CombineChecksums(sum, newWord)
+	h.SetChecksum(^sum)
+	return true
+}

@@ -211,3 +211,19 @@ func TestIPv4ClampedAccessors(t *testing.T) {
 		}
 	}
 }
+
+// SetCE marks an ECT packet CE with a checksum that stays valid, leaves a
+// CE one as it is and refuses a Not-ECT one.
+func TestIPv4SetCE(t *testing.T) {
+	for _, tc := range []struct {
+		tos, want uint8
+		ok        bool
+	}{{0xb8 | ECNECT0, 0xb8 | ECNCE, true}, {ECNECT1, ECNCE, true}, {ECNCE, ECNCE, true}, {0xb8, 0xb8, false}} {
+		h := make(IPv4, IPv4MinSize)
+		h.Encode(&IPv4Fields{TOS: tc.tos, TotalLength: 40, TTL: 64, Protocol: 6,
+			Src: netip.MustParseAddr("198.18.0.1"), Dst: netip.MustParseAddr("198.18.0.2")})
+		if ok := h.SetCE(); ok != tc.ok || h.TOS() != tc.want || !h.IsChecksumValid() {
+			t.Errorf("TOS %#x: SetCE %v, TOS %#x, checksum valid %v; want %v %#x", tc.tos, ok, h.TOS(), h.IsChecksumValid(), tc.ok, tc.want)
+		}
+	}
+}

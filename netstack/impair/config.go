@@ -56,6 +56,16 @@ type Config struct {
 	// Limit is the queue limit in packets (0: DefaultLimit). Packets
 	// arriving when Limit packets are waiting are dropped and counted.
 	Limit int
+	// ECN makes Loss mark an ECN-capable packet Congestion Experienced
+	// instead of dropping it (netem's "ecn"); a Not-ECT packet is still
+	// dropped.
+	ECN bool
+	// CELimit marks an ECN-capable packet CE when at least CELimit
+	// packets are waiting ahead of it (0: never; waiting counts, as Limit
+	// does, packets still in their Delay): the step-marking AQM of
+	// DCTCP's switches (RED with min = max = K, RFC 8257 section 3.1),
+	// which netem does not have.
+	CELimit int
 }
 
 func einval(format string, a ...any) error {
@@ -82,6 +92,9 @@ func (c Config) Validate() error {
 	if c.Limit < 0 {
 		return einval("limit %d: out of range", c.Limit)
 	}
+	if c.CELimit < 0 {
+		return einval("ce_limit %d: out of range", c.CELimit)
+	}
 	return nil
 }
 
@@ -104,6 +117,8 @@ func (c Config) limit() int {
 //	rate RATE               bit, kbit, mbit, gbit, tbit (bits/s, powers of
 //	                        1000) or bps, kbps, mbps, gbps (bytes/s)
 //	limit PACKETS           a positive integer
+//	ecn                     loss marks ECN-capable packets CE instead
+//	ce_limit PACKETS        mark ECN-capable packets CE when that many wait
 //	off                     alone: no impairment (the zero Config)
 //
 // Times take Go's units (ns, us, µs, ms, s, m, h; decimals allowed).
@@ -123,7 +138,7 @@ func Parse(s string) (Config, error) {
 	for i := 0; i < len(f); {
 		kw := strings.ToLower(f[i])
 		switch kw {
-		case "delay", "loss", "reorder", "duplicate", "corrupt", "rate", "limit":
+		case "delay", "loss", "reorder", "duplicate", "corrupt", "rate", "limit", "ce_limit", "ecn":
 		case "off":
 			return Config{}, einval("off cannot be combined with other clauses")
 		default:
@@ -134,6 +149,10 @@ func Parse(s string) (Config, error) {
 		}
 		seen[kw] = true
 		i++
+		if kw == "ecn" { // a flag, no value
+			c.ECN = true
+			continue
+		}
 		arg := func() (string, error) {
 			if i >= len(f) {
 				return "", einval("%s: missing value", kw)
@@ -176,12 +195,16 @@ func Parse(s string) (Config, error) {
 			if c.Rate, err = parseRate(a); err != nil {
 				return Config{}, err
 			}
-		case "limit":
+		case "limit", "ce_limit":
 			n, err := strconv.Atoi(a)
 			if err != nil || n <= 0 {
-				return Config{}, einval("limit %s: want a positive number of packets", a)
+				return Config{}, einval("%s %s: want a positive number of packets", kw, a)
 			}
-			c.Limit = n
+			if kw == "limit" {
+				c.Limit = n
+			} else {
+				c.CELimit = n
+			}
 		}
 		// A trailing value the clause did not take (e.g. a correlation).
 		if i < len(f) && startsNumeric(f[i]) {
@@ -256,7 +279,7 @@ func parseRate(s string) (uint64, error) {
 
 // String returns the canonical description, which Parse accepts back to the
 // same Config: clauses in the order delay, loss, reorder, duplicate, corrupt,
-// rate, limit, zero fields omitted; "off" for the zero Config.
+// rate, limit, ecn, ce_limit, zero fields omitted; "off" for the zero Config.
 func (c Config) String() string {
 	if c == (Config{}) {
 		return "off"
@@ -289,6 +312,12 @@ func (c Config) String() string {
 	}
 	if c.Limit != 0 {
 		add("limit", strconv.Itoa(c.Limit))
+	}
+	if c.ECN {
+		add("ecn")
+	}
+	if c.CELimit != 0 {
+		add("ce_limit", strconv.Itoa(c.CELimit))
 	}
 	return b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"sockfs/netstack/clock"
+	"sockfs/netstack/header"
 	"sockfs/skb"
 )
 
@@ -23,6 +24,7 @@ type Counters struct {
 	Corrupted  uint64 // packets with a bit flipped by Corrupt
 	Reordered  uint64 // packets scheduled to arrive before one sent earlier
 	QueueDrops uint64 // dropped because Limit packets were waiting
+	Marked     uint64 // marked CE (ECN with Loss, or CELimit) instead of dropped
 	Purged     uint64 // freed undelivered by Purge or Close, or sent after Close
 	Queued     uint64 // waiting now (a gauge, not a counter)
 }
@@ -149,9 +151,17 @@ func (i *Impairer) enqueueLocked(b *skb.SKB) {
 	}
 	c := &i.cfg
 	if c.Loss > 0 && i.rng.Float64() < c.Loss {
-		i.cnt.Lost++
-		b.Free()
-		return
+		// netem_enqueue: with ecn, an ECN-capable packet is marked
+		// instead (INET_ECN_set_ce); the others are still dropped.
+		var ok bool
+		if c.ECN {
+			b, ok = i.markCE(b)
+		}
+		if !ok {
+			i.cnt.Lost++
+			b.Free()
+			return
+		}
 	}
 	var dup *skb.SKB
 	if c.Duplicate > 0 && i.rng.Float64() < c.Duplicate {
@@ -193,6 +203,24 @@ func (i *Impairer) corrupt(b *skb.SKB) *skb.SKB {
 	return b
 }
 
+// markCE sets CE in the IPv4 header of an ECN-capable b, first replacing
+// b by a private copy if another skb may write its header, and reports
+// whether it did (false: Not-ECT, or not IPv4). Mirrors INET_ECN_set_ce.
+func (i *Impairer) markCE(b *skb.SKB) (*skb.SKB, bool) {
+	d := b.Data()
+	if len(d) < header.IPv4MinSize || d[0]>>4 != 4 || d[1]&header.ECNMask == header.ECNNotECT {
+		return b, false
+	}
+	if b.HeaderCloned() {
+		p := b.Copy()
+		b.Free()
+		b = p
+	}
+	header.IPv4(b.Data()).SetCE()
+	i.cnt.Marked++
+	return b, true
+}
+
 // schedule computes b's delivery time and queues it (or holds it back for
 // reordering, or drops it at the queue limit).
 func (i *Impairer) schedule(b *skb.SKB) {
@@ -205,6 +233,9 @@ func (i *Impairer) schedule(b *skb.SKB) {
 		i.cnt.QueueDrops++
 		b.Free()
 		return
+	}
+	if c.CELimit > 0 && queued >= c.CELimit {
+		b, _ = i.markCE(b)
 	}
 	now := i.clk.Nanotime()
 	at := now
