@@ -226,7 +226,7 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.ipfragLowThresh.maxOf = s.ipfragHighThresh
 	s.ipfragTime = mk("ipv4/ipfrag_time", kindJiffies, none, "lifetime of a reassembly queue (ip_expire)", 30)
 	// Path-MTU discovery (route.c, icmp.c)
-	s.ipNoPmtuDisc = mk("ipv4/ip_no_pmtu_disc", kindU8, none, "1: no DF on new sockets; 2, 3: ignore fragmentation-needed (icmp_unreach)", 0)
+	s.ipNoPmtuDisc = mk("ipv4/ip_no_pmtu_disc", kindU8, none, "2, 3: fragmentation-needed ignored; 1: its MTU taken as 0 (icmp_unreach). Not mirrored: 1 also clears DF on new sockets (IP_PMTUDISC_DONT)", 0)
 	s.routeMinPmtu = mk("ipv4/route/min_pmtu", kindInt, lim(i64(68), nil), "a learned path MTU below it is raised to it and locked (__ip_rt_update_pmtu)", 552)
 	s.routeMtuExpires = mk("ipv4/route/mtu_expires", kindJiffies, none, "lifetime of a learned path MTU (__ip_rt_update_pmtu)", 600)
 	s.icmpRatelimit = mk("ipv4/icmp_ratelimit", kindMsJiffies, none, "per-destination interval of rate-limited ICMP errors (icmpv4_xrlim_allow)", 1000)

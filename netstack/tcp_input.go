@@ -82,7 +82,9 @@ func (s *Stack) tcpCsumDrop(b *skb.SKB, tu tcpTuple) {
 	if tp == nil {
 		return
 	}
-	if owned := tp.bhLockSock(); tp.state != TCPTimeWait && (owned || tp.state == TCPEstablished) {
+	// An owned socket is never in TIME_WAIT, and its state is the
+	// owner's to change: it is read only when not owned.
+	if owned := tp.bhLockSock(); owned || tp.state == TCPEstablished {
 		tp.dropReason(b)
 	}
 	tp.bhUnlockSock()
