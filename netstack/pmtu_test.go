@@ -457,3 +457,26 @@ func TestPMTUNoPmtuDisc1AndMinPmtu(t *testing.T) {
 		t.Fatalf("route cache %+v, want a locked entry", got)
 	}
 }
+
+// A fragmentation-needed for a socket a user owns waits for release_sock
+// (TCP_MTU_REDUCED_DEFERRED), which checks the quoted sequence then; other
+// errors meanwhile are dropped and counted (LockDroppedIcmps).
+func TestPMTUDeferredWhileOwned(t *testing.T) {
+	c := newEstablished(t)
+	c.tp.Send(context.Background(), []byte(strings.Repeat("x", 1460)))
+	pkt := c.takeRaw()
+	c.tp.lockSock()
+	c.fragNeeded(1200, pkt)
+	c.icmpFrom(header.ICMPv4DestUnreachable, header.ICMPv4HostUnreachable, 0, pkt)
+	if mss := c.tp.mssCache; mss != 1460 {
+		c.tp.releaseSock()
+		t.Fatalf("mss %d while owned", mss)
+	}
+	c.tp.releaseSock()
+	if i := c.tp.Info(); i.SndMSS != 1160 || i.PMTU != 1200 {
+		t.Fatalf("after release_sock: mss %d pmtu %d, want 1160 1200", i.SndMSS, i.PMTU)
+	}
+	if n := c.s.mib.Get(memctl.TcpExtLockDroppedIcmps); n != 1 {
+		t.Fatalf("LockDroppedIcmps %d, want 1", n)
+	}
+}

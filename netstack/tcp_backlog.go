@@ -261,8 +261,13 @@ func (tp *TCPSock) releaseCb() {
 	if f&tcpDelackTimerDeferred != 0 {
 		tp.delackTimerHandler()
 	}
-	if f&tcpMtuReducedDeferred != 0 {
-		tp.mtuReduced()
+	if f&tcpMtuReducedDeferred != 0 && !tp.destroyed {
+		// The quoted sequence is checked now that the state is ours.
+		if seqBetween(tp.mtuInfoSeq, tp.sndUna, tp.sndNxt) {
+			tp.mtuReduced()
+		} else {
+			tp.stack.mib.Inc(memctl.TcpExtOutOfWindowIcmps)
+		}
 	}
 	if f&tcpAckDeferred != 0 && tp.ackPending&icskAckSched != 0 && !tp.destroyed {
 		tp.sendAck()

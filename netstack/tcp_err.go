@@ -89,13 +89,26 @@ func (s *Stack) tcpErr(tu tcpTuple, seq uint32, ptb bool, err syscall.Errno, inf
 		return // a listener has nothing to learn (tcp_req_err not mirrored)
 	}
 	fragNeeded := ptb
-	owned := tp.bhLockSock()
+	if tp.bhLockSock() {
+		// A user owns the socket and changes its state and sequence
+		// numbers with the spinlock dropped, so none of them is read
+		// here. Deviation: Linux reads them anyway; sockfs leaves a
+		// fragmentation-needed, with the sequence it quotes, to
+		// release_sock (TCP_MTU_REDUCED_DEFERRED, checked there), and
+		// drops any other error (LockDroppedIcmps) where Linux may
+		// keep it as a soft error.
+		if fragNeeded {
+			tp.mtuInfo, tp.mtuInfoSeq = int(info), seq
+			tp.deferred |= tcpMtuReducedDeferred
+		} else {
+			s.mib.Inc(memctl.TcpExtLockDroppedIcmps)
+		}
+		tp.bhUnlockSock()
+		return
+	}
 	defer tp.bhUnlockSock()
 	if tp.state == TCPTimeWait || tp.state == TCPClose || tp.destroyed {
 		return
-	}
-	if owned && !fragNeeded {
-		s.mib.Inc(memctl.TcpExtLockDroppedIcmps)
 	}
 	if !seqBetween(seq, tp.sndUna, tp.sndNxt) {
 		s.mib.Inc(memctl.TcpExtOutOfWindowIcmps)
@@ -103,22 +116,14 @@ func (s *Stack) tcpErr(tu tcpTuple, seq uint32, ptb bool, err syscall.Errno, inf
 	}
 	if fragNeeded {
 		tp.mtuInfo = int(info)
-		if owned {
-			tp.deferred |= tcpMtuReducedDeferred
-		} else {
-			tp.mtuReduced()
-		}
+		tp.mtuReduced()
 		return
 	}
 	if err == 0 {
 		return
 	}
 	if tp.state == TCPSynSent || tp.state == TCPSynRecv {
-		if owned {
-			tp.errSoft = err
-		} else {
-			tp.writeErr(err) // tcp_done_with_error
-		}
+		tp.writeErr(err) // tcp_done_with_error
 		return
 	}
 	tp.errSoft = err // no IP_RECVERR: an error only on timeout

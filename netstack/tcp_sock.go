@@ -345,6 +345,7 @@ type TCPSock struct {
 	mssCache     int           // current effective send MSS
 	pmtuCookie   int           // the path MTU mss_cache was computed for (icsk_pmtu_cookie)
 	mtuInfo      int           // the MTU the last fragmentation-needed reported (mtu_info)
+	mtuInfoSeq   uint32        // the sequence number that fragmentation-needed quoted, for a deferred check
 	mtup         tcpMtup       // packetization-layer path-MTU discovery (icsk_mtup)
 	errSoft      syscall.Errno // an ICMP error kept for a timeout (sk_err_soft)
 	gsoSegs      uint16        // the size goal in segments (tp->gso_segs, tcp_tso.go)
