@@ -165,8 +165,12 @@ s.close()
 	dev.SetImpair(netstack.In, impair.Config{})
 	ce := st.Net().MIB.Get(memctl.IpExtInCEPkts) - ce0
 	t.Logf("in impairment: %d marked CE; sockfs counted InCEPkts %d", ic.Marked, ce)
-	if ic.Marked == 0 || ce == 0 || ic.Lost != 0 {
-		t.Errorf("in impairment marked %d, lost %d; InCEPkts %d: want marks, no loss", ic.Marked, ic.Lost, ce)
+	// netem's ecn marks ECN-capable packets and drops the others: the
+	// kernel's data is ECT(0), but its pure ACKs (of the go-ahead byte)
+	// and its FIN are not (tcp_ecn_send), so one or two of those may be
+	// lost by the 5% chance.
+	if ic.Marked == 0 || ce == 0 || ic.Lost > 2 {
+		t.Errorf("in impairment marked %d, lost %d; InCEPkts %d: want marks, and no data lost", ic.Marked, ic.Lost, ce)
 	}
 
 	time.Sleep(300 * time.Millisecond)
