@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -43,18 +42,7 @@ func TestKernelECNNegotiation(t *testing.T) {
 	}
 	defer ln.Close()
 
-	capFile := filepath.Join(t.TempDir(), "cap.txt")
-	out, _ := os.Create(capFile)
-	dump := ns.cmd("tcpdump", "-i", "sfsecn0", "-nn", "-v", "-l", "-S", "tcp")
-	dump.Stdout = out
-	stderr, _ := dump.StderrPipe()
-	if err := dump.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := bufio.NewScanner(stderr)
-	for s.Scan() && !strings.Contains(s.Text(), "listening on") {
-	}
-	go io.Copy(io.Discard, stderr)
+	stopDump := startTcpdump(t, ns, "sfsecn0", "tcp")
 
 	// 1: the kernel connects to sockfs, sends, reads the echo, and
 	// prints its tcpi_options before closing.
@@ -173,17 +161,12 @@ s.close()
 		t.Errorf("in impairment marked %d, lost %d; InCEPkts %d: want marks, and no data lost", ic.Marked, ic.Lost, ce)
 	}
 
-	time.Sleep(300 * time.Millisecond)
-	dump.Process.Signal(os.Interrupt)
-	dump.Wait()
-	out.Close()
-	text, _ := os.ReadFile(capFile)
-	capture := string(text)
+	capture := stopDump()
 	t.Logf("captured %d lines", strings.Count(capture, "\n"))
 	if os.Getenv("ECN_DUMP") != "" {
 		t.Log(capture)
 	}
-	// tcpdump -v prints the IP header line (tos ...) before the TCP line.
+	// tcpdump -vv prints the IP header line (tos ...) before the TCP line.
 	for name, re := range map[string]*regexp.Regexp{
 		"kernel SYN asking for ECN":         regexp.MustCompile(`198\.18\.0\.1\.\d+ > 198\.18\.0\.2\.9000: Flags \[SEW\]`),
 		"sockfs SYN-ACK accepting ECN":      regexp.MustCompile(`198\.18\.0\.2\.9000 > 198\.18\.0\.1\.\d+: Flags \[S\.E\]`),

@@ -26,7 +26,7 @@ type fnhe struct {
 // learned nothing (the usual case) pays one atomic load per lookup.
 type pmtuTable struct {
 	n  atomic.Int32
-	mu sync.Mutex
+	mu sync.RWMutex // read on every packet to a destination with an entry
 	m  map[netip.Addr]fnhe
 }
 
@@ -39,15 +39,19 @@ func (s *Stack) pathMTU(rt Route, dst netip.Addr) (mtu int, locked bool) {
 	if t.n.Load() == 0 {
 		return mtu, false
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
 	e, ok := t.m[dst]
+	t.mu.RUnlock()
 	if !ok {
 		return mtu, false
 	}
 	if s.clock.Nanotime() >= e.expires {
-		delete(t.m, dst)
-		t.n.Add(-1)
+		t.mu.Lock()
+		if e2, ok := t.m[dst]; ok && e2.expires == e.expires {
+			delete(t.m, dst)
+			t.n.Add(-1)
+		}
+		t.mu.Unlock()
 		return mtu, false
 	}
 	return min(mtu, e.mtu), e.locked
@@ -101,14 +105,14 @@ type PMTUEntry struct {
 func (s *Stack) PMTUCache() []PMTUEntry {
 	now := s.clock.Nanotime()
 	t := &s.pmtu
-	t.mu.Lock()
+	t.mu.RLock()
 	var out []PMTUEntry
 	for dst, e := range t.m {
 		if now < e.expires {
 			out = append(out, PMTUEntry{Dst: dst, MTU: e.mtu, Locked: e.locked, Expires: time.Duration(e.expires - now)})
 		}
 	}
-	t.mu.Unlock()
+	t.mu.RUnlock()
 	for i := range out {
 		out[i].Route, _ = s.routes.lookup(out[i].Dst)
 	}

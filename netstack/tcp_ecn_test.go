@@ -48,13 +48,7 @@ func ecnEstablishedCC(t *testing.T, cc string, synFlags header.TCPFlags, tos uin
 	}
 	c.iss = sa.seq
 	c.send(seg{seq: c.peerIS + 1, ack: c.iss + 1, flags: fAck, tos: tos})
-	tp, err := c.l.Accept(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp.SetNonblock(true)
-	tp.SetNoDelay(true)
-	c.tp = tp
+	c.acceptNoDelay()
 	return c, sa
 }
 

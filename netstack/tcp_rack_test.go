@@ -43,13 +43,7 @@ func rackEstablished(t *testing.T, recovery string) (c *script, base uint32) {
 	c.iss = sa.seq
 	c.clk.Advance(rackRTT)
 	c.send(seg{seq: c.peerIS + 1, ack: c.iss + 1, flags: fAck})
-	tp, err := c.l.Accept(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp.SetNonblock(true)
-	tp.SetNoDelay(true)
-	c.tp = tp
+	c.acceptNoDelay()
 	// Warm-up: one byte acked after one RTT.
 	c.sendData("w")
 	c.expect(seg{seq: c.iss + 1, ack: 1001, flags: fAck | fPsh, payload: "w"})

@@ -349,13 +349,7 @@ func sackEstablished(t *testing.T) *script {
 	}
 	c.iss = sa.seq
 	c.send(seg{seq: c.peerIS + 1, ack: c.iss + 1, flags: fAck})
-	tp, err := c.l.Accept(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp.SetNonblock(true)
-	tp.SetNoDelay(true)
-	c.tp = tp
+	c.acceptNoDelay()
 	return c
 }
 

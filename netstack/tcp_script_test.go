@@ -237,6 +237,19 @@ func (c *script) establishPassive() {
 	_ = sa
 }
 
+// acceptNoDelay accepts the connection the handshake made, non-blocking
+// and with TCP_NODELAY, as the script's connection.
+func (c *script) acceptNoDelay() {
+	c.t.Helper()
+	tp, err := c.l.Accept(context.Background())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	tp.SetNonblock(true)
+	tp.SetNoDelay(true)
+	c.tp = tp
+}
+
 // estab returns a script with an established passive connection; the peer
 // sent SYN with MSS 1460 only.
 func newEstablished(t *testing.T) *script {

@@ -30,13 +30,7 @@ func (c *script) establishAfter() {
 	}
 	c.iss = sa.seq
 	c.send(seg{seq: c.peerIS + 1, ack: c.iss + 1, flags: fAck})
-	tp, err := c.l.Accept(context.Background())
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	tp.SetNonblock(true)
-	tp.SetNoDelay(true)
-	c.tp = tp
+	c.acceptNoDelay()
 }
 
 // withSysctl makes a script with mk and sets the sysctl ipv4/name to v

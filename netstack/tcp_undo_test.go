@@ -8,7 +8,6 @@ package netstack
 // degree (counted in MSS) can grow.
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -46,13 +45,7 @@ func undoEstablished(t *testing.T, recovery string, ts bool) *undoConn {
 	c.iss = sa.seq
 	c.clk.Advance(rackRTT)
 	u.ack(c.iss+1, o.TSVal)
-	tp, err := c.l.Accept(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp.SetNonblock(true)
-	tp.SetNoDelay(true)
-	c.tp = tp
+	c.acceptNoDelay()
 	c.sendData("w")
 	_, o = c.expect(seg{seq: c.iss + 1, ack: 1001, flags: fAck | fPsh, payload: "w"})
 	c.clk.Advance(rackRTT)

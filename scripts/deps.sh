@@ -6,6 +6,8 @@ set -euo pipefail
 need=(
 	"fusermount3 fuse3"
 	"ip iproute2"
+	"ss iproute2"
+	"sysctl procps"
 	"ping iputils-ping"
 	"socat socat"
 	"curl curl"
