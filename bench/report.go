@@ -24,7 +24,7 @@ var columns = []struct{ system, label string }{
 	{"sockfs", "kernel ↔ sockfs Go API, TUN, offloads (TSO/GSO 64 KiB, checksums)"},
 	{"kernel6", "IPv6: kernel ↔ kernel, veth (offloads on)"},
 	{"sockfs6", "IPv6: kernel ↔ sockfs Go API, TUN, offloads (TSO6/GSO 64 KiB, checksums)"},
-		{"sockfs-fuse", "kernel ↔ sockfs FUSE data, 1 MiB read/write (TUN, offloads)"},
+	{"sockfs-fuse", "kernel ↔ sockfs FUSE data, 1 MiB read/write (TUN, offloads)"},
 	{"sockfs-9p", "kernel ↔ sockfs 9P, msize 132 KiB, 128 KiB read/write (TUN, offloads)"},
 }
 

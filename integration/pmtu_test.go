@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sockfs/fs"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,10 @@ func TestPMTUThroughKernelRouter(t *testing.T) {
 	cache := st.PMTUCache()
 	if len(cache) != 1 || cache[0].Dst != netip.MustParseAddr("198.18.51.2") || cache[0].MTU != 1200 {
 		t.Fatalf("route cache %+v", cache)
+	}
+	// The same learned MTU as `ip route show cache` would list it.
+	if got, want := readTreeFile(t, st, "iproute.cache"), "198.18.51.2 via 198.18.0.1 dev "+st.Devices()[1].Name()+" \n    cache expires "; !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "sec mtu 1200 \n") {
+		t.Fatalf("iproute.cache: %q, want %q...sec mtu 1200", got, want)
 	}
 	t.Logf("4 MiB through a 1200-byte hop: pmtu %d, mss %d, %d retransmitted", info.PMTU, info.SndMSS, info.TotalRetrans)
 }
@@ -165,4 +170,22 @@ func sendThroughRouter(t *testing.T, st *netstack.Stack, far *netns, dst string,
 		t.Fatalf("received %d of %d bytes, or SHA-256 differs", len(data), size)
 	}
 	return info
+}
+
+// readTreeFile reads a top-level file of st's /net tree through the fs
+// package (the tree the FUSE and 9P frontends serve).
+func readTreeFile(t *testing.T, st *netstack.Stack, name string) string {
+	t.Helper()
+	n, err := fs.New(st, fs.Options{}).Root().Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := n.(fs.File).Open(context.Background(), fs.OpenReq{Flags: os.O_RDONLY})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release()
+	buf := make([]byte, 4096)
+	k, _ := h.Read(context.Background(), buf, 0)
+	return string(buf[:k])
 }
