@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -23,7 +24,8 @@ import (
 // path MTU, shrink its MSS and retransmit at once; without it every
 // full-size segment (and every retransmission of one) dies at the router
 // and the transfer never completes. 4 MiB are sent and compared byte for
-// byte; the connection's pmtu and MSS and the route cache are checked.
+// byte; the connection's pmtu and MSS and the route cache are checked,
+// and the pmtu and MSS against a Linux sender's through the same router.
 func TestPMTUThroughKernelRouter(t *testing.T) {
 	needRoot(t)
 	needTool(t, "socat")
@@ -54,6 +56,40 @@ func TestPMTUThroughKernelRouter(t *testing.T) {
 	// The same learned MTU as `ip route show cache` would list it.
 	if got, want := readTreeFile(t, st, "iproute.cache"), "198.18.51.2 via 198.18.0.1 dev "+st.Devices()[1].Name()+" \n    cache expires "; !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "sec mtu 1200 \n") {
 		t.Fatalf("iproute.cache: %q, want %q...sec mtu 1200", got, want)
+	}
+	// The live kernel in the same place: a Linux sender in a third
+	// namespace behind the same router, to the same far host, ends with
+	// the same path MTU and MSS (tcp_info's tcpi_pmtu, tcpi_snd_mss).
+	near := newNetns(t)
+	router.mustRun("ip", "link", "add", "pmtuc", "type", "veth", "peer", "name", "pmtud", "netns", near.name)
+	router.mustRun("ip", "addr", "add", "198.18.53.1/24", "dev", "pmtuc")
+	router.mustRun("ip", "link", "set", "pmtuc", "up")
+	near.mustRun("ip", "addr", "add", "198.18.53.2/24", "dev", "pmtud")
+	near.mustRun("ip", "link", "set", "pmtud", "up")
+	near.mustRun("ip", "route", "add", "default", "via", "198.18.53.1")
+	sink := far.cmd("socat", "-u", "TCP-LISTEN:5302,reuseaddr", "OPEN:/dev/null")
+	if err := sink.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sink.Process.Kill(); sink.Wait() }()
+	out, err := near.run("python3", "-c", `
+import socket, struct, time
+for i in range(50):
+    try:
+        s = socket.create_connection(("198.18.51.2", 5302), timeout=10)
+        break
+    except OSError:
+        time.sleep(0.05)
+s.sendall(b"x" * (4 << 20))
+i = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+print(struct.unpack_from("I", i, 60)[0], struct.unpack_from("I", i, 16)[0])
+s.close()
+`)
+	if err != nil {
+		t.Fatalf("kernel sender: %v\n%s", err, out)
+	}
+	if want := fmt.Sprintf("%d %d", info.PMTU, info.SndMSS); strings.TrimSpace(out) != want {
+		t.Fatalf("kernel's pmtu and mss %q, sockfs's %q", strings.TrimSpace(out), want)
 	}
 	t.Logf("4 MiB through a 1200-byte hop: pmtu %d, mss %d, %d retransmitted", info.PMTU, info.SndMSS, info.TotalRetrans)
 }
