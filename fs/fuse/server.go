@@ -45,12 +45,6 @@ type server struct {
 
 	sentinelDone chan struct{} // closed when the sentinel (ownpoll.go) is out
 
-	// dev is a duplicate of fd, non-blocking and registered with the
-	// runtime's network poller, from serve on: the readers wait for
-	// requests there instead of in read(2) (see pollReq).
-	dev   *os.File
-	devRC syscall.RawConn
-
 	idle    atomic.Int32
 	readers sync.WaitGroup
 	quit    chan struct{}
@@ -87,20 +81,13 @@ func newServer(fd int, root netfs.Dir) *server {
 }
 
 // readReq reads one request into buf, retrying what the device answers
-// when a request vanished before it was read. Before serve it reads in
-// read(2) (the handshake); from serve on it waits in the network poller
-// (pollReq). Either way a POLL from this process's own threads is
-// answered on the way (see ownpoll.go) and comes back as opPollAnswered.
-func (s *server) readReq(buf []byte, pr *polledRead) (int, error) {
+// when a request vanished before it was read. The read is rawRead's: a
+// POLL from this process's own threads is answered on the way (see
+// ownpoll.go) and comes back as opPollAnswered.
+func (s *server) readReq(buf []byte) (int, error) {
 	fd, p, size, pid := uintptr(s.fd), unsafe.Pointer(unsafe.SliceData(buf)), uintptr(len(buf)), uintptr(s.pid)
 	for {
-		var n uintptr
-		var err syscall.Errno
-		if s.devRC != nil && pr != nil {
-			n, err = s.pollReq(pr, p, size, pid)
-		} else {
-			n, err = rawRead(fd, p, size, pid)
-		}
+		n, err := rawRead(fd, p, size, pid)
 		switch err {
 		case 0:
 			if n < inHeaderLen {
@@ -112,73 +99,6 @@ func (s *server) readReq(buf []byte, pr *polledRead) (int, error) {
 		}
 		return 0, err
 	}
-}
-
-// pollReq reads one request from the non-blocking device, waiting for
-// it in the runtime's network poller (epoll; the kernel's fuse_dev_poll)
-// rather than in a blocking read(2). A reader blocked in read(2) is a
-// goroutine in a system call: each time it returns, and each time the
-// process's processors all go idle and the next system call starts,
-// the runtime wakes its sysmon thread (entersyscall_sysmon), which then
-// polls every 20 µs until the process is idle again. In a
-// request/response exchange that is once per round trip, and on this
-// kind of machine (a paravirtualised guest) each of those thread wake-ups
-// costs more than the request itself. A goroutine parked in the poller
-// holds no thread and makes no system call while it waits.
-func (s *server) pollReq(pr *polledRead, p unsafe.Pointer, size, pid uintptr) (uintptr, syscall.Errno) {
-	pr.p, pr.size, pr.pid = p, size, pid
-	if rerr := s.devRC.Read(pr.fn); pr.err == 0 && rerr != nil {
-		// The file was closed: the mount is going away.
-		return 0, syscall.ENODEV
-	}
-	return pr.n, pr.err
-}
-
-// polledRead is a reader's argument and result of pollReq's read, with
-// the function the poller calls bound once (a closure per read would be
-// an allocation per request).
-type polledRead struct {
-	p         unsafe.Pointer
-	size, pid uintptr
-	n         uintptr
-	err       syscall.Errno
-	fn        func(fd uintptr) bool
-}
-
-func newPolledRead() *polledRead {
-	pr := new(polledRead)
-	pr.fn = pr.read
-	return pr
-}
-
-// read is the poller's attempt: done unless the device had nothing.
-func (pr *polledRead) read(fd uintptr) bool {
-	pr.n, pr.err = readAnswer(fd, pr.p, pr.size, pr.pid)
-	return pr.err != syscall.EAGAIN
-}
-
-// pollDevice makes the readers wait for requests in the network poller
-// from now on (pollReq): a non-blocking duplicate of the device (the
-// flag is the open file's, so the sentinel's and the writes' descriptor
-// is non-blocking too; neither waits on it).
-func (s *server) pollDevice() error {
-	dfd, err := unix.FcntlInt(uintptr(s.fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	if err := unix.SetNonblock(dfd, true); err != nil {
-		unix.Close(dfd)
-		return err
-	}
-	s.dev = os.NewFile(uintptr(dfd), "fuse-dev")
-	rc, err := s.dev.SyscallConn()
-	if err != nil {
-		s.dev.Close()
-		s.dev = nil
-		return err
-	}
-	s.devRC = rc
-	return nil
 }
 
 // write sends a reply or notification; an error (the request was
@@ -196,7 +116,7 @@ func (s *server) write(b []byte) {
 // reads, no readahead, no writeback cache.
 func (s *server) handshake() error {
 	buf := make([]byte, reqBufLen)
-	n, err := s.readReq(buf, nil)
+	n, err := s.readReq(buf)
 	if err != nil {
 		return fmt.Errorf("fuse init: %w", err)
 	}
@@ -241,10 +161,6 @@ func (s *server) handshake() error {
 func (s *server) serve() error {
 	go s.watchSignals()
 	defer close(s.quit)
-	if err := s.pollDevice(); err != nil {
-		return err
-	}
-	defer s.dev.Close()
 	s.readers.Add(maxIdle)
 	for range maxIdle {
 		go s.reader()
@@ -260,7 +176,6 @@ type worker struct {
 	small [512]byte // the request, copied out of the big buffer
 	reply [outHeaderLen + entryOutLen]byte
 	ctx   *reqCtx
-	pr    *polledRead
 	// back: counted in idle already, from just before the reply was
 	// written (see send).
 	back bool
@@ -276,7 +191,7 @@ func (s *server) reader() {
 			s.idle.Add(1)
 		}
 		w.back = false
-		n, err := s.readReq(buf, w.pr)
+		n, err := s.readReq(buf)
 		if s.idle.Add(-1) == 0 && err == nil {
 			s.readers.Add(1)
 			go s.reader()
@@ -315,7 +230,7 @@ func (s *server) takeWorker() *worker {
 		s.spare = s.spare[:n-1]
 		return w
 	}
-	return &worker{s: s, ctx: new(reqCtx), pr: newPolledRead()}
+	return &worker{s: s, ctx: new(reqCtx)}
 }
 
 // giveWorker keeps w for the next reader.
