@@ -65,11 +65,7 @@ func (s *server) checkSignals(now time.Time) {
 		if !signalPending(int(x.tid)) {
 			continue
 		}
-		s.rmu.Lock()
-		if s.inflight[x.unique] == x.c {
-			x.c.cancel()
-		}
-		s.rmu.Unlock()
+		x.c.cancel(x.unique)
 	}
 }
 
