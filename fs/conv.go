@@ -428,11 +428,6 @@ type dataHandle struct {
 	mu   sync.Mutex
 	hook *memctl.PollHook
 	wake atomic.Pointer[func()]
-
-	// The armed read (ArmRead): the frontend's done, and armedDone, the
-	// method value handed to the socket (made once, not per read).
-	done      func(n int, err error)
-	armedDone func(n int, err error)
 }
 
 func (h *dataHandle) Read(ctx context.Context, p []byte, _ int64) (int, error) {
@@ -449,34 +444,6 @@ func (h *dataHandle) Write(ctx context.Context, p []byte, _ int64) (int, error) 
 		h.r.s.setErr(h.r.conv, err, "write")
 	}
 	return n, err
-}
-
-// ArmRead arms a read on a TCP conversation's socket (netstack's
-// ArmRecv); other conversations read the usual way.
-func (h *dataHandle) ArmRead(p []byte, done func(n int, err error)) bool {
-	c, ok := h.r.conv.(*tcpConv)
-	if !ok || c.isHungup() {
-		return false
-	}
-	if h.armedDone == nil {
-		h.armedDone = h.readDone
-	}
-	h.done = done
-	return c.s.ArmRecv(p, h.armedDone)
-}
-
-// DisarmRead stops the armed read.
-func (h *dataHandle) DisarmRead(p []byte) bool { return h.r.conv.(*tcpConv).s.DisarmRecv(p) }
-
-// readDone ends an armed read as Read ends: an error that is the
-// conversation's is recorded, in a goroutine of its own, since readDone
-// may run in the goroutine of a close that holds the protocol's lock,
-// which recording takes.
-func (h *dataHandle) readDone(n int, err error) {
-	if err != nil && !transient(err) {
-		go h.r.s.setErr(h.r.conv, err, "read")
-	}
-	h.done(n, err)
 }
 
 // Tryable: a TCP conversation's data keeps Trier's contract (Recv copies

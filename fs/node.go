@@ -142,24 +142,6 @@ type Trier interface {
 	Tryable() bool
 }
 
-// Armer is implemented by handles whose blocking Read can be left with
-// the file instead of in a waiting goroutine (netstack's ArmRecv): a
-// frontend that serves requests from a few goroutines parks a read that
-// would wait and goes on with other requests, and whoever makes the read
-// possible (the stack's receive path) completes it.
-type Armer interface {
-	// ArmRead arms a read into p. False: nothing is armed (the read
-	// would not wait, or one is armed already); read with Read instead.
-	// True: done is called exactly once, unless DisarmRead stops it
-	// first, with what a blocking Read would have returned; it runs in
-	// whatever goroutine makes the read possible, so it must not block.
-	// Does not block.
-	ArmRead(p []byte, done func(n int, err error)) bool
-	// DisarmRead stops the read armed into p: false if there is none
-	// (done has been called or is being called).
-	DisarmRead(p []byte) bool
-}
-
 type nonblockKey struct{}
 
 // WithNonblock marks ctx as the context of a non-blocking call (O_NONBLOCK):

@@ -485,13 +485,6 @@ func (tp *TCPSock) cwndRestart(delta time.Duration) {
 func (tp *TCPSock) Recv(ctx context.Context, p []byte) (int, error) {
 	tp.lockSock()
 	defer tp.releaseSock()
-	return tp.recvmsgLocked(ctx, p, false)
-}
-
-// recvmsgLocked is Recv's body; the caller holds the socket. noWait makes
-// it return EAGAIN where it would wait (MSG_DONTWAIT), as an armed recv's
-// completion does (recvArmed). Mirrors tcp_recvmsg_locked.
-func (tp *TCPSock) recvmsgLocked(ctx context.Context, p []byte, noWait bool) (int, error) {
 	if tp.released {
 		return 0, errBadF
 	}
@@ -518,12 +511,11 @@ func (tp *TCPSock) recvmsgLocked(ctx context.Context, p []byte, noWait bool) (in
 		if copied >= target || len(p) == 0 {
 			break
 		}
-		nonblock := noWait || tp.nonblock.Load()
 		if copied > 0 {
 			// Short of SO_RCVLOWAT: return what there is rather than
 			// wait at an error, the end of the stream or when not
 			// blocking (tcp_recvmsg_locked).
-			if nonblock || tp.sk.Err() != 0 || tp.state == TCPClose ||
+			if tp.nonblock.Load() || tp.sk.Err() != 0 || tp.state == TCPClose ||
 				tp.sk.ShutdownState()&memctl.RcvShutdown != 0 {
 				break
 			}
@@ -540,13 +532,16 @@ func (tp *TCPSock) recvmsgLocked(ctx context.Context, p []byte, noWait bool) (in
 				}
 				return 0, nil
 			}
-			if nonblock {
+			if tp.nonblock.Load() {
 				return 0, errAgain
 			}
 		}
 		// Woken as tcp_data_ready wakes: SO_RCVLOWAT bytes unread (or
 		// memory or the window running short), or the FIN.
-		if err := waitFor(ctx, tp.sk, tp.lockSock, tp.releaseSock, tp.recvWakeable); err != nil {
+		if err := waitFor(ctx, tp.sk, tp.lockSock, tp.releaseSock, func() bool {
+			return tp.epollinReady(tp.rcvlowat) || tp.finSeen || tp.sk.Err() != 0 || tp.state == TCPClose ||
+				tp.sk.ShutdownState()&memctl.RcvShutdown != 0
+		}); err != nil {
 			if copied > 0 { // a signal or the timeout: what was read
 				break
 			}
@@ -556,14 +551,6 @@ func (tp *TCPSock) recvmsgLocked(ctx context.Context, p []byte, noWait bool) (in
 	tp.rcvSpaceAdjust()
 	tp.cleanupRbuf(copied)
 	return copied, nil
-}
-
-// recvWakeable reports whether a reader sleeping in Recv is to wake:
-// SO_RCVLOWAT bytes unread (or memory or the window running short), the
-// FIN, an error, or the end of the receive side. Caller holds the socket.
-func (tp *TCPSock) recvWakeable() bool {
-	return tp.epollinReady(tp.rcvlowat) || tp.finSeen || tp.sk.Err() != 0 || tp.state == TCPClose ||
-		tp.sk.ShutdownState()&memctl.RcvShutdown != 0
 }
 
 // cleanupRbuf sends an ACK after a read when one is due or the window can
@@ -607,7 +594,6 @@ func (tp *TCPSock) Shutdown(how uint32) error {
 		return errNotConn
 	}
 	tp.sk.Shutdown(how)
-	tp.recvArmed()
 	if how&ShutWr != 0 {
 		tp.closeStateAndFin()
 	}
@@ -673,7 +659,6 @@ func (tp *TCPSock) Close() error {
 		return nil
 	}
 	tp.sk.Shutdown(ShutRdWr)
-	tp.recvArmed()
 	unread := int(tp.rcvNxt - tp.copiedSeq)
 	if tp.finSeen {
 		unread--

@@ -70,9 +70,7 @@ func (tp *TCPSock) releaseSock() {
 	if l.waiters > 0 {
 		l.wq.Signal()
 	}
-	c := tp.takeRecvDone()
 	l.slock.Unlock()
-	c.run()
 }
 
 // bhLockSock takes the spinlock for softirq-side work and reports whether
@@ -84,13 +82,8 @@ func (tp *TCPSock) bhLockSock() bool {
 	return tp.mu.owned
 }
 
-// bhUnlockSock mirrors bh_unlock_sock; it then hands an armed recv that
-// completed under the lock its result (recvDone).
-func (tp *TCPSock) bhUnlockSock() {
-	c := tp.takeRecvDone()
-	tp.mu.slock.Unlock()
-	c.run()
-}
+// bhUnlockSock mirrors bh_unlock_sock.
+func (tp *TCPSock) bhUnlockSock() { tp.mu.slock.Unlock() }
 
 // releaseBacklog processes the backlog in batches: it takes the whole queue,
 // drops the spinlock while processing it (so input can queue more), and

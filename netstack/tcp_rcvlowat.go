@@ -78,7 +78,6 @@ func (tp *TCPSock) rmemPressure() bool {
 // Mirrors tcp_data_ready (sk_data_ready).
 func (tp *TCPSock) dataReady() {
 	if tp.epollinReady(tp.rcvlowat) || tp.finSeen {
-		tp.recvArmed()
 		tp.sk.Wq.Wake()
 	}
 }

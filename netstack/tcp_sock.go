@@ -436,9 +436,7 @@ type TCPSock struct {
 	rcvNxt        uint32
 	bytesReceived uint64 // tcpi_bytes_received: rcv_nxt's advance past the SYN
 	copiedSeq     uint32
-	rcvlowat      int       // sk_rcvlowat (SO_RCVLOWAT, tcp_rcvlowat.go)
-	armed         armedRecv // a read left with the socket (ArmRecv, tcp_armrecv.go)
-	recvDone      recvDone  // its result, for after the spinlock (tcp_armrecv.go)
+	rcvlowat      int // sk_rcvlowat (SO_RCVLOWAT, tcp_rcvlowat.go)
 	rcvWup        uint32
 	rcvWnd        uint32
 	rcvSsthresh   uint32
@@ -639,7 +637,6 @@ func (tp *TCPSock) setState(ns TCPState) {
 	tp.state = ns
 	tp.stack.log.Debug("tcp state", "local", tp.local, "remote", tp.remote, "from", old, "to", ns)
 	tp.sk.Wq.Wake() // sk_state_change
-	tp.recvArmed()
 }
 
 // setOrphan counts or uncounts the socket as an orphan (tcp_orphan_count):

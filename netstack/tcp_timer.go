@@ -346,7 +346,6 @@ func (tp *TCPSock) timeoutErr() syscall.Errno {
 func (tp *TCPSock) setErr(err syscall.Errno) {
 	tp.err.Store(int32(err))
 	tp.sk.SetErr(err)
-	tp.recvArmed() // sk_error_report
 }
 
 // probeTimer sends a zero-window probe and backs off; an orphan whose

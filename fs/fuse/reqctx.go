@@ -25,17 +25,11 @@ type reqCtx struct {
 	unique uint64
 	tid    uint32
 	start  time.Time
-	// onCancel, if set, is called by cancel (in its goroutine, without
-	// c.mu): an armed read's (armedRead.cancel), which no goroutine
-	// waits for.
-	onCancel func(unique uint64)
 }
 
 func (c *reqCtx) reset(unique uint64, tid uint32) {
-	c.mu.Lock()
 	c.done, c.err, c.used, c.afters = nil, nil, false, nil
 	c.unique, c.tid, c.start = unique, tid, time.Now()
-	c.mu.Unlock()
 }
 
 func (c *reqCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
@@ -89,14 +83,11 @@ func (c *reqCtx) AfterFunc(f func()) (stop func() bool) {
 	}
 }
 
-// cancel ends the waits of request unique with context.Canceled (EINTR);
-// nothing if c serves another request by now (a reader reuses its
-// context, and INTERRUPT and the signal watch cancel outside the
-// in-flight table's lock).
-func (c *reqCtx) cancel(unique uint64) {
+// cancel ends the request's waits with context.Canceled (EINTR).
+func (c *reqCtx) cancel() {
 	c.mu.Lock()
-	if c.err != nil || c.unique != unique {
-		c.mu.Unlock()
+	defer c.mu.Unlock()
+	if c.err != nil {
 		return
 	}
 	c.err = context.Canceled
@@ -108,10 +99,5 @@ func (c *reqCtx) cancel(unique uint64) {
 			a.stopped = true
 			go a.f()
 		}
-	}
-	f := c.onCancel
-	c.mu.Unlock()
-	if f != nil {
-		f(unique)
 	}
 }

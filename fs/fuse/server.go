@@ -45,12 +45,6 @@ type server struct {
 
 	sentinelDone chan struct{} // closed when the sentinel (ownpoll.go) is out
 
-	// live guards writes from outside the readers (armed reads'
-	// completions) against the descriptor's close: gone is set, under
-	// the write lock, once serve is done.
-	live sync.RWMutex
-	gone bool
-
 	idle    atomic.Int32
 	readers sync.WaitGroup
 	quit    chan struct{}
@@ -173,9 +167,6 @@ func (s *server) serve() error {
 	}
 	s.readers.Wait()
 	<-s.sentinelDone
-	s.live.Lock()
-	s.gone = true
-	s.live.Unlock()
 	return nil
 }
 
@@ -444,15 +435,12 @@ func (w *worker) end(c *reqCtx) {
 }
 
 // interrupt cancels the request unique; false if it is not in flight.
-// The cancel runs outside rmu: an armed read's (armedRead.cancel) takes
-// the socket's lock, and an armed read's completion, which holds that
-// lock, takes rmu.
 func (s *server) interrupt(unique uint64) bool {
 	s.rmu.Lock()
+	defer s.rmu.Unlock()
 	c, ok := s.inflight[unique]
-	s.rmu.Unlock()
 	if ok {
-		c.cancel(unique)
+		c.cancel()
 	}
 	return ok
 }
@@ -497,9 +485,6 @@ func (w *worker) open(h inHeader, in []byte) {
 		if n.Stat().Stream {
 			hd.stream = true
 			oflags |= fopenNonseekable | fopenStream
-			if a, ok := nh.(netfs.Armer); ok {
-				hd.ar = newArmedRead(hd, a)
-			}
 		}
 	}
 	s.hmu.Lock()
@@ -560,9 +545,6 @@ func (w *worker) read(h inHeader, in []byte) {
 	size := min(r.size, maxIO)
 	pool := replyPool(size)
 	buf := pool.get()
-	if hd.ar != nil && r.flags&syscall.O_NONBLOCK == 0 && hd.ar.arm(h, buf, pool, size) {
-		return
-	}
 	off := r.off
 	if hd.stream {
 		hd.mu.Lock()
@@ -703,8 +685,6 @@ type handle struct {
 	wakeFn  func()
 	kh      atomic.Uint64 // the kernel's poll handle (0: none)
 	pending atomic.Bool
-
-	ar *armedRead // a stream file's that can arm reads (fs.Armer), else nil
 }
 
 // wake sends NOTIFY_POLL for the kernel's poll handle. It runs in the

@@ -65,7 +65,11 @@ func (s *server) checkSignals(now time.Time) {
 		if !signalPending(int(x.tid)) {
 			continue
 		}
-		x.c.cancel(x.unique)
+		s.rmu.Lock()
+		if s.inflight[x.unique] == x.c {
+			x.c.cancel()
+		}
+		s.rmu.Unlock()
 	}
 }
 
