@@ -73,18 +73,7 @@ func TestSackCompressionInBatch(t *testing.T) {
 		seq += 100
 	}
 	c.sendBatch(batch...)
-	acks := c.takeAll()
-	if len(acks) != 4 {
-		t.Fatalf("10 out-of-order segments in one batch: %d ACKs, want 3 + 1 compressed", len(acks))
-	}
-	for _, a := range acks {
-		if a.ack != hole {
-			t.Fatalf("duplicate ACK acks %d, want %d", a.ack, hole)
-		}
-	}
-	if got := c.s.mib.Get(memctl.TcpExtTCPAckCompressed); got != 7 {
-		t.Fatalf("TCPAckCompressed %d, want 7", got)
-	}
+	checkTenCompressed(t, c, hole, "in one batch")
 	// The compressed ACK reports the whole out-of-order range.
 	c.send(seg{seq: seq, ack: c.iss + 1, flags: fAck, payload: "z"}) // one more, alone
 	last, o, ok := c.take()
@@ -112,9 +101,17 @@ func TestSackCompressionInBacklog(t *testing.T) {
 		t.Fatalf("%d ACKs while the socket was owned, want none", len(acks))
 	}
 	c.tp.releaseSock()
+	checkTenCompressed(t, c, hole, "from the backlog")
+}
+
+// checkTenCompressed checks the ACKs for ten out-of-order segments behind
+// hole: three duplicate ACKs and one for the seven merged, counted in
+// TCPAckCompressed.
+func checkTenCompressed(t *testing.T, c *script, hole uint32, where string) {
+	t.Helper()
 	acks := c.takeAll()
 	if len(acks) != 4 {
-		t.Fatalf("10 out-of-order segments from the backlog: %d ACKs, want 3 + 1 compressed", len(acks))
+		t.Fatalf("10 out-of-order segments %s: %d ACKs, want 3 + 1 compressed", where, len(acks))
 	}
 	for _, a := range acks {
 		if a.ack != hole {
