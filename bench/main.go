@@ -181,13 +181,31 @@ func run(o options) error {
 		return err
 	}
 	for _, mtu := range o.mtus {
+		var systems []string
 		for _, sys := range stackSystems {
 			if o.systems[sys] && (!v6Systems[sys] || mtu == 1500) {
-				r.system(sys, mtu)
+				systems = append(systems, sys)
 			}
 		}
+		// Rounds: each system is measured once per round, one after the
+		// other, so that what drifts on a shared machine during the run
+		// touches every system alike, and a goal can compare two
+		// systems round by round (pairedRatio).
+		fileErr := map[string]error{}
+		for round := range o.reps {
+			logf("MTU %d round %d of %d", mtu, round+1, o.reps)
+			for _, sys := range systems {
+				r.traffic(sys, mtu)
+			}
+			if o.systems["file"] {
+				r.fileTraffic(mtu, fileErr)
+			}
+		}
+		for _, sys := range systems {
+			r.idleMemory(sys, mtu)
+		}
 		if o.systems["file"] {
-			r.fileSystems(mtu)
+			r.fileNotes(mtu, fileErr)
 		}
 		if o.systems["tunraw"] {
 			r.tunCeiling(mtu)
@@ -304,23 +322,30 @@ func peerAddr(system string) netip.Addr {
 	return netip.MustParseAddr("198.18.0.2")
 }
 
-// system measures one stack at one MTU. Failures become notes in the cells
-// (a system that cannot be measured must not hide the others).
-func (r *runner) system(system string, mtu int) {
-	logf("%s MTU %d", system, mtu)
-	fail := func(err error) {
-		logf("%s MTU %d: %v", system, mtu, err)
-		for _, m := range metrics {
-			if c := r.cell(system, mtu, m.key); c == nil {
-				r.add(&Cell{System: system, MTU: mtu, Metric: m.key, Unit: m.unit, Note: shortErr(err)})
-			} else if !c.ok() && c.Note == "" {
-				c.Note = shortErr(err)
-			}
+// fail records err in the cells of system at mtu that have no
+// measurement (a system that cannot be measured must not hide the others).
+func (r *runner) fail(system string, mtu int, err error) {
+	logf("%s MTU %d: %v", system, mtu, err)
+	for _, m := range metrics {
+		if c := r.cell(system, mtu, m.key); c == nil {
+			r.add(&Cell{System: system, MTU: mtu, Metric: m.key, Unit: m.unit, Note: shortErr(err)})
+		} else if !c.ok() && c.Note == "" {
+			c.Note = shortErr(err)
 		}
 	}
-	if err := r.session(system, mtu, func(c *client) error { return r.measure(c, system, mtu) }); err != nil {
-		fail(err)
+}
+
+// traffic measures one round of one stack's traffic metrics at one MTU,
+// on a peer of its own.
+func (r *runner) traffic(system string, mtu int) {
+	logf("%s MTU %d", system, mtu)
+	if err := r.session(system, mtu, func(c *client) error { return r.measure(c, system, mtu, 1) }); err != nil {
+		r.fail(system, mtu, err)
 	}
+}
+
+// idleMemory measures one stack's memory per idle connection at one MTU.
+func (r *runner) idleMemory(system string, mtu int) {
 	// Memory per idle connection: a fresh peer for every repetition, so
 	// that tables grown by an earlier repetition (Go maps do not shrink) are
 	// charged to the connections that grew them. The offload variants run
@@ -332,7 +357,7 @@ func (r *runner) system(system string, mtu int) {
 		return
 	}
 	if err := r.idle(system, mtu); err != nil {
-		fail(err)
+		r.fail(system, mtu, err)
 	}
 }
 
@@ -464,7 +489,7 @@ func shortErr(err error) string {
 
 // measure runs the traffic metrics of one system (bulk, CPU, allocations,
 // request/response, connection rate), reps repetitions each, on one peer.
-func (r *runner) measure(c *client, system string, mtu int) error {
+func (r *runner) measure(c *client, system string, mtu, reps int) error {
 	o := r.o
 	get := func(key string) *Cell {
 		if x := r.cell(system, mtu, key); x != nil {
@@ -495,7 +520,7 @@ func (r *runner) measure(c *client, system string, mtu int) error {
 		{"bulk_p2k_4", false, 4, ""},
 	} {
 		cell := get(b.key)
-		for range o.reps {
+		for range reps {
 			s0, err := c.stats()
 			if err != nil {
 				return err
@@ -541,7 +566,7 @@ func (r *runner) measure(c *client, system string, mtu int) error {
 	}
 
 	p50, p99 := get("rr_p50"), get("rr_p99")
-	for range o.reps {
+	for range reps {
 		lat, err := c.rr(o.dur, o.rrMax)
 		if err != nil {
 			return fmt.Errorf("rr: %w", err)
@@ -554,7 +579,7 @@ func (r *runner) measure(c *client, system string, mtu int) error {
 	logf("  rr p50 %s p99 %s", p50.text(), p99.text())
 
 	crr := get("crr")
-	for range o.reps {
+	for range reps {
 		rate, err := c.crr(o.dur, o.crrMax)
 		if err != nil {
 			return fmt.Errorf("crr: %w", err)

@@ -73,20 +73,20 @@ func (r *runner) goals() {
 	var gs []Goal
 	for _, mtu := range r.o.mtus {
 		for _, k := range bulkKeys {
-			gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: sockfs / gVisor, both without offloads (TUN)", mtu, k),
+			gs = append(gs, pairedRatioGoal(fmt.Sprintf("MTU %d %s: sockfs / gVisor, both without offloads (TUN)", mtu, k),
 				r.cell("sockfs-nooffload", mtu, k), r.cell("gvisor", mtu, k), 1.2))
 		}
 		for _, k := range bulkKeys {
-			gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: sockfs / gVisor, both with offloads (sockfs TUN, gVisor AF_PACKET on veth)", mtu, k),
+			gs = append(gs, pairedRatioGoal(fmt.Sprintf("MTU %d %s: sockfs / gVisor, both with offloads (sockfs TUN, gVisor AF_PACKET on veth)", mtu, k),
 				r.cell("sockfs", mtu, k), r.cell("gvisor-offload", mtu, k), 1.2))
 		}
 		for _, k := range bulkKeys {
-			gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: sockfs / kernel, both with offloads (sockfs TUN, kernel veth)", mtu, k),
+			gs = append(gs, pairedRatioGoal(fmt.Sprintf("MTU %d %s: sockfs / kernel, both with offloads (sockfs TUN, kernel veth)", mtu, k),
 				r.cell("sockfs", mtu, k), r.cell("kernel", mtu, k), 0.6))
 		}
 		for _, f := range []string{"sockfs-fuse", "sockfs-9p"} {
 			for _, k := range []string{"bulk_k2p_1", "bulk_p2k_1"} {
-				gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: %s / sockfs Go API, both TUN with offloads", mtu, k, f),
+				gs = append(gs, pairedRatioGoal(fmt.Sprintf("MTU %d %s: %s / sockfs Go API, both TUN with offloads", mtu, k, f),
 					r.cell(f, mtu, k), r.cell("sockfs", mtu, k), 0.8))
 			}
 		}
@@ -101,7 +101,7 @@ func (r *runner) goals() {
 		}
 		if mtu == 1500 {
 			for _, k := range []string{"bulk_k2p_1", "bulk_p2k_1"} {
-				gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: sockfs IPv6 / sockfs IPv4 (issue #17: within 10%%)", mtu, k),
+				gs = append(gs, pairedRatioGoal(fmt.Sprintf("MTU %d %s: sockfs IPv6 / sockfs IPv4 (issue #17: within 10%%)", mtu, k),
 					r.cell("sockfs6", mtu, k), r.cell("sockfs", mtu, k), 0.9))
 			}
 		}
@@ -203,6 +203,8 @@ func (r *runner) markdown() string {
 	for _, g := range res.Goals {
 		grows = append(grows, g.row())
 	}
+	b.WriteString("Every system is measured once per round, the systems one after the other, for as many rounds as repetitions. " +
+		"A value marked [r] is the median of the round-by-round ratios of the two systems' samples; the others (the null-file ceilings, measured apart) are ratios of medians.\n\n")
 	b.WriteString(mdTable([]string{"goal", "measured", "target", "result"}, grows))
 	b.WriteString("\nReproduce: `make bench` (root). JSON with every sample: `bench/results/latest.json`.\n")
 	return b.String()
@@ -297,33 +299,41 @@ func readmeBody(md string) string {
 // fileSystems measures sockfs through its file interface: `sockfs serve`
 // in the namespace with either --mount (FUSE) or --9p, and the files peer
 // serving the benchmark protocol on the conversation files.
-func (r *runner) fileSystems(mtu int) {
+// fileTraffic measures one round of the file systems' traffic metrics at
+// one MTU; errs keeps each system's last error for fileNotes.
+func (r *runner) fileTraffic(mtu int, errs map[string]error) {
+	if ok, _ := serveFlags(r.o.root); !ok {
+		return
+	}
+	for _, sys := range []string{"sockfs-fuse", "sockfs-9p"} {
+		logf("%s MTU %d", sys, mtu)
+		if err := r.fileSession(sys, mtu, func(c *client) error { return r.measure(c, sys, mtu, 1) }); err != nil {
+			logf("%s MTU %d: %v", sys, mtu, err)
+			errs[sys] = err
+		}
+	}
+}
+
+// fileNotes completes the file systems' cells at one MTU after their
+// rounds: why a cell is empty, and what the CPU cells include.
+func (r *runner) fileNotes(mtu int, errs map[string]error) {
 	ok, why := serveFlags(r.o.root)
 	for _, sys := range []string{"sockfs-fuse", "sockfs-9p"} {
-		if !ok {
-			for _, m := range metrics {
-				r.add(&Cell{System: sys, MTU: mtu, Metric: m.key, Unit: m.unit, Note: why})
-			}
-			continue
-		}
-		logf("%s MTU %d", sys, mtu)
-		err := r.fileSession(sys, mtu, func(c *client) error { return r.measure(c, sys, mtu) })
 		for _, m := range metrics {
 			c := r.cell(sys, mtu, m.key)
 			if c == nil {
 				c = r.add(&Cell{System: sys, MTU: mtu, Metric: m.key, Unit: m.unit})
 			}
 			switch {
+			case !ok:
+				c.Note = why
 			case m.key == "allocs_pkt" || strings.HasPrefix(m.key, "idle_"):
 				c.Note = "same stack as the Go API column; not measured through files"
-			case err != nil && !c.ok():
-				c.Note = shortErr(err)
+			case errs[sys] != nil && !c.ok():
+				c.Note = shortErr(errs[sys])
 			case strings.HasPrefix(m.key, "cpu_"):
 				c.Note = "serve daemon + file peer"
 			}
-		}
-		if err != nil {
-			logf("%s MTU %d: %v", sys, mtu, err)
 		}
 	}
 }

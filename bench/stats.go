@@ -133,6 +133,7 @@ type Goal struct {
 	Note   string  `json:"note,omitempty"` // why not measurable
 	Num    string  `json:"numerator,omitempty"`
 	Den    string  `json:"denominator,omitempty"`
+	Paired bool    `json:"paired,omitempty"` // median of round-by-round ratios
 }
 
 // ratioGoal compares num/den with min; either cell missing makes the goal
@@ -157,6 +158,33 @@ func ratioGoal(name string, num, den *Cell, min float64) Goal {
 		p := g.Value >= min
 		g.Pass = &p
 	}
+	return g
+}
+
+// pairedRatioGoal compares two systems measured in the same rounds
+// (bench/main.go runs every system once per round): its value is the
+// median of the round-by-round ratios num[i]/den[i], so that a round in
+// which the shared machine was slow for both counts as one ratio instead
+// of pulling one median down. With unequal sample counts (a round failed)
+// it falls back to ratioGoal's ratio of medians.
+func pairedRatioGoal(name string, num, den *Cell, min float64) Goal {
+	g := ratioGoal(name, num, den, min)
+	if g.Pass == nil || len(num.Samples) != len(den.Samples) {
+		return g
+	}
+	var rs []float64
+	for i, d := range den.Samples {
+		if d > 0 {
+			rs = append(rs, num.Samples[i]/d)
+		}
+	}
+	if len(rs) != len(den.Samples) {
+		return g
+	}
+	g.Value = median(rs)
+	g.Paired = true
+	p := g.Value >= min
+	g.Pass = &p
 	return g
 }
 
@@ -185,6 +213,9 @@ func (g Goal) row() []string {
 		}
 	}
 	v := num(g.Value)
+	if g.Paired {
+		v += " [r]"
+	}
 	if g.Note != "" {
 		v = "— (" + g.Note + ")"
 	}

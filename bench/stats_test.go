@@ -173,3 +173,26 @@ func TestGoalsCompareEqualConfigs(t *testing.T) {
 		t.Errorf("partial run's table:\n%s", md)
 	}
 }
+
+// TestPairedRatioGoal: the paired value is the median of the per-round
+// ratios, not the ratio of the medians; unequal sample counts fall back.
+func TestPairedRatioGoal(t *testing.T) {
+	num := &Cell{System: "a", Metric: "m", Samples: []float64{10, 1, 6}}
+	den := &Cell{System: "b", Metric: "m", Samples: []float64{5, 1, 10}}
+	num.summarize()
+	den.summarize()
+	// Ratios 2, 1, 0.6: median 1. Ratio of medians: 6/5 = 1.2.
+	g := pairedRatioGoal("g", num, den, 1.1)
+	if !g.Paired || g.Value != 1 || g.Pass == nil || *g.Pass {
+		t.Fatalf("paired goal %+v, want value 1, failing 1.1", g)
+	}
+	if r := g.row(); r[1] != "1.00 [r]" {
+		t.Errorf("row value %q", r[1])
+	}
+	den.Samples = den.Samples[:2]
+	den.summarize()
+	g = pairedRatioGoal("g", num, den, 1.1)
+	if g.Paired || g.Value != 6.0/3.0 {
+		t.Fatalf("unequal counts: %+v, want the ratio of medians 2", g)
+	}
+}
