@@ -90,15 +90,30 @@ func (tp *TCPSock) bhUnlockSock() { tp.mu.slock.Unlock() }
 // loops until the queue is empty. backlog.len is reset only at the end, so a
 // flood during the processing still meets the limit. Caller holds slock and
 // owns the socket. Mirrors __release_sock.
+//
+// Each pass is a receive batch (backlogBatch): an ACK that
+// __tcp_ack_snd_check would send at once for more than one full segment,
+// or that SACK compression merges, goes once at the end of the pass. See
+// rxBatch for why; Linux sends the merged SACKs from its compressed-ACK
+// hrtimer instead, and acknowledges the in-order data the backlog
+// coalesced (tcp_add_backlog) once per coalesced skb.
 func (tp *TCPSock) releaseBacklog() {
 	for !tp.skBacklog.Empty() {
 		tp.blProc.Splice(&tp.skBacklog)
 		tp.mu.slock.Unlock()
 		tp.inBacklogRcv = true
+		tp.rxb = &backlogBatch
 		for b := tp.blProc.PopFront(); b != nil; b = tp.blProc.PopFront() {
 			tp.backlogRcv(b)
 		}
+		tp.rxb = nil
 		tp.inBacklogRcv = false
+		if tp.backlogAckDue {
+			tp.backlogAckDue = false
+			if tp.ackPending&icskAckSched != 0 && !tp.destroyed {
+				tp.sendAck()
+			}
+		}
 		tp.mu.slock.Lock()
 	}
 	tp.sk.ResetBacklog()

@@ -996,8 +996,8 @@ func (tp *TCPSock) ackSndCheck() {
 //
 // Deviation: Linux sends the merged ACK from an hrtimer after 5% of the RTT
 // (at most tcp_comp_sack_delay_ns, 1 ms); we send it at the end of the
-// device's receive batch (rxBatch), which is sooner, and at once when there
-// is no batch (backlog processing).
+// receive batch (rxBatch: a device's, or a pass over the backlog in
+// release_sock), which is sooner, and at once when there is no batch.
 func (tp *TCPSock) sackCompress() {
 	if !tp.sackOK || int(tp.compressedAck) >= tp.stack.net.Sysctls.TCPCompSackNr() || tp.rxb == nil {
 		tp.sendAck()
@@ -1075,7 +1075,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 			}
 		}
 		if tp.numSacks > 0 {
-			tp.updateSackBlocks(nil)
+			tp.sackRemove()
 		}
 		tp.dataReady() // tcp_data_ready
 		return keep
@@ -1172,6 +1172,15 @@ func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 	}
 	tp.ackPending |= icskAckSched
 	seq, end := cbGetSeq(b), cbGetEndSeq(b)
+	// The SACK blocks (tcp_data_queue_ofo's add_sack, which reads only the
+	// blocks, so it may go first): the first out-of-order segment starts
+	// them afresh.
+	if tp.ofo.Empty() && tp.sackOK {
+		tp.numSacks = 1
+		tp.selectiveAcks[0] = header.SACKBlock{Start: seq, End: end}
+	} else if tp.sackOK {
+		tp.sackNewOfoSkb(seq, end)
+	}
 	// Find the last skb starting at or before seq.
 	var p *skb.SKB
 	for q := tp.ofo.PeekTail(); q != nil; q = q.Prev() {
@@ -1185,7 +1194,6 @@ func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 			mib.Inc(memctl.TcpExtTCPOFOMerge)
 			tp.dropReason(b) // TCP_OFOMERGE
 			tp.dsackSet(seq, end)
-			tp.updateSackBlocks(p)
 			return false
 		}
 		if cbGetSeq(p) == seq { // the new one covers p
@@ -1211,7 +1219,6 @@ func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 		n.Free()
 		mib.Inc(memctl.TcpExtTCPOFOMerge)
 	}
-	tp.updateSackBlocks(b)
 	// Without SACK the window does not grow, to force dupacks. Linux
 	// grows it before it charges b, at the end of tcp_data_queue_ofo, so
 	// the free space counts b back. Deviation: b was charged before the

@@ -20,11 +20,24 @@ package netstack
 // device never overlap).
 type rxBatch struct {
 	acks []*TCPSock
+	// backlog marks backlogBatch, the batch of a socket owner's pass over
+	// its own backlog (releaseBacklog): its one connection's ACK is due at
+	// the end of the pass (TCPSock.backlogAckDue), so the batch itself
+	// holds nothing and one value serves every socket.
+	backlog bool
 }
 
+// backlogBatch is the receive batch of every releaseBacklog pass.
+var backlogBatch = rxBatch{backlog: true}
+
 // deferAck queues tp's ACK for the end of the batch. Caller holds tp's
-// spinlock and does not own tp (softirq context).
+// spinlock and does not own tp (softirq context), or, for backlogBatch,
+// owns tp.
 func (rx *rxBatch) deferAck(tp *TCPSock) {
+	if rx.backlog {
+		tp.backlogAckDue = true
+		return
+	}
 	if !tp.ackDeferred {
 		tp.ackDeferred = true
 		rx.acks = append(rx.acks, tp)

@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,9 +73,45 @@ func TestSackCompressionInBatch(t *testing.T) {
 		seq += 100
 	}
 	c.sendBatch(batch...)
+	checkTenCompressed(t, c, hole, "in one batch")
+	// The compressed ACK reports the whole out-of-order range.
+	c.send(seg{seq: seq, ack: c.iss + 1, flags: fAck, payload: "z"}) // one more, alone
+	last, o, ok := c.take()
+	if !ok || last.ack != hole || o.NumSACK == 0 || o.SACK[0] != (header.SACKBlock{Start: hole + 100, End: seq + 1}) {
+		t.Fatalf("ACK after one more segment: %v %+v", last, o)
+	}
+}
+
+// Out-of-order segments that arrive while the reader owns the socket wait
+// on the backlog; release_sock's pass over them is a receive batch too:
+// three duplicate ACKs at once, the other seven merged into one sent at
+// the end of the pass (before, each one sent its own ACK, a TUN write).
+// The segments are apart, so the backlog cannot coalesce them.
+func TestSackCompressionInBacklog(t *testing.T) {
+	c := sackEstablished(t)
+	hole := c.peerIS + 1
+	leaveQuickack(c, &hole, 100)
+	c.tp.lockSock()
+	seq := hole + 100
+	for range 10 {
+		c.send(seg{seq: seq, ack: c.iss + 1, flags: fAck, payload: strings.Repeat("y", 100)})
+		seq += 200
+	}
+	if acks := c.takeAll(); len(acks) != 0 {
+		t.Fatalf("%d ACKs while the socket was owned, want none", len(acks))
+	}
+	c.tp.releaseSock()
+	checkTenCompressed(t, c, hole, "from the backlog")
+}
+
+// checkTenCompressed checks the ACKs for ten out-of-order segments behind
+// hole: three duplicate ACKs and one for the seven merged, counted in
+// TCPAckCompressed.
+func checkTenCompressed(t *testing.T, c *script, hole uint32, where string) {
+	t.Helper()
 	acks := c.takeAll()
 	if len(acks) != 4 {
-		t.Fatalf("10 out-of-order segments in one batch: %d ACKs, want 3 + 1 compressed", len(acks))
+		t.Fatalf("10 out-of-order segments %s: %d ACKs, want 3 + 1 compressed", where, len(acks))
 	}
 	for _, a := range acks {
 		if a.ack != hole {
@@ -84,10 +121,48 @@ func TestSackCompressionInBatch(t *testing.T) {
 	if got := c.s.mib.Get(memctl.TcpExtTCPAckCompressed); got != 7 {
 		t.Fatalf("TCPAckCompressed %d, want 7", got)
 	}
-	// The compressed ACK reports the whole out-of-order range.
-	c.send(seg{seq: seq, ack: c.iss + 1, flags: fAck, payload: "z"}) // one more, alone
-	last, o, ok := c.take()
-	if !ok || last.ack != hole || o.NumSACK == 0 || o.SACK[0] != (header.SACKBlock{Start: hole + 100, End: seq + 1}) {
-		t.Fatalf("ACK after one more segment: %v %+v", last, o)
+}
+
+// The SACK blocks we send list the most recently changed range first and
+// then the others in the order they last changed (RFC 2018, as Linux's
+// tcp_sack_new_ofo_skb keeps them), not in sequence order; a segment that
+// bridges two blocks merges them into the first; a fifth range pushes out
+// the least recent one.
+func TestSackBlocksMostRecentFirst(t *testing.T) {
+	c := sackEstablished(t)
+	hole := c.peerIS + 1
+	leaveQuickack(c, &hole, 100)
+	blk := func(i uint32) header.SACKBlock { // the i-th 100-byte range past the hole, 1-based
+		return header.SACKBlock{Start: hole + 100*i, End: hole + 100*i + 100}
+	}
+	sendRange := func(i uint32) []header.SACKBlock {
+		t.Helper()
+		b := blk(i)
+		c.send(seg{seq: b.Start, ack: c.iss + 1, flags: fAck, payload: strings.Repeat("s", 100)})
+		a, o, ok := c.take()
+		if !ok || a.ack != hole {
+			t.Fatalf("no duplicate ACK for range %d: %v", i, a)
+		}
+		return o.SACK[:o.NumSACK]
+	}
+	sendRange(5)
+	sendRange(1)
+	got := sendRange(3)
+	want := []header.SACKBlock{blk(3), blk(1), blk(5)}
+	if !slices.Equal(got, want) {
+		t.Fatalf("SACK blocks %v, want %v (most recent first)", got, want)
+	}
+	// Range 2 bridges ranges 1 and 3: one block 1..3, first.
+	got = sendRange(2)
+	want = []header.SACKBlock{{Start: blk(1).Start, End: blk(3).End}, blk(5)}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after the bridge: SACK blocks %v, want %v", got, want)
+	}
+	sendRange(7)
+	sendRange(9)
+	got = sendRange(11)
+	want = []header.SACKBlock{blk(11), blk(9), blk(7), {Start: blk(1).Start, End: blk(3).End}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("five ranges: SACK blocks %v, want %v (range 5, the least recent, left out)", got, want)
 	}
 }

@@ -38,46 +38,84 @@ func (tp *TCPSock) sackBlocksSlice(k int) []header.SACKBlock {
 	return out[:n:n]
 }
 
-// updateSackBlocks rebuilds the SACK blocks from the out-of-order queue,
-// the block containing the latest segment first (RFC 2018). Mirrors
-// tcp_sack_new_ofo_skb / tcp_sack_remove in effect.
-func (tp *TCPSock) updateSackBlocks(latest *skb.SKB) {
-	if !tp.sackOK {
-		return
+// sackNewOfoSkb records seq..end, out-of-order data just queued (or found
+// queued already), in the SACK blocks we advertise, most recent first (RFC
+// 2018): the block it touches grows to cover it and moves to the front,
+// taking in any other block it now reaches (sackMaybeCoalesce); if it
+// touches none, a new block goes in front and, with all of them in use,
+// the oldest is forgotten. Constant work per segment, however long the
+// out-of-order queue. Mirrors tcp_sack_new_ofo_skb.
+//
+// Deviation: Linux also sends a pending compressed SACK at once when the
+// segment extends a block past the first two (tcp_sack_compress_send_ack);
+// here a merged SACK always waits for the end of its receive batch
+// (sackCompress), which is sooner than the hrtimer it would otherwise wait
+// for.
+func (tp *TCPSock) sackNewOfoSkb(seq, end uint32) {
+	sp := tp.selectiveAcks[:tp.numSacks]
+	for i := range sp {
+		if sackExtend(&sp[i], seq, end) {
+			blk := sp[i]
+			copy(sp[1:i+1], sp[:i])
+			sp[0] = blk
+			tp.sackMaybeCoalesce()
+			return
+		}
 	}
-	var blocks [16]header.SACKBlock
-	n := 0
-	for b := tp.ofo.Peek(); b != nil; b = b.Next() {
-		s, e := cbGetSeq(b), cbGetEndSeq(b)
-		if n > 0 && !seqGT(s, blocks[n-1].End) {
-			if seqGT(e, blocks[n-1].End) {
-				blocks[n-1].End = e
-			}
+	n := min(tp.numSacks, tcpMaxSackBlocks-1)
+	copy(tp.selectiveAcks[1:n+1], tp.selectiveAcks[:n])
+	tp.selectiveAcks[0] = header.SACKBlock{Start: seq, End: end}
+	tp.numSacks = n + 1
+}
+
+// sackExtend widens blk to cover seq..end if the two overlap or touch, and
+// reports whether it did. Mirrors tcp_sack_extend.
+func sackExtend(blk *header.SACKBlock, seq, end uint32) bool {
+	if seqGT(blk.Start, end) || seqGT(seq, blk.End) {
+		return false
+	}
+	if seqLT(seq, blk.Start) {
+		blk.Start = seq
+	}
+	if seqGT(end, blk.End) {
+		blk.End = end
+	}
+	return true
+}
+
+// sackMaybeCoalesce merges into the first SACK block every other block it
+// overlaps or touches. Mirrors tcp_sack_maybe_coalesce.
+func (tp *TCPSock) sackMaybeCoalesce() {
+	first := &tp.selectiveAcks[0]
+	n := tp.numSacks
+	for i := 1; i < n; {
+		if sackExtend(first, tp.selectiveAcks[i].Start, tp.selectiveAcks[i].End) {
+			copy(tp.selectiveAcks[i:n-1], tp.selectiveAcks[i+1:n])
+			n--
 			continue
 		}
-		if n == len(blocks) {
-			break
+		i++
+	}
+	tp.numSacks = n
+}
+
+// sackRemove forgets the SACK blocks that rcv_nxt has reached (all of them
+// once the out-of-order queue is empty). Mirrors tcp_sack_remove.
+func (tp *TCPSock) sackRemove() {
+	if tp.ofo.Empty() {
+		tp.numSacks = 0
+		return
+	}
+	n := tp.numSacks
+	for i := 0; i < n; {
+		if !seqLT(tp.rcvNxt, tp.selectiveAcks[i].Start) {
+			copy(tp.selectiveAcks[i:n-1], tp.selectiveAcks[i+1:n])
+			n--
+			continue
 		}
-		blocks[n] = header.SACKBlock{Start: s, End: e}
-		n++
+		i++
 	}
-	tp.numSacks = 0
-	if latest != nil {
-		ls := cbGetSeq(latest)
-		for i := 0; i < n; i++ {
-			if seqLEQ(blocks[i].Start, ls) && seqLT(ls, blocks[i].End) {
-				tp.selectiveAcks[0] = blocks[i]
-				tp.numSacks = 1
-				blocks[i] = blocks[n-1]
-				n--
-				break
-			}
-		}
-	}
-	for i := n - 1; i >= 0 && tp.numSacks < tcpMaxSackBlocks; i-- {
-		tp.selectiveAcks[tp.numSacks] = blocks[i]
-		tp.numSacks++
-	}
+	tp.numSacks = n
 }
 
 // Sender side: tagging the retransmit queue from received SACK blocks and

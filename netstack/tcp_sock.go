@@ -301,6 +301,9 @@ type TCPSock struct {
 	inBacklogRcv bool      // processing the backlog (owner only)
 	rxb          *rxBatch  // the receive batch being processed (spinlock held)
 	ackDeferred  bool      // on a receive batch's list of ACKs to send
+	// backlogAckDue: an ACK deferred to the end of a releaseBacklog pass
+	// (backlogBatch; owner only).
+	backlogAckDue bool
 
 	// SACK compression (tcp_sack_compress): duplicate ACKs merged.
 	compressedAck       uint8
