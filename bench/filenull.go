@@ -101,5 +101,6 @@ func (r *runner) nullSession(system string, f func(p *proc) error) error {
 		return err
 	}
 	defer p.stop()
+	settle()
 	return p.explain(f(p))
 }

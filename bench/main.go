@@ -39,6 +39,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -426,7 +427,62 @@ func (r *runner) session(system string, mtu int, f func(c *client) error) error 
 		return err
 	}
 	defer c.quit()
+	settle()
 	return f(c)
+}
+
+// settle waits, at most 5 s, until the machine's CPUs are at least 90%
+// idle over a 200 ms window, so that what the last session left running
+// (the kernel's clean-up of a deleted network namespace and of its
+// thousands of TIME_WAIT sockets, a peer exiting) does not run during the
+// next system's measurements.
+func settle() {
+	start := time.Now()
+	prev, ok := cpuTimes()
+	for ok && time.Since(start) < 5*time.Second {
+		time.Sleep(200 * time.Millisecond)
+		cur, ok2 := cpuTimes()
+		if !ok2 {
+			return
+		}
+		total, idle := cur[0]-prev[0], cur[1]-prev[1]
+		prev = cur
+		if total > 0 && float64(idle) >= 0.9*float64(total) {
+			if w := time.Since(start); w > time.Second {
+				logf("  waited %.1fs for the CPUs to settle", w.Seconds())
+			}
+			return
+		}
+	}
+	if ok {
+		logf("  CPUs still busy after 5s; measuring anyway")
+	}
+}
+
+// cpuTimes returns the total and idle (idle + iowait) jiffies of all CPUs
+// from /proc/stat.
+func cpuTimes() ([2]uint64, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return [2]uint64{}, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return [2]uint64{}, false
+	}
+	var t [2]uint64
+	for i, x := range f[1:] {
+		v, err := strconv.ParseUint(x, 10, 64)
+		if err != nil {
+			return [2]uint64{}, false
+		}
+		t[0] += v
+		if i == 3 || i == 4 {
+			t[1] += v
+		}
+	}
+	return t, true
 }
 
 // vethPair links namespaces a (198.18.1.1/24) and b (198.18.1.2/24).

@@ -425,6 +425,7 @@ func (r *runner) fileSession(sys string, mtu int, f func(c *client) error) error
 		return err
 	}
 	defer c.quit()
+	settle()
 	return p.explain(f(c))
 }
 
