@@ -29,6 +29,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -88,6 +89,7 @@ func main() {
 	flag.StringVar(&o.root, "root", ".", "root of the sockfs module")
 	flag.StringVar(&o.readme, "readme", "", "README whose generated Performance tables to replace (between the bench:begin/end markers)")
 	flag.DurationVar(&o.timeout, "timeout", 14*time.Minute, "abort (cleaning up) after this long")
+	render := flag.String("render", "", "measure nothing: recompute the goals of this latest.json and write the tables (-out, -readme) again")
 	flag.Parse()
 	o.limit = uint64(*limit)
 	for _, m := range strings.Split(mtus, ",") {
@@ -104,6 +106,13 @@ func main() {
 			fatal(fmt.Errorf("unknown -systems entry %q (known: %s)", s, strings.Join(allSystems, ",")))
 		}
 		o.systems[s] = true
+	}
+	if *render != "" {
+		if err := rerender(o, *render); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if os.Geteuid() != 0 {
 		fatal(fmt.Errorf("needs root (network namespaces and TUN devices)"))
@@ -128,6 +137,45 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
+}
+
+// rerender reads the results of an earlier run from file, recomputes its
+// goals with this build's goal list and writes its tables again, so that
+// a goal added after a run is evaluated on that run's samples.
+func rerender(o options, file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	res := &results{}
+	if err := json.Unmarshal(b, res); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	set := res.Settings
+	reps, _ := set["reps"].(float64)
+	dur, _ := set["duration_s"].(float64)
+	limit, _ := set["bulk_limit_bytes"].(float64)
+	mtus, _ := set["mtus"].([]any)
+	if reps == 0 || dur == 0 || len(mtus) == 0 {
+		return fmt.Errorf("%s: settings without reps, duration_s or mtus", file)
+	}
+	o.reps, o.dur, o.limit = int(reps), time.Duration(dur*float64(time.Second)), uint64(limit)
+	o.mtus = nil
+	for _, m := range mtus {
+		v, _ := m.(float64)
+		o.mtus = append(o.mtus, int(v))
+	}
+	// The -systems of that run, from the systems its cells belong to
+	// (write updates the README only for a full run).
+	cellSystem := map[string]string{"file": "sockfs-fuse", "file-null": "fuse-null"}
+	o.systems = map[string]bool{}
+	for _, s := range allSystems {
+		want := cmp.Or(cellSystem[s], s)
+		o.systems[s] = slices.ContainsFunc(res.Cells, func(c *Cell) bool { return c.System == want })
+	}
+	r := &runner{o: o, res: res}
+	r.goals()
+	return r.write()
 }
 
 func fatal(err error) {

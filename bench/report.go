@@ -90,6 +90,8 @@ func (r *runner) goals() {
 					r.cell(f, mtu, k), r.cell("sockfs", mtu, k), 0.8))
 			}
 		}
+		gs = append(gs, pairedRatioMaxGoal(fmt.Sprintf("MTU %d rr_p50: sockfs-fuse / sockfs Go API, 1-byte request/response latency, both TUN with offloads", mtu),
+			r.cell("sockfs-fuse", mtu, "rr_p50"), r.cell("sockfs", mtu, "rr_p50"), 2))
 		for _, n := range nullSystems {
 			for _, m := range nullMetrics {
 				if !strings.HasSuffix(m.key, "_1") {

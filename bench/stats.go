@@ -169,23 +169,45 @@ func ratioGoal(name string, num, den *Cell, min float64) Goal {
 // it falls back to ratioGoal's ratio of medians.
 func pairedRatioGoal(name string, num, den *Cell, min float64) Goal {
 	g := ratioGoal(name, num, den, min)
-	if g.Pass == nil || len(num.Samples) != len(den.Samples) {
-		return g
-	}
-	var rs []float64
-	for i, d := range den.Samples {
-		if d > 0 {
-			rs = append(rs, num.Samples[i]/d)
+	if g.Pass != nil {
+		if v, ok := pairedRatio(num, den); ok {
+			g.Value, g.Paired = v, true
+			p := v >= min
+			g.Pass = &p
 		}
 	}
-	if len(rs) != len(den.Samples) {
-		return g
-	}
-	g.Value = median(rs)
-	g.Paired = true
-	p := g.Value >= min
-	g.Pass = &p
 	return g
+}
+
+// pairedRatioMaxGoal is pairedRatioGoal for a ratio that must stay at or
+// below max (a latency against another system's).
+func pairedRatioMaxGoal(name string, num, den *Cell, max float64) Goal {
+	g := ratioGoal(name, num, den, 0)
+	g.Target = fmt.Sprintf("<= %g", max)
+	if g.Pass != nil {
+		if v, ok := pairedRatio(num, den); ok {
+			g.Value, g.Paired = v, true
+		}
+		p := g.Value <= max
+		g.Pass = &p
+	}
+	return g
+}
+
+// pairedRatio is the median of num[i]/den[i] over rounds, if both cells
+// have a sample from every round and no denominator is 0.
+func pairedRatio(num, den *Cell) (float64, bool) {
+	if len(num.Samples) != len(den.Samples) {
+		return 0, false
+	}
+	rs := make([]float64, 0, len(den.Samples))
+	for i, d := range den.Samples {
+		if d <= 0 {
+			return 0, false
+		}
+		rs = append(rs, num.Samples[i]/d)
+	}
+	return median(rs), len(rs) > 0
 }
 
 // maxGoal checks that a quantity's median is at most limit.

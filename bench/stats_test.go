@@ -196,3 +196,20 @@ func TestPairedRatioGoal(t *testing.T) {
 		t.Fatalf("unequal counts: %+v, want the ratio of medians 2", g)
 	}
 }
+
+// TestPairedRatioMaxGoal: a latency ratio passes at or below its limit.
+func TestPairedRatioMaxGoal(t *testing.T) {
+	num := &Cell{System: "f", Metric: "rr_p50", Samples: []float64{150, 210, 120}}
+	den := &Cell{System: "s", Metric: "rr_p50", Samples: []float64{60, 70, 65}}
+	num.summarize()
+	den.summarize()
+	// Ratios 2.5, 3, 1.85: median 2.5.
+	g := pairedRatioMaxGoal("g", num, den, 2)
+	if !g.Paired || g.Value != 2.5 || g.Pass == nil || *g.Pass || g.Target != "<= 2" {
+		t.Fatalf("goal %+v, want 2.5 failing <= 2", g)
+	}
+	g = pairedRatioMaxGoal("g", num, den, 3)
+	if g.Pass == nil || !*g.Pass {
+		t.Fatalf("goal %+v, want 2.5 passing <= 3", g)
+	}
+}
