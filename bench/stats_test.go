@@ -177,10 +177,7 @@ func TestGoalsCompareEqualConfigs(t *testing.T) {
 // TestPairedRatioGoal: the paired value is the median of the per-round
 // ratios, not the ratio of the medians; unequal sample counts fall back.
 func TestPairedRatioGoal(t *testing.T) {
-	num := &Cell{System: "a", Metric: "m", Samples: []float64{10, 1, 6}}
-	den := &Cell{System: "b", Metric: "m", Samples: []float64{5, 1, 10}}
-	num.summarize()
-	den.summarize()
+	num, den := cellPair([]float64{10, 1, 6}, []float64{5, 1, 10})
 	// Ratios 2, 1, 0.6: median 1. Ratio of medians: 6/5 = 1.2.
 	g := pairedRatioGoal("g", num, den, 1.1)
 	if !g.Paired || g.Value != 1 || g.Pass == nil || *g.Pass {
@@ -199,10 +196,7 @@ func TestPairedRatioGoal(t *testing.T) {
 
 // TestPairedRatioMaxGoal: a latency ratio passes at or below its limit.
 func TestPairedRatioMaxGoal(t *testing.T) {
-	num := &Cell{System: "f", Metric: "rr_p50", Samples: []float64{150, 210, 120}}
-	den := &Cell{System: "s", Metric: "rr_p50", Samples: []float64{60, 70, 65}}
-	num.summarize()
-	den.summarize()
+	num, den := cellPair([]float64{150, 210, 120}, []float64{60, 70, 65})
 	// Ratios 2.5, 3, 1.85: median 2.5.
 	g := pairedRatioMaxGoal("g", num, den, 2)
 	if !g.Paired || g.Value != 2.5 || g.Pass == nil || *g.Pass || g.Target != "<= 2" {
@@ -212,4 +206,13 @@ func TestPairedRatioMaxGoal(t *testing.T) {
 	if g.Pass == nil || !*g.Pass {
 		t.Fatalf("goal %+v, want 2.5 passing <= 3", g)
 	}
+}
+
+// cellPair makes two summarized cells of one metric from their samples.
+func cellPair(a, b []float64) (num, den *Cell) {
+	num = &Cell{System: "a", Metric: "m", Samples: a}
+	den = &Cell{System: "b", Metric: "m", Samples: b}
+	num.summarize()
+	den.summarize()
+	return num, den
 }
