@@ -61,6 +61,9 @@ type UDPSock struct {
 	ttl      uint8
 	tos      uint8
 	v6only   bool // IPV6_V6ONLY: a :: binding takes IPv6 only
+	// madeCalls: NewCall has made calls from this socket, so a datagram
+	// looked up to it may belong to a call made since (see queueRcvAt).
+	madeCalls bool
 }
 
 // udpMIB is the Udp counter c, or its Udp6 twin for an IPv6 datagram:
@@ -234,6 +237,7 @@ func (u *UDPSock) NewCall(local netip.Addr, remote netip.AddrPort) (*UDPSock, er
 	}
 	u.mu.Lock()
 	closed, bound, port, ttl, tos := u.closed, u.bound, u.local.Port(), u.ttl, u.tos
+	u.madeCalls = bound && !closed
 	u.mu.Unlock()
 	if closed {
 		return nil, errBadF
@@ -260,26 +264,43 @@ func (u *UDPSock) NewCall(local netip.Addr, remote netip.AddrPort) (*UDPSock, er
 }
 
 // TakeQueued moves the datagrams from n's remote to its local address
-// that are queued on u (they arrived before n existed) to n, in order:
-// uncharged from u as a read would, charged to n as a delivery. NewCall
-// does it; a caller does it again for datagrams that were on their way
-// to u while NewCall ran.
+// that are queued on u (they arrived before n existed) to n, uncharged
+// from u as a read would, charged to n as a delivery, and ahead of any
+// that reached n directly (those arrived later). NewCall does it; with
+// queueRcvAt's second lookup, nothing from n's remote can be left on u
+// after it, but a caller may do it again.
 func (n *UDPSock) TakeQueued(u *UDPSock) {
-	var moved []*skb.SKB
+	var moved skb.Queue
 	u.mu.Lock()
 	for b := u.rcvq.Peek(); b != nil; {
 		next := b.Next()
 		if from, to := skbAddrs(b); from == n.remote && to == n.local.Addr() {
 			u.rcvq.Unlink(b)
 			memctl.UDPRmemRelease(u.sk, b.Truesize(), true, u.rcvq.Empty())
-			moved = append(moved, b)
+			moved.PushBack(b)
 		}
 		b = next
 	}
 	u.mu.Unlock()
-	for _, b := range moved {
-		n.queueRcv(b)
+	if moved.Empty() {
+		return
 	}
+	n.mu.Lock()
+	var at *skb.SKB // the last one moved so far: the next goes after it
+	for b := moved.PopFront(); b != nil; b = moved.PopFront() {
+		if n.closed || memctl.UDPQueueRcvSkb(n.sk, b) != nil {
+			b.Free()
+			continue
+		}
+		if at == nil {
+			n.rcvq.PushFront(b)
+		} else {
+			n.rcvq.InsertAfter(at, b)
+		}
+		at = b
+	}
+	n.mu.Unlock()
+	n.sk.Wq.Wake() // sk_data_ready
 }
 
 // Close releases the socket: it leaves the port table, drops queued
@@ -363,7 +384,25 @@ func (s *Stack) udpRcv(b *skb.SKB, src, dst netip.Addr) {
 	}
 	b.SetTransportHeader()
 	b.Pull(udpHeaderLen)
-	u.queueRcv(b)
+	u.queueRcvAt(b, func() *UDPSock { return s.udp.lookup(dst, uh.DstPort(), src, uh.SrcPort()) })
+}
+
+// queueRcvAt is queueRcv for a datagram that lookup found u for. If u has
+// made calls (NewCall), the lookup is done again with u's lock held: a
+// call for the datagram's sender made between the first lookup and now
+// takes it, and one made after will find it on u when it takes u's
+// queued datagrams, so that nothing from a call's remote is left on the
+// announcer. (Linux has no calls; this serves Plan 9's UDP listen.)
+func (u *UDPSock) queueRcvAt(b *skb.SKB, lookup func() *UDPSock) {
+	u.mu.Lock()
+	if u.madeCalls {
+		if n := lookup(); n != nil && n != u {
+			u.mu.Unlock()
+			n.queueRcv(b)
+			return
+		}
+	}
+	u.queueRcvLocked(b)
 }
 
 // lookup finds the socket for a datagram, preferring a connected socket that
@@ -396,6 +435,11 @@ func (t *udpTable) lookup(daddr netip.Addr, dport uint16, saddr netip.Addr, spor
 // udp_queue_rcv_skb -> __udp_queue_rcv_skb.
 func (u *UDPSock) queueRcv(b *skb.SKB) {
 	u.mu.Lock()
+	u.queueRcvLocked(b)
+}
+
+// queueRcvLocked is queueRcv with u.mu held; it unlocks it.
+func (u *UDPSock) queueRcvLocked(b *skb.SKB) {
 	if u.closed {
 		u.mu.Unlock()
 		b.Free()

@@ -11,6 +11,7 @@ import (
 
 	"sockfs/memctl"
 	"sockfs/netstack/impair"
+	"sockfs/skb"
 )
 
 func mustUDP(t testing.TB, s *Stack, addr netip.AddrPort) *UDPSock {
@@ -353,5 +354,71 @@ func TestUDPNewCall(t *testing.T) {
 	send(c1, "a4")
 	if k, _, err := srv.RecvFrom(context.Background(), buf); err != nil || string(buf[:k]) != "a4" {
 		t.Fatalf("after the call's close the announcer reads %q, %v", buf[:k], err)
+	}
+}
+
+// A call made while its remote's datagrams are on their way keeps them
+// all, in order: one the stack looked up to the announcer before the call
+// existed, queued only after NewCall took the announcer's queue, goes to
+// the call (queueRcvAt's second lookup); and datagrams taken from the
+// announcer go ahead of those that reached the call directly.
+func TestUDPNewCallInFlight(t *testing.T) {
+	n := newTestNet(t, impair.Config{}, impair.Config{}, 1)
+	srv := mustUDP(t, n.b, netip.AddrPortFrom(netip.IPv4Unspecified(), 7000))
+	c1 := mustUDP(t, n.a, netip.AddrPortFrom(addrA, 5001))
+	dst := netip.AddrPortFrom(addrB, 7000)
+	send := func(msg string) {
+		t.Helper()
+		if _, err := c1.SendTo(context.Background(), []byte(msg), dst); err != nil {
+			t.Fatal(err)
+		}
+		n.run(time.Millisecond)
+	}
+	// take unlinks the newest (or oldest) datagram from u's queue, as if
+	// it had not reached u yet.
+	take := func(u *UDPSock, newest bool) *skb.SKB {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		b := u.rcvq.PopFront()
+		if newest {
+			u.rcvq.PushFront(b)
+			b = u.rcvq.PopBack()
+		}
+		memctl.UDPRmemRelease(u.sk, b.Truesize(), true, u.rcvq.Empty())
+		return b
+	}
+	send("a1")
+	send("a2")
+	a2 := take(srv, true)
+	from, to, err := srv.PeekFrom(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, err := srv.NewCall(to, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	srv.queueRcvAt(a2, func() *UDPSock { return n.b.udp.lookup(to, 7000, from.Addr(), from.Port()) })
+
+	send("a3")
+	send("a4")
+	srv.queueRcv(take(call, false)) // a1, as if it were still on the announcer
+	call.TakeQueued(srv)
+
+	call.SetNonblock(true)
+	srv.SetNonblock(true)
+	buf := make([]byte, 10)
+	for _, want := range []string{"a1", "a2", "a3", "a4"} {
+		k, _, err := call.RecvFrom(context.Background(), buf)
+		if err != nil || string(buf[:k]) != want {
+			t.Fatalf("call read %q, %v; want %q", buf[:k], err, want)
+		}
+	}
+	if k, _, err := srv.RecvFrom(context.Background(), buf); err != syscall.EAGAIN {
+		t.Fatalf("the announcer kept %q (%v)", buf[:k], err)
+	}
+	if r := srv.Mem().RmemAlloc(); r != 0 {
+		t.Fatalf("announcer rmem_alloc %d after all moved", r)
 	}
 }
