@@ -123,6 +123,7 @@ for i in range(5):
 	defer ln.Close()
 	got := make(chan int, 1)
 	conns := make(chan *netstack.TCPConn, 1)
+	start := make(chan struct{})
 	go func() {
 		c, err := ln.AcceptTCP()
 		if err != nil {
@@ -132,6 +133,11 @@ for i in range(5):
 		defer c.Close()
 		c.Socket().SetRcvlowat(3000)
 		conns <- c
+		// As in the kernel's script, the read starts once the first
+		// 1000 bytes are queued: a reader asleep before they arrive is
+		// not woken for fewer than SO_RCVLOWAT bytes (tcp_data_ready),
+		// on Linux as here.
+		<-start
 		n, _ := c.Read(make([]byte, 10000))
 		got <- n
 	}()
@@ -148,10 +154,17 @@ time.sleep(0.5)
 		t.Fatal(err)
 	}
 	defer sender.Wait()
+	defer in.Close() // first: the sender exits at the end of its input
 	conn := <-conns
 	if conn == nil {
 		t.Fatal("no connection")
 	}
+	for deadline := time.Now().Add(5 * time.Second); conn.Socket().Info().Qin < 1000; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first 1000 bytes did not arrive")
+		}
+	}
+	close(start)
 	// Wait until the read has taken the first 1000 bytes.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if i := conn.Socket().Info(); i.BytesReceived == 1000 && i.Qin == 0 {
