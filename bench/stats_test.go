@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"os"
 	"strings"
 	"testing"
 )
@@ -215,4 +216,37 @@ func cellPair(a, b []float64) (num, den *Cell) {
 	num.summarize()
 	den.summarize()
 	return num, den
+}
+
+// TestRerender: -render recomputes a saved run's goals with the current
+// goal list (a goal the run did not have is evaluated on its samples) and
+// writes the tables again, measuring nothing.
+func TestRerender(t *testing.T) {
+	dir := t.TempDir()
+	num, den := cellPair([]float64{150, 210, 120}, []float64{60, 70, 65})
+	num.System, num.MTU, num.Metric, num.Unit = "sockfs-fuse", 1500, "rr_p50", "us"
+	den.System, den.MTU, den.Metric, den.Unit = "sockfs", 1500, "rr_p50", "us"
+	res := results{
+		Settings: map[string]any{"reps": 3, "duration_s": 1, "bulk_limit_bytes": 1 << 30, "mtus": []int{1500}},
+		Cells:    []*Cell{num, den},
+	}
+	js, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := dir + "/old.json"
+	if err := os.WriteFile(file, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rerender(options{out: dir}, file); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(dir + "/latest.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "| MTU 1500 rr_p50: sockfs-fuse / sockfs Go API, 1-byte request/response latency, both TUN with offloads | 2.50 [r] | <= 2 | FAIL |"
+	if !strings.Contains(string(md), want) {
+		t.Fatalf("latest.md lacks %q:\n%s", want, md)
+	}
 }
