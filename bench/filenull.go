@@ -25,19 +25,32 @@ func (r *runner) fileCeilings() {
 		for _, m := range nullMetrics {
 			cells[m.key] = r.add(&Cell{System: n.system, Metric: m.key, Unit: "Gbit/s"})
 		}
+		for _, m := range nullCPUMetrics {
+			cells[m.key] = r.add(&Cell{System: n.system, Metric: m.key, Unit: "CPU-s/GB"})
+		}
 		err := r.nullSession(n.system, func(p *proc) error {
 			for _, m := range nullMetrics {
 				c := cells[m.key]
 				op, streams, _ := strings.Cut(strings.TrimPrefix(m.key, "null_"), "_")
+				cpu := cells["null_mcpu_"+op+"_"+streams] // 1 stream only
 				for range r.o.reps {
-					gbps, err := nullOnce(p, op, streams, r.o.dur)
+					busy0, ok0 := machineBusy()
+					gbps, gb, err := nullOnce(p, op, streams, r.o.dur)
 					if err != nil {
 						return fmt.Errorf("%s: %w", m.key, err)
 					}
+					busy1, ok1 := machineBusy()
 					c.Samples = append(c.Samples, gbps)
+					if cpu != nil && ok0 && ok1 && gb > 0 {
+						cpu.Samples = append(cpu.Samples, (busy1-busy0)/gb)
+					}
 				}
 				c.summarize()
 				logf("  %s %s", m.key, c.text())
+				if cpu != nil {
+					cpu.summarize()
+					logf("  %s %s", cpu.Metric, cpu.text())
+				}
 			}
 			return nil
 		})
@@ -52,20 +65,21 @@ func (r *runner) fileCeilings() {
 	}
 }
 
-// nullOnce has the files peer move data for dur and returns Gbit/s.
-func nullOnce(p *proc, op, streams string, dur time.Duration) (float64, error) {
+// nullOnce has the files peer move data for dur and returns Gbit/s and
+// the gigabytes moved.
+func nullOnce(p *proc, op, streams string, dur time.Duration) (float64, float64, error) {
 	if _, err := fmt.Fprintf(p.stdin, "%s %s %s\n", op, streams, dur); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	line, err := p.line(dur + 30*time.Second)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var res struct{ Bytes, Seconds float64 }
 	if err := json.Unmarshal([]byte(line), &res); err != nil || res.Seconds == 0 {
-		return 0, fmt.Errorf("files peer said %q", line)
+		return 0, 0, fmt.Errorf("files peer said %q", line)
 	}
-	return res.Bytes * 8 / res.Seconds / 1e9, nil
+	return res.Bytes * 8 / res.Seconds / 1e9, res.Bytes / 1e9, nil
 }
 
 // nullSession starts nullfs (FUSE at a fresh mount point, or 9P on

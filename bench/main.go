@@ -341,6 +341,8 @@ var metrics = []struct{ key, unit, label string }{
 	{"idle_slab", "B/conn", "kernel slab per idle connection end (B, system-wide)"},
 	{"cpu_k2p", "CPU-s/GB", "peer CPU per GB received (CPU-s/GB)"},
 	{"cpu_p2k", "CPU-s/GB", "peer CPU per GB sent (CPU-s/GB)"},
+	{"mcpu_k2p", "CPU-s/GB", "machine CPU per GB kernel→peer, 1 stream (all CPUs: kernel client, peer, softirq; CPU-s/GB)"},
+	{"mcpu_p2k", "CPU-s/GB", "machine CPU per GB peer→kernel, 1 stream (all CPUs: kernel client, peer, softirq; CPU-s/GB)"},
 	{"allocs_pkt", "allocs/pkt", "peer allocations per wire packet (bulk, both ways)"},
 }
 
@@ -507,6 +509,43 @@ func settle() {
 	}
 }
 
+// userHZ is the unit of /proc/stat's CPU times (USER_HZ, 100 on every
+// Linux architecture that has it).
+const userHZ = 100
+
+// machineBusy returns the CPU time all CPUs spent busy (user, nice,
+// system, irq and softirq in /proc/stat; not idle, iowait or steal), in
+// seconds: whatever the machine did, the kernel side's client and the
+// softirq work that no process is charged for included.
+func machineBusy() (float64, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	return parseBusy(string(b))
+}
+
+// parseBusy reads the busy time out of /proc/stat's first line.
+func parseBusy(stat string) (float64, bool) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, false
+	}
+	var busy uint64
+	for i, x := range f[1:8] {
+		v, err := strconv.ParseUint(x, 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		switch i {
+		case 0, 1, 2, 5, 6: // user nice system irq softirq
+			busy += v
+		}
+	}
+	return float64(busy) / userHZ, true
+}
+
 // cpuTimes returns the total and idle (idle + iowait) jiffies of all CPUs
 // from /proc/stat.
 func cpuTimes() ([2]uint64, bool) {
@@ -630,6 +669,7 @@ func (r *runner) measure(c *client, system string, mtu, reps int) error {
 				return err
 			}
 			var res bulkResult
+			busy0, busyOK := machineBusy()
 			if b.toPeer {
 				res, err = c.bulkToPeer(b.streams, o.dur, o.limit)
 			} else {
@@ -638,6 +678,7 @@ func (r *runner) measure(c *client, system string, mtu, reps int) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", b.key, err)
 			}
+			busy1, busyOK1 := machineBusy()
 			s1, err := c.stats()
 			if err != nil {
 				return err
@@ -646,6 +687,10 @@ func (r *runner) measure(c *client, system string, mtu, reps int) error {
 			if b.cpu != "" && res.bytes > 0 {
 				cc := get(b.cpu)
 				cc.Samples = append(cc.Samples, float64(s1.CPUNanos-s0.CPUNanos)/1e9/(float64(res.bytes)/1e9))
+				if busyOK && busyOK1 {
+					mc := get("m" + b.cpu)
+					mc.Samples = append(mc.Samples, (busy1-busy0)/(float64(res.bytes)/1e9))
+				}
 			}
 			// Packets are wire packets, each peer counting a GSO or
 			// GRO super-packet as the segments it stands for (wireNote).
@@ -657,7 +702,7 @@ func (r *runner) measure(c *client, system string, mtu, reps int) error {
 		cell.summarize()
 		logf("  %s %s", b.key, cell.text())
 	}
-	for _, k := range []string{"cpu_k2p", "cpu_p2k", "allocs_pkt"} {
+	for _, k := range []string{"cpu_k2p", "cpu_p2k", "mcpu_k2p", "mcpu_p2k", "allocs_pkt"} {
 		get(k).summarize()
 	}
 	if note := wireNote[system]; note != "" {

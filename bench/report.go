@@ -65,6 +65,13 @@ var nullMetrics = []struct{ key, label, bulk string }{
 	{"null_write_4", "write, 4 streams (Gbit/s)", "bulk_p2k_4"},
 }
 
+// nullCPUMetrics are the machine's CPU per GB in the 1-stream ceiling
+// runs (machineBusy), beside the file rows' mcpu_k2p and mcpu_p2k.
+var nullCPUMetrics = []struct{ key, label, mcpu string }{
+	{"null_mcpu_read_1", "machine CPU per GB read, 1 stream (CPU-s/GB)", "mcpu_k2p"},
+	{"null_mcpu_write_1", "machine CPU per GB written, 1 stream (CPU-s/GB)", "mcpu_p2k"},
+}
+
 var bulkKeys = []string{"bulk_k2p_1", "bulk_p2k_1", "bulk_k2p_4", "bulk_p2k_4"}
 
 // goals evaluates issues #7 and #14's targets on the medians. Throughput
@@ -194,6 +201,9 @@ func (r *runner) markdown() string {
 		for _, m := range nullMetrics {
 			header = append(header, m.label)
 		}
+		for _, m := range nullCPUMetrics {
+			header = append(header, m.label)
+		}
 		b.WriteString(mdTable(header, rows))
 		b.WriteString("\n" + notes.String())
 		if len(notes.list) > 0 {
@@ -251,6 +261,9 @@ func (r *runner) nullTable() ([][]string, *footnotes) {
 			c := r.cell(n.system, 0, m.key)
 			any = any || c != nil
 			row = append(row, notes.cell(c))
+		}
+		for _, m := range nullCPUMetrics {
+			row = append(row, notes.cell(r.cell(n.system, 0, m.key)))
 		}
 		if any {
 			rows = append(rows, row)

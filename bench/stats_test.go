@@ -250,3 +250,19 @@ func TestRerender(t *testing.T) {
 		t.Fatalf("latest.md lacks %q:\n%s", want, md)
 	}
 }
+
+// TestParseBusy: the machine's busy time is user+nice+system+irq+softirq
+// of /proc/stat's first line, in USER_HZ; idle, iowait, steal and the
+// guest times (already inside user and nice) are not busy.
+func TestParseBusy(t *testing.T) {
+	stat := "cpu  100 20 300 9000 50 7 13 40 500 60\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
+	got, ok := parseBusy(stat)
+	if want := float64(100+20+300+7+13) / userHZ; !ok || got != want {
+		t.Fatalf("parseBusy = %v, %v; want %v", got, ok, want)
+	}
+	for _, bad := range []string{"", "cpu 1 2 3", "cpu0 1 2 3 4 5 6 7 8", "cpu 1 2 x 4 5 6 7 8"} {
+		if _, ok := parseBusy(bad); ok {
+			t.Errorf("parseBusy(%q) accepted", bad)
+		}
+	}
+}

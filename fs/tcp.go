@@ -106,11 +106,19 @@ func (c *tcpConv) Write(ctx context.Context, p []byte) (int, error) {
 	if c.isHungup() {
 		return 0, fmt.Errorf("i/o on hungup channel: %w", syscall.EPIPE)
 	}
+	later := pushAfterReply(ctx, len(p))
 	ctx, cancel := nbctx(ctx)
 	defer cancel()
 	done := 0
 	for done < len(p) {
-		n, err := c.s.Send(ctx, p[done:])
+		var n int
+		var err error
+		if later != nil {
+			later.s = c.s
+			n, err = c.s.SendNoPush(ctx, p[done:])
+		} else {
+			n, err = c.s.Send(ctx, p[done:])
+		}
 		done += n
 		if err != nil {
 			if done > 0 {

@@ -293,6 +293,45 @@ func (tp *TCPSock) acceptReady() bool {
 // deadline). Takes the socket lock (released while sleeping). Mirrors
 // tcp_sendmsg_locked.
 func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
+	return tp.sendmsg(ctx, p, true)
+}
+
+// SendNoPush is Send without its pushes: p is copied into the write queue,
+// charged, and waited for exactly as Send does, but no segment goes to the
+// device unless the call has to wait for space (tcp_sendmsg_locked pushes
+// what is queued before sk_stream_wait_memory, and so does this). The last
+// queued segment is marked PSH (tcp_mark_push). The caller sends the data
+// with Push once it has answered whoever wrote it; until then, an ACK that
+// opens the window or anything else that transmits sends it too.
+//
+// Deviation, for the file servers (fs.PushAfterReply): a FUSE WRITE or 9P
+// Twrite is answered as soon as its data is queued, and pushed after.
+// Linux's tcp_sendmsg pushes inline (tcp_push_one, forced_push, tcp_push)
+// because handing a segment to a driver costs little there; on a TUN the
+// device transmit is a write(2) in which the kernel runs its own TCP
+// receive for the segment, and with the pushes inline the writer of a
+// 1 MiB request waited for sixteen of them before it could send the next
+// request, whose copy into the server can instead run beside them.
+func (tp *TCPSock) SendNoPush(ctx context.Context, p []byte) (int, error) {
+	return tp.sendmsg(ctx, p, false)
+}
+
+// Push sends what the write queue holds, as far as the windows, Nagle and
+// the congestion window allow: the tcp_push that ends tcp_sendmsg, for
+// data SendNoPush queued.
+func (tp *TCPSock) Push() {
+	tp.lockSock()
+	defer tp.releaseSock()
+	if tp.released || tp.state != TCPEstablished && tp.state != TCPCloseWait {
+		return // a closing socket's FIN pushed the queue (tcp_send_fin)
+	}
+	tp.txBegin()
+	defer tp.txEnd()
+	tp.pushPendingFrames(tp.nonagle())
+}
+
+// sendmsg is tcp_sendmsg_locked; with push false it only queues (SendNoPush).
+func (tp *TCPSock) sendmsg(ctx context.Context, p []byte, push bool) (int, error) {
 	tp.lockSock()
 	defer tp.releaseSock()
 	if tp.released {
@@ -318,13 +357,13 @@ func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
 	defer tp.txEnd()
 	for copied < len(p) {
 		if e := sk.Err(); e != 0 {
-			return tp.sendResult(copied, sk.SockError())
+			return tp.sendResult(copied, sk.SockError(), push)
 		}
 		if sk.ShutdownState()&memctl.SendShutdown != 0 || (tp.state != TCPEstablished && tp.state != TCPCloseWait) {
 			if tp.state == TCPClose && copied == 0 && tp.iss == 0 && tp.sndNxt == 0 {
 				return 0, errNotConn
 			}
-			return tp.sendResult(copied, errPipe)
+			return tp.sendResult(copied, errPipe, push)
 		}
 		sizeGoal := tp.sizeGoal(tp.sendMss())
 		b := tp.writeQueue.PeekTail()
@@ -338,14 +377,14 @@ func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
 		if room <= 0 {
 			if !sk.StreamMemoryFreeNow() {
 				if err := tp.waitForSpace(ctx, nonblock, copied); err != nil {
-					return tp.sendResult(copied, err)
+					return tp.sendResult(copied, err, push)
 				}
 				continue
 			}
 			nb := tp.streamAllocSkb(tp.writeQueue.Empty() && tp.rtxQueue.Empty())
 			if nb == nil {
 				if err := tp.waitForSpace(ctx, nonblock, copied); err != nil {
-					return tp.sendResult(copied, err)
+					return tp.sendResult(copied, err, push)
 				}
 				continue
 			}
@@ -357,7 +396,7 @@ func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
 		n = sk.TCPWmemSchedule(n)
 		if n <= 0 {
 			if err := tp.waitForSpace(ctx, nonblock, copied); err != nil {
-				return tp.sendResult(copied, err)
+				return tp.sendResult(copied, err, push)
 			}
 			continue
 		}
@@ -380,7 +419,7 @@ func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
 		tp.writeSeq += uint32(n)
 		tp.syncSeqs()
 		copied += n
-		if b.Len() < sizeGoal || copied == len(p) {
+		if b.Len() < sizeGoal || copied == len(p) || !push {
 			continue
 		}
 		// A full skb: push everything if half a window went unpushed
@@ -394,23 +433,38 @@ func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
 			tp.writeXmitOne(naglePush, 1)
 		}
 	}
-	tp.push()
+	tp.endWrite(push)
 	return copied, nil
 }
 
 // push marks the last queued segment PSH and sends what may go. Mirrors
 // tcp_push with tcp_mark_push.
 func (tp *TCPSock) push() {
+	tp.markPush()
+	tp.pushPendingFrames(tp.nonagle())
+}
+
+// markPush marks the last queued segment PSH. Mirrors tcp_mark_push.
+func (tp *TCPSock) markPush() {
 	if b := tp.writeQueue.PeekTail(); b != nil {
 		cbSetFlags(b, cbGetFlags(b)|tcpPsh)
 		tp.pushedSeq = tp.writeSeq
 	}
-	tp.pushPendingFrames(tp.nonagle())
 }
 
-func (tp *TCPSock) sendResult(copied int, err error) (int, error) {
-	if copied > 0 {
+// endWrite ends a write that queued data: tcp_push, or for SendNoPush
+// only tcp_mark_push.
+func (tp *TCPSock) endWrite(push bool) {
+	if push {
 		tp.push()
+	} else {
+		tp.markPush()
+	}
+}
+
+func (tp *TCPSock) sendResult(copied int, err error, push bool) (int, error) {
+	if copied > 0 {
+		tp.endWrite(push)
 		return copied, nil
 	}
 	return 0, err

@@ -409,3 +409,41 @@ cat /tmp/sockfs-tcp-srv.$$; echo; rm -f /tmp/sockfs-tcp-srv.$$
 		}
 	}
 }
+
+// TestLargeWriteSentWhileOpen: a 1 MiB write(2) to data, one FUSE WRITE
+// whose segments go to the device only after its reply
+// (netfs.PushAfterReply), all reaches the peer while the writer keeps the
+// file open and writes nothing more. The send buffer holds the whole write,
+// so the write never waits for space (which would push); without the push
+// after the reply the data would sit in the write queue with nothing in
+// flight, no ACK or timer to send it, and the peer would wait forever.
+func TestLargeWriteSentWhileOpen(t *testing.T) {
+	p := newPair(t)
+	out := p.sh(t, `
+tmp=$(mktemp); head -c 1048576 /dev/urandom > $tmp
+exec 3<>$B/tcp/clone; nb=$(cat <&3)
+echo 'announce 8081' >&3
+( exec 4<>$B/tcp/$nb/listen; nc=$(cat <&4)
+  head -c 1048576 $B/tcp/$nc/data | md5sum > $tmp.got
+) &
+exec 6<>$A/tcp/clone; na=$(cat <&6)
+echo 'connect 198.18.0.2!8081' >&6
+echo 8388608 > $A/sys/core/wmem_max; echo 4194304 > $A/tcp/$na/sndbuf
+exec 8>$A/tcp/$na/data
+dd if=$tmp bs=1M count=1 iflag=fullblock >&8 2>/dev/null
+wait
+echo "sent $(md5sum < $tmp)"; echo "got $(cat $tmp.got)"
+rm -f $tmp $tmp.got
+`)
+	var sent, got string
+	for _, l := range strings.Split(out, "\n") {
+		if s, ok := strings.CutPrefix(l, "sent "); ok {
+			sent = s
+		} else if g, ok := strings.CutPrefix(l, "got "); ok {
+			got = g
+		}
+	}
+	if sent == "" || sent != got {
+		t.Fatalf("sent %q, peer got %q:\n%s", sent, got, out)
+	}
+}

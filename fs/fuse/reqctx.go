@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	netfs "sockfs/fs"
 )
 
 // reqCtx is the context of one FUSE request that may block (OPEN, READ,
@@ -25,6 +27,9 @@ type reqCtx struct {
 	unique uint64
 	tid    uint32
 	start  time.Time
+	// push: a large WRITE to a TCP data file leaves its socket here, to
+	// be pushed once the reply is written (netfs.PushAfterReply).
+	push netfs.PushAfterReply
 }
 
 func (c *reqCtx) reset(unique uint64, tid uint32) {
@@ -33,7 +38,14 @@ func (c *reqCtx) reset(unique uint64, tid uint32) {
 }
 
 func (c *reqCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (c *reqCtx) Value(any) any               { return nil }
+
+// Value answers netfs.PushAfterReplyKey only.
+func (c *reqCtx) Value(key any) any {
+	if key == netfs.PushAfterReplyKey {
+		return &c.push
+	}
+	return nil
+}
 
 func (c *reqCtx) Done() <-chan struct{} {
 	c.mu.Lock()

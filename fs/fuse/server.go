@@ -584,6 +584,9 @@ func (w *worker) writeReq(h inHeader, in []byte) {
 	c := w.begin(h)
 	n, err := hd.h.Write(ioctx(c, flags), in[writeInLen:writeInLen+size], off)
 	w.end(c)
+	later := c.push // sent once the writer has its answer (netfs.PushAfterReply)
+	c.push = netfs.PushAfterReply{}
+	defer later.Push()
 	if err != nil {
 		w.replyErr(h, errnoOf(err))
 		return

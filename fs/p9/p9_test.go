@@ -1,6 +1,7 @@
 package p9
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -542,5 +543,50 @@ func TestReadWhileOpenInFlight(t *testing.T) {
 	r1, r2 := rc.recv(t), rc.recv(t)
 	if r1.tag() != 3 || r1.typ() != msgRlerror || le.Uint32(r1[hdrLen:]) != uint32(syscall.EINTR) || r2.typ() != msgRflush {
 		t.Fatalf("flush of the open: %d/%d then %d/%d", r1.tag(), r1.typ(), r2.tag(), r2.typ())
+	}
+}
+
+// TestLargeWriteSentWhileOpen: a 256 KiB Twrite to data, answered before
+// its segments go to the device (fs.PushAfterReply), all reaches the peer
+// while the client keeps the fid open and writes nothing more. The send
+// buffer holds the whole write, so it never waits for space (which would
+// push); without the push after the reply the data would sit in the write
+// queue with nothing in flight to clock it out.
+func TestLargeWriteSentWhileOpen(t *testing.T) {
+	e := newEnv(t)
+	_, root := e.client(t, 1000)
+	_, data, bdata := e.tcpPair(t, root, 7001)
+	_, admin := e.client(t, 0)
+	for _, w := range []struct {
+		root      p9.File
+		path, val string
+	}{{admin, "sys/core/wmem_max", "8388608"}, {root, "tcp/0/sndbuf", "4194304"}} {
+		path, v := w.path, w.val
+		f := openP9(t, w.root, path, p9.WriteOnly)
+		if _, err := f.WriteAt([]byte(v), 0); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		f.Close()
+	}
+	msg := make([]byte, 256<<10)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	if n, err := data.WriteAt(msg, 0); n != len(msg) || err != nil {
+		t.Fatalf("write = %d, %v", n, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	got := make([]byte, 0, len(msg))
+	buf := make([]byte, 64<<10)
+	for len(got) < len(msg) {
+		n, err := bdata.Read(ctx, buf, 0)
+		if err != nil {
+			t.Fatalf("B read after %d of %d bytes: %v", len(got), len(msg), err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatal("B got other bytes than were written")
 	}
 }

@@ -257,10 +257,20 @@ type reqCtx struct {
 	mu   sync.Mutex
 	done chan struct{}
 	err  error
+	// push: a large Twrite to a TCP data file leaves its socket here, to
+	// be pushed once the reply is written (fs.PushAfterReply).
+	push fs.PushAfterReply
 }
 
 func (x *reqCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (x *reqCtx) Value(any) any               { return nil }
+
+// Value answers fs.PushAfterReplyKey only.
+func (x *reqCtx) Value(key any) any {
+	if key == fs.PushAfterReplyKey {
+		return &x.push
+	}
+	return nil
+}
 
 func (x *reqCtx) Done() <-chan struct{} {
 	x.mu.Lock()
@@ -494,6 +504,7 @@ func (c *conn) worker(r *request) {
 func (c *conn) run(r *request) {
 	reply, err := c.handle(r, r.d, r.body)
 	c.answer(r, reply, err)
+	r.ctx.push.Push()
 	r.free()
 }
 
@@ -527,9 +538,10 @@ func (c *conn) tryInline(r *request) bool {
 	r.try = false
 	r.ctx.reset()
 	if err == errWouldBlock {
-		return false
+		return false // a worker answers, then pushes what was queued here too
 	}
 	c.answer(r, reply, err)
+	r.ctx.push.Push()
 	r.free()
 	return true
 }
