@@ -42,6 +42,9 @@ type server struct {
 	// and the signal watch find them here.
 	rmu      sync.Mutex
 	inflight map[uint64]*reqCtx
+	// early are INTERRUPTs read before the request they name registered,
+	// by that request's unique (see interrupt).
+	early map[uint64]earlyIntr
 
 	sentinelDone chan struct{} // closed when the sentinel (ownpoll.go) is out
 
@@ -76,6 +79,7 @@ func newServer(fd int, root netfs.Dir) *server {
 		nodes:    map[uint64]*inode{rootID: {n: root, lookups: 1}},
 		handles:  map[uint64]*handle{},
 		inflight: map[uint64]*reqCtx{},
+		early:    map[uint64]earlyIntr{},
 		quit:     make(chan struct{}),
 	}
 }
@@ -295,10 +299,10 @@ func (w *worker) serve(req []byte) {
 			}
 		}
 	case opInterrupt:
-		if len(in) >= 8 && !s.interrupt(ne.Uint64(in)) {
-			// Not (yet) registered: EAGAIN makes the kernel send the
-			// INTERRUPT again; if the request is already answered the
-			// kernel just drops this reply.
+		if len(in) >= 8 && !s.interrupt(ne.Uint64(in), h.unique) {
+			// Neither in flight nor kept: EAGAIN makes the kernel send
+			// the INTERRUPT again; if the request is already answered
+			// the kernel just drops this reply.
 			w.replyErr(h, syscall.EAGAIN)
 		}
 	case opLookup:
@@ -422,9 +426,23 @@ func (w *worker) begin(h inHeader) *reqCtx {
 	}
 	c := w.ctx
 	c.reset(h.unique, h.pid)
-	w.s.rmu.Lock()
-	w.s.inflight[h.unique] = c
-	w.s.rmu.Unlock()
+	s := w.s
+	var stale uint64
+	s.rmu.Lock()
+	s.inflight[h.unique] = c
+	if len(s.early) > 0 {
+		if _, ok := s.early[h.unique]; ok {
+			delete(s.early, h.unique)
+			c.cancel() // its INTERRUPT came first
+		}
+		stale = s.expireEarly()
+	}
+	s.rmu.Unlock()
+	if stale != 0 {
+		var b [outHeaderLen]byte
+		putOutHeader(b[:], outHeaderLen, -int32(syscall.EAGAIN), stale)
+		s.write(b[:])
+	}
 	return c
 }
 
@@ -434,15 +452,59 @@ func (w *worker) end(c *reqCtx) {
 	w.s.rmu.Unlock()
 }
 
-// interrupt cancels the request unique; false if it is not in flight.
-func (s *server) interrupt(unique uint64) bool {
+// An INTERRUPT kept for a request that has not registered yet (earlyIntr):
+// the device hands INTERRUPTs out before any request, so a signal that
+// reaches a caller whose READ or WRITE waits in the device's queue sends
+// the INTERRUPT to a reader first, and the READ to another. Answered EAGAIN
+// at once, as it was, the kernel queued it again, ahead of the READ once
+// more, and readers passed it around until one took the READ and
+// registered it (about 2% of round trips in the request/response
+// benchmark, whose Go peer gets the runtime's SIGURGs). Kept instead, as
+// libfuse keeps it (check_interrupt), it cancels the request when it
+// registers (begin).
+type earlyIntr struct {
+	intr uint64    // the INTERRUPT's own unique, for its EAGAIN answer
+	at   time.Time // when it came
+}
+
+// maxEarly bounds the INTERRUPTs kept; more are answered EAGAIN at once.
+const maxEarly = 64
+
+// earlyTTL is how long an INTERRUPT is kept. One whose request never
+// registers (it was answered before the INTERRUPT was read, or it is a
+// request that never blocks) is answered EAGAIN by the first begin after
+// that: the kernel drops the answer, or sends the INTERRUPT again if the
+// request still waits.
+const earlyTTL = time.Second
+
+// interrupt cancels the request unique, or keeps INTERRUPT intr for it
+// until it registers; false if it is not in flight and no more can be
+// kept (the INTERRUPT must be answered EAGAIN).
+func (s *server) interrupt(unique, intr uint64) bool {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
-	c, ok := s.inflight[unique]
-	if ok {
+	if c, ok := s.inflight[unique]; ok {
 		c.cancel()
+		return true
 	}
-	return ok
+	if _, ok := s.early[unique]; !ok && len(s.early) >= maxEarly {
+		return false
+	}
+	s.early[unique] = earlyIntr{intr: intr, at: time.Now()}
+	return true
+}
+
+// expireEarly removes one INTERRUPT kept longer than earlyTTL and returns
+// its unique, to be answered EAGAIN; 0 if none. Called under rmu.
+func (s *server) expireEarly() uint64 {
+	now := time.Now()
+	for u, e := range s.early {
+		if now.Sub(e.at) > earlyTTL {
+			delete(s.early, u)
+			return e.intr
+		}
+	}
+	return 0
 }
 
 func (w *worker) open(h inHeader, in []byte) {
