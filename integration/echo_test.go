@@ -72,6 +72,27 @@ print(sum(ok))
 		t.Fatalf("python3 clients: %v\n%s", err, out)
 	}
 	if strings.TrimSpace(out) != fmt.Sprint(clients) {
-		t.Fatalf("%s of %d connections echoed correctly", strings.TrimSpace(out), clients)
+		t.Fatalf("%s of %d connections echoed correctly; the stack's non-zero counters:\n%s",
+			strings.TrimSpace(out), clients, nonzeroCounters(st))
 	}
+}
+
+// nonzeroCounters lists the stack's SNMP and TcpExt counters that are not
+// zero, "Group: name value" one per line, so that a failure says which
+// path reset or dropped (ListenOverflows, TCPAbortOnData, OutRsts, ...).
+func nonzeroCounters(st *netstack.Stack) string {
+	mib := st.Net().MIB
+	var b strings.Builder
+	for _, table := range []string{mib.FormatSNMP(false, 64), mib.FormatNetstat()} {
+		lines := strings.Split(strings.TrimSpace(table), "\n")
+		for i := 0; i+1 < len(lines); i += 2 {
+			names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			for j := 1; j < len(names) && j < len(values); j++ {
+				if values[j] != "0" {
+					fmt.Fprintf(&b, "%s %s %s\n", names[0], names[j], values[j])
+				}
+			}
+		}
+	}
+	return b.String()
 }
