@@ -111,7 +111,7 @@ func (tp *TCPSock) releaseBacklog() {
 		if tp.backlogAckDue {
 			tp.backlogAckDue = false
 			if tp.ackPending&icskAckSched != 0 && !tp.destroyed {
-				tp.sendAck()
+				tp.sendBatchAck()
 			}
 		}
 		tp.mu.slock.Lock()
@@ -285,7 +285,7 @@ func (tp *TCPSock) releaseCb() {
 		}
 	}
 	if f&tcpAckDeferred != 0 && tp.ackPending&icskAckSched != 0 && !tp.destroyed {
-		tp.sendAck()
+		tp.sendBatchAck()
 	}
 }
 

@@ -1016,6 +1016,29 @@ func (tp *TCPSock) sackCompress() {
 	tp.rxb.deferAck(tp)
 }
 
+// sendBatchAck sends the ACK deferred to the end of a receive batch. With
+// duplicate ACKs merged into it (sackCompress) it is Linux's compressed ACK
+// going out when its timer fires (tcp_compressed_ack_kick, or
+// tcp_sack_compress_send_ack from the delayed-ACK handler when the socket
+// was owned): TCPAckCompressed counts the merged ACKs but the one sent.
+func (tp *TCPSock) sendBatchAck() {
+	if tp.compressedAck > 0 {
+		tp.compressedAck--
+	}
+	tp.sendAck()
+}
+
+// sackCompressSendAck sends the compressed ACK at once, counting the ACKs
+// merged into it but itself. Mirrors tcp_sack_compress_send_ack.
+func (tp *TCPSock) sackCompressSendAck() {
+	if tp.compressedAck == 0 {
+		return
+	}
+	tp.stack.mib.Add(memctl.TcpExtTCPAckCompressed, uint64(tp.compressedAck-1))
+	tp.compressedAck = 0
+	tp.sendAck()
+}
+
 // dataQueue queues the data of a segment: in order into the receive queue
 // (then pulling what became in order from the out-of-order queue), out of
 // order into the sorted out-of-order queue, with the memory admission of

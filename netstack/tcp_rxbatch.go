@@ -55,7 +55,7 @@ func (rx *rxBatch) flush() {
 		if owned {
 			tp.deferred |= tcpAckDeferred
 		} else if !tp.destroyed && tp.ackPending&icskAckSched != 0 {
-			tp.sendAck()
+			tp.sendBatchAck()
 		}
 		tp.bhUnlockSock()
 		rx.acks[i] = nil

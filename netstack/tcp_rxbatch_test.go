@@ -61,7 +61,8 @@ func TestAckPerReceiveBatch(t *testing.T) {
 // Out-of-order segments in one batch: the first three duplicate ACKs go at
 // once (fast retransmit needs them), the other seven are merged into one
 // sent at the end of the batch, whose SACK block covers everything, and
-// TCPAckCompressed counts the seven.
+// TCPAckCompressed counts six: the seven merged but the one sent, as
+// Linux's compressed-ACK timer counts them (tcp_compressed_ack_kick).
 func TestSackCompressionInBatch(t *testing.T) {
 	c := sackEstablished(t)
 	hole := c.peerIS + 1
@@ -86,16 +87,17 @@ func TestSackCompressionInBatch(t *testing.T) {
 // on the backlog; release_sock's pass over them is a receive batch too:
 // three duplicate ACKs at once, the other seven merged into one sent at
 // the end of the pass (before, each one sent its own ACK, a TUN write).
-// The segments are apart, so the backlog cannot coalesce them.
+// The segments come in descending order, so the backlog cannot coalesce
+// them (each ends where the one before it starts) and each widens the
+// first SACK block.
 func TestSackCompressionInBacklog(t *testing.T) {
 	c := sackEstablished(t)
 	hole := c.peerIS + 1
 	leaveQuickack(c, &hole, 100)
 	c.tp.lockSock()
-	seq := hole + 100
-	for range 10 {
+	for i := range uint32(10) {
+		seq := hole + 1000 - 100*i
 		c.send(seg{seq: seq, ack: c.iss + 1, flags: fAck, payload: strings.Repeat("y", 100)})
-		seq += 200
 	}
 	if acks := c.takeAll(); len(acks) != 0 {
 		t.Fatalf("%d ACKs while the socket was owned, want none", len(acks))
@@ -105,8 +107,8 @@ func TestSackCompressionInBacklog(t *testing.T) {
 }
 
 // checkTenCompressed checks the ACKs for ten out-of-order segments behind
-// hole: three duplicate ACKs and one for the seven merged, counted in
-// TCPAckCompressed.
+// hole: three duplicate ACKs and one for the seven merged, six of them
+// counted in TCPAckCompressed.
 func checkTenCompressed(t *testing.T, c *script, hole uint32, where string) {
 	t.Helper()
 	acks := c.takeAll()
@@ -118,8 +120,42 @@ func checkTenCompressed(t *testing.T, c *script, hole uint32, where string) {
 			t.Fatalf("duplicate ACK acks %d, want %d", a.ack, hole)
 		}
 	}
-	if got := c.s.mib.Get(memctl.TcpExtTCPAckCompressed); got != 7 {
-		t.Fatalf("TCPAckCompressed %d, want 7", got)
+	if got := c.s.mib.Get(memctl.TcpExtTCPAckCompressed); got != 6 {
+		t.Fatalf("TCPAckCompressed %d, want 6", got)
+	}
+}
+
+// A segment that widens the third SACK block while duplicate ACKs are being
+// merged sends the merged ACK at once, before the blocks move, and that ACK
+// counts the merged ones but itself (tcp_sack_compress_send_ack): ranges 1,
+// 3, 5 and 7 past the hole give three duplicate ACKs and one merged; range
+// 2 then widens range 3's block, third in most-recent-first order.
+func TestSackCompressSendAck(t *testing.T) {
+	c := sackEstablished(t)
+	hole := c.peerIS + 1
+	leaveQuickack(c, &hole, 100)
+	rng := func(i uint32) seg {
+		return seg{seq: hole + 100*i, ack: c.iss + 1, flags: fAck, payload: strings.Repeat("r", 100)}
+	}
+	c.sendBatch(rng(1), rng(3), rng(5), rng(7), rng(2))
+	var acks []seg
+	var last header.TCPOptions
+	for {
+		a, o, ok := c.take()
+		if !ok {
+			break
+		}
+		acks, last = append(acks, a), o
+	}
+	if len(acks) != 4 {
+		t.Fatalf("%d ACKs, want 3 duplicates and the merged one", len(acks))
+	}
+	want := header.SACKBlock{Start: hole + 700, End: hole + 800}
+	if last.NumSACK == 0 || last.SACK[0] != want {
+		t.Fatalf("merged ACK's SACK blocks %v; want range 7 first (sent before range 2 moved its block to the front)", last.SACK[:last.NumSACK])
+	}
+	if got := c.s.mib.Get(memctl.TcpExtTCPAckCompressed); got != 0 {
+		t.Fatalf("TCPAckCompressed %d, want 0 (one merged, and it is the one sent)", got)
 	}
 }
 

@@ -44,17 +44,18 @@ func (tp *TCPSock) sackBlocksSlice(k int) []header.SACKBlock {
 // taking in any other block it now reaches (sackMaybeCoalesce); if it
 // touches none, a new block goes in front and, with all of them in use,
 // the oldest is forgotten. Constant work per segment, however long the
-// out-of-order queue. Mirrors tcp_sack_new_ofo_skb.
-//
-// Deviation: Linux also sends a pending compressed SACK at once when the
-// segment extends a block past the first two (tcp_sack_compress_send_ack);
-// here a merged SACK always waits for the end of its receive batch
-// (sackCompress), which is sooner than the hrtimer it would otherwise wait
-// for.
+// out-of-order queue. When the block it touches or adds is past the first
+// two (TCP_SACK_BLOCKS_EXPECTED: what an ACK that may be lost is counted on
+// to carry), an ACK whose duplicates were being merged (sackCompress) goes
+// at once, before the blocks move (tcp_sack_compress_send_ack). Mirrors
+// tcp_sack_new_ofo_skb.
 func (tp *TCPSock) sackNewOfoSkb(seq, end uint32) {
 	sp := tp.selectiveAcks[:tp.numSacks]
 	for i := range sp {
 		if sackExtend(&sp[i], seq, end) {
+			if i >= tcpSackBlocksExpected {
+				tp.sackCompressSendAck()
+			}
 			blk := sp[i]
 			copy(sp[1:i+1], sp[:i])
 			sp[0] = blk
@@ -62,11 +63,19 @@ func (tp *TCPSock) sackNewOfoSkb(seq, end uint32) {
 			return
 		}
 	}
+	if tp.numSacks >= tcpSackBlocksExpected {
+		tp.sackCompressSendAck()
+	}
 	n := min(tp.numSacks, tcpMaxSackBlocks-1)
 	copy(tp.selectiveAcks[1:n+1], tp.selectiveAcks[:n])
 	tp.selectiveAcks[0] = header.SACKBlock{Start: seq, End: end}
 	tp.numSacks = n + 1
 }
+
+// tcpSackBlocksExpected is how many SACK blocks a receiver counts on an ACK
+// to carry (TCP_SACK_BLOCKS_EXPECTED: four fit, three with timestamps, and
+// SACKs may be lost).
+const tcpSackBlocksExpected = 2
 
 // sackExtend widens blk to cover seq..end if the two overlap or touch, and
 // reports whether it did. Mirrors tcp_sack_extend.
