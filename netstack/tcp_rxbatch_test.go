@@ -26,6 +26,16 @@ func leaveQuickack(c *script, seq *uint32, n int) {
 	c.tp.releaseSock()
 }
 
+// sackOutOfQuickack returns a SACK connection out of quick-ACK mode and the
+// next sequence number it expects: the hole the tests' out-of-order
+// segments leave behind them.
+func sackOutOfQuickack(t *testing.T) (*script, uint32) {
+	c := sackEstablished(t)
+	hole := c.peerIS + 1
+	leaveQuickack(c, &hole, 100)
+	return c, hole
+}
+
 // takeAll returns every transmitted segment.
 func (c *script) takeAll() []seg {
 	var out []seg
@@ -64,9 +74,7 @@ func TestAckPerReceiveBatch(t *testing.T) {
 // TCPAckCompressed counts six: the seven merged but the one sent, as
 // Linux's compressed-ACK timer counts them (tcp_compressed_ack_kick).
 func TestSackCompressionInBatch(t *testing.T) {
-	c := sackEstablished(t)
-	hole := c.peerIS + 1
-	leaveQuickack(c, &hole, 100)
+	c, hole := sackOutOfQuickack(t)
 	seq := hole + 100 // the first 100 bytes are missing
 	var batch []seg
 	for range 10 {
@@ -91,9 +99,7 @@ func TestSackCompressionInBatch(t *testing.T) {
 // them (each ends where the one before it starts) and each widens the
 // first SACK block.
 func TestSackCompressionInBacklog(t *testing.T) {
-	c := sackEstablished(t)
-	hole := c.peerIS + 1
-	leaveQuickack(c, &hole, 100)
+	c, hole := sackOutOfQuickack(t)
 	c.tp.lockSock()
 	for i := range uint32(10) {
 		seq := hole + 1000 - 100*i
@@ -131,9 +137,7 @@ func checkTenCompressed(t *testing.T, c *script, hole uint32, where string) {
 // 3, 5 and 7 past the hole give three duplicate ACKs and one merged; range
 // 2 then widens range 3's block, third in most-recent-first order.
 func TestSackCompressSendAck(t *testing.T) {
-	c := sackEstablished(t)
-	hole := c.peerIS + 1
-	leaveQuickack(c, &hole, 100)
+	c, hole := sackOutOfQuickack(t)
 	rng := func(i uint32) seg {
 		return seg{seq: hole + 100*i, ack: c.iss + 1, flags: fAck, payload: strings.Repeat("r", 100)}
 	}
@@ -165,9 +169,7 @@ func TestSackCompressSendAck(t *testing.T) {
 // bridges two blocks merges them into the first; a fifth range pushes out
 // the least recent one.
 func TestSackBlocksMostRecentFirst(t *testing.T) {
-	c := sackEstablished(t)
-	hole := c.peerIS + 1
-	leaveQuickack(c, &hole, 100)
+	c, hole := sackOutOfQuickack(t)
 	blk := func(i uint32) header.SACKBlock { // the i-th 100-byte range past the hole, 1-based
 		return header.SACKBlock{Start: hole + 100*i, End: hole + 100*i + 100}
 	}
