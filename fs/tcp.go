@@ -107,6 +107,9 @@ func (c *tcpConv) Write(ctx context.Context, p []byte) (int, error) {
 		return 0, fmt.Errorf("i/o on hungup channel: %w", syscall.EPIPE)
 	}
 	later := pushAfterReply(ctx, len(p))
+	if later != nil {
+		later.s = c.s
+	}
 	ctx, cancel := nbctx(ctx)
 	defer cancel()
 	done := 0
@@ -114,7 +117,6 @@ func (c *tcpConv) Write(ctx context.Context, p []byte) (int, error) {
 		var n int
 		var err error
 		if later != nil {
-			later.s = c.s
 			n, err = c.s.SendNoPush(ctx, p[done:])
 		} else {
 			n, err = c.s.Send(ctx, p[done:])

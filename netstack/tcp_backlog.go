@@ -110,9 +110,7 @@ func (tp *TCPSock) releaseBacklog() {
 		tp.inBacklogRcv = false
 		if tp.backlogAckDue {
 			tp.backlogAckDue = false
-			if tp.ackPending&icskAckSched != 0 && !tp.destroyed {
-				tp.sendBatchAck()
-			}
+			tp.sendBatchAck()
 		}
 		tp.mu.slock.Lock()
 	}
@@ -284,7 +282,7 @@ func (tp *TCPSock) releaseCb() {
 			tp.stack.mib.Inc(memctl.TcpExtOutOfWindowIcmps)
 		}
 	}
-	if f&tcpAckDeferred != 0 && tp.ackPending&icskAckSched != 0 && !tp.destroyed {
+	if f&tcpAckDeferred != 0 {
 		tp.sendBatchAck()
 	}
 }

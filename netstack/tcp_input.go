@@ -1016,12 +1016,16 @@ func (tp *TCPSock) sackCompress() {
 	tp.rxb.deferAck(tp)
 }
 
-// sendBatchAck sends the ACK deferred to the end of a receive batch. With
+// sendBatchAck sends the ACK deferred to the end of a receive batch, if one
+// is still scheduled (nothing sent it since) and the socket lives. With
 // duplicate ACKs merged into it (sackCompress) it is Linux's compressed ACK
 // going out when its timer fires (tcp_compressed_ack_kick, or
 // tcp_sack_compress_send_ack from the delayed-ACK handler when the socket
 // was owned): TCPAckCompressed counts the merged ACKs but the one sent.
 func (tp *TCPSock) sendBatchAck() {
+	if tp.ackPending&icskAckSched == 0 || tp.destroyed {
+		return
+	}
 	if tp.compressedAck > 0 {
 		tp.compressedAck--
 	}

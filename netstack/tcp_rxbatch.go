@@ -54,7 +54,7 @@ func (rx *rxBatch) flush() {
 		tp.ackDeferred = false
 		if owned {
 			tp.deferred |= tcpAckDeferred
-		} else if !tp.destroyed && tp.ackPending&icskAckSched != 0 {
+		} else {
 			tp.sendBatchAck()
 		}
 		tp.bhUnlockSock()
