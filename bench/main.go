@@ -525,25 +525,10 @@ func machineBusy() (float64, bool) {
 	return parseBusy(string(b))
 }
 
-// parseBusy reads the busy time out of /proc/stat's first line.
+// parseBusy reads the busy time out of /proc/stat's text.
 func parseBusy(stat string) (float64, bool) {
-	line, _, _ := strings.Cut(stat, "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0, false
-	}
-	var busy uint64
-	for i, x := range f[1:8] {
-		v, err := strconv.ParseUint(x, 10, 64)
-		if err != nil {
-			return 0, false
-		}
-		switch i {
-		case 0, 1, 2, 5, 6: // user nice system irq softirq
-			busy += v
-		}
-	}
-	return float64(busy) / userHZ, true
+	f, ok := cpuFields(stat)
+	return float64(f[0]+f[1]+f[2]+f[5]+f[6]) / userHZ, ok
 }
 
 // cpuTimes returns the total and idle (idle + iowait) jiffies of all CPUs
@@ -553,21 +538,31 @@ func cpuTimes() ([2]uint64, bool) {
 	if err != nil {
 		return [2]uint64{}, false
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 6 || f[0] != "cpu" {
-		return [2]uint64{}, false
+	f, ok := cpuFields(string(b))
+	var total uint64
+	for _, v := range f {
+		total += v
 	}
-	var t [2]uint64
-	for i, x := range f[1:] {
-		v, err := strconv.ParseUint(x, 10, 64)
+	return [2]uint64{total, f[3] + f[4]}, ok
+}
+
+// cpuFields returns the eight times of /proc/stat's first line, the "cpu"
+// line summing all CPUs: user, nice, system, idle, iowait, irq, softirq
+// and steal, in USER_HZ (the guest times after them are already inside
+// user and nice).
+func cpuFields(stat string) ([8]uint64, bool) {
+	var t [8]uint64
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return t, false
+	}
+	for i := range t {
+		v, err := strconv.ParseUint(f[i+1], 10, 64)
 		if err != nil {
-			return [2]uint64{}, false
+			return [8]uint64{}, false
 		}
-		t[0] += v
-		if i == 3 || i == 4 {
-			t[1] += v
-		}
+		t[i] = v
 	}
 	return t, true
 }

@@ -67,9 +67,9 @@ var nullMetrics = []struct{ key, label, bulk string }{
 
 // nullCPUMetrics are the machine's CPU per GB in the 1-stream ceiling
 // runs (machineBusy), beside the file rows' mcpu_k2p and mcpu_p2k.
-var nullCPUMetrics = []struct{ key, label, mcpu string }{
-	{"null_mcpu_read_1", "machine CPU per GB read, 1 stream (CPU-s/GB)", "mcpu_k2p"},
-	{"null_mcpu_write_1", "machine CPU per GB written, 1 stream (CPU-s/GB)", "mcpu_p2k"},
+var nullCPUMetrics = []struct{ key, label string }{
+	{"null_mcpu_read_1", "machine CPU per GB read, 1 stream (CPU-s/GB)"},
+	{"null_mcpu_write_1", "machine CPU per GB written, 1 stream (CPU-s/GB)"},
 }
 
 var bulkKeys = []string{"bulk_k2p_1", "bulk_p2k_1", "bulk_k2p_4", "bulk_p2k_4"}
