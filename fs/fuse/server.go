@@ -49,6 +49,7 @@ type server struct {
 	sentinelDone chan struct{} // closed when the sentinel (ownpoll.go) is out
 
 	idle    atomic.Int32
+	live    atomic.Int32 // readers running, idle or not
 	readers sync.WaitGroup
 	quit    chan struct{}
 
@@ -187,6 +188,8 @@ type worker struct {
 
 func (s *server) reader() {
 	defer s.readers.Done()
+	s.live.Add(1)
+	defer s.live.Add(-1)
 	w := s.takeWorker()
 	defer s.giveWorker(w)
 	for {
@@ -219,6 +222,7 @@ func (s *server) reader() {
 		if w.back && s.idle.Load() > maxIdle || !w.back && s.idle.Load() >= maxIdle {
 			if w.back {
 				s.idle.Add(-1)
+				w.back = false // the next reader to take w counts itself
 			}
 			return
 		}
