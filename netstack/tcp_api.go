@@ -537,6 +537,37 @@ func (tp *TCPSock) cwndRestart(delta time.Duration) {
 // Mirrors tcp_recvmsg_locked with its tcp_rcv_space_adjust and
 // tcp_cleanup_rbuf.
 func (tp *TCPSock) Recv(ctx context.Context, p []byte) (int, error) {
+	return tp.recvmsg(ctx, p, len(p), nil, nil)
+}
+
+// A RecvActor takes received data without a copy into a buffer of the
+// caller's: RecvTo hands it slices of the receive queue's skbs, and it
+// returns how many bytes, from the start, it took (wrote to a descriptor,
+// say). Only what it took is consumed; the rest stays queued for the next
+// read. The slices are valid only during the call. Mirrors the
+// sk_read_actor_t of tcp_read_sock (skb_splice_bits is splice's).
+type RecvActor interface {
+	TakeRecv(data [][]byte, n int) (int, error)
+}
+
+// RecvTo is Recv with the data handed to a instead of copied into a
+// buffer: it waits as Recv does (SO_RCVLOWAT, EOF as 0, nil, EAGAIN when
+// non-blocking, ctx's EINTR), then calls a once, with the queued data up
+// to limit bytes as at most cap(iov) slices (iov is the storage for them;
+// a vector that runs out of room gives a shorter read). a runs with the
+// socket lock held, as tcp_recvmsg's copy to the user runs with the
+// socket owned: segments that arrive meanwhile wait in the backlog, and
+// the bytes a took are consumed and their memory uncharged only after it
+// returns, as tcp_read_sock's are. It returns the bytes taken and a's
+// error. Mirrors tcp_recvmsg_locked (its waits) with tcp_read_sock's
+// actor in place of the copy.
+func (tp *TCPSock) RecvTo(ctx context.Context, limit int, iov [][]byte, a RecvActor) (int, error) {
+	return tp.recvmsg(ctx, nil, limit, iov[:0], a)
+}
+
+// recvmsg reads up to limit bytes into p, or, if a is set, hands them to a
+// as slices in iov (Recv, RecvTo).
+func (tp *TCPSock) recvmsg(ctx context.Context, p []byte, limit int, iov [][]byte, a RecvActor) (int, error) {
 	tp.lockSock()
 	defer tp.releaseSock()
 	if tp.released {
@@ -546,26 +577,32 @@ func (tp *TCPSock) Recv(ctx context.Context, p []byte) (int, error) {
 		return 0, errNotConn
 	}
 	copied := 0
-	target := tp.recvTarget(len(p)) // SO_RCVLOWAT
+	target := tp.recvTarget(limit) // SO_RCVLOWAT
 	for {
-		for b := tp.rcvq.Peek(); b != nil && copied < len(p); b = tp.rcvq.Peek() {
-			off := int(tp.copiedSeq - cbGetSeq(b))
-			avail := b.Len() - off
-			if avail > 0 {
-				n := b.CopyBits(off, p[copied:copied+min(avail, len(p)-copied)])
-				copied += n
-				tp.copiedSeq += uint32(n)
-				if n < avail {
-					break
+		have := 0
+		if a == nil {
+			for b := tp.rcvq.Peek(); b != nil && copied < len(p); b = tp.rcvq.Peek() {
+				off := int(tp.copiedSeq - cbGetSeq(b))
+				avail := b.Len() - off
+				if avail > 0 {
+					n := b.CopyBits(off, p[copied:copied+min(avail, len(p)-copied)])
+					copied += n
+					tp.copiedSeq += uint32(n)
+					if n < avail {
+						break
+					}
 				}
+				tp.rcvq.Unlink(b)
+				b.Free()
 			}
-			tp.rcvq.Unlink(b)
-			b.Free()
+			have = copied
+		} else {
+			iov, have = tp.gatherRecv(iov[:0], limit)
 		}
-		if copied >= target || len(p) == 0 {
+		if have >= target || limit == 0 {
 			break
 		}
-		if copied > 0 {
+		if have > 0 {
 			// Short of SO_RCVLOWAT: return what there is rather than
 			// wait at an error, the end of the stream or when not
 			// blocking (tcp_recvmsg_locked).
@@ -596,15 +633,63 @@ func (tp *TCPSock) Recv(ctx context.Context, p []byte) (int, error) {
 			return tp.epollinReady(tp.rcvlowat) || tp.finSeen || tp.sk.Err() != 0 || tp.state == TCPClose ||
 				tp.sk.ShutdownState()&memctl.RcvShutdown != 0
 		}); err != nil {
-			if copied > 0 { // a signal or the timeout: what was read
+			if have > 0 { // a signal or the timeout: what was read
 				break
 			}
 			return 0, err
 		}
 	}
+	var err error
+	if a != nil {
+		n := 0
+		for _, v := range iov {
+			n += len(v)
+		}
+		if n > 0 {
+			copied, err = a.TakeRecv(iov, n)
+			copied = min(max(copied, 0), n)
+			tp.consumeRecv(copied)
+		}
+	}
 	tp.rcvSpaceAdjust()
 	tp.cleanupRbuf(copied)
-	return copied, nil
+	return copied, err
+}
+
+// gatherRecv appends to iov the unread data of the receive queue, up to
+// limit bytes and cap(iov) slices, and returns it with its length.
+func (tp *TCPSock) gatherRecv(iov [][]byte, limit int) ([][]byte, int) {
+	n := 0
+	for b := tp.rcvq.Peek(); b != nil && n < limit && len(iov) < cap(iov); b = b.Next() {
+		off := max(int(int32(tp.copiedSeq-cbGetSeq(b))), 0)
+		if off >= b.Len() {
+			continue
+		}
+		var k int
+		iov, k = b.AppendSlices(iov, off, limit-n)
+		n += k
+	}
+	return iov, n
+}
+
+// consumeRecv consumes the first n unread bytes of the receive queue (a
+// RecvActor took them), freeing the skbs that are done, as the copy loop of
+// tcp_recvmsg_locked does.
+func (tp *TCPSock) consumeRecv(n int) {
+	for b := tp.rcvq.Peek(); b != nil; b = tp.rcvq.Peek() {
+		avail := b.Len() - int(tp.copiedSeq-cbGetSeq(b))
+		if avail > n {
+			tp.copiedSeq += uint32(n)
+			return
+		}
+		tp.copiedSeq += uint32(max(avail, 0))
+		n -= max(avail, 0)
+		tp.rcvq.Unlink(b)
+		b.Free()
+		if n == 0 {
+			return
+		}
+	}
 }
 
 // cleanupRbuf sends an ACK after a read when one is due or the window can

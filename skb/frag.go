@@ -153,6 +153,42 @@ func (b *SKB) CopyBits(offset int, to []byte) int {
 	return done
 }
 
+// AppendSlices appends to iov the pieces of the packet data from offset on,
+// at most n bytes and no more slices than iov has room for (cap), linear
+// part first, then the fragments, and returns iov with the bytes added.
+// The slices alias the packet: valid while it lives. Mirrors skb_to_sgvec.
+func (b *SKB) AppendSlices(iov [][]byte, offset, n int) ([][]byte, int) {
+	if offset < 0 || offset > b.len {
+		panic(fmt.Sprintf("skb: AppendSlices offset %d of %d", offset, b.len))
+	}
+	done := 0
+	add := func(p []byte) {
+		if len(p) == 0 || done >= n || len(iov) >= cap(iov) {
+			return
+		}
+		p = p[:min(len(p), n-done)]
+		iov = append(iov, p)
+		done += len(p)
+	}
+	lin := b.Data()
+	if offset < len(lin) {
+		add(lin[offset:])
+		offset = 0
+	} else {
+		offset -= len(lin)
+	}
+	for i := 0; i < b.shared.nrFrags && done < n && len(iov) < cap(iov); i++ {
+		f := b.shared.frags[i].Bytes()
+		if offset >= len(f) {
+			offset -= len(f)
+			continue
+		}
+		add(f[offset:])
+		offset = 0
+	}
+	return iov, done
+}
+
 // PageFrag hands out pieces of a page for fragments, refilling with a fresh
 // page when the current one is full. One per socket, as sk_page_frag is.
 // It is not safe for concurrent use; the socket's lock covers it.
