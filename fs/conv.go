@@ -446,6 +446,22 @@ func (h *dataHandle) Write(ctx context.Context, p []byte, _ int64) (int, error) 
 	return n, err
 }
 
+// Splices: a TCP conversation's received data goes from its socket's
+// queue to the frontend's descriptor without a copy of the frontend's
+// (Splicer).
+func (h *dataHandle) Splices() bool {
+	_, ok := h.r.conv.(*tcpConv)
+	return ok
+}
+
+func (h *dataHandle) ReadTo(ctx context.Context, limit int, iov [][]byte, a RecvActor) (int, error) {
+	n, err := h.r.conv.(*tcpConv).ReadTo(ctx, limit, iov, a)
+	if err != nil && n == 0 && !transient(err) {
+		h.r.s.setErr(h.r.conv, err, "read")
+	}
+	return n, err
+}
+
 // Tryable: a TCP conversation's data keeps Trier's contract (Recv copies
 // what is queued before it would wait, and Send queues what fits; both
 // return EINTR from the wait, tcp_recvmsg's and tcp_sendmsg's

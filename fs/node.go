@@ -25,6 +25,8 @@ import (
 	"errors"
 	"io/fs"
 	"syscall"
+
+	"sockfs/netstack"
 )
 
 // Qid types, as in Plan 9.
@@ -141,6 +143,22 @@ type Handle interface {
 type Trier interface {
 	Tryable() bool
 }
+
+// Splicer is implemented by handles that can hand their received data
+// from the socket's queue to a frontend's descriptor without a buffer of
+// the frontend's in between (a TCP conversation's data). Splices reports
+// whether this handle can; if not, the other methods must not be called.
+type Splicer interface {
+	Splices() bool
+	// ReadTo is Read with the data handed to a as slices of the receive
+	// queue (netstack.TCPSock.RecvTo): a writes them (a FUSE READ
+	// reply's writev) and says how many bytes it took; only those are consumed.
+	// limit bounds the bytes, cap(iov) the slices.
+	ReadTo(ctx context.Context, limit int, iov [][]byte, a RecvActor) (int, error)
+}
+
+// RecvActor takes received data for Splicer.ReadTo.
+type RecvActor = netstack.RecvActor
 
 type nonblockKey struct{}
 

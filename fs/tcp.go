@@ -132,6 +132,16 @@ func (c *tcpConv) Write(ctx context.Context, p []byte) (int, error) {
 	return done, nil
 }
 
+// ReadTo is Read with the data handed to a (Splicer).
+func (c *tcpConv) ReadTo(ctx context.Context, limit int, iov [][]byte, a RecvActor) (int, error) {
+	if c.isHungup() {
+		return 0, nil
+	}
+	ctx, cancel := nbctx(ctx)
+	defer cancel()
+	return c.s.RecvTo(ctx, limit, iov, a)
+}
+
 func (c *tcpConv) Readiness() Event             { return Event(c.s.Readiness()) }
 func (c *tcpConv) WaitQueue() *memctl.WaitQueue { return &c.s.Mem().Wq }
 func (c *tcpConv) Local() netip.AddrPort        { return c.s.LocalAddr() }

@@ -120,3 +120,13 @@ func TestTCPRecvToLimits(t *testing.T) {
 		t.Fatalf("100 bytes: %d, %v", k2, err)
 	}
 }
+
+// patterned returns n bytes of a pattern that repeats only every 1792
+// bytes, so a byte out of place shows.
+func patterned(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(i*7 + i>>8)
+	}
+	return p
+}

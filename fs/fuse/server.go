@@ -181,6 +181,7 @@ type worker struct {
 	small [512]byte // the request, copied out of the big buffer
 	reply [outHeaderLen + entryOutLen]byte
 	ctx   *reqCtx
+	rv    replyVec // spliced READ replies (readSpliced)
 	// back: counted in idle already, from just before the reply was
 	// written (see send).
 	back bool
@@ -238,7 +239,9 @@ func (s *server) takeWorker() *worker {
 		s.spare = s.spare[:n-1]
 		return w
 	}
-	return &worker{s: s, ctx: new(reqCtx)}
+	w := &worker{s: s, ctx: new(reqCtx)}
+	w.rv = newReplyVec(w)
+	return w
 }
 
 // giveWorker keeps w for the next reader.
@@ -600,7 +603,9 @@ func parseReadIn(in []byte) (readIn, bool) {
 
 // read answers READ: the tree handle reads straight into the reply
 // buffer, after the out header, so the bytes are copied once (from the
-// socket's receive queue) before the kernel copies them to the caller.
+// socket's receive queue) before the kernel copies them to the caller. A
+// handle that splices (a TCP conversation's data) is not copied by us at
+// all: readSpliced.
 func (w *worker) read(h inHeader, in []byte) {
 	r, ok := parseReadIn(in)
 	hd := w.s.handle(r.fh)
@@ -609,6 +614,10 @@ func (w *worker) read(h inHeader, in []byte) {
 		return
 	}
 	size := min(r.size, maxIO)
+	if sp, ok := hd.h.(netfs.Splicer); ok && sp.Splices() {
+		w.readSpliced(h, hd, sp, size, r.flags)
+		return
+	}
 	pool := replyPool(size)
 	buf := pool.get()
 	off := r.off
@@ -633,6 +642,82 @@ func (w *worker) read(h inHeader, in []byte) {
 	putOutHeader(buf, outHeaderLen+n, 0, h.unique)
 	w.send(buf[:outHeaderLen+n])
 	pool.put(buf)
+}
+
+// readSpliced answers a READ of a TCP conversation's data with one
+// writev(2) of the reply's header and the receive queue's own bytes
+// (netstack's RecvTo, tcp_read_sock's actor), so the kernel's copy into
+// the caller's pages is the only one. The data is consumed only once the
+// reply is written: if the request is gone (interrupted and given up on,
+// ENOENT), it stays queued for the next read, where a copied reply would
+// have lost it.
+func (w *worker) readSpliced(h inHeader, hd *handle, sp netfs.Splicer, size, flags int) {
+	c := w.begin(h)
+	w.rv.unique, w.rv.err = h.unique, nil
+	n, err := sp.ReadTo(ioctx(c, flags), size, w.rv.data[:0], &w.rv)
+	w.end(c)
+	switch {
+	case w.rv.err != nil:
+		return // the reply could not be written: nothing to answer
+	case err != nil:
+		w.replyErr(h, errnoOf(err))
+		return
+	case n == 0: // end of file: no writev was made
+		w.replyErr(h, 0)
+		return
+	}
+	if hd.stream {
+		hd.mu.Lock()
+		hd.cursor += int64(n)
+		hd.mu.Unlock()
+	}
+}
+
+// maxSpliceSlices bounds the receive queue slices of one spliced reply:
+// IOV_MAX (1024) less the header's.
+const maxSpliceSlices = 1023
+
+// replyVec is a worker's RecvActor: it writes a READ reply from slices of
+// the receive queue.
+type replyVec struct {
+	w      *worker
+	unique uint64
+	err    error // the writev's, if it failed
+	hdr    [outHeaderLen]byte
+	data   [][]byte
+	iov    []unix.Iovec
+}
+
+func newReplyVec(w *worker) replyVec {
+	return replyVec{w: w, data: make([][]byte, 0, maxSpliceSlices), iov: make([]unix.Iovec, 0, maxSpliceSlices+1)}
+}
+
+// TakeRecv writes the reply: its header and data, all n bytes or none
+// (the device takes a reply whole).
+func (v *replyVec) TakeRecv(data [][]byte, n int) (int, error) {
+	putOutHeader(v.hdr[:], outHeaderLen+n, 0, v.unique)
+	iov := append(v.iov[:0], unix.Iovec{Base: &v.hdr[0], Len: outHeaderLen})
+	for _, d := range data {
+		if len(d) > 0 {
+			iov = append(iov, unix.Iovec{Base: &d[0], Len: uint64(len(d))})
+		}
+	}
+	w := v.w
+	if !w.back {
+		w.s.idle.Add(1)
+		w.back = true
+	}
+	for {
+		_, _, e := syscall.Syscall(syscall.SYS_WRITEV, uintptr(w.s.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		switch e {
+		case 0:
+			return n, nil
+		case syscall.EINTR:
+			continue
+		}
+		v.err = e
+		return 0, nil
+	}
 }
 
 // writeReq answers WRITE with the data where the request brought it.
