@@ -634,6 +634,12 @@ func (tp *TCPSock) recvmsg(ctx context.Context, p []byte, limit int, iov [][]byt
 				tp.sk.ShutdownState()&memctl.RcvShutdown != 0
 		}); err != nil {
 			if have > 0 { // a signal or the timeout: what was read
+				if a != nil {
+					// The slices gathered before the wait may be
+					// stale: with the lock released, the receive path
+					// may have collapsed the queue (tcp_collapse).
+					iov, _ = tp.gatherRecv(iov[:0], limit)
+				}
 				break
 			}
 			return 0, err

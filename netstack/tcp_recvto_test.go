@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"sockfs/memctl"
 	"sockfs/netstack/impair"
 )
 
@@ -129,4 +130,60 @@ func patterned(n int) []byte {
 		p[i] = byte(i*7 + i>>8)
 	}
 	return p
+}
+
+// A RecvTo that waits short of SO_RCVLOWAT and is interrupted hands the
+// actor what is queued when it wakes, not the slices it gathered before
+// it slept: while the socket lock was released the receive path may have
+// collapsed the queue (tcp_collapse), freeing the skbs those slices
+// pointed into. Here the queue (twelve 250-byte segments, in skbs bloated
+// for what they hold) is collapsed during the wait and the old skbs' bytes
+// scribbled over, as a pool reusing their buffers would; before the fix
+// the actor was given the scribbled bytes.
+func TestTCPRecvToAfterInterruptedWaitRegathers(t *testing.T) {
+	c := newEstablished(t)
+	const segs, size = 12, 250
+	data := patterned(segs * size)
+	seq := c.peerIS + 1
+	for i := range segs {
+		c.send(seg{seq: seq, ack: c.iss + 1, flags: fAck, payload: string(data[i*size : (i+1)*size])})
+		seq += size
+	}
+	tp := c.tp
+	tp.SetNonblock(false)
+	tp.SetRcvlowat(len(data) + 1) // the read waits for more
+	tp.lockSock()
+	old, _ := tp.gatherRecv(make([][]byte, 0, 2*segs), len(data))
+	tp.releaseSock()
+	if len(old) < 2 {
+		t.Fatalf("%d skbs queued, want several", len(old))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &takeActor{limit: -1}
+	done := make(chan error, 1)
+	var k int
+	go func() {
+		var err error
+		k, err = tp.RecvTo(ctx, len(data)+1, make([][]byte, 0, 2*segs), a)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // RecvTo gathers and sleeps
+	select {
+	case err := <-done:
+		t.Fatalf("RecvTo returned (%d, %v) without waiting for SO_RCVLOWAT", k, err)
+	default:
+	}
+	tp.lockSock()
+	tp.collapse(&tp.rcvq, tp.copiedSeq, tp.rcvNxt)
+	tp.releaseSock()
+	if c.s.mib.Get(memctl.TcpExtTCPRcvCollapsed) == 0 {
+		t.Fatal("nothing collapsed")
+	}
+	for _, v := range old {
+		clear(v)
+	}
+	cancel()
+	if err := <-done; err != nil || k != len(data) || !bytes.Equal(a.got, data) {
+		t.Fatalf("interrupted RecvTo: %d, %v; the actor got the queued bytes: %v", k, err, bytes.Equal(a.got, data))
+	}
 }
