@@ -2,7 +2,6 @@ package fuse
 
 import (
 	"context"
-	"io/fs"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -12,25 +11,13 @@ import (
 	netfs "sockfs/fs"
 )
 
-// gateTree is a one-file tree, /gate, whose reads wait until the gate
+// gateTree is the state of a one-file tree, /gate, whose reads wait until the gate
 // opens (or the request is cancelled) and then answer one byte.
 type gateTree struct {
 	mu      sync.Mutex
 	open    chan struct{}
 	opened  bool
 	waiting int
-}
-
-func (t *gateTree) Qid() netfs.Qid   { return netfs.Qid{Type: netfs.QTDir} }
-func (t *gateTree) Stat() netfs.Stat { return netfs.Stat{Name: "/", Mode: fs.ModeDir | 0o555} }
-func (t *gateTree) List() []netfs.Node {
-	return []netfs.Node{gateFile{t}}
-}
-func (t *gateTree) Lookup(name string) (netfs.Node, error) {
-	if name != "gate" {
-		return nil, syscall.ENOENT
-	}
-	return gateFile{t}, nil
 }
 
 // shut closes the gate.
@@ -93,7 +80,7 @@ func (gateHandle) Release()                                          {}
 func TestReadersShrinkBack(t *testing.T) {
 	needFuse(t)
 	tree := &gateTree{}
-	m, err := Mount(t.TempDir(), tree)
+	m, err := Mount(t.TempDir(), oneFileDir{gateFile{tree}})
 	if err != nil {
 		t.Fatal(err)
 	}

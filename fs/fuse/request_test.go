@@ -128,7 +128,7 @@ func TestMountFusermount(t *testing.T) {
 	useFusermount = true
 	defer func() { useFusermount = false }()
 	tree := &sizeTree{}
-	m, err := Mount(t.TempDir(), tree)
+	m, err := Mount(t.TempDir(), tree.root())
 	if err != nil {
 		t.Fatal(err)
 	}

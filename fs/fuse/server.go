@@ -116,6 +116,17 @@ func (s *server) write(b []byte) {
 	}
 }
 
+// writev sends a reply gathered from iov, as write does; it returns the
+// error, which a spliced READ needs (the data it carried stays queued).
+func (s *server) writev(iov []unix.Iovec) syscall.Errno {
+	for {
+		_, _, e := syscall.Syscall(syscall.SYS_WRITEV, uintptr(s.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		if e != syscall.EINTR {
+			return e
+		}
+	}
+}
+
 // handshake answers INIT, the first request on a new mount: protocol
 // 7.31 (or the kernel's, if older), 1 MiB writes, max_pages for 1 MiB
 // reads, no readahead, no writeback cache.
@@ -258,11 +269,17 @@ func (s *server) giveWorker(w *worker) {
 // busy (it would start a reader for each one; on two cores a reader
 // often waits for a processor after its write).
 func (w *worker) send(b []byte) {
+	w.replying()
+	w.s.write(b)
+}
+
+// replying counts the reader idle, once per request, as it is about to
+// write its reply (see send).
+func (w *worker) replying() {
 	if !w.back {
 		w.s.idle.Add(1)
 		w.back = true
 	}
-	w.s.write(b)
 }
 
 // replyErr answers a request with an errno (0: success, no payload).
@@ -634,11 +651,7 @@ func (w *worker) read(h inHeader, in []byte) {
 		w.replyErr(h, errnoOf(err))
 		return
 	}
-	if hd.stream {
-		hd.mu.Lock()
-		hd.cursor += int64(n)
-		hd.mu.Unlock()
-	}
+	hd.advance(n)
 	putOutHeader(buf, outHeaderLen+n, 0, h.unique)
 	w.send(buf[:outHeaderLen+n])
 	pool.put(buf)
@@ -666,11 +679,7 @@ func (w *worker) readSpliced(h inHeader, hd *handle, sp netfs.Splicer, size, fla
 		w.replyErr(h, 0)
 		return
 	}
-	if hd.stream {
-		hd.mu.Lock()
-		hd.cursor += int64(n)
-		hd.mu.Unlock()
-	}
+	hd.advance(n)
 }
 
 // maxSpliceSlices bounds the receive queue slices of one spliced reply:
@@ -702,22 +711,12 @@ func (v *replyVec) TakeRecv(data [][]byte, n int) (int, error) {
 			iov = append(iov, unix.Iovec{Base: &d[0], Len: uint64(len(d))})
 		}
 	}
-	w := v.w
-	if !w.back {
-		w.s.idle.Add(1)
-		w.back = true
-	}
-	for {
-		_, _, e := syscall.Syscall(syscall.SYS_WRITEV, uintptr(w.s.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-		switch e {
-		case 0:
-			return n, nil
-		case syscall.EINTR:
-			continue
-		}
+	v.w.replying()
+	if e := v.w.s.writev(iov); e != 0 {
 		v.err = e
 		return 0, nil
 	}
+	return n, nil
 }
 
 // writeReq answers WRITE with the data where the request brought it.
@@ -839,6 +838,15 @@ type handle struct {
 	wakeFn  func()
 	kh      atomic.Uint64 // the kernel's poll handle (0: none)
 	pending atomic.Bool
+}
+
+// advance moves a stream handle's read position on by n bytes.
+func (hd *handle) advance(n int) {
+	if hd.stream {
+		hd.mu.Lock()
+		hd.cursor += int64(n)
+		hd.mu.Unlock()
+	}
 }
 
 // wake sends NOTIFY_POLL for the kernel's poll handle. It runs in the

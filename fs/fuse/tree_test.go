@@ -22,16 +22,20 @@ type sizeTree struct {
 	writes []int
 }
 
-func (t *sizeTree) Qid() netfs.Qid   { return netfs.Qid{Type: netfs.QTDir} }
-func (t *sizeTree) Stat() netfs.Stat { return netfs.Stat{Name: "/", Mode: fs.ModeDir | 0o555} }
-func (t *sizeTree) List() []netfs.Node {
-	return []netfs.Node{sizeFile{t}}
-}
-func (t *sizeTree) Lookup(name string) (netfs.Node, error) {
-	if name != "io" {
+// root is the tree: a directory holding only /io.
+func (t *sizeTree) root() netfs.Dir { return oneFileDir{sizeFile{t}} }
+
+// oneFileDir is a test tree's root directory holding the one file f.
+type oneFileDir struct{ f netfs.Node }
+
+func (oneFileDir) Qid() netfs.Qid       { return netfs.Qid{Type: netfs.QTDir} }
+func (oneFileDir) Stat() netfs.Stat     { return netfs.Stat{Name: "/", Mode: fs.ModeDir | 0o555} }
+func (d oneFileDir) List() []netfs.Node { return []netfs.Node{d.f} }
+func (d oneFileDir) Lookup(name string) (netfs.Node, error) {
+	if name != d.f.Stat().Name {
 		return nil, syscall.ENOENT
 	}
-	return sizeFile{t}, nil
+	return d.f, nil
 }
 
 // reset forgets the recorded calls (keeping their storage).
@@ -81,7 +85,7 @@ func mountSizeTree(t *testing.T) (*sizeTree, int) {
 	t.Helper()
 	needFuse(t)
 	tree := &sizeTree{reads: make([]int, 0, 1024), writes: make([]int, 0, 1024)}
-	m, err := Mount(t.TempDir(), tree)
+	m, err := Mount(t.TempDir(), tree.root())
 	if err != nil {
 		t.Fatal(err)
 	}
