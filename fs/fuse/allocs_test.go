@@ -33,3 +33,30 @@ func TestAllocsFUSERequests(t *testing.T) {
 		t.Fatalf("%.2f allocations per read+write, want none per request", a)
 	}
 }
+
+// TestAllocsReadSpliced: a READ of a splicing handle (a TCP conversation's
+// data), answered with one writev from the queue's own pieces, allocates
+// nothing: the worker keeps its slice and iovec storage. The device is a
+// socket pair (spliceDevice's mock of /dev/fuse).
+func TestAllocsReadSpliced(t *testing.T) {
+	piece := make([]byte, 64<<10)
+	var pieces [2][]byte
+	q := &queueHandle{}
+	_, peer, _, read := spliceDevice(t, q)
+	reply := make([]byte, outHeaderLen+len(piece)+1000)
+	step := func() {
+		// ReadTo reslices what it consumes: queue both pieces afresh.
+		pieces[0], pieces[1] = piece, piece[:1000]
+		q.pieces = pieces[:]
+		read(1, len(piece)+1000)
+		if n, err := syscall.Read(peer, reply); err != nil || n != outHeaderLen+len(piece)+1000 {
+			t.Fatalf("reply: %d, %v", n, err)
+		}
+	}
+	for range 10 {
+		step()
+	}
+	if a := testing.AllocsPerRun(200, step); a > 0 {
+		t.Fatalf("%.2f allocations per spliced READ, want none", a)
+	}
+}

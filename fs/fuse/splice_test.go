@@ -3,6 +3,7 @@ package fuse
 import (
 	"bytes"
 	"context"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -64,28 +65,11 @@ func (q *queueHandle) queued() int {
 // the kernel cannot be made to give up a request on demand; a closed peer
 // makes the writev fail as a gone request does.
 func TestReadSpliced(t *testing.T) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fds[0])
-	s := newServer(fds[0], nil)
 	q := &queueHandle{pieces: [][]byte{[]byte("hello, "), bytes.Repeat([]byte("x"), 5000), []byte("world")}}
-	s.handles[7] = &handle{s: s, h: q, stream: true}
-	w := s.takeWorker()
-	read := func(unique uint64, size int) {
-		req := make([]byte, inHeaderLen+readInLen)
-		ne.PutUint32(req[0:], uint32(len(req)))
-		ne.PutUint32(req[4:], opRead)
-		ne.PutUint64(req[8:], unique)
-		ne.PutUint64(req[inHeaderLen:], 7)
-		ne.PutUint32(req[inHeaderLen+16:], uint32(size))
-		w.serve(req)
-	}
-
+	w, peer, closePeer, read := spliceDevice(t, q)
 	read(1, 5010) // "hello, " and the x's fit, "world" does not
 	var b [8192]byte
-	n, err := syscall.Read(fds[1], b[:])
+	n, err := syscall.Read(peer, b[:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,12 +82,39 @@ func TestReadSpliced(t *testing.T) {
 		t.Fatalf("%d bytes left queued after the reply; want 5", q.queued())
 	}
 
-	syscall.Close(fds[1])
+	closePeer()
 	read(2, 5010)
 	if q.queued() != len("world") {
 		t.Fatalf("%d bytes left queued after a reply that could not be written; want all 5 kept", q.queued())
 	}
 	if w.rv.err == nil {
 		t.Fatal("the failed writev was not recorded")
+	}
+}
+
+// spliceDevice serves q as handle 7 of a server whose device is one end of
+// a socket pair (a mock of /dev/fuse); it returns the server's worker, the
+// other end (where replies arrive), a function that closes that end (else
+// it is closed at cleanup) and one that has the worker serve a READ of
+// size bytes of handle 7 as request unique.
+func spliceDevice(t *testing.T, q *queueHandle) (w *worker, peer int, closePeer func(), read func(unique uint64, size int)) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	closePeer = func() { once.Do(func() { syscall.Close(fds[1]) }) }
+	t.Cleanup(func() { syscall.Close(fds[0]); closePeer() })
+	s := newServer(fds[0], nil)
+	s.handles[7] = &handle{s: s, h: q, stream: true}
+	w = s.takeWorker()
+	req := make([]byte, inHeaderLen+readInLen)
+	ne.PutUint32(req[0:], uint32(len(req)))
+	ne.PutUint32(req[4:], opRead)
+	ne.PutUint64(req[inHeaderLen:], 7)
+	return w, fds[1], closePeer, func(unique uint64, size int) {
+		ne.PutUint64(req[8:], unique)
+		ne.PutUint32(req[inHeaderLen+16:], uint32(size))
+		w.serve(req)
 	}
 }
