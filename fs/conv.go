@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"sockfs/memctl"
+	"sockfs/skb"
 )
 
 // Conv is one conversation of a protocol directory: a socket as the file
@@ -458,6 +459,14 @@ func (h *dataHandle) ReadTo(ctx context.Context, limit int, iov [][]byte, a Recv
 	n, err := h.r.conv.(*tcpConv).ReadTo(ctx, limit, iov, a)
 	if err != nil && n == 0 && !transient(err) {
 		h.r.s.setErr(h.r.conv, err, "read")
+	}
+	return n, err
+}
+
+func (h *dataHandle) WritePages(ctx context.Context, pages []*skb.Page, off, n int) (int, error) {
+	n, err := h.r.conv.(*tcpConv).WritePages(ctx, pages, off, n)
+	if err != nil && !transient(err) {
+		h.r.s.setErr(h.r.conv, err, "write")
 	}
 	return n, err
 }

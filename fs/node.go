@@ -27,6 +27,7 @@ import (
 	"syscall"
 
 	"sockfs/netstack"
+	"sockfs/skb"
 )
 
 // Qid types, as in Plan 9.
@@ -145,8 +146,9 @@ type Trier interface {
 }
 
 // Splicer is implemented by handles that can hand their received data
-// from the socket's queue to a frontend's descriptor without a buffer of
-// the frontend's in between (a TCP conversation's data). Splices reports
+// from the socket's queue to a frontend's descriptor, and take data to
+// send in the frontend's pages, without a buffer of the frontend's in
+// between (a TCP conversation's data). Splices reports
 // whether this handle can; if not, the other methods must not be called.
 type Splicer interface {
 	Splices() bool
@@ -155,6 +157,12 @@ type Splicer interface {
 	// reply's writev) and says how many bytes it took; only those are consumed.
 	// limit bounds the bytes, cap(iov) the slices.
 	ReadTo(ctx context.Context, limit int, iov [][]byte, a RecvActor) (int, error)
+	// WritePages is Write with the data in pages, n bytes from byte
+	// off of their run (page i holds bytes i*skb.PageFragSize on), which
+	// the send queue references instead of copying
+	// (netstack.TCPSock.SendPages): the caller must not write to a page
+	// while another reference to it is held (skb.Page.Refs).
+	WritePages(ctx context.Context, pages []*skb.Page, off, n int) (int, error)
 }
 
 // RecvActor takes received data for Splicer.ReadTo.

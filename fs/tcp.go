@@ -11,6 +11,7 @@ import (
 
 	"sockfs/memctl"
 	"sockfs/netstack"
+	"sockfs/skb"
 )
 
 type tcpProto struct{ stack *netstack.Stack }
@@ -103,24 +104,37 @@ func (c *tcpConv) Read(ctx context.Context, p []byte) (int, error) {
 // Write returns once all of p is queued (or with the count queued before
 // an error).
 func (c *tcpConv) Write(ctx context.Context, p []byte) (int, error) {
+	return c.send(ctx, len(p), func(ctx context.Context, done int, push bool) (int, error) {
+		if push {
+			return c.s.Send(ctx, p[done:])
+		}
+		return c.s.SendNoPush(ctx, p[done:])
+	})
+}
+
+// WritePages is Write for n bytes from byte off of pages, which the send
+// queue references instead of copying (Splicer).
+func (c *tcpConv) WritePages(ctx context.Context, pages []*skb.Page, off, n int) (int, error) {
+	return c.send(ctx, n, func(ctx context.Context, done int, push bool) (int, error) {
+		return c.s.SendPages(ctx, pages, off+done, n-done, push)
+	})
+}
+
+// send queues size bytes by calls of one, each from byte done on, pushed
+// now or after the reply (PushAfterReply).
+func (c *tcpConv) send(ctx context.Context, size int, one func(ctx context.Context, done int, push bool) (int, error)) (int, error) {
 	if c.isHungup() {
 		return 0, fmt.Errorf("i/o on hungup channel: %w", syscall.EPIPE)
 	}
-	later := pushAfterReply(ctx, len(p))
+	later := pushAfterReply(ctx, size)
 	if later != nil {
 		later.s = c.s
 	}
 	ctx, cancel := nbctx(ctx)
 	defer cancel()
 	done := 0
-	for done < len(p) {
-		var n int
-		var err error
-		if later != nil {
-			n, err = c.s.SendNoPush(ctx, p[done:])
-		} else {
-			n, err = c.s.Send(ctx, p[done:])
-		}
+	for done < size {
+		n, err := one(ctx, done, later == nil)
 		done += n
 		if err != nil {
 			if done > 0 {

@@ -293,7 +293,7 @@ func (tp *TCPSock) acceptReady() bool {
 // deadline). Takes the socket lock (released while sleeping). Mirrors
 // tcp_sendmsg_locked.
 func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
-	return tp.sendmsg(ctx, p, true)
+	return tp.sendmsg(ctx, sendSrc{p: p}, true)
 }
 
 // SendNoPush is Send without its pushes: p is copied into the write queue,
@@ -313,7 +313,30 @@ func (tp *TCPSock) Send(ctx context.Context, p []byte) (int, error) {
 // 1 MiB request waited for sixteen of them before it could send the next
 // request, whose copy into the server can instead run beside them.
 func (tp *TCPSock) SendNoPush(ctx context.Context, p []byte) (int, error) {
-	return tp.sendmsg(ctx, p, false)
+	return tp.sendmsg(ctx, sendSrc{p: p}, false)
+}
+
+// SendPages is Send for data already in pages, which the write queue's
+// skbs reference instead of copying: n bytes starting at byte off of the
+// run of pages (page i holds bytes i*skb.PageFragSize onwards, every page
+// but the last full). Each skb fragment takes a page reference of its own
+// (get_page); the caller keeps its references, and must not write to a
+// page while anything else references it (Page.Refs). With push false it
+// queues as SendNoPush does. Charging and waiting are Send's: the bytes
+// are charged to truesize, sk_wmem_queued and forward_alloc as copied
+// bytes would be, not the pages' size. Mirrors tcp_sendmsg_locked with
+// MSG_SPLICE_PAGES (skb_splice_from_iter), as splice(2) and sendfile(2)
+// reach it.
+//
+// The pages are the caller's and stay unchanged, so SKBFL_SHARED_FRAG's
+// concern (a checksum over data the user may still change) does not
+// arise: a frontend gives up a page it handed here (fs/fuse takes a fresh
+// one for its next request).
+func (tp *TCPSock) SendPages(ctx context.Context, pages []*skb.Page, off, n int, push bool) (int, error) {
+	if off < 0 || n < 0 || off+n > len(pages)*skb.PageFragSize {
+		return 0, errInval
+	}
+	return tp.sendmsg(ctx, sendSrc{pages: pages, off: off, n: n}, push)
 }
 
 // Push sends what the write queue holds, as far as the windows, Nagle and
@@ -330,8 +353,26 @@ func (tp *TCPSock) Push() {
 	tp.pushPendingFrames(tp.nonagle())
 }
 
+// sendSrc is what one sendmsg queues: bytes to copy into the socket's page
+// fragment (p), or data already in pages, to be referenced from the write
+// queue's skbs without a copy (pages, n bytes from byte off of the run of
+// whole pages: tcp_sendmsg_locked's MSG_SPLICE_PAGES).
+type sendSrc struct {
+	p     []byte
+	pages []*skb.Page
+	off   int
+	n     int
+}
+
+func (s sendSrc) len() int {
+	if s.pages != nil {
+		return s.n
+	}
+	return len(s.p)
+}
+
 // sendmsg is tcp_sendmsg_locked; with push false it only queues (SendNoPush).
-func (tp *TCPSock) sendmsg(ctx context.Context, p []byte, push bool) (int, error) {
+func (tp *TCPSock) sendmsg(ctx context.Context, src sendSrc, push bool) (int, error) {
 	tp.lockSock()
 	defer tp.releaseSock()
 	if tp.released {
@@ -355,7 +396,8 @@ func (tp *TCPSock) sendmsg(ctx context.Context, p []byte, push bool) (int, error
 	// released.
 	tp.txBegin()
 	defer tp.txEnd()
-	for copied < len(p) {
+	total := src.len()
+	for copied < total {
 		if e := sk.Err(); e != 0 {
 			return tp.sendResult(copied, sk.SockError(), push)
 		}
@@ -391,8 +433,20 @@ func (tp *TCPSock) sendmsg(ctx context.Context, p []byte, push bool) (int, error
 			b = nb
 			room = sizeGoal
 		}
-		_, free := tp.pf.Refill()
-		n := min(room, len(p)-copied, len(free))
+		var pg *skb.Page
+		var free []byte
+		var off, n int
+		if src.pages != nil {
+			// MSG_SPLICE_PAGES (skb_splice_from_iter): the next piece of
+			// the caller's pages, up to its page's end, with a page
+			// reference of the skb's own.
+			at := src.off + copied
+			pg, off = src.pages[at/skb.PageFragSize], at%skb.PageFragSize
+			n = min(room, total-copied, skb.PageFragSize-off)
+		} else {
+			_, free = tp.pf.Refill()
+			n = min(room, total-copied, len(free))
+		}
 		n = sk.TCPWmemSchedule(n)
 		if n <= 0 {
 			if err := tp.waitForSpace(ctx, nonblock, copied); err != nil {
@@ -403,8 +457,12 @@ func (tp *TCPSock) sendmsg(ctx context.Context, p []byte, push bool) (int, error
 		if copied == 0 {
 			cbSetFlags(b, cbGetFlags(b)&^tcpPsh) // a new write: PSH goes to its end
 		}
-		copy(free, p[copied:copied+n])
-		pg, off := tp.pf.Commit(n)
+		if src.pages != nil {
+			pg.Get()
+		} else {
+			copy(free, src.p[copied:copied+n])
+			pg, off = tp.pf.Commit(n)
+		}
 		old := b.Len()
 		if !b.AddFrag(pg, off, n) {
 			pg.Put()
@@ -419,7 +477,7 @@ func (tp *TCPSock) sendmsg(ctx context.Context, p []byte, push bool) (int, error
 		tp.writeSeq += uint32(n)
 		tp.syncSeqs()
 		copied += n
-		if b.Len() < sizeGoal || copied == len(p) || !push {
+		if b.Len() < sizeGoal || copied == total || !push {
 			continue
 		}
 		// A full skb: push everything if half a window went unpushed

@@ -71,28 +71,30 @@ type pollOut struct {
 	_       uint32
 }
 
-// rawRead reads one request from the device into [p, p+size) as a
-// system call, answering it first if it is an own POLL (see above).
+// rawRead reads one request from the device into the buffers of iov
+// (cnt of them; the first holds at least a POLL request) as a system
+// call, answering it first if it is an own POLL (see above).
 //
 //go:nosplit
 //go:norace
-func rawRead(fd uintptr, p unsafe.Pointer, size, pid uintptr) (uintptr, syscall.Errno) {
+func rawRead(fd uintptr, iov *unix.Iovec, cnt, pid uintptr) (uintptr, syscall.Errno) {
 	entersyscall()
-	n, e := readAnswer(fd, p, size, pid)
+	n, e := readAnswer(fd, iov, cnt, pid)
 	exitsyscall()
 	return n, e
 }
 
 // readAnswer is rawRead's body; it runs without a P, so it and all it
-// calls are nosplit and touch no Go heap object but the buffer.
+// calls are nosplit and touch no Go heap object but the buffers.
 //
 //go:nosplit
 //go:norace
-func readAnswer(fd uintptr, p unsafe.Pointer, size, pid uintptr) (uintptr, syscall.Errno) {
-	n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(p), size)
+func readAnswer(fd uintptr, iov *unix.Iovec, cnt, pid uintptr) (uintptr, syscall.Errno) {
+	n, _, e := syscall.RawSyscall(syscall.SYS_READV, fd, uintptr(unsafe.Pointer(iov)), cnt)
 	if e != 0 {
 		return 0, e
 	}
+	p := unsafe.Pointer(iov.Base)
 	if n < inHeaderLen+24 || *(*uint32)(unsafe.Add(p, 4)) != opPoll {
 		return n, 0
 	}
@@ -152,7 +154,8 @@ func sentinelLoop(fd uintptr, p unsafe.Pointer, size, pid, parkw uintptr) syscal
 		// Stay ready to read again at the next check: a stop of the
 		// world can leave several requests ahead of an own POLL.
 		waiting = 1
-		n, e := readAnswer(fd, p, size, pid)
+		iov := unix.Iovec{Base: (*byte)(p), Len: uint64(size)}
+		n, e := readAnswer(fd, &iov, 1, pid)
 		switch e {
 		case 0:
 		case syscall.EINTR, syscall.EAGAIN, syscall.ENOENT:

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	netfs "sockfs/fs"
+	"sockfs/skb"
 )
 
 // server speaks the FUSE protocol on one /dev/fuse descriptor.
@@ -85,14 +86,21 @@ func newServer(fd int, root netfs.Dir) *server {
 	}
 }
 
-// readReq reads one request into buf, retrying what the device answers
-// when a request vanished before it was read. The read is rawRead's: a
-// POLL from this process's own threads is answered on the way (see
-// ownpoll.go) and comes back as opPollAnswered.
+// readReq reads one request into buf (see readReqv).
 func (s *server) readReq(buf []byte) (int, error) {
-	fd, p, size, pid := uintptr(s.fd), unsafe.Pointer(unsafe.SliceData(buf)), uintptr(len(buf)), uintptr(s.pid)
+	iov := [1]unix.Iovec{{Base: unsafe.SliceData(buf)}}
+	iov[0].SetLen(len(buf))
+	return s.readReqv(iov[:])
+}
+
+// readReqv reads one request into the buffers of iov, retrying what the
+// device answers when a request vanished before it was read. The read is
+// rawRead's: a POLL from this process's own threads is answered on the
+// way (see ownpoll.go) and comes back as opPollAnswered.
+func (s *server) readReqv(iov []unix.Iovec) (int, error) {
+	fd, pid := uintptr(s.fd), uintptr(s.pid)
 	for {
-		n, err := rawRead(fd, p, size, pid)
+		n, err := rawRead(fd, &iov[0], uintptr(len(iov)), pid)
 		switch err {
 		case 0:
 			if n < inHeaderLen {
@@ -193,6 +201,11 @@ type worker struct {
 	reply [outHeaderLen + entryOutLen]byte
 	ctx   *reqCtx
 	rv    replyVec // spliced READ replies (readSpliced)
+	// wpages holds the data of the WRITE being served (wlen bytes from
+	// its first page's start), read there by serveFrom; nil for a
+	// request in one piece (the sentinel's).
+	wpages *reqPages
+	wlen   int
 	// back: counted in idle already, from just before the reply was
 	// written (see send).
 	back bool
@@ -205,32 +218,22 @@ func (s *server) reader() {
 	w := s.takeWorker()
 	defer s.giveWorker(w)
 	for {
-		buf := reqBufs.get()
+		rp := getReqPages()
 		if !w.back {
 			s.idle.Add(1)
 		}
 		w.back = false
-		n, err := s.readReq(buf)
+		n, err := s.readReqv(rp.iov[:])
 		if s.idle.Add(-1) == 0 && err == nil {
 			s.readers.Add(1)
 			go s.reader()
 		}
 		if err != nil {
-			reqBufs.put(buf)
+			putReqPages(rp)
 			// ENODEV: unmounted; anything else: the device is unusable.
 			return
 		}
-		req := buf[:n]
-		if h := parseInHeader(req); h.opcode != opWrite && n <= len(w.small) {
-			copy(w.small[:], req)
-			req = w.small[:n]
-			reqBufs.put(buf)
-			buf = nil
-		}
-		w.serve(req)
-		if buf != nil {
-			reqBufs.put(buf)
-		}
+		w.serveFrom(rp, n)
 		if w.back && s.idle.Load() > maxIdle || !w.back && s.idle.Load() >= maxIdle {
 			if w.back {
 				s.idle.Add(-1)
@@ -238,6 +241,31 @@ func (s *server) reader() {
 			}
 			return
 		}
+	}
+}
+
+// serveFrom serves the request of n bytes read into rp and gives rp back.
+// A WRITE is served with its data where it is, in rp's pages (writeReq);
+// any other request is copied out first and rp given back before it is
+// served, since it may block.
+func (w *worker) serveFrom(rp *reqPages, n int) {
+	if h := parseInHeader(rp.head[:]); h.opcode == opWrite && n >= writeHeadLen {
+		w.wpages, w.wlen = rp, n-writeHeadLen
+		w.serve(rp.head[:])
+		w.wpages, w.wlen = nil, 0
+		putReqPages(rp)
+		return
+	}
+	req, buf := w.small[:], []byte(nil)
+	if n > len(req) {
+		buf = reqBufs.get()
+		req = buf
+	}
+	rp.gather(req[:n])
+	putReqPages(rp)
+	w.serve(req[:n])
+	if buf != nil {
+		reqBufs.put(buf)
 	}
 }
 
@@ -719,7 +747,12 @@ func (v *replyVec) TakeRecv(data [][]byte, n int) (int, error) {
 	return n, nil
 }
 
-// writeReq answers WRITE with the data where the request brought it.
+// writeReq answers WRITE with the data where the request brought it: in
+// the request (in, after fuse_write_in) or in w.wpages. A TCP
+// conversation's data takes a write longer than a page as the pages
+// themselves (netfs.Splicer's WritePages: the send queue references them,
+// and they are replaced for the next request); anything else is written
+// from one slice, the first page's own or, for a longer write, a copy.
 func (w *worker) writeReq(h inHeader, in []byte) {
 	if len(in) < writeInLen {
 		w.replyErr(h, syscall.EINVAL)
@@ -727,12 +760,32 @@ func (w *worker) writeReq(h inHeader, in []byte) {
 	}
 	fh, off, size, flags := ne.Uint64(in), int64(ne.Uint64(in[8:])), int(ne.Uint32(in[16:])), int(ne.Uint32(in[32:]))
 	hd := w.s.handle(fh)
-	if hd == nil || hd.h == nil || writeInLen+size > len(in) {
+	rp, have := w.wpages, len(in)-writeInLen
+	if rp != nil {
+		have = w.wlen
+	}
+	if hd == nil || hd.h == nil || size > have {
 		w.replyErr(h, syscall.EBADF)
 		return
 	}
 	c := w.begin(h)
-	n, err := hd.h.Write(ioctx(c, flags), in[writeInLen:writeInLen+size], off)
+	ctx := ioctx(c, flags)
+	var n int
+	var err error
+	sp, _ := hd.h.(netfs.Splicer)
+	switch {
+	case rp == nil:
+		n, err = hd.h.Write(ctx, in[writeInLen:writeInLen+size], off)
+	case size > skb.PageFragSize && sp != nil && sp.Splices():
+		n, err = sp.WritePages(ctx, rp.pages[:], 0, size)
+		rp.renew(size)
+	case size > skb.PageFragSize:
+		buf := reqBufs.get()
+		n, err = hd.h.Write(ctx, rp.data(size, buf), off)
+		reqBufs.put(buf)
+	default:
+		n, err = hd.h.Write(ctx, rp.data(size, nil), off)
+	}
 	w.end(c)
 	later := c.push // sent once the writer has its answer (netfs.PushAfterReply)
 	c.push = netfs.PushAfterReply{}

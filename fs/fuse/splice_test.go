@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	netfs "sockfs/fs"
+	"sockfs/skb"
 )
 
 // queueHandle is a Splicer over a byte queue held in pieces, as a
@@ -24,6 +25,9 @@ func (q *queueHandle) Write(context.Context, []byte, int64) (int, error) { retur
 func (q *queueHandle) Poll(ev netfs.Event, _ func()) netfs.Event         { return ev }
 func (q *queueHandle) Release()                                          {}
 func (q *queueHandle) Splices() bool                                     { return true }
+func (q *queueHandle) WritePages(context.Context, []*skb.Page, int, int) (int, error) {
+	return 0, syscall.EBADF
+}
 
 func (q *queueHandle) ReadTo(_ context.Context, limit int, iov [][]byte, a netfs.RecvActor) (int, error) {
 	n := 0

@@ -83,13 +83,20 @@ func (sizeHandle) Release() {}
 // descriptor; everything is undone at cleanup.
 func mountSizeTree(t *testing.T) (*sizeTree, int) {
 	t.Helper()
-	needFuse(t)
 	tree := &sizeTree{reads: make([]int, 0, 1024), writes: make([]int, 0, 1024)}
-	m, err := Mount(t.TempDir(), tree.root())
+	return tree, mountOneFile(t, tree.root(), "io")
+}
+
+// mountOneFile mounts root and opens its file name read-write as a raw
+// descriptor; everything is undone at cleanup.
+func mountOneFile(t *testing.T, root netfs.Dir, name string) int {
+	t.Helper()
+	needFuse(t)
+	m, err := Mount(t.TempDir(), root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := syscall.Open(filepath.Join(m.Dir, "io"), syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	fd, err := syscall.Open(filepath.Join(m.Dir, name), syscall.O_RDWR|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		m.Unmount()
 		t.Fatal(err)
@@ -103,5 +110,5 @@ func mountSizeTree(t *testing.T) (*sizeTree, int) {
 			t.Errorf("mount %s left behind", m.Dir)
 		}
 	})
-	return tree, fd
+	return fd
 }
