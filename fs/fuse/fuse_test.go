@@ -22,7 +22,7 @@ type pair struct {
 	sa   *netstack.Stack
 }
 
-func needFuse(t *testing.T) {
+func needFuse(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")

@@ -81,7 +81,7 @@ func (sizeHandle) Release() {}
 
 // mountSizeTree mounts a sizeTree and opens its file read-write as a raw
 // descriptor; everything is undone at cleanup.
-func mountSizeTree(t *testing.T) (*sizeTree, int) {
+func mountSizeTree(t testing.TB) (*sizeTree, int) {
 	t.Helper()
 	tree := &sizeTree{reads: make([]int, 0, 1024), writes: make([]int, 0, 1024)}
 	return tree, mountOneFile(t, tree.root(), "io")
@@ -89,7 +89,7 @@ func mountSizeTree(t *testing.T) (*sizeTree, int) {
 
 // mountOneFile mounts root and opens its file name read-write as a raw
 // descriptor; everything is undone at cleanup.
-func mountOneFile(t *testing.T, root netfs.Dir, name string) int {
+func mountOneFile(t testing.TB, root netfs.Dir, name string) int {
 	t.Helper()
 	needFuse(t)
 	m, err := Mount(t.TempDir(), root)
