@@ -68,7 +68,7 @@ func (p *bufPool) put(b []byte) {
 }
 
 // reqBufs hold whole requests in one piece: the sentinel's (ownpoll.go),
-// and a request longer than a worker's small buffer gathered from its
+// and a request longer than a worker's small buffer copied out of its
 // reqPages.
 var reqBufs = newBufPool(reqBufLen, 16)
 
@@ -76,23 +76,27 @@ var reqBufs = newBufPool(reqBufLen, 16)
 // header and fuse_write_in.
 const writeHeadLen = inHeaderLen + writeInLen
 
-// reqPages is what a reader reads a request into (readv): its first
-// writeHeadLen bytes into head, the rest into pages, so that a WRITE's
-// data starts at the first page's start and the send queue of a TCP
-// conversation can take those pages without a copy (netstack's
-// SendPages). Every other request fits in head or is copied out of it and
-// the pages before it is served. Readers take one for each read(2) of
-// /dev/fuse and give it back once the request is copied out or, for a
-// WRITE, written; a page the send queue took is replaced first (renew).
+// reqPagesLen is the pages a reader reads a request into: room for the
+// largest, a WRITE's head and max_write bytes.
+const reqPagesLen = (writeHeadLen + maxIO + skb.PageFragSize - 1) / skb.PageFragSize
+
+// reqPages is what a reader reads a request into (readv): a run of skb
+// pages, the request from the first page's start, as it would be in one
+// buffer. A WRITE's data then lies in pages from byte writeHeadLen of
+// the run on, and the send queue of a TCP conversation can take those
+// pages without a copy (netstack's SendPages). Every other request, and
+// a small WRITE's data, is one slice of the first page, as in a buffer
+// (one page of ours touched by the kernel's copy, as before). Readers
+// take one for each read(2) of /dev/fuse and give it back once the
+// request is copied out or, for a WRITE, written; a page the send queue
+// took is replaced first (renew).
 type reqPages struct {
-	head  [writeHeadLen]byte
-	pages [maxIO / skb.PageFragSize]*skb.Page
-	iov   [1 + maxIO/skb.PageFragSize]unix.Iovec
+	pages [reqPagesLen]*skb.Page
+	iov   [reqPagesLen]unix.Iovec
 }
 
 func newReqPages() *reqPages {
 	rp := new(reqPages)
-	rp.iov[0] = unix.Iovec{Base: &rp.head[0], Len: writeHeadLen}
 	for i := range rp.pages {
 		rp.setPage(i, skb.NewPage())
 	}
@@ -101,38 +105,31 @@ func newReqPages() *reqPages {
 
 func (rp *reqPages) setPage(i int, pg *skb.Page) {
 	rp.pages[i] = pg
-	rp.iov[1+i] = unix.Iovec{Base: unsafe.SliceData(pg.Buf), Len: uint64(len(pg.Buf))}
+	rp.iov[i] = unix.Iovec{Base: unsafe.SliceData(pg.Buf), Len: uint64(len(pg.Buf))}
 }
 
-// data returns the n bytes after head as one slice: the first page's
-// own if they fit, else copied into buf.
-func (rp *reqPages) data(n int, buf []byte) []byte {
-	if n <= skb.PageFragSize {
-		return rp.pages[0].Buf[:n]
+// first returns the first page's bytes: the start of the request.
+func (rp *reqPages) first() []byte { return rp.pages[0].Buf }
+
+// slice returns the n bytes from byte off of the run as one slice: the
+// first page's own if they lie in it, else copied into buf.
+func (rp *reqPages) slice(off, n int, buf []byte) []byte {
+	if off+n <= skb.PageFragSize {
+		return rp.pages[0].Buf[off : off+n]
 	}
-	rp.copyPages(buf[:n])
+	for done := 0; done < n; {
+		at := off + done
+		done += copy(buf[done:n], rp.pages[at/skb.PageFragSize].Buf[at%skb.PageFragSize:])
+	}
 	return buf[:n]
 }
 
-// gather copies the request, head and the bytes after it, into req.
-func (rp *reqPages) gather(req []byte) {
-	m := copy(req, rp.head[:])
-	rp.copyPages(req[m:])
-}
-
-// copyPages fills p from the pages, from the first page's start.
-func (rp *reqPages) copyPages(p []byte) {
-	for i, done := 0, 0; done < len(p); i++ {
-		done += copy(p[done:], rp.pages[i].Buf)
-	}
-}
-
-// renew replaces the pages among the first n bytes' that something else
-// still references (a send queue's skbs): the reader must not read the
-// next request into them. A page whose other references are gone already
-// is kept; nothing else can take one after that.
-func (rp *reqPages) renew(n int) {
-	for i := 0; i*skb.PageFragSize < n; i++ {
+// renew replaces the pages holding the n bytes from byte off that
+// something else still references (a send queue's skbs): the reader must
+// not read the next request into them. A page whose other references are
+// gone already is kept; nothing else can take one after that.
+func (rp *reqPages) renew(off, n int) {
+	for i := off / skb.PageFragSize; i*skb.PageFragSize < off+n; i++ {
 		if pg := rp.pages[i]; pg.Refs() > 1 {
 			pg.Put()
 			rp.setPage(i, skb.NewPage())

@@ -249,21 +249,23 @@ func (s *server) reader() {
 // any other request is copied out first and rp given back before it is
 // served, since it may block.
 func (w *worker) serveFrom(rp *reqPages, n int) {
-	if h := parseInHeader(rp.head[:]); h.opcode == opWrite && n >= writeHeadLen {
+	req := rp.first()
+	if h := parseInHeader(req); h.opcode == opWrite && n >= writeHeadLen {
 		w.wpages, w.wlen = rp, n-writeHeadLen
-		w.serve(rp.head[:])
+		w.serve(req[:writeHeadLen])
 		w.wpages, w.wlen = nil, 0
 		putReqPages(rp)
 		return
 	}
-	req, buf := w.small[:], []byte(nil)
-	if n > len(req) {
+	var buf []byte
+	if n > len(w.small) {
 		buf = reqBufs.get()
-		req = buf
+		req = rp.slice(0, n, buf)
+	} else {
+		req = w.small[:copy(w.small[:], req[:n])]
 	}
-	rp.gather(req[:n])
 	putReqPages(rp)
-	w.serve(req[:n])
+	w.serve(req)
 	if buf != nil {
 		reqBufs.put(buf)
 	}
@@ -749,10 +751,11 @@ func (v *replyVec) TakeRecv(data [][]byte, n int) (int, error) {
 
 // writeReq answers WRITE with the data where the request brought it: in
 // the request (in, after fuse_write_in) or in w.wpages. A TCP
-// conversation's data takes a write longer than a page as the pages
-// themselves (netfs.Splicer's WritePages: the send queue references them,
-// and they are replaced for the next request); anything else is written
-// from one slice, the first page's own or, for a longer write, a copy.
+// conversation's data takes a write that does not fit in the first page
+// as the pages themselves (netfs.Splicer's WritePages: the send queue
+// references them, and they are replaced for the next request); anything
+// else is written from one slice, the first page's own or, for a longer
+// write, a copy.
 func (w *worker) writeReq(h inHeader, in []byte) {
 	if len(in) < writeInLen {
 		w.replyErr(h, syscall.EINVAL)
@@ -776,15 +779,15 @@ func (w *worker) writeReq(h inHeader, in []byte) {
 	switch {
 	case rp == nil:
 		n, err = hd.h.Write(ctx, in[writeInLen:writeInLen+size], off)
-	case size > skb.PageFragSize && sp != nil && sp.Splices():
-		n, err = sp.WritePages(ctx, rp.pages[:], 0, size)
-		rp.renew(size)
-	case size > skb.PageFragSize:
+	case writeHeadLen+size > skb.PageFragSize && sp != nil && sp.Splices():
+		n, err = sp.WritePages(ctx, rp.pages[:], writeHeadLen, size)
+		rp.renew(writeHeadLen, size)
+	case writeHeadLen+size > skb.PageFragSize:
 		buf := reqBufs.get()
-		n, err = hd.h.Write(ctx, rp.data(size, buf), off)
+		n, err = hd.h.Write(ctx, rp.slice(writeHeadLen, size, buf), off)
 		reqBufs.put(buf)
 	default:
-		n, err = hd.h.Write(ctx, rp.data(size, nil), off)
+		n, err = hd.h.Write(ctx, rp.slice(writeHeadLen, size, nil), off)
 	}
 	w.end(c)
 	later := c.push // sent once the writer has its answer (netfs.PushAfterReply)
