@@ -5,6 +5,9 @@ network namespace). Prints "ready" once its socket is bound.
   peer.py sink PORT OUT [shutfirst]   accept one TCP call, (optionally shut
                                       down our write side first), read to
                                       EOF into OUT, print "eof <bytes>"
+  peer.py slowsink PORT OUT           accept one TCP call, print "accepted",
+                                      wait for a line on stdin, then read to
+                                      EOF into OUT, print "eof <bytes>"
   peer.py hold PORT FILE              accept one TCP call, wait for a line
                                       on stdin, send FILE, close
   peer.py udp PORT OUT                receive 3 datagrams, write their sizes,
@@ -27,10 +30,13 @@ def tcp_listener(port):
 
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
-    if mode == "sink":
+    if mode in ("sink", "slowsink"):
         ln = tcp_listener(port)
         c, _ = ln.accept()
         c.settimeout(30)
+        if mode == "slowsink":
+            print("accepted", flush=True)
+            sys.stdin.readline()
         if len(sys.argv) > 4 and sys.argv[4] == "shutfirst":
             c.shutdown(socket.SHUT_WR)
         n = 0
