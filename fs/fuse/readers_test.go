@@ -39,16 +39,6 @@ func (t *gateTree) release() {
 	}
 }
 
-type gateFile struct{ t *gateTree }
-
-func (gateFile) Qid() netfs.Qid { return netfs.Qid{Path: 1} }
-func (gateFile) Stat() netfs.Stat {
-	return netfs.Stat{Name: "gate", Mode: 0o444, Stream: true}
-}
-func (f gateFile) Open(context.Context, netfs.OpenReq) (netfs.Handle, error) {
-	return gateHandle(f), nil
-}
-
 type gateHandle struct{ t *gateTree }
 
 func (h gateHandle) Read(ctx context.Context, p []byte, _ int64) (int, error) {
@@ -80,7 +70,7 @@ func (gateHandle) Release()                                          {}
 func TestReadersShrinkBack(t *testing.T) {
 	needFuse(t)
 	tree := &gateTree{}
-	m, err := Mount(t.TempDir(), oneFileDir{gateFile{tree}})
+	m, err := Mount(t.TempDir(), oneFileDir{streamFile{"gate", 0o444, gateHandle{tree}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ type sizeTree struct {
 }
 
 // root is the tree: a directory holding only /io.
-func (t *sizeTree) root() netfs.Dir { return oneFileDir{sizeFile{t}} }
+func (t *sizeTree) root() netfs.Dir { return oneFileDir{streamFile{"io", 0o666, sizeHandle{t}}} }
 
 // oneFileDir is a test tree's root directory holding the one file f.
 type oneFileDir struct{ f netfs.Node }
@@ -45,14 +45,20 @@ func (t *sizeTree) reset() {
 	t.mu.Unlock()
 }
 
-type sizeFile struct{ t *sizeTree }
-
-func (sizeFile) Qid() netfs.Qid { return netfs.Qid{Path: 1} }
-func (sizeFile) Stat() netfs.Stat {
-	return netfs.Stat{Name: "io", Mode: 0o666, Stream: true}
+// streamFile is a test tree's one file: a stream named name whose every
+// open returns h.
+type streamFile struct {
+	name string
+	mode fs.FileMode
+	h    netfs.Handle
 }
-func (f sizeFile) Open(context.Context, netfs.OpenReq) (netfs.Handle, error) {
-	return sizeHandle(f), nil
+
+func (streamFile) Qid() netfs.Qid { return netfs.Qid{Path: 1} }
+func (f streamFile) Stat() netfs.Stat {
+	return netfs.Stat{Name: f.name, Mode: f.mode, Stream: true}
+}
+func (f streamFile) Open(context.Context, netfs.OpenReq) (netfs.Handle, error) {
+	return f.h, nil
 }
 
 type sizeHandle struct{ t *sizeTree }

@@ -29,7 +29,7 @@ type pageSink struct {
 	written [][]byte    // the data of each Write
 }
 
-func (s *pageSink) root() netfs.Dir { return oneFileDir{pageSinkFile{s}} }
+func (s *pageSink) root() netfs.Dir { return oneFileDir{streamFile{"io", 0o666, pageSinkHandle{s}}} }
 
 // release drops the references WritePages took, as the acknowledgement
 // of the data frees its skbs.
@@ -40,16 +40,6 @@ func (s *pageSink) release() {
 		pg.Put()
 	}
 	s.held, s.heldAt = s.held[:0], s.heldAt[:0]
-}
-
-type pageSinkFile struct{ s *pageSink }
-
-func (pageSinkFile) Qid() netfs.Qid { return netfs.Qid{Path: 1} }
-func (pageSinkFile) Stat() netfs.Stat {
-	return netfs.Stat{Name: "io", Mode: 0o666, Stream: true}
-}
-func (f pageSinkFile) Open(context.Context, netfs.OpenReq) (netfs.Handle, error) {
-	return pageSinkHandle(f), nil
 }
 
 type pageSinkHandle struct{ s *pageSink }
