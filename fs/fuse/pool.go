@@ -117,11 +117,16 @@ func (rp *reqPages) slice(off, n int, buf []byte) []byte {
 	if off+n <= skb.PageFragSize {
 		return rp.pages[0].Buf[off : off+n]
 	}
-	for done := 0; done < n; {
-		at := off + done
-		done += copy(buf[done:n], rp.pages[at/skb.PageFragSize].Buf[at%skb.PageFragSize:])
-	}
+	rp.copyOut(off, buf[:n])
 	return buf[:n]
+}
+
+// copyOut fills p with the bytes from byte off of the run on.
+func (rp *reqPages) copyOut(off int, p []byte) {
+	for done := 0; done < len(p); {
+		at := off + done
+		done += copy(p[done:], rp.pages[at/skb.PageFragSize].Buf[at%skb.PageFragSize:])
+	}
 }
 
 // renew replaces the pages holding the n bytes from byte off that

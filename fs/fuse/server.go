@@ -201,9 +201,9 @@ type worker struct {
 	reply [outHeaderLen + entryOutLen]byte
 	ctx   *reqCtx
 	rv    replyVec // spliced READ replies (readSpliced)
-	// wpages holds the data of the WRITE being served (wlen bytes from
-	// its first page's start), read there by serveFrom; nil for a
-	// request in one piece (the sentinel's).
+	// wpages holds the WRITE being served, read there by serveFrom: its
+	// wlen bytes of data from byte writeHeadLen of the pages on; nil for
+	// a request in one piece (the sentinel's).
 	wpages *reqPages
 	wlen   int
 	// back: counted in idle already, from just before the reply was
@@ -260,15 +260,14 @@ func (w *worker) serveFrom(rp *reqPages, n int) {
 	var buf []byte
 	if n > len(w.small) {
 		buf = reqBufs.get()
-		req = rp.slice(0, n, buf)
+		req = buf[:n]
 	} else {
-		req = w.small[:copy(w.small[:], req[:n])]
+		req = w.small[:n]
 	}
+	rp.copyOut(0, req) // a copy even within the first page: rp goes back now
 	putReqPages(rp)
 	w.serve(req)
-	if buf != nil {
-		reqBufs.put(buf)
-	}
+	reqBufs.put(buf)
 }
 
 // takeWorker returns a spare worker or a new one.
@@ -782,12 +781,13 @@ func (w *worker) writeReq(h inHeader, in []byte) {
 	case writeHeadLen+size > skb.PageFragSize && sp != nil && sp.Splices():
 		n, err = sp.WritePages(ctx, rp.pages[:], writeHeadLen, size)
 		rp.renew(writeHeadLen, size)
-	case writeHeadLen+size > skb.PageFragSize:
-		buf := reqBufs.get()
+	default:
+		var buf []byte // only for data beyond the first page
+		if writeHeadLen+size > skb.PageFragSize {
+			buf = reqBufs.get()
+		}
 		n, err = hd.h.Write(ctx, rp.slice(writeHeadLen, size, buf), off)
 		reqBufs.put(buf)
-	default:
-		n, err = hd.h.Write(ctx, rp.slice(writeHeadLen, size, nil), off)
 	}
 	w.end(c)
 	later := c.push // sent once the writer has its answer (netfs.PushAfterReply)
