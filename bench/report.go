@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -88,13 +89,17 @@ func (r *runner) goals() {
 				r.cell("sockfs", mtu, k), r.cell("gvisor-offload", mtu, k), 1.2))
 		}
 		for _, k := range bulkKeys {
-			gs = append(gs, pairedRatioGoal(fmt.Sprintf("MTU %d %s: sockfs / kernel, both with offloads (sockfs TUN, kernel veth)", mtu, k),
-				r.cell("sockfs", mtu, k), r.cell("kernel", mtu, k), 0.6))
+			g := pairedRatioGoal(fmt.Sprintf("MTU %d %s: sockfs / kernel, both with offloads (sockfs TUN, kernel veth)", mtu, k),
+				r.cell("sockfs", mtu, k), r.cell("kernel", mtu, k), 0.6)
+			g.Ceiling = r.cpuCeiling("sockfs", mtu, k, r.cell("kernel", mtu, k))
+			gs = append(gs, g)
 		}
 		for _, f := range []string{"sockfs-fuse", "sockfs-9p"} {
 			for _, k := range []string{"bulk_k2p_1", "bulk_p2k_1"} {
-				gs = append(gs, pairedRatioGoal(fmt.Sprintf("MTU %d %s: %s / sockfs Go API, both TUN with offloads", mtu, k, f),
-					r.cell(f, mtu, k), r.cell("sockfs", mtu, k), 0.8))
+				g := pairedRatioGoal(fmt.Sprintf("MTU %d %s: %s / sockfs Go API, both TUN with offloads", mtu, k, f),
+					r.cell(f, mtu, k), r.cell("sockfs", mtu, k), 0.8)
+				g.Ceiling = r.cpuCeiling(f, mtu, k, r.cell("sockfs", mtu, k))
+				gs = append(gs, g)
 			}
 		}
 		gs = append(gs, pairedRatioMaxGoal(fmt.Sprintf("MTU %d rr_p50: sockfs-fuse / sockfs Go API, 1-byte request/response latency, both TUN with offloads", mtu),
@@ -104,8 +109,10 @@ func (r *runner) goals() {
 				if !strings.HasSuffix(m.key, "_1") {
 					continue
 				}
-				gs = append(gs, ratioGoal(fmt.Sprintf("MTU %d %s: %s / %s, same transport and request size", mtu, m.bulk, n.fileSystem, n.system),
-					r.cell(n.fileSystem, mtu, m.bulk), r.cell(n.system, 0, m.key), 0.8))
+				g := ratioGoal(fmt.Sprintf("MTU %d %s: %s / %s, same transport and request size", mtu, m.bulk, n.fileSystem, n.system),
+					r.cell(n.fileSystem, mtu, m.bulk), r.cell(n.system, 0, m.key), 0.8)
+				g.Ceiling = r.cpuCeiling(n.fileSystem, mtu, m.bulk, r.cell(n.system, 0, m.key))
+				gs = append(gs, g)
 			}
 		}
 		if mtu == 1500 {
@@ -121,6 +128,26 @@ func (r *runner) goals() {
 		gs[i] = gs[i].finite()
 	}
 	r.res.Goals = gs
+}
+
+// cpuCeiling returns the rate system num would reach on this machine's
+// CPUs if all of them were busy at the machine CPU per GB measured in
+// num's 1-stream bulk run (mcpu_k2p or mcpu_p2k: the kernel client, the
+// peer, the transport and softirq alike), as a ratio to den's median;
+// 0 if it cannot be computed. Where it lies below a goal's target, more
+// overlap of the parts cannot reach the goal: only a path that costs
+// less CPU per byte can. Where it lies above the measured value, the
+// path leaves CPU idle and waits somewhere. An estimate, not a bound: a
+// path's CPU per byte changes with its rate (batching, idle wake-ups).
+func (r *runner) cpuCeiling(num string, mtu int, bulk string, den *Cell) float64 {
+	key, ok := map[string]string{"bulk_k2p_1": "mcpu_k2p", "bulk_p2k_1": "mcpu_p2k"}[bulk]
+	cores, err := strconv.Atoi(r.res.Machine["cores"])
+	c := r.cell(num, mtu, key)
+	if !ok || err != nil || cores <= 0 || !c.ok() || c.Median <= 0 || !den.ok() || den.Median <= 0 {
+		return 0
+	}
+	gbps := float64(cores) / c.Median * 8 // CPU-s per 1e9 bytes → Gbit/s
+	return gbps / den.Median
 }
 
 // markdown renders the results.
@@ -217,7 +244,10 @@ func (r *runner) markdown() string {
 	}
 	b.WriteString("Every system is measured once per round, the systems one after the other, for as many rounds as repetitions. " +
 		"A value marked [r] is the median of the round-by-round ratios of the two systems' samples; the others (the null-file ceilings, measured apart) are ratios of medians.\n\n")
-	b.WriteString(mdTable([]string{"goal", "measured", "target", "result"}, grows))
+	b.WriteString("CPU ceiling: the rate the numerator's path would reach with every CPU busy at the machine CPU per GB measured in its 1-stream run " +
+		"(kernel client, peer, transport and softirq alike), as a ratio to the denominator. Below the target, no better overlap of the parts meets the goal on this machine: " +
+		"only a path that costs less CPU per byte can. Above the measured value, the path leaves CPU idle. An estimate: CPU per byte changes with the rate.\n\n")
+	b.WriteString(mdTable([]string{"goal", "measured", "CPU ceiling", "target", "result"}, grows))
 	b.WriteString("\nReproduce: `make bench` (root). JSON with every sample: `bench/results/latest.json`.\n")
 	return b.String()
 }

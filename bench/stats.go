@@ -134,6 +134,9 @@ type Goal struct {
 	Num    string  `json:"numerator,omitempty"`
 	Den    string  `json:"denominator,omitempty"`
 	Paired bool    `json:"paired,omitempty"` // median of round-by-round ratios
+	// Ceiling is the numerator's CPU ceiling as a ratio to the
+	// denominator (runner.cpuCeiling); 0 where not computed.
+	Ceiling float64 `json:"cpu_ceiling,omitempty"`
 }
 
 // ratioGoal compares num/den with min; either cell missing makes the goal
@@ -241,7 +244,11 @@ func (g Goal) row() []string {
 	if g.Note != "" {
 		v = "— (" + g.Note + ")"
 	}
-	return []string{g.Name, v, g.Target, res}
+	ceiling := "—"
+	if g.Ceiling > 0 {
+		ceiling = num(g.Ceiling)
+	}
+	return []string{g.Name, v, ceiling, g.Target, res}
 }
 
 // finite returns g with a NaN Value replaced by 0 (JSON has no NaN; Pass

@@ -89,7 +89,7 @@ func TestGoals(t *testing.T) {
 	if g.Pass != nil || g.Note == "" {
 		t.Errorf("unmeasured goal %+v", g)
 	}
-	if r := g.row(); r[3] != "not measured" {
+	if r := g.row(); r[4] != "not measured" {
 		t.Errorf("row %v", r)
 	}
 	m := maxGoal("heap", &Cell{Samples: []float64{5000}, Median: 5000}, 4096)
@@ -100,7 +100,7 @@ func TestGoals(t *testing.T) {
 	if _, err := json.Marshal(results{Goals: []Goal{g.finite()}}); err != nil {
 		t.Error(err)
 	}
-	if !strings.Contains(m.row()[3], "FAIL") {
+	if !strings.Contains(m.row()[4], "FAIL") {
 		t.Errorf("row %v", m.row())
 	}
 }
@@ -245,9 +245,50 @@ func TestRerender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "| MTU 1500 rr_p50: sockfs-fuse / sockfs Go API, 1-byte request/response latency, both TUN with offloads | 2.50 [r] | <= 2 | FAIL |"
+	want := "| MTU 1500 rr_p50: sockfs-fuse / sockfs Go API, 1-byte request/response latency, both TUN with offloads | 2.50 [r] | — | <= 2 | FAIL |"
 	if !strings.Contains(string(md), want) {
 		t.Fatalf("latest.md lacks %q:\n%s", want, md)
+	}
+}
+
+// TestCPUCeiling: a file row's CPU ceiling is the machine's cores over
+// its measured CPU per GB, in Gbit/s, against the denominator's median;
+// it is shown beside the goal, and missing inputs leave it out.
+func TestCPUCeiling(t *testing.T) {
+	cell := func(sys string, mtu int, metric string, v float64) *Cell {
+		return &Cell{System: sys, MTU: mtu, Metric: metric, Samples: []float64{v}, Median: v}
+	}
+	r := &runner{o: options{mtus: []int{1500}}, res: &results{
+		Machine: map[string]string{"cores": "2"},
+		Cells: []*Cell{
+			cell("sockfs-9p", 1500, "bulk_k2p_1", 5),
+			cell("sockfs-9p", 1500, "mcpu_k2p", 2), // 2 cores / 2 CPU-s per GB = 1 GB/s = 8 Gbit/s
+			cell("9p-null", 0, "null_read_1", 16),
+			cell("sockfs-9p", 1500, "bulk_p2k_1", 5), // no mcpu_p2k: no ceiling
+			cell("9p-null", 0, "null_write_1", 16),
+		},
+	}}
+	r.goals()
+	var read, write *Goal
+	for i, g := range r.res.Goals {
+		switch g.Name {
+		case "MTU 1500 bulk_k2p_1: sockfs-9p / 9p-null, same transport and request size":
+			read = &r.res.Goals[i]
+		case "MTU 1500 bulk_p2k_1: sockfs-9p / 9p-null, same transport and request size":
+			write = &r.res.Goals[i]
+		}
+	}
+	if read == nil || write == nil {
+		t.Fatal("9P null-file goals missing")
+	}
+	if read.Ceiling != 0.5 {
+		t.Errorf("read ceiling = %v, want 8/16 = 0.5", read.Ceiling)
+	}
+	if row := read.row(); row[1] != "0.312" || row[2] != "0.500" {
+		t.Errorf("read row = %q, want measured 0.312 and ceiling 0.500", row)
+	}
+	if write.Ceiling != 0 || write.row()[2] != "—" {
+		t.Errorf("write ceiling = %v (%q) without mcpu_p2k, want none", write.Ceiling, write.row()[2])
 	}
 }
 
