@@ -137,6 +137,10 @@ type Goal struct {
 	// Ceiling is the numerator's CPU ceiling as a ratio to the
 	// denominator (runner.cpuCeiling); 0 where not computed.
 	Ceiling float64 `json:"cpu_ceiling,omitempty"`
+	// KernelCeiling is the ceiling of the same path at the kernel's TCP
+	// cost plus the transport's (runner.kernelCostCeiling); 0 where not
+	// computed.
+	KernelCeiling float64 `json:"kernel_cost_ceiling,omitempty"`
 }
 
 // ratioGoal compares num/den with min; either cell missing makes the goal
@@ -244,11 +248,15 @@ func (g Goal) row() []string {
 	if g.Note != "" {
 		v = "— (" + g.Note + ")"
 	}
-	ceiling := "—"
-	if g.Ceiling > 0 {
-		ceiling = num(g.Ceiling)
+	return []string{g.Name, v, orDash(g.Ceiling), orDash(g.KernelCeiling), g.Target, res}
+}
+
+// orDash renders a value that 0 means is absent.
+func orDash(x float64) string {
+	if x > 0 {
+		return num(x)
 	}
-	return []string{g.Name, v, ceiling, g.Target, res}
+	return "—"
 }
 
 // finite returns g with a NaN Value replaced by 0 (JSON has no NaN; Pass

@@ -89,7 +89,7 @@ func TestGoals(t *testing.T) {
 	if g.Pass != nil || g.Note == "" {
 		t.Errorf("unmeasured goal %+v", g)
 	}
-	if r := g.row(); r[4] != "not measured" {
+	if r := g.row(); r[5] != "not measured" {
 		t.Errorf("row %v", r)
 	}
 	m := maxGoal("heap", &Cell{Samples: []float64{5000}, Median: 5000}, 4096)
@@ -100,7 +100,7 @@ func TestGoals(t *testing.T) {
 	if _, err := json.Marshal(results{Goals: []Goal{g.finite()}}); err != nil {
 		t.Error(err)
 	}
-	if !strings.Contains(m.row()[4], "FAIL") {
+	if !strings.Contains(m.row()[5], "FAIL") {
 		t.Errorf("row %v", m.row())
 	}
 }
@@ -245,7 +245,7 @@ func TestRerender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "| MTU 1500 rr_p50: sockfs-fuse / sockfs Go API, 1-byte request/response latency, both TUN with offloads | 2.50 [r] | — | <= 2 | FAIL |"
+	want := "| MTU 1500 rr_p50: sockfs-fuse / sockfs Go API, 1-byte request/response latency, both TUN with offloads | 2.50 [r] | — | — | <= 2 | FAIL |"
 	if !strings.Contains(string(md), want) {
 		t.Fatalf("latest.md lacks %q:\n%s", want, md)
 	}
@@ -253,7 +253,8 @@ func TestRerender(t *testing.T) {
 
 // TestCPUCeiling: a file row's CPU ceiling is the machine's cores over
 // its measured CPU per GB, in Gbit/s, against the denominator's median;
-// it is shown beside the goal, and missing inputs leave it out.
+// at kernel cost, over the kernel row's CPU per GB plus the null file's.
+// Both are shown beside the goal, and missing inputs leave them out.
 func TestCPUCeiling(t *testing.T) {
 	cell := func(sys string, mtu int, metric string, v float64) *Cell {
 		return &Cell{System: sys, MTU: mtu, Metric: metric, Samples: []float64{v}, Median: v}
@@ -264,6 +265,8 @@ func TestCPUCeiling(t *testing.T) {
 			cell("sockfs-9p", 1500, "bulk_k2p_1", 5),
 			cell("sockfs-9p", 1500, "mcpu_k2p", 2), // 2 cores / 2 CPU-s per GB = 1 GB/s = 8 Gbit/s
 			cell("9p-null", 0, "null_read_1", 16),
+			cell("kernel", 1500, "mcpu_k2p", 0.5),
+			cell("9p-null", 0, "null_mcpu_read_1", 0.5), // 2 / (0.5 + 0.5) = 2 GB/s = 16 Gbit/s
 			cell("sockfs-9p", 1500, "bulk_p2k_1", 5), // no mcpu_p2k: no ceiling
 			cell("9p-null", 0, "null_write_1", 16),
 		},
@@ -284,11 +287,14 @@ func TestCPUCeiling(t *testing.T) {
 	if read.Ceiling != 0.5 {
 		t.Errorf("read ceiling = %v, want 8/16 = 0.5", read.Ceiling)
 	}
-	if row := read.row(); row[1] != "0.312" || row[2] != "0.500" {
-		t.Errorf("read row = %q, want measured 0.312 and ceiling 0.500", row)
+	if read.KernelCeiling != 1 {
+		t.Errorf("read ceiling at kernel cost = %v, want 16/16 = 1", read.KernelCeiling)
 	}
-	if write.Ceiling != 0 || write.row()[2] != "—" {
-		t.Errorf("write ceiling = %v (%q) without mcpu_p2k, want none", write.Ceiling, write.row()[2])
+	if row := read.row(); row[1] != "0.312" || row[2] != "0.500" || row[3] != "1.00" {
+		t.Errorf("read row = %q, want measured 0.312, ceiling 0.500, at kernel cost 1.00", row)
+	}
+	if write.Ceiling != 0 || write.KernelCeiling != 0 || write.row()[2] != "—" || write.row()[3] != "—" {
+		t.Errorf("write ceilings = %v, %v (%q) without mcpu_p2k, want none", write.Ceiling, write.KernelCeiling, write.row())
 	}
 }
 
