@@ -112,7 +112,7 @@ func (r *runner) goals() {
 				g := ratioGoal(fmt.Sprintf("MTU %d %s: %s / %s, same transport and request size", mtu, m.bulk, n.fileSystem, n.system),
 					r.cell(n.fileSystem, mtu, m.bulk), r.cell(n.system, 0, m.key), 0.8)
 				g.Ceiling = r.cpuCeiling(n.fileSystem, mtu, m.bulk, r.cell(n.system, 0, m.key))
-				g.KernelCeiling = r.kernelCostCeiling(n.system, mtu, m.bulk, m.key, r.cell(n.system, 0, m.key))
+				g.KernelCeiling = r.kernelCostCeiling(n.system, mtu, m.bulk, m.key)
 				gs = append(gs, g)
 			}
 		}
@@ -150,8 +150,10 @@ func (r *runner) cpuCeiling(num string, mtu int, bulk string, den *Cell) float64
 // the null file's: what a stack as cheap as Linux's and a server that
 // added nothing to its transport could reach on this machine. Where it
 // lies below the target, the goal needs more CPUs, not better code.
-func (r *runner) kernelCostCeiling(null string, mtu int, bulk, nullKey string, den *Cell) float64 {
-	return r.ceilingOf(den, r.cell("kernel", mtu, mcpuKey[bulk]), r.cell(null, 0, strings.Replace(nullKey, "null_", "null_mcpu_", 1)))
+// The ratio is to the null file's own rate (nullKey, e.g. null_read_1),
+// whose CPU per GB is the matching null_mcpu_ cell.
+func (r *runner) kernelCostCeiling(null string, mtu int, bulk, nullKey string) float64 {
+	return r.ceilingOf(r.cell(null, 0, nullKey), r.cell("kernel", mtu, mcpuKey[bulk]), r.cell(null, 0, strings.Replace(nullKey, "null_", "null_mcpu_", 1)))
 }
 
 // mcpuKey is the machine-CPU cell of each 1-stream bulk metric.

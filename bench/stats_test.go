@@ -267,7 +267,7 @@ func TestCPUCeiling(t *testing.T) {
 			cell("9p-null", 0, "null_read_1", 16),
 			cell("kernel", 1500, "mcpu_k2p", 0.5),
 			cell("9p-null", 0, "null_mcpu_read_1", 0.5), // 2 / (0.5 + 0.5) = 2 GB/s = 16 Gbit/s
-			cell("sockfs-9p", 1500, "bulk_p2k_1", 5), // no mcpu_p2k: no ceiling
+			cell("sockfs-9p", 1500, "bulk_p2k_1", 5),    // no mcpu_p2k: no ceiling
 			cell("9p-null", 0, "null_write_1", 16),
 		},
 	}}
