@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"sockfs/memctl"
 	"sockfs/skb"
@@ -253,8 +254,15 @@ func (s *slot) newRef() *ref { return &ref{s: s, conv: s.conv} }
 
 // release drops the reference; the last one releases the conversation.
 func (r *ref) release() {
+	if r.drop() {
+		r.conv.Release()
+	}
+}
+
+// drop drops the reference and reports whether it was the last.
+func (r *ref) drop() bool {
 	if r.done.Swap(true) {
-		return
+		return false
 	}
 	pd := r.s.pd
 	pd.mu.Lock()
@@ -264,8 +272,61 @@ func (r *ref) release() {
 		r.s.owner = 0
 	}
 	pd.mu.Unlock()
-	if last {
-		r.conv.Release()
+	return last
+}
+
+// lingerConv is a conversation whose last close may linger (TCP's
+// SO_LINGER with a positive time).
+type lingerConv interface {
+	// lingerTime is the linger time, and whether closes linger.
+	lingerTime() (time.Duration, bool)
+	// releaseLinger is Release lingering (Lingerer.ReleaseWait).
+	releaseLinger(ctx context.Context)
+	// flushLinger waits for the data written to be acknowledged
+	// (Lingerer.Flush).
+	flushLinger(ctx context.Context)
+}
+
+// lingerSet reports whether the conversation lingers on its last close
+// (Lingerer.LingerSet).
+func (r *ref) lingerSet() bool {
+	l, ok := r.conv.(lingerConv)
+	if !ok {
+		return false
+	}
+	_, on := l.lingerTime()
+	return on
+}
+
+// lingers reports whether r is the conversation's only reference and the
+// conversation lingers on its last close (Lingerer.Lingers).
+func (r *ref) lingers() bool {
+	if !r.lingerSet() {
+		return false
+	}
+	pd := r.s.pd
+	pd.mu.Lock()
+	defer pd.mu.Unlock()
+	return !r.done.Load() && r.s.inuse == 1
+}
+
+// releaseWait is release with the conversation's last close lingering
+// (Lingerer.ReleaseWait).
+func (r *ref) releaseWait(ctx context.Context) {
+	if !r.drop() {
+		return
+	}
+	if l, ok := r.conv.(lingerConv); ok {
+		l.releaseLinger(ctx)
+		return
+	}
+	r.conv.Release()
+}
+
+// flush is Lingerer.Flush.
+func (r *ref) flush(ctx context.Context) {
+	if r.lingers() {
+		r.conv.(lingerConv).flushLinger(ctx)
 	}
 }
 
@@ -423,6 +484,12 @@ func (h *ctlHandle) Write(ctx context.Context, p []byte, _ int64) (int, error) {
 
 func (h *ctlHandle) Release() { h.r.release() }
 
+// Lingerer: the conversation's last close may linger (`linger S`).
+func (h *ctlHandle) LingerSet() bool                 { return h.r.lingerSet() }
+func (h *ctlHandle) Lingers() bool                   { return h.r.lingers() }
+func (h *ctlHandle) ReleaseWait(ctx context.Context) { h.r.releaseWait(ctx) }
+func (h *ctlHandle) Flush(ctx context.Context)       { h.r.flush(ctx) }
+
 // dataHandle is an open data file.
 type dataHandle struct {
 	r    *ref
@@ -498,14 +565,28 @@ func (h *dataHandle) Poll(events Event, wake func()) Event {
 }
 
 func (h *dataHandle) Release() {
+	h.unhook()
+	h.r.release()
+}
+
+// unhook ends the handle's poll subscription.
+func (h *dataHandle) unhook() {
 	h.mu.Lock()
 	if h.hook != nil {
 		h.r.conv.WaitQueue().RemovePoll(h.hook)
 		h.hook = nil
 	}
 	h.mu.Unlock()
-	h.r.release()
 }
+
+// Lingerer: the conversation's last close may linger (`linger S`).
+func (h *dataHandle) LingerSet() bool { return h.r.lingerSet() }
+func (h *dataHandle) Lingers() bool   { return h.r.lingers() }
+func (h *dataHandle) ReleaseWait(ctx context.Context) {
+	h.unhook()
+	h.r.releaseWait(ctx)
+}
+func (h *dataHandle) Flush(ctx context.Context) { h.r.flush(ctx) }
 
 // transient reports errors that say nothing about the conversation.
 func transient(err error) bool {
@@ -530,6 +611,12 @@ func (h *errHandle) Read(_ context.Context, p []byte, off int64) (int, error) {
 }
 
 func (h *errHandle) Release() { h.r.release() }
+
+// Lingerer: the conversation's last close may linger (`linger S`).
+func (h *errHandle) LingerSet() bool                 { return h.r.lingerSet() }
+func (h *errHandle) Lingers() bool                   { return h.r.lingers() }
+func (h *errHandle) ReleaseWait(ctx context.Context) { h.r.releaseWait(ctx) }
+func (h *errHandle) Flush(ctx context.Context)       { h.r.flush(ctx) }
 
 // infoHandle reads local, remote, status or mem of the slot's current
 // conversation; it takes no reference.

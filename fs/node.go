@@ -145,6 +145,30 @@ type Trier interface {
 	Tryable() bool
 }
 
+// Lingerer is implemented by handles whose last close may wait, as
+// close(2) waits on a socket with SO_LINGER on and a positive time (the
+// files of a TCP conversation after `linger S`, S > 0).
+type Lingerer interface {
+	// LingerSet reports whether the conversation's last close lingers
+	// (`linger S`, S > 0), whatever else of it is open.
+	LingerSet() bool
+	// Lingers reports whether releasing the handle now would wait: it
+	// holds its conversation's only reference and the linger is on.
+	Lingers() bool
+	// ReleaseWait is Release as that close(2) does it (tcp_close): it
+	// returns once the peer has acknowledged the data and the FIN, the
+	// linger time has passed or ctx is done. A frontend whose close is a
+	// request the client waits for (9P's clunk) calls it instead of
+	// Release.
+	ReleaseWait(ctx context.Context)
+	// Flush is for a frontend told of each close(2) before it knows
+	// whether it is the last (FUSE's FLUSH, answered before close
+	// returns; the RELEASE after the last is not waited for): if Lingers,
+	// it waits until the data written has been acknowledged, for at most
+	// the linger time and until ctx is done, and closes nothing.
+	Flush(ctx context.Context)
+}
+
 // Splicer is implemented by handles that can hand their received data
 // from the socket's queue to a frontend's descriptor, and take data to
 // send in the frontend's pages, without a buffer of the frontend's in

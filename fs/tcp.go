@@ -397,8 +397,9 @@ func (c *tcpConv) Close() error { return c.s.Shutdown(netstack.ShutRdWr) }
 
 // Release is the last close. With `linger 0` it resets the connection
 // (Linux's close with SO_LINGER and a zero timeout); otherwise it closes
-// gracefully, FIN after the queued data. A positive linger does not make
-// it block: release runs in the file server, not in the closing process.
+// gracefully, FIN after the queued data, without waiting: a positive
+// linger waits in releaseLinger (a 9P clunk) or flushLinger (FUSE's FLUSH),
+// for the frontends whose client waits for them.
 func (c *tcpConv) Release() {
 	c.mu.Lock()
 	c.released = true
@@ -408,6 +409,42 @@ func (c *tcpConv) Release() {
 		c.s.Abort()
 	}
 	c.s.Close()
+}
+
+// lingerTime is the SO_LINGER time, and whether the last close lingers
+// (`linger S` with S > 0; `linger 0` resets instead, see Release).
+func (c *tcpConv) lingerTime() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Duration(c.linger) * time.Second, c.lingerOn && c.linger > 0
+}
+
+// releaseLinger is the last close with SO_LINGER on: inet_release hands
+// tcp_close the linger time, which waits after the FIN for the peer to
+// acknowledge everything (netstack's CloseLinger).
+func (c *tcpConv) releaseLinger(ctx context.Context) {
+	d, on := c.lingerTime()
+	if !on {
+		c.Release()
+		return
+	}
+	c.mu.Lock()
+	c.released = true
+	c.mu.Unlock()
+	c.s.CloseLinger(ctx, d)
+}
+
+// flushLinger waits, for at most the linger time, until what was written
+// has been acknowledged (netstack's WaitOutqEmpty). Deviation: FUSE asks
+// at every close(2) (FLUSH) and cannot say whether it is the last, so the
+// FIN cannot be sent yet; it goes with the RELEASE that follows the last
+// close, and close(2) does not wait for its acknowledgement, where Linux
+// would. A close of a duplicate of the conversation's only open file
+// waits too, where Linux waits only at the last.
+func (c *tcpConv) flushLinger(ctx context.Context) {
+	if d, on := c.lingerTime(); on {
+		c.s.WaitOutqEmpty(ctx, d)
+	}
 }
 
 func (c *tcpConv) Free() bool {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"sockfs/memctl"
+	"sockfs/netstack/clock"
 	"sockfs/skb"
 )
 
@@ -849,7 +850,21 @@ func (tp *TCPSock) closeListenerLocked(sendRst bool) {
 // is reset (TCPAbortOnClose); otherwise FIN is sent after the queued data
 // and the socket lives on as an orphan until the close completes. Takes the
 // socket lock; does not block. Mirrors tcp_close.
-func (tp *TCPSock) Close() error {
+func (tp *TCPSock) Close() error { return tp.close(nil, 0) }
+
+// CloseLinger is Close on a socket with SO_LINGER on and a positive
+// timeout: once the FIN is queued it waits, up to timeout on the stack's
+// clock or until ctx is done, for the connection to leave FIN_WAIT1,
+// CLOSING and LAST_ACK, that is for the peer to acknowledge everything
+// and the FIN (sk_stream_wait_close in __tcp_close). As close(2) does,
+// it reports neither the timeout nor the interruption: the close goes on
+// as an orphan's. Linger 0 is Abort.
+func (tp *TCPSock) CloseLinger(ctx context.Context, timeout time.Duration) error {
+	return tp.close(ctx, timeout)
+}
+
+// close is tcp_close with the linger timeout of __tcp_close (0: none).
+func (tp *TCPSock) close(ctx context.Context, linger time.Duration) error {
 	tp.lockSock()
 	defer tp.releaseSock()
 	if tp.released {
@@ -881,6 +896,9 @@ func (tp *TCPSock) Close() error {
 		return nil
 	}
 	tp.closeStateAndFin()
+	if linger > 0 {
+		tp.streamWaitClose(ctx, linger)
+	}
 	tp.dead = true
 	tp.sk.SetFlag(memctl.FlagDead)
 	if tp.state != TCPTimeWait {
@@ -897,6 +915,65 @@ func (tp *TCPSock) Close() error {
 	}
 	if tp.state == TCPClose {
 		tp.destroyLocked()
+	}
+	return nil
+}
+
+// streamWaitClose sleeps, the socket lock released, while the connection
+// is in FIN_WAIT1, CLOSING or LAST_ACK, for at most timeout on the
+// stack's clock and until ctx is done. Mirrors sk_stream_wait_close
+// (sk_stream_closing); setState's wake-up (sk_state_change) ends it.
+func (tp *TCPSock) streamWaitClose(ctx context.Context, timeout time.Duration) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	clk := tp.stack.clock
+	ctx, cancel := clock.ContextWithDeadline(ctx, clk, clk.Now().Add(timeout))
+	defer cancel()
+	waitFor(ctx, tp.sk, tp.lockSock, tp.releaseSock, func() bool {
+		return tp.state != TCPFinWait1 && tp.state != TCPClosing && tp.state != TCPLastAck
+	})
+}
+
+// WaitOutqEmpty sleeps until every byte written has been acknowledged
+// (SIOCOUTQ, write_seq - snd_una, would read 0), the connection is not
+// synchronized any more (closed, reset) or reports an error, for at most
+// timeout on the stack's clock and until ctx is done (EINTR, EAGAIN at
+// the timeout). It sleeps as a writer waiting for memory does
+// (SOCK_NOSPACE set, so that tcp_check_space's wake-up comes as the acks
+// free the queue). Not a Linux call (a Linux program polls SIOCOUTQ):
+// fs uses it where a close that lingers cannot send its FIN yet (the
+// FUSE FLUSH of a conversation's last open file). Takes the socket lock.
+func (tp *TCPSock) WaitOutqEmpty(ctx context.Context, timeout time.Duration) error {
+	clk := tp.stack.clock
+	ctx, cancel := clock.ContextWithDeadline(ctx, clk, clk.Now().Add(timeout))
+	defer cancel()
+	tp.lockSock()
+	defer tp.releaseSock()
+	done := func() bool {
+		switch tp.state {
+		case TCPClose, TCPListen, TCPSynSent, TCPSynRecv:
+			return true
+		}
+		return tp.writeSeq == tp.sndUna || tp.sk.Err() != 0
+	}
+	for !done() {
+		tp.sk.SetFlag(memctl.FlagNoSpace)
+		w := tp.sk.Wq.Prepare()
+		if done() {
+			tp.sk.Wq.Finish(w)
+			break
+		}
+		tp.releaseSock()
+		select {
+		case <-w.C():
+		case <-ctx.Done():
+		}
+		tp.sk.Wq.Finish(w)
+		tp.lockSock()
+		if ctx.Err() != nil && !done() {
+			return ctxErr(ctx)
+		}
 	}
 	return nil
 }

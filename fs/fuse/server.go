@@ -1,10 +1,13 @@
 package fuse
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,8 +57,9 @@ type server struct {
 	readers sync.WaitGroup
 	quit    chan struct{}
 
-	wmu   sync.Mutex
-	spare []*worker // workers of readers that exited, for new readers
+	wmu     sync.Mutex
+	spare   []*worker // workers of readers that exited, for new readers
+	workers []*worker // every worker made (readers and parked requests')
 }
 
 // maxIdle is how many readers may wait in read(2) at once: enough that
@@ -90,17 +94,17 @@ func newServer(fd int, root netfs.Dir) *server {
 func (s *server) readReq(buf []byte) (int, error) {
 	iov := [1]unix.Iovec{{Base: unsafe.SliceData(buf)}}
 	iov[0].SetLen(len(buf))
-	return s.readReqv(iov[:])
+	return s.readReqv(iov[:], nil)
 }
 
 // readReqv reads one request into the buffers of iov, retrying what the
 // device answers when a request vanished before it was read. The read is
 // rawRead's: a POLL from this process's own threads is answered on the
 // way (see ownpoll.go) and comes back as opPollAnswered.
-func (s *server) readReqv(iov []unix.Iovec) (int, error) {
+func (s *server) readReqv(iov []unix.Iovec, held *int32) (int, error) {
 	fd, pid := uintptr(s.fd), uintptr(s.pid)
 	for {
-		n, err := rawRead(fd, &iov[0], uintptr(len(iov)), pid)
+		n, err := rawRead(fd, &iov[0], uintptr(len(iov)), pid, held)
 		switch err {
 		case 0:
 			if n < inHeaderLen {
@@ -206,6 +210,14 @@ type worker struct {
 	// a request in one piece (the sentinel's).
 	wpages *reqPages
 	wlen   int
+	// releasing is 1 from the moment the worker's reader takes a RELEASE
+	// off the device (readAnswer, without a P, marks it) until it has
+	// served it. The FLUSH of a lingering conversation's file waits for
+	// such RELEASEs (flush): a shell that closes data and then ctl sends
+	// the RELEASE of data just before the FLUSH of ctl, and another reader
+	// may still hold that RELEASE, waiting for a P, when the FLUSH is
+	// looked at.
+	releasing int32
 	// back: counted in idle already, from just before the reply was
 	// written (see send).
 	back bool
@@ -223,7 +235,7 @@ func (s *server) reader() {
 			s.idle.Add(1)
 		}
 		w.back = false
-		n, err := s.readReqv(rp.iov[:])
+		n, err := s.readReqv(rp.iov[:], &w.releasing)
 		if s.idle.Add(-1) == 0 && err == nil {
 			s.readers.Add(1)
 			go s.reader()
@@ -281,7 +293,21 @@ func (s *server) takeWorker() *worker {
 	}
 	w := &worker{s: s, ctx: new(reqCtx)}
 	w.rv = newReplyVec(w)
+	s.workers = append(s.workers, w)
 	return w
+}
+
+// releasing reports whether a reader holds a RELEASE it has not served
+// yet (worker.releasing).
+func (s *server) releasing() bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for _, w := range s.workers {
+		if atomic.LoadInt32(&w.releasing) != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // giveWorker keeps w for the next reader.
@@ -381,12 +407,17 @@ func (w *worker) serve(req []byte) {
 		w.poll(h, in, false)
 	case opPollAnswered:
 		w.poll(h, in, true)
-	case opRelease, opReleasedir:
+	case opRelease, opReleasedir, opReleaseCounted:
 		if len(in) >= 8 {
 			s.release(ne.Uint64(in))
 		}
+		if h.opcode == opReleaseCounted {
+			atomic.StoreInt32(&w.releasing, 0)
+		}
 		w.replyErr(h, 0)
-	case opFlush, opFsync, opFsyncdir:
+	case opFlush:
+		w.flush(h, in)
+	case opFsync, opFsyncdir:
 		w.replyErr(h, 0)
 	case opStatfs:
 		b := w.reply[outHeaderLen : outHeaderLen+statfsOutLen]
@@ -629,6 +660,60 @@ func (s *server) release(fh uint64) {
 		hd.kh.Store(0)
 		hd.h.Release()
 	}
+}
+
+// flush answers FLUSH, which the kernel sends at every close(2) of a
+// descriptor and waits for: a file whose last close lingers (a TCP
+// conversation's after `linger S`) waits there (netfs.Lingerer's Flush),
+// unless the closing thread is exiting, whose closes Linux does not
+// linger (inet_release skips the linger when PF_EXITING). An INTERRUPT (a
+// signal to the closing thread) ends the wait, as a signal ends
+// sk_stream_wait_close.
+func (w *worker) flush(h inHeader, in []byte) {
+	if len(in) >= 8 {
+		if hd := w.s.handle(ne.Uint64(in)); hd != nil {
+			if l, ok := hd.h.(netfs.Lingerer); ok && l.LingerSet() {
+				// Another file of the conversation closed just before
+				// may still have its RELEASE on the way (releasing).
+				for i := 0; i < 100 && !l.Lingers() && w.s.releasing(); i++ {
+					time.Sleep(100 * time.Microsecond)
+				}
+				if l.Lingers() && !exiting(h.pid) {
+					c := w.begin(h)
+					l.Flush(c)
+					w.end(c)
+				}
+			}
+		}
+	}
+	w.replyErr(h, 0)
+}
+
+// pfExiting is the kernel's PF_EXITING task flag.
+const pfExiting = 0x4
+
+// exiting reports whether thread tid is exiting (PF_EXITING in the flags,
+// field 9 of /proc/TID/stat): its descriptors are being closed by
+// exit(2). A thread that is gone counts as exiting; tid 0 (a caller
+// outside the mount's PID namespace) does not.
+func exiting(tid uint32) bool {
+	if tid == 0 {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(string(b[i+1:])) // from field 3, the state
+	if len(f) < 7 {
+		return false
+	}
+	flags, _ := strconv.ParseUint(f[6], 10, 64)
+	return flags&pfExiting != 0
 }
 
 // readIn is the part of fuse_read_in (also READDIR's) that we use.

@@ -17,6 +17,19 @@ import (
 // conversation number and B's data handle.
 func (e *env) localPair(t testing.TB, port int) (string, fs.Handle) {
 	t.Helper()
+	accepted := e.listenB(t, port)
+	actl := local(t, e.ta, "tcp/clone")
+	n := readNum(t, actl)
+	write(t, actl, "connect 198.18.0.2!"+strconv.Itoa(port))
+	lh := accepted()
+	return n, local(t, e.tb, "tcp/"+readNum(t, lh)+"/data")
+}
+
+// listenB announces port on B and opens its listen in the background; the
+// function returned waits for the call and returns its ctl (released by
+// the test's cleanup).
+func (e *env) listenB(t testing.TB, port int) func() fs.Handle {
+	t.Helper()
 	bctl := local(t, e.tb, "tcp/clone")
 	write(t, bctl, "announce "+strconv.Itoa(port))
 	bn := readNum(t, bctl)
@@ -34,15 +47,15 @@ func (e *env) localPair(t testing.TB, port int) (string, fs.Handle) {
 		}
 		acc <- h
 	}()
-	actl := local(t, e.ta, "tcp/clone")
-	n := readNum(t, actl)
-	write(t, actl, "connect 198.18.0.2!"+strconv.Itoa(port))
-	lh := <-acc
-	if lh == nil {
-		t.Fatal("B's listen failed")
+	return func() fs.Handle {
+		t.Helper()
+		lh := <-acc
+		if lh == nil {
+			t.Fatal("B's listen failed")
+		}
+		t.Cleanup(lh.Release)
+		return lh
 	}
-	t.Cleanup(lh.Release)
-	return n, local(t, e.tb, "tcp/"+readNum(t, lh)+"/data")
 }
 
 // dataClient makes a TCP conversation of A connected to B (localPair) and

@@ -97,7 +97,14 @@ func (c *conn) getFid(r *request, id uint32) (*fid, error) {
 }
 
 // putFid drops a reference; the last one releases the open handle.
-func (c *conn) putFid(f *fid) {
+func (c *conn) putFid(f *fid) { c.putFidWait(nil, f) }
+
+// putFidWait is putFid; if ctx is not nil and the reference is the last,
+// a handle whose last close lingers (fs.Lingerer: a TCP conversation's
+// file after `linger S`) is released lingering, for at most the linger
+// time and until ctx is done: the client's clunk, its close(2), waits as
+// close(2) of such a socket does.
+func (c *conn) putFidWait(ctx context.Context, f *fid) {
 	c.mu.Lock()
 	f.refs--
 	last := f.refs == 0
@@ -110,14 +117,41 @@ func (c *conn) putFid(f *fid) {
 	h := f.h
 	f.h = nil
 	f.mu.Unlock()
-	if h != nil {
-		h.Release()
+	if h == nil {
+		return
 	}
+	if l, ok := h.(fs.Lingerer); ok && ctx != nil {
+		l.ReleaseWait(ctx)
+		return
+	}
+	h.Release()
 }
 
 // clunk takes fid id out of the table, cancels what still runs on it and
 // drops the table's reference.
-func (c *conn) clunk(id uint32) error {
+func (c *conn) clunk(id uint32) error { return c.clunkWait(nil, id) }
+
+// lingers reports whether clunking fid id now may wait (putFidWait): its
+// open handle is the last of a conversation whose last close lingers. A
+// request that may wait does not run on the connection's reading
+// goroutine.
+func (c *conn) lingers(id uint32) bool {
+	c.mu.Lock()
+	f := c.fids[id]
+	c.mu.Unlock()
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	h := f.h
+	f.mu.Unlock()
+	l, ok := h.(fs.Lingerer)
+	return ok && l.Lingers()
+}
+
+// clunkWait is clunk for a Tclunk or Tremove, the client's close: the
+// handle's last release may linger (putFidWait) until ctx is done.
+func (c *conn) clunkWait(ctx context.Context, id uint32) error {
 	c.mu.Lock()
 	f := c.fids[id]
 	delete(c.fids, id)
@@ -129,7 +163,7 @@ func (c *conn) clunk(id uint32) error {
 		return errUnknownFid
 	}
 	f.cancel()
-	c.putFid(f)
+	c.putFidWait(ctx, f)
 	return nil
 }
 

@@ -55,7 +55,7 @@ func (c *conn) handle(r *request, d dialect, body []byte) ([]byte, error) {
 		if dc.err != nil {
 			return nil, errBadMsg
 		}
-		if err := c.clunk(id); err != nil {
+		if err := c.clunkWait(&r.ctx, id); err != nil {
 			return nil, err
 		}
 		if r.typ == msgTremove {

@@ -466,7 +466,7 @@ func (c *conn) dispatch(frame *[]byte) {
 	switch {
 	case typ == msgTflush:
 		c.flush(r)
-	case blocking(typ):
+	case blocking(typ) || (typ == msgTclunk || typ == msgTremove) && len(body) >= 4 && c.lingers(le.Uint32(body)):
 		if (typ == msgTread || typ == msgTwrite) && c.tryInline(r) {
 			return
 		}
