@@ -26,6 +26,7 @@ type Sysctls struct {
 	tcpAdvWinScale, tcpAppWin                  *Sysctl
 	tcpShrinkWindow, tcpWorkaroundSignedWin    *Sysctl
 	tcpRecovery                                *Sysctl
+	tcpFrto                                    *Sysctl
 
 	// TCP options and handshake.
 	tcpSack, tcpDsack, tcpTimestamps, tcpWindowScaling  *Sysctl
@@ -154,6 +155,7 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.tcpShrinkWindow = mk("ipv4/tcp_shrink_window", kindU8, lim(i64(0), i64(1)), "stored only: sockfs never shrinks the window (the value 0)", 0)
 	s.tcpWorkaroundSignedWin = mk("ipv4/tcp_workaround_signed_windows", kindU8, none, "initial window of 32767 (tcp_select_initial_window)", 0)
 	s.tcpRecovery = mk("ipv4/tcp_recovery", kindU8, none, "RACK-TLP loss detection (tcp_rack_mark_lost)", TCPRackLossDetection)
+	s.tcpFrto = mk("ipv4/tcp_frto", kindU8, none, "F-RTO, RFC 5682 with SACK, after an RTO (tcp_enter_loss, tcp_process_loss)", 2)
 	// TCP options and handshake
 	s.tcpECN = mk("ipv4/tcp_ecn", kindU8, lim(i64(0), i64(2)), "ECN: 1 asks for it on SYNs and accepts it, 2 accepts only (tcp_ecn_send_syn, tcp_ecn_create_request)", 2)
 	s.tcpECNFallback = mk("ipv4/tcp_ecn_fallback", kindU8, lim(i64(0), i64(1)), "a retransmitted SYN asks for no ECN (tcp_ecn_clear_syn)", 1)
@@ -408,7 +410,6 @@ var AbsentSysctls = map[string]string{
 	"ipv4/tcp_limit_output_bytes":     "TSQ limits the bytes queued below TCP; sockfs's devices finish a transmission before Xmit returns, so there is no queue to limit",
 	"ipv4/tcp_autocorking":            "autocorking waits for a TX completion of queued packets, which sockfs's devices never leave queued",
 	"ipv4/tcp_tso_win_divisor":        "used only by tcp_tso_should_defer, which sockfs does not do",
-	"ipv4/tcp_frto":                   "sockfs has no F-RTO (spurious RTOs are undone by timestamps and D-SACKs only)",
 	"ipv4/tcp_no_metrics_save":        "sockfs has no tcp_metrics cache",
 	"ipv4/tcp_ecn_option":             "Accurate ECN's TCP option: sockfs does RFC 3168 ECN only",
 	"ipv4/tcp_ecn_option_beacon":      "as tcp_ecn_option",
@@ -489,6 +490,10 @@ const (
 // TCPRecovery is net.ipv4.tcp_recovery (the TCPRack* bits; Linux's default
 // is TCPRackLossDetection). Read at every use, as Linux does.
 func (s *Sysctls) TCPRecovery() int { return int(s.tcpRecovery.first()) }
+
+// TCPFrto is net.ipv4.tcp_frto (Linux's default 2; any value but 0 turns
+// F-RTO on, as in tcp_enter_loss), read at every RTO.
+func (s *Sysctls) TCPFrto() int { return int(s.tcpFrto.first()) }
 
 // TCPSack is net.ipv4.tcp_sack, read for every SYN sent or received.
 func (s *Sysctls) TCPSack() bool { return s.tcpSack.first() != 0 }

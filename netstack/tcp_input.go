@@ -560,7 +560,8 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	}
 	ece := tp.ecnRcvEcnEcho(cbGetFlags(b)) // FLAG_ECE
 	tp.ackFlagECE = ece
-	defer func() { tp.ackFlagECE = false }()
+	tp.ackOrigSackAcked = false
+	defer func() { tp.ackFlagECE, tp.ackOrigSackAcked, tp.ackDataSacked = false, false, false }()
 	tp.ecnAcceptCWR(b)
 	priorFack := tp.highestSackSeq()
 	reord := priorFack
@@ -568,6 +569,7 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	priorDelivered, priorLost := tp.delivered, tp.rate.lost
 	tp.rs = tcpRateSample{rttUs: -1, priorInFlight: tp.packetsInFlight()}
 	sackedNew, dsack := tp.sackTag(opts, ack, priorFack, &reord)
+	tp.ackDataSacked = sackedNew > 0
 	acked, rtt := tp.cleanRtxQueue(ack, priorFack, &reord)
 	tp.sndUnaUpdate(ack)
 	if tp.sackOK && seqLT(reord, priorFack) {
@@ -635,6 +637,10 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 			tp.ccMain.congControl(tp, rs) // tcp_cong_control
 		}
 	}
+	if tp.rexmitNew { // tcp_xmit_recovery, REXMIT_NEW
+		tp.rexmitNew = false
+		tp.xmitNewOrRetransmit()
+	}
 	if tp.rexmitLost { // tcp_xmit_recovery
 		tp.rexmitLost = false
 		tp.xmitRetransmitQueue()
@@ -688,6 +694,9 @@ func (tp *TCPSock) cleanRtxQueue(ack, priorFack uint32, reord *uint32) (uint32, 
 		}
 		if s&(tcpcbEverRetrans|tcpcbSackedAcked) == 0 && seqLT(start, priorFack) && seqLT(start, *reord) {
 			*reord = start
+		}
+		if s&(tcpcbEverRetrans|tcpcbSackedRetrans|tcpcbSackedAcked) == 0 && seqLEQ(cbGetEndSeq(b), tp.highSeq) {
+			tp.ackOrigSackAcked = true // FLAG_ORIG_SACK_ACKED
 		}
 		acked += n
 		if !fully {

@@ -209,6 +209,9 @@ func (tp *TCPSock) sackTag(opts *header.TCPOptions, ack, priorFack uint32, reord
 			if sk&tcpcbEverRetrans == 0 && seqLT(s, priorFack) && seqLT(s, *reord) {
 				*reord = s
 			}
+			if cbGetSacked(b)&(tcpcbEverRetrans|tcpcbSackedRetrans) == 0 && seqLEQ(e, tp.highSeq) {
+				tp.ackOrigSackAcked = true // FLAG_ORIG_SACK_ACKED (tcp_sacktag_one)
+			}
 			cbSetSacked(b, sk|tcpcbSackedAcked)
 			tp.sackedOut += pc
 			newly += pc
@@ -347,6 +350,66 @@ func (tp *TCPSock) xmitRecovery() {
 	tp.xmitRetransmitQueue()
 }
 
+// processLoss is the Loss state's handling of an ACK: an RTO undone by
+// timestamps or D-SACKs on an ACK that advances snd_una, or by F-RTO
+// (RFC 5682, SACK-enhanced) when data below high_seq that was never
+// retransmitted is (s)acked; else over once high_seq is acked. It
+// reports F-RTO's step 2.b, new data to be sent instead of
+// retransmissions (REXMIT_NEW). Mirrors tcp_process_loss.
+func (tp *TCPSock) processLoss(advanced, isDupack, dataSacked bool) (sendNew bool) {
+	recovered := seqGEQ(tp.sndUna, tp.highSeq)
+	if advanced && tp.tryUndoLoss(false) {
+		return false
+	}
+	if tp.frto {
+		// Step 3.b: the timeout was spurious if not everything was
+		// lost, that is if never-retransmitted data is (s)acked.
+		if tp.ackOrigSackAcked && tp.tryUndoLoss(true) {
+			return false
+		}
+		if seqGT(tp.sndNxt, tp.highSeq) {
+			if dataSacked || isDupack {
+				tp.frto = false // step 3.a: the loss was real
+			}
+		} else if advanced && !recovered {
+			tp.highSeq = tp.sndNxt
+			// Step 2.b: send new data (once cwnd is updated); with
+			// none to send, or no window for it, conventional recovery.
+			if tp.writeQueue.Peek() != nil && seqGT(tp.sndUna+tp.sndWnd, tp.sndNxt) {
+				return true
+			}
+			tp.frto = false
+		}
+	}
+	if recovered {
+		tp.tryUndoRecovery() // step 2.a and the first part of step 3.a
+	}
+	return false
+}
+
+// xmitNew is tcp_xmit_recovery's REXMIT_NEW (F-RTO step 2.b): new data,
+// after congControl when a congestion module sets cwnd itself.
+func (tp *TCPSock) xmitNew() {
+	if tp.ccMain != nil {
+		tp.rexmitNew = true
+		return
+	}
+	tp.xmitNewOrRetransmit()
+}
+
+// xmitNewOrRetransmit sends what the window and cwnd let out of the write
+// queue; if that took snd_nxt no further than high_seq, F-RTO gives up
+// and the retransmissions go instead. Mirrors tcp_xmit_recovery with
+// REXMIT_NEW.
+func (tp *TCPSock) xmitNewOrRetransmit() {
+	tp.pushPendingFrames(nagleOff)
+	if seqGT(tp.sndNxt, tp.highSeq) {
+		return
+	}
+	tp.frto = false
+	tp.xmitRetransmitQueue()
+}
+
 // cwndReduction sets cwnd during recovery from what the ACK delivered.
 // Mirrors tcp_cwnd_reduction (RFC 6937 PRR with the SSRB bound).
 func (tp *TCPSock) cwndReduction(newlyAckedSacked uint32, newlyLost, unaAdvanced bool) {
@@ -383,6 +446,7 @@ func (tp *TCPSock) cwndReduction(newlyAckedSacked uint32, newlyLost, unaAdvanced
 // marking. Mirrors tcp_enter_loss (cwnd 1 where Linux sets packets in
 // flight + 1, as sockfs did before RACK).
 func (tp *TCPSock) enterLoss() {
+	newRecovery := tp.caState < tcpCARecovery
 	tp.timeoutMarkLost()
 	if tp.caState <= tcpCADisorder || !seqGT(tp.highSeq, tp.sndUna) ||
 		(tp.caState == tcpCALoss && tp.retransmits == 0) {
@@ -404,6 +468,10 @@ func (tp *TCPSock) enterLoss() {
 	tp.setCAState(tcpCALoss)
 	tp.dupAcks = 0
 	tp.ecnQueueCWR()
+	// F-RTO (RFC 5682 section 3.1, step 1): on a first timeout outside
+	// recovery, or a repeated one on the same snd_una (section 3.2), not
+	// while a path-MTU probe is out.
+	tp.frto = tp.stack.net.Sysctls.TCPFrto() != 0 && (newRecovery || tp.retransmits > 0) && tp.mtup.probeSize == 0
 }
 
 // timeoutMarkLost marks every unSACKed skb lost after an RTO; with RACK,
@@ -509,12 +577,7 @@ func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSa
 		tp.xmitRecovery()
 		return reoArmed
 	case tcpCALoss:
-		// tcp_process_loss without F-RTO: undone by timestamps (or
-		// D-SACKs) on an ACK that advances snd_una, or over once
-		// high_seq is acked.
-		if !(advanced && tp.tryUndoLoss()) && seqGEQ(tp.sndUna, tp.highSeq) {
-			tp.tryUndoRecovery()
-		}
+		sendNew := tp.processLoss(advanced, isDupack, tp.ackDataSacked)
 		lostRetrans := false
 		if rack {
 			priorRetrans := tp.retransOut
@@ -524,7 +587,11 @@ func (tp *TCPSock) fastretransAlert(ack, priorUna uint32, isDupack bool, ackedSa
 			tp.markLostSack()
 		}
 		if tp.caState != tcpCAOpen && !lostRetrans {
-			tp.xmitRecovery()
+			if sendNew {
+				tp.xmitNew()
+			} else {
+				tp.xmitRecovery()
+			}
 			return reoArmed
 		}
 		// Undone or over, or a retransmission was lost: as in Open.

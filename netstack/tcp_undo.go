@@ -186,19 +186,23 @@ func (tp *TCPSock) tryUndoDsack() bool {
 	return true
 }
 
-// tryUndoLoss undoes an RTO's reduction on an ACK that advances snd_una
-// when the timestamps show the timeout was premature (or D-SACKs covered
-// every retransmission): the skbs marked lost are unmarked and, with
-// SACK, the Loss state is left (without SACK it ends at high_seq, as
-// Linux does). Mirrors tcp_try_undo_loss without F-RTO (frto_undo false).
-func (tp *TCPSock) tryUndoLoss() bool {
-	if !tp.mayUndo() {
+// tryUndoLoss undoes an RTO's reduction when F-RTO found the timeout
+// spurious (frtoUndo: TCPSpuriousRTOs), or on an ACK that advances
+// snd_una when the timestamps show the timeout was premature (or D-SACKs
+// covered every retransmission): the skbs marked lost are unmarked and,
+// with SACK or F-RTO, the Loss state is left (otherwise it ends at
+// high_seq, as Linux does). Mirrors tcp_try_undo_loss.
+func (tp *TCPSock) tryUndoLoss(frtoUndo bool) bool {
+	if !frtoUndo && !tp.mayUndo() {
 		return false
 	}
 	tp.undoCwndReduction(true)
 	tp.stack.mib.Inc(memctl.TcpExtTCPLossUndo)
+	if frtoUndo {
+		tp.stack.mib.Inc(memctl.TcpExtTCPSpuriousRTOs)
+	}
 	tp.retransmits = 0
-	if tp.sackOK {
+	if frtoUndo || tp.sackOK {
 		tp.setCAOpen()
 	}
 	return true

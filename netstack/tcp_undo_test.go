@@ -268,7 +268,8 @@ func TestRecoveryNoTimestampsNoUndo(t *testing.T) {
 // b, then the RTO resends a and enters Loss with cwnd 1. The ACK that
 // finally comes echoes the originals' timestamp, older than the first
 // retransmission: the timeout was premature and is undone (TCPLossUndo;
-// no F-RTO here, so TCPSpuriousRTOs stays 0 as in Linux without it):
+// F-RTO has nothing to go by, both segments having been resent, so
+// TCPSpuriousRTOs stays 0 as in Linux):
 // Open again with cwnd and ssthresh as before. The same ACK echoing the
 // RTO retransmission undoes nothing.
 func TestLossDelayedOriginalUndo(t *testing.T) {
@@ -297,7 +298,7 @@ func TestLossDelayedOriginalUndo(t *testing.T) {
 				t.Fatalf("TCPTimeouts %d", n)
 			}
 			if n := u.mib(memctl.TcpExtTCPSpuriousRTOs); n != 0 {
-				t.Fatalf("TCPSpuriousRTOs %d without F-RTO", n)
+				t.Fatalf("TCPSpuriousRTOs %d with every segment resent", n)
 			}
 			n := u.mib(memctl.TcpExtTCPLossUndo)
 			if spurious && (n != 1 || st.ca != tcpCAOpen || st.cwnd != before.cwnd || st.ssthresh != before.ssthresh) {
