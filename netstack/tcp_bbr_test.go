@@ -174,9 +174,14 @@ func TestTCPSimBBRQueueVsCubic(t *testing.T) {
 // TestTCPSimBBRAll: BBR on both sides moves the data intact under every
 // impairment at once (loss, reordering, duplication, corruption, jitter),
 // recovering with packet conservation and undo, and, as BBR v1 does not
-// take 5% loss for congestion, much faster than CUBIC (TestTCPSimAll: 5m24
-// for the soak's 64 MiB, BBR 10.3 s); the bounds sit about 25% above
-// today's runs, as simImpaired's.
+// take 5% loss for congestion, much faster than CUBIC (TestTCPSimAll: 4m43
+// for the soak's 64 MiB, BBR 15.9 s); the bounds sit about 25% above
+// today's runs, as simImpaired's. The soak's figure was 7.8 s until the
+// receiver kept its SACK blocks as Linux does (d48133a: the most recent
+// first, the oldest forgotten past four, where the blocks had been
+// rebuilt from the whole out-of-order queue; found by bisection): the
+// sender enters recovery about twice as often (570 recoveries against
+// 277). Not traced further: a Linux receiver keeps its blocks the same way.
 func TestTCPSimBBRAll(t *testing.T) {
 	cfg := impair.Config{Loss: 0.05, Reorder: 0.02, Duplicate: 0.01, Corrupt: 0.005,
 		Delay: 5 * time.Millisecond, Jitter: time.Millisecond}
@@ -196,7 +201,7 @@ func TestTCPSimBBRAll(t *testing.T) {
 		size, sum(memctl.TcpRetransSegs), sum(memctl.TcpExtTCPTimeouts), sum(memctl.TcpExtTCPSackRecovery), el, *cli.Info().BBR)
 	lim := simLimit{360 * time.Millisecond, 2}
 	if *soak {
-		lim = simLimit{13 * time.Second, 10}
+		lim = simLimit{20 * time.Second, 10}
 	}
 	if el > lim.time || sum(memctl.TcpExtTCPTimeouts) > lim.timeouts {
 		t.Errorf("took %v with %d RTOs, want at most %v and %d", el, sum(memctl.TcpExtTCPTimeouts), lim.time, lim.timeouts)
