@@ -92,25 +92,7 @@ var counterRatios = []struct {
 // all, with the side's output impaired, and returns the counters' deltas.
 func lossyTransfer(t *testing.T, side sut) map[string]int64 {
 	t.Helper()
-	port := nextPort()
-	l, err := peerListen(side.peer(), port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	got := make(chan int64, 1)
-	go func() {
-		l.SetDeadline(time.Now().Add(10 * time.Second))
-		c, err := l.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(90 * time.Second))
-		n, _ := io.Copy(io.Discard, c)
-		got <- n
-	}()
+	port, got := peerSink(t, side, 90*time.Second)
 	before, err := side.mib()
 	if err != nil {
 		t.Fatal(err)
@@ -211,4 +193,31 @@ func TestLinuxDiffCounters(t *testing.T) {
 		"move in both (%d): %s\nmove in neither (%d): %s\nkernel only (%d): %s\nsockfs only (%d): %s",
 		ctrBytes, 100*ctrLoss, 100*ctrReorder, rep.String(), len(both), strings.Join(both, " "),
 		len(neither), strings.Join(neither, " "), len(kOnly), strings.Join(kOnly, " "), len(sOnly), strings.Join(sOnly, " "))
+}
+
+// peerSink listens on a fresh port in side's peer namespace and reads the
+// first call to its end within limit; the channel gets the byte count (-1:
+// no call within 10 s). The listener closes with the test.
+func peerSink(t *testing.T, side sut, limit time.Duration) (int, chan int64) {
+	t.Helper()
+	port := nextPort()
+	l, err := peerListen(side.peer(), port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	got := make(chan int64, 1)
+	go func() {
+		l.SetDeadline(time.Now().Add(10 * time.Second))
+		c, err := l.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(limit))
+		n, _ := io.Copy(io.Discard, c)
+		got <- n
+	}()
+	return port, got
 }
