@@ -30,6 +30,7 @@ func TestBootDefaultsFromNFBP(t *testing.T) {
 		"ipv4/tcp_workaround_signed_windows":               "0\n",
 		"ipv4/tcp_recovery":                                "1\n",
 		"ipv4/tcp_frto":                                    "2\n",
+		"ipv4/tcp_syn_linear_timeouts":                     "4\n",
 		"ipv4/tcp_ecn":                                     "2\n",
 		"ipv4/tcp_ecn_fallback":                            "1\n",
 		"ipv4/ip_no_pmtu_disc":                             "0\n",
@@ -53,7 +54,7 @@ func TestBootDefaultsFromNFBP(t *testing.T) {
 		}
 		eq(t, name, s.Read(), want)
 	}
-	eq(t, "names", len(n.Sysctls.Names()), 93)
+	eq(t, "names", len(n.Sysctls.Names()), 94)
 	d := ComputeBootDefaults(&Linux612Distro, nfbp235)
 	eq(t, "6 MiB tcp_rmem[2] before 6.16", d.TCPRmem[2], int64(6<<20))
 	small := ComputeBootDefaults(&Linux618Min, 100)

@@ -27,6 +27,7 @@ type Sysctls struct {
 	tcpShrinkWindow, tcpWorkaroundSignedWin    *Sysctl
 	tcpRecovery                                *Sysctl
 	tcpFrto                                    *Sysctl
+	tcpSynLinearTimeouts                       *Sysctl
 
 	// TCP options and handshake.
 	tcpSack, tcpDsack, tcpTimestamps, tcpWindowScaling  *Sysctl
@@ -176,6 +177,7 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.tcpRetries1 = mk("ipv4/tcp_retries1", kindU8, none, "RTO back-offs before black-hole detection (tcp_write_timeout)", 3)
 	// Timers
 	s.tcpSynRetries = mk("ipv4/tcp_syn_retries", kindU8, lim(i64(1), i64(127)), "SYN retransmissions before connect fails (tcp_write_timeout)", 6)
+	s.tcpSynLinearTimeouts = mk("ipv4/tcp_syn_linear_timeouts", kindU8, lim(i64(0), i64(127)), "SYN retransmissions at the initial RTO before it backs off, added to tcp_syn_retries (tcp_retransmit_timer, tcp_write_timeout)", 4)
 	s.tcpSynackRetries = mk("ipv4/tcp_synack_retries", kindU8, none, "SYN-ACK retransmissions of a request (reqsk_timer_handler)", 5)
 	s.tcpRetries2 = mk("ipv4/tcp_retries2", kindU8, none, "RTO back-offs before a connection times out (tcp_write_timeout, tcp_probe_timer)", 15)
 	s.tcpOrphanRetries = mk("ipv4/tcp_orphan_retries", kindU8, none, "the same for orphans; 0 means 8 (tcp_orphan_retries)", 0)
@@ -415,7 +417,6 @@ var AbsentSysctls = map[string]string{
 	"ipv4/tcp_ecn_option_beacon":      "as tcp_ecn_option",
 	"ipv4/tcp_comp_sack_delay_ns":     "sockfs sends a compressed ACK at the end of the device's receive batch, not from a timer (netstack/tcp_input.go sackCompress)",
 	"ipv4/tcp_comp_sack_slack_ns":     "as tcp_comp_sack_delay_ns",
-	"ipv4/tcp_syn_linear_timeouts":    "not done: sockfs backs every SYN retransmission off exponentially",
 	"core/netdev_max_backlog":         "sockfs has no per-CPU input backlog: a device's goroutine processes each packet to completion",
 	"ipv4/ip_unprivileged_port_start": "sockfs has no privileged ports (ip_local_port_range's check uses Linux's 1024)",
 }
@@ -528,6 +529,10 @@ func (s *Sysctls) TCPAbortOnOverflow() bool { return s.tcpAbortOnOverflow.first(
 
 // TCPMinSndMss is net.ipv4.tcp_min_snd_mss.
 func (s *Sysctls) TCPMinSndMss() int { return int(s.tcpMinSndMss.first()) }
+
+// TCPSynLinearTimeouts is net.ipv4.tcp_syn_linear_timeouts, read at every
+// SYN timeout.
+func (s *Sysctls) TCPSynLinearTimeouts() int { return int(s.tcpSynLinearTimeouts.first()) }
 
 // TCPSynRetries is net.ipv4.tcp_syn_retries.
 func (s *Sysctls) TCPSynRetries() int { return int(s.tcpSynRetries.first()) }

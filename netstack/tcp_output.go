@@ -623,6 +623,9 @@ func (tp *TCPSock) sendSyn() {
 	cbSetSacked(b, 0)
 	tp.ecnSendSyn(b)
 	tp.writeSeq = tp.iss + 1
+	// tcp_write_timeout's model time runs from the first SYN, not from
+	// its first retransmission.
+	tp.retransStamp = max(tp.now(), 1)
 	tp.writeQueue.PushBack(b)
 	b.HeaderRelease()
 	tp.rateSkbSent(b)

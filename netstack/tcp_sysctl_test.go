@@ -94,19 +94,43 @@ func TestSysctlTimestampsNoOffset(t *testing.T) {
 	}
 }
 
-// tcp_syn_retries 2: connect gives up after two SYN retransmissions.
+// tcp_syn_retries 2: connect gives up with ETIMEDOUT 7 s after the SYN
+// (tcp_write_timeout's model time for two backed-off retransmissions). With
+// tcp_syn_linear_timeouts 4 (Linux's default since 6.5) the SYN is resent
+// every second five times first; with 0 twice, after 1 and 3 s. The live
+// kernel (6.18, a namespace whose route leads nowhere) gave the same: 5
+// and 2 RetransSegs, ETIMEDOUT after 7.1 s both times.
 func TestSysctlSynRetries(t *testing.T) {
-	c := newScript(t)
-	setSysctl(t, c.s, "ipv4/tcp_syn_retries", "2")
-	c.activeOpen()
-	c.clk.Advance(time.Second)
-	c.expect(seg{seq: c.iss, flags: fSyn})
-	c.clk.Advance(2 * time.Second)
-	c.expect(seg{seq: c.iss, flags: fSyn})
-	c.clk.Advance(4 * time.Second)
-	c.expectNone()
-	if c.tp.State() != TCPClose || c.tp.sk.SockError() != syscall.ETIMEDOUT {
-		t.Fatalf("state %v err %v, want CLOSE with ETIMEDOUT", c.tp.State(), c.tp.sk.SockError())
+	for _, tc := range []struct {
+		linear string
+		at     []time.Duration // when the SYN goes again
+	}{
+		{"4", []time.Duration{1, 2, 3, 4, 5}},
+		{"0", []time.Duration{1, 3}},
+	} {
+		c := newScript(t)
+		setSysctl(t, c.s, "ipv4/tcp_syn_retries", "2")
+		setSysctl(t, c.s, "ipv4/tcp_syn_linear_timeouts", tc.linear)
+		c.clk.Advance(time.Second) // off the simulated clock's 0, which stamps read as "none"
+		c.activeOpen()
+		now := time.Duration(0)
+		for _, at := range tc.at {
+			c.clk.Advance(at*time.Second - now - time.Millisecond)
+			c.expectNone()
+			c.clk.Advance(time.Millisecond)
+			c.expect(seg{seq: c.iss, flags: fSyn})
+			now = at * time.Second
+		}
+		c.clk.Advance(7*time.Second - now - time.Millisecond)
+		c.expectNone()
+		if c.tp.State() != TCPSynSent {
+			t.Fatalf("linear %s: state %v just before 7 s", tc.linear, c.tp.State())
+		}
+		c.clk.Advance(time.Millisecond)
+		c.expectNone()
+		if c.tp.State() != TCPClose || c.tp.sk.SockError() != syscall.ETIMEDOUT {
+			t.Fatalf("linear %s: state %v err %v at 7 s, want CLOSE with ETIMEDOUT", tc.linear, c.tp.State(), c.tp.sk.SockError())
+		}
 	}
 }
 

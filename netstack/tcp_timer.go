@@ -258,7 +258,12 @@ func (tp *TCPSock) writeTimeout() bool {
 	retryUntil := sys.TCPRetries2()
 	if tp.state == TCPSynSent || tp.state == TCPSynRecv {
 		retryUntil = sys.TCPSynRetries()
-		expired = int(tp.retransmits) >= retryUntil
+		maxRetransmits := retryUntil
+		if tp.state == TCPSynSent {
+			// The linear retransmissions come on top (6.5+).
+			maxRetransmits += sys.TCPSynLinearTimeouts()
+		}
+		expired = int(tp.retransmits) >= maxRetransmits
 	} else if tp.dead {
 		alive := tp.rtoBackoff() < tp.rtoMax
 		retryUntil = tp.orphanRetries(alive)
@@ -297,8 +302,8 @@ func (tp *TCPSock) streamIsThin() bool {
 
 // retransmitTimer handles an RTO: gives up when writeTimeout says so, else
 // enters loss, retransmits the head and backs off (not for the first six
-// RTOs of a thin stream with tcp_thin_linear_timeouts). Mirrors
-// tcp_retransmit_timer.
+// RTOs of a thin stream with tcp_thin_linear_timeouts, nor for the first
+// tcp_syn_linear_timeouts of a SYN). Mirrors tcp_retransmit_timer.
 func (tp *TCPSock) retransmitTimer() {
 	head := tp.rtxQueue.Peek()
 	if tp.packetsOut == 0 || head == nil {
@@ -320,7 +325,10 @@ func (tp *TCPSock) retransmitTimer() {
 	if tp.state == TCPEstablished && tp.stack.net.Sysctls.TCPThinLinearTimeouts() && tp.streamIsThin() &&
 		tp.retransmits <= tcpThinLinearRet {
 		tp.backoff = 0 // linear: the RTO of the current srtt (__tcp_set_rto)
-	} else {
+	} else if tp.state != TCPSynSent || int(tp.retransmits) > tp.stack.net.Sysctls.TCPSynLinearTimeouts() {
+		// A SYN is resent at the initial RTO for its first
+		// tcp_syn_linear_timeouts timeouts (total_rto: the RTOs so far,
+		// which for a SYN are its retransmissions).
 		tp.backoff++
 	}
 	tp.resetRetransTimer(timerRetrans, tp.rtoBackoff())
