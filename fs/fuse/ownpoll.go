@@ -59,10 +59,6 @@ const defaultPollMask = 0x1 | 0x4 | 0x40 | 0x100
 // it was read: the server only registers the handle's wake-up.
 const opPollAnswered = 1<<31 | opPoll
 
-// opReleaseCounted replaces the opcode of a RELEASE that a reader marked
-// itself as holding (worker.releasing) as it read it.
-const opReleaseCounted = 1<<31 | opRelease
-
 // sentinelPeriod is how often the sentinel looks for waiting requests.
 const sentinelPeriod = 4_000_000 // ns
 
@@ -81,9 +77,9 @@ type pollOut struct {
 //
 //go:nosplit
 //go:norace
-func rawRead(fd uintptr, iov *unix.Iovec, cnt, pid uintptr, held *int32) (uintptr, syscall.Errno) {
+func rawRead(fd uintptr, iov *unix.Iovec, cnt, pid uintptr) (uintptr, syscall.Errno) {
 	entersyscall()
-	n, e := readAnswer(fd, iov, cnt, pid, held)
+	n, e := readAnswer(fd, iov, cnt, pid)
 	exitsyscall()
 	return n, e
 }
@@ -93,19 +89,12 @@ func rawRead(fd uintptr, iov *unix.Iovec, cnt, pid uintptr, held *int32) (uintpt
 //
 //go:nosplit
 //go:norace
-func readAnswer(fd uintptr, iov *unix.Iovec, cnt, pid uintptr, held *int32) (uintptr, syscall.Errno) {
+func readAnswer(fd uintptr, iov *unix.Iovec, cnt, pid uintptr) (uintptr, syscall.Errno) {
 	n, _, e := syscall.RawSyscall(syscall.SYS_READV, fd, uintptr(unsafe.Pointer(iov)), cnt)
 	if e != 0 {
 		return 0, e
 	}
 	p := unsafe.Pointer(iov.Base)
-	if held != nil && n >= inHeaderLen && *(*uint32)(unsafe.Add(p, 4)) == opRelease {
-		// Marked as it leaves the device (see worker.releasing); a plain
-		// store, since without a P the race detector's atomics cannot run.
-		*held = 1
-		*(*uint32)(unsafe.Add(p, 4)) = opReleaseCounted
-		return n, 0
-	}
 	if n < inHeaderLen+24 || *(*uint32)(unsafe.Add(p, 4)) != opPoll {
 		return n, 0
 	}
@@ -166,7 +155,7 @@ func sentinelLoop(fd uintptr, p unsafe.Pointer, size, pid, parkw uintptr) syscal
 		// world can leave several requests ahead of an own POLL.
 		waiting = 1
 		iov := unix.Iovec{Base: (*byte)(p), Len: uint64(size)}
-		n, e := readAnswer(fd, &iov, 1, pid, nil)
+		n, e := readAnswer(fd, &iov, 1, pid)
 		switch e {
 		case 0:
 		case syscall.EINTR, syscall.EAGAIN, syscall.ENOENT:

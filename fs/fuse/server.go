@@ -57,9 +57,13 @@ type server struct {
 	readers sync.WaitGroup
 	quit    chan struct{}
 
-	wmu     sync.Mutex
-	spare   []*worker // workers of readers that exited, for new readers
-	workers []*worker // every worker made (readers and parked requests')
+	wmu   sync.Mutex
+	spare []*worker // workers of readers that exited, for new readers
+
+	// flushed: files of lingering conversations flushed and not yet
+	// released, with when (awaitReleases).
+	fmu     sync.Mutex
+	flushed map[*handle]time.Time
 }
 
 // maxIdle is how many readers may wait in read(2) at once: enough that
@@ -86,6 +90,7 @@ func newServer(fd int, root netfs.Dir) *server {
 		handles:  map[uint64]*handle{},
 		inflight: map[uint64]*reqCtx{},
 		early:    map[uint64]earlyIntr{},
+		flushed:  map[*handle]time.Time{},
 		quit:     make(chan struct{}),
 	}
 }
@@ -94,17 +99,17 @@ func newServer(fd int, root netfs.Dir) *server {
 func (s *server) readReq(buf []byte) (int, error) {
 	iov := [1]unix.Iovec{{Base: unsafe.SliceData(buf)}}
 	iov[0].SetLen(len(buf))
-	return s.readReqv(iov[:], nil)
+	return s.readReqv(iov[:])
 }
 
 // readReqv reads one request into the buffers of iov, retrying what the
 // device answers when a request vanished before it was read. The read is
 // rawRead's: a POLL from this process's own threads is answered on the
 // way (see ownpoll.go) and comes back as opPollAnswered.
-func (s *server) readReqv(iov []unix.Iovec, held *int32) (int, error) {
+func (s *server) readReqv(iov []unix.Iovec) (int, error) {
 	fd, pid := uintptr(s.fd), uintptr(s.pid)
 	for {
-		n, err := rawRead(fd, &iov[0], uintptr(len(iov)), pid, held)
+		n, err := rawRead(fd, &iov[0], uintptr(len(iov)), pid)
 		switch err {
 		case 0:
 			if n < inHeaderLen {
@@ -210,14 +215,6 @@ type worker struct {
 	// a request in one piece (the sentinel's).
 	wpages *reqPages
 	wlen   int
-	// releasing is 1 from the moment the worker's reader takes a RELEASE
-	// off the device (readAnswer, without a P, marks it) until it has
-	// served it. The FLUSH of a lingering conversation's file waits for
-	// such RELEASEs (flush): a shell that closes data and then ctl sends
-	// the RELEASE of data just before the FLUSH of ctl, and another reader
-	// may still hold that RELEASE, waiting for a P, when the FLUSH is
-	// looked at.
-	releasing int32
 	// back: counted in idle already, from just before the reply was
 	// written (see send).
 	back bool
@@ -235,7 +232,7 @@ func (s *server) reader() {
 			s.idle.Add(1)
 		}
 		w.back = false
-		n, err := s.readReqv(rp.iov[:], &w.releasing)
+		n, err := s.readReqv(rp.iov[:])
 		if s.idle.Add(-1) == 0 && err == nil {
 			s.readers.Add(1)
 			go s.reader()
@@ -293,21 +290,7 @@ func (s *server) takeWorker() *worker {
 	}
 	w := &worker{s: s, ctx: new(reqCtx)}
 	w.rv = newReplyVec(w)
-	s.workers = append(s.workers, w)
 	return w
-}
-
-// releasing reports whether a reader holds a RELEASE it has not served
-// yet (worker.releasing).
-func (s *server) releasing() bool {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	for _, w := range s.workers {
-		if atomic.LoadInt32(&w.releasing) != 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // giveWorker keeps w for the next reader.
@@ -407,12 +390,9 @@ func (w *worker) serve(req []byte) {
 		w.poll(h, in, false)
 	case opPollAnswered:
 		w.poll(h, in, true)
-	case opRelease, opReleasedir, opReleaseCounted:
+	case opRelease, opReleasedir:
 		if len(in) >= 8 {
 			s.release(ne.Uint64(in))
-		}
-		if h.opcode == opReleaseCounted {
-			atomic.StoreInt32(&w.releasing, 0)
 		}
 		w.replyErr(h, 0)
 	case opFlush:
@@ -656,6 +636,11 @@ func (s *server) release(fh uint64) {
 	hd := s.handles[fh]
 	delete(s.handles, fh)
 	s.hmu.Unlock()
+	if hd != nil {
+		s.fmu.Lock()
+		delete(s.flushed, hd)
+		s.fmu.Unlock()
+	}
 	if hd != nil && hd.h != nil {
 		hd.kh.Store(0)
 		hd.h.Release()
@@ -673,20 +658,58 @@ func (w *worker) flush(h inHeader, in []byte) {
 	if len(in) >= 8 {
 		if hd := w.s.handle(ne.Uint64(in)); hd != nil {
 			if l, ok := hd.h.(netfs.Lingerer); ok && l.LingerSet() {
-				// Another file of the conversation closed just before
-				// may still have its RELEASE on the way (releasing).
-				for i := 0; i < 100 && !l.Lingers() && w.s.releasing(); i++ {
-					time.Sleep(100 * time.Microsecond)
-				}
+				w.s.awaitReleases(hd, l)
 				if l.Lingers() && !exiting(h.pid) {
 					c := w.begin(h)
 					l.Flush(c)
 					w.end(c)
 				}
+				w.s.noteFlushed(hd)
 			}
 		}
 	}
 	w.replyErr(h, 0)
+}
+
+// releaseWait bounds how long a FLUSH waits for the RELEASE of another
+// file (awaitReleases).
+const releaseWait = time.Second
+
+// noteFlushed records the FLUSH of hd, a file of a lingering
+// conversation, until its RELEASE (if the close was its last, the RELEASE
+// is on its way).
+func (s *server) noteFlushed(hd *handle) {
+	s.fmu.Lock()
+	s.flushed[hd] = time.Now()
+	s.fmu.Unlock()
+}
+
+// othersFlushed reports whether a file of a lingering conversation other
+// than hd was flushed within releaseWait and not released since.
+func (s *server) othersFlushed(hd *handle) bool {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	for o, at := range s.flushed {
+		if o != hd && time.Since(at) < releaseWait {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitReleases gives the RELEASE of another file of l's conversation,
+// closed just before this FLUSH's file, time to arrive. The kernel queued
+// it ahead of this FLUSH, but the reader that took it off the device may
+// not have served it yet (a reader can wait long for a CPU on a busy
+// machine), and until it has, the conversation still counts that file
+// open. Every RELEASE follows its file's FLUSH, so while l does not linger
+// and another lingering conversation's file was flushed within
+// releaseWait and not released since, this FLUSH looks again every 200
+// µs; a close that leaves files open that no one is closing does not wait.
+func (s *server) awaitReleases(hd *handle, l netfs.Lingerer) {
+	for start := time.Now(); !l.Lingers() && s.othersFlushed(hd) && time.Since(start) < releaseWait; {
+		time.Sleep(200 * time.Microsecond)
+	}
 }
 
 // pfExiting is the kernel's PF_EXITING task flag.

@@ -351,11 +351,11 @@ func TestRealFires(t *testing.T) {
 	r := NewReal()
 	defer r.Close()
 	got := make(chan int, 3)
+	start := time.Now() // before the 30 ms timer is armed: it may not fire sooner
 	// Armed out of order; must fire in deadline order.
 	r.AfterFunc(30*time.Millisecond, func() { got <- 3 })
 	r.AfterFunc(10*time.Millisecond, func() { got <- 1 })
 	r.AfterFunc(20*time.Millisecond, func() { got <- 2 })
-	start := time.Now()
 	for want := 1; want <= 3; want++ {
 		select {
 		case n := <-got:
