@@ -37,6 +37,7 @@ type tcpRequest struct {
 	retrans   int
 	sentAt    int64
 	timer     *clock.Timer
+	cookie    bool // a SYN cookie request: its SYN-ACK's TSval carries the options (cookieInitTimestamp)
 }
 
 // initialWindow computes rcv_wnd, the window scale and window_clamp for a
@@ -187,14 +188,15 @@ func (l *TCPSock) listenProcess(b *skb.SKB, th header.TCP, opts *header.TCPOptio
 		r.mss = int(opts.MSS)
 	}
 	r.sndWnd = uint32(th.Window())
-	if !wantCookie {
+	// A cookie can keep the SYN's options only in the timestamp it sends
+	// (cookieInitTimestamp): without one they are cleared, ECN with them
+	// (tcp_conn_request: tcp_clear_options, ecn_ok = 0).
+	if !wantCookie || opts.HasTimestamp {
 		r.wscaleOK = opts.HasWS
 		r.sndWscale = min(opts.WS, tcpMaxWscale)
 		r.sackOK = opts.SACKPermitted
 		r.tstampOK = opts.HasTimestamp
 		r.tsRecent = opts.TSVal
-		// A cookie carries ECN only in the timestamp (cookie_ecn_ok),
-		// which sockfs's cookies have not.
 		r.ecnOK = l.ecnCreateRequest(flags, cbGetDsfield(b))
 	}
 	r.tsOffset = s.tcp.secureTSOff(tu)
@@ -207,6 +209,7 @@ func (l *TCPSock) listenProcess(b *skb.SKB, th header.TCP, opts *header.TCPOptio
 		mssIdx := cookieMssIndex(min(r.mss, r.advmss))
 		r.mss = cookieMss[mssIdx]
 		r.iss = s.tcp.cookieSeq(tu, r.irs, cookieCount(s.clock), uint32(mssIdx))
+		r.cookie = true
 		s.mib.Inc(memctl.TcpExtSyncookiesSent)
 		r.sendSynAck(s)
 		return false
@@ -232,7 +235,11 @@ func (r *tcpRequest) sendSynAck(s *Stack) {
 	if r.wscaleOK {
 		ws = int(r.rcvWscale)
 	}
-	tsval := uint32(s.clock.Nanotime()/int64(time.Millisecond)) + r.tsOffset
+	tsval := uint32(s.clock.Nanotime() / int64(time.Millisecond))
+	if r.cookie && r.tstampOK { // tcp_make_synack, TCP_SYNACK_COOKIE
+		tsval = r.cookieInitTimestamp(tsval)
+	}
+	tsval += r.tsOffset
 	n := header.EncodeSynOptions(opts[:], uint16(r.advmss), ws, r.sackOK, r.tstampOK, tsval, r.tsRecent)
 	hlen := header.TCPMinSize + n
 	th := header.TCP(b.Push(hlen))
@@ -411,8 +418,10 @@ func (l *TCPSock) createChild(r *tcpRequest, b *skb.SKB, th header.TCP, opts *he
 
 // SYN cookies (RFC 4987 section 3.6), when the SYN queue is full. The cookie
 // encodes a minute counter and an MSS index in the ISN, as Linux's
-// __cookie_v4_init_sequence does; such connections carry no window scale,
-// SACK or timestamps (the no-timestamp case of Linux's cookies).
+// __cookie_v4_init_sequence does. A SYN with timestamps keeps its window
+// scale, SACK and ECN in the low bits of the SYN-ACK's TSval, which the
+// ACK echoes (cookieInitTimestamp, cookieTimestampDecode); without
+// timestamps the connection has none of them, as in Linux.
 
 var cookieMss = [...]int{536, 1300, 1440, 1460} // msstab
 
@@ -483,10 +492,74 @@ func (l *TCPSock) cookieCheck(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 	if !found {
 		return false, false
 	}
-	s.mib.Inc(memctl.TcpExtSyncookiesRecv)
 	r := &tcpRequest{l: l, tu: tu, route: rt, irs: seq, iss: cookie, mss: cookieMss[idx], sndWnd: uint32(th.Window()),
 		ttl: l.ipTTLFor(tu.raddr), tos: l.tos}
+	// The options the SYN-ACK's TSval carried, echoed back (the offset
+	// taken off first, as cookie_v4_check does).
+	if opts.HasTimestamp && opts.TSEcr != 0 {
+		r.tsOffset = s.tcp.secureTSOff(tu)
+		if !r.cookieTimestampDecode(opts.TSEcr-r.tsOffset, opts.TSVal) {
+			return false, false
+		}
+		r.ecnOK = r.ecnOK && s.net.Sysctls.TCPECN() != 0 // cookie_ecn_ok
+	}
+	s.mib.Inc(memctl.TcpExtSyncookiesRecv)
 	r.advmss = rt.Dev.MTU() - netHeaderLen(tu.raddr) - header.TCPMinSize
-	r.rcvWnd, r.rcvWscale, r.clamp = l.initialWindow(r.advmss, false)
+	r.rcvWnd, r.rcvWscale, r.clamp = l.initialWindow(r.advmss, r.wscaleOK)
 	return true, l.createChild(r, b, th, opts, false)
+}
+
+// The options a SYN cookie keeps in the low bits of its SYN-ACK's TSval
+// (net/ipv4/syncookies.c): the peer's window scale (all ones: none), SACK
+// and ECN.
+const (
+	cookieTSBits     = 6
+	cookieTSWscale   = 0xf    // TS_OPT_WSCALE_MASK
+	cookieTSSack     = 1 << 4 // TS_OPT_SACK
+	cookieTSECN      = 1 << 5 // TS_OPT_ECN
+	cookieTSOptsMask = 1<<cookieTSBits - 1
+)
+
+// cookieInitTimestamp is the TSval (before the offset) of a cookie
+// SYN-ACK sent at now (ms): now with its low bits replaced by the
+// request's options, and never later than now, since the connection's
+// later timestamps start from now. Mirrors cookie_init_timestamp.
+func (r *tcpRequest) cookieInitTimestamp(now uint32) uint32 {
+	options := uint32(cookieTSWscale)
+	if r.wscaleOK {
+		options = uint32(r.sndWscale)
+	}
+	if r.sackOK {
+		options |= cookieTSSack
+	}
+	if r.ecnOK {
+		options |= cookieTSECN
+	}
+	ts := now&^cookieTSOptsMask | options
+	if ts > now {
+		ts -= 1 << cookieTSBits
+	}
+	return ts
+}
+
+// cookieTimestampDecode restores the options of a cookie request from
+// the echoed TSval tsecr (its offset taken off): SACK, window scale and
+// ECN (the caller checks tcp_ecn), timestamps on; false if the sysctls no
+// longer allow what it carries. Mirrors cookie_timestamp_decode.
+func (r *tcpRequest) cookieTimestampDecode(tsecr, tsval uint32) bool {
+	sys := r.l.stack.net.Sysctls
+	if sys.TCPTimestamps() == 0 {
+		return false
+	}
+	r.tstampOK, r.tsRecent = true, tsval
+	r.sackOK = tsecr&cookieTSSack != 0
+	if r.sackOK && !sys.TCPSack() {
+		return false
+	}
+	r.ecnOK = tsecr&cookieTSECN != 0
+	if tsecr&cookieTSWscale == cookieTSWscale {
+		return true // no window scaling
+	}
+	r.wscaleOK, r.sndWscale = true, uint8(tsecr&cookieTSWscale)
+	return sys.TCPWindowScaling()
 }
