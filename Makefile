@@ -26,13 +26,16 @@ vet:
 # The whole suite: vet, then every test under the race detector (which also
 # turns on skb's double-free and use-after-free checks); then, without it,
 # the allocation tests (skb's debug mode never recycles a buffer, so they
-# cannot run under -race) and one iteration of every benchmark, so that
-# none rots.
+# cannot run under -race), one iteration of every benchmark, so that none
+# rots, and the soak's simulated transfers (seconds of wall time: the clock
+# is simulated; their bounds had gone stale unnoticed while only `make
+# soak` ran them).
 ALLOCTESTS ?= Allocs|AllocatesNothing|BuildSuperPacket|GSOLoadHeader
 test: deps vet
 	$(GO) test -race -count=1 -timeout 14m $(PKGS)
 	$(GO) test -count=1 -timeout 5m -run '$(ALLOCTESTS)' $(PKGS)
 	$(GO) test -count=1 -timeout 10m -run '^$$' -bench . -benchtime=1x $(PKGS)
+	$(GO) test -count=1 -timeout 5m -run 'TestTCPSim' ./netstack -soak
 
 # Every fuzz target in the module, FUZZTIME each (not part of `make test`).
 fuzz:
