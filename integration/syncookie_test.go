@@ -86,4 +86,7 @@ func TestFilesSyncookieOptions(t *testing.T) {
 			t.Errorf("%s: tcpi_options %v, want 15 (timestamps, SACK, window scale, ECN) and a window scale", who, f)
 		}
 	}
+	if s, k := res["sockfs"], res["kernel"]; len(s) == 2 && len(k) == 2 && s[1] != k[1] {
+		t.Errorf("window scale %s from sockfs, %s from the kernel", s[1], k[1])
+	}
 }
