@@ -49,7 +49,10 @@ func (h gateHandle) Read(ctx context.Context, p []byte, _ int64) (int, error) {
 	select {
 	case <-gate:
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		h.t.mu.Lock()
+		h.t.waiting-- // it leaves; its retry comes in again
+		h.t.mu.Unlock()
+		return 0, syscall.EINTR // fs.Handle's contract: a cancelled read is EINTR
 	}
 	p[0] = 1
 	return 1, nil
@@ -91,8 +94,7 @@ func TestReadersShrinkBack(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var b [1]byte
-				if n, err := syscall.Read(fd, b[:]); n != 1 || err != nil {
+				if n, err := readRetry(fd); n != 1 || err != nil {
 					t.Errorf("read: %d, %v", n, err)
 				}
 			}()
@@ -108,33 +110,57 @@ func TestReadersShrinkBack(t *testing.T) {
 				t.Fatalf("round %d: %d of %d reads reached the tree", round, w, blocked)
 			}
 		}
-		// The sentinel (ownpoll.go) serves the requests it reads in
-		// goroutines of their own, so a blocked request need not hold a
-		// reader; nearly all do (24 or 25 readers in every round of
-		// every run here; before the fix 5 to 10 from the second round
-		// on: the idle count had gone below zero, so no reader was
-		// started and the sentinel read the rest).
-		if live := m.s.live.Load(); live < blocked/2 {
-			t.Errorf("round %d: %d readers with %d requests blocked; want readers started for them", round, live, blocked)
-		}
+		// Readers are started for blocked requests (24 or 25 in every
+		// round on a quiet machine); on a loaded one the sentinel
+		// (ownpoll.go) serves some in goroutines of its own instead, when
+		// a request waits for two of its checks before a reader starts.
+		// So the count is logged, not asserted: what the fix must hold is
+		// that the readers go again (below).
+		t.Logf("round %d: %d readers with %d requests blocked", round, m.s.live.Load(), blocked)
 		tree.release()
 		wg.Wait()
 		if t.Failed() {
 			return
 		}
-	}
-	// The gate stays open from here. Requests answered at once, one at a
-	// time: each reader that serves one finds more than maxIdle idle and
-	// leaves, until maxIdle are left (one more may be on its way out).
-	// The readers in read(2) answer the next requests in turn, so a few
-	// hundred reach all of them.
-	for range 300 {
-		var b [1]byte
-		if n, err := syscall.Read(fds[0], b[:]); n != 1 || err != nil {
-			t.Fatalf("read: %d, %v", n, err)
+		// The gate stays open now. Requests answered at once, one at a
+		// time: each reader that serves one finds more than maxIdle idle
+		// and leaves, until maxIdle are left (one more may be on its way
+		// out). The readers in read(2) answer the next requests in turn,
+		// so a few hundred reach all of them. Before the fix each round
+		// left readers behind, uncounted, that never left.
+		for range 300 {
+			if n, err := readRetry(fds[0]); n != 1 || err != nil {
+				t.Fatalf("read: %d, %v", n, err)
+			}
+		}
+		if live := m.s.live.Load(); live > maxIdle+1 {
+			t.Fatalf("round %d: %d readers left after the blocked requests were answered; want at most %d", round, live, maxIdle+1)
+		}
+		// At rest every reader waits in read(2) counted idle once (one may
+		// be between its two counts on its way out). The bug left readers
+		// there uncounted, so the count fell behind, round after round,
+		// and too few readers were started for the next burst.
+		for deadline := time.Now().Add(time.Second); ; time.Sleep(time.Millisecond) {
+			live, idle := m.s.live.Load(), m.s.idle.Load()
+			if live-idle <= 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d readers, %d counted idle, after the requests were answered", round, live, idle)
+			}
 		}
 	}
-	if live := m.s.live.Load(); live > maxIdle+1 {
-		t.Fatalf("%d readers left after the blocked requests were answered; want at most %d", live, maxIdle+1)
+}
+
+// readRetry reads one byte from fd, again after EINTR (the Go runtime's
+// preemption signal can interrupt a read blocked in FUSE, which the server
+// then answers EINTR), as os.File does.
+func readRetry(fd int) (int, error) {
+	var b [1]byte
+	for {
+		n, err := syscall.Read(fd, b[:])
+		if err != syscall.EINTR {
+			return n, err
+		}
 	}
 }
