@@ -560,7 +560,7 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 	}
 	ece := tp.ecnRcvEcnEcho(cbGetFlags(b)) // FLAG_ECE
 	tp.ackFlagECE = ece
-	tp.ackOrigSackAcked = false
+	tp.ackOrigSackAcked = false // cleanRtxQueue also runs outside ack (the SYN-ACK's)
 	defer func() { tp.ackFlagECE, tp.ackOrigSackAcked, tp.ackDataSacked = false, false, false }()
 	tp.ecnAcceptCWR(b)
 	priorFack := tp.highestSackSeq()

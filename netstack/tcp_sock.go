@@ -329,45 +329,35 @@ type TCPSock struct {
 	err          atomic.Int32 // mirror of a pending error for lock-free readers
 
 	// Sending (struct tcp_sock).
-	iss        uint32
-	sndUna     uint32
-	bytesAcked uint64 // tcpi_bytes_acked: snd_una's advance (the SYN counts 1)
-	sndNxt     uint32
-	sndWnd     uint32 // scaled
-	sndWl1     uint32
-	maxWindow  uint32
-	writeSeq   uint32
-	pushedSeq  uint32
-	sndSml     uint32 // end of the last small segment sent (Minshall)
-	sndWscale  uint8
-	rcvWscale  uint8
-	wscaleOK   bool
-	sackOK     bool
-	tstampOK   bool
-	mssClamp   int           // peer's MSS option (rx_opt.mss_clamp)
-	mssCache   int           // current effective send MSS
-	pmtuCookie int           // the path MTU mss_cache was computed for (icsk_pmtu_cookie)
-	mtuInfo    int           // the MTU the last fragmentation-needed reported (mtu_info)
-	mtuInfoSeq uint32        // the sequence number that fragmentation-needed quoted, for a deferred check
-	mtup       tcpMtup       // packetization-layer path-MTU discovery (icsk_mtup)
-	errSoft    syscall.Errno // an ICMP error kept for a timeout (sk_err_soft)
-	gsoSegs    uint16        // the size goal in segments (tp->gso_segs, tcp_tso.go)
-	advmss     int           // MSS we advertise (minus options)
-	userMss    int
-	ttl, tos   uint8 // IP_TTL (0: the default) and IP_TOS of what the socket sends
-	ecnTos     uint8 // the ECN bits of inet->tos: ECT(0) or none (tcp_ecn.go)
-	ecnFlags   uint8 // ecn_flags (tcp_ecn.go)
-	ackFlagECE bool  // FLAG_ECE: the ACK being processed echoes CE (tcp_ack)
-	// ackOrigSackAcked: the ACK being processed (s)acked data below
-	// high_seq never retransmitted (FLAG_ORIG_SACK_ACKED: tcp_sacktag_one,
-	// tcp_clean_rtx_queue), F-RTO's proof that an RTO was spurious.
-	ackOrigSackAcked bool
-	// ackDataSacked: the ACK being processed SACKed new data
-	// (FLAG_DATA_SACKED).
-	ackDataSacked bool
-	// frto: F-RTO (RFC 5682) is on for the Loss episode in progress
-	// (tp->frto: tcp_enter_loss, tcp_process_loss).
-	frto         bool
+	iss          uint32
+	sndUna       uint32
+	bytesAcked   uint64 // tcpi_bytes_acked: snd_una's advance (the SYN counts 1)
+	sndNxt       uint32
+	sndWnd       uint32 // scaled
+	sndWl1       uint32
+	maxWindow    uint32
+	writeSeq     uint32
+	pushedSeq    uint32
+	sndSml       uint32 // end of the last small segment sent (Minshall)
+	sndWscale    uint8
+	rcvWscale    uint8
+	wscaleOK     bool
+	sackOK       bool
+	tstampOK     bool
+	mssClamp     int           // peer's MSS option (rx_opt.mss_clamp)
+	mssCache     int           // current effective send MSS
+	pmtuCookie   int           // the path MTU mss_cache was computed for (icsk_pmtu_cookie)
+	mtuInfo      int           // the MTU the last fragmentation-needed reported (mtu_info)
+	mtuInfoSeq   uint32        // the sequence number that fragmentation-needed quoted, for a deferred check
+	mtup         tcpMtup       // packetization-layer path-MTU discovery (icsk_mtup)
+	errSoft      syscall.Errno // an ICMP error kept for a timeout (sk_err_soft)
+	gsoSegs      uint16        // the size goal in segments (tp->gso_segs, tcp_tso.go)
+	advmss       int           // MSS we advertise (minus options)
+	userMss      int
+	ttl, tos     uint8  // IP_TTL (0: the default) and IP_TOS of what the socket sends
+	ecnTos       uint8  // the ECN bits of inet->tos: ECT(0) or none (tcp_ecn.go)
+	ecnFlags     uint8  // ecn_flags (tcp_ecn.go)
+	ackFlagECE   bool   // FLAG_ECE: the ACK being processed echoes CE (tcp_ack)
 	ackAt        uint32 // the ack field of a sendAckAt ACK, when ackAtSet
 	ackAtSet     bool
 	deliveredCE  uint32 // delivered_ce: packets delivered by ACKs with ECE
@@ -416,6 +406,14 @@ type TCPSock struct {
 	skPacingRate uint64 // sk_pacing_rate in bytes per second, kept by a congestion control with congControl
 	wstampNs     int64  // tcp_wstamp_ns: earliest departure time of the next skb
 	dataSegsOut  uint32 // data_segs_out: data segments sent, retransmissions included
+
+	// F-RTO (tcp_enter_loss, tcp_process_loss). frto: on for the Loss
+	// episode in progress (tp->frto). The ACK being processed (s)acked
+	// data below high_seq never retransmitted (ackOrigSackAcked,
+	// FLAG_ORIG_SACK_ACKED: tcp_sacktag_one, tcp_clean_rtx_queue), F-RTO's
+	// proof that an RTO was spurious, or SACKed new data (ackDataSacked,
+	// FLAG_DATA_SACKED).
+	frto, ackOrigSackAcked, ackDataSacked bool
 
 	// Congestion control.
 	ccMain     congControlOps // cc's cong_control, nil for reno and cubic
