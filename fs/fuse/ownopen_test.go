@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -204,4 +205,68 @@ func ownRound(dir string, sb *netstack.Stack, g, i int) error {
 		return fmt.Errorf("data read: %q, %v (want %q)", got[:n], err, msg)
 	}
 	return nil
+}
+
+// TestGrowPipeWithoutCapSysResource: the sentinel's pipe gets room for a
+// whole WRITE request with CAP_SYS_RESOURCE, and pipe-max-size (the most
+// the kernel grants) on a thread without it, where asking for the whole
+// request is refused (EPERM), as for root in a user namespace or in a
+// sandbox that withholds the capability (this machine's does: there the
+// pipe had stayed at its 64 KiB before growPipe).
+func TestGrowPipeWithoutCapSysResource(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: drops CAP_SYS_RESOURCE on a thread of its own")
+	}
+	b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	max, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if max >= reqBufLen {
+		t.Skipf("fs.pipe-max-size %d already holds a request of %d", max, reqBufLen)
+	}
+	pipe := func() (int, func()) {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		return p[1], func() { unix.Close(p[0]); unix.Close(p[1]) }
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var caps [2]unix.CapUserData
+	const bit = 1 << (unix.CAP_SYS_RESOURCE % 32)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		// Capabilities are a thread's: this goroutine keeps its OS thread
+		// and never unlocks it, so the thread goes away with it.
+		runtime.LockOSThread()
+		if err := unix.Capget(&hdr, &caps[0]); err != nil {
+			t.Error(err)
+			return
+		}
+		if caps[unix.CAP_SYS_RESOURCE/32].Effective&bit != 0 {
+			fd, done := pipe()
+			if got, err := growPipe(fd, reqBufLen); err != nil || got < reqBufLen {
+				t.Errorf("with CAP_SYS_RESOURCE: pipe of %d bytes, %v; want at least %d", got, err, reqBufLen)
+			}
+			done()
+			caps[unix.CAP_SYS_RESOURCE/32].Effective &^= bit
+			if err := unix.Capset(&hdr, &caps[0]); err != nil {
+				t.Error(err)
+				return
+			}
+		} else {
+			t.Log("this process has no CAP_SYS_RESOURCE")
+		}
+		fd, done := pipe()
+		defer done()
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, reqBufLen); err != unix.EPERM {
+			t.Errorf("F_SETPIPE_SZ %d without CAP_SYS_RESOURCE: %v, want EPERM", reqBufLen, err)
+		}
+		if got, err := growPipe(fd, reqBufLen); err != nil || got != max {
+			t.Errorf("without CAP_SYS_RESOURCE: pipe of %d bytes, %v; want pipe-max-size %d", got, err, max)
+		}
+	}()
+	<-finished
 }

@@ -1,7 +1,10 @@
 package fuse
 
 import (
+	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -192,8 +195,12 @@ func (s *server) startSentinel() error {
 		unix.Close(park[1])
 		return err
 	}
-	// Room for a whole WRITE request in the pipe.
-	unix.FcntlInt(uintptr(park[1]), unix.F_SETPIPE_SZ, reqBufLen)
+	if _, err := growPipe(park[1], reqBufLen); err != nil {
+		for _, fd := range [...]int{park[0], park[1], ready[0], ready[1]} {
+			unix.Close(fd)
+		}
+		return fmt.Errorf("sentinel pipe: %w", err)
+	}
 	r := os.NewFile(uintptr(park[0]), "fuse-parked")
 	s.sentinelDone = make(chan struct{})
 	go func() {
@@ -212,6 +219,36 @@ func (s *server) startSentinel() error {
 	unix.Close(ready[1])
 	go s.serveParked(r)
 	return nil
+}
+
+// growPipe gives the pipe of fd room for want bytes, so that the
+// sentinel parks a whole request (a 1 MiB WRITE) without waiting for
+// serveParked to read it. Beyond fs.pipe-max-size (1 MiB by default, less
+// than a WRITE request) pipe_set_size refuses that without
+// CAP_SYS_RESOURCE, as for root in a user namespace; the pipe then gets
+// pipe-max-size, and the sentinel writes a longer request in two pieces,
+// the second waiting for serveParked to take the first (which it cannot
+// while the world is stopped: an own POLL queued behind such a request in
+// a stop of the world would wait for the stop's end). It returns the size
+// the pipe has.
+func growPipe(fd, want int) (int, error) {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, want); err != nil {
+		if err != unix.EPERM {
+			return 0, err
+		}
+		b, err := os.ReadFile("/proc/sys/fs/pipe-max-size")
+		if err != nil {
+			return 0, err
+		}
+		max, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return 0, fmt.Errorf("fs.pipe-max-size: %w", err)
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, min(want, max)); err != nil {
+			return 0, err
+		}
+	}
+	return unix.FcntlInt(uintptr(fd), unix.F_GETPIPE_SZ, 0)
 }
 
 // serveParked serves the requests the sentinel read, each in a goroutine
