@@ -923,11 +923,10 @@ func TestFilesOwnership(t *testing.T) {
 	}
 }
 
-// TestFiles9P: with --9p, the same tree is served over 9P2000.L on the
-// namespace's loopback: diod's client reads what the FUSE side wrote and
-// lists the conversation the FUSE side opened.
-func TestFiles9P(t *testing.T) {
-	needTool(t, "diodcat")
+// startFiles9P is startFiles with the tree also served over 9P on the
+// namespace's loopback, at 127.0.0.1:5640.
+func startFiles9P(t *testing.T, tun string) *filesDaemon {
+	t.Helper()
 	needRoot(t)
 	ns := newNetns(t)
 	mnt := t.TempDir()
@@ -936,8 +935,18 @@ func TestFiles9P(t *testing.T) {
 			exec.Command("fusermount3", "-uz", mnt).Run()
 		}
 	})
-	d := &filesDaemon{t: t, ns: ns, tun: "sfsf9p1", mnt: mnt, nine: "127.0.0.1:5640"}
+	d := &filesDaemon{t: t, ns: ns, tun: tun, mnt: mnt, nine: "127.0.0.1:5640"}
 	d.start()
+	return d
+}
+
+// TestFiles9P: with --9p, the same tree is served over 9P2000.L on the
+// namespace's loopback: diod's client reads what the FUSE side wrote and
+// lists the conversation the FUSE side opened.
+func TestFiles9P(t *testing.T) {
+	needTool(t, "diodcat")
+	d := startFiles9P(t, "sfsf9p1")
+	ns, mnt := d.ns, d.mnt
 	if err := os.WriteFile(filepath.Join(mnt, "sys/ipv4/tcp_rmem"), []byte("4096\t65536\t262144\n"), 0); err != nil {
 		t.Fatal(err)
 	}

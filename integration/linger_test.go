@@ -70,33 +70,10 @@ func TestFilesLinger(t *testing.T) {
 				}
 			}
 
-			p, out := start()
-			ctl, n := openConv(t, d.mnt, "connect 198.18.0.1!"+strconv.Itoa(port))
-			accepted(p)
-			for _, c := range []string{"sndbuf 1000000", "linger 2"} {
-				if _, err := ctl.Write([]byte(c)); err != nil {
-					t.Fatalf("%s: %v", c, err)
-				}
-			}
-			data, err := os.OpenFile(filepath.Join(d.mnt, "tcp", n, "data"), os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if k, err := data.Write(want); k != len(want) || err != nil {
-				t.Fatalf("write: %d, %v", k, err)
-			}
-			at := time.Now()
-			data.Close()
-			if took := time.Since(at); took > 500*time.Millisecond {
-				t.Errorf("closing data with ctl still open took %v", took)
-			}
-			at = time.Now()
-			ctl.Close()
-			check("sockfs", time.Since(at))
-			release(p)
-			checkSlowsink(t, p, out, want)
+			port++
+			check("sockfs", lingerThroughFiles(t, d, d.mnt, tc.peer, port, want))
 
-			p, out = start()
+			p, out := start()
 			w := d.ns.cmd("python3", "-c", lingerWriter, "198.18.0.1", strconv.Itoa(port), file)
 			stdout, _ := w.StdoutPipe()
 			if err := w.Start(); err != nil {
@@ -114,6 +91,79 @@ func TestFilesLinger(t *testing.T) {
 			checkSlowsink(t, p, out, want)
 		})
 	}
+}
+
+// lingerThroughFiles writes want to a peer of kind peer (scripts/peer.py)
+// on port in d's namespace through a conversation of the tree mounted at
+// mnt, with `sndbuf 1000000` and `linger 2`, closes data (which must not
+// wait, ctl being open) and then ctl, and returns how long that last
+// close took;
+// then it lets a slowsink read and checks that the peer got want exactly.
+func lingerThroughFiles(t *testing.T, d *filesDaemon, mnt, peer string, port int, want []byte) time.Duration {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "got")
+	p := d.peer(peer, strconv.Itoa(port), out)
+	ctl, n := openConv(t, mnt, "connect 198.18.0.1!"+strconv.Itoa(port))
+	if peer == "slowsink" {
+		if l := p.line(t, 10*time.Second); l != "accepted" {
+			t.Fatalf("peer: %q", l)
+		}
+	}
+	for _, c := range []string{"sndbuf 1000000", "linger 2"} {
+		if _, err := ctl.Write([]byte(c)); err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+	}
+	data, err := os.OpenFile(filepath.Join(mnt, "tcp", n, "data"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := data.Write(want); k != len(want) || err != nil {
+		t.Fatalf("write: %d, %v", k, err)
+	}
+	at := time.Now()
+	data.Close()
+	if took := time.Since(at); took > 500*time.Millisecond {
+		t.Errorf("closing data with ctl still open took %v", took)
+	}
+	at = time.Now()
+	ctl.Close()
+	took := time.Since(at)
+	if peer == "slowsink" {
+		io.WriteString(p.stdin, "go\n")
+	}
+	checkSlowsink(t, p, out, want)
+	return took
+}
+
+// TestImportLinger: through `sockfs import` of the daemon's 9P export,
+// the last close of a conversation given `linger 2` waits as on the
+// daemon's own mount (TestFilesLinger, where a kernel socket is the
+// reference): the full 2 s while the peer does not read, under a second
+// when it reads; closing data with ctl open does not wait; the peer gets
+// the data exactly. The import learns the linger from the ctl write it
+// carries and waits in its FLUSH until the server's send queue is empty.
+func TestImportLinger(t *testing.T) {
+	needImport(t)
+	d := startFiles9P(t, "sfsfiling0")
+	im := startImport(t, d.ns, "127.0.0.1:5640")
+	_, want := lingerPayload(t)
+	for i, tc := range []struct {
+		peer     string
+		min, max time.Duration
+	}{
+		{"slowsink", 1800 * time.Millisecond, 4 * time.Second},
+		{"sink", 0, time.Second},
+	} {
+		t.Run(tc.peer, func(t *testing.T) {
+			took := lingerThroughFiles(t, d, im.dir, tc.peer, 7330+i, want)
+			t.Logf("through the import: the last close took %v", took)
+			if took < tc.min || took > tc.max {
+				t.Errorf("through the import: the last close took %v, want %v to %v", took, tc.min, tc.max)
+			}
+		})
+	}
+	im.stop(t)
 }
 
 // lingerExiter connects (argv[1] "file": through the tree mounted at

@@ -54,6 +54,7 @@ type Remote struct {
 	nodes map[string]*rnode    // by path, so a name keeps one Node
 	users map[uint32]*session  // PerUser sessions, by uid
 	fails map[uint32]time.Time // last failed attach per uid
+	convs map[string]*rconv    // TCP conversations with files open here, by directory
 }
 
 // session is one connection and attach.
@@ -108,7 +109,8 @@ func newRemote(nc net.Conn, opts RemoteOptions, dial func(context.Context) (net.
 		return nil, err
 	}
 	r := &Remote{opts: opts, dial: dial, main: main,
-		nodes: make(map[string]*rnode), users: make(map[uint32]*session), fails: make(map[uint32]time.Time)}
+		nodes: make(map[string]*rnode), users: make(map[uint32]*session), fails: make(map[uint32]time.Time),
+		convs: make(map[string]*rconv)}
 	root := &rnode{r: r, f: main.root}
 	if err := root.refresh(); err != nil {
 		main.c.Close()
@@ -354,7 +356,9 @@ func (f rfile) Open(ctx context.Context, req fs.OpenReq) (fs.Handle, error) {
 	if f.path == "cs" && req.Root != "" {
 		return &csHandle{rhandle: rhandle{f: nf}, root: strings.TrimSuffix(req.Root, "/")}, nil
 	}
-	return &rhandle{f: nf}, nil
+	h := &rhandle{f: nf}
+	f.r.track(h, s, f.path)
+	return h, nil
 }
 
 // csHandle is an imported cs: the server answers paths under /net (a
@@ -381,17 +385,22 @@ func (h *csHandle) Read(ctx context.Context, p []byte, off int64) (int, error) {
 // rhandle is an open remote file.
 type rhandle struct {
 	f *cfid
+	l *rlinger // a TCP conversation's file (remote_linger.go), or nil
 }
 
 // Read sends one Tread (at most msize's worth); 0 bytes is EOF.
 func (h *rhandle) Read(ctx context.Context, p []byte, off int64) (int, error) {
 	n, err := h.f.read(ctx, p, off)
+	if h.l != nil && err == nil {
+		h.l.read(p[:n], off)
+	}
 	return n, convErr(err)
 }
 
 // Write sends p in one Twrite if it fits in a message (one ctl command,
 // one datagram), else in message-sized pieces.
 func (h *rhandle) Write(ctx context.Context, p []byte, off int64) (int, error) {
+	cmd := p
 	total := 0
 	for len(p) > 0 {
 		piece := p[:min(len(p), h.f.c.maxIO())]
@@ -405,6 +414,9 @@ func (h *rhandle) Write(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 		p, off = p[n:], off+int64(n)
 	}
+	if h.l != nil && total == len(cmd) {
+		h.l.wrote(ctx, h.f, cmd)
+	}
 	return total, nil
 }
 
@@ -414,4 +426,9 @@ func (h *rhandle) Poll(ev fs.Event, _ func()) fs.Event { return ev & (fs.PollIn 
 
 // Release clunks the fid (one round trip: the server's last close of a
 // conversation starts its graceful close before Release returns).
-func (h *rhandle) Release() { h.f.clunk() }
+func (h *rhandle) Release() {
+	if h.l != nil {
+		h.l.release()
+	}
+	h.f.clunk()
+}
