@@ -28,8 +28,10 @@ const spliceReplyMin = 64 << 10
 // pipe of 2 MiB holds any reply of max_pages (1 MiB). Beyond
 // fs.pipe-max-size (1 MiB by default) that needs CAP_SYS_RESOURCE
 // (growPipe); without it the pipe gets pipe-max-size, and a reply through
-// it carries at most what its 255 data slots hold (1012 KiB when the
-// data's pages are whole): a read(2) of 1 MiB then returns that much and
+// it carries at most what its 255 data slots hold (1020 KiB if every
+// page is whole; 1012 KiB measured from a TUN's receive queue, whose
+// slices end and begin inside pages): a read(2) of 1 MiB then returns that
+// much and
 // the rest stays queued for the next, where Linux's tcp_recvmsg would
 // take all 1 MiB at once. A short read, which a stream allows.
 const replyPipeSize = 2 << 20
