@@ -200,11 +200,6 @@ func (s *server) serve() error {
 	}
 	s.readers.Wait()
 	<-s.sentinelDone
-	s.wmu.Lock()
-	for _, w := range s.spare {
-		w.rv.closePipe()
-	}
-	s.wmu.Unlock()
 	return nil
 }
 
@@ -837,7 +832,6 @@ type replyVec struct {
 	hdr    [outHeaderLen]byte
 	data   [][]byte
 	iov    []unix.Iovec
-	pipe   replyPipe // for spliceReply; made at its first use
 }
 
 func newReplyVec(w *worker) replyVec {
@@ -845,14 +839,8 @@ func newReplyVec(w *worker) replyVec {
 }
 
 // TakeRecv writes the reply: its header and data, all n bytes or none
-// (the device takes a reply whole); a long one through the worker's pipe
-// (spliceReply), which may take fewer bytes.
+// (the device takes a reply whole).
 func (v *replyVec) TakeRecv(data [][]byte, n int) (int, error) {
-	if n >= spliceReplyMin {
-		if k, ok := v.spliceReply(data, n); ok {
-			return k, nil
-		}
-	}
 	putOutHeader(v.hdr[:], outHeaderLen+n, 0, v.unique)
 	iov := append(v.iov[:0], unix.Iovec{Base: &v.hdr[0], Len: outHeaderLen})
 	for _, d := range data {

@@ -96,69 +96,6 @@ func TestReadSpliced(t *testing.T) {
 	}
 }
 
-// TestReadSplicedThroughPipe: a long READ reply goes through the
-// worker's pipe (vmsplice, then splice to the device) with every byte in
-// order; it carries no more than the pipe's slots hold (one page for the
-// header, one per page of data), the rest staying queued for the next
-// READ; and a reply the device refuses leaves its data queued, the pipe
-// made anew for the next. The device is spliceDevice's socket pair (a
-// mock: it takes a spliced reply in several records).
-func TestReadSplicedThroughPipe(t *testing.T) {
-	var all []byte
-	var pieces [][]byte
-	for i := range 48 { // 1.5 MiB in 32 KiB pieces, as the TUN's pages hold them
-		p := bytes.Repeat([]byte{byte('a' + i%26)}, 32<<10)
-		pieces = append(pieces, p)
-		all = append(all, p...)
-	}
-	q := &queueHandle{pieces: pieces}
-	w, peer, closePeer, read := spliceDevice(t, q)
-	rbuf := make([]byte, 2<<20)
-	reply := func() []byte { // records until the header's length is in
-		t.Helper()
-		got := 0
-		for got < outHeaderLen || got < int(ne.Uint32(rbuf)) {
-			n, err := syscall.Read(peer, rbuf[got:])
-			if err != nil || n == 0 {
-				t.Errorf("reply: %d after %d, %v", n, got, err)
-				return nil
-			}
-			got += n
-		}
-		return rbuf[outHeaderLen:got]
-	}
-	var got []byte
-	for unique := uint64(1); len(got) < len(all); unique++ {
-		// The socket pair holds less than a reply: read it while the
-		// worker writes it.
-		served := make(chan struct{})
-		go func() { read(unique, 1<<20); close(served) }()
-		b := reply()
-		<-served
-		if w.rv.err != nil {
-			t.Fatalf("reply %d: %v", unique, w.rv.err)
-		}
-		if slots := w.rv.pipe.slots; slots == 0 || len(b) > (slots-1)*pageSize {
-			t.Fatalf("reply %d of %d bytes through a pipe of %d slots", unique, len(b), slots)
-		}
-		if q.queued() != len(all)-len(got)-len(b) {
-			t.Fatalf("after a reply of %d, %d queued; want %d", len(b), q.queued(), len(all)-len(got)-len(b))
-		}
-		got = append(got, b...)
-	}
-	if !bytes.Equal(got, all) {
-		t.Fatal("the replies differ from what was queued")
-	}
-
-	q.pieces = [][]byte{all[:40<<10], all[40<<10 : 80<<10]}
-	closePeer()
-	read(99, 1<<20)
-	if w.rv.err == nil || q.queued() != 80<<10 || w.rv.pipe.slots != 0 {
-		t.Fatalf("refused reply: err %v, %d queued (want all %d), pipe slots %d (want it closed)",
-			w.rv.err, q.queued(), 80<<10, w.rv.pipe.slots)
-	}
-}
-
 // spliceDevice serves q as handle 7 of a server whose device is one end of
 // a socket pair (a mock of /dev/fuse); it returns the server's worker, the
 // other end (where replies arrive), a function that closes that end (else
