@@ -26,6 +26,18 @@ s.close()
 print(time.monotonic() - t0, flush=True)
 `
 
+// lingerPeers are the peers of the linger tests (scripts/peer.py kinds)
+// and how long a last close with `linger 2` may take against each, the
+// kernel socket's range: the full 2 s while a slowsink does not read,
+// under a second while a sink reads.
+var lingerPeers = []struct {
+	peer     string
+	min, max time.Duration
+}{
+	{"slowsink", 1800 * time.Millisecond, 4 * time.Second},
+	{"sink", 0, time.Second},
+}
+
 // TestFilesLinger: after `linger 2`, the last close(2) of a conversation's
 // files waits as close(2) of a kernel socket with SO_LINGER {1, 2} does,
 // in the same namespace against the same peers, the live kernel being the
@@ -38,13 +50,7 @@ func TestFilesLinger(t *testing.T) {
 	d := startFiles(t, "sfsfling0")
 	file, want := lingerPayload(t)
 	port := 7310
-	for _, tc := range []struct {
-		peer     string
-		min, max time.Duration
-	}{
-		{"slowsink", 1800 * time.Millisecond, 4 * time.Second},
-		{"sink", 0, time.Second},
-	} {
+	for _, tc := range lingerPeers {
 		t.Run(tc.peer, func(t *testing.T) {
 			check := func(who string, took time.Duration) {
 				t.Logf("%s: the last close took %v", who, took)
@@ -148,13 +154,7 @@ func TestImportLinger(t *testing.T) {
 	d := startFiles9P(t, "sfsfiling0")
 	im := startImport(t, d.ns, "127.0.0.1:5640")
 	_, want := lingerPayload(t)
-	for i, tc := range []struct {
-		peer     string
-		min, max time.Duration
-	}{
-		{"slowsink", 1800 * time.Millisecond, 4 * time.Second},
-		{"sink", 0, time.Second},
-	} {
+	for i, tc := range lingerPeers {
 		t.Run(tc.peer, func(t *testing.T) {
 			took := lingerThroughFiles(t, d, im.dir, tc.peer, 7330+i, want)
 			t.Logf("through the import: the last close took %v", took)
