@@ -26,7 +26,7 @@ var columns = []struct{ system, label string }{
 	{"kernel6", "IPv6: kernel ↔ kernel, veth (offloads on)"},
 	{"sockfs6", "IPv6: kernel ↔ sockfs Go API, TUN, offloads (TSO6/GSO 64 KiB, checksums)"},
 	{"sockfs-fuse", "kernel ↔ sockfs FUSE data, 1 MiB read/write (TUN, offloads)"},
-	{"sockfs-9p", "kernel ↔ sockfs 9P, msize 132 KiB, 128 KiB read/write (TUN, offloads)"},
+	{"sockfs-9p", "kernel ↔ sockfs 9P, msize 1 MiB, 1020 KiB read/write (TUN, offloads)"},
 }
 
 // columnLabel is system's column header.
@@ -54,7 +54,7 @@ var wireNote = map[string]string{
 // served by bench/peers/nullfs, measured by the files peer.
 var nullSystems = []struct{ system, label, fileSystem string }{
 	{"fuse-null", "FUSE null file (sockfs's FUSE server fs/fuse, its mount options, DIRECT_IO, 1 MiB read/write)", "sockfs-fuse"},
-	{"9p-null", "9P null file (sockfs's 9P server core fs/p9, hugelgupf/p9 client, msize 132 KiB, 128 KiB read/write)", "sockfs-9p"},
+	{"9p-null", "9P null file (sockfs's 9P server core fs/p9, hugelgupf/p9 client, msize 1 MiB, 1020 KiB read/write)", "sockfs-9p"},
 }
 
 // nullMetrics are the ceiling's measurements, with the bulk metric of the
@@ -251,7 +251,7 @@ func (r *runner) markdown() string {
 	}
 	if rows, notes := r.nullTable(); len(rows) > 0 {
 		b.WriteString("## File transport ceiling (null file, no stack)\n\n")
-		b.WriteString("A file that serves zeros from memory and discards writes, on the same transport as the file rows and read or written by the same files peer in the same requests (1 MiB over FUSE, 128 KiB over 9P): what FUSE and 9P carry at best.\n\n")
+		b.WriteString("A file that serves zeros from memory and discards writes, on the same transport as the file rows and read or written by the same files peer in the same requests (1 MiB over FUSE, 1020 KiB at msize 1 MiB over 9P): what FUSE and 9P carry at best.\n\n")
 		header := []string{"transport"}
 		for _, m := range nullMetrics {
 			header = append(header, m.label)

@@ -15,7 +15,7 @@
 //
 // The files peer (bench/peers/files -null) reads and writes data in the
 // same requests as it moves the conversation files' data (1 MiB over
-// FUSE, 128 KiB over 9P), so
+// FUSE, 1020 KiB at msize 1 MiB over 9P), so
 // sockfs's file rows divided by these give the share of the transport's
 // ceiling they reach. nullfs prints "ready" once the tree can be reached
 // and serves until its standard input closes.
