@@ -53,6 +53,13 @@ func (nullData) Tryable() bool                                           { retur
 // serveNull serves nullDir on a loopback port and returns its address.
 func serveNull(t testing.TB) string {
 	t.Helper()
+	return serveRoot(t, nullDir{})
+}
+
+// serveRoot serves root on a loopback port until the test ends and returns
+// its address.
+func serveRoot(t testing.TB, root sfs.Dir) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +67,7 @@ func serveNull(t testing.TB) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- Serve(ctx, ln, nullDir{}, Options{Logger: log}) }()
+	go func() { done <- Serve(ctx, ln, root, Options{Logger: log}) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

@@ -1,0 +1,217 @@
+package p9
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	iofs "io/fs"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	sfs "sockfs/fs"
+	"sockfs/skb"
+)
+
+// TestSplicedRread: Treads of a TCP conversation's data (real stacks) of
+// every size, from less than a segment to the whole msize, get Rreads
+// whose size and count fields match what they carry, and together carry
+// every byte B sent, in order.
+func TestSplicedRread(t *testing.T) {
+	e := newEnv(t)
+	n, bdata := e.localPair(t, 7410)
+	rc := dialMsize(t, e.addr, dialectL, 0, DefaultMsize)
+	rc.walkOpen(t, 1, 2, "tcp", n, "data")
+	sent := make([]byte, 600_000)
+	for i := range sent {
+		sent[i] = byte(i*7 + i>>11)
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for off := 0; off < len(sent); {
+			m, err := bdata.Write(ctx, sent[off:min(off+50_000, len(sent))], 0)
+			if err != nil {
+				return // the comparison below fails
+			}
+			off += m
+		}
+	}()
+	var got []byte
+	counts := []uint32{1, 777, 1448, 65536, 200_000, DefaultMsize - ioHdr}
+	for i := 0; len(got) < len(sent); i++ {
+		rc.send(t, tread(4, 2, 0, counts[i%len(counts)]))
+		r := rc.recv(t)
+		if r.typ() != msgRread {
+			t.Fatalf("Tread: type %d", r.typ())
+		}
+		count, _ := r.u32(0)
+		if int(r.size()) != len(r) || int(count) != len(r)-hdrLen-4 || count > counts[i%len(counts)] || count == 0 {
+			t.Fatalf("Rread of %d bytes: size field %d, count %d for a Tread of %d", len(r), r.size(), count, counts[i%len(counts)])
+		}
+		got = append(got, r[hdrLen+4:]...)
+	}
+	if !bytes.Equal(got, sent) {
+		i := 0
+		for i < len(got) && got[i] == sent[i] {
+			i++
+		}
+		t.Fatalf("received %d bytes, first difference at byte %d", len(got), i)
+	}
+}
+
+// failConn is a server-side connection whose writes fail once fail is set.
+type failConn struct {
+	net.Conn
+	fail atomic.Bool
+}
+
+func (c *failConn) Write(p []byte) (int, error) {
+	if c.fail.Load() {
+		return 0, errors.New("injected write failure")
+	}
+	return c.Conn.Write(p)
+}
+
+// TestSplicedRreadUnwritableKeepsData: a spliced Rread that cannot be
+// written consumes nothing. The data stays in the conversation's receive
+// queue, and a reader of the same conversation gets it (when the reply
+// was a copy, the data was consumed and then lost with the reply). The
+// failing connection is a wrapper of the test's that fails every write;
+// a real connection cannot be made to fail a write on demand.
+func TestSplicedRreadUnwritableKeepsData(t *testing.T) {
+	e := newEnv(t)
+	n, bdata := e.localPair(t, 7411)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var fc *failConn
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		fc = &failConn{Conn: nc}
+		ServeConn(context.Background(), fc, e.ta.Root(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}()
+	rc := dialMsize(t, ln.Addr().String(), dialectL, 0, 65536)
+	rc.walkOpen(t, 1, 2, "tcp", n, "data")
+	adata := local(t, e.ta, "tcp/"+n+"/data") // the same conversation's data, read here
+	write(t, bdata, "precious")
+	deadline := time.Now().Add(5 * time.Second)
+	for adata.Poll(sfs.PollIn, nil)&sfs.PollIn == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	fc.fail.Store(true)
+	rc.send(t, tread(4, 2, 0, 8192))
+	select {
+	case <-served: // the failed write ended the connection
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection outlived its failed write")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	buf := make([]byte, 64)
+	m, err := adata.Read(ctx, buf, 0)
+	if err != nil || string(buf[:m]) != "precious" {
+		t.Fatalf("after the failed Rread the queue gave %q, %v; want all of %q kept", buf[:m], err, "precious")
+	}
+}
+
+// spliceDir is a one-file tree whose data splices (fs.Splicer) from a
+// queue of pieces that every read refills: a stand-in for a TCP
+// conversation's receive queue, whose Read must not be called.
+type spliceDir struct{ q *spliceQueue }
+
+func (spliceDir) Qid() sfs.Qid   { return sfs.Qid{Path: 1, Type: sfs.QTDir} }
+func (spliceDir) Stat() sfs.Stat { return sfs.Stat{Name: "/", Mode: iofs.ModeDir | 0o555} }
+func (d spliceDir) List() []sfs.Node {
+	return []sfs.Node{spliceFile(d)}
+}
+
+func (d spliceDir) Lookup(name string) (sfs.Node, error) {
+	if name != "data" {
+		return nil, syscall.ENOENT
+	}
+	return spliceFile(d), nil
+}
+
+type spliceFile spliceDir
+
+func (spliceFile) Qid() sfs.Qid   { return sfs.Qid{Path: 2} }
+func (spliceFile) Stat() sfs.Stat { return sfs.Stat{Name: "data", Mode: 0o666, Stream: true} }
+func (f spliceFile) Open(context.Context, sfs.OpenReq) (sfs.Handle, error) {
+	return f.q, nil
+}
+
+// spliceQueue hands pieces, a 64 KiB one and a 1000-byte one, to every
+// ReadTo, whole or cut at the limit.
+type spliceQueue struct {
+	mu    sync.Mutex
+	piece []byte
+	iov   [2][]byte
+}
+
+func (q *spliceQueue) Read(context.Context, []byte, int64) (int, error) {
+	panic("a splicing handle's Read was called")
+}
+func (q *spliceQueue) Write(context.Context, []byte, int64) (int, error) { return 0, syscall.EBADF }
+func (q *spliceQueue) Poll(ev sfs.Event, _ func()) sfs.Event             { return ev }
+func (q *spliceQueue) Release()                                          {}
+func (q *spliceQueue) Tryable() bool                                     { return true }
+func (q *spliceQueue) Splices() bool                                     { return true }
+func (q *spliceQueue) WritePages(context.Context, []*skb.Page, int, int) (int, error) {
+	return 0, syscall.EBADF
+}
+
+func (q *spliceQueue) ReadTo(_ context.Context, limit int, iov [][]byte, a sfs.RecvActor) (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.iov[0], q.iov[1] = q.piece, q.piece[:1000]
+	n := 0
+	for _, p := range q.iov {
+		p = p[:min(len(p), limit-n)]
+		if len(p) > 0 {
+			iov = append(iov, p)
+			n += len(p)
+		}
+	}
+	return a.TakeRecv(iov, n)
+}
+
+// TestSplicedRreadAllocatesNothing: a spliced Tread costs the server no
+// allocation in steady state (the request keeps its slice and vector
+// storage), and the handle's Read is never called (it panics). (Run by
+// `make test`'s non-race pass: the race detector allocates.)
+func TestSplicedRreadAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	q := &spliceQueue{piece: bytes.Repeat([]byte{'s'}, 64<<10)}
+	c := dialMsize(t, serveRoot(t, spliceDir{q}), dialectL, 0, DefaultMsize)
+	c.walkOpen(t, 1, 2, "data")
+	c.nc.SetDeadline(time.Time{})
+	want := 64<<10 + 1000
+	rd := tread(7, 2, 0, uint32(want))
+	buf := make([]byte, want+64)
+	step := func() {
+		if r := roundTrip(t, c.nc, rd, buf); r[4] != msgRread || len(r) != hdrLen+4+want {
+			t.Fatalf("reply type %d of %d bytes, want an Rread of %d", r[4], len(r), hdrLen+4+want)
+		}
+	}
+	for range 50 { // warm the pools
+		step()
+	}
+	if a := testing.AllocsPerRun(500, step); a != 0 {
+		t.Fatalf("%v allocations per spliced Tread, want 0", a)
+	}
+}
