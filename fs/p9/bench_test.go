@@ -72,3 +72,37 @@ func BenchmarkStreamRead(b *testing.B) {
 	cancel()
 	time.Sleep(10 * time.Millisecond)
 }
+
+// BenchmarkStreamWrite writes a TCP stream (B reads as fast as it can)
+// through 9P with writes of 1 MiB less 4 KiB, one Twrite each.
+func BenchmarkStreamWrite(b *testing.B) {
+	e := newEnv(b)
+	_, root := e.client(b, 0)
+	_, data, bdata := e.tcpPair(b, root, 7501)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		buf := make([]byte, 256<<10)
+		for ctx.Err() == nil {
+			if _, err := bdata.Read(ctx, buf, 0); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 1<<20-4<<10)
+	const total = 64 << 20
+	b.SetBytes(total)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for done := 0; done < total; {
+			n, err := data.WriteAt(buf, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			done += n
+		}
+	}
+	b.StopTimer()
+	cancel()
+	time.Sleep(10 * time.Millisecond)
+}

@@ -136,17 +136,21 @@ func (c *conn) clunk(id uint32) error { return c.clunkWait(nil, id) }
 // request that may wait does not run on the connection's reading
 // goroutine.
 func (c *conn) lingers(id uint32) bool {
+	l, ok := c.handleOf(id).(fs.Lingerer)
+	return ok && l.Lingers()
+}
+
+// handleOf returns the open handle of fid id, nil if there is none.
+func (c *conn) handleOf(id uint32) fs.Handle {
 	c.mu.Lock()
 	f := c.fids[id]
 	c.mu.Unlock()
 	if f == nil {
-		return false
+		return nil
 	}
 	f.mu.Lock()
-	h := f.h
-	f.mu.Unlock()
-	l, ok := h.(fs.Lingerer)
-	return ok && l.Lingers()
+	defer f.mu.Unlock()
+	return f.h
 }
 
 // clunkWait is clunk for a Tclunk or Tremove, the client's close: the

@@ -523,7 +523,11 @@ func (c *conn) writeFid(r *request, f *fid, dc *dec) ([]byte, error) {
 	if dc.err != nil {
 		return nil, errBadMsg
 	}
-	if int(count) != len(data) {
+	have := len(data)
+	if r.run != nil {
+		have = r.run.n // the frame ends where the data begins
+	}
+	if int(count) != have {
 		return nil, errBadCount
 	}
 	h, err := openHandle(f, true)
@@ -536,10 +540,27 @@ func (c *conn) writeFid(r *request, f *fid, dc *dec) ([]byte, error) {
 	if r.try && !tryable(h) {
 		return nil, errWouldBlock
 	}
-	data = data[r.woff:]
-	n, err := h.Write(&r.ctx, data, int64(off)+int64(r.woff))
+	var n int
+	sp, _ := h.(fs.Splicer)
+	switch {
+	case r.run != nil && sp != nil && sp.Splices():
+		// The send queue takes the pages themselves.
+		pagedWrites.Add(1)
+		n, err = sp.WritePages(&r.ctx, r.run.pages, r.woff, int(count)-r.woff)
+	case r.run != nil:
+		// A large write to a file that takes no pages: in one piece.
+		if r.buf == nil {
+			r.buf = getFrame(int(count)) // back to the pool with the request
+			r.run.copyOut(0, *r.buf)
+		}
+		data = *r.buf
+		fallthrough
+	default:
+		n, err = h.Write(&r.ctx, data[r.woff:], int64(off)+int64(r.woff))
+	}
+	left := int(count) - r.woff
 	r.woff += n
-	if r.try && n < len(data) && (err == nil || errors.Is(err, syscall.EINTR)) {
+	if r.try && n < left && (err == nil || errors.Is(err, syscall.EINTR)) {
 		return nil, errWouldBlock // the rest goes to a worker
 	}
 	if err != nil && (r.woff == 0 || !errors.Is(err, syscall.EINTR)) {

@@ -220,6 +220,9 @@ type request struct {
 	// woff counts the bytes of a Twrite queued so far.
 	try  bool
 	woff int
+	// run holds a large Twrite's data (readLoop), in place of the
+	// frame's tail.
+	run *pageRun
 	// rv writes a spliced Rread (readSpliced); made on a request's first
 	// one and recycled with it.
 	rv *rreadVec
@@ -314,6 +317,10 @@ func (r *request) free() {
 	r.try, r.woff = false, 0
 	if r.rv != nil {
 		r.rv.c, r.rv.r = nil, nil
+	}
+	if r.run != nil {
+		r.run.free()
+		r.run = nil
 	}
 	reqPool.Put(r)
 }
@@ -453,7 +460,9 @@ func (c *conn) handshake() error {
 // into the frame, as bufio.Reader does for reads of at least its size.
 func (c *conn) readLoop() error {
 	br := bufio.NewReaderSize(c.nc, 8<<10)
+	rr := newRunReader(br, c.nc)
 	var sz [4]byte
+	var head [twriteHeadLen]byte // a message's start, while its type is not known
 	for {
 		if _, err := io.ReadFull(br, sz[:]); err != nil {
 			return err
@@ -466,14 +475,62 @@ func (c *conn) readLoop() error {
 			c.log.Info("9p: bad message size; closing", "size", size, "msize", msize)
 			return errors.New("9p: bad message size")
 		}
+		got := 4 // of the message, read so far
+		copy(head[:], sz[:])
+		if size >= twriteHeadLen+pagedWriteMin {
+			// Perhaps a large Twrite, whose data goes into pages.
+			if _, err := io.ReadFull(br, head[4:hdrLen]); err != nil {
+				return err
+			}
+			got = hdrLen
+			if head[4] == msgTwrite {
+				if _, err := io.ReadFull(br, head[hdrLen:]); err != nil {
+					return err
+				}
+				got = twriteHeadLen
+			}
+			if got == twriteHeadLen && c.takesPages(le.Uint32(head[hdrLen:])) {
+				run, err := rr.read(int(size) - twriteHeadLen)
+				if err != nil {
+					return err
+				}
+				fp := getFrame(twriteHeadLen)
+				copy(*fp, head[:])
+				c.dispatch(fp, run)
+				continue
+			}
+		}
 		fp := getFrame(int(size))
 		m := *fp
-		copy(m, sz[:])
-		if _, err := io.ReadFull(br, m[4:]); err != nil {
+		copy(m, head[:got])
+		if _, err := io.ReadFull(br, m[got:]); err != nil {
 			putFrame(fp)
 			return err
 		}
-		c.dispatch(fp)
+		c.dispatch(fp, nil)
+	}
+}
+
+// takesPages reports whether fid is open on a file whose writes take
+// pages (fs.Splicer: a TCP conversation's data), so that a large Twrite
+// to it is read into pages; the data of any other goes into its frame, as
+// it would otherwise be copied once more out of the pages. Only a hint:
+// a fid clunked or reopened meanwhile is served right either way
+// (writeFid copies a run for a file that takes no pages).
+func (c *conn) takesPages(id uint32) bool {
+	sp, ok := c.handleOf(id).(fs.Splicer)
+	return ok && sp.Splices()
+}
+
+// twriteHeadLen is a Twrite before its data: the header, fid[4],
+// offset[8] and count[4], in every dialect.
+const twriteHeadLen = hdrLen + 16
+
+// freeMsg gives back a message that did not become a request.
+func freeMsg(frame *[]byte, run *pageRun) {
+	putFrame(frame)
+	if run != nil {
+		run.free()
 	}
 }
 
@@ -487,8 +544,9 @@ func blocking(typ uint8) bool {
 	return false
 }
 
-// dispatch admits the message in frame as a request and runs it.
-func (c *conn) dispatch(frame *[]byte) {
+// dispatch admits the message in frame as a request and runs it; run, if
+// set, holds a Twrite's data (the frame then ends where the data begins).
+func (c *conn) dispatch(frame *[]byte, run *pageRun) {
 	m := *frame
 	typ, tag := m[4], le.Uint16(m[5:7])
 	body := m[hdrLen:]
@@ -501,11 +559,14 @@ func (c *conn) dispatch(frame *[]byte) {
 	d := c.dialect
 	c.mu.Unlock()
 	if d == dialectNone {
-		putFrame(frame)
+		freeMsg(frame, run)
 		c.writeError(nil, tag, dialect9P, errNoVersion)
 		return
 	}
 	need := int64(len(m))
+	if run != nil {
+		need += int64(run.n)
+	}
 	switch typ {
 	case msgTread, msgTreaddir:
 		var dc dec
@@ -525,12 +586,12 @@ func (c *conn) dispatch(frame *[]byte) {
 	}
 	if err != nil {
 		c.mu.Unlock()
-		putFrame(frame)
+		freeMsg(frame, run)
 		c.writeError(nil, tag, d, err)
 		return
 	}
 	r := newRequest(frame)
-	r.d, r.bytes = d, need
+	r.d, r.bytes, r.run = d, need, run
 	c.reqs[tag] = r
 	c.bytes += need
 	c.mu.Unlock()
