@@ -42,6 +42,11 @@ func FuzzServeConn(f *testing.F) {
 		f.Add(uint8(d), cat(twalk(2, 1, 2, "..", "tcp", "nonesuch"), twalk(3, 1, 1, "tcp"), newFrame(msgTstat, 4, 1, 0, 0, 0)))
 		f.Add(uint8(d), cat(tread(5, 1, 0, 1<<30), tflush(6, 5), tversion(8192, "9P2000.u")))
 		f.Add(uint8(d), cat(newFrame(msgTremove, 2, 1, 0, 0, 0), newFrame(msgTclunk, 3, 1, 0, 0, 0)))
+		// Messages of 64 KiB and more at msize 1 MiB: the reading loop
+		// looks at their type and, for a Twrite, its fid before it reads
+		// the rest (pages for a file that takes them).
+		big := newFrame(msgTclunk, 4, make([]byte, pagedWriteMin+100)...)
+		f.Add(uint8(d), cat(tversion(DefaultMsize, d.String()), rc.tattach(2, 1, 0), twrite(3, 1, make([]byte, pagedWriteMin+1)), big))
 	}
 	f.Add(uint8(dialectL), cat(newFrame(msgTgetattr, 2, 1, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 0), newFrame(msgTreaddir, 3, 1, 0, 0, 0)))
 	f.Add(uint8(dialect9P), []byte{0, 0, 0, 0, 0, 0, 0})

@@ -343,3 +343,24 @@ func TestPagedTwriteToFileWithoutPages(t *testing.T) {
 	}
 	r.free()
 }
+
+// TestPagedTwriteBadCount: a large Twrite to a file that takes pages whose
+// count field does not match the data it carries is refused in every
+// dialect, nothing of it reaches the peer, and the connection goes on.
+func TestPagedTwriteBadCount(t *testing.T) {
+	e := newEnv(t)
+	n, bdata := e.localPair(t, 7413)
+	for _, d := range dialects {
+		rc := dialMsize(t, e.addr, d, 0, DefaultMsize)
+		rc.walkOpen(t, 1, 2, "tcp", n, "data")
+		bad := twrite(6, 2, make([]byte, 2*pagedWriteMin))
+		le.PutUint32(bad[hdrLen+12:], 2*pagedWriteMin-1)
+		rc.send(t, bad)
+		rc.expectErr(t, 6, "write count does not match data", syscall.EINVAL)
+		rc.write(t, 2, d.String())
+	}
+	want := dialect9P.String() + dialectU.String() + dialectL.String()
+	if got := drainString(t, bdata, len(want)); got != want {
+		t.Fatalf("peer got %q, want %q", got, want)
+	}
+}
