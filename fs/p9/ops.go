@@ -398,7 +398,7 @@ func (c *conn) read(r *request, d dialect, f *fid, dc *dec) ([]byte, error) {
 	if r.try && !tryable(h) {
 		return nil, errWouldBlock
 	}
-	if sp, ok := h.(fs.Splicer); ok && sp.Splices() {
+	if sp, ok := h.(fs.Splicer); ok && sp.Splices() && c.rw != nil {
 		return c.readSpliced(r, sp, count)
 	}
 	if r.buf == nil {
@@ -416,32 +416,6 @@ func (c *conn) read(r *request, d dialect, f *fid, dc *dec) ([]byte, error) {
 	e.start(msgRread, r.tag)
 	e.u32(uint32(n))
 	e.b = buf[:hdrLen+4+n]
-	return e.finish(), nil
-}
-
-// readSpliced answers a Tread of a TCP conversation's data with one
-// writev of the Rread's header and the receive queue's own bytes (fs.Splicer's
-// ReadTo: netstack's RecvTo, tcp_read_sock's actor), so the kernel's copy
-// into the connection's socket is the only copy of the data between the
-// receive queue and the client; the reply is written by rreadVec.TakeRecv
-// with the socket still owned, and the data is consumed only once it is
-// written whole. It returns errAnswered when the reply went out (or was
-// dropped) there.
-func (c *conn) readSpliced(r *request, sp fs.Splicer, count uint32) ([]byte, error) {
-	v := r.spliceVec(c)
-	n, err := sp.ReadTo(&r.ctx, int(count), v.iov[:0], v)
-	switch {
-	case v.sent:
-		return nil, errAnswered
-	case r.try && n == 0 && errors.Is(err, syscall.EINTR):
-		return nil, errWouldBlock
-	case err != nil:
-		return nil, err
-	}
-	// The end of the stream: no slices, no writev; an empty Rread.
-	e := enc{b: r.small[:0]}
-	e.start(msgRread, r.tag)
-	e.u32(0)
 	return e.finish(), nil
 }
 

@@ -126,6 +126,7 @@ func ServeConn(ctx context.Context, nc net.Conn, root fs.Dir, opts Options) {
 		fids:  make(map[uint32]*fid),
 		reqs:  make(map[uint16]*request),
 		workq: make(chan *request),
+		rw:    newRawWriter(nc),
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	stop := context.AfterFunc(c.ctx, func() { nc.Close() })
@@ -170,6 +171,9 @@ type conn struct {
 	// and its own Rflush (also under wmu) goes after it.
 	wmu  sync.Mutex
 	werr error // the first write error; later replies are dropped
+	// rw writes spliced Rreads without waiting (nil: nc has no
+	// descriptor, and Rreads are copied).
+	rw *rawWriter
 
 	mu      sync.Mutex
 	dialect dialect
@@ -226,71 +230,6 @@ type request struct {
 	// rv writes a spliced Rread (readSpliced); made on a request's first
 	// one and recycled with it.
 	rv *rreadVec
-}
-
-// maxSpliceSlices bounds the receive queue slices of one spliced Rread:
-// IOV_MAX (1024) less the header's. At msize 1 MiB that is at least 1 KiB
-// per slice; a queue in smaller pieces gives a shorter Rread.
-const maxSpliceSlices = 1023
-
-// rreadVec is a request's RecvActor for a spliced Tread: TakeRecv writes
-// the Rread, its header and the receive queue's slices, in one writev.
-type rreadVec struct {
-	c    *conn
-	r    *request
-	hdr  [hdrLen + 4]byte
-	iov  [][]byte    // storage for RecvTo's slices
-	out  net.Buffers // the writev's vector: hdr, then the slices
-	wbuf net.Buffers // out as WriteTo consumes it (a field: no escape)
-	// sent: the reply was written, or dropped with its request: the
-	// request has been retired and has nothing left to send.
-	sent bool
-}
-
-// spliceVec returns r's rreadVec, ready for a Tread on c.
-func (r *request) spliceVec(c *conn) *rreadVec {
-	if r.rv == nil {
-		r.rv = &rreadVec{iov: make([][]byte, 0, maxSpliceSlices), out: make(net.Buffers, 0, maxSpliceSlices+1)}
-	}
-	v := r.rv
-	v.c, v.r, v.sent = c, r, false
-	return v
-}
-
-// TakeRecv writes r's Rread with the n bytes of data, all or none: under
-// wmu, as conn.write, with r retired first. A request dropped by a
-// Tversion, or a connection that can no longer be written, takes nothing,
-// so the data stays queued for the next read; a writev that fails part
-// way ends the connection, and its data is not consumed either (no client
-// received a whole Rread of it).
-func (v *rreadVec) TakeRecv(data [][]byte, n int) (int, error) {
-	c, r := v.c, v.r
-	e := enc{b: v.hdr[:0]}
-	e.start(msgRread, r.tag)
-	e.u32(uint32(n))
-	le.PutUint32(v.hdr[0:4], uint32(len(v.hdr)+n))
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.retire(r)
-	v.sent = true
-	if r.dropped || c.werr != nil {
-		return 0, nil
-	}
-	v.out = append(v.out[:0], v.hdr[:])
-	for _, d := range data {
-		if len(d) > 0 {
-			v.out = append(v.out, d)
-		}
-	}
-	v.wbuf = v.out
-	_, err := v.wbuf.WriteTo(c.nc)
-	clear(v.out) // no references to the queue's skbs past the call
-	if err != nil {
-		c.werr = err
-		c.cancel()
-		return 0, nil
-	}
-	return n, nil
 }
 
 var reqPool = sync.Pool{New: func() any { return new(request) }}

@@ -3,13 +3,13 @@ package p9
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	iofs "io/fs"
 	"log/slog"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -65,25 +65,12 @@ func TestSplicedRread(t *testing.T) {
 	}
 }
 
-// failConn is a server-side connection whose writes fail once fail is set.
-type failConn struct {
-	net.Conn
-	fail atomic.Bool
-}
-
-func (c *failConn) Write(p []byte) (int, error) {
-	if c.fail.Load() {
-		return 0, errors.New("injected write failure")
-	}
-	return c.Conn.Write(p)
-}
-
 // TestSplicedRreadUnwritableKeepsData: a spliced Rread that cannot be
 // written consumes nothing. The data stays in the conversation's receive
 // queue, and a reader of the same conversation gets it (when the reply
 // was a copy, the data was consumed and then lost with the reply). The
-// failing connection is a wrapper of the test's that fails every write;
-// a real connection cannot be made to fail a write on demand.
+// server's side of the 9P connection is shut for writing (CloseWrite)
+// before the Tread, so its writev fails with EPIPE.
 func TestSplicedRreadUnwritableKeepsData(t *testing.T) {
 	e := newEnv(t)
 	n, bdata := e.localPair(t, 7411)
@@ -92,7 +79,7 @@ func TestSplicedRreadUnwritableKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	var fc *failConn
+	srv := make(chan *net.TCPConn, 1)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -100,8 +87,8 @@ func TestSplicedRreadUnwritableKeepsData(t *testing.T) {
 		if err != nil {
 			return
 		}
-		fc = &failConn{Conn: nc}
-		ServeConn(context.Background(), fc, e.ta.Root(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		srv <- nc.(*net.TCPConn)
+		ServeConn(context.Background(), nc, e.ta.Root(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	}()
 	rc := dialMsize(t, ln.Addr().String(), dialectL, 0, 65536)
 	rc.walkOpen(t, 1, 2, "tcp", n, "data")
@@ -111,7 +98,7 @@ func TestSplicedRreadUnwritableKeepsData(t *testing.T) {
 	for adata.Poll(sfs.PollIn, nil)&sfs.PollIn == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	fc.fail.Store(true)
+	(<-srv).CloseWrite()
 	rc.send(t, tread(4, 2, 0, 8192))
 	select {
 	case <-served: // the failed write ended the connection
@@ -125,6 +112,148 @@ func TestSplicedRreadUnwritableKeepsData(t *testing.T) {
 	if err != nil || string(buf[:m]) != "precious" {
 		t.Fatalf("after the failed Rread the queue gave %q, %v; want all of %q kept", buf[:m], err, "precious")
 	}
+}
+
+// TestSplicedRreadSlowClient: a client that does not read its Rread does
+// not hold the conversation: the Rread's writev runs with the socket
+// owned, so what the 9P connection does not take at once is copied and
+// written after the socket is let go. Meanwhile another reader of the
+// same conversation reads what follows, and the client, once it reads,
+// gets its whole Rread: the bytes before the other reader's.
+func TestSplicedRreadSlowClient(t *testing.T) {
+	e := newEnv(t)
+	n, bdata := e.localPair(t, 7414)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		sc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		sc.(*net.TCPConn).SetWriteBuffer(4096) // a connection that fills at once
+		ServeConn(context.Background(), sc, e.ta.Root(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}()
+	// A small receive buffer, set before the handshake so that the
+	// window the client offers is small too.
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	nc, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	rc := &rawConn{nc: nc, d: dialectL}
+	rc.send(t, tversion(DefaultMsize, dialectL.String()))
+	rc.recv(t)
+	rc.send(t, rc.tattach(1, 1, 0))
+	rc.recv(t)
+	rc.walkOpen(t, 1, 2, "tcp", n, "data")
+	adata := local(t, e.ta, "tcp/"+n+"/data")
+	const size = 300_000
+	sent := make([]byte, size)
+	for i := range sent {
+		sent[i] = byte(i*11 + i>>9)
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for off := 0; off < size; {
+			m, err := bdata.Write(ctx, sent[off:], 0)
+			if err != nil {
+				return
+			}
+			off += m
+		}
+	}()
+	// Wait until more than the Tread will take is queued at A.
+	want := 60_000
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if qin(readFile(t, e.ta, "tcp/"+n+"/status")) > want+20_000 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	rests := restWrites.Load()
+	rc.send(t, tread(4, 2, 0, uint32(want)))
+	// Until the server has taken the Rread's data (its rest is waiting
+	// for the client) or a while has passed: a server that holds the
+	// conversation while it waits fails the read below.
+	for deadline := time.Now().Add(3 * time.Second); restWrites.Load() == rests && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	// The client does not read. Another reader of the conversation is
+	// served meanwhile, from the bytes after the Rread's.
+	other := make([]byte, 10_000)
+	read := make(chan int, 1)
+	start := time.Now()
+	go func() {
+		m, err := adata.Read(context.Background(), other, 0)
+		if err != nil {
+			m = -1
+		}
+		read <- m
+	}()
+	var m int
+	select {
+	case m = <-read:
+	case <-time.After(2 * time.Second):
+		// (The test's cleanup closes the client, which lets it go.)
+		t.Fatal("another reader of the conversation waited over 2 s for the slow client")
+	}
+	if m < 0 {
+		t.Fatal("the other reader's read failed")
+	}
+	t.Logf("the other reader waited %v", time.Since(start))
+	if restWrites.Load() == rests {
+		t.Fatal("the Rread went out whole at once: the test did not cover a client that does not read")
+	}
+	// The client reads now: its Rread holds the first want bytes.
+	r := rc.recv(t)
+	if count, _ := r.u32(0); r.typ() != msgRread || int(count) != want || !bytes.Equal(r[hdrLen+4:], sent[:want]) {
+		t.Fatalf("Rread type %d count %d; its data equal to the first %d bytes sent: %v", r.typ(), count, want, bytes.Equal(r[hdrLen+4:], sent[:want]))
+	}
+	if !bytes.Equal(other[:m], sent[want:want+m]) {
+		t.Fatalf("the other reader got %d bytes not those after the Rread's", m)
+	}
+}
+
+// readFile reads what a read-only file of tr says.
+func readFile(t testing.TB, tr *sfs.Tree, path string) string {
+	t.Helper()
+	var n sfs.Node = tr.Root()
+	for _, name := range strings.Split(path, "/") {
+		c, err := n.(sfs.Dir).Lookup(name)
+		if err != nil {
+			t.Fatalf("lookup %s: %v", path, err)
+		}
+		n = c
+	}
+	h, err := n.(sfs.File).Open(context.Background(), sfs.OpenReq{Flags: syscall.O_RDONLY})
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	defer h.Release()
+	buf := make([]byte, 4096)
+	m, _ := h.Read(context.Background(), buf, 0)
+	return string(buf[:m])
+}
+
+// qin returns the receive queue's byte count of a conversation's status
+// line ("... qin N ..."), 0 if there is none.
+func qin(status string) int {
+	f := strings.Fields(status)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "qin" {
+			n, _ := strconv.Atoi(f[i+1])
+			return n
+		}
+	}
+	return 0
 }
 
 // spliceDir is a one-file tree whose data splices (fs.Splicer) from a
