@@ -147,10 +147,18 @@ func readAll(t testing.TB, f p9.File) string {
 	}
 }
 
-// local opens a file of B's tree directly.
+// local opens a file of a tree directly, for reading and writing.
 func local(t testing.TB, tr *fs.Tree, path string) fs.Handle {
 	t.Helper()
-	var n fs.Node = tr.Root()
+	h := openPath(t, tr.Root(), path, syscall.O_RDWR)
+	t.Cleanup(h.Release)
+	return h
+}
+
+// openPath walks path from root and opens the file there with flags.
+func openPath(t testing.TB, root fs.Dir, path string, flags int) fs.Handle {
+	t.Helper()
+	var n fs.Node = root
 	for _, name := range strings.Split(path, "/") {
 		c, err := n.(fs.Dir).Lookup(name)
 		if err != nil {
@@ -158,11 +166,10 @@ func local(t testing.TB, tr *fs.Tree, path string) fs.Handle {
 		}
 		n = c
 	}
-	h, err := n.(fs.File).Open(context.Background(), fs.OpenReq{Flags: syscall.O_RDWR})
+	h, err := n.(fs.File).Open(context.Background(), fs.OpenReq{Flags: flags})
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}
-	t.Cleanup(h.Release)
 	return h
 }
 

@@ -14,19 +14,7 @@ import (
 
 func remoteOpen(t *testing.T, r *Remote, path string, flags int) fs.Handle {
 	t.Helper()
-	var n fs.Node = r.Root()
-	for _, name := range strings.Split(path, "/") {
-		c, err := n.(fs.Dir).Lookup(name)
-		if err != nil {
-			t.Fatalf("lookup %s: %v", path, err)
-		}
-		n = c
-	}
-	h, err := n.(fs.File).Open(context.Background(), fs.OpenReq{Flags: flags})
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	return h
+	return openPath(t, r.Root(), path, flags)
 }
 
 // TestRemoteCancelFlushes: cancelling the context of a blocked read on a

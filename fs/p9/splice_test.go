@@ -225,18 +225,7 @@ func TestSplicedRreadSlowClient(t *testing.T) {
 // readFile reads what a read-only file of tr says.
 func readFile(t testing.TB, tr *sfs.Tree, path string) string {
 	t.Helper()
-	var n sfs.Node = tr.Root()
-	for _, name := range strings.Split(path, "/") {
-		c, err := n.(sfs.Dir).Lookup(name)
-		if err != nil {
-			t.Fatalf("lookup %s: %v", path, err)
-		}
-		n = c
-	}
-	h, err := n.(sfs.File).Open(context.Background(), sfs.OpenReq{Flags: syscall.O_RDONLY})
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
+	h := openPath(t, tr.Root(), path, syscall.O_RDONLY)
 	defer h.Release()
 	buf := make([]byte, 4096)
 	m, _ := h.Read(context.Background(), buf, 0)
