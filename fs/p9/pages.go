@@ -6,8 +6,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -71,40 +69,11 @@ func readRun(r io.Reader, n int) (*pageRun, error) {
 // elsewhere (TLS) through the buffered reader, a page at a time.
 type runReader struct {
 	br  *bufio.Reader
-	raw syscall.RawConn // nil: no descriptor
-	// readv is the function raw.Read runs, made once (a closure per call
-	// would be an allocation per Twrite); iov, n and err are its
-	// argument and results.
-	readv func(fd uintptr) bool
-	iov   []unix.Iovec
-	n     int
-	err   error
+	raw *rawVec // nil: no descriptor
 }
 
 func newRunReader(br *bufio.Reader, nc net.Conn) *runReader {
-	rr := &runReader{br: br}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			rr.raw = raw
-		}
-	}
-	rr.readv = func(fd uintptr) bool {
-		for {
-			n, _, e := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rr.iov))), uintptr(len(rr.iov)))
-			switch e {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false // the runtime's poller waits for more
-			case 0:
-				rr.n, rr.err = int(n), nil
-			default:
-				rr.n, rr.err = 0, e
-			}
-			return true
-		}
-	}
-	return rr
+	return &runReader{br: br, raw: newRawVec(nc, true)}
 }
 
 // read reads n bytes into a new run.
@@ -132,20 +101,16 @@ func (rr *runReader) read(n int) (*pageRun, error) {
 			iov = append(iov, unix.Iovec{Base: &pg.Buf[o], Len: uint64(k)})
 			at += k
 		}
-		run.iov, rr.iov = iov, iov
-		err := rr.raw.Read(rr.readv)
-		rr.iov = nil
-		if err == nil {
-			err = rr.err
-		}
-		if err == nil && rr.n == 0 {
+		run.iov = iov
+		got, err := rr.raw.do(iov)
+		if err == nil && got == 0 {
 			err = io.ErrUnexpectedEOF
 		}
 		if err != nil {
 			run.free()
 			return nil, err
 		}
-		done += rr.n
+		done += got
 	}
 	return run, nil
 }

@@ -126,7 +126,7 @@ func ServeConn(ctx context.Context, nc net.Conn, root fs.Dir, opts Options) {
 		fids:  make(map[uint32]*fid),
 		reqs:  make(map[uint16]*request),
 		workq: make(chan *request),
-		rw:    newRawWriter(nc),
+		rw:    newRawVec(nc, false),
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	stop := context.AfterFunc(c.ctx, func() { nc.Close() })
@@ -173,7 +173,7 @@ type conn struct {
 	werr error // the first write error; later replies are dropped
 	// rw writes spliced Rreads without waiting (nil: nc has no
 	// descriptor, and Rreads are copied).
-	rw *rawWriter
+	rw *rawVec
 
 	mu      sync.Mutex
 	dialect dialect

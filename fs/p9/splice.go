@@ -2,10 +2,8 @@ package p9
 
 import (
 	"errors"
-	"net"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -20,7 +18,7 @@ import (
 // only copy of the data between the queue and the client. The data is
 // consumed only once its Rread is on its way whole. It returns
 // errAnswered when the reply went out (or was dropped) there. Only for a
-// connection with a descriptor (rawWriter); others copy (conn.read).
+// connection with a descriptor (conn.rw); others copy (conn.read).
 func (c *conn) readSpliced(r *request, sp fs.Splicer, count uint32) ([]byte, error) {
 	v := r.spliceVec(c)
 	n, err := sp.ReadTo(&r.ctx, int(count), v.iov[:0], v)
@@ -75,7 +73,7 @@ func (r *request) spliceVec(c *conn) *rreadVec {
 // conn.write, with r retired first. It runs with the conversation's
 // socket owned (segments that arrive meanwhile wait in its backlog), so it
 // must not wait for the client: the writev is tried without waiting
-// (rawWriter), and what the connection's socket does not take at once is
+// (conn.rw), and what the connection's socket does not take at once is
 // copied out (rest) and written by finish after the socket is released,
 // wmu held until then, as the Rread is part way onto the wire. All n bytes
 // are consumed then; none if nothing could be sent: a request dropped by
@@ -100,7 +98,7 @@ func (v *rreadVec) TakeRecv(data [][]byte, n int) (int, error) {
 			wv = append(wv, unix.Iovec{Base: &d[0], Len: uint64(len(d))})
 		}
 	}
-	wrote, err := c.rw.tryWritev(wv)
+	wrote, err := c.rw.do(wv)
 	clear(wv) // no references to the queue's skbs past the call
 	if err != nil {
 		c.werr = err
@@ -154,60 +152,4 @@ func copyFrom(p []byte, off int, hdr []byte, data [][]byte) {
 		done += copy(p[done:], d[off:])
 		off = 0
 	}
-}
-
-// rawWriter writes to a connection's descriptor without waiting: one
-// writev(2) of as much as the socket takes now (the descriptor is
-// non-blocking, as Go keeps every network descriptor).
-type rawWriter struct {
-	raw syscall.RawConn
-	// writev is the function raw.Write runs, made once (a closure per
-	// call would be an allocation per Rread); iov, n and err are its
-	// argument and results.
-	writev func(fd uintptr) bool
-	iov    []unix.Iovec
-	n      int
-	err    error
-}
-
-// newRawWriter returns nc's rawWriter, or nil if nc has no descriptor
-// (TLS).
-func newRawWriter(nc net.Conn) *rawWriter {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	w := &rawWriter{raw: raw}
-	w.writev = func(fd uintptr) bool {
-		for {
-			n, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(w.iov))), uintptr(len(w.iov)))
-			switch e {
-			case unix.EINTR:
-				continue
-			case 0:
-				w.n, w.err = int(n), nil
-			case unix.EAGAIN:
-				w.n, w.err = 0, nil // the socket is full: nothing now
-			default:
-				w.n, w.err = 0, e
-			}
-			return true // never wait here
-		}
-	}
-	return w
-}
-
-// tryWritev writes what the socket takes of iov now and returns how much.
-func (w *rawWriter) tryWritev(iov []unix.Iovec) (int, error) {
-	w.iov = iov
-	err := w.raw.Write(w.writev)
-	w.iov = nil
-	if err == nil {
-		err = w.err
-	}
-	return w.n, err
 }

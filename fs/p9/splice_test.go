@@ -65,6 +65,29 @@ func TestSplicedRread(t *testing.T) {
 	}
 }
 
+// serveOneConn serves root over the first connection to a new loopback
+// listener, handing the server's side of it to prep before it is served;
+// it returns the address and a channel closed when ServeConn returns.
+func serveOneConn(t testing.TB, root sfs.Dir, prep func(*net.TCPConn)) (string, <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		prep(nc.(*net.TCPConn))
+		ServeConn(context.Background(), nc, root, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}()
+	return ln.Addr().String(), served
+}
+
 // TestSplicedRreadUnwritableKeepsData: a spliced Rread that cannot be
 // written consumes nothing. The data stays in the conversation's receive
 // queue, and a reader of the same conversation gets it (when the reply
@@ -74,23 +97,9 @@ func TestSplicedRread(t *testing.T) {
 func TestSplicedRreadUnwritableKeepsData(t *testing.T) {
 	e := newEnv(t)
 	n, bdata := e.localPair(t, 7411)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	srv := make(chan *net.TCPConn, 1)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		srv <- nc.(*net.TCPConn)
-		ServeConn(context.Background(), nc, e.ta.Root(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	}()
-	rc := dialMsize(t, ln.Addr().String(), dialectL, 0, 65536)
+	addr, served := serveOneConn(t, e.ta.Root(), func(sc *net.TCPConn) { srv <- sc })
+	rc := dialMsize(t, addr, dialectL, 0, 65536)
 	rc.walkOpen(t, 1, 2, "tcp", n, "data")
 	adata := local(t, e.ta, "tcp/"+n+"/data") // the same conversation's data, read here
 	write(t, bdata, "precious")
@@ -123,25 +132,15 @@ func TestSplicedRreadUnwritableKeepsData(t *testing.T) {
 func TestSplicedRreadSlowClient(t *testing.T) {
 	e := newEnv(t)
 	n, bdata := e.localPair(t, 7414)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		sc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		sc.(*net.TCPConn).SetWriteBuffer(4096) // a connection that fills at once
-		ServeConn(context.Background(), sc, e.ta.Root(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	}()
+	addr, _ := serveOneConn(t, e.ta.Root(), func(sc *net.TCPConn) {
+		sc.SetWriteBuffer(4096) // a connection that fills at once
+	})
 	// A small receive buffer, set before the handshake so that the
 	// window the client offers is small too.
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
 	}}
-	nc, err := d.Dial("tcp", ln.Addr().String())
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
