@@ -42,7 +42,8 @@
 // writer is dropped and counted in rx_frame_errors (ipifc/N/stats).
 //
 // Transmit: one writev(2) per packet, straight from the skb's head and page
-// fragments (a TUN write is one packet), from any number of goroutines,
+// fragments (a TUN write is one packet), from any number of goroutines at
+// once,
 // behind a virtio_net_hdr that asks the kernel to complete the checksum of
 // a skb.ChecksumPartial packet (the device advertises
 // link.FeatureHWCsum, Linux's NETIF_F_HW_CSUM). With offloads in force,

@@ -12,7 +12,7 @@ import (
 // txState holds one packet's iovecs for writev(2): the virtio_net_hdr (on
 // a device with IFF_VNET_HDR), the skb's linear part and its page
 // fragments, written as one packet without linearising. write is bound
-// once as a method value so RawWrite does not allocate.
+// once as method values so Control and RawWrite do not allocate.
 type txState struct {
 	hdr   [vnetHdrLen]byte
 	iov   []unix.Iovec
@@ -21,17 +21,40 @@ type txState struct {
 	n     int
 	errno unix.Errno
 	write func(fd uintptr) bool
+	try   func(fd uintptr)
 }
 
 var txPool = sync.Pool{New: func() any {
 	t := &txState{iov: make([]unix.Iovec, 2+skb.MaxFrags)}
 	t.write = t.writev
+	t.try = t.tryWritev
 	return t
 }}
 
-// writev is the RawWrite callback. A TUN write never blocks for long (the
-// kernel queues the packet on its backlog or drops it); EAGAIN asks the
-// netpoller to wait anyway.
+// tryWritev is the Control callback: one writev(2), EAGAIN included in
+// t.errno. Control holds a reference on the descriptor (so Stop's close
+// waits for it) but not poll.FD's write lock, so goroutines transmitting
+// on different sockets write at the same time. That matters because a TUN
+// write is not just a copy: tun_get_user hands the packet to
+// netif_receive_skb in the writer's context, so the kernel's whole input
+// path (IP, TCP, checksum verification without offloads) runs inside the
+// writev. Under the write lock, four streams' senders took turns through
+// one CPU. The kernel side needs no such lock: tun_chr_write_iter takes
+// none for a TUN without IFF_NAPI.
+func (t *txState) tryWritev(fd uintptr) {
+	for {
+		n, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.iov[0])), uintptr(t.niov))
+		if e == unix.EINTR {
+			continue
+		}
+		t.n, t.errno = int(n), e
+		return
+	}
+}
+
+// writev is the RawWrite callback, the slow path after tryWritev met
+// EAGAIN (the TUN socket's sk_sndbuf full, which TUNSETSNDBUF can make
+// happen): it asks the netpoller to wait for writability.
 func (t *txState) writev(fd uintptr) bool {
 	for {
 		n, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.iov[0])), uintptr(t.niov))
@@ -121,9 +144,9 @@ func (t *txState) hdrLen() int {
 // without offloads, and packets sent after Stop are dropped (TxDropped);
 // failed writes count as TxErrors.
 //
-// Safe for concurrent use from any number of goroutines: writes on the
-// descriptor are serialised by its write lock in Go's poll.FD, and each is
-// a copy into the kernel that does not block. It never calls the Receiver,
+// Safe for concurrent use from any number of goroutines, which write at the
+// same time (see tryWritev); each write is a copy into the kernel that does
+// not block. It never calls the Receiver,
 // so callers may hold socket locks. Xmit before Open is allowed (the
 // interface is up from New).
 func (d *Device) Xmit(batch []*skb.SKB) {
@@ -164,7 +187,11 @@ func (d *Device) xmitOne(t *txState, b *skb.SKB) {
 	}
 	offloaded := t.load(b, d.vnetHdr)
 	t.errno = 0
-	err := d.raw.Write(t.write)
+	err := d.raw.Control(t.try)
+	if err == nil && t.errno == unix.EAGAIN {
+		t.errno = 0
+		err = d.raw.Write(t.write)
+	}
 	switch {
 	case err != nil && d.stopped.Load():
 		// Raced with Stop: RawWrite fails with poll's "use of closed
