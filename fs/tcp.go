@@ -176,8 +176,11 @@ func (c *tcpConv) Status() string {
 		i.SndWnd, i.RcvWnd, i.RcvSsthresh, i.WindowClamp, i.SndMSS, i.TotalRetrans,
 		i.BytesAcked, i.BytesReceived, i.Congestion)
 	// tcpi_ca_state and tcpi_min_rtt (ss -i's minrtt, here in
-	// microseconds like srtt).
-	s += fmt.Sprintf(" ca_state %s min_rtt %d", netstack.CAStateName(i.CAState), us(i.MinRTT))
+	// microseconds like srtt); tcpi_rcv_rtt and tcpi_rcv_space, the
+	// receiver's RTT estimate and what DRS last saw copied in one
+	// (ss -i's rcv_rtt and rcv_space).
+	s += fmt.Sprintf(" ca_state %s min_rtt %d rcv_rtt %d rcv_space %d",
+		netstack.CAStateName(i.CAState), us(i.MinRTT), us(i.RcvRTT), i.RcvSpace)
 	if i.PMTU != 0 {
 		s += fmt.Sprintf(" pmtu %d", i.PMTU)
 	}

@@ -174,6 +174,7 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 	if flags&tcpAck == 0 {
 		return false
 	}
+	wasEstablished := tp.state == TCPEstablished
 	switch tp.ack(b, th, opts) {
 	case -1:
 		tp.dropReason(b) // tcp_ack's TOO_OLD_ACK / ACK_UNSENT_DATA
@@ -206,6 +207,11 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 			tp.destroyIfOrphan()
 			return false
 		}
+	}
+	if wasEstablished && tp.state == TCPEstablished {
+		// tcp_rcv_established's step 5, after tcp_ack (its fast path
+		// does the same for data); tcp_rcv_state_process has none.
+		tp.rcvRttMeasureTS(b)
 	}
 	keep := false
 	switch tp.state {
@@ -932,11 +938,7 @@ func (tp *TCPSock) inQuickack() bool { return tp.ackQuick > 0 && !tp.ackPingpong
 func (tp *TCPSock) eventDataRecv(b *skb.SKB, truesize int) {
 	tp.ackPending |= icskAckSched
 	tp.measureRcvMss(b, truesize)
-	if tp.tstampOK {
-		tp.rcvRttMeasureTS(b)
-	} else {
-		tp.rcvRttMeasure()
-	}
+	tp.rcvRttMeasure()
 	now := tp.now()
 	if tp.ato == 0 {
 		tp.incrQuickack(tcpMaxQuickacks)

@@ -536,8 +536,11 @@ func (tp *TCPSock) rcvRttUpdate(sample uint32, winDep bool) {
 	tp.rcvRttUs = max(newSample, 1)
 }
 
-// rcvRttMeasure times one window's worth of data when there are no
-// timestamps. Mirrors tcp_rcv_rtt_measure.
+// rcvRttMeasure times one window's worth of data: from the moment rcv_nxt
+// was some point to the moment it passed that point plus the window. Linux
+// runs it for all data (tcp_event_data_recv), timestamps or not: with
+// millisecond timestamps it is the only source of sub-millisecond samples
+// (see rcvRttMeasureTS). Mirrors tcp_rcv_rtt_measure.
 func (tp *TCPSock) rcvRttMeasure() {
 	if tp.rcvRttTime == 0 {
 		goto newMeasure
@@ -545,32 +548,30 @@ func (tp *TCPSock) rcvRttMeasure() {
 	if seqLT(tp.rcvNxt, tp.rcvRttSeq) {
 		return
 	}
-	if d := (tp.now() - tp.rcvRttTime) / int64(time.Microsecond); d > 0 {
-		tp.rcvRttUpdate(uint32(d), true)
-	}
+	tp.rcvRttUpdate(uint32(max((tp.now()-tp.rcvRttTime)/int64(time.Microsecond), 1)), true)
 newMeasure:
 	tp.rcvRttSeq = tp.rcvNxt + tp.rcvWnd
 	tp.rcvRttTime = tp.now()
 }
 
-// rcvRttMeasureTS takes an RTT sample from a timestamp echo. Mirrors
+// rcvRttMeasureTS takes an RTT sample from the TSecr of a segment at
+// least rcv_mss long, once per echoed value. A delta of 0 ms gives no
+// sample: since Linux 6.16 (d59fc95be9d0, "tcp: remove zero TCP TS samples
+// for autotuning") tcp_rtt_tsopt_us is called with min_delta 0 here, because
+// counting it as 1 ms (as before) made a sub-millisecond path look 1 ms
+// long to DRS. The window-based rcvRttMeasure covers those paths. Mirrors
 // tcp_rcv_rtt_measure_ts.
 func (tp *TCPSock) rcvRttMeasureTS(b *skb.SKB) {
-	if !tp.sawTstamp || tp.rcvTsecr == 0 {
+	if !tp.sawTstamp || tp.rcvTsecr == tp.rcvRttLastTsecr {
 		return
 	}
+	tp.rcvRttLastTsecr = tp.rcvTsecr
 	if b.Len() < tp.rcvMss {
 		return
 	}
-	delta := int32(tp.tsNow() - tp.rcvTsecr)
-	if delta < 0 {
-		return
+	if delta := int32(tp.tsNow() - tp.rcvTsecr); delta > 0 {
+		tp.rcvRttUpdate(uint32(delta)*1000, false)
 	}
-	us := uint32(delta) * 1000
-	if us == 0 {
-		us = 1
-	}
-	tp.rcvRttUpdate(us, false)
 }
 
 // rcvSpaceAdjust is receive-buffer autotuning, run after the user copied

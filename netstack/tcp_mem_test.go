@@ -662,3 +662,29 @@ func TestEstablishedRcvSsthreshFirstData(t *testing.T) {
 		}
 	}
 }
+
+// A path shorter than the timestamp clock's millisecond: every TSecr
+// echoes the current tick, and since Linux 6.16 such zero deltas are no
+// RTT sample for DRS (tcp_rcv_rtt_measure_ts); the window-based samples of
+// tcp_rcv_rtt_measure, taken with timestamps on too, give the receiver its
+// RTT. Counting a zero delta as 1 us, as sockfs did, made DRS re-measure
+// on every read and kept rcvbuf near one read's worth; as 1 ms (Linux
+// before 6.16) it would overstate the path.
+func TestTCPRcvRttSubMillisecondPath(t *testing.T) {
+	const oneWay = 100 * time.Microsecond
+	n := newTestNet(t, impair.Config{Delay: oneWay}, impair.Config{Delay: oneWay}, 41)
+	cli, srv := tcpPair(t, n, 80)
+	if !srv.tstampOK {
+		t.Fatal("timestamps not negotiated")
+	}
+	start := srv.Mem().Rcvbuf()
+	transfer(t, n, cli, srv, 8<<20, 41, 60*time.Second)
+	i := srv.Info()
+	t.Logf("rcv_rtt %v, rcvbuf %d -> %d, rcv_space %d", i.RcvRTT, start, srv.Mem().Rcvbuf(), i.RcvSpace)
+	if i.RcvRTT < 2*oneWay || i.RcvRTT >= time.Millisecond {
+		t.Errorf("rcv_rtt %v, want the path's round trip (at least %v, under 1ms)", i.RcvRTT, 2*oneWay)
+	}
+	if end := srv.Mem().Rcvbuf(); end < 4*start {
+		t.Errorf("rcvbuf %d -> %d: DRS did not follow the path", start, end)
+	}
+}

@@ -166,12 +166,12 @@ func TestTCPSimLoss(t *testing.T) {
 
 func TestTCPSimReorder(t *testing.T) {
 	simImpaired(t, impair.Config{Reorder: 0.02, Delay: 5 * time.Millisecond}, simSize(2), 22,
-		simLimit{360 * time.Millisecond, 0}, simLimit{6100 * time.Millisecond, 0})
+		simLimit{460 * time.Millisecond, 0}, simLimit{9100 * time.Millisecond, 0})
 }
 
 func TestTCPSimDuplicate(t *testing.T) {
 	simImpaired(t, impair.Config{Duplicate: 0.01, Delay: 2 * time.Millisecond}, simSize(2), 23,
-		simLimit{120 * time.Millisecond, 0}, simLimit{2200 * time.Millisecond, 0})
+		simLimit{100 * time.Millisecond, 0}, simLimit{1450 * time.Millisecond, 0})
 }
 
 func TestTCPSimCorrupt(t *testing.T) {
@@ -182,7 +182,7 @@ func TestTCPSimCorrupt(t *testing.T) {
 func TestTCPSimAll(t *testing.T) {
 	simImpaired(t, impair.Config{Loss: 0.05, Reorder: 0.02, Duplicate: 0.01, Corrupt: 0.005,
 		Delay: 5 * time.Millisecond, Jitter: time.Millisecond}, simSize(4), 25,
-		simLimit{3100 * time.Millisecond, 2}, simLimit{5*time.Minute + 50*time.Second, 140})
+		simLimit{2000 * time.Millisecond, 2}, simLimit{7*time.Minute + 30*time.Second, 245})
 }
 
 // bulkPump moves size bytes from cli to srv in a drive loop: each step

@@ -471,6 +471,9 @@ type TCPSock struct {
 	rcvRttUs   uint32 // <<3
 	rcvRttSeq  uint32
 	rcvRttTime int64
+	// rcvRttLastTsecr is the last TSecr an RTT sample was considered
+	// for (tcp_sock.rcv_rtt_last_tsecr): one sample per echoed value.
+	rcvRttLastTsecr uint32
 
 	// Timestamps (rx_opt).
 	tsOffset      uint32

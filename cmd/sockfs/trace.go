@@ -37,7 +37,7 @@ var traceCounters = []string{
 // the same columns.
 var tcpStatusFields = []string{"qin", "qout", "srtt", "rttvar", "rto", "cwnd", "ssthresh",
 	"snd_wnd", "rcv_wnd", "rcv_ssthresh", "window_clamp", "mss", "retrans",
-	"bytes_acked", "bytes_received", "congestion", "ca_state", "min_rtt", "pmtu",
+	"bytes_acked", "bytes_received", "congestion", "ca_state", "min_rtt", "rcv_rtt", "rcv_space", "pmtu",
 	"pacing_rate", "delivery_rate",
 	"bbr_mode", "bbr_bw", "bbr_mrtt", "bbr_pacing_gain", "bbr_cwnd_gain"}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -246,7 +247,8 @@ func (s *kernelSock) info() (tcpSample, error) {
 		return tcpSample{}, err
 	}
 	return tcpSample{skmem: m, qin: qin, qout: qout, rcvWnd: int(ti.Rcv_wnd),
-		rcvSsthresh: int(ti.Rcv_ssthresh), cwnd: int(ti.Snd_cwnd)}, nil
+		rcvSsthresh: int(ti.Rcv_ssthresh), cwnd: int(ti.Snd_cwnd),
+		rcvRtt: int(ti.Rcv_rtt), rcvSpace: int(ti.Rcv_space)}, nil
 }
 
 // drain reads every queued datagram and returns how many there were.
@@ -272,6 +274,21 @@ func (s *kernelSock) write(p []byte) (int, error) {
 		err = errWouldBlock
 	}
 	return n, err
+}
+
+func (s *kernelSock) read(p []byte) (int, error) { return readResult(unix.Read(s.fd, p)) }
+
+// readResult maps a non-blocking read(2)'s result to tcpSock.read's.
+func readResult(n int, err error) (int, error) {
+	switch {
+	case err == unix.EAGAIN:
+		return 0, errWouldBlock
+	case err != nil:
+		return 0, err
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 var errWouldBlock = errors.New("would block")

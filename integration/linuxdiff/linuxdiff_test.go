@@ -58,6 +58,7 @@ type skmem struct{ r, rb, t, tb, f, w, bl, d int }
 type tcpSample struct {
 	skmem
 	qin, qout, rcvWnd, rcvSsthresh, cwnd int
+	rcvRtt, rcvSpace                     int // tcpi_rcv_rtt (us), tcpi_rcv_space
 }
 
 // sut is the system under test at 198.18.0.2: the kernel or sockfs.
@@ -92,6 +93,7 @@ type tcpListener interface {
 type tcpSock interface {
 	info() (tcpSample, error)
 	write(p []byte) (int, error) // non-blocking: errWouldBlock when full
+	read(p []byte) (int, error)  // non-blocking: errWouldBlock when empty, io.EOF at the end
 	Close() error
 }
 
@@ -176,6 +178,7 @@ func TestLinuxDiff(t *testing.T) {
 		{"sender", 3, blockedSender},
 		{"impair", 3, impairedReceiver},
 		{"smallrmem", 3, smallRmem},
+		{"autotune", 3, receiveAutotune},
 	}
 	complete := 0
 	for _, sc := range scenarios {

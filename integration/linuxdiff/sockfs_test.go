@@ -265,7 +265,7 @@ func (c *conv) info() (tcpSample, error) {
 		v[f[i]], _ = strconv.Atoi(f[i+1])
 	}
 	return tcpSample{skmem: m, qin: v["qin"], qout: v["qout"], rcvWnd: v["rcv_wnd"],
-		rcvSsthresh: v["rcv_ssthresh"], cwnd: v["cwnd"]}, nil
+		rcvSsthresh: v["rcv_ssthresh"], cwnd: v["cwnd"], rcvRtt: v["rcv_rtt"], rcvSpace: v["rcv_space"]}, nil
 }
 
 func (c *conv) drain() (int, error) {
@@ -298,6 +298,14 @@ func (c *conv) write(p []byte) (int, error) {
 		err = errWouldBlock
 	}
 	return n, err
+}
+
+func (c *conv) read(p []byte) (int, error) {
+	fd, err := c.dataFd()
+	if err != nil {
+		return 0, err
+	}
+	return readResult(sysRead(fd, p))
 }
 
 // accept opens listen, which becomes the ctl of the next call; O_NONBLOCK
