@@ -17,8 +17,8 @@ import (
 // tick; Linux 6.16 and later take no RTT sample from a 0 ms delta
 // (tcp_rcv_rtt_measure_ts), so the estimate comes from the window-based
 // samples of tcp_rcv_rtt_measure and is the path's tens to hundreds of
-// microseconds. sockfs used to count such a delta as 1 us: its rcv_rtt was
-// 1, DRS (tcp_rcv_space_adjust) measured "one RTT" of copying on every
+// microseconds (or the relay's milliseconds). sockfs used to count such a
+// delta as 1 us: its rcv_rtt was 1, DRS (tcp_rcv_space_adjust) measured "one RTT" of copying on every
 // read, and rcvbuf stayed near what one read takes.
 func receiveAutotune(t *testing.T, sides [2]sut, rs *rowSet) {
 	var got [2]tcpSample
@@ -40,17 +40,17 @@ func receiveAutotune(t *testing.T, sides [2]sut, rs *rowSet) {
 		}
 	}
 	k, s := got[0], got[1]
+	// The two paths differ (the kernel's crosses the test's relay, which
+	// under -race adds milliseconds), so the row compares what the
+	// estimate is made of: a measured path, or 0 ms deltas counted as 1 us.
 	band := func(us int) string {
-		switch {
-		case us < 10:
+		if us < 10 {
 			return "under 10 us"
-		case us < 2000:
-			return "10 us to 2 ms"
 		}
-		return "2 ms or more"
+		return "10 us or more"
 	}
 	rs.judge("bulk receive: rcv_rtt (us) after 64 MiB", fmt.Sprintf("%d (%s)", k.rcvRtt, band(k.rcvRtt)),
-		fmt.Sprintf("%d (%s)", s.rcvRtt, band(s.rcvRtt)), band(k.rcvRtt) == band(s.rcvRtt), "same band")
+		fmt.Sprintf("%d (%s)", s.rcvRtt, band(s.rcvRtt)), band(k.rcvRtt) == band(s.rcvRtt), "same side of 10 us")
 	grown := func(rb, rmem1 int) string {
 		if rb >= 4*rmem1 {
 			return "at least 4x tcp_rmem[1]"
