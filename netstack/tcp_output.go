@@ -69,10 +69,17 @@ func (tp *TCPSock) tcpOptionsSize() int {
 		n += tcpOlenTstampAl
 	}
 	if k := tp.sackBlocksToSend(); k > 0 {
-		n += 4 + 8*k
+		n += tcpOlenSackBase + tcpOlenSackPerblock*k
 	}
 	return n
 }
+
+// TCPOLEN_SACK_BASE_ALIGNED and TCPOLEN_SACK_PERBLOCK: the SACK option's
+// kind and length behind two NOPs, and each block's two sequence numbers.
+const (
+	tcpOlenSackBase     = 4
+	tcpOlenSackPerblock = 8
+)
 
 // transmitSkb builds the TCP header of b (data at the payload) and hands it
 // to IP. With cloneIt the original stays on the retransmit queue and a clone
@@ -297,8 +304,11 @@ func (tp *TCPSock) packetsInFlight() uint32 {
 }
 
 // sendMss is the current segment size; a path MTU that changed since the
-// MSS was computed (learned lower, or expired) recomputes it. Mirrors
-// tcp_current_mss.
+// MSS was computed (learned lower, or expired) recomputes it. mss_cache
+// assumes the header every segment carries (the timestamp option, if
+// negotiated: tcp_header_len); SACK blocks waiting to go out make the next
+// segments' header longer, and their payload shorter by as much, so that
+// header and payload still fit the MTU. Mirrors tcp_current_mss.
 func (tp *TCPSock) sendMss() int {
 	if tp.pmtuCookie != 0 {
 		if mtu := tp.pathMTU(); mtu != tp.pmtuCookie {
@@ -308,6 +318,9 @@ func (tp *TCPSock) sendMss() int {
 	mss := tp.mssCache
 	if mss <= 0 {
 		mss = tcpMssDefault
+	}
+	if k := tp.sackBlocksToSend(); k > 0 {
+		mss -= tcpOlenSackBase + tcpOlenSackPerblock*k
 	}
 	return mss
 }
