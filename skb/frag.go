@@ -15,7 +15,20 @@ type Page struct {
 	refs atomic.Int32
 }
 
-var pagePool = objCache[Page]{max: cacheMax(PageFragSize)}
+// pageCacheLimit bounds the bytes of free pages kept for reuse. It is
+// larger than the other caches' cacheLimit because pages hold the payload
+// of receive queues, and one queue may hold up to tcp_rmem[2] (32 MiB):
+// with pages bounded at 16 MiB, a bulk receiver whose queue swings between
+// empty and full (DRS grows its rcvbuf to tcp_rmem[2] over a fast path, as
+// Linux's does) gave back more pages at each drain than the cache kept and
+// allocated them again at the next fill: make bench's MTU 65000
+// kernel->peer rows went from 0.001-0.008 to 0.011-0.022 allocations per
+// wire packet (one wire packet is about 64 KiB there) when DRS began to
+// work on that path, and came back to 0.006-0.008 with this bound. Linux's freed pages go back to the page allocator for
+// anyone; here they stay with the process, up to this bound.
+const pageCacheLimit = 64 << 20
+
+var pagePool = objCache[Page]{max: pageCacheLimit / PageFragSize}
 
 // NewPage returns a page with one reference. Mirrors alloc_pages for the
 // page-fragment cache.
