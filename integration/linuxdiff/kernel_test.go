@@ -148,6 +148,15 @@ func (k *kernelSUT) impairIn(d time.Duration) error {
 	return nil
 }
 
+func (k *kernelSUT) impairInLoss(loss float64) error {
+	if loss == 0 {
+		k.relay.in.Store(nil)
+	} else {
+		k.relay.in.Store(&lossReorder{loss: loss, rnd: rand.New(rand.NewPCG(17, 1))})
+	}
+	return nil
+}
+
 func (k *kernelSUT) impairOut(loss, reorder float64) error {
 	if loss == 0 && reorder == 0 {
 		k.relay.out.Store(nil)

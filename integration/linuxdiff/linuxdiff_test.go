@@ -76,6 +76,9 @@ type sut interface {
 	// impairOut loses and reorders (held behind the next) what the system
 	// sends to the peer, with these probabilities; 0, 0 turns it off.
 	impairOut(loss, reorder float64) error
+	// impairInLoss loses what the peer sends the system with probability
+	// loss (0 turns it off).
+	impairInLoss(loss float64) error
 	sysctl(path, val string) (old string, err error)
 }
 

@@ -167,6 +167,7 @@ type relay struct {
 	delay atomic.Int64 // ns, a to b
 	wg    sync.WaitGroup
 	out   atomic.Pointer[lossReorder] // b to a: what the system under test sends
+	in    atomic.Pointer[lossReorder] // a to b: losses only, before the delay line
 }
 
 type delayed struct {
@@ -182,6 +183,9 @@ func newRelay(t testing.TB, a, b *os.File) *relay {
 		defer r.wg.Done()
 		defer close(line)
 		r.copy(a, func(p []byte) {
+			if lr := r.in.Load(); lr != nil && lr.pick() == lrLose {
+				return
+			}
 			line <- delayed{time.Now().Add(time.Duration(r.delay.Load())), append([]byte(nil), p...)}
 		})
 	}()

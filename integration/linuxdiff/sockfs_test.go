@@ -386,6 +386,14 @@ func (s *sockfsSUT) impairIn(d time.Duration) error {
 	return writeFile(filepath.Join(s.ipifc, "impair"), line+"\n")
 }
 
+func (s *sockfsSUT) impairInLoss(loss float64) error {
+	line := "in off"
+	if loss > 0 {
+		line = fmt.Sprintf("in loss %g%%", 100*loss)
+	}
+	return writeFile(filepath.Join(s.ipifc, "impair"), line+"\n")
+}
+
 func (s *sockfsSUT) impairOut(loss, reorder float64) error {
 	line := "out off"
 	if loss > 0 || reorder > 0 {
