@@ -56,17 +56,12 @@ func (t *txState) tryWritev(fd uintptr) {
 // EAGAIN (the TUN socket's sk_sndbuf full, which TUNSETSNDBUF can make
 // happen): it asks the netpoller to wait for writability.
 func (t *txState) writev(fd uintptr) bool {
-	for {
-		n, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.iov[0])), uintptr(t.niov))
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		t.n, t.errno = int(n), e
-		return true
+	t.tryWritev(fd)
+	if t.errno == unix.EAGAIN {
+		t.errno = 0
+		return false
 	}
+	return true
 }
 
 // load points t's iovecs at b's data, behind a virtio_net_hdr if vnet. A
