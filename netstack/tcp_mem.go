@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"math"
 	"math/bits"
 	"time"
 
@@ -561,15 +562,20 @@ newMeasure:
 // counting it as 1 ms (as before) made a sub-millisecond path look 1 ms
 // long to DRS. The window-based rcvRttMeasure covers those paths. Mirrors
 // tcp_rcv_rtt_measure_ts.
+//
+// A TSecr of 0 is no echo at all (the peer had nothing to echo); Linux
+// 6.18 no longer tests for it here, and sockfs keeps the older guard
+// rather than take a sample from it. A delta of INT_MAX/1000 ms or more
+// is no sample either, as in tcp_rtt_tsopt_us.
 func (tp *TCPSock) rcvRttMeasureTS(b *skb.SKB) {
-	if !tp.sawTstamp || tp.rcvTsecr == tp.rcvRttLastTsecr {
+	if !tp.sawTstamp || tp.rcvTsecr == 0 || tp.rcvTsecr == tp.rcvRttLastTsecr {
 		return
 	}
 	tp.rcvRttLastTsecr = tp.rcvTsecr
 	if b.Len() < tp.rcvMss {
 		return
 	}
-	if delta := int32(tp.tsNow() - tp.rcvTsecr); delta > 0 {
+	if delta := int32(tp.tsNow() - tp.rcvTsecr); delta > 0 && delta < math.MaxInt32/1000 {
 		tp.rcvRttUpdate(uint32(delta)*1000, false)
 	}
 }
