@@ -52,7 +52,7 @@ func TestTraceBBRFields(t *testing.T) {
 		dur: 600 * time.Millisecond, counters: traceCounters}
 	rows, col := traceRows(t, cfg)
 	for _, want := range []string{"congestion", "ca_state", "min_rtt", "pacing_rate", "delivery_rate", "ssthresh",
-		"bbr_mode", "bbr_bw", "bbr_mrtt", "bbr_pacing_gain", "bbr_cwnd_gain", "bytes_acked"} {
+		"bbr_mode", "bbr_bw", "bbr_mrtt", "bbr_pacing_gain", "bbr_cwnd_gain", "bytes_acked", "rcv_rtt", "rcv_space"} {
 		if _, ok := col[want]; !ok {
 			t.Fatalf("no column %q in %q", want, rows[0])
 		}
@@ -80,6 +80,14 @@ func TestTraceBBRFields(t *testing.T) {
 	}
 	if v, err := strconv.ParseInt(get("min_rtt"), 10, 64); err != nil || v <= 0 {
 		t.Errorf("min_rtt %q", get("min_rtt"))
+	}
+	// A sender has received no data: no receive RTT yet, and rcv_space
+	// still what tcp_init_buffer_space set (status's rcv_rtt, rcv_space).
+	if v, err := strconv.ParseInt(get("rcv_rtt"), 10, 64); err != nil || v != 0 {
+		t.Errorf("rcv_rtt %q on a connection that received nothing", get("rcv_rtt"))
+	}
+	if v, err := strconv.ParseInt(get("rcv_space"), 10, 64); err != nil || v <= 0 {
+		t.Errorf("rcv_space %q", get("rcv_space"))
 	}
 	if v, err := strconv.ParseInt(get("bytes_acked"), 10, 64); err != nil || v < 1<<20 {
 		t.Errorf("bytes_acked %q after 0.6 s of sending", get("bytes_acked"))
