@@ -30,7 +30,7 @@ vet:
 # rots, and the soak's simulated transfers (seconds of wall time: the clock
 # is simulated; their bounds had gone stale unnoticed while only `make
 # soak` ran them).
-ALLOCTESTS ?= Allocs|AllocatesNothing|BuildSuperPacket|GSOLoadHeader
+ALLOCTESTS ?= Allocs|AllocatesNothing|BuildSuperPacket|GSOLoadHeader|CacheShrinker
 test: deps vet
 	$(GO) test -race -count=1 -timeout 14m $(PKGS)
 	$(GO) test -count=1 -timeout 5m -run '$(ALLOCTESTS)' $(PKGS)

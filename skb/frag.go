@@ -24,8 +24,10 @@ type Page struct {
 // allocated them again at the next fill: make bench's MTU 65000
 // kernel->peer rows went from 0.001-0.008 to 0.011-0.022 allocations per
 // wire packet (one wire packet is about 64 KiB there) when DRS began to
-// work on that path, and came back to 0.006-0.008 with this bound. Linux's freed pages go back to the page allocator for
-// anyone; here they stay with the process, up to this bound.
+// work on that path, and came back to 0.006-0.008 with this bound. Linux's
+// freed pages go back to the page allocator for anyone; here they stay with
+// the process, up to this bound, until the shrinker finds them idle for a
+// ShrinkInterval (ShrinkCaches).
 const pageCacheLimit = 64 << 20
 
 var pagePool = objCache[Page]{max: pageCacheLimit / PageFragSize}

@@ -13,8 +13,19 @@ func TestPageCacheRefillOfFullQueueAllocatesNothing(t *testing.T) {
 		t.Skip("debug builds (-race, skbdebug) poison freed pages instead of pooling them")
 	}
 	const rmemMax = 32 << 20 // tcp_rmem[2]'s default
-	pages := make([]*Page, rmemMax/PageFragSize)
-	fill := func() {
+	fill := queueFill(rmemMax)
+	drainCaches()
+	fill()
+	if a := testing.AllocsPerRun(3, fill); a != 0 {
+		t.Fatalf("%v allocations per refill of a %d MiB queue's pages, want 0", a, rmemMax>>20)
+	}
+}
+
+// queueFill returns a function that takes the pages of a receive queue of
+// size bytes and gives them all back, as a reader draining it does.
+func queueFill(size int) func() {
+	pages := make([]*Page, size/PageFragSize)
+	return func() {
 		for i := range pages {
 			pages[i] = NewPage()
 		}
@@ -22,10 +33,5 @@ func TestPageCacheRefillOfFullQueueAllocatesNothing(t *testing.T) {
 			p.Put()
 			pages[i] = nil
 		}
-	}
-	drainCaches()
-	fill()
-	if a := testing.AllocsPerRun(3, fill); a != 0 {
-		t.Fatalf("%v allocations per refill of a %d MiB queue's pages, want 0", a, rmemMax>>20)
 	}
 }
