@@ -764,8 +764,13 @@ func (tp *TCPSock) cleanupRbuf(copied int) {
 		return
 	}
 	timeToAck := false
-	if tp.ackPending&icskAckSched != 0 && tp.rcvNxt-tp.rcvWup > uint32(tp.rcvMss) {
-		timeToAck = true
+	if p := tp.ackPending; p&icskAckSched != 0 {
+		// The once-per-two-segments ACK not sent on input; or this read
+		// emptied the receive queue that held pushed data, and the
+		// connection is not interactive (or two small pushes came).
+		timeToAck = tp.rcvNxt-tp.rcvWup > uint32(tp.rcvMss) ||
+			(copied > 0 && (p&icskAckPushed2 != 0 || (p&icskAckPushed != 0 && !tp.ackPingpong)) &&
+				tp.sk.RmemAlloc() == 0)
 	}
 	if copied > 0 && !timeToAck && tp.sk.ShutdownState()&memctl.RcvShutdown == 0 {
 		now := tp.receiveWindow()

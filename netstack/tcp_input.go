@@ -147,8 +147,15 @@ func (s *Stack) tcpRcvEstab(b *skb.SKB, th header.TCP, opts *header.TCPOptions, 
 }
 
 // rcv processes a segment for a socket that is not listening. Caller owns
-// the socket or holds its spinlock with the socket not owned. It returns true if it kept b. Mirrors tcp_rcv_state_process (and
-// tcp_rcv_established's slow path, which is the only path here).
+// the socket or holds its spinlock with the socket not owned. It returns
+// true if it kept b. Mirrors tcp_rcv_state_process and tcp_rcv_established.
+//
+// Deviation: tcp_rcv_established's fast path is not a separate path here.
+// Every segment takes the slow path's steps, which for a segment the fast
+// path would take come to the same result; what the fast path changes is
+// kept: its verdict (fastPathVerdict), taken first, as Linux takes it,
+// decides the counters (TCPHPHits, TCPHPAcks) and lets predicted data skip
+// the receive-memory admission.
 func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
 	flags := cbGetFlags(b)
 	tp.rcvTstamp = tp.now()
@@ -168,6 +175,7 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 		tp.dropReason(b) // SKB_DROP_REASON_TCP_FLAGS, before tcp_validate_incoming
 		return false
 	}
+	fast := tp.state == TCPEstablished && tp.fastPathVerdict(b, th, opts)
 	if !tp.validateIncoming(b, th, opts) {
 		return false
 	}
@@ -175,7 +183,7 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 		return false
 	}
 	wasEstablished := tp.state == TCPEstablished
-	switch tp.ack(b, th, opts) {
+	switch tp.ack(b, th, opts, fast) {
 	case -1:
 		tp.dropReason(b) // tcp_ack's TOO_OLD_ACK / ACK_UNSENT_DATA
 		return false
@@ -224,7 +232,7 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 			tp.tcpReset()
 			return false
 		}
-		keep = tp.dataQueue(b)
+		keep = tp.dataQueue(b, fast)
 	case TCPCloseWait, TCPClosing, TCPLastAck:
 		// The peer already sent FIN, so nothing can start at or after
 		// rcv_nxt. An older segment (a retransmitted FIN whose ACK was
@@ -243,7 +251,7 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 			tp.tcpReset()
 			return false
 		}
-		keep = tp.dataQueue(b)
+		keep = tp.dataQueue(b, false)
 	}
 	if tp.state != TCPClose {
 		tp.dataSndCheck()
@@ -524,10 +532,11 @@ func (tp *TCPSock) mayUpdateWindow(ack, ackSeq, nwin uint32) bool {
 	return seqGT(ack, tp.sndUna) || seqGT(ackSeq, tp.sndWl1) || (ackSeq == tp.sndWl1 && (nwin > tp.sndWnd || nwin == 0))
 }
 
-// ack processes the ACK field. Returns 1 when processing continues, 0 for
-// an old ACK (the data is still processed), -1 to drop the segment and -2
-// for an unacceptable ACK in SYN_RECV. Mirrors tcp_ack.
-func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
+// ack processes the ACK field. fast says the segment took the fast path
+// (no FLAG_SLOWPATH). Returns 1 when processing continues, 0 for an old
+// ACK (the data is still processed), -1 to drop the segment and -2 for an
+// unacceptable ACK in SYN_RECV. Mirrors tcp_ack.
+func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions, fast bool) int {
 	ack := cbGetAckSeq(b)
 	seq := cbGetSeq(b)
 	priorUna := tp.sndUna
@@ -548,18 +557,25 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions) int {
 		return 0
 	}
 	tp.probesOut = 0 // something answered: keepalive and window probes start over
-	// tcp_ack: header prediction's ACKs that advance snd_una count as
-	// TCPHPAcks, other ACKs without data as TCPPureAcks.
-	if seqGT(ack, priorUna) && tp.headerPredicted(b, th) {
+	// tcp_ack: ACKs that advance snd_una on the fast path (pure, or on
+	// predicted data) count as TCPHPAcks, other ACKs without data as
+	// TCPPureAcks.
+	if seqGT(ack, priorUna) && fast {
 		tp.stack.mib.Inc(memctl.TcpExtTCPHPAcks)
 	} else if seq == cbGetEndSeq(b) {
 		tp.stack.mib.Inc(memctl.TcpExtTCPPureAcks)
 	}
 	nwin := uint32(th.Window()) << tp.sndWscale
 	oldWnd := tp.sndWnd
-	if tp.mayUpdateWindow(ack, seq, nwin) {
-		tp.sndWnd = nwin
+	if tp.mayUpdateWindow(ack, seq, nwin) { // tcp_ack_update_window
 		tp.sndWl1 = seq
+		if nwin != tp.sndWnd {
+			tp.sndWnd = nwin
+			// "The only place where fast path is recovered for
+			// sending TCP": predict the new window.
+			tp.predOn = false
+			tp.fastPathCheck()
+		}
 		if nwin > tp.maxWindow {
 			tp.maxWindow = nwin
 		}
@@ -732,6 +748,7 @@ func (tp *TCPSock) synRecvEstablished(b *skb.SKB, nwin uint32) {
 	tp.sndWl1 = cbGetSeq(b)
 	tp.maxWindow = max(tp.maxWindow, nwin)
 	tp.initTransfer()
+	tp.fastPathOn()
 	if p := tp.parent; p != nil {
 		p.sk.Wq.Wake()
 	}
@@ -789,6 +806,14 @@ func (tp *TCPSock) rcvSynSent(b *skb.SKB, th header.TCP, opts *header.TCPOptions
 		tp.ecnRcvSynack(flags)
 		tp.setState(TCPEstablished)
 		tp.initTransfer()
+		// tcp_finish_connect: the SYN-ACK's window is unscaled, so with
+		// window scaling header prediction waits for the first window
+		// update (ack's fastPathCheck).
+		if tp.sndWscale == 0 {
+			tp.fastPathOn()
+		} else {
+			tp.predOn = false
+		}
 		tp.enterQuickack()
 		tp.sendAck()
 		tp.pushPendingFrames(tp.nonagle())
@@ -1057,8 +1082,9 @@ func (tp *TCPSock) sackCompressSendAck() {
 // dataQueue queues the data of a segment: in order into the receive queue
 // (then pulling what became in order from the out-of-order queue), out of
 // order into the sorted out-of-order queue, with the memory admission of
-// tcp_try_rmem_schedule. Returns true if b was kept. Mirrors tcp_data_queue.
-func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
+// tcp_try_rmem_schedule. fast is rcv's fastPathVerdict. Returns true if b
+// was kept. Mirrors tcp_data_queue (and the fast path's tcp_queue_rcv).
+func (tp *TCPSock) dataQueue(b *skb.SKB, fast bool) bool {
 	seq, end := cbGetSeq(b), cbGetEndSeq(b)
 	flags := cbGetFlags(b)
 	mib := tp.stack.mib
@@ -1076,10 +1102,14 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 			tp.ackPending |= icskAckSched | icskAckNow
 			return false
 		}
-		if tp.fastPath(b) {
+		if fast && b.Len() > 0 {
 			// Header prediction: queued with no rcvbuf check, charged from
 			// forward_alloc (tcp_rcv_established's fast path).
 			mib.Inc(memctl.TcpExtTCPHPHits)
+			// Linux queues predicted data before tcp_ack, which may
+			// reclaim forward_alloc below what the verdict saw; here
+			// ack ran first, so charge what it gave back.
+			tp.sk.ForcedMemSchedule(b.Truesize())
 		} else if !tp.tryRmemSchedule(b, b.Truesize()) {
 			tp.ackPending |= icskAckNoMem | icskAckNow | icskAckSched
 			tp.sk.Wq.Wake()
@@ -1115,6 +1145,7 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 		if tp.numSacks > 0 {
 			tp.sackRemove()
 		}
+		tp.fastPathCheck()
 		tp.dataReady() // tcp_data_ready
 		return keep
 	}
@@ -1138,36 +1169,51 @@ func (tp *TCPSock) dataQueue(b *skb.SKB) bool {
 	return tp.dataQueueOfo(b)
 }
 
-// fastPath reports whether Linux would take b through the header-prediction
-// fast path, which skips receive-memory admission: pred_flags were on (no
-// out-of-order data, a non-zero window offered, rmem_alloc < rcvbuf when it
-// was last checked, approximated by now), the segment is the next in-order
-// one with only ACK (and PSH) set and an unchanged window, and its truesize
-// fits in forward_alloc. Mirrors tcp_fast_path_check + the checks at the top
-// of tcp_rcv_established.
-func (tp *TCPSock) fastPath(b *skb.SKB) bool {
-	th := header.TCP(b.Head()[b.TransportHeader:])
-	return tp.state == TCPEstablished && tp.ofo.Empty() && tp.rcvWnd != 0 &&
-		tp.sk.RmemAlloc() < tp.sk.Rcvbuf() && cbGetSeq(b) == tp.rcvNxt &&
-		cbGetFlags(b)&^tcpPsh == tcpAck && uint32(th.Window())<<tp.sndWscale == tp.sndWnd &&
-		b.Truesize() <= tp.sk.ForwardAlloc() && b.Len() > 0
+// fastPathVerdict reports whether tcp_rcv_established would take b
+// through its fast path, decided as Linux decides it, before anything of
+// the segment is processed: the header is predicted (headerPredicted), its
+// timestamp is not older than ts_recent (else PAWS is checked on the slow
+// path), and data fits in what forward_alloc holds (a larger skb goes to
+// step 5, the slow path, with its admission against rcvbuf). Mirrors the
+// tests at the top of tcp_rcv_established.
+func (tp *TCPSock) fastPathVerdict(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
+	if !tp.headerPredicted(b, th) {
+		return false
+	}
+	if tp.tstampOK && (!opts.HasTimestamp || int32(opts.TSVal-tp.tsRecent) < 0) {
+		return false
+	}
+	return b.Len() == 0 || b.Truesize() <= tp.sk.ForwardAlloc()
 }
 
 // headerPredicted reports whether Linux's header prediction takes b:
-// pred_flags are on (tcp_fast_path_check: no out-of-order data, an open
-// window, rmem_alloc below rcvbuf), the header is the expected length
-// (timestamps only), only ACK (and PSH) is set, the window field is
-// unchanged, the segment is the next in order and acknowledges nothing
-// unsent. Mirrors the test at the top of tcp_rcv_established.
+// pred_flags are on, the header is the expected length (timestamps only),
+// only ACK (and PSH) is set, the window field is the one predicted, the
+// segment is the next in order and acknowledges nothing unsent. Mirrors
+// the test at the top of tcp_rcv_established.
 func (tp *TCPSock) headerPredicted(b *skb.SKB, th header.TCP) bool {
 	hlen := header.TCPMinSize
 	if tp.tstampOK {
 		hlen += tcpOlenTstampAl
 	}
-	return tp.state == TCPEstablished && tp.ofo.Empty() && tp.rcvWnd != 0 &&
-		tp.sk.RmemAlloc() < tp.sk.Rcvbuf() && th.DataOffset() == hlen &&
-		cbGetFlags(b)&^tcpPsh == tcpAck && uint32(th.Window()) == tp.sndWnd>>tp.sndWscale &&
+	return tp.predOn && th.DataOffset() == hlen &&
+		cbGetFlags(b)&^tcpPsh == tcpAck && uint32(th.Window()) == tp.predWnd>>tp.sndWscale &&
 		cbGetSeq(b) == tp.rcvNxt && !seqGT(cbGetAckSeq(b), tp.sndNxt)
+}
+
+// fastPathOn turns header prediction on for the current send window.
+// Mirrors __tcp_fast_path_on (tcp_fast_path_on passes snd_wnd).
+func (tp *TCPSock) fastPathOn() {
+	tp.predOn, tp.predWnd = true, tp.sndWnd
+}
+
+// fastPathCheck turns header prediction on when nothing calls for the slow
+// path: no out-of-order data, a window offered, receive memory below
+// rcvbuf, no urgent data. Mirrors tcp_fast_path_check.
+func (tp *TCPSock) fastPathCheck() {
+	if tp.ofo.Empty() && tp.rcvWnd != 0 && tp.sk.RmemAlloc() < tp.sk.Rcvbuf() && !tp.urgData {
+		tp.fastPathOn()
+	}
 }
 
 // ofoQueue moves the segments that became in order to the receive queue.
@@ -1208,6 +1254,7 @@ func (tp *TCPSock) dataQueueOfo(b *skb.SKB) bool {
 		tp.dropReason(b)
 		return false
 	}
+	tp.predOn = false // disable header prediction
 	tp.ackPending |= icskAckSched
 	seq, end := cbGetSeq(b), cbGetEndSeq(b)
 	// The SACK blocks (tcp_data_queue_ofo's add_sack, which reads only the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"sockfs/memctl"
+	"sockfs/netstack/header"
 	"sockfs/skb"
 )
 
@@ -100,8 +101,13 @@ func (tp *TCPSock) initBufferSpace() {
 // measureRcvMss tracks the peer's segment size and the skb len/truesize
 // ratio (truesize: b's as it arrived). A super-packet (a TUN's offload)
 // counts by its gso_size, the sender's segment size, while the ratio uses
-// its whole length. Mirrors tcp_measure_rcv_mss.
+// its whole length. It also marks pushed data for tcp_cleanup_rbuf: a
+// full-sized segment with PSH (likely the end of a write), or any segment
+// below rcv_mss that is not the size of the last one (a second one marks
+// ICSK_ACK_PUSHED2). Mirrors tcp_measure_rcv_mss.
 func (tp *TCPSock) measureRcvMss(b *skb.SKB, truesize int) {
+	lss := tp.lastSegSize
+	tp.lastSegSize = 0
 	l := b.Len()
 	if gs := int(b.Shared().GSOSize); gs != 0 {
 		l = gs
@@ -118,7 +124,28 @@ func (tp *TCPSock) measureRcvMss(b *skb.SKB, truesize int) {
 			}
 		}
 		tp.rcvMss = min(l, tp.advmss)
+		if cbGetFlags(b)&tcpPsh != 0 {
+			tp.ackPending |= icskAckPushed
+		}
+		return
 	}
+	// Below rcv_mss: count the header in, then take out the invariant
+	// one, so that SACK blocks (variable) do not hide a steady size.
+	l += header.TCP(b.Head()[b.TransportHeader:]).DataOffset()
+	const tcpRemnant = tcpFin | tcpSyn | tcpPsh | uint8(header.TCPFlagUrg)
+	if l >= tcpMssDefault+header.TCPMinSize ||
+		(l >= tcpMinMss+header.TCPMinSize && cbGetFlags(b)&tcpRemnant == 0) {
+		l -= tp.tcpHeaderLen()
+		tp.lastSegSize = l
+		if l == lss {
+			tp.rcvMss = l
+			return
+		}
+	}
+	if tp.ackPending&icskAckPushed != 0 {
+		tp.ackPending |= icskAckPushed2
+	}
+	tp.ackPending |= icskAckPushed
 }
 
 // setWindowClamp sets window_clamp to v (at least SOCK_MIN_RCVBUF/2) and
@@ -488,7 +515,7 @@ func (tp *TCPSock) selectWindow() uint16 {
 	var newWin uint32
 	if tp.ackPending&icskAckNoMem != 0 {
 		tp.ackPending &^= icskAckNoMem
-		newWin = 0
+		newWin = 0 // and pred_flags cleared below
 	} else {
 		cur := tp.receiveWindow()
 		newWin = tp.selectWindowRaw()
@@ -509,6 +536,7 @@ func (tp *TCPSock) selectWindow() uint16 {
 	}
 	newWin >>= tp.rcvWscale
 	if newWin == 0 {
+		tp.predOn = false // a zero window disables the fast path
 		if old != 0 {
 			mib.Inc(memctl.TcpExtTCPToZeroWindowAdv)
 		}

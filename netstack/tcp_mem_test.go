@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"strings"
@@ -409,11 +410,15 @@ func TestTCPPruneCollapse(t *testing.T) {
 		n.run(3 * time.Millisecond)
 	}
 	n.run(time.Second)
-	// Shrink rcvbuf under what is queued: the next segment cannot be
-	// ingested, so the queue is pruned (collapsed) and, still over, the
-	// segment dropped (RcvPruned, TCPRcvQDrop).
+	// Shrink rcvbuf under what is queued: a segment that takes the slow
+	// path cannot be ingested, so the queue is pruned (collapsed) and,
+	// still over, the segment dropped (RcvPruned, TCPRcvQDrop). Header
+	// prediction is still on (SO_RCVBUF does not turn it off, in Linux
+	// either), so a small segment that fits in forward_alloc would be
+	// queued by the fast path without the rcvbuf check: send more than
+	// forward_alloc can hold.
 	srv.SetRcvbuf(2304)
-	msg := []byte("after-shrink")
+	msg := bytes.Repeat([]byte("after-shrink"), 400)
 	cli.Send(ctx, msg)
 	want = append(want, msg...)
 	n.run(time.Second)

@@ -113,11 +113,12 @@ const (
 
 // icsk_ack.pending bits (inet_connection_sock.h).
 const (
-	icskAckSched  = 1 // ICSK_ACK_SCHED
-	icskAckTimer  = 2 // ICSK_ACK_TIMER
-	icskAckPushed = 4 // ICSK_ACK_PUSHED
-	icskAckNow    = 8 // ICSK_ACK_NOW
-	icskAckNoMem  = 32
+	icskAckSched   = 1  // ICSK_ACK_SCHED
+	icskAckTimer   = 2  // ICSK_ACK_TIMER
+	icskAckPushed  = 4  // ICSK_ACK_PUSHED
+	icskAckPushed2 = 8  // ICSK_ACK_PUSHED2
+	icskAckNow     = 16 // ICSK_ACK_NOW
+	icskAckNoMem   = 32 // ICSK_ACK_NOMEM
 )
 
 // Congestion-avoidance states (tcp_ca_state).
@@ -455,10 +456,17 @@ type TCPSock struct {
 	windowClamp   uint32
 	scalingRatio  uint8
 	rcvMss        int       // icsk_ack.rcv_mss
+	lastSegSize   int       // icsk_ack.last_seg_size
 	rcvq          skb.Queue // in-order data
 	ofo           skb.Queue // out-of-order, sorted by seq
 	finSeen       bool
 	urgData       bool
+	// predOn and predWnd are tp->pred_flags: header prediction is on,
+	// for segments offering the window predWnd (snd_wnd when it was
+	// turned on). Set and cleared where Linux sets and clears them
+	// (fastPathOn, fastPathCheck), not recomputed per segment.
+	predOn        bool
+	predWnd       uint32
 	selectiveAcks [tcpMaxSackBlocks]header.SACKBlock
 	numSacks      int
 	dsack         bool
