@@ -45,6 +45,7 @@ type Sysctls struct {
 	tcpPacingSsRatio, tcpPacingCaRatio, tcpMinRttWlen      *Sysctl
 	// Receiving and rate limits.
 	tcpCompSackNr, tcpInvalidRatelimit, tcpChallengeAckLimit *Sysctl
+	tcpPingpongThresh                                        *Sysctl
 	// TIME_WAIT and orphans.
 	tcpTwReuse, tcpMaxTwBuckets, tcpMaxOrphans, tcpRfc1337 *Sysctl
 	tcpTwReuseDelay                                        *Sysctl
@@ -201,6 +202,7 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.tcpMinRttWlen = mk("ipv4/tcp_min_rtt_wlen", kindInt, lim(i64(0), i64(86400)), "window of the min_rtt filter, seconds (tcp_update_rtt_min)", 300)
 	// Receiving and rate limits
 	s.tcpCompSackNr = mk("ipv4/tcp_comp_sack_nr", kindU8, none, "duplicate ACKs merged at most; 0: none (__tcp_ack_snd_check)", 44)
+	s.tcpPingpongThresh = mk("ipv4/tcp_pingpong_thresh", kindU8, lim(i64(1), nil), "answers sent within ato of receiving before ACKs are delayed as interactive (inet_csk_in_pingpong_mode)", 1)
 	s.tcpInvalidRatelimit = mk("ipv4/tcp_invalid_ratelimit", kindMsJiffies, none, "least time between ACKs to invalid segments (tcp_oow_rate_limited)", 500)
 	s.tcpChallengeAckLimit = mk("ipv4/tcp_challenge_ack_limit", kindInt, none, "challenge ACKs per second; INT_MAX: no limit (tcp_send_challenge_ack)", 1<<31-1)
 	// TIME_WAIT and orphans
@@ -609,6 +611,9 @@ func (s *Sysctls) TCPMinRttWlen() time.Duration {
 
 // TCPCompSackNr is net.ipv4.tcp_comp_sack_nr.
 func (s *Sysctls) TCPCompSackNr() int { return int(s.tcpCompSackNr.first()) }
+
+// TCPPingpongThresh is net.ipv4.tcp_pingpong_thresh.
+func (s *Sysctls) TCPPingpongThresh() int { return int(s.tcpPingpongThresh.first()) }
 
 // TCPInvalidRatelimit is net.ipv4.tcp_invalid_ratelimit.
 func (s *Sysctls) TCPInvalidRatelimit() time.Duration {

@@ -769,7 +769,7 @@ func (tp *TCPSock) cleanupRbuf(copied int) {
 		// emptied the receive queue that held pushed data, and the
 		// connection is not interactive (or two small pushes came).
 		timeToAck = tp.rcvNxt-tp.rcvWup > uint32(tp.rcvMss) ||
-			(copied > 0 && (p&icskAckPushed2 != 0 || (p&icskAckPushed != 0 && !tp.ackPingpong)) &&
+			(copied > 0 && (p&icskAckPushed2 != 0 || (p&icskAckPushed != 0 && !tp.inPingpong())) &&
 				tp.sk.RmemAlloc() == 0)
 	}
 	if copied > 0 && !timeToAck && tp.sk.ShutdownState()&memctl.RcvShutdown == 0 {
@@ -1326,10 +1326,10 @@ func (tp *TCPSock) SetQuickAck(on bool) {
 	tp.lockSock()
 	defer tp.releaseSock()
 	if !on {
-		tp.ackPingpong = true
+		tp.enterPingpong()
 		return
 	}
-	tp.ackPingpong = false
+	tp.ackPingpong = 0 // inet_csk_exit_pingpong_mode
 	if (tp.state == TCPEstablished || tp.state == TCPCloseWait) && tp.ackPending&icskAckSched != 0 {
 		tp.ackPending |= icskAckPushed
 		tp.sendAck() // tcp_cleanup_rbuf(sk, 1) finds the ACK due

@@ -261,7 +261,8 @@ func TestEstablishedDelackDeferred(t *testing.T) {
 	seq := c.peerIS + 1
 	// Leave quick-ack mode so that data is acked by the timer.
 	tp.lockSock()
-	tp.ackQuick, tp.ackPingpong = 0, true
+	tp.ackQuick = 0
+	tp.enterPingpong()
 	tp.releaseSock()
 	c.send(seg{seq: seq, ack: c.iss + 1, flags: fAck, payload: "x"})
 	c.expectNone()

@@ -356,7 +356,8 @@ func TestEstablishedDCTCPCEStateMachine(t *testing.T) {
 	c.clk.Advance(time.Second)
 	c.takeAll()
 	tp.lockSock()
-	tp.ackQuick, tp.ackPingpong = 0, true
+	tp.ackQuick = 0
+	tp.enterPingpong()
 	tp.releaseSock()
 	send(tosECT0) // delayed: nothing yet
 	c.expectNone()

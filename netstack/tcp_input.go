@@ -938,7 +938,7 @@ func (tp *TCPSock) enterQuickack() { tp.enterQuickackMode(tcpMaxQuickacks) }
 // enterQuickackMode mirrors tcp_enter_quickack_mode.
 func (tp *TCPSock) enterQuickackMode(maxq int) {
 	tp.incrQuickack(maxq)
-	tp.ackPingpong = false
+	tp.ackPingpong = 0 // inet_csk_exit_pingpong_mode
 	tp.ato = tcpAtoMin
 }
 
@@ -954,7 +954,18 @@ func (tp *TCPSock) incrQuickack(maxq int) {
 	}
 }
 
-func (tp *TCPSock) inQuickack() bool { return tp.ackQuick > 0 && !tp.ackPingpong }
+func (tp *TCPSock) inQuickack() bool { return tp.ackQuick > 0 && !tp.inPingpong() }
+
+// inPingpong reports interactive mode, in which ACKs wait for an answer to
+// carry them. Mirrors inet_csk_in_pingpong_mode.
+func (tp *TCPSock) inPingpong() bool {
+	return int(tp.ackPingpong) >= tp.stack.net.Sysctls.TCPPingpongThresh()
+}
+
+// enterPingpong mirrors inet_csk_enter_pingpong_mode.
+func (tp *TCPSock) enterPingpong() {
+	tp.ackPingpong = uint8(tp.stack.net.Sysctls.TCPPingpongThresh())
+}
 
 // eventDataRecv updates the delayed-ACK estimator and the window on new
 // data that was just queued (and charged): truesize is b's before the
@@ -1325,7 +1336,7 @@ func (tp *TCPSock) fin() {
 	switch tp.state {
 	case TCPSynRecv, TCPEstablished:
 		tp.setState(TCPCloseWait)
-		tp.ackPingpong = true // inet_csk_enter_pingpong_mode
+		tp.enterPingpong()
 	case TCPFinWait1:
 		tp.sendAck()
 		tp.setState(TCPClosing)

@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"math"
 	"math/bits"
 	"net/netip"
 	"time"
@@ -165,9 +166,14 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 	if flags&tcpAck != 0 && !tp.ackAtSet { // not for DCTCP's special ACK
 		tp.eventAckSent()
 	}
-	if out.Len() > hlen {
+	if out.Len() > hlen { // tcp_event_data_sent
 		if tp.packetsInFlight() == 0 {
-			tp.cc.cwndEvent(tp, caEventTxStart) // tcp_event_data_sent
+			tp.cc.cwndEvent(tp, caEventTxStart)
+		}
+		// An answer sent within ato of the last data received counts
+		// toward interactive (ping-pong) mode.
+		if now := tp.now(); time.Duration(now-tp.lrcvtime) < tp.ato && tp.ackPingpong < math.MaxUint8 {
+			tp.ackPingpong++ // inet_csk_inc_pingpong_cnt
 		}
 		tp.dataSegsOut += uint32(pc)
 	}

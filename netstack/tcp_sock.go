@@ -494,7 +494,7 @@ type TCPSock struct {
 	// Delayed ACK (icsk_ack).
 	ackPending  uint8
 	ackQuick    uint8
-	ackPingpong bool
+	ackPingpong uint8 // icsk_ack.pingpong: answers sent within ato of a receive
 	ato         time.Duration
 	lrcvtime    int64
 	ackDeadline int64

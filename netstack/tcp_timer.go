@@ -408,7 +408,7 @@ func (tp *TCPSock) scheduleDelack() {
 	ato := max(tp.ato, tcpAtoMin)
 	if ato > tcpDelackMin {
 		maxAto := 500 * time.Millisecond // HZ/2
-		if tp.ackPingpong || tp.ackPending&icskAckPushed != 0 {
+		if tp.inPingpong() || tp.ackPending&icskAckPushed != 0 {
 			maxAto = tcpDelackMax
 		}
 		if tp.srttUs != 0 {
@@ -448,10 +448,10 @@ func (tp *TCPSock) delackTimerHandler() {
 		tp.sk.MemReclaim() // sk_mem_reclaim under pressure
 	}
 	if tp.ackPending&icskAckSched != 0 {
-		if !tp.ackPingpong {
+		if !tp.inPingpong() {
 			tp.ato = min(tp.ato<<1, tp.rto) // inflate ato
 		} else {
-			tp.ackPingpong = false
+			tp.ackPingpong = 0 // inet_csk_exit_pingpong_mode
 			tp.ato = tcpAtoMin
 		}
 		tp.sendAck()
@@ -460,10 +460,15 @@ func (tp *TCPSock) delackTimerHandler() {
 }
 
 // eventAckSent clears the pending ACK state. Mirrors tcp_event_ack_sent /
-// inet_csk_clear_xmit_timer(ICSK_TIME_DACK).
+// tcp_dec_quickack_mode / inet_csk_clear_xmit_timer(ICSK_TIME_DACK).
 func (tp *TCPSock) eventAckSent() {
-	if tp.ackQuick > 0 {
+	// A quick ACK is used up only by an ACK that was due (of new data);
+	// leaving quickack mode deflates ato.
+	if tp.ackQuick > 0 && tp.ackPending&icskAckSched != 0 {
 		tp.ackQuick--
+		if tp.ackQuick == 0 {
+			tp.ato = tcpAtoMin
+		}
 	}
 	tp.ackPending = 0
 	tp.ackDeadline = 0

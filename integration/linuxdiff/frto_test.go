@@ -28,14 +28,7 @@ func spuriousRTO(t *testing.T, side sut, frto string) map[string]int64 {
 		t.Cleanup(func() { side.sysctl(path, old) })
 	}
 	port, got := peerSink(t, side, 30*time.Second)
-	before, err := side.mib()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := side.tcpDial(port)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx, before := dialCounted(t, side, port)
 	buf := make([]byte, 16<<10)
 	start, sent := time.Now(), int64(0)
 	held, released := false, false
@@ -78,11 +71,7 @@ func spuriousRTO(t *testing.T, side sut, frto string) map[string]int64 {
 }
 
 func TestLinuxDiffSpuriousRTO(t *testing.T) {
-	needRoot(t)
-	bin := buildSockfs(t)
-	k := startKernel(t)
-	s := startSockfs(t, bin)
-	sameSysctls(t, k, s)
+	k, s := startBoth(t, nil)
 	for _, side := range []sut{k, s} {
 		on, off := spuriousRTO(t, side, "2"), spuriousRTO(t, side, "0")
 		if on["TcpExt:TCPTimeouts"] == 0 || off["TcpExt:TCPTimeouts"] == 0 {

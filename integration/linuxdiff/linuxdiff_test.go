@@ -202,6 +202,22 @@ func TestLinuxDiff(t *testing.T) {
 	tb.finish(t, start, complete == len(scenarios))
 }
 
+// startBoth starts the two systems under test, a kernel behind a TUN and
+// sockfs, with the same buffer sysctls; tune, if not nil, runs on the
+// kernel's before sockfs starts.
+func startBoth(t *testing.T, tune func(k *kernelSUT)) (*kernelSUT, *sockfsSUT) {
+	t.Helper()
+	needRoot(t)
+	bin := buildSockfs(t)
+	k := startKernel(t)
+	if tune != nil {
+		tune(k)
+	}
+	s := startSockfs(t, bin)
+	sameSysctls(t, k, s)
+	return k, s
+}
+
 // sameSysctls gives sockfs the kernel's buffer sysctls (per namespace,
 // from the host).
 func sameSysctls(t *testing.T, k *kernelSUT, s *sockfsSUT) {

@@ -119,3 +119,42 @@ func TestReadEmptyingPushedDataAcks(t *testing.T) {
 		t.Fatalf("after reading two small pushed segments: %v (sent: %v), want the ACK of %d at once", sg, ok, seq)
 	}
 }
+
+// An answer sent within ato of the data it answers counts toward ping-pong
+// mode (tcp_event_data_sent); at tcp_pingpong_thresh answers (1 by
+// default) the next request's ACK is delayed, to ride on the next answer,
+// instead of going at once as a quick ACK. sockfs had no such count: every
+// small request of an interactive exchange got its own ACK while quick ACKs
+// lasted (TestLinuxDiffRequestResponse: 604 segments sent against the
+// kernel's 305 for 300 exchanges).
+func TestAnswersEnterPingpongMode(t *testing.T) {
+	for _, tc := range []struct {
+		thresh  string
+		delayed bool // the second request's ACK
+	}{{"1", true}, {"3", false}} {
+		t.Run("thresh"+tc.thresh, func(t *testing.T) {
+			c := sackEstablished(t)
+			if sc, _ := c.s.net.Sysctls.Lookup("ipv4/tcp_pingpong_thresh"); sc.Write(tc.thresh) != nil {
+				t.Fatal("tcp_pingpong_thresh")
+			}
+			seq, una := c.peerIS+1, c.iss+1
+			c.send(seg{seq: seq, ack: una, flags: fAck | fPsh, win: 65535, payload: "req1"})
+			seq += 4
+			c.takeAll() // quick ACK mode: the first request is ACKed at once
+			buf := make([]byte, 16)
+			if n, err := c.tp.Recv(context.Background(), buf); err != nil || n != 4 {
+				t.Fatalf("Recv: %d, %v", n, err)
+			}
+			if _, err := c.tp.Send(context.Background(), []byte("ans1")); err != nil {
+				t.Fatal(err)
+			}
+			c.takeAll()
+			una += 4
+			c.send(seg{seq: seq, ack: una, flags: fAck | fPsh, win: 65535, payload: "req2"})
+			_, _, acked := c.take()
+			if acked == tc.delayed {
+				t.Fatalf("tcp_pingpong_thresh %s: second request ACKed at once: %v, want %v", tc.thresh, acked, !tc.delayed)
+			}
+		})
+	}
+}
