@@ -124,15 +124,22 @@ func lossyTransfer(t *testing.T, side sut) map[string]int64 {
 		t.Fatalf("%s: the peer read %d of %d bytes", side.name(), n, ctrBytes)
 	}
 	time.Sleep(500 * time.Millisecond) // the last ACKs and the FIN's
+	return mibDeltas(t, side, before, diffCounters)
+}
+
+// mibDeltas reads side's counters again and returns how much each of names
+// moved since before. A counter the side does not have fails the test.
+func mibDeltas(t *testing.T, side sut, before map[string]int64, names []string) map[string]int64 {
+	t.Helper()
 	after, err := side.mib()
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := map[string]int64{}
-	for _, name := range diffCounters {
+	for _, name := range names {
 		a, ok := after[name]
 		if !ok {
-			t.Errorf("%s has no counter %s", side.name(), name)
+			t.Fatalf("%s has no counter %s", side.name(), name)
 		}
 		d[name] = a - before[name]
 	}

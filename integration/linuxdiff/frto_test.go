@@ -58,14 +58,7 @@ func spuriousRTO(t *testing.T, side sut, frto string) map[string]int64 {
 	if n := <-got; n != sent {
 		t.Fatalf("%s: the peer read %d of %d bytes", side.name(), n, sent)
 	}
-	after, err := side.mib()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := map[string]int64{}
-	for _, name := range []string{"TcpExt:TCPTimeouts", "TcpExt:TCPSpuriousRTOs", "TcpExt:TCPLossUndo", "Tcp:RetransSegs"} {
-		d[name] = after[name] - before[name]
-	}
+	d := mibDeltas(t, side, before, []string{"TcpExt:TCPTimeouts", "TcpExt:TCPSpuriousRTOs", "TcpExt:TCPLossUndo", "Tcp:RetransSegs"})
 	t.Logf("%s, tcp_frto %s: %d bytes; %v", side.name(), frto, sent, d)
 	return d
 }

@@ -26,21 +26,95 @@ const (
 
 func TestLinuxDiffRequestResponse(t *testing.T) {
 	k, s := startBoth(t, nil)
-	deltas := map[string]map[string]int64{}
-	for _, side := range []sut{k, s} {
-		deltas[side.name()] = requestResponse(t, side)
+	for _, role := range []struct {
+		name string
+		run  func(*testing.T, sut) map[string]int64
+		what string
+	}{
+		{"asks", requestResponse, "the system asks 300 times, 100 bytes, and reads each answer before the next request"},
+		{"answers", answerRequests, "the kernel peer asks 300 times, 100 bytes, and the system answers each"},
+	} {
+		t.Run(role.name, func(t *testing.T) {
+			kd, sd := role.run(t, k), role.run(t, s)
+			compareCounters(t, kd, sd, rrRatios, nil, role.what)
+		})
 	}
-	compareCounters(t, deltas[k.name()], deltas[s.name()], rrRatios, nil,
-		"300 requests and answers of 100 bytes, each answer read before the next request")
 }
 
-// rrRatios: with the ACKs riding on the requests, one segment goes out per
-// request (plus the handshake's and the close's) on both.
+// answerRequests has the peer connect to side and ask rrRounds times;
+// side answers each request with as many bytes. It returns the deltas of
+// diffCounters.
+func answerRequests(t *testing.T, side sut) map[string]int64 {
+	t.Helper()
+	port := nextPort()
+	l, err := side.tcpListen(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	before, err := side.mib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerDone := make(chan error, 1)
+	go func() {
+		c, err := peerDial(side.peer(), port)
+		if err != nil {
+			peerDone <- err
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		buf := make([]byte, rrSize)
+		for i := 0; i < rrRounds && err == nil; i++ {
+			if _, err = c.Write(buf); err == nil {
+				_, err = io.ReadFull(c, buf)
+			}
+		}
+		peerDone <- err
+	}()
+	c, err := l.accept(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, rrSize)
+	for i, deadline := 0, time.Now().Add(60*time.Second); i < rrRounds; i++ {
+		for got := 0; got < rrSize; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of %d answers in 60 s", side.name(), i, rrRounds)
+			}
+			k, err := c.read(buf[got:])
+			got += k
+			if err != nil && !errors.Is(err, errWouldBlock) {
+				t.Fatalf("%s: request %d: read: %v", side.name(), i, err)
+			}
+			if k == 0 {
+				time.Sleep(20 * time.Microsecond)
+			}
+		}
+		for sent := 0; sent < rrSize; {
+			k, err := c.write(buf[sent:])
+			sent += k
+			if err != nil && !errors.Is(err, errWouldBlock) {
+				t.Fatalf("%s: answer %d: write: %v", side.name(), i, err)
+			}
+		}
+	}
+	if err := <-peerDone; err != nil {
+		t.Fatalf("%s: peer: %v", side.name(), err)
+	}
+	c.Close()
+	time.Sleep(300 * time.Millisecond) // the FINs and their ACKs
+	return mibDeltas(t, side, before, diffCounters)
+}
+
+// rrRatios: with each ACK riding on the next message, one segment goes out
+// per message sent (plus the handshake's and the close's) on both.
 var rrRatios = []counterRatio{
 	{"Tcp:OutSegs", "TcpExt:TCPOrigDataSent", 0.1,
-		"segments sent per request: the ACK of each answer rides on the next request"},
+		"segments sent per message: the ACK of each message received rides on the next one sent"},
 	{"Tcp:InSegs", "TcpExt:TCPOrigDataSent", 0.1,
-		"segments received per request: the answer carries the ACK of the request"},
+		"segments received per message sent: each carries the ACK of the one before"},
 }
 
 // requestResponse runs the exchange on side and returns the deltas of
@@ -91,13 +165,5 @@ func requestResponse(t *testing.T, side sut) map[string]int64 {
 		t.Fatalf("%s: peer: %v", side.name(), err)
 	}
 	time.Sleep(300 * time.Millisecond) // the FINs and their ACKs
-	after, err := side.mib()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := map[string]int64{}
-	for _, name := range diffCounters {
-		d[name] = after[name] - before[name]
-	}
-	return d
+	return mibDeltas(t, side, before, diffCounters)
 }

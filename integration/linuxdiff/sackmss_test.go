@@ -148,16 +148,5 @@ func bidirLossy(t *testing.T, side sut, n int, loss float64) map[string]int64 {
 	if err := <-peerDone; err != nil && !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("%s: peer: %v", side.name(), err)
 	}
-	after, err := side.mib()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := map[string]int64{}
-	for _, name := range append([]string{"Ip:FragFails"}, diffCounters...) {
-		if _, ok := after[name]; !ok {
-			t.Fatalf("%s has no counter %s", side.name(), name)
-		}
-		d[name] = after[name] - before[name]
-	}
-	return d
+	return mibDeltas(t, side, before, append([]string{"Ip:FragFails"}, diffCounters...))
 }
