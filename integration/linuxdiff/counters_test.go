@@ -7,6 +7,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -147,19 +148,16 @@ func mibDeltas(t *testing.T, side sut, before map[string]int64, names []string) 
 }
 
 func TestLinuxDiffCounters(t *testing.T) {
-	needRoot(t)
 	if len(diffCounters) < 40 {
 		t.Fatalf("%d counters compared, the issue asks for 40", len(diffCounters))
 	}
-	bin := buildSockfs(t)
-	k := startKernel(t)
 	// The relay loses whole packets as the kernel's TUN hands them over:
 	// a TSO super-packet of up to 45 segments would be one loss. sockfs's
 	// impairment sees each wire segment, so the kernel sends them one by
 	// one here.
-	k.ns.mustRun(t, "ip", "link", "set", "dev", "ldkern0", "gso_max_segs", "1")
-	s := startSockfs(t, bin)
-	sameSysctls(t, k, s)
+	k, s := startBoth(t, func(k *kernelSUT) {
+		k.ns.mustRun(t, "ip", "link", "set", "dev", "ldkern0", "gso_max_segs", "1")
+	})
 	kd, sd := lossyTransfer(t, k), lossyTransfer(t, s)
 	compareCounters(t, kd, sd, counterRatios, nil, fmt.Sprintf("a %d-byte transfer with %.0f%% loss and %.0f%% reordering",
 		ctrBytes, 100*ctrLoss, 100*ctrReorder))
@@ -227,6 +225,45 @@ func dialCounted(t *testing.T, side sut, port int) (tcpSock, map[string]int64) {
 		t.Fatal(err)
 	}
 	return c, before
+}
+
+// peerConnects listens on side, reads its counters, has the peer connect
+// and run talk on its end, and returns side's end of the connection, the
+// counters before, a channel with talk's error, and a function that lets
+// the peer close (it holds its end open until then: the counters are read
+// before the close's race).
+func peerConnects(t *testing.T, side sut, talk func(c net.Conn) error) (tcpSock, map[string]int64, chan error, func()) {
+	t.Helper()
+	port := nextPort()
+	l, err := side.tcpListen(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	before, err := side.mib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, closeNow := make(chan error, 1), make(chan struct{})
+	go func() {
+		c, err := peerDial(side.peer(), port)
+		if err != nil {
+			done <- err
+			return
+		}
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		done <- talk(c)
+		<-closeNow
+		c.Close()
+	}()
+	c, err := l.accept(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { close(closeNow) }) }
+	t.Cleanup(release)
+	return c, before, done, release
 }
 
 // peerServe listens on a fresh port in side's peer namespace and runs serve

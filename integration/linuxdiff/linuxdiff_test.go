@@ -203,9 +203,9 @@ func TestLinuxDiff(t *testing.T) {
 }
 
 // startBoth starts the two systems under test, a kernel behind a TUN and
-// sockfs, with the same buffer sysctls; tune, if not nil, runs on the
-// kernel's before sockfs starts.
-func startBoth(t *testing.T, tune func(k *kernelSUT)) (*kernelSUT, *sockfsSUT) {
+// sockfs (`sockfs serve` with serveArgs added), with the same buffer
+// sysctls; tune, if not nil, runs on the kernel's before sockfs starts.
+func startBoth(t *testing.T, tune func(k *kernelSUT), serveArgs ...string) (*kernelSUT, *sockfsSUT) {
 	t.Helper()
 	needRoot(t)
 	bin := buildSockfs(t)
@@ -213,7 +213,7 @@ func startBoth(t *testing.T, tune func(k *kernelSUT)) (*kernelSUT, *sockfsSUT) {
 	if tune != nil {
 		tune(k)
 	}
-	s := startSockfs(t, bin)
+	s := startSockfs(t, bin, serveArgs...)
 	sameSysctls(t, k, s)
 	return k, s
 }

@@ -50,38 +50,16 @@ func TestLinuxDiffRequestResponse(t *testing.T) {
 // returns the deltas of diffCounters.
 func answerRequests(t *testing.T, side sut, rounds int, wait time.Duration) map[string]int64 {
 	t.Helper()
-	port := nextPort()
-	l, err := side.tcpListen(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	before, err := side.mib()
-	if err != nil {
-		t.Fatal(err)
-	}
-	peerDone, closeNow := make(chan error, 1), make(chan struct{})
-	go func() {
-		c, err := peerDial(side.peer(), port)
-		if err != nil {
-			peerDone <- err
-			return
-		}
-		c.SetDeadline(time.Now().Add(60 * time.Second))
+	c, before, peerDone, peerClose := peerConnects(t, side, func(c net.Conn) (err error) {
 		buf := make([]byte, rrSize)
 		for i := 0; i < rounds && err == nil; i++ {
 			if _, err = c.Write(buf); err == nil {
 				_, err = io.ReadFull(c, buf)
 			}
 		}
-		peerDone <- err
-		<-closeNow
-		c.Close() // the peer closes first: the system closes passively
-	}()
-	c, err := l.accept(10 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+		return err
+	})
+	defer c.Close()
 	buf := make([]byte, rrSize)
 	for i, deadline := 0, time.Now().Add(60*time.Second); i < rounds; i++ {
 		for got := 0; got < rrSize; {
@@ -110,8 +88,9 @@ func answerRequests(t *testing.T, side sut, rounds int, wait time.Duration) map[
 		t.Fatalf("%s: peer: %v", side.name(), err)
 	}
 	d := rrSettled(t, side, before)
-	close(closeNow)
-	for deadline := time.Now().Add(5 * time.Second); ; { // the peer's FIN
+	// The peer closes first, the system passively, after its FIN.
+	peerClose()
+	for deadline := time.Now().Add(5 * time.Second); ; {
 		if _, err := c.read(buf); errors.Is(err, io.EOF) {
 			break
 		} else if time.Now().After(deadline) {

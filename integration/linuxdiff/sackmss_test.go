@@ -22,16 +22,13 @@ import (
 // recovery while receiving, and data carrying the ACKs, are what the
 // one-way transfer does not exercise.
 func TestLinuxDiffSackMss(t *testing.T) {
-	needRoot(t)
-	bin := buildSockfs(t)
-	k := startKernel(t)
 	// The relay loses whole packets as the TUNs hand them over; with TSO a
 	// super-packet of up to 45 segments would be one loss, where sockfs's
 	// impairment loses wire segments. Both kernels send segment by segment.
-	k.ns.mustRun(t, "ip", "link", "set", "dev", "ldkern0", "gso_max_segs", "1")
-	k.peerNs.mustRun(t, "ip", "link", "set", "dev", "ldpeer0", "gso_max_segs", "1")
-	s := startSockfs(t, bin)
-	sameSysctls(t, k, s)
+	k, s := startBoth(t, func(k *kernelSUT) {
+		k.ns.mustRun(t, "ip", "link", "set", "dev", "ldkern0", "gso_max_segs", "1")
+		k.peerNs.mustRun(t, "ip", "link", "set", "dev", "ldpeer0", "gso_max_segs", "1")
+	})
 	const loss = 0.02
 	deltas := map[string]map[string]int64{}
 	for _, side := range []sut{k, s} {

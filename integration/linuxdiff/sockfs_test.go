@@ -28,10 +28,11 @@ func (s *sockfsSUT) name() string { return "sockfs" }
 func (s *sockfsSUT) peer() *netns { return s.ns }
 
 // startSockfs runs `sockfs serve` in a new namespace with its tree mounted
-// in a temporary directory (no 9P) and waits until the tree and the stack
+// in a temporary directory (no 9P), with serveArgs added to its command line,
+// and waits until the tree and the stack
 // answer. Cleanup stops it with SIGTERM (SIGKILL after 10 s) and removes a
 // mount left behind.
-func startSockfs(t *testing.T, bin string) *sockfsSUT {
+func startSockfs(t *testing.T, bin string, serveArgs ...string) *sockfsSUT {
 	t.Helper()
 	s := &sockfsSUT{ns: newNetns(t, "s"), mnt: t.TempDir()}
 	t.Cleanup(func() {
@@ -45,7 +46,7 @@ func startSockfs(t *testing.T, bin string) *sockfsSUT {
 	}
 	defer logf.Close() // the daemon has its own descriptor
 	log := func() string { b, _ := os.ReadFile(logf.Name()); return string(b) }
-	cmd := s.ns.cmd(bin, "serve", "--tun", "ldsockfs0", "--mount", s.mnt, "--9p", "")
+	cmd := s.ns.cmd(bin, append([]string{"serve", "--tun", "ldsockfs0", "--mount", s.mnt, "--9p", ""}, serveArgs...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
