@@ -361,7 +361,11 @@ func (tp *TCPSock) eventNewDataSent(b *skb.SKB) {
 	if tp.inCwndReduction() {
 		tp.prrOut += pc
 	}
-	if b.Len() > 0 {
+	// Every skb leaving the write queue counts, a FIN alone included, as
+	// the live kernel counts it (TestLinuxDiffConnectRequestClose: two per
+	// connection that sends one byte and closes); a SYN does not, which
+	// Linux sends from tcp_connect, not through here.
+	if cbGetFlags(b)&tcpSyn == 0 {
 		tp.stack.mib.Add(memctl.TcpExtTCPOrigDataSent, uint64(pc))
 	}
 	if prior == 0 || tp.rtoKind == timerProbe0 || tp.rtoKind == 0 {
