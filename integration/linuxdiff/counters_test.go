@@ -40,7 +40,7 @@ var diffCounters = []string{
 	"TcpExt:TCPFastRetrans", "TcpExt:TCPSlowStartRetrans", "TcpExt:TCPTimeouts",
 	"TcpExt:TCPLossProbes", "TcpExt:TCPLossProbeRecovery", "TcpExt:TCPSackShifted",
 	"TcpExt:TCPSackMerged", "TcpExt:TCPSackShiftFallback", "TcpExt:TCPDSACKRecv",
-	"TcpExt:TCPDelivered", "TcpExt:TCPOrigDataSent", "TcpExt:TCPAbortOnData",
+	"TcpExt:TCPDelivered", "TcpExt:TCPOrigDataSent", "TcpExt:TCPAbortOnData", "TcpExt:TCPAbortOnClose",
 	"TcpExt:TCPAbortOnTimeout", "TcpExt:PruneCalled", "TcpExt:TCPRcvCollapsed",
 	"TcpExt:TCPMemoryPressures", "TcpExt:ListenDrops", "TcpExt:ListenOverflows",
 	"TcpExt:TW", "TcpExt:TCPChallengeACK", "TcpExt:TCPOFOQueue", "TcpExt:TCPRcvCoalesce", "TcpExt:TCPBacklogCoalesce",
@@ -166,6 +166,26 @@ func TestLinuxDiffCounters(t *testing.T) {
 	kd, sd := lossyTransfer(t, k), lossyTransfer(t, s)
 	compareCounters(t, kd, sd, counterRatios, nil, fmt.Sprintf("a %d-byte transfer with %.0f%% loss and %.0f%% reordering",
 		ctrBytes, 100*ctrLoss, 100*ctrReorder))
+}
+
+// counterRole is one way of running a scenario: run measures it on a
+// system and returns the counters' deltas; what describes it.
+type counterRole struct {
+	name string
+	run  func(*testing.T, sut) map[string]int64
+	what string
+}
+
+// compareRoles runs each role on the kernel and on sockfs, in a subtest of
+// its name, and compares their counters (compareCounters).
+func compareRoles(t *testing.T, k, s sut, roles []counterRole, ratios []counterRatio, chance map[string]string) {
+	t.Helper()
+	for _, r := range roles {
+		t.Run(r.name, func(t *testing.T) {
+			kd, sd := r.run(t, k), r.run(t, s)
+			compareCounters(t, kd, sd, ratios, chance, r.what)
+		})
+	}
 }
 
 // compareCounters compares the deltas of diffCounters over one scenario run

@@ -19,19 +19,10 @@ const crrConns = 50
 
 func TestLinuxDiffConnectRequestClose(t *testing.T) {
 	k, s := startBoth(t, nil)
-	for _, role := range []struct {
-		name string
-		run  func(*testing.T, sut) map[string]int64
-		what string
-	}{
+	compareRoles(t, k, s, []counterRole{
 		{"connects", connectAskClose, "the system connects 50 times, sends 1 byte, reads 1 and closes first"},
 		{"accepts", acceptAnswerClose, "the kernel peer connects 50 times, sends 1 byte, reads 1 and closes first; the system answers and closes after"},
-	} {
-		t.Run(role.name, func(t *testing.T) {
-			kd, sd := role.run(t, k), role.run(t, s)
-			compareCounters(t, kd, sd, crrRatios, nil, role.what)
-		})
-	}
+	}, crrRatios, nil)
 }
 
 var crrRatios = []counterRatio{

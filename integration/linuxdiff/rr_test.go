@@ -26,23 +26,14 @@ const (
 
 func TestLinuxDiffRequestResponse(t *testing.T) {
 	k, s := startBoth(t, nil)
-	for _, role := range []struct {
-		name string
-		run  func(*testing.T, sut) map[string]int64
-		what string
-	}{
+	compareRoles(t, k, s, []counterRole{
 		{"asks", requestResponse, "the system asks 300 times, 100 bytes, and reads each answer before the next request"},
 		{"answers", func(t *testing.T, side sut) map[string]int64 { return answerRequests(t, side, rrRounds, 0) },
 			"the kernel peer asks 300 times, 100 bytes, and the system answers each"},
 		{"answers-slowly", func(t *testing.T, side sut) map[string]int64 { return answerRequests(t, side, 30, 60*time.Millisecond) },
 			"the kernel peer asks 30 times, 100 bytes, and the system answers each 60 ms later (past ato: " +
 				"quick ACKs, then delayed ACKs from the timer, no ping-pong mode)"},
-	} {
-		t.Run(role.name, func(t *testing.T) {
-			kd, sd := role.run(t, k), role.run(t, s)
-			compareCounters(t, kd, sd, rrRatios, rrChance, role.what)
-		})
-	}
+	}, rrRatios, rrChance)
 }
 
 // answerRequests has the peer connect to side and ask rounds times; side

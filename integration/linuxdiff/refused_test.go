@@ -1,0 +1,122 @@
+package linuxdiff
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+)
+
+// Refusals and aborts: the system connects to a port nobody listens on
+// (the peer's RST; Tcp:AttemptFails), the peer connects to one on the
+// system (the system's RST; Tcp:OutRsts), and the system closes a
+// connection whose received data it never read (a RST instead of a FIN;
+// TCPAbortOnClose, and Tcp:EstabResets on the side that resets), each
+// refusedRounds times.
+const refusedRounds = 20
+
+func TestLinuxDiffRefusedAndAborted(t *testing.T) {
+	k, s := startBoth(t, nil)
+	compareRoles(t, k, s, []counterRole{
+		{"connect-refused", connectRefused, "the system connects 20 times to a port the peer does not listen on"},
+		{"refuses", peerRefused, "the peer connects 20 times to a port the system does not listen on"},
+		{"close-unread", closeUnread, "the system accepts 20 connections, gets 100 bytes on each and closes without reading"},
+	}, nil, nil)
+}
+
+// connectRefused: the system dials a port nobody listens on at the peer.
+func connectRefused(t *testing.T, side sut) map[string]int64 {
+	return refusedDials(t, side, "the system", func(port int) error {
+		c, err := side.tcpDial(port)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+}
+
+// peerRefused: the peer dials a port nobody listens on at the system.
+func peerRefused(t *testing.T, side sut) map[string]int64 {
+	return refusedDials(t, side, "the peer", func(port int) error {
+		c, err := peerDial(side.peer(), port)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+}
+
+// refusedDials runs dial refusedRounds times on a port nobody listens on
+// and returns side's counters' deltas; a dial that succeeds fails the test.
+func refusedDials(t *testing.T, side sut, who string, dial func(port int) error) map[string]int64 {
+	t.Helper()
+	before, err := side.mib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := nextPort()
+	for i := 0; i < refusedRounds; i++ {
+		if dial(port) == nil {
+			t.Fatalf("%s: %s's connect %d to a closed port succeeded", side.name(), who, i)
+		}
+	}
+	return rrSettled(t, side, before)
+}
+
+func closeUnread(t *testing.T, side sut) map[string]int64 {
+	t.Helper()
+	l, port, before := listenCounted(t, side)
+	defer l.Close()
+	peerDone := make(chan error, 1)
+	go func() {
+		for i := 0; i < refusedRounds; i++ {
+			c, err := peerDial(side.peer(), port)
+			if err != nil {
+				peerDone <- err
+				return
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := c.Write(make([]byte, 100)); err != nil {
+				c.Close()
+				peerDone <- err
+				return
+			}
+			// The system resets: the read ends with ECONNRESET (or EOF
+			// if the reset raced the read).
+			if _, err := c.Read(make([]byte, 1)); err == nil {
+				c.Close()
+				peerDone <- errors.New("the peer read data from a connection the system reset")
+				return
+			}
+			c.Close()
+		}
+		peerDone <- nil
+	}()
+	for i := 0; i < refusedRounds; i++ {
+		c, err := l.accept(10 * time.Second)
+		if err != nil {
+			t.Fatalf("%s: accept %d: %v", side.name(), i, err)
+		}
+		waitReadable(t, side, c, 100)
+		c.Close()
+	}
+	if err := <-peerDone; err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("%s: peer: %v", side.name(), err)
+	}
+	return rrSettled(t, side, before)
+}
+
+// waitReadable waits until c has n bytes queued without reading them, by
+// its info's receive queue.
+func waitReadable(t *testing.T, side sut, c tcpSock, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if in, err := c.info(); err == nil && in.qin >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d bytes not queued in 10 s", side.name(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
