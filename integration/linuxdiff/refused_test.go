@@ -21,6 +21,7 @@ func TestLinuxDiffRefusedAndAborted(t *testing.T) {
 		{"connect-refused", connectRefused, "the system connects 20 times to a port the peer does not listen on"},
 		{"refuses", peerRefused, "the peer connects 20 times to a port the system does not listen on"},
 		{"close-unread", closeUnread, "the system accepts 20 connections, gets 100 bytes on each and closes without reading"},
+		{"backlog-full", backlogFull, "the peer connects 12 times, one after the other, to a listener with backlog 8 that accepts none"},
 	}, nil, nil)
 }
 
@@ -119,4 +120,34 @@ func waitReadable(t *testing.T, side sut, c tcpSock, n int) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// backlogFull: the peer connects, one connection after the other, to a
+// listener of backlog 8 that never accepts. Nine fit in the accept queue
+// (full is more than the backlog: sk_acceptq_is_full); the SYNs of the
+// other three are dropped (ListenOverflows, ListenDrops: tcp_conn_request),
+// and their connects time out (200 ms, before the SYN's retransmission).
+func backlogFull(t *testing.T, side sut) map[string]int64 {
+	t.Helper()
+	l, port, before := listenCounted(t, side)
+	defer l.Close()
+	var timedOut int
+	for i := 0; i < 12; i++ {
+		ns := side.peer()
+		var c net.Conn
+		err := ns.do(func() (err error) {
+			d := net.Dialer{Timeout: 200 * time.Millisecond}
+			c, err = d.Dial("tcp4", addrPort(sutAddr, port).String())
+			return err
+		})
+		if err != nil {
+			timedOut++
+			continue
+		}
+		defer c.Close()
+	}
+	if timedOut != 3 {
+		t.Errorf("%s: %d of 12 connects to a full backlog of 8 timed out, want 3", side.name(), timedOut)
+	}
+	return rrSettled(t, side, before)
 }

@@ -340,8 +340,19 @@ func (s *sockfsSUT) udpOpen(port int) (udpSock, error) {
 	return s.open("udp", fmt.Sprintf("announce %d", port))
 }
 
+// tcpListen announces with the backlog the kernel's listener gets (8).
 func (s *sockfsSUT) tcpListen(port int) (tcpListener, error) {
-	return s.open("tcp", fmt.Sprintf("announce %d", port))
+	c, err := s.clone("tcp")
+	if err != nil {
+		return nil, err
+	}
+	for _, req := range []string{"backlog 8", fmt.Sprintf("announce %d", port)} {
+		if err = c.cmd(req); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 func (s *sockfsSUT) tcpDial(port int) (tcpSock, error) {
