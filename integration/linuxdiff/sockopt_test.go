@@ -71,3 +71,63 @@ func keepaliveIdle(t *testing.T, side sut) map[string]int64 {
 	t.Logf("%s: TCPKeepAlive %d, Tcp:OutSegs %d, Tcp:InSegs %d", side.name(), d["TcpExt:TCPKeepAlive"], d["Tcp:OutSegs"], d["Tcp:InSegs"])
 	return d
 }
+
+// lingerZero is a TCP socket that can be set to reset on close
+// (SO_LINGER on with a zero timeout).
+type lingerZero interface {
+	lingerZero() error
+}
+
+func (s *kernelSock) lingerZero() error {
+	return unix.SetsockoptLinger(s.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+}
+
+func (c *conv) lingerZero() error { return c.cmd("linger 0") }
+
+// A close with SO_LINGER 0 after the data was acknowledged: a RST instead
+// of a FIN, counted as TCPAbortOnData (tcp_close's zero-linger
+// disconnect), on the kernel and on sockfs.
+func TestLinuxDiffLingerZero(t *testing.T) {
+	k, s := startBoth(t, nil)
+	compareRoles(t, k, s, []counterRole{
+		{"abort", lingerZeroClose, "the system sends 100 bytes on each of 10 connections and closes them with SO_LINGER 0"},
+	}, nil, nil)
+}
+
+func lingerZeroClose(t *testing.T, side sut) map[string]int64 {
+	t.Helper()
+	const conns = 10
+	port, peerDone := peerServeN(t, side, conns, 10*time.Second, func(c net.Conn) error {
+		buf := make([]byte, 200)
+		for got := 0; ; { // until the reset (or an end)
+			k, err := c.Read(buf)
+			got += k
+			if err != nil {
+				if got != 100 {
+					return fmt.Errorf("the peer read %d bytes before %v, want 100", got, err)
+				}
+				return nil
+			}
+		}
+	})
+	before, err := side.mib()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < conns; i++ {
+		c, err := side.tcpDial(port)
+		if err != nil {
+			t.Fatalf("%s: connect %d: %v", side.name(), i, err)
+		}
+		writeAll(t, side, c, make([]byte, 100))
+		time.Sleep(50 * time.Millisecond) // acknowledged by now
+		if err := c.(lingerZero).lingerZero(); err != nil {
+			t.Fatalf("%s: SO_LINGER 0: %v", side.name(), err)
+		}
+		c.Close()
+	}
+	if err := <-peerDone; err != nil {
+		t.Fatalf("%s: peer: %v", side.name(), err)
+	}
+	return rrSettled(t, side, before)
+}
