@@ -158,3 +158,29 @@ func TestAnswersEnterPingpongMode(t *testing.T) {
 		})
 	}
 }
+
+// Tcp:OutSegs counts segments with new data or no sequence space, not a
+// retransmission (Tcp:RetransSegs counts that), as __tcp_transmit_skb and
+// RFC 1213's tcpOutSegs do. sockfs counted retransmissions in both
+// (TestLinuxDiffBlackHole: 27 segments against the kernel's 13).
+func TestOutSegsLeaveOutRetransmissions(t *testing.T) {
+	c := sackEstablished(t)
+	mib := c.s.mib
+	out, rtx := func() uint64 { return mib.Get(memctl.TcpOutSegs) }, func() uint64 { return mib.Get(memctl.TcpRetransSegs) }
+	o0, r0 := out(), rtx()
+	if _, err := c.tp.Send(context.Background(), make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	c.takeAll()
+	if out() != o0+1 {
+		t.Fatalf("Tcp:OutSegs %d -> %d for one new segment, want +1", o0, out())
+	}
+	c.clk.Advance(3 * time.Second) // unanswered: the RTO retransmits it
+	if got := c.takeAll(); len(got) == 0 {
+		t.Fatal("no retransmission after 3 s")
+	}
+	if rtx() == r0 || out() != o0+1 {
+		t.Fatalf("after the retransmission: Tcp:OutSegs %d -> %d (want +1, the original only), Tcp:RetransSegs %d -> %d (want more)",
+			o0, out(), r0, rtx())
+	}
+}

@@ -180,7 +180,12 @@ func (tp *TCPSock) transmitSkb(b *skb.SKB, cloneIt bool) {
 	if out.Len() > hlen || flags&(tcpSyn|tcpFin) != 0 {
 		tp.lsndtime = tp.now()
 	}
-	tp.stack.mib.Add(memctl.TcpOutSegs, uint64(pc))
+	// Tcp:OutSegs leaves out segments that carry only retransmitted
+	// octets (RFC 1213's tcpOutSegs; those are Tcp:RetransSegs): new data,
+	// or no sequence space at all. Mirrors the test in __tcp_transmit_skb.
+	if seq, end := cbGetSeq(b), cbGetEndSeq(b); seqGT(end, tp.sndNxt) || seq == end {
+		tp.stack.mib.Add(memctl.TcpOutSegs, uint64(pc))
+	}
 	if flags&tcpRst != 0 {
 		tp.stack.mib.Inc(memctl.TcpOutRsts)
 	}
