@@ -106,8 +106,16 @@ var counterRatios = []counterRatio{
 // all, with the side's output impaired, and returns the counters' deltas.
 func lossyTransfer(t *testing.T, side sut) map[string]int64 {
 	t.Helper()
+	return impairedTransfer(t, side, ctrLoss, ctrReorder)
+}
+
+// impairedTransfer sends ctrBytes from side to a kernel peer that reads
+// them all, with the side's output losing and reordering with these
+// probabilities, and returns the counters' deltas.
+func impairedTransfer(t *testing.T, side sut, loss, reorder float64) map[string]int64 {
+	t.Helper()
 	port, got := peerSink(t, side, 90*time.Second)
-	if err := side.impairOut(ctrLoss, ctrReorder); err != nil {
+	if err := side.impairOut(loss, reorder); err != nil {
 		t.Fatal(err)
 	}
 	defer side.impairOut(0, 0)
