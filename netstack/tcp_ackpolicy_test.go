@@ -184,3 +184,28 @@ func TestOutSegsLeaveOutRetransmissions(t *testing.T) {
 			o0, out(), r0, rtx())
 	}
 }
+
+// A zero-window probe (and any control segment) counts in Tcp:OutSegs: it
+// has no sequence space (tcp_init_nondata_skb sets its end_seq to its
+// seq). sockfs set only its seq, so whether transmitSkb counted it
+// depended on the initial sequence number (TestLinuxDiffZeroWindowProbes:
+// the kernel 81 segments out, sockfs 78, 3 probes each); hence several
+// seeds here.
+func TestZeroWindowProbesCountAsOutSegs(t *testing.T) {
+	for seed := uint64(1); seed <= 8; seed++ {
+		c := sackEstablishedSeed(t, seed)
+		mib := c.s.mib
+		c.send(seg{seq: c.peerIS + 1, ack: c.iss + 1, flags: fAck, win: 0, checkWin: true}) // the window closes
+		c.takeAll()
+		if _, err := c.tp.Send(context.Background(), make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+		o0, p0 := mib.Get(memctl.TcpOutSegs), mib.Get(memctl.TcpExtTCPWinProbe)
+		c.clk.Advance(2 * time.Second)
+		c.takeAll()
+		probes, out := mib.Get(memctl.TcpExtTCPWinProbe)-p0, mib.Get(memctl.TcpOutSegs)-o0
+		if probes == 0 || out != probes {
+			t.Fatalf("seed %d: %d zero-window probes, Tcp:OutSegs +%d: want one segment counted per probe", seed, probes, out)
+		}
+	}
+}

@@ -238,16 +238,29 @@ func allocControlSkb() *skb.SKB {
 	return b
 }
 
+// controlSkb returns a control segment at seq with flags: its end_seq is
+// seq, plus one for a SYN or FIN. Mirrors alloc_skb + tcp_init_nondata_skb.
+// (Without end_seq, a probe or a reset looked to transmitSkb like a
+// segment of old data and was left out of Tcp:OutSegs, or not, by the
+// connection's initial sequence number.)
+func controlSkb(seq uint32, flags uint8) *skb.SKB {
+	b := allocControlSkb()
+	end := seq
+	if flags&(tcpSyn|tcpFin) != 0 {
+		end++
+	}
+	cbSetSeq(b, seq)
+	cbSetEndSeq(b, end)
+	cbSetFlags(b, flags)
+	return b
+}
+
 // sendAck sends a pure ACK now. Mirrors __tcp_send_ack.
 func (tp *TCPSock) sendAck() {
 	if tp.state == TCPClose || tp.state == TCPListen {
 		return
 	}
-	b := allocControlSkb()
-	cbSetSeq(b, tp.sndNxt) // tcp_acceptable_seq
-	cbSetEndSeq(b, tp.sndNxt)
-	cbSetFlags(b, tcpAck)
-	tp.transmitSkb(b, false)
+	tp.transmitSkb(controlSkb(tp.sndNxt, tcpAck), false) // tcp_acceptable_seq
 }
 
 // sendAckAt sends a pure ACK for rcvNxt, an earlier point than rcv_nxt,
@@ -262,10 +275,7 @@ func (tp *TCPSock) sendAckAt(rcvNxt uint32) {
 
 // sendActiveReset sends RST|ACK at snd_nxt. Mirrors tcp_send_active_reset.
 func (tp *TCPSock) sendActiveReset() {
-	b := allocControlSkb()
-	cbSetSeq(b, tp.sndNxt)
-	cbSetFlags(b, tcpRst|tcpAck)
-	tp.transmitSkb(b, false)
+	tp.transmitSkb(controlSkb(tp.sndNxt, tcpRst|tcpAck), false)
 }
 
 // sendReset answers a segment that has no connection (or is unacceptable
@@ -729,10 +739,7 @@ func (tp *TCPSock) writeWakeup() {
 		tp.eventNewDataSent(b)
 		return
 	}
-	p := allocControlSkb()
-	cbSetSeq(p, tp.sndUna-1)
-	cbSetFlags(p, tcpAck)
-	tp.transmitSkb(p, false)
+	tp.transmitSkb(controlSkb(tp.sndUna-1, tcpAck), false)
 	tp.stack.mib.Inc(memctl.TcpExtTCPWinProbe)
 }
 

@@ -337,8 +337,11 @@ func TestEstablishedShutdownRecv(t *testing.T) {
 
 // sackEstablished is an established passive connection with SACK
 // negotiated (no timestamps, no window scaling).
-func sackEstablished(t *testing.T) *script {
-	c := newScript(t)
+func sackEstablished(t *testing.T) *script { return sackEstablishedSeed(t, 7) }
+
+// sackEstablishedSeed is sackEstablished on a stack with the given seed.
+func sackEstablishedSeed(t *testing.T, seed uint64) *script {
+	c := newScriptSeed(t, seed)
 	c.listen(8)
 	opts := make([]byte, 20)
 	k := header.EncodeSynOptions(opts, 1460, -1, true, false, 0, 0)

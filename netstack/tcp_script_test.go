@@ -90,9 +90,16 @@ type script struct {
 
 func newScript(t *testing.T) *script {
 	t.Helper()
+	return newScriptSeed(t, 7)
+}
+
+// newScriptSeed is newScript with the stack's random seed (and so its
+// initial sequence numbers) chosen.
+func newScriptSeed(t *testing.T, seed uint64) *script {
+	t.Helper()
 	heads := skb.LiveHeads()
 	c := &script{t: t, clk: clock.NewSim(), dev: &capDev{}, lport: 80, rport: 5000, peerIS: 1000}
-	c.s = New(Options{Clock: c.clk, Seed: 7})
+	c.s = New(Options{Clock: c.clk, Seed: seed})
 	var err error
 	if c.nd, err = c.s.AddDevice(c.dev); err != nil {
 		t.Fatal(err)

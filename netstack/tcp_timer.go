@@ -536,10 +536,7 @@ func (tp *TCPSock) keepaliveTimerFired() {
 			tp.writeErr(tp.timeoutErr())
 			return
 		}
-		p := allocControlSkb()
-		cbSetSeq(p, tp.sndUna-1)
-		cbSetFlags(p, tcpAck)
-		tp.transmitSkb(p, false)
+		tp.transmitSkb(controlSkb(tp.sndUna-1, tcpAck), false) // tcp_xmit_probe_skb
 		tp.stack.mib.Inc(memctl.TcpExtTCPKeepAlive)
 		tp.probesOut++
 		tp.resetKeepTimer(tp.keepaliveIntvl())

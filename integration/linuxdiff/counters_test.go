@@ -219,9 +219,12 @@ func compareCounters(t *testing.T, kd, sd map[string]int64, ratios []counterRati
 		default:
 			sOnly = append(sOnly, name)
 		}
-		if _, ok := chance[name]; km != sm && (chanceCounters[name] || ok) {
-			t.Logf("%s moves on the %s only in this run (kernel %d, sockfs %d): a chance event",
-				name, map[bool]string{true: "kernel", false: "sockfs"}[km], kd[name], sd[name])
+		if here, ok := chance[name]; km != sm && (chanceCounters[name] || ok) {
+			if !ok {
+				here = "a chance event"
+			}
+			t.Logf("%s moves on the %s only in this run (kernel %d, sockfs %d): %s",
+				name, map[bool]string{true: "kernel", false: "sockfs"}[km], kd[name], sd[name], here)
 		} else if why, known := knownCounterDiff[name]; km != sm && !known {
 			t.Errorf("%s moves on the %s only (kernel %d, sockfs %d) and knownCounterDiff does not say why",
 				name, map[bool]string{true: "kernel", false: "sockfs"}[km], kd[name], sd[name])
