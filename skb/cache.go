@@ -138,9 +138,13 @@ func drainCaches() {
 
 // CacheCount returns the free objects the caches hold and the bytes they
 // stand for (a head by its buffer's size, a page by PageFragSize).
-func CacheCount() (objects, bytes int) {
+func CacheCount() (objects, bytes int) { return cacheSum(cache.count) }
+
+// cacheSum calls f on every cache and sums the objects it returns and the
+// bytes they stand for.
+func cacheSum(f func(cache) int) (objects, bytes int) {
 	cacheVisit(func(c cache, size int) {
-		n := c.count()
+		n := f(c)
 		objects += n
 		bytes += n * size
 	})
@@ -161,14 +165,7 @@ func CacheCount() (objects, bytes int) {
 // object freed too early is a Go allocation, and a bulk transfer whose
 // receive queue refills after a pause (make bench's rows, one after the
 // other on one peer) must not allocate its pages again.
-func ShrinkCaches() (objects, bytes int) {
-	cacheVisit(func(c cache, size int) {
-		n := c.shrink()
-		objects += n
-		bytes += n * size
-	})
-	return objects, bytes
-}
+func ShrinkCaches() (objects, bytes int) { return cacheSum(cache.shrink) }
 
 // ShrinkInterval is how long a cached free object may sit unused before the
 // shrinker leaves it to the collector (after one to two intervals). A

@@ -366,3 +366,51 @@ func peerSink(t *testing.T, side sut, limit time.Duration) (int, chan int64) {
 	}()
 	return port, got
 }
+
+// writeAll writes p on c, retrying while the socket is full.
+func writeAll(t *testing.T, side sut, c tcpSock, p []byte) {
+	t.Helper()
+	for sent, deadline := 0, time.Now().Add(10*time.Second); sent < len(p); {
+		k, err := c.write(p[sent:])
+		sent += k
+		if err != nil && !errors.Is(err, errWouldBlock) {
+			t.Fatalf("%s: write: %v", side.name(), err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d B written in 10 s", side.name(), sent, len(p))
+		}
+	}
+}
+
+// readN reads n bytes from c.
+func readN(t *testing.T, side sut, c tcpSock, n int) {
+	t.Helper()
+	buf := make([]byte, n)
+	for got, deadline := 0, time.Now().Add(10*time.Second); got < n; {
+		k, err := c.read(buf[got:])
+		got += k
+		if err != nil && !errors.Is(err, errWouldBlock) {
+			t.Fatalf("%s: read: %v", side.name(), err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d B read in 10 s", side.name(), got, n)
+		}
+		if k == 0 {
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+}
+
+// readEOF reads c until the end of the stream (the peer's FIN), for at
+// most 5 s; data before it is not expected.
+func readEOF(t *testing.T, side sut, c tcpSock) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err := c.read(make([]byte, 1)); errors.Is(err, io.EOF) {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%s: no end of stream in 5 s: %v", side.name(), err)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}

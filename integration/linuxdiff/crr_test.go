@@ -100,52 +100,11 @@ func acceptAnswerClose(t *testing.T, side sut) map[string]int64 {
 		}
 		readN(t, side, c, 1)
 		writeAll(t, side, c, []byte{1})
-		for deadline := time.Now().Add(5 * time.Second); ; { // the peer's FIN
-			if _, err := c.read(make([]byte, 1)); errors.Is(err, io.EOF) {
-				break
-			} else if time.Now().After(deadline) {
-				t.Fatalf("%s: connection %d: no FIN: %v", side.name(), i, err)
-			}
-			time.Sleep(100 * time.Microsecond)
-		}
+		readEOF(t, side, c) // the peer's FIN
 		c.Close()
 	}
 	if err := <-peerDone; err != nil {
 		t.Fatalf("%s: peer: %v", side.name(), err)
 	}
 	return rrSettled(t, side, before)
-}
-
-// writeAll writes p on c, retrying while the socket is full.
-func writeAll(t *testing.T, side sut, c tcpSock, p []byte) {
-	t.Helper()
-	for sent, deadline := 0, time.Now().Add(10*time.Second); sent < len(p); {
-		k, err := c.write(p[sent:])
-		sent += k
-		if err != nil && !errors.Is(err, errWouldBlock) {
-			t.Fatalf("%s: write: %v", side.name(), err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d of %d B written in 10 s", side.name(), sent, len(p))
-		}
-	}
-}
-
-// readN reads n bytes from c.
-func readN(t *testing.T, side sut, c tcpSock, n int) {
-	t.Helper()
-	buf := make([]byte, n)
-	for got, deadline := 0, time.Now().Add(10*time.Second); got < n; {
-		k, err := c.read(buf[got:])
-		got += k
-		if err != nil && !errors.Is(err, errWouldBlock) {
-			t.Fatalf("%s: read: %v", side.name(), err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d of %d B read in 10 s", side.name(), got, n)
-		}
-		if k == 0 {
-			time.Sleep(20 * time.Microsecond)
-		}
-	}
 }

@@ -52,28 +52,10 @@ func answerRequests(t *testing.T, side sut, rounds int, wait time.Duration) map[
 	})
 	defer c.Close()
 	buf := make([]byte, rrSize)
-	for i, deadline := 0, time.Now().Add(60*time.Second); i < rounds; i++ {
-		for got := 0; got < rrSize; {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d of %d answers in 60 s", side.name(), i, rounds)
-			}
-			k, err := c.read(buf[got:])
-			got += k
-			if err != nil && !errors.Is(err, errWouldBlock) {
-				t.Fatalf("%s: request %d: read: %v", side.name(), i, err)
-			}
-			if k == 0 {
-				time.Sleep(20 * time.Microsecond)
-			}
-		}
+	for i := 0; i < rounds; i++ {
+		readN(t, side, c, rrSize)
 		time.Sleep(wait)
-		for sent := 0; sent < rrSize; {
-			k, err := c.write(buf[sent:])
-			sent += k
-			if err != nil && !errors.Is(err, errWouldBlock) {
-				t.Fatalf("%s: answer %d: write: %v", side.name(), i, err)
-			}
-		}
+		writeAll(t, side, c, buf)
 	}
 	if err := <-peerDone; err != nil {
 		t.Fatalf("%s: peer: %v", side.name(), err)
@@ -81,14 +63,7 @@ func answerRequests(t *testing.T, side sut, rounds int, wait time.Duration) map[
 	d := rrSettled(t, side, before)
 	// The peer closes first, the system passively, after its FIN.
 	peerClose()
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if _, err := c.read(buf); errors.Is(err, io.EOF) {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("%s: no end of stream 5 s after the peer closed: %v", side.name(), err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	readEOF(t, side, c)
 	c.Close()
 	return d
 }
@@ -137,29 +112,10 @@ func requestResponse(t *testing.T, side sut) map[string]int64 {
 		}
 	})
 	c, before := dialCounted(t, side, port)
-	req, in := make([]byte, rrSize), make([]byte, rrSize)
-	deadline := time.Now().Add(60 * time.Second)
+	req := make([]byte, rrSize)
 	for i := 0; i < rrRounds; i++ {
-		for sent := 0; sent < rrSize; {
-			k, err := c.write(req[sent:])
-			sent += k
-			if err != nil && !errors.Is(err, errWouldBlock) {
-				t.Fatalf("%s: request %d: write: %v", side.name(), i, err)
-			}
-		}
-		for got := 0; got < rrSize; {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d of %d exchanges in 60 s", side.name(), i, rrRounds)
-			}
-			k, err := c.read(in[got:])
-			got += k
-			if err != nil && !errors.Is(err, errWouldBlock) {
-				t.Fatalf("%s: answer %d: read: %v", side.name(), i, err)
-			}
-			if k == 0 {
-				time.Sleep(20 * time.Microsecond)
-			}
-		}
+		writeAll(t, side, c, req)
+		readN(t, side, c, rrSize)
 	}
 	d := rrSettled(t, side, before)
 	c.Close()
