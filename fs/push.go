@@ -41,6 +41,9 @@ func (p *PushAfterReply) Push() {
 	}
 }
 
+// Pending reports whether a write left data for Push to send.
+func (p *PushAfterReply) Pending() bool { return p.s != nil }
+
 // pushAfterReply returns the server's slot if it offers one and a write of
 // n bytes should use it.
 func pushAfterReply(ctx context.Context, n int) *PushAfterReply {

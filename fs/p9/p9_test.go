@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,7 +19,9 @@ import (
 
 	"sockfs/fs"
 
+	"sockfs/netstack/link"
 	"sockfs/netstack/stacktest"
+	"sockfs/skb"
 )
 
 // env is two stacks (198.18.0.1 and .2) joined by an in-memory pipe on a
@@ -34,7 +37,14 @@ func newEnv(t testing.TB) *env { return newEnvMsize(t, 0) }
 // newEnvMsize is newEnv with the server's MaxMsize set.
 func newEnvMsize(t testing.TB, maxMsize uint32) *env {
 	t.Helper()
-	sa, sb := stacktest.Pair(t)
+	return newEnvWith(t, maxMsize, nil)
+}
+
+// newEnvWith is newEnvMsize with A's device passed through wrapA
+// (stacktest.PairWrapped).
+func newEnvWith(t testing.TB, maxMsize uint32, wrapA func(link.Device) link.Device) *env {
+	t.Helper()
+	sa, sb := stacktest.PairWrapped(t, wrapA)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e := &env{ta: fs.New(sa, fs.Options{Logger: log}), tb: fs.New(sb, fs.Options{Logger: log})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -188,6 +198,81 @@ func write(t testing.TB, h fs.Handle, s string) {
 	if _, err := h.Write(context.Background(), []byte(s), 0); err != nil {
 		t.Fatalf("write %q: %v", s, err)
 	}
+}
+
+// TestTwritePushedBesideNextMessage: a large Twrite answered on the
+// reading goroutine leaves its push to a worker, so the connection reads
+// and answers the client's next message while the push is still in the
+// device. The device here (gatedDevice) holds every transmit until the
+// test lets it go: a stand-in for the TUN, whose write(2) runs the
+// kernel's TCP receive and takes long. Before the push moved to a
+// worker, the reading goroutine sat in the device, and the Twalk sent
+// behind the Twrite got no answer until the push was done.
+func TestTwritePushedBesideNextMessage(t *testing.T) {
+	gate := &gatedDevice{}
+	e := newEnvWith(t, 0, func(d link.Device) link.Device { gate.Device = d; return gate })
+	n, bdata := e.localPair(t, 7410)
+	write(t, local(t, e.ta, "tcp/"+n+"/ctl"), "sndbuf 1000000")
+	rc := dialMsize(t, e.addr, dialectL, 0, DefaultMsize)
+	rc.walkOpen(t, 1, 2, "tcp", n, "data")
+	defer gate.open() // before the cleanups, which close through the device
+	msg := bytes.Repeat([]byte("0123456789abcdef"), (128<<10)/16)
+	inline, pushed := handoffs.Load(), pushHandoffs.Load()
+	gate.shut()
+	rc.send(t, twrite(5, 2, msg))
+	if r := rc.recv(t); r.typ() != msgRwrite {
+		t.Fatalf("Twrite answered with type %d", r.typ())
+	}
+	rc.send(t, twalk(6, 1, 3, "tcp"))
+	r, err := rc.tryRecv(2 * time.Second)
+	gate.open()
+	if err != nil {
+		t.Fatalf("no answer to a Twalk sent behind a Twrite whose push is held in the device: %v", err)
+	}
+	if r.typ() != msgRwalk || r.tag() != 6 {
+		t.Fatalf("Twalk answered with type %d tag %d", r.typ(), r.tag())
+	}
+	if handoffs.Load() != inline || pushHandoffs.Load() == pushed {
+		t.Fatal("the Twrite was not answered on the reading goroutine with its push handed off: the test does not cover that path")
+	}
+	if got := drainString(t, bdata, len(msg)); got != string(msg) {
+		t.Fatal("B got other bytes than were written")
+	}
+}
+
+// gatedDevice is a link device whose transmits, while the gate is shut,
+// wait until it opens.
+type gatedDevice struct {
+	link.Device
+	mu   sync.Mutex
+	gate chan struct{} // nil: open
+}
+
+func (g *gatedDevice) shut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gate == nil {
+		g.gate = make(chan struct{})
+	}
+}
+
+func (g *gatedDevice) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gate != nil {
+		close(g.gate)
+		g.gate = nil
+	}
+}
+
+func (g *gatedDevice) Xmit(batch []*skb.SKB) {
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	g.Device.Xmit(batch)
 }
 
 // tcpPair connects a 9P-driven conversation of A to a listener on B. It

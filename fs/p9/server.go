@@ -191,6 +191,10 @@ const maxIdleWorkers = 8
 // block are not).
 var handoffs atomic.Int64
 
+// pushHandoffs counts the large Twrites answered inline whose push went to
+// a worker (tryInline).
+var pushHandoffs atomic.Int64
+
 // request is one T-message in flight. Requests are recycled (reqPool)
 // with their message and reply buffers, so that a stream of Tread or
 // Twrite allocates nothing.
@@ -224,6 +228,9 @@ type request struct {
 	// woff counts the bytes of a Twrite queued so far.
 	try  bool
 	woff int
+	// pushOnly: the request was answered inline and is handed to a
+	// worker only to push what it queued (tryInline).
+	pushOnly bool
 	// run holds a large Twrite's data (readLoop), in place of the
 	// frame's tail.
 	run *pageRun
@@ -253,7 +260,7 @@ func (r *request) free() {
 	r.ctx.reset()
 	r.tag, r.typ, r.d, r.body, r.fid, r.bytes = 0, 0, 0, nil, nil, 0
 	r.retired, r.waitCh, r.dropped, r.frame, r.buf = false, nil, false, nil, nil
-	r.try, r.woff = false, 0
+	r.try, r.woff, r.pushOnly = false, 0, false
 	if r.rv != nil {
 		r.rv.c, r.rv.r = nil, nil
 	}
@@ -542,13 +549,18 @@ func (c *conn) dispatch(frame *[]byte, run *pageRun) {
 			return
 		}
 		handoffs.Add(1)
-		select {
-		case c.workq <- r:
-		default:
-			c.work.Go(func() { c.worker(r) })
-		}
+		c.handoff(r)
 	default:
 		c.run(r)
+	}
+}
+
+// handoff gives r to an idle worker, or to a new one if none is idle.
+func (c *conn) handoff(r *request) {
+	select {
+	case c.workq <- r:
+	default:
+		c.work.Go(func() { c.worker(r) })
 	}
 }
 
@@ -556,7 +568,12 @@ func (c *conn) dispatch(frame *[]byte, run *pageRun) {
 // idle worker too many or the connection ends.
 func (c *conn) worker(r *request) {
 	for {
-		c.run(r)
+		if r.pushOnly {
+			r.ctx.push.Push() // answered inline (tryInline); only its push is left
+			r.free()
+		} else {
+			c.run(r)
+		}
 		if c.idle.Add(1) > maxIdleWorkers {
 			c.idle.Add(-1)
 			return
@@ -613,7 +630,18 @@ func (c *conn) tryInline(r *request) bool {
 		return false // a worker answers, then pushes what was queued here too
 	}
 	c.answer(r, reply, err)
-	r.ctx.push.Push()
+	if r.ctx.push.Pending() {
+		// The push of a large Twrite (up to sixteen TUN writes, in each of
+		// which the kernel runs its TCP receive) goes to a worker, so that
+		// this goroutine reads the client's next message beside it: a
+		// stream of 1 MiB Twrites then costs the longer of the two per
+		// message, not their sum. The next Twrite's queueing waits for the
+		// socket lock the push holds, as it would have waited here.
+		r.pushOnly = true
+		pushHandoffs.Add(1)
+		c.handoff(r)
+		return true
+	}
 	r.free()
 	return true
 }

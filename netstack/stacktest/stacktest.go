@@ -18,6 +18,14 @@ import (
 // registered after Pair (unmounts, servers) run before that.
 func Pair(t testing.TB) (a, b *netstack.Stack) {
 	t.Helper()
+	return PairWrapped(t, nil)
+}
+
+// PairWrapped is Pair with a's end of the pipe passed through wrapA (if
+// not nil) before a uses it, so that a test can stand a device of its own
+// between a and the pipe.
+func PairWrapped(t testing.TB, wrapA func(link.Device) link.Device) (a, b *netstack.Stack) {
+	t.Helper()
 	clk := clock.NewReal()
 	a = netstack.New(netstack.Options{Clock: clk, Seed: 1})
 	b = netstack.New(netstack.Options{Clock: clk, Seed: 2})
@@ -26,7 +34,11 @@ func Pair(t testing.TB) (a, b *netstack.Stack) {
 		b.Close()
 		clk.Close()
 	})
-	pa, pb := link.NewPipe(clk, 0, impair.Config{}, impair.Config{}, 1)
+	var pa, pb link.Device
+	pa, pb = link.NewPipe(clk, 0, impair.Config{}, impair.Config{}, 1)
+	if wrapA != nil {
+		pa = wrapA(pa)
+	}
 	for _, x := range []struct {
 		s    *netstack.Stack
 		dev  link.Device
