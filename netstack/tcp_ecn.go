@@ -229,6 +229,14 @@ func (tp *TCPSock) enterCWR() {
 		return
 	}
 	tp.undoMarker = 0
+	tp.initCwndReduction()
+	tp.setCAState(tcpCACWR)
+}
+
+// initCwndReduction starts bringing cwnd down to a new ssthresh over the
+// next window (PRR), ending any tail loss probe's episode. Mirrors
+// tcp_init_cwnd_reduction.
+func (tp *TCPSock) initCwndReduction() {
 	tp.highSeq = tp.sndNxt
 	tp.tlpHighSeq = 0
 	tp.cwndCnt = 0
@@ -236,5 +244,4 @@ func (tp *TCPSock) enterCWR() {
 	tp.prrDelivered, tp.prrOut = 0, 0
 	tp.ssthresh = tp.cc.ssthresh(tp)
 	tp.ecnQueueCWR()
-	tp.setCAState(tcpCACWR)
 }

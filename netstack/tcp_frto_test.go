@@ -23,7 +23,7 @@ func frtoRTO(t *testing.T, frto string) (*undoConn, undoState) {
 	}
 	before := u.state()
 	u.sendSegs(4)
-	u.clk.Advance(2 * rackRTT) // the loss probe: d again
+	u.clk.Advance(2*rackRTT + tcpTimeoutMin) // the loss probe (2*srtt + TCP_TIMEOUT_MIN): d again
 	u.expectResend(3)
 	_, deadline := u.tp.retransTimerState()
 	u.clk.Advance(time.Duration(deadline - u.clk.Nanotime()))

@@ -567,7 +567,8 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions, fast 
 	}
 	nwin := uint32(th.Window()) << tp.sndWscale
 	oldWnd := tp.sndWnd
-	if tp.mayUpdateWindow(ack, seq, nwin) { // tcp_ack_update_window
+	winUpdate := tp.mayUpdateWindow(ack, seq, nwin) // FLAG_WIN_UPDATE
+	if winUpdate {                                  // tcp_ack_update_window
 		tp.sndWl1 = seq
 		if nwin != tp.sndWnd {
 			tp.sndWnd = nwin
@@ -583,7 +584,10 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions, fast 
 	ece := tp.ecnRcvEcnEcho(cbGetFlags(b)) // FLAG_ECE
 	tp.ackFlagECE = ece
 	tp.ackOrigSackAcked = false // cleanRtxQueue also runs outside ack (the SYN-ACK's)
-	defer func() { tp.ackFlagECE, tp.ackOrigSackAcked, tp.ackDataSacked = false, false, false }()
+	tp.ackDsackTLP = false
+	defer func() {
+		tp.ackFlagECE, tp.ackOrigSackAcked, tp.ackDataSacked, tp.ackDsackTLP = false, false, false, false
+	}()
 	tp.ecnAcceptCWR(b)
 	priorFack := tp.highestSackSeq()
 	reord := priorFack
@@ -641,12 +645,18 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions, fast 
 	if acked > 0 && !tp.inCwndReduction() && !(ece && tp.caState <= tcpCADisorder) && tp.ccMain == nil {
 		tp.cc.congAvoid(tp, acked)
 	}
+	// tcp_ack processes a probe's ACK before tcp_fastretrans_alert, and
+	// on its no_queue path (nothing was in flight) after it.
+	notDup := plen > 0 || winUpdate || acked > 0 // FLAG_NOT_DUP
+	if tp.tlpHighSeq != 0 && priorPackets > 0 {
+		tp.processTlpAck(ack, seqGT(ack, priorUna), notDup, sackedNew > 0)
+	}
 	reoArmed := false // RACK armed the reorder timer: FLAG_SET_XMIT_TIMER cleared
 	if tp.caState != tcpCAOpen || isDupack || sackedNew > 0 || tp.sackedOut > 0 || dsack || tp.undoMarker != 0 || ece {
 		reoArmed = tp.fastretransAlert(ack, priorUna, isDupack, acked+sackedNew)
 	}
-	if tp.tlpHighSeq != 0 && seqGEQ(ack, tp.tlpHighSeq) {
-		tp.tlpHighSeq = 0 // the probe episode is over (tcp_process_tlp_ack)
+	if tp.tlpHighSeq != 0 && priorPackets == 0 {
+		tp.processTlpAck(ack, seqGT(ack, priorUna), notDup, sackedNew > 0)
 	}
 	if priorPackets > 0 { // tcp_ack's no_queue path skips what follows
 		rs := &tp.rs

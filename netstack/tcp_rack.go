@@ -249,13 +249,21 @@ func (tp *TCPSock) rackUpdateReoWnd() {
 // least as many segments as were reported duplicated (network duplicates
 // are not RACK's fault), and not when it answers a tail loss probe (TLP is
 // driven by a timer, not by RACK). Mirrors the RACK part of tcp_dsack_seen.
+//
+// A D-SACK of at most one segment that ends at tlp_high_seq reports the
+// tail loss probe's segment (FLAG_DSACK_TLP): ackDsackTLP, for
+// processTlpAck.
 func (tp *TCPSock) rackDsackSeen(start, end uint32) {
 	mss := uint32(max(tp.mssCache, 1))
-	tp.dsackDups += max((end-start+mss-1)/mss, 1)
+	n := end - start
+	tlp := n <= mss && tp.tlpHighSeq != 0 && end == tp.tlpHighSeq
+	if tlp {
+		tp.ackDsackTLP = true
+	}
+	tp.dsackDups += max((n+mss-1)/mss, 1)
 	if tp.dsackDups > tp.totalRetrans {
 		return
 	}
-	tlp := tp.tlpHighSeq != 0 && end == tp.tlpHighSeq
 	if tp.reordSeen != 0 && !tlp {
 		tp.rack.dsackSeen = true
 	}

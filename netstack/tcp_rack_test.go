@@ -33,6 +33,12 @@ func (c *script) setRecovery(v string) {
 // base is the next sequence number the stack sends.
 func rackEstablished(t *testing.T, recovery string) (c *script, base uint32) {
 	t.Helper()
+	return rackEstablishedRTT(t, recovery, rackRTT)
+}
+
+// rackEstablishedRTT is rackEstablished with round trips of rtt.
+func rackEstablishedRTT(t *testing.T, recovery string, rtt time.Duration) (c *script, base uint32) {
+	t.Helper()
 	c = newScript(t)
 	c.setRecovery(recovery)
 	c.listen(8)
@@ -41,16 +47,16 @@ func rackEstablished(t *testing.T, recovery string) (c *script, base uint32) {
 	c.send(seg{seq: c.peerIS, flags: fSyn, opts: opts[:k]})
 	sa, _, _ := c.take()
 	c.iss = sa.seq
-	c.clk.Advance(rackRTT)
+	c.clk.Advance(rtt)
 	c.send(seg{seq: c.peerIS + 1, ack: c.iss + 1, flags: fAck})
 	c.acceptNoDelay()
 	// Warm-up: one byte acked after one RTT.
 	c.sendData("w")
 	c.expect(seg{seq: c.iss + 1, ack: 1001, flags: fAck | fPsh, payload: "w"})
-	c.clk.Advance(rackRTT)
+	c.clk.Advance(rtt)
 	c.send(seg{seq: 1001, ack: c.iss + 2, flags: fAck})
-	if m := c.tp.minRttLocked(); m != uint32(rackRTT/time.Microsecond) {
-		t.Fatalf("min_rtt %d us, want %d", m, rackRTT/time.Microsecond)
+	if m := c.tp.minRttLocked(); m != uint32(rtt/time.Microsecond) {
+		t.Fatalf("min_rtt %d us, want %d", m, rtt/time.Microsecond)
 	}
 	return c, c.iss + 2
 }

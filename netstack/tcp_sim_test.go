@@ -182,7 +182,7 @@ func TestTCPSimCorrupt(t *testing.T) {
 func TestTCPSimAll(t *testing.T) {
 	simImpaired(t, impair.Config{Loss: 0.05, Reorder: 0.02, Duplicate: 0.01, Corrupt: 0.005,
 		Delay: 5 * time.Millisecond, Jitter: time.Millisecond}, simSize(4), 25,
-		simLimit{2700 * time.Millisecond, 2}, simLimit{6*time.Minute + 30*time.Second, 155})
+		simLimit{2700 * time.Millisecond, 2}, simLimit{5*time.Minute + 40*time.Second, 98})
 }
 
 // bulkPump moves size bytes from cli to srv in a drive loop: each step

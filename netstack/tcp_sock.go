@@ -415,6 +415,9 @@ type TCPSock struct {
 	// proof that an RTO was spurious, or SACKed new data (ackDataSacked,
 	// FLAG_DATA_SACKED).
 	frto, ackOrigSackAcked, ackDataSacked bool
+	// ackDsackTLP: the ACK being processed D-SACKs the last tail loss
+	// probe's segment (FLAG_DSACK_TLP, set by rackDsackSeen).
+	ackDsackTLP bool
 
 	// Congestion control.
 	ccMain     congControlOps // cc's cong_control, nil for reno and cubic

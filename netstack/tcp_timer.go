@@ -107,9 +107,12 @@ func (tp *TCPSock) writeTimerHandler() {
 }
 
 // scheduleLossProbe arms the tail loss probe (RFC 8985 section 7) instead
-// of the RTO when it would fire first: 2*srtt (plus the delayed-ACK time
-// when one segment is out), at least 10 ms, never after the RTO. Mirrors
-// tcp_schedule_loss_probe.
+// of the RTO when it would fire first: 2*srtt, plus the RTO floor when one
+// segment is out (the peer may be delaying its ACK) or TCP_TIMEOUT_MIN
+// otherwise, never after the RTO. Mirrors tcp_schedule_loss_probe (Linux
+// 6.x; the 10 ms floor of older kernels is gone there). Linux rounds the
+// timeout up to jiffies (4 ms at this kernel's HZ of 250); sockfs's
+// timers are not in ticks.
 func (tp *TCPSock) scheduleLossProbe() bool {
 	if er := tp.stack.net.Sysctls.TCPEarlyRetrans(); er != 3 && er != 4 { // tcp_early_retrans: TLP on at 3 and 4
 		return false
@@ -122,9 +125,10 @@ func (tp *TCPSock) scheduleLossProbe() bool {
 	if tp.srttUs != 0 {
 		pto = time.Duration(tp.srttUs>>2) * time.Microsecond
 		if tp.packetsOut == 1 {
-			pto += tcpDelackMax
+			pto += tp.rtoMin // tcp_rto_min_us
+		} else {
+			pto += tcpTimeoutMin
 		}
-		pto = max(pto, 10*time.Millisecond)
 	}
 	if tp.rtoKind == timerRetrans && tp.rtoDeadline != 0 {
 		if left := time.Duration(tp.rtoDeadline - tp.now()); left > 0 && left < pto {
@@ -163,6 +167,37 @@ func (tp *TCPSock) sendLossProbe() {
 	tp.tlpHighSeq = tp.sndNxt
 	tp.tlpRetrans = !sent
 	tp.resetRetransTimer(timerRetrans, tp.rtoBackoff())
+}
+
+// processTlpAck decides, on an ACK at or beyond tlp_high_seq, how the
+// last tail loss probe's episode ended. A probe of new data ends with its
+// ACK. A resent probe ends with the D-SACK that reports it arrived twice
+// (no loss), or with a pure duplicate ACK (the same). An ACK beyond
+// tlp_high_seq without either means the probe repaired a loss: cwnd is
+// reduced at once (CWR, TCPLossProbeRecovery). An ACK of exactly
+// tlp_high_seq that advances snd_una, or carries data, a window update or
+// new SACKs, says neither yet, and the episode stays open: no second
+// probe is sent while it is. Mirrors tcp_process_tlp_ack; unaAdvanced,
+// notDup and dataSacked are tcp_ack's FLAG_SND_UNA_ADVANCED, FLAG_NOT_DUP
+// and FLAG_DATA_SACKED, ackDsackTLP its FLAG_DSACK_TLP.
+func (tp *TCPSock) processTlpAck(ack uint32, unaAdvanced, notDup, dataSacked bool) {
+	if seqLT(ack, tp.tlpHighSeq) {
+		return
+	}
+	switch {
+	case !tp.tlpRetrans: // the probe was new data, now acknowledged
+		tp.tlpHighSeq = 0
+	case tp.ackDsackTLP: // the original and the probe both arrived
+		tp.tlpHighSeq = 0
+	case seqGT(ack, tp.tlpHighSeq):
+		tp.initCwndReduction() // clears tlp_high_seq
+		tp.setCAState(tcpCACWR)
+		tp.endCwndReduction()
+		tp.tryKeepOpen()
+		tp.stack.mib.Inc(memctl.TcpExtTCPLossProbeRecovery)
+	case !unaAdvanced && !notDup && !dataSacked: // a pure duplicate ACK: no loss
+		tp.tlpHighSeq = 0
+	}
 }
 
 // modelTimeout is how long boundary back-offs from rtoBase take, in the

@@ -279,7 +279,7 @@ func TestLossDelayedOriginalUndo(t *testing.T) {
 			u := undoEstablished(t, "1", true)
 			before := u.state()
 			orig := u.sendSegs(2)
-			u.clk.Advance(2 * rackRTT) // the loss probe: b again
+			u.clk.Advance(2*rackRTT + tcpTimeoutMin) // the loss probe (2*srtt + TCP_TIMEOUT_MIN): b again
 			u.expectResend(1)
 			_, deadline := u.tp.retransTimerState()
 			u.clk.Advance(time.Duration(deadline - u.clk.Nanotime()))
