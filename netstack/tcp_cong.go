@@ -167,10 +167,13 @@ func (tp *TCPSock) isCwndLimited() bool {
 	return false
 }
 
-// cwndValidate records whether the last transmission was cwnd-limited.
-// Mirrors tcp_cwnd_validate (without the RFC 7661 idle decay).
+// cwndValidate records whether the last transmission was cwnd-limited:
+// once per window (until snd_una passes cwnd_usage_seq) the strongest
+// signal is kept. Being cwnd-limited sticks for the rest of the window;
+// otherwise the most packets out in it are tracked. Mirrors
+// tcp_cwnd_validate (without the RFC 7661 idle decay).
 func (tp *TCPSock) cwndValidate(limited bool) {
-	if !seqLT(tp.sndUna, tp.cwndUsageSeq) || limited || tp.packetsOut > tp.maxPacketsOut {
+	if !seqLT(tp.sndUna, tp.cwndUsageSeq) || limited || (!tp.cwndLimited && tp.packetsOut > tp.maxPacketsOut) {
 		tp.maxPacketsOut = tp.packetsOut
 		tp.cwndUsageSeq = tp.sndNxt
 		tp.cwndLimited = limited
