@@ -57,7 +57,7 @@ func (s *Stack) tcpRcv(b *skb.SKB, src, dst netip.Addr, dsfield uint8, rx *rxBat
 	b.Pull(th.DataOffset())
 	b.Tstamp = s.clock.Nanotime()
 
-	if s.tcpRcvEstab(b, th, &opts, tu, rx) {
+	if (testEstabMiss == nil || !testEstabMiss(tu)) && s.tcpRcvEstab(b, th, &opts, tu, rx) {
 		return
 	}
 	if l := s.tcp.lookupListener(dst, tu.lport); l != nil {
@@ -69,6 +69,12 @@ func (s *Stack) tcpRcv(b *skb.SKB, src, dst netip.Addr, dsfield uint8, rx *rxBat
 	s.tcpSendReset(th, src, dst, plen)
 	b.Free()
 }
+
+// testEstabMiss, when a test sets it, makes tcpRcv's established lookup
+// miss for the tuples it reports, as when that lookup ran just before
+// another goroutine hashed the connection's child
+// (TestListenerFindsChildHashedAfterLookup). Nil outside tests.
+var testEstabMiss func(tu tcpTuple) bool
 
 // tcpCsumDrop counts a segment with a bad checksum in the sk_drops of the
 // socket it was for, where Linux does: tcp_v4_rcv leaves the check to the

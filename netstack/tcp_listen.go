@@ -121,11 +121,17 @@ func (l *TCPSock) listenProcess(b *skb.SKB, th header.TCP, opts *header.TCPOptio
 	if r := l.reqs[tu]; r != nil {
 		return l.checkReq(r, b, th, opts)
 	}
-	// A segment that waited on the listener's backlog may belong to a
-	// connection an earlier segment of that backlog completed: look the
-	// established table up again, as tcp_v4_hnd_req did in Linux before
-	// 4.4 (without it, the data behind a handshake's ACK drew a RST).
-	if l.inBacklogRcv && s.tcpRcvEstab(b, th, opts, tu, nil) {
+	// The segment may belong to a connection whose child was hashed after
+	// tcpRcv looked the established table up: an earlier segment of the
+	// listener's backlog completed it (the data behind a handshake's ACK),
+	// or the owner's backlog pass did so between that lookup and this
+	// segment taking the listener's lock (the owner then released it, so
+	// the segment is processed here, not queued). Look the table up again,
+	// as tcp_v4_hnd_req did in Linux before 4.4; without it the segment
+	// drew a RST (a failed cookie check) and reset a live connection: 1
+	// run in 6-10 of TestKernel200ConcurrentEcho under -race. Linux 4.4+
+	// keeps requests in the established hash, so one lookup sees either.
+	if s.tcpRcvEstab(b, th, opts, tu, nil) {
 		return true // delivered or freed there
 	}
 	if flags&tcpRst != 0 {
