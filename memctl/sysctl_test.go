@@ -43,6 +43,7 @@ func TestBootDefaultsFromNFBP(t *testing.T) {
 		"ipv4/tcp_probe_interval":                          "600\n",
 		"ipv4/tcp_retries1":                                "3\n",
 		"ipv4/tcp_pingpong_thresh":                         "1\n",
+		"ipv4/tcp_tso_win_divisor":                         "3\n",
 		"module/tcp_cubic/parameters/hystart":              "1\n",
 		"module/tcp_cubic/parameters/hystart_detect":       "3\n",
 		"module/tcp_cubic/parameters/hystart_low_window":   "16\n",
@@ -55,7 +56,7 @@ func TestBootDefaultsFromNFBP(t *testing.T) {
 		}
 		eq(t, name, s.Read(), want)
 	}
-	eq(t, "names", len(n.Sysctls.Names()), 95)
+	eq(t, "names", len(n.Sysctls.Names()), 96)
 	d := ComputeBootDefaults(&Linux612Distro, nfbp235)
 	eq(t, "6 MiB tcp_rmem[2] before 6.16", d.TCPRmem[2], int64(6<<20))
 	small := ComputeBootDefaults(&Linux618Min, 100)

@@ -41,7 +41,7 @@ type Sysctls struct {
 	tcpThinLinearTimeouts, tcpEarlyRetrans                         *Sysctl
 	// Sending and loss recovery.
 	tcpSlowStartAfterIdle, tcpReordering, tcpMaxReordering *Sysctl
-	tcpMinTsoSegs, tcpTsoRttLog                            *Sysctl
+	tcpMinTsoSegs, tcpTsoRttLog, tcpTsoWinDivisor          *Sysctl
 	tcpPacingSsRatio, tcpPacingCaRatio, tcpMinRttWlen      *Sysctl
 	// Receiving and rate limits.
 	tcpCompSackNr, tcpInvalidRatelimit, tcpChallengeAckLimit *Sysctl
@@ -197,6 +197,7 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.tcpReordering.maxOf = s.tcpMaxReordering
 	s.tcpMinTsoSegs = mk("ipv4/tcp_min_tso_segs", kindU8, lim(i64(1), nil), "fewest segments in a TSO skb (tcp_tso_autosize)", 2)
 	s.tcpTsoRttLog = mk("ipv4/tcp_tso_rtt_log", kindU8, none, "larger TSO skbs on short paths (tcp_tso_autosize)", 9)
+	s.tcpTsoWinDivisor = mk("ipv4/tcp_tso_win_divisor", kindU8, none, "a TSO skb waits for a due ACK unless 1/N of the window can go; 0: unless more than 3 segments can (tcp_tso_should_defer)", 3)
 	s.tcpPacingSsRatio = mk("ipv4/tcp_pacing_ss_ratio", kindInt, lim(i64(0), i64(1000)), "pacing rate in slow start, percent of cwnd/srtt (tcp_update_pacing_rate)", 200)
 	s.tcpPacingCaRatio = mk("ipv4/tcp_pacing_ca_ratio", kindInt, lim(i64(0), i64(1000)), "pacing rate after slow start (tcp_update_pacing_rate)", 120)
 	s.tcpMinRttWlen = mk("ipv4/tcp_min_rtt_wlen", kindInt, lim(i64(0), i64(86400)), "window of the min_rtt filter, seconds (tcp_update_rtt_min)", 300)
@@ -413,7 +414,6 @@ func (s *Sysctl) Range() string {
 var AbsentSysctls = map[string]string{
 	"ipv4/tcp_limit_output_bytes":     "TSQ limits the bytes queued below TCP; sockfs's devices finish a transmission before Xmit returns, so there is no queue to limit",
 	"ipv4/tcp_autocorking":            "autocorking waits for a TX completion of queued packets, which sockfs's devices never leave queued",
-	"ipv4/tcp_tso_win_divisor":        "used only by tcp_tso_should_defer, which sockfs does not do",
 	"ipv4/tcp_no_metrics_save":        "sockfs has no tcp_metrics cache",
 	"ipv4/tcp_ecn_option":             "Accurate ECN's TCP option: sockfs does RFC 3168 ECN only",
 	"ipv4/tcp_ecn_option_beacon":      "as tcp_ecn_option",
@@ -594,6 +594,9 @@ func (s *Sysctls) TCPMaxReordering() int { return int(s.tcpMaxReordering.first()
 
 // TCPMinTsoSegs is net.ipv4.tcp_min_tso_segs.
 func (s *Sysctls) TCPMinTsoSegs() int { return int(s.tcpMinTsoSegs.first()) }
+
+// TCPTsoWinDivisor is net.ipv4.tcp_tso_win_divisor.
+func (s *Sysctls) TCPTsoWinDivisor() int { return int(s.tcpTsoWinDivisor.first()) }
 
 // TCPTsoRttLog is net.ipv4.tcp_tso_rtt_log.
 func (s *Sysctls) TCPTsoRttLog() int { return int(s.tcpTsoRttLog.first()) }

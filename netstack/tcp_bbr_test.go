@@ -199,7 +199,7 @@ func TestTCPSimBBRAll(t *testing.T) {
 	el := time.Duration(n.clk.Nanotime())
 	t.Logf("bbr, %d bytes each way: retrans %d timeouts %d recoveries %d; sim time %v; client %+v",
 		size, sum(memctl.TcpRetransSegs), sum(memctl.TcpExtTCPTimeouts), sum(memctl.TcpExtTCPSackRecovery), el, *cli.Info().BBR)
-	lim := simLimit{360 * time.Millisecond, 2}
+	lim := simLimit{490 * time.Millisecond, 2}
 	if *soak {
 		lim = simLimit{20 * time.Second, 10}
 	}

@@ -426,10 +426,10 @@ func (tp *TCPSock) nagleCheck(partial bool, nonagle int) bool {
 
 // writeXmit sends what the congestion and receive windows and Nagle allow
 // from the write queue, each skb as one GSO packet of at most tsoSegs
-// segments, cut (tso_fragment) where a window ends. Mirrors tcp_write_xmit
-// (without tcp_tso_should_defer and TSQ: sockfs's devices complete a
-// transmission before Xmit returns, so there is never a queue below TCP
-// for them to wait on).
+// segments, cut (tso_fragment) where a window ends, unless it waits for an
+// ACK that lets a larger one go (tsoShouldDefer). Mirrors tcp_write_xmit
+// (without TSQ: sockfs's devices complete a transmission before Xmit
+// returns, so there is never a queue below TCP for it to wait on).
 func (tp *TCPSock) writeXmit(nonagle int) bool { return tp.writeXmitOne(nonagle, 0) }
 
 // writeXmitOne is writeXmit; with pushOne 1 it sends at most one skb
@@ -479,6 +479,12 @@ func (tp *TCPSock) writeXmitOne(nonagle int, pushOne int) bool {
 				break
 			}
 		} else {
+			if pushOne == 0 {
+				if deferred, cwndLimited, _ := tp.tsoShouldDefer(b, maxSegs); deferred {
+					limited = limited || cwndLimited
+					break
+				}
+			}
 			limit = tp.mssSplitPoint(b, mss, min(quota, maxSegs), nonagle)
 		}
 		if b.Len() > limit {

@@ -161,28 +161,28 @@ func simSize(div int) int {
 
 func TestTCPSimLoss(t *testing.T) {
 	simImpaired(t, impair.Config{Loss: 0.05, Delay: 5 * time.Millisecond}, simSize(4), 21,
-		simLimit{3300 * time.Millisecond, 4}, simLimit{6 * time.Minute, 220})
+		simLimit{3600 * time.Millisecond, 4}, simLimit{6 * time.Minute, 220})
 }
 
 func TestTCPSimReorder(t *testing.T) {
 	simImpaired(t, impair.Config{Reorder: 0.02, Delay: 5 * time.Millisecond}, simSize(2), 22,
-		simLimit{460 * time.Millisecond, 0}, simLimit{2600 * time.Millisecond, 0})
+		simLimit{185 * time.Millisecond, 0}, simLimit{1150 * time.Millisecond, 0})
 }
 
 func TestTCPSimDuplicate(t *testing.T) {
 	simImpaired(t, impair.Config{Duplicate: 0.01, Delay: 2 * time.Millisecond}, simSize(2), 23,
-		simLimit{100 * time.Millisecond, 0}, simLimit{1450 * time.Millisecond, 0})
+		simLimit{100 * time.Millisecond, 0}, simLimit{1350 * time.Millisecond, 0})
 }
 
 func TestTCPSimCorrupt(t *testing.T) {
 	simImpaired(t, impair.Config{Corrupt: 0.005, Delay: 2 * time.Millisecond}, simSize(2), 24,
-		simLimit{270 * time.Millisecond, 1}, simLimit{28 * time.Second, 3})
+		simLimit{620 * time.Millisecond, 1}, simLimit{28 * time.Second, 3})
 }
 
 func TestTCPSimAll(t *testing.T) {
 	simImpaired(t, impair.Config{Loss: 0.05, Reorder: 0.02, Duplicate: 0.01, Corrupt: 0.005,
 		Delay: 5 * time.Millisecond, Jitter: time.Millisecond}, simSize(4), 25,
-		simLimit{2700 * time.Millisecond, 2}, simLimit{5*time.Minute + 40*time.Second, 98})
+		simLimit{1850 * time.Millisecond, 2}, simLimit{6*time.Minute + 25*time.Second, 170})
 }
 
 // bulkPump moves size bytes from cli to srv in a drive loop: each step

@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"encoding/binary"
+	"time"
 
 	"sockfs/memctl"
 	"sockfs/skb"
@@ -164,6 +165,69 @@ func (tp *TCPSock) cwndTest(b *skb.SKB) int {
 	}
 	return int(min(max(cwnd>>1, 1), cwnd-inflight))
 }
+
+// tsoShouldDefer reports whether b, of more than one segment, should wait
+// for an ACK that is due soon and lets a larger TSO skb go, rather than
+// leave now with what the windows allow; cwndLimited and rwndLimited say
+// which window held it. It never waits in Recovery or Loss, more than
+// 1 ms after the last transmission, with room for a full-sized skb or
+// for a fraction of the window (tcp_tso_win_divisor; with 0, for more
+// than three segments), or when the head's ACK is due later than
+// min(srtt/2, 1 ms). No timer ends the wait: the ACK it waits for pushes
+// the queue, and the loss probe or RTO covers its loss. Mirrors
+// tcp_tso_should_defer (Linux 6.18).
+func (tp *TCPSock) tsoShouldDefer(b *skb.SKB, maxSegs int) (deferred, cwndLimited, rwndLimited bool) {
+	if tp.caState >= tcpCARecovery {
+		return false, false, false
+	}
+	now := tp.now()
+	if now-tp.wstampNs > int64(time.Millisecond) { // the last write was not recent
+		return false, false, false
+	}
+	mss := uint32(tp.mssCache)
+	inFlight := tp.packetsInFlight()
+	sendWin := tp.sndUna + tp.sndWnd - cbGetSeq(b)
+	congWin := (tp.cwnd - inFlight) * mss // the caller checked cwnd > in_flight
+	limit := min(sendWin, congWin)
+	n := uint32(b.Len())
+	if limit >= uint32(maxSegs)*mss { // a full-sized TSO skb can go
+		return false, false, false
+	}
+	if b != tp.writeQueue.PeekTail() && limit >= n { // it gets no more data and can go whole
+		return false, false, false
+	}
+	if d := uint32(tp.stack.net.Sysctls.TCPTsoWinDivisor()); d != 0 {
+		if limit >= min(tp.sndWnd, tp.cwnd*mss)/d { // a fraction of the window is available
+			return false, false, false
+		}
+	} else if limit > tcpMaxTsoDeferredMss*mss {
+		return false, false, false
+	}
+	head := tp.rtxQueue.Peek()
+	if head == nil {
+		return false, false, false
+	}
+	srttNs := int64(tp.srttUs) * 1000 >> 3
+	howFar := head.Tstamp + srttNs - now // until the head's ACK is expected
+	if howFar > min(srttNs>>1, int64(time.Millisecond)) {
+		return false, false, false
+	}
+	if congWin < sendWin {
+		if congWin <= n {
+			return true, true, false
+		}
+	} else if sendWin <= n {
+		return true, false, true
+	}
+	if cbGetFlags(b)&tcpFin != 0 { // it will get no more data
+		return false, false, false
+	}
+	return true, false, false
+}
+
+// tcpMaxTsoDeferredMss is the room, in segments, past which
+// tcp_tso_win_divisor 0 does not wait. Mirrors tcp_max_tso_deferred_mss.
+const tcpMaxTsoDeferredMss = 3
 
 // sndWndTest says whether the first segment of b fits the peer's window.
 // Mirrors tcp_snd_wnd_test.
