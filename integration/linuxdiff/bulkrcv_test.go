@@ -44,6 +44,8 @@ var bulkRcvChance = map[string]string{
 	"TcpExt:PruneCalled": "likewise: sockfs 2 in a clean-clone run under -race, where its reader fell behind",
 	"TcpExt:TCPToZeroWindowAdv": "likewise, a reader so far behind that the window closed: sockfs 2 in a " +
 		"clean-clone run under -race while other tests ran on the machine (session 16), the kernel 0",
+	"TcpExt:TCPDSACKOldSent": "a segment the peer resent after the receiver fell behind (its ACKs late): " +
+		"sockfs 1, with PruneCalled 2, in a clean-clone run under -race (session 16), the kernel 0",
 	"TcpExt:DelayedACKs": "a lone segment waits for the delayed-ACK timer only when no read or next " +
 		"segment sends the ACK first: sockfs 1 in that run",
 }
