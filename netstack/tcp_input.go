@@ -590,7 +590,6 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions, fast 
 	ece := tp.ecnRcvEcnEcho(cbGetFlags(b)) // FLAG_ECE
 	tp.ackFlagECE = ece
 	tp.ackOrigSackAcked = false // cleanRtxQueue also runs outside ack (the SYN-ACK's)
-	tp.ackDsackTLP = false
 	defer func() {
 		tp.ackFlagECE, tp.ackOrigSackAcked, tp.ackDataSacked, tp.ackDsackTLP = false, false, false, false
 	}()

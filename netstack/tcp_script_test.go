@@ -157,6 +157,21 @@ func (c *script) sendBatch(sgs ...seg) {
 }
 
 // take returns the next transmitted segment, or false.
+// expectNoRst takes every segment sent so far and fails if one of them is
+// a RST; what says what the stack must not have reset.
+func (c *script) expectNoRst(what string) {
+	c.t.Helper()
+	for {
+		got, _, ok := c.take()
+		if !ok {
+			return
+		}
+		if got.flags&fRst != 0 {
+			c.t.Fatalf("%s: %v", what, got)
+		}
+	}
+}
+
 func (c *script) take() (seg, header.TCPOptions, bool) {
 	c.dev.mu.Lock()
 	if len(c.dev.out) == 0 {
