@@ -150,11 +150,23 @@ func TestTracePeerSS(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	cmd := "ss -tinH state established '( dport = :" + strconv.Itoa(port) + " )'"
-	raw, err := exec.Command("sh", "-c", cmd).Output()
-	if err != nil {
-		t.Fatal(err)
+	// Write returns once the data is in the send buffer, not once it is
+	// acknowledged (a CI run under -race caught ss with 107 kB not yet
+	// sent): sample until the receiver has acknowledged it all, for at
+	// most 5 s.
+	var raw []byte
+	var m map[string]string
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		raw, err = exec.Command("sh", "-c", cmd).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = parseSSInfo(string(raw))
+		if acked, _ := strconv.Atoi(m["bytes_acked"]); acked >= 1<<20 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	m := parseSSInfo(string(raw))
 	if m["congestion"] == "" || m["cwnd"] == "" || m["srtt"] == "" || m["min_rtt"] == "" {
 		t.Fatalf("parsed %v from %q", m, raw)
 	}
