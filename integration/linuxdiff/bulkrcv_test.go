@@ -2,8 +2,10 @@ package linuxdiff
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,13 +26,48 @@ import (
 // backlog while the reader owns it (tcp_add_backlog), sockfs's also from
 // ACKs held to the end of a device's receive batch (rxBatch, a deviation
 // on purpose). What is compared is which counters move.
+//
+// The scenario's premise is a reader that keeps up. On a loaded machine
+// (under -race, beside other tests) either reader sometimes falls behind,
+// and then a different set of counters moves by chance on that side
+// (pruning, collapsing, zero windows, D-SACKs of the peer's resends: two
+// failures in eight clean-clone runs in session 16). A run whose counters
+// show a reader fell behind (fellBehind) did not test the premise, so the
+// pair is run again, at most bulkRcvAttempts times in all; the last pair
+// is compared whatever it shows.
 func TestLinuxDiffBulkReceive(t *testing.T) {
 	k, s := startBoth(t, func(k *kernelSUT) {
 		k.peerNs.mustRun(t, "ip", "link", "set", "dev", "ldpeer0", "gso_max_segs", "1")
 	}, "--offload=false")
-	kd, sd := bulkReceiveCounted(t, k), bulkReceiveCounted(t, s)
+	var kd, sd map[string]int64
+	for attempt := 1; ; attempt++ {
+		kd, sd = bulkReceiveCounted(t, k), bulkReceiveCounted(t, s)
+		kb, sb := fellBehind(kd), fellBehind(sd)
+		if kb == "" && sb == "" || attempt == bulkRcvAttempts {
+			break
+		}
+		t.Logf("attempt %d: a reader fell behind (kernel: %q, sockfs: %q): running the pair again",
+			attempt, kb, sb)
+	}
 	compareCounters(t, kd, sd, nil, bulkRcvChance,
 		"16 MB from the kernel peer, read all the time, wire-sized segments on both")
+}
+
+// bulkRcvAttempts bounds the runs of TestLinuxDiffBulkReceive's pair.
+const bulkRcvAttempts = 3
+
+// fellBehind names the counters in d that move only when the receiver's
+// reader let its queue near rcvbuf (tcp_data_queue's window checks,
+// tcp_prune_queue), or "" if none did.
+func fellBehind(d map[string]int64) string {
+	var moved []string
+	for _, name := range []string{"TcpExt:TCPWantZeroWindowAdv", "TcpExt:TCPToZeroWindowAdv",
+		"TcpExt:PruneCalled", "TcpExt:TCPRcvCollapsed", "TcpExt:RcvPruned"} {
+		if d[name] > 0 {
+			moved = append(moved, fmt.Sprintf("%s %d", name, d[name]))
+		}
+	}
+	return strings.Join(moved, ", ")
 }
 
 const bulkRcvBytes = 16 << 20
