@@ -120,25 +120,33 @@ func impairedTransfer(t *testing.T, side sut, loss, reorder float64) map[string]
 	}
 	defer side.impairOut(0, 0)
 	tx, before := dialCounted(t, side, port)
+	sendToSink(t, side, tx, ctrBytes, got, 5*time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // the last ACKs and the FIN's
+	return mibDeltas(t, side, before, diffCounters)
+}
+
+// sendToSink writes n bytes on tx in 64 KiB writes (pausing for pause
+// while the socket is full, for at most 60 s in all), closes it, and
+// checks that the peer's sink (peerSink's channel) read all n.
+func sendToSink(t *testing.T, side sut, tx tcpSock, n int, got chan int64, pause time.Duration) {
+	t.Helper()
 	buf := make([]byte, 64<<10)
-	for sent, deadline := 0, time.Now().Add(60*time.Second); sent < ctrBytes; {
-		n, err := tx.write(buf[:min(len(buf), ctrBytes-sent)])
-		sent += n
+	for sent, deadline := 0, time.Now().Add(60*time.Second); sent < n; {
+		k, err := tx.write(buf[:min(len(buf), n-sent)])
+		sent += k
 		if errors.Is(err, errWouldBlock) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d of %d bytes sent in 60 s", side.name(), sent, ctrBytes)
+				t.Fatalf("%s: %d of %d bytes sent in 60 s", side.name(), sent, n)
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(pause)
 		} else if err != nil {
 			t.Fatalf("%s: write: %v", side.name(), err)
 		}
 	}
 	tx.Close()
-	if n := <-got; n != ctrBytes {
-		t.Fatalf("%s: the peer read %d of %d bytes", side.name(), n, ctrBytes)
+	if k := <-got; k != int64(n) {
+		t.Fatalf("%s: the peer read %d of %d bytes", side.name(), k, n)
 	}
-	time.Sleep(500 * time.Millisecond) // the last ACKs and the FIN's
-	return mibDeltas(t, side, before, diffCounters)
 }
 
 // mibDeltas reads side's counters again and returns how much each of names

@@ -2,7 +2,6 @@ package linuxdiff
 
 import (
 	"encoding/json"
-	"errors"
 	"testing"
 	"time"
 )
@@ -61,23 +60,7 @@ func tsoBurstMean(t *testing.T, side sut) float64 {
 	port, got := peerSink(t, side, 90*time.Second)
 	p0, b0 := peerRx(t, side) // before the handshake: the ip(8) run must not delay the first data
 	tx, _ := dialCounted(t, side, port)
-	buf := make([]byte, 64<<10)
-	for sent, deadline := 0, time.Now().Add(60*time.Second); sent < tsoBytes; {
-		n, err := tx.write(buf[:min(len(buf), tsoBytes-sent)])
-		sent += n
-		if errors.Is(err, errWouldBlock) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d of %d bytes sent in 60 s", side.name(), sent, tsoBytes)
-			}
-			time.Sleep(200 * time.Microsecond)
-		} else if err != nil {
-			t.Fatalf("%s: write: %v", side.name(), err)
-		}
-	}
-	tx.Close()
-	if n := <-got; n != tsoBytes {
-		t.Fatalf("%s: the peer read %d of %d bytes", side.name(), n, tsoBytes)
-	}
+	sendToSink(t, side, tx, tsoBytes, got, 200*time.Microsecond)
 	p1, b1 := peerRx(t, side)
 	if p1 <= p0 {
 		t.Fatalf("%s: the peer's device counted no packets", side.name())
