@@ -613,3 +613,33 @@ func TestTCPStatusCAStateMinRTT(t *testing.T) {
 		t.Errorf("min_rtt %d srtt %d: %q", minRTT, srtt, st)
 	}
 }
+
+// TestConnectAgainAfterRefused: a conversation whose connect was refused
+// connects again on the same ctl and carries data both ways; its first
+// write used to fail with EPIPE (the socket stayed shut down by the
+// failure) while the peer held an established connection.
+func TestConnectAgainAfterRefused(t *testing.T) {
+	ta, tb := treePair(t)
+	srv := clone(t, tb, "tcp")
+	srv.must("announce 8011")
+	a := clone(t, ta, "tcp")
+	if err := a.cmd("connect 198.18.0.2!8012"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("connect to a closed port: %v", err)
+	}
+	a.must("connect 198.18.0.2!8011")
+	b := srv.accept()
+	ad, bd := a.data(), b.data()
+	if _, err := ad.Write(context.Background(), []byte("ping"), 0); err != nil {
+		t.Fatalf("write after reconnecting: %v (err file %q)", err, a.read("err"))
+	}
+	buf := make([]byte, 16)
+	if n, err := readTimeout(bd, buf); err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("peer read %q, %v", buf[:n], err)
+	}
+	if _, err := bd.Write(context.Background(), []byte("pong"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := readTimeout(ad, buf); err != nil || string(buf[:n]) != "pong" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+}

@@ -253,6 +253,10 @@ func (sk *Sock) Shutdown(how uint32) {
 	sk.Wq.Wake()
 }
 
+// ClearShutdown clears sk_shutdown, as tcp_disconnect does for a socket
+// that may connect again.
+func (sk *Sock) ClearShutdown() { sk.shutdown.Store(0) }
+
 // Hold takes a reference. Mirrors sock_hold.
 func (sk *Sock) Hold() { sk.refcnt.Add(1) }
 

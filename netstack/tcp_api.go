@@ -47,8 +47,19 @@ func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 	switch {
 	case tp.released:
 		return errBadF
-	case tp.state == TCPSynSent:
-		return syscall.EALREADY
+	case tp.sockState == ssConnected:
+		return errIsConn
+	case tp.sockState == ssConnecting:
+		// An earlier connect that did not wait for its end
+		// (non-blocking, or interrupted): report how it ended.
+		switch tp.state {
+		case TCPSynSent, TCPSynRecv:
+			return syscall.EALREADY
+		case TCPClose:
+			return tp.connectFailed()
+		}
+		tp.sockState = ssConnected
+		return nil
 	case tp.state != TCPClose:
 		return errIsConn
 	case tp.destroyed:
@@ -92,12 +103,27 @@ func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 	}
 	tp.tsOffset = t.secureTSOff(tp.tuple())
 	tp.setState(TCPSynSent)
+	tp.sockState = ssConnecting
 	tp.connectInit()
 	tp.sendSyn()
 	if tp.nonblock.Load() {
 		return syscall.EINPROGRESS
 	}
 	return tp.waitConnect(ctx)
+}
+
+// connectFailed ends a connect that failed: its error (the socket's, else
+// ECONNREFUSED), and the socket disconnected so that it may connect again.
+// Caller owns tp, which is in CLOSE. Mirrors __inet_stream_connect's
+// sock_error path (which defaults to ECONNABORTED; every way sockfs ends a
+// handshake sets the error, so the default is not reached there).
+func (tp *TCPSock) connectFailed() error {
+	err := error(errConnRefused)
+	if e := tp.sk.SockError(); e != 0 {
+		err = e
+	}
+	tp.disconnect()
+	return err
 }
 
 // hashConnect picks the local port of a connect from an unbound socket:
@@ -190,14 +216,12 @@ func (tp *TCPSock) waitConnect(ctx context.Context) error {
 		return tp.state != TCPSynSent && tp.state != TCPSynRecv
 	})
 	if err != nil {
-		return err
+		return err // interrupted: the attempt goes on (ssConnecting)
 	}
 	if tp.state == TCPClose {
-		if e := tp.sk.SockError(); e != 0 {
-			return e
-		}
-		return errConnRefused
+		return tp.connectFailed()
 	}
+	tp.sockState = ssConnected
 	return nil
 }
 
@@ -260,6 +284,7 @@ func (tp *TCPSock) Accept(ctx context.Context) (*TCPSock, error) {
 			tp.acceptQ = append(tp.acceptQ[:i:i], tp.acceptQ[i+1:]...)
 			c.lockSock()
 			c.parent = nil
+			c.sockState = ssConnected // inet_accept: newsock->state = SS_CONNECTED
 			c.releaseSock()
 			return c, nil
 		}

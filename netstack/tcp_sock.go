@@ -325,6 +325,7 @@ type TCPSock struct {
 	twEntry      int64 // when TIME_WAIT began (tw_entry_stamp)
 	twReused     bool  // connect took a TIME_WAIT socket's tuple (twReuse): iss set
 	released     bool  // closed by the user (Close or Abort): the socket is no longer theirs
+	sockState    uint8 // sock->state: ssUnconnected, ssConnecting or ssConnected (tcp_disconnect.go)
 	destroyed    bool
 	nonblock     atomic.Bool
 	err          atomic.Int32 // mirror of a pending error for lock-free readers
