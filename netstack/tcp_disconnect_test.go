@@ -45,25 +45,14 @@ func TestTCPConnectAgainAfterRefused(t *testing.T) {
 	if err := await(n, sent); err != nil {
 		t.Fatalf("send after reconnecting: %v", err)
 	}
-	got := make(chan string, 1)
-	go func() {
-		buf := make([]byte, 16)
-		k, _ := peer.Recv(context.Background(), buf)
-		got <- string(buf[:k])
-	}()
-	if s := await(n, got); s != "ping" {
+	if s := recvString(n, peer); s != "ping" {
 		t.Fatalf("peer read %q", s)
 	}
 	go func() { _, err := peer.Send(context.Background(), []byte("pong")); sent <- err }()
 	if err := await(n, sent); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		buf := make([]byte, 16)
-		k, _ := tp.Recv(context.Background(), buf)
-		got <- string(buf[:k])
-	}()
-	if s := await(n, got); s != "pong" {
+	if s := recvString(n, tp); s != "pong" {
 		t.Fatalf("read %q", s)
 	}
 	// A connected socket does not connect again, even once reset
@@ -73,4 +62,15 @@ func TestTCPConnectAgainAfterRefused(t *testing.T) {
 	if err := await(n, errc); !errors.Is(err, errIsConn) {
 		t.Fatalf("connect on a connected socket: %v, want EISCONN", err)
 	}
+}
+
+// recvString drives n until one Recv of up to 16 bytes on tp returns.
+func recvString(n *testNet, tp *TCPSock) string {
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 16)
+		k, _ := tp.Recv(context.Background(), buf)
+		got <- string(buf[:k])
+	}()
+	return await(n, got)
 }
