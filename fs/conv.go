@@ -157,20 +157,17 @@ func (pd *protoDir) lookup(name string) (Node, error) {
 	return pd.slots[n].dir, nil
 }
 
-// counts returns the sockets in use and those bound or connected, for
-// sockstat.
-func (pd *protoDir) counts() (used, inuse int) {
+// used returns the conversations users hold open, for sockstat's
+// "sockets: used".
+func (pd *protoDir) used() (used int) {
 	pd.mu.Lock()
 	defer pd.mu.Unlock()
 	for _, s := range pd.slots {
 		if s.inuse > 0 {
 			used++
-			if s.conv.Local().Port() != 0 {
-				inuse++
-			}
 		}
 	}
-	return used, inuse
+	return used
 }
 
 // counts6 is counts' inuse for the conversations bound to an IPv6

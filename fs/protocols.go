@@ -11,7 +11,8 @@ const qProtocols = 24
 
 // protocolsFile is `protocols`, after Linux's /proc/net/protocols but with
 // only the columns that describe memory (an extension): per protocol, the
-// sockets allocated, the pages charged to the pool (sk_memory_allocated),
+// sockets in use (Linux's column: sock_prot_inuse_get, as sockstat's
+// inuse), the pages charged to the pool (sk_memory_allocated),
 // whether the protocol is under memory pressure ("yes", "no", or "NI" where
 // it has no pressure state, as Linux prints for UDP) and the three
 // thresholds of its *_mem sysctl, in pages:
@@ -43,7 +44,7 @@ func (t *Tree) protocolsFile() Node {
 					press = "yes"
 				}
 			}
-			fmt.Fprintf(&b, "%-8s %8d %8d %5s %8d %8d %8d\n", p.name, pr.SocketsAllocated(), pr.MemoryAllocated(),
+			fmt.Fprintf(&b, "%-8s %8d %8d %5s %8d %8d %8d\n", p.name, pr.Inuse(), pr.MemoryAllocated(),
 				press, pr.MemLimit(0), pr.MemLimit(1), pr.MemLimit(2))
 		}
 		return b.String()

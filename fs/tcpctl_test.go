@@ -643,3 +643,44 @@ func TestConnectAgainAfterRefused(t *testing.T) {
 		t.Fatalf("read %q, %v", buf[:n], err)
 	}
 }
+
+// TestSockstatInuseCountsHashedSockets: sockstat's TCP inuse and
+// protocols' sockets column count what the stack's lookup tables hold
+// (sock_prot_inuse_get), not the conversations with open files: a
+// listener's calls not yet accepted count, a conversation whose connect
+// was refused does not, though its ctl is open. They used to count open
+// conversations with a local port.
+func TestSockstatInuseCountsHashedSockets(t *testing.T) {
+	ta, tb := treePair(t)
+	srv := clone(t, tb, "tcp")
+	srv.must("announce 8021")
+	for i := 0; i < 3; i++ {
+		clone(t, ta, "tcp").must("connect 198.18.0.2!8021")
+	}
+	refused := clone(t, ta, "tcp")
+	if err := refused.cmd("connect 198.18.0.2!8022"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("connect to a closed port: %v", err)
+	}
+	inuse := func(tr *Tree) string {
+		for _, l := range strings.Split(sysRead(t, tr, "sockstat"), "\n") {
+			if f := strings.Fields(l); len(f) > 2 && f[0] == "TCP:" {
+				return f[2]
+			}
+		}
+		return ""
+	}
+	// B: the listener and its three queued calls; A: the three callers.
+	var got string
+	for i := 0; i < 100; i++ { // the callers' final ACKs reach B
+		if got = inuse(tb); got == "4" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got != "4" || inuse(ta) != "3" {
+		t.Fatalf("TCP inuse: B %s (want 4: a listener, 3 calls), A %s (want 3)", got, inuse(ta))
+	}
+	if p := strings.Fields(strings.Split(sysRead(t, tb, "protocols"), "\n")[1]); p[0] != "TCP" || p[1] != "4" {
+		t.Fatalf("protocols TCP row %v, want 4 sockets", p)
+	}
+}

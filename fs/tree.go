@@ -270,13 +270,18 @@ func (t *Tree) readSockstat6() string {
 	return fmt.Sprintf("TCP6: inuse %d\nUDP6: inuse %d\nUDPLITE6: inuse 0\nRAW6: inuse 0\nFRAG6: inuse %d memory %d\n", tcp6, udp6, q, mem)
 }
 
+// readSockstat is /proc/net/sockstat. "sockets: used" counts the
+// conversations users hold open (Linux counts struct sockets there,
+// sock_inuse_get); each protocol's inuse is the stack's count of sockets
+// in its lookup tables (sock_prot_inuse_get): TCP's listeners and
+// connections, calls not yet accepted and orphans still closing included,
+// TIME_WAIT and closed conversations not; UDP's bound sockets.
 func (t *Tree) readSockstat() string {
-	tcpUsed, tcpInuse := t.tcp.counts()
-	udpUsed, udpInuse := t.udp.counts()
-	return t.stack.Net().Sockstat(memctl.SockstatInfo{
-		SocketsUsed: tcpUsed + udpUsed,
-		TCPInuse:    tcpInuse,
-		UDPInuse:    udpInuse,
+	n := t.stack.Net()
+	return n.Sockstat(memctl.SockstatInfo{
+		SocketsUsed: t.tcp.used() + t.udp.used(),
+		TCPInuse:    int(n.TCP.Inuse()),
+		UDPInuse:    int(n.UDP.Inuse()),
 	})
 }
 

@@ -99,6 +99,7 @@ type Proto struct {
 	perCPUFwAlloc    atomic.Int64 // pages, the one per-CPU counter
 	memoryPressure   atomic.Int64 // TCP: ms timestamp when pressure began; 0 = none
 	socketsAllocated atomic.Int64
+	inuse            atomic.Int64 // sock_prot_inuse: sockets in the protocol's lookup tables
 	orphanCount      atomic.Int64
 	twCount          atomic.Int64
 }
@@ -214,6 +215,18 @@ func (p *Proto) SocketsAllocatedInc() { p.socketsAllocated.Add(1) }
 
 // SocketsAllocatedDec uncounts a socket. Mirrors sk_sockets_allocated_dec.
 func (p *Proto) SocketsAllocatedDec() { p.socketsAllocated.Add(-1) }
+
+// Inuse returns the sockets the protocol's lookup tables hold: TCP's
+// listeners and the full sockets of its established hash (a TIME_WAIT
+// connection is a timewait sock there, not counted), UDP's bound sockets.
+// What sockstat's inuse and protocols' sockets show. Mirrors
+// sock_prot_inuse_get.
+func (p *Proto) Inuse() int64 { return max(p.inuse.Load(), 0) }
+
+// InuseAdd counts n sockets into (or, negative, out of) the lookup
+// tables. Mirrors sock_prot_inuse_add, which inet_hash,
+// inet_ehash_nolisten, inet_unhash and udp_lib_get_port call.
+func (p *Proto) InuseAdd(n int64) { p.inuse.Add(n) }
 
 // OrphanCount returns the number of orphaned sockets (TCP).
 func (p *Proto) OrphanCount() int64 { return p.orphanCount.Load() }

@@ -258,6 +258,7 @@ func (tp *TCPSock) Listen(backlog int) error {
 	}
 	t.listen[tp.local.Port()] = append(t.listen[tp.local.Port()], tp)
 	tp.listened = true
+	tp.setInuse(true)
 	t.mu.Unlock()
 	tp.reqs = make(map[tcpTuple]*tcpRequest)
 	tp.setState(TCPListen)
@@ -933,6 +934,8 @@ func (tp *TCPSock) close(ctx context.Context, linger time.Duration) error {
 	tp.sk.SetFlag(memctl.FlagDead)
 	if tp.state != TCPTimeWait {
 		tp.setOrphan(true)
+	} else {
+		tp.twUncount() // the full socket goes; its timewait sock stays
 	}
 	if tp.state == TCPFinWait2 {
 		tp.resetKeepTimer(tp.finTime())

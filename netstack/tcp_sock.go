@@ -326,6 +326,8 @@ type TCPSock struct {
 	twReused     bool  // connect took a TIME_WAIT socket's tuple (twReuse): iss set
 	released     bool  // closed by the user (Close or Abort): the socket is no longer theirs
 	sockState    uint8 // sock->state: ssUnconnected, ssConnecting or ssConnected (tcp_disconnect.go)
+	inuse        bool  // counted in the protocol's sock_prot_inuse (setInuse)
+	twUncounted  bool  // stands for a timewait sock only: out of sockets_allocated (twUncount)
 	destroyed    bool
 	nonblock     atomic.Bool
 	err          atomic.Int32 // mirror of a pending error for lock-free readers
@@ -666,6 +668,37 @@ func (tp *TCPSock) setState(ns TCPState) {
 	tp.sk.Wq.Wake() // sk_state_change
 }
 
+// setInuse counts the socket into the protocol's sockets in use, or out
+// of them, once: when it is hashed (a listener, a connecting socket, a
+// child) and when it is unhashed or becomes a timewait sock. Mirrors the
+// sock_prot_inuse_add calls of inet_hash, inet_ehash_nolisten and
+// inet_unhash (a timewait sock takes the full socket's place in the hash
+// uncounted).
+func (tp *TCPSock) setInuse(on bool) {
+	if on == tp.inuse {
+		return
+	}
+	tp.inuse = on
+	if on {
+		tp.sk.Proto().InuseAdd(1)
+	} else {
+		tp.sk.Proto().InuseAdd(-1)
+	}
+}
+
+// twUncount takes the socket out of sockets_allocated once it stands only
+// for a timewait sock: Linux destroys the full socket (tcp_v4_destroy_sock,
+// sk_sockets_allocated_dec) when an orphan enters TIME_WAIT, or when the
+// user closes a socket whose connection is in TIME_WAIT, and the timewait
+// sock it leaves in the hash is counted only in tw. sockfs keeps one
+// TCPSock for both; destroyLocked does not count it out again.
+func (tp *TCPSock) twUncount() {
+	if !tp.twUncounted {
+		tp.twUncounted = true
+		tp.sk.Proto().SocketsAllocatedDec()
+	}
+}
+
 // setOrphan counts or uncounts the socket as an orphan (tcp_orphan_count):
 // from the user's close until it is destroyed or, as Linux turns it into a
 // timewait sock, until it enters TIME_WAIT.
@@ -684,6 +717,7 @@ func (tp *TCPSock) setOrphan(on bool) {
 // unhash removes the socket from the established and listening hashes and
 // releases its port. Mirrors inet_unhash + inet_put_port.
 func (tp *TCPSock) unhash() {
+	tp.setInuse(false)
 	t := &tp.stack.tcp
 	t.mu.Lock()
 	if tp.hashed {
@@ -736,6 +770,7 @@ func (tp *TCPSock) hashEstabLocked() bool {
 	}
 	t.estab[tu] = tp
 	tp.hashed = true
+	tp.setInuse(true)
 	return true
 }
 
@@ -876,6 +911,8 @@ func (tp *TCPSock) destroyLocked() {
 	tp.setOrphan(false)
 	tp.dead = false
 	tp.sk.Shutdown(memctl.RcvShutdown | memctl.SendShutdown)
-	tp.sk.Proto().SocketsAllocatedDec()
+	if !tp.twUncounted {
+		tp.sk.Proto().SocketsAllocatedDec()
+	}
 	tp.sk.Put() // the socket's own reference; clones in flight hold theirs
 }

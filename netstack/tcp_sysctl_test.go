@@ -406,3 +406,46 @@ func TestSysctlICMPEchoIgnoreAll(t *testing.T) {
 		t.Fatal("echo answered with icmp_echo_ignore_all 1")
 	}
 }
+
+// A connection in TIME_WAIT is a timewait sock, not a socket: it leaves
+// sockstat's inuse (sock_prot_inuse) at once and sockets_allocated (alloc,
+// which memory pressure's fair share divides by) when its full socket
+// goes: at once for an orphan, at the user's close otherwise. Before,
+// sockets_allocated kept every TIME_WAIT socket for its 60 s (an outside
+// probe saw `tw 302 alloc 302` after 300 short connections).
+func TestTimeWaitLeavesInuseAndAllocated(t *testing.T) {
+	counts := func(c *script) (inuse, alloc int64) {
+		return c.s.net.TCP.Inuse(), c.s.net.TCP.SocketsAllocated()
+	}
+	// An orphan: closed by the user, then the peer's FIN.
+	c := newEstablished(t)
+	in0, al0 := counts(c) // the listener and the connection
+	if in0 != 2 || al0 != 2 {
+		t.Fatalf("inuse %d alloc %d with a listener and a connection, want 2 and 2", in0, al0)
+	}
+	c.closeActive()
+	c.send(seg{seq: 1001, ack: c.iss + 2, flags: fAck | fFin})
+	c.expect(seg{seq: c.iss + 2, ack: 1002, flags: fAck})
+	if in, al := counts(c); c.tp.state != TCPTimeWait || in != 1 || al != 1 {
+		t.Fatalf("orphan in %v: inuse %d alloc %d, want TIME_WAIT, 1 and 1", c.tp.state, in, al)
+	}
+	// A socket the user still holds: shut down for writing, then the
+	// peer's FIN; its full socket stays allocated until the user closes it.
+	c2 := newEstablished(t)
+	if err := c2.tp.Shutdown(ShutWr); err != nil {
+		t.Fatal(err)
+	}
+	c2.expect(seg{seq: c2.iss + 1, ack: 1001, flags: fAck | fFin})
+	c2.send(seg{seq: 1001, ack: c2.iss + 2, flags: fAck | fFin})
+	c2.expect(seg{seq: c2.iss + 2, ack: 1002, flags: fAck})
+	if in, al := counts(c2); c2.tp.state != TCPTimeWait || in != 1 || al != 2 {
+		t.Fatalf("held socket in %v: inuse %d alloc %d, want TIME_WAIT, 1 and 2", c2.tp.state, in, al)
+	}
+	c2.tp.Close()
+	if in, al := counts(c2); in != 1 || al != 1 {
+		t.Fatalf("after the user's close in TIME_WAIT: inuse %d alloc %d, want 1 and 1", in, al)
+	}
+	if tw := c2.s.net.TCP.TwCount(); tw != 1 {
+		t.Fatalf("tw %d, want 1", tw)
+	}
+}

@@ -644,6 +644,10 @@ func (tp *TCPSock) enterTimeWait() {
 	s.mib.Inc(memctl.TcpExtTW)
 	tp.twEntry = tp.now()
 	tp.setState(TCPTimeWait)
+	tp.setInuse(false) // a timewait sock takes the hash slot, uncounted
+	if tp.dead {
+		tp.twUncount() // tcp_time_wait + tcp_done destroy the orphan's full socket
+	}
 	tp.clearRetransTimer()
 	tp.delackTimer.Stop()
 	tp.purgeWriteQueues()

@@ -185,6 +185,7 @@ func (u *UDPSock) bindLocked(addr netip.AddrPort) error {
 	u.local = netip.AddrPortFrom(a, port)
 	u.bound = true
 	t.ports[port] = append(t.ports[port], u)
+	u.sk.Proto().InuseAdd(1) // udp_lib_get_port: sock_prot_inuse_add
 	return nil
 }
 
@@ -258,6 +259,7 @@ func (u *UDPSock) NewCall(local netip.Addr, remote netip.AddrPort) (*UDPSock, er
 	}
 	n.local, n.remote, n.bound = netip.AddrPortFrom(local, port), remote, true
 	t.ports[port] = append(t.ports[port], n)
+	n.sk.Proto().InuseAdd(1)
 	t.mu.Unlock()
 	n.TakeQueued(u)
 	return n, nil
@@ -329,6 +331,7 @@ func (u *UDPSock) Close() error {
 			t.ports[u.local.Port()] = l
 		}
 		t.mu.Unlock()
+		u.sk.Proto().InuseAdd(-1) // udp_lib_unhash
 	}
 	total := 0
 	for b := u.rcvq.PopFront(); b != nil; b = u.rcvq.PopFront() {

@@ -13,7 +13,7 @@ import (
 // its *_mem thresholds, in pages.
 type Protocol struct {
 	Name     string // TCP, UDP
-	Sockets  int64  // sockets allocated
+	Sockets  int64  // sockets in use (sock_prot_inuse_get)
 	Memory   int64  // pages charged to the pool (sk_memory_allocated)
 	Pressure string // "yes", "no", or "NI" (no pressure state)
 	Low      int64  // *_mem[0]
