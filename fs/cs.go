@@ -149,6 +149,11 @@ func (t *Tree) csTranslate(ctx context.Context, root, q string) ([]string, error
 			if ctx.Err() != nil {
 				return nil, syscall.EINTR
 			}
+			if err != nil && Errno(err) != syscall.EINVAL {
+				// The resolver's answer says why: "name does not
+				// exist" (ENOENT), a timeout (ETIMEDOUT), no resolvers.
+				return nil, fmt.Errorf("unknown host %q: %w", host, err)
+			}
 			return nil, fmt.Errorf("unknown host %q: %w", host, syscall.EINVAL)
 		}
 		for _, a := range ips {

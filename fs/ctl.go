@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode"
 )
 
 // trimCmd drops at most one trailing newline (Plan 9's parsecmd).
@@ -204,8 +205,8 @@ func resolveAddr(ctx context.Context, s string, perr error) (netip.AddrPort, err
 	}
 	lines, err := t.csTranslate(ctx, "", "tcp!"+host+"!"+svc)
 	if err != nil {
-		if Errno(err) == syscall.EINTR {
-			return netip.AddrPort{}, err
+		if Errno(err) == syscall.EINTR || strings.ContainsFunc(host, unicode.IsLetter) {
+			return netip.AddrPort{}, err // a name cs could not translate: its reason
 		}
 		return netip.AddrPort{}, perr
 	}

@@ -101,6 +101,12 @@ func TestDNSFile(t *testing.T) {
 			t.Errorf("dns %q: %v, want %v", q, err, want)
 		}
 	}
+	// A name the resolver does not know: connect says so, with the
+	// resolver's ENOENT (it said "bad ip address syntax", EINVAL).
+	c := clone(t, tr, "tcp")
+	if err := c.cmd("connect nosuch.test!80"); !errors.Is(err, syscall.ENOENT) || !strings.Contains(c.read("err"), `unknown host "nosuch.test": nosuch.test: name does not exist`) {
+		t.Errorf("connect to an unknown name: %v, err file %q", err, c.read("err"))
+	}
 	// A resolver that does not answer (nothing listens on port 54: the
 	// port unreachable makes the try fail at once, or it times out).
 	silent := New(ta.stack, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), DNS: []netip.AddrPort{netip.MustParseAddrPort("198.18.0.2:54")}})

@@ -364,6 +364,12 @@ func (c *tcpConv) Ctl(ctx context.Context, f []string) error {
 			return fmt.Errorf("bad args to congestion: %w", syscall.EINVAL)
 		}
 		if err := c.s.SetCongestion(f[1], ctlPrivileged(ctx)); err != nil {
+			switch Errno(err) {
+			case syscall.ENOENT:
+				return fmt.Errorf("no congestion control %q (tcp_available_congestion_control lists them): %w", f[1], err)
+			case syscall.EPERM:
+				return fmt.Errorf("congestion control %q not in tcp_allowed_congestion_control: %w", f[1], err)
+			}
 			return fmt.Errorf("congestion %s: %w", f[1], err)
 		}
 		return nil

@@ -684,3 +684,14 @@ func TestSockstatInuseCountsHashedSockets(t *testing.T) {
 		t.Fatalf("protocols TCP row %v, want 4 sockets", p)
 	}
 }
+
+// TestCtlErrorTexts: an unknown congestion control's err names the file
+// that lists the available ones (it read just "congestion nope").
+func TestCtlErrorTexts(t *testing.T) {
+	ta, _ := treePair(t)
+	a := clone(t, ta, "tcp")
+	want := `no congestion control "nope" (tcp_available_congestion_control lists them)`
+	if err := a.cmd("congestion nope"); !errors.Is(err, syscall.ENOENT) || a.read("err") != want+"\n" {
+		t.Errorf("congestion nope: %v, err file %q; want ENOENT and %q", err, a.read("err"), want)
+	}
+}
