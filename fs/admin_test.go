@@ -47,6 +47,26 @@ func TestIprouteFile(t *testing.T) {
 	if l := sysRead(t, tr, "iproute.linux"); !strings.Contains(l, "198.18.77.0/24 via 198.18.0.2 dev pipe0\n") {
 		t.Fatalf("iproute.linux: %q", l)
 	}
+	// iproute.linux as ip(8): a gateway without dev finds its interface,
+	// one on no interface's network is ENETUNREACH, deleting a missing
+	// route ESRCH ("No such process"), as RTNETLINK answers.
+	if err := fileWrite(t, tr, "add 198.18.90.0/24 via 198.18.0.2", "iproute.linux"); err != nil {
+		t.Fatalf("add via without dev: %v", err)
+	}
+	if l := sysRead(t, tr, "iproute.linux"); !strings.Contains(l, "198.18.90.0/24 via 198.18.0.2 dev pipe0\n") {
+		t.Fatalf("iproute.linux after add via: %q", l)
+	}
+	if err := fileWrite(t, tr, "add 198.18.91.0/24 via 198.19.5.1", "iproute.linux"); !errors.Is(err, syscall.ENETUNREACH) {
+		t.Errorf("add via an unreachable gateway: %v, want ENETUNREACH", err)
+	}
+	for _, c := range []struct {
+		cmd  string
+		want error
+	}{{"del 198.18.90.0/24", nil}, {"del 198.18.90.0/24", syscall.ESRCH}} {
+		if err := fileWrite(t, tr, c.cmd, "iproute.linux"); !errors.Is(err, c.want) && !(c.want == nil && err == nil) {
+			t.Errorf("%q: %v, want %v", c.cmd, err, c.want)
+		}
+	}
 	for _, bad := range []string{
 		"add 198.18.78.0 255.255.255.0",                    // no nexthop
 		"add 198.18.78.0 255.0.255.0 198.18.0.2",           // non-contiguous mask

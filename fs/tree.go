@@ -252,12 +252,33 @@ func (t *Tree) routeCmd(f []string) error {
 			}
 			rest = rest[2:]
 		}
+		if r.Dev == nil && r.Gateway.IsValid() {
+			// No dev: the interface on whose network the gateway
+			// is (fib_check_nh looks the gateway up).
+			r.Dev = t.devOnNetwork(r.Gateway)
+			if r.Dev == nil {
+				return fmt.Errorf("gateway %s is on no interface's network: %w", r.Gateway, syscall.ENETUNREACH)
+			}
+		}
 		if r.Dev == nil {
-			return fmt.Errorf("add needs dev: %w", syscall.EINVAL)
+			return fmt.Errorf("add needs dev or via: %w", syscall.EINVAL)
 		}
 		return t.stack.AddRoute(r)
 	}
 	return fmt.Errorf("unknown route request %q: %w", f[0], syscall.EINVAL)
+}
+
+// devOnNetwork returns the device one of whose networks (an address with
+// its prefix, not a host address) contains a, or nil.
+func (t *Tree) devOnNetwork(a netip.Addr) *netstack.NetDevice {
+	for _, d := range t.stack.Devices() {
+		for _, p := range d.Addrs() {
+			if p.Bits() < p.Addr().BitLen() && p.Contains(a) {
+				return d
+			}
+		}
+	}
+	return nil
 }
 
 // readSockstat6 is /proc/net/sockstat6: the conversations bound to an

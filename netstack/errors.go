@@ -6,7 +6,7 @@ import "syscall"
 // 9P unchanged; the Go API wraps them in *net.OpError.
 const (
 	errExist        = syscall.EEXIST
-	errNoEntry      = syscall.ENOENT
+	errNoRoute      = syscall.ESRCH // fib_table_delete: no such route
 	errAgain        = syscall.EAGAIN
 	errIntr         = syscall.EINTR
 	errInval        = syscall.EINVAL

@@ -90,7 +90,7 @@ func (t *routeTable) del(dst netip.Prefix) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("route %s: %w", dst, errNoEntry)
+	return fmt.Errorf("no route %s: %w", dst, errNoRoute)
 }
 
 // delDev removes every route through dev (the device went away).
