@@ -168,7 +168,9 @@ func (t *Tree) resolve(ctx context.Context, name string, typ dnsmessage.Type) ([
 			last = fmt.Errorf("resolver %s: %w", srv, err)
 		}
 	}
-	return nil, fmt.Errorf("%w (%w)", last, syscall.ETIMEDOUT)
+	// The errno is ETIMEDOUT whatever the last try's was (its own
+	// deadline's EAGAIN, a refusal): no resolver answered.
+	return nil, fmt.Errorf("%v (%w)", last, syscall.ETIMEDOUT)
 }
 
 // exchange sends one query to srv from a fresh socket of the stack and
