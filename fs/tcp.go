@@ -59,6 +59,11 @@ func (c *tcpConv) isHungup() bool {
 }
 
 func (c *tcpConv) Connect(ctx context.Context, raddr, laddr netip.AddrPort) error {
+	if c.isHungup() {
+		// Plan 9 connects only an Idle conversation; a hung-up one
+		// says "connection in use" (its socket is gone: EBADF before).
+		return syscall.EISCONN
+	}
 	if laddr.Port() != 0 || laddr.Addr().IsValid() {
 		if err := c.s.Bind(laddr); err != nil {
 			return err
@@ -68,6 +73,9 @@ func (c *tcpConv) Connect(ctx context.Context, raddr, laddr netip.AddrPort) erro
 }
 
 func (c *tcpConv) Announce(_ context.Context, laddr netip.AddrPort) error {
+	if c.isHungup() {
+		return syscall.EISCONN // as Connect
+	}
 	if err := c.s.Bind(laddr); err != nil {
 		return err
 	}

@@ -695,3 +695,17 @@ func TestCtlErrorTexts(t *testing.T) {
 		t.Errorf("congestion nope: %v, err file %q; want ENOENT and %q", err, a.read("err"), want)
 	}
 }
+
+// TestConnectAfterHangup: a hung-up conversation is not Idle, so connect
+// and announce say "connection in use" (EISCONN), as Plan 9 refuses them;
+// they said "bad file descriptor".
+func TestConnectAfterHangup(t *testing.T) {
+	ta, tb := treePair(t)
+	a, _ := connected(t, ta, tb, "8031")
+	a.must("hangup")
+	for _, cmd := range []string{"connect 198.18.0.2!8031", "announce 8032"} {
+		if err := a.cmd(cmd); !errors.Is(err, syscall.EISCONN) || a.read("err") != "connection in use\n" {
+			t.Errorf("%q after hangup: %v, err file %q", cmd, err, a.read("err"))
+		}
+	}
+}
