@@ -665,11 +665,15 @@ func (tp *TCPSock) recvmsg(ctx context.Context, p []byte, limit int, iov [][]byt
 	target := tp.recvTarget(limit) // SO_RCVLOWAT
 	for {
 		have := 0
+		finHit := false
 		if a == nil {
-			for b := tp.rcvq.Peek(); b != nil && copied < len(p); b = tp.rcvq.Peek() {
+			for b := tp.rcvq.Peek(); b != nil && !finHit; b = tp.rcvq.Peek() {
 				off := int(tp.copiedSeq - cbGetSeq(b))
 				avail := b.Len() - off
 				if avail > 0 {
+					if copied == len(p) {
+						break
+					}
 					n := b.CopyBits(off, p[copied:copied+min(avail, len(p)-copied)])
 					copied += n
 					tp.copiedSeq += uint32(n)
@@ -677,14 +681,16 @@ func (tp *TCPSock) recvmsg(ctx context.Context, p []byte, limit int, iov [][]byt
 						break
 					}
 				}
-				tp.rcvq.Unlink(b)
-				b.Free()
+				finHit = tp.eatRecvSkb(b)
 			}
 			have = copied
 		} else {
-			iov, have = tp.gatherRecv(iov[:0], limit)
+			finHit = tp.eatFin()
+			if !finHit {
+				iov, have = tp.gatherRecv(iov[:0], limit)
+			}
 		}
-		if have >= target || limit == 0 {
+		if have >= target || limit == 0 || finHit {
 			break
 		}
 		if have > 0 {
@@ -747,18 +753,46 @@ func (tp *TCPSock) recvmsg(ctx context.Context, p []byte, limit int, iov [][]byt
 	return copied, err
 }
 
+// eatRecvSkb frees b, the head of the receive queue, whose data the
+// reader has taken; if it carries the FIN, the reader has reached the end
+// of the stream: copied_seq passes the FIN and eatRecvSkb reports true.
+// Mirrors tcp_eat_recv_skb with tcp_recvmsg_locked's found_fin_ok.
+func (tp *TCPSock) eatRecvSkb(b *skb.SKB) (fin bool) {
+	fin = cbGetFlags(b)&tcpFin != 0
+	if fin {
+		tp.copiedSeq++
+	}
+	tp.rcvq.Unlink(b)
+	b.Free()
+	return fin
+}
+
+// eatFin eats the head of the receive queue if all that is left of it is
+// the FIN, and reports whether it did. Mirrors found_fin_ok reached with
+// nothing to copy.
+func (tp *TCPSock) eatFin() bool {
+	b := tp.rcvq.Peek()
+	if b == nil || cbGetFlags(b)&tcpFin == 0 || int(tp.copiedSeq-cbGetSeq(b)) < b.Len() {
+		return false
+	}
+	return tp.eatRecvSkb(b)
+}
+
 // gatherRecv appends to iov the unread data of the receive queue, up to
-// limit bytes and cap(iov) slices, and returns it with its length.
+// limit bytes and cap(iov) slices, and returns it with its length. It
+// stops at the FIN.
 func (tp *TCPSock) gatherRecv(iov [][]byte, limit int) ([][]byte, int) {
 	n := 0
 	for b := tp.rcvq.Peek(); b != nil && n < limit && len(iov) < cap(iov); b = b.Next() {
 		off := max(int(int32(tp.copiedSeq-cbGetSeq(b))), 0)
-		if off >= b.Len() {
-			continue
+		if off < b.Len() {
+			var k int
+			iov, k = b.AppendSlices(iov, off, limit-n)
+			n += k
 		}
-		var k int
-		iov, k = b.AppendSlices(iov, off, limit-n)
-		n += k
+		if cbGetFlags(b)&tcpFin != 0 {
+			break
+		}
 	}
 	return iov, n
 }
@@ -775,9 +809,7 @@ func (tp *TCPSock) consumeRecv(n int) {
 		}
 		tp.copiedSeq += uint32(max(avail, 0))
 		n -= max(avail, 0)
-		tp.rcvq.Unlink(b)
-		b.Free()
-		if n == 0 {
+		if tp.eatRecvSkb(b) || n == 0 {
 			return
 		}
 	}

@@ -1149,15 +1149,16 @@ func (tp *TCPSock) dataQueue(b *skb.SKB, fast bool) bool {
 		// Queue (and charge) first, then tcp_event_data_recv, as
 		// tcp_data_queue does: the window grows into what is left of
 		// rcvbuf with this segment in it.
-		keep := false
+		// A FIN without data is queued too, charged like any skb until
+		// the reader reaches it (or merged into the tail skb), as
+		// tcp_queue_rcv takes every in-order segment: ss shows r832 on
+		// the live kernel for an unread FIN.
 		tp.ackPending |= icskAckSched
+		truesize := b.Truesize()
+		keep := !tp.queueRcv(b, false)
+		tp.rcvNxtUpdate(end)
 		if b.Len() > 0 {
-			truesize := b.Truesize()
-			keep = !tp.queueRcv(b, false)
-			tp.rcvNxtUpdate(end)
 			tp.eventDataRecv(b, truesize)
-		} else {
-			tp.rcvNxtUpdate(end)
 		}
 		if flags&tcpFin != 0 {
 			tp.fin()
@@ -1255,11 +1256,7 @@ func (tp *TCPSock) ofoQueue() {
 		}
 		tp.rcvNxtUpdate(end)
 		fin := cbGetFlags(b)&tcpFin != 0
-		if b.Len() > 0 {
-			if tp.queueRcv(b, true) {
-				b.Free()
-			}
-		} else {
+		if tp.queueRcv(b, true) { // a FIN without data too (tcp_ofo_queue)
 			b.Free()
 		}
 		if fin {

@@ -694,6 +694,7 @@ func (tp *TCPSock) tryCoalesce(to, from *skb.SKB, charged bool) bool {
 	l := from.Len()
 	delta := 0
 	switch {
+	case l == 0: // a FIN: skb_try_coalesce's tailroom case, nothing to copy
 	case l <= to.Tailroom() && !to.IsNonlinear():
 		old := to.Len()
 		from.CopyBits(0, to.Put(l))

@@ -108,6 +108,12 @@ func newScriptSeed(t *testing.T, seed uint64) *script {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// The user's socket, which Stack.Close no longer finds in a
+		// table once it is closed (a reset), and which may still hold
+		// received data or the FIN.
+		if c.tp != nil {
+			c.tp.Close()
+		}
 		c.s.Close()
 		if d := skb.LiveHeads() - heads; d != 0 && !t.Failed() {
 			t.Errorf("%d skb heads leaked", d)

@@ -102,6 +102,24 @@ func (k *kernelSUT) tcpDial(port int) (tcpSock, error) {
 	return s, nil
 }
 
+func (k *kernelSUT) tcpRedial(first, second int) (tcpSock, error, error) {
+	s, err := k.socket(unix.SOCK_STREAM)
+	if err != nil {
+		return nil, err, err
+	}
+	if err := unix.SetNonblock(s.fd, false); err != nil {
+		s.Close()
+		return nil, err, err
+	}
+	err1 := unix.Connect(s.fd, sockaddr(peerAddr, first))
+	err2 := unix.Connect(s.fd, sockaddr(peerAddr, second))
+	if err2 != nil {
+		s.Close()
+		return nil, err1, err2
+	}
+	return s, err1, unix.SetNonblock(s.fd, true)
+}
+
 func errnoOr(v int, err error) error {
 	if err == nil && v != 0 {
 		err = syscall.Errno(v)

@@ -68,6 +68,10 @@ type sut interface {
 	udpOpen(port int) (udpSock, error)
 	tcpListen(port int) (tcpListener, error)
 	tcpDial(port int) (tcpSock, error) // to the peer
+	// tcpRedial connects one socket to the peer's port first, then, with
+	// whatever that gave, to second: the first error, and the socket if
+	// the second connect succeeded (blocking connects both).
+	tcpRedial(first, second int) (tcpSock, error, error)
 	// setBuf is setsockopt(SO_RCVBUF or SO_SNDBUF, v) on a fresh socket of
 	// proto, then getsockopt.
 	setBuf(proto string, rcv bool, v int) (int, error)
@@ -182,6 +186,7 @@ func TestLinuxDiff(t *testing.T) {
 		{"impair", 3, impairedReceiver},
 		{"smallrmem", 3, smallRmem},
 		{"autotune", 3, receiveAutotune},
+		{"fin", 1, unreadFin},
 	}
 	complete := 0
 	for _, sc := range scenarios {

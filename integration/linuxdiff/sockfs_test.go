@@ -359,6 +359,19 @@ func (s *sockfsSUT) tcpDial(port int) (tcpSock, error) {
 	return s.open("tcp", fmt.Sprintf("connect %s!%d", peerAddr, port))
 }
 
+func (s *sockfsSUT) tcpRedial(first, second int) (tcpSock, error, error) {
+	c, err := s.clone("tcp")
+	if err != nil {
+		return nil, err, err
+	}
+	err1 := c.cmd(fmt.Sprintf("connect %s!%d", peerAddr, first))
+	if err2 := c.cmd(fmt.Sprintf("connect %s!%d", peerAddr, second)); err2 != nil {
+		c.Close()
+		return nil, err1, err2
+	}
+	return c, err1, nil
+}
+
 // setBuf writes v to a fresh conversation's rcvbuf or sndbuf (setsockopt)
 // and reads it back (getsockopt).
 func (s *sockfsSUT) setBuf(proto string, rcv bool, v int) (int, error) {

@@ -299,3 +299,42 @@ func handshakeActive(side sut, port int) (int, error) {
 	s, err := c.info()
 	return s.rcvSsthresh, err
 }
+
+// unreadFin: the peer accepts the system's connection and closes it at
+// once, sending nothing but its FIN, which the system does not read for a
+// while. Linux queues that FIN as an skb of its own (tcp_data_queue ->
+// tcp_queue_rcv takes every in-order segment) and charges it to rmem_alloc
+// until the reader reaches the end of the stream (tcp_recvmsg_locked's
+// found_fin_ok eats it); SIOCINQ leaves it out (tcp_inq). sockfs used to
+// drop a FIN without data after noting it: r0.
+func unreadFin(t *testing.T, sides [2]sut, rs *rowSet) {
+	var before, after [2]tcpSample
+	for i, side := range sides {
+		port, done := peerServe(t, side, 5*time.Second, func(net.Conn) error { return nil })
+		c, err := side.tcpDial(port)
+		if err != nil {
+			t.Fatalf("%s: %v", side.name(), err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("%s: peer: %v", side.name(), err)
+		}
+		// The FIN is in when the state stops changing (CLOSE_WAIT).
+		if _, err := settle(300*time.Millisecond, 5*time.Second, func() (int, error) {
+			s, err := c.info()
+			return s.r, err
+		}); err != nil {
+			t.Fatalf("%s: %v", side.name(), err)
+		}
+		if before[i], err = c.info(); err != nil {
+			t.Fatal(err)
+		}
+		readEOF(t, side, c)
+		if after[i], err = c.info(); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	rs.exact("unread FIN: r (rmem_alloc)", before[0].r, before[1].r)
+	rs.exact("unread FIN: Recv-Q (SIOCINQ leaves the FIN out)", before[0].qin, before[1].qin)
+	rs.exact("FIN read (end of stream): r (rmem_alloc)", after[0].r, after[1].r)
+}
