@@ -56,6 +56,9 @@ func parseTop(args []string) (topConfig, error) {
 	if c.interval < 10*time.Millisecond {
 		return c, usageError{fmt.Errorf("-i must be at least 10ms")}
 	}
+	if c.convs < 0 {
+		return c, usageError{fmt.Errorf("-n must be 0 or more")}
+	}
 	return c, nil
 }
 
@@ -219,11 +222,16 @@ func topScreen(cfg topConfig, s, prev *netview.Snapshot, w, h int) []string {
 			st["TCP"]["inuse"], st["TCP"]["orphan"], st["TCP"]["tw"], st["TCP"]["alloc"], st["TCP"]["mem"],
 			st["UDP"]["inuse"], st["UDP"]["mem"])
 	}
-	add("")
-	add("%-34s %14s %12s", "DROPS AND PRUNING (netstat)", "total", "per second")
+	// The counters that are not 0 get a row each; those still at 0
+	// share one, so that the conversations fit a 24-row terminal.
+	var counters, zero []string
 	for _, k := range topCounters {
 		v, ok := s.Netstat.GetKey(k)
 		if !ok {
+			continue
+		}
+		if v == 0 {
+			zero = append(zero, k[strings.IndexByte(k, '.')+1:])
 			continue
 		}
 		rate := "-"
@@ -234,18 +242,33 @@ func topScreen(cfg topConfig, s, prev *netview.Snapshot, w, h int) []string {
 				}
 			}
 		}
-		add("%-34s %14d %12s", k, v, rate)
+		counters = append(counters, fmt.Sprintf("%-34s %14d %12s", k, v, rate))
 	}
-	add("")
+	if len(zero) > 0 {
+		counters = append(counters, "at 0: "+strings.Join(zero, " "))
+	}
 	var convs []netview.Conv
 	for _, c := range s.Convs {
 		if c.InUse() {
 			convs = append(convs, c)
 		}
 	}
+	// Rows left for conversations (two each) below the counters and the
+	// three header rows; if not even one fits, the counters give way.
+	want := min(cfg.convs, len(convs))
+	room := h - len(l) - 2 - len(counters) - 3
+	if want > 0 && room < 2 {
+		cut := min(len(counters), 2-room+1)
+		counters = append(counters[:len(counters)-cut], fmt.Sprintf("(%d more counter rows: a taller window shows them)", cut))
+		room = h - len(l) - 2 - len(counters) - 3
+	}
+	add("")
+	add("%-34s %14s %12s", "DROPS AND PRUNING (netstat)", "total", "per second")
+	l = append(l, counters...)
+	add("")
 	memOf := func(c netview.Conv) int64 { return c.Mem.R + c.Mem.W + c.Mem.F }
 	sort.SliceStable(convs, func(i, j int) bool { return memOf(convs[i]) > memOf(convs[j]) })
-	n := min(cfg.convs, len(convs), max(1, (h-len(l)-2)/2))
+	n := min(want, max(room/2, min(want, 1)))
 	add("BUSIEST CONVERSATIONS BY MEMORY (r+w+f bytes)  %d of %d", n, len(convs))
 	add("%-8s %-10s %-21s %-21s %8s %8s %9s", "Conv", "State", "Local", "Peer", "Recv-Q", "Send-Q", "r+w+f")
 	for _, c := range convs[:n] {

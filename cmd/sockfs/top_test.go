@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -88,7 +89,7 @@ func TestTopUnderTmux(t *testing.T) {
 	if !ok {
 		t.Fatalf("screen never showed %q and %s's mem %q:\n%s", wantThresh, convName, strings.TrimSpace(server.File(t, "mem")), screen)
 	}
-	for _, want := range []string{"pressure: no", "TcpExt.PruneCalled", "TcpExt.TCPBacklogDrop", "per second", "BUSIEST CONVERSATIONS"} {
+	for _, want := range []string{"pressure: no", "PruneCalled", "TCPBacklogDrop", "per second", "BUSIEST CONVERSATIONS"} {
 		if !strings.Contains(screen, want) {
 			t.Errorf("screen lacks %q:\n%s", want, screen)
 		}
@@ -120,4 +121,34 @@ func convLine(screen, conv, mem string) bool {
 		}
 	}
 	return false
+}
+
+// TestTopFits24Rows: on an 80x24 terminal (also what top assumes when its
+// output is not one) the frame fits and shows the busiest conversation:
+// the counters at 0 share a row. The protocol block and one row per
+// counter took 27 rows, so the conversations were always cut off. And a
+// negative -n is a usage error (it made top panic).
+func TestTopFits24Rows(t *testing.T) {
+	if _, err := parseTop([]string{"-n", "-1"}); !errors.As(err, new(usageError)) {
+		t.Errorf("-n -1: %v, want a usage error", err)
+	}
+	mounttest.Skip(t)
+	p := mounttest.New(t)
+	_, server, client := p.TCP(t, 8081)
+	if _, err := client.Write(bytes.Repeat([]byte("z"), 32<<10)); err != nil {
+		t.Fatal(err)
+	}
+	waitField(t, p.A, "tcp", server.N, "qin", 32<<10)
+	snap, err := netview.Read(p.A)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := topScreen(topConfig{mount: p.A, interval: time.Second, convs: 10}, snap, nil, 80, 24)
+	screen := strings.Join(lines, "\n")
+	if len(lines) > 24 || !convLine(screen, fmt.Sprintf("tcp/%d", server.N), strings.TrimSpace(server.File(t, "mem"))) {
+		t.Fatalf("%d rows, want at most 24 with tcp/%d in them:\n%s", len(lines), server.N, screen)
+	}
+	if !strings.Contains(screen, "at 0: ") {
+		t.Errorf("no row for the counters at 0:\n%s", screen)
+	}
 }
