@@ -41,12 +41,7 @@ func TestTopUnderTmux(t *testing.T) {
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("no tmux")
 	}
-	p := mounttest.New(t)
-	_, server, client := p.TCP(t, 8080)
-	if _, err := client.Write(bytes.Repeat([]byte("z"), 32<<10)); err != nil {
-		t.Fatal(err)
-	}
-	waitField(t, p.A, "tcp", server.N, "qin", 32<<10)
+	p, server := unread32K(t, 8080)
 	ps, err := netview.ReadProtocols(p.A)
 	if err != nil {
 		t.Fatal(err)
@@ -133,12 +128,7 @@ func TestTopFits24Rows(t *testing.T) {
 		t.Errorf("-n -1: %v, want a usage error", err)
 	}
 	mounttest.Skip(t)
-	p := mounttest.New(t)
-	_, server, client := p.TCP(t, 8081)
-	if _, err := client.Write(bytes.Repeat([]byte("z"), 32<<10)); err != nil {
-		t.Fatal(err)
-	}
-	waitField(t, p.A, "tcp", server.N, "qin", 32<<10)
+	p, server := unread32K(t, 8081)
 	snap, err := netview.Read(p.A)
 	if err != nil {
 		t.Fatal(err)
@@ -151,4 +141,17 @@ func TestTopFits24Rows(t *testing.T) {
 	if !strings.Contains(screen, "at 0: ") {
 		t.Errorf("no row for the counters at 0:\n%s", screen)
 	}
+}
+
+// unread32K mounts a pair of trees and connects them on port, with 32 KiB
+// the server's side has not read.
+func unread32K(t *testing.T, port int) (*mounttest.Pair, *mounttest.Conv) {
+	t.Helper()
+	p := mounttest.New(t)
+	_, server, client := p.TCP(t, port)
+	if _, err := client.Write(bytes.Repeat([]byte("z"), 32<<10)); err != nil {
+		t.Fatal(err)
+	}
+	waitField(t, p.A, "tcp", server.N, "qin", 32<<10)
+	return p, server
 }
