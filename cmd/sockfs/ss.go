@@ -89,6 +89,9 @@ func ssRun(args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkSSFilters(*state, *proto, *port); err != nil {
+		return err
+	}
 	if err := netview.CheckMount(mount); err != nil {
 		return err
 	}
@@ -111,6 +114,29 @@ func ssRun(args []string, w io.Writer) error {
 			continue
 		}
 		fmt.Fprintln(w, ssLine(c))
+	}
+	return nil
+}
+
+// checkSSFilters refuses a filter no conversation can match, as ss(8)
+// refuses `state bogus` ("wrong state name"): a state that is neither a
+// status name nor ss's (UDP's Open included), a protocol other than tcp
+// and udp, a port outside 0..65535.
+func checkSSFilters(state, proto string, port int) error {
+	if state != "" {
+		ok := strings.EqualFold(state, "Open")
+		for st, ss := range ssStates {
+			ok = ok || strings.EqualFold(state, st) || strings.EqualFold(state, ss)
+		}
+		if !ok {
+			return usageError{fmt.Errorf("wrong state name %q (a status name such as Established, or ss's such as estab)", state)}
+		}
+	}
+	if proto != "" && proto != "tcp" && proto != "udp" {
+		return usageError{fmt.Errorf("-proto %q: tcp or udp", proto)}
+	}
+	if port < 0 || port > 65535 {
+		return usageError{fmt.Errorf("-port %d outside 0..65535", port)}
 	}
 	return nil
 }

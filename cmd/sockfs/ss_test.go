@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +160,22 @@ func TestSSNotAMount(t *testing.T) {
 	}
 	if err := ssRun([]string{"a", "b"}, &out); err == nil {
 		t.Fatal("two mounts accepted")
+	}
+}
+
+// TestSSBadFilters: a filter nothing can match is a usage error, as ss(8)
+// says "wrong state name" for `state bogus`; it printed an empty table
+// and exited 0. Names of both kinds, and UDP's Open, are accepted.
+func TestSSBadFilters(t *testing.T) {
+	for _, args := range [][]string{{"-state", "bogus"}, {"-proto", "sctp"}, {"-port", "99999"}, {"-port", "-1"}} {
+		err := ssRun(append(args, t.TempDir()), io.Discard)
+		if !errors.As(err, new(usageError)) {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+	}
+	for _, st := range []string{"estab", "Established", "TIME-WAIT", "listen", "open", "unconn"} {
+		if err := checkSSFilters(st, "", 0); err != nil {
+			t.Errorf("-state %s: %v", st, err)
+		}
 	}
 }

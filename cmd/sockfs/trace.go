@@ -164,6 +164,10 @@ func traceCmd(args []string) error {
 	}
 	n, err := runTrace(ctx, cfg, w)
 	if cfg.out != "-" {
+		if n == 0 && err != nil {
+			os.Remove(cfg.out) // nothing traced: no empty file left behind
+			return err
+		}
 		fmt.Fprintf(os.Stderr, "sockfs trace: %d samples to %s\n", n, cfg.out)
 	}
 	return err
@@ -198,7 +202,9 @@ func newTracer(cfg traceConfig) (*tracer, error) {
 					tr.status = append(tr.status, name)
 				}
 			}
-		} else if !errors.Is(err, os.ErrNotExist) {
+		} else if errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(os.Stderr, "sockfs trace: %s/%d does not exist (yet): its columns stay empty until it does\n", cfg.proto, cfg.conv)
+		} else {
 			return nil, err
 		}
 		tr.columns = append(tr.columns, "state")
@@ -215,6 +221,16 @@ func newTracer(cfg traceConfig) (*tracer, error) {
 		l := strings.ToLower(p.Name)
 		tr.protos = append(tr.protos, p.Name)
 		tr.columns = append(tr.columns, l+"_sockets", l+"_memory", l+"_pressure_state", l+"_mem_low", l+"_mem_pressure", l+"_mem_high")
+	}
+	// A counter netstat does not have would be an empty column for good.
+	ns, err := netview.ReadNetstat(cfg.mount)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range cfg.counters {
+		if _, ok := ns.GetKey(k); !ok {
+			return nil, usageError{fmt.Errorf("--counters: netstat has no %s", k)}
+		}
 	}
 	tr.columns = append(tr.columns, tr.cfg.counters...)
 	if cfg.peer != "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"image/png"
 	"os"
@@ -234,5 +235,26 @@ func TestTraceFlags(t *testing.T) {
 		if _, err := parseTrace(bad); err == nil {
 			t.Errorf("parseTrace(%q) accepted", bad)
 		}
+	}
+}
+
+// TestTraceRefusesUnknownCounters: a counter netstat does not have is a
+// usage error before anything is sampled (it gave an empty column and exit
+// 0), and a failed trace leaves no empty CSV behind.
+func TestTraceRefusesUnknownCounters(t *testing.T) {
+	p := mounttest.New(t)
+	cfg := traceConfig{mount: p.A, every: 10 * time.Millisecond, dur: 50 * time.Millisecond,
+		counters: []string{"TcpExt.PruneCalled", "Bogus.Thing"}}
+	var out bytes.Buffer
+	if n, err := runTrace(context.Background(), cfg, &out); !errors.As(err, new(usageError)) || n != 0 ||
+		!strings.Contains(err.Error(), "netstat has no Bogus.Thing") {
+		t.Fatalf("%d samples, %v; want a usage error naming Bogus.Thing", n, err)
+	}
+	csv := filepath.Join(t.TempDir(), "run.csv")
+	if err := traceCmd([]string{p.A, "--counters", "Bogus.Thing", "--for", "50ms", "-o", csv}); err == nil {
+		t.Fatal("traceCmd accepted Bogus.Thing")
+	}
+	if _, err := os.Stat(csv); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s left behind: %v", csv, err)
 	}
 }
