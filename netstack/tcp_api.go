@@ -1210,6 +1210,13 @@ func (tp *TCPSock) Info() TCPInfo {
 	if tp.state == TCPListen {
 		qin = len(tp.acceptQ)
 	}
+	qout := int(tp.writeSeq - tp.sndUna)
+	if tp.destroyed {
+		// Freed with its queues (the user closed it, or it was
+		// aborted): nothing is queued. The sequence numbers that said
+		// otherwise belong to a socket Linux no longer has.
+		qin, qout = 0, 0
+	}
 	var minRTT time.Duration
 	if m := tp.minRttUs(); m != tcpRackNoMinRtt {
 		minRTT = time.Duration(m) * time.Microsecond
@@ -1234,7 +1241,7 @@ func (tp *TCPSock) Info() TCPInfo {
 		RcvRTT: time.Duration(tp.rcvRttUs>>3) * time.Microsecond, RcvSpace: tp.rcvqSpace,
 		TotalRetrans: tp.totalRetrans, SndWnd: tp.sndWnd, RcvWnd: tp.rcvWnd, RcvSsthresh: tp.rcvSsthresh,
 		WindowClamp: tp.windowClamp, SndWscale: tp.sndWscale, RcvWscale: tp.rcvWscale,
-		Qin: qin, Qout: int(tp.writeSeq - tp.sndUna), Congestion: tp.cc.name(),
+		Qin: qin, Qout: qout, Congestion: tp.cc.name(),
 		BytesAcked: tp.bytesAcked, BytesReceived: tp.bytesReceived,
 		ECN: tp.ecnOK(), ECNSeen: tp.ecnFlags&tcpECNSeen != 0, DCTCP: dctcp,
 	}

@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -40,5 +41,24 @@ func TestCAStateName(t *testing.T) {
 		if got := CAStateName(s); got != want {
 			t.Errorf("CAStateName(%d) = %q, want %q", s, got, want)
 		}
+	}
+}
+
+// A socket closed with data unread (reset, its queues freed) shows no
+// queue in tcp_info any more: qin and qout were computed from sequence
+// numbers that still said 10 and 5 bytes (the status of a released
+// conversation's slot showed them).
+func TestInfoQueuesOfAFreedSocket(t *testing.T) {
+	c := newEstablished(t)
+	c.send(seg{seq: 1001, ack: c.iss + 1, flags: fAck, payload: "0123456789"})
+	if _, err := c.tp.Send(context.Background(), []byte("abcde")); err != nil {
+		t.Fatal(err)
+	}
+	if in := c.tp.Info(); in.Qin != 10 || in.Qout != 5 {
+		t.Fatalf("before close: qin %d qout %d, want 10 and 5", in.Qin, in.Qout)
+	}
+	c.tp.Close() // unread data: RST (TCPAbortOnClose), destroyed
+	if in := c.tp.Info(); in.Qin != 0 || in.Qout != 0 {
+		t.Fatalf("after the abort: qin %d qout %d, want 0 and 0", in.Qin, in.Qout)
 	}
 }
