@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -87,13 +86,12 @@ func (h *replyHandle) Read(_ context.Context, p []byte, _ int64) (int, error) {
 	return copy(p, line), nil
 }
 
-// lookupIP4 resolves host to IPv4 addresses: through the stack's own
-// UDP (the dns file's resolvers) when the tree has resolvers, as Plan 9's
-// cs asks ndb/dns; else through the host's resolver.
+// lookupIP4 resolves host to IPv4 addresses through the stack's own UDP
+// (the dns file's resolvers), as Plan 9's cs asks ndb/dns. A tree without
+// resolvers translates no names (resolve's ENOENT, "no resolvers"): it
+// used to ask the host's resolver, outside the stack, so a test's tree
+// could send a query off the machine.
 func (t *Tree) lookupIP4(ctx context.Context, host string) ([]netip.Addr, error) {
-	if len(t.dns) == 0 {
-		return net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
-	}
 	rrs, err := t.resolve(ctx, host, dnsmessage.TypeA)
 	if err != nil {
 		return nil, err

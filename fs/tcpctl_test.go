@@ -709,3 +709,15 @@ func TestConnectAfterHangup(t *testing.T) {
 		}
 	}
 }
+
+// TestNoResolversNoLookup: a tree without resolvers translates no names:
+// cs answers ENOENT ("no resolvers") without asking anyone. It asked the
+// host's resolver, outside the stack (from a test: off the machine).
+func TestNoResolversNoLookup(t *testing.T) {
+	ta, _ := treePair(t)
+	a := clone(t, ta, "tcp")
+	if err := a.cmd("connect nosuchhost!80"); !errors.Is(err, syscall.ENOENT) ||
+		a.read("err") != `unknown host "nosuchhost": no resolvers (none in /etc/resolv.conf, no --dns)`+"\n" {
+		t.Fatalf("connect to a name without resolvers: %v, err file %q", err, a.read("err"))
+	}
+}
