@@ -80,6 +80,7 @@ func (tp *TCPSock) disconnect() {
 	// inet_csk_delack_init; rcv_mss starts at TCP_MIN_MSS.
 	tp.ackPending, tp.ackQuick, tp.ackPingpong, tp.ato = 0, 0, 0, 0
 	tp.lrcvtime, tp.lastOOWAck, tp.compressedAck = 0, 0, 0
+	tp.compressedAckRcvNxt, tp.dupAckCounter, tp.deferred = 0, 0, 0
 	tp.rcvMss, tp.lastSegSize = tcpMinMss, 0
 
 	// The options the peer agreed to (rx_opt), and the window it offered.
