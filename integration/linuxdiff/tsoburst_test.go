@@ -18,7 +18,7 @@ import (
 // systems, whose devices are the same kind of TUN.
 //
 // Measured on session 17's host: kernel 53-59 KB, sockfs 49-51 KB (ratio
-// 0.83-0.94, also under -race). sockfs's mean is lower in the first
+// 0.83-0.94; under -race 0.71-0.94 in ten runs). sockfs's mean is lower in the first
 // megabyte (ratio 0.57-0.97 over 1 MB): the peer's receive-buffer
 // autotuning (tcp_rcv_space_adjust) starts from its first RTT sample,
 // which the test's own path to the first byte moves (sockfs's connect and
@@ -44,8 +44,12 @@ func TestLinuxDiffTSOBursts(t *testing.T) {
 const (
 	tsoBytes = 16 << 20
 	tsoDelay = 2 * time.Millisecond
-	// tsoTolerance: how far the means may differ.
-	tsoTolerance = 0.25
+	// tsoTolerance: how far the means may differ. Under -race sockfs's
+	// mean fell to 0.71 of the kernel's in one of ten runs (its first
+	// megabyte's smaller packets, below, weigh more when it is slowed);
+	// 0.6 still fails an skb capped at half of 64 KiB (about 0.55) and
+	// MSS-sized ones (0.03).
+	tsoTolerance = 0.4
 )
 
 // tsoBurstMean sends tsoBytes from side to a kernel peer with the peer's
