@@ -552,6 +552,14 @@ func (tp *TCPSock) sendResult(copied int, err error, push bool) (int, error) {
 		tp.endWrite(push)
 		return copied, nil
 	}
+	if err == errPipe {
+		// The wait ended on an error or a shutdown: the socket's own
+		// error, if it has one, says which (a reset, a timeout).
+		// Mirrors sk_stream_error.
+		if e := tp.sk.SockError(); e != 0 {
+			return 0, e
+		}
+	}
 	return 0, err
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"syscall"
 	"testing"
+	"time"
 
 	"sockfs/netstack/impair"
 )
@@ -73,4 +75,48 @@ func recvString(n *testNet, tp *TCPSock) string {
 		got <- string(buf[:k])
 	}()
 	return await(n, got)
+}
+
+// A send blocked for memory when the peer resets the connection fails
+// with ECONNRESET, the socket's error, as sk_stream_error makes of the
+// wait's EPIPE; it failed with EPIPE, and the files said "i/o on hungup
+// channel" instead of "connection reset".
+func TestBlockedSendGetsTheReset(t *testing.T) {
+	n := newTestNet(t, impair.Config{}, impair.Config{}, 48)
+	l, err := n.b.ListenTCP(netip.AddrPortFrom(addrB, 80), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	tp := n.a.NewTCP()
+	defer tp.Close()
+	errc := make(chan error, 1)
+	go func() { errc <- tp.Connect(context.Background(), netip.AddrPortFrom(addrB, 80)) }()
+	if err := await(n, errc); err != nil {
+		t.Fatal(err)
+	}
+	peerc := make(chan *TCPSock, 1)
+	go func() { c, _ := l.Socket().Accept(context.Background()); peerc <- c }()
+	peer := await(n, peerc)
+	// Fill the peer's receive window and then our send buffer: the peer
+	// never reads, so once its window is closed nothing we queue leaves,
+	// and a send of a byte blocks.
+	tp.SetNonblock(true)
+	buf := make([]byte, 64<<10)
+	for full := 0; full < 2; {
+		if _, err := tp.Send(context.Background(), buf); errors.Is(err, errAgain) {
+			full++
+			n.run(200 * time.Millisecond) // what was queued goes, until the window is 0
+		} else {
+			full = 0
+		}
+	}
+	tp.SetNonblock(false)
+	sent := make(chan error, 1)
+	go func() { _, err := tp.Send(context.Background(), []byte("x")); sent <- err }()
+	time.Sleep(10 * time.Millisecond) // let it block
+	peer.Abort()
+	if err := await(n, sent); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("blocked send after the peer's reset: %v, want ECONNRESET", err)
+	}
 }

@@ -40,9 +40,15 @@ func (c *script) expectKeepaliveDeath() {
 	c.t.Helper()
 	c.clk.Advance(10 * time.Second)
 	c.expect(seg{seq: c.iss, ack: 1001, flags: fAck})
+	aborts := c.s.mib.Get(memctl.TcpExtTCPAbortOnTimeout)
 	c.clk.Advance(2 * time.Second)
 	if c.tp.State() != TCPClose {
 		c.t.Fatalf("state %v after one unanswered probe", c.tp.State())
+	}
+	// tcp_keepalive_timer resets the peer and tcp_write_err counts it.
+	c.expect(seg{seq: c.iss + 1, ack: 1001, flags: fRst | fAck})
+	if d := c.s.mib.Get(memctl.TcpExtTCPAbortOnTimeout) - aborts; d != 1 {
+		c.t.Fatalf("TCPAbortOnTimeout +%d, want +1", d)
 	}
 }
 
@@ -447,5 +453,30 @@ func TestTimeWaitLeavesInuseAndAllocated(t *testing.T) {
 	}
 	if tw := c2.s.net.TCP.TwCount(); tw != 1 {
 		t.Fatalf("tw %d, want 1", tw)
+	}
+}
+
+// With TCP_USER_TIMEOUT set, keepalive gives up when the connection has
+// been idle that long and a probe went unanswered, whatever TCP_KEEPCNT
+// says (tcp_keepalive_timer): idle 1 s, interval 1 s, 9 probes allowed,
+// user timeout 2.5 s: probes at 1 and 2 s, the reset at 3 s. It sent all
+// 9 probes and gave up at 10 s.
+func TestKeepaliveUserTimeout(t *testing.T) {
+	c := newEstablished(t)
+	c.tp.SetKeepAlive(true, time.Second, time.Second, 9)
+	if err := c.tp.SetUserTimeout(2500 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		c.clk.Advance(time.Second)
+		c.expect(seg{seq: c.iss, ack: 1001, flags: fAck})
+	}
+	c.clk.Advance(time.Second)
+	if c.tp.State() != TCPClose {
+		t.Fatalf("state %v at 3 s, want Close", c.tp.State())
+	}
+	c.expect(seg{seq: c.iss + 1, ack: 1001, flags: fRst | fAck})
+	if err := c.tp.sk.SockError(); err != syscall.ETIMEDOUT {
+		t.Fatalf("error %v, want ETIMEDOUT", err)
 	}
 }

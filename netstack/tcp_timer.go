@@ -314,8 +314,7 @@ func (tp *TCPSock) writeTimeout() bool {
 		expired = tp.retransmitsTimedOut(retryUntil, tp.userTimeout)
 	}
 	if expired {
-		tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnTimeout)
-		tp.writeErr(tp.timeoutErr())
+		tp.writeTimedOut()
 	}
 	return expired
 }
@@ -369,10 +368,18 @@ func (tp *TCPSock) retransmitTimer() {
 	tp.resetRetransTimer(timerRetrans, tp.rtoBackoff())
 }
 
-// writeErr aborts the connection with err. Mirrors tcp_write_err + tcp_done.
+// writeErr aborts the connection with err. Mirrors tcp_done_with_error.
 func (tp *TCPSock) writeErr(err syscall.Errno) {
 	tp.setErr(err)
 	tp.tcpDone()
+}
+
+// writeTimedOut aborts a connection that a timer gave up on (RTOs, zero
+// window probes, keepalives): the last ICMP error it heard or ETIMEDOUT,
+// counted in TCPAbortOnTimeout. Mirrors tcp_write_err.
+func (tp *TCPSock) writeTimedOut() {
+	tp.writeErr(tp.timeoutErr())
+	tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnTimeout)
 }
 
 // timeoutErr is the error a connection that timed out reports: the last
@@ -402,14 +409,14 @@ func (tp *TCPSock) probeTimer() {
 	// tcp_probe_timer: the same budget as RTOs, counted in probes.
 	maxProbes := tp.stack.net.Sysctls.TCPRetries2()
 	if tp.userTimeout != 0 && tp.rcvTstamp != 0 && time.Duration(tp.now()-tp.rcvTstamp) >= tp.userTimeout {
-		tp.writeErr(tp.timeoutErr()) // tcp_probe_timer's user_timeout check
+		tp.writeTimedOut() // tcp_probe_timer's user_timeout check
 		return
 	}
 	if tp.dead {
 		alive := tp.probe0When() < tp.rtoMax
 		maxProbes = tp.orphanRetries(alive)
 		if !alive && int(tp.backoff) >= maxProbes {
-			tp.writeErr(tp.timeoutErr())
+			tp.writeTimedOut()
 			return
 		}
 		if tp.outOfResources(true) {
@@ -417,7 +424,7 @@ func (tp *TCPSock) probeTimer() {
 		}
 	}
 	if int(tp.probesOut) >= maxProbes {
-		tp.writeErr(tp.timeoutErr())
+		tp.writeTimedOut()
 		return
 	}
 	tp.writeWakeup()
@@ -567,8 +574,12 @@ func (tp *TCPSock) keepaliveTimerFired() {
 		return
 	}
 	if idle >= kaTime {
-		if int(tp.probesOut) >= tp.keepaliveProbes() {
-			tp.writeErr(tp.timeoutErr())
+		// With TCP_USER_TIMEOUT set, it decides when to give up (once
+		// a probe went unanswered), not the probe count.
+		ut := tp.userTimeout
+		if ut != 0 && idle >= ut && tp.probesOut > 0 || ut == 0 && int(tp.probesOut) >= tp.keepaliveProbes() {
+			tp.sendActiveReset()
+			tp.writeTimedOut()
 			return
 		}
 		tp.transmitSkb(controlSkb(tp.sndUna-1, tcpAck), false) // tcp_xmit_probe_skb
