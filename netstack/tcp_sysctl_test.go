@@ -480,3 +480,49 @@ func TestKeepaliveUserTimeout(t *testing.T) {
 		t.Fatalf("error %v, want ETIMEDOUT", err)
 	}
 }
+
+// TCP_USER_TIMEOUT 2 s with the peer gone and RTOs of 200 ms doubling:
+// the first retransmission at 0.2 s, then 0.6, 1.4; the next would come
+// at 3.0 s; it is cut to what the user timeout leaves since
+// the first retransmission (tcp_clamp_rto_to_user_timeout), so the
+// connection gives up 2 s after that retransmission, not at the next full
+// RTO (which a probe saw: 3.2 s against the kernel's 2.4).
+func TestUserTimeoutClampsTheRTO(t *testing.T) {
+	c := newEstablished(t)
+	if err := c.tp.SetUserTimeout(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// An RTT sample first (1 ms), so that the RTO is tcp_rto_min's 200 ms
+	// (the clock moves first: a send stamped 0 has no timestamp).
+	c.clk.Advance(time.Millisecond)
+	if _, err := c.tp.Send(context.Background(), []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(seg{seq: c.iss + 1, ack: 1001, flags: fAck | fPsh, payload: "a"})
+	c.clk.Advance(time.Millisecond)
+	c.send(seg{seq: 1001, ack: c.iss + 2, flags: fAck})
+	if _, err := c.tp.Send(context.Background(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(seg{seq: c.iss + 2, ack: 1001, flags: fAck | fPsh, payload: "x"})
+	start := c.clk.Nanotime()
+	var first int64
+	for c.tp.State() != TCPClose && time.Duration(c.clk.Nanotime()-start) < 10*time.Second {
+		c.clk.Advance(10 * time.Millisecond)
+		for {
+			g, _, ok := c.take()
+			if !ok {
+				break
+			}
+			if g.flags&fRst == 0 && first == 0 {
+				first = c.clk.Nanotime()
+			}
+		}
+	}
+	if c.tp.State() != TCPClose || first == 0 {
+		t.Fatalf("state %v, first retransmission at %v", c.tp.State(), time.Duration(first-start))
+	}
+	if gaveUp := time.Duration(c.clk.Nanotime() - first); gaveUp < 2*time.Second || gaveUp > 2*time.Second+50*time.Millisecond {
+		t.Fatalf("gave up %v after the first retransmission, want 2 s", gaveUp)
+	}
+}

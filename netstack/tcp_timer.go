@@ -365,7 +365,22 @@ func (tp *TCPSock) retransmitTimer() {
 		// which for a SYN are its retransmissions).
 		tp.backoff++
 	}
-	tp.resetRetransTimer(timerRetrans, tp.rtoBackoff())
+	tp.resetRetransTimer(timerRetrans, tp.clampRtoToUserTimeout(tp.rtoBackoff()))
+}
+
+// clampRtoToUserTimeout cuts the next RTO to what TCP_USER_TIMEOUT leaves
+// since the first retransmission, so that the connection gives up when
+// the user timeout says, not up to a whole back-off later. Mirrors
+// tcp_clamp_rto_to_user_timeout.
+func (tp *TCPSock) clampRtoToUserTimeout(rto time.Duration) time.Duration {
+	if tp.userTimeout == 0 {
+		return rto
+	}
+	remaining := tp.userTimeout - time.Duration(tp.now()-tp.retransStamp)
+	if remaining <= 0 {
+		return 4 * time.Millisecond // passed: at once (one jiffy at HZ 250)
+	}
+	return min(rto, remaining)
 }
 
 // writeErr aborts the connection with err. Mirrors tcp_done_with_error.
