@@ -978,9 +978,9 @@ func (tp *TCPSock) close(ctx context.Context, linger time.Duration) error {
 		tp.twUncount() // the full socket goes; its timewait sock stays
 	}
 	if tp.state == TCPFinWait2 {
-		tp.resetKeepTimer(tp.finTime())
+		tp.finWait2Timer(false)
 	}
-	if tp.state != TCPClose && tp.checkOOM(0) { // tcp_close: tcp_check_oom(sk, 0)
+	if tp.state != TCPClose && !tp.fw2tw && tp.checkOOM(0) { // tcp_close: tcp_check_oom(sk, 0)
 		mib.Inc(memctl.TcpExtTCPAbortOnMemory)
 		tp.setState(TCPClose)
 		tp.sendActiveReset()

@@ -207,7 +207,10 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 			tp.setState(TCPFinWait2)
 			tp.sk.Shutdown(memctl.SendShutdown)
 			if tp.dead {
-				tp.resetKeepTimer(tp.finTime())
+				tp.finWait2Timer(flags&tcpFin != 0 || tp.inBacklogRcv)
+				if tp.fw2tw {
+					return false // tcp_time_wait; goto consume
+				}
 			}
 		}
 	case TCPClosing:
@@ -232,8 +235,11 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 	case TCPEstablished, TCPFinWait1, TCPFinWait2:
 		if tp.dead && (b.Len() > 0) && seqGT(cbGetEndSeq(b)-uint32(flags&tcpFin), tp.rcvNxt) {
 			// Data for a socket the user closed: abort. Mirrors the
-			// RCV_SHUTDOWN check of tcp_rcv_state_process.
-			tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnData)
+			// RCV_SHUTDOWN check of tcp_rcv_state_process (a FIN_WAIT2
+			// timewait sock answers TCP_TW_RST, uncounted).
+			if !tp.fw2tw {
+				tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnData)
+			}
 			tp.sendActiveReset()
 			tp.tcpReset()
 			return false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"syscall"
 	"testing"
+	"time"
 
 	"sockfs/memctl"
 )
@@ -83,7 +84,10 @@ func TestFinWait1DataAfterShutdown(t *testing.T) {
 }
 
 // FIN-WAIT-2 after close(): new data cannot be delivered to anyone, so the
-// connection is reset (Linux's TCPAbortOnData).
+// connection is reset. With tcp_fin_timeout at most TCP_TIMEWAIT_LEN the
+// orphan is a FIN_WAIT2 timewait sock by then, which answers TCP_TW_RST
+// without counting TCPAbortOnData: the live 6.18 kernel, the same
+// exchange on loopback, counted OutRsts 1, TW 1, TCPAbortOnData 0.
 func TestFinWait2DataAfterCloseRst(t *testing.T) {
 	c := newEstablished(t)
 	c.closeActive()
@@ -93,8 +97,43 @@ func TestFinWait2DataAfterCloseRst(t *testing.T) {
 	if !ok || got.flags&fRst == 0 {
 		t.Fatalf("expected a reset, got %v (sent %v)", got, ok)
 	}
-	if c.s.mib.Get(memctl.TcpExtTCPAbortOnData) != 1 {
-		t.Fatal("TCPAbortOnData not counted")
+	if n := c.s.mib.Get(memctl.TcpExtTCPAbortOnData); n != 0 {
+		t.Fatalf("TCPAbortOnData %d, want 0 (a timewait sock's reset)", n)
+	}
+	if tw := c.s.net.TCP.TwCount(); tw != 0 || c.tp.State() != TCPClose {
+		t.Fatalf("after the reset: tw %d, state %v", tw, c.tp.State())
+	}
+}
+
+// An orphan whose FIN the peer acknowledged becomes a FIN_WAIT2 timewait
+// sock (tcp_time_wait(sk, TCP_FIN_WAIT2, tcp_fin_time)): sockstat counts
+// it in tw, not as an orphan, and when tcp_fin_timeout passes without the
+// peer's FIN it goes without a word. It stayed a full orphan and sent a
+// RST at the end (an outside probe saw [R.] at 60 s; the kernel sent
+// nothing and the peer's next send still worked).
+func TestFinWait2OrphanExpiresSilently(t *testing.T) {
+	c := newEstablished(t)
+	setSysctl(t, c.s, "ipv4/tcp_fin_timeout", "3")
+	c.closeActive()
+	c.send(seg{seq: 1001, ack: c.iss + 2, flags: fAck})
+	p := c.s.net.TCP
+	if p.TwCount() != 1 || p.OrphanCount() != 0 || c.s.mib.Get(memctl.TcpExtTWKilled) != 1 {
+		t.Fatalf("FIN_WAIT2 orphan: tw %d orphan %d TWKilled %d; want 1, 0, 1 (3.5 s is a killed one)",
+			p.TwCount(), p.OrphanCount(), c.s.mib.Get(memctl.TcpExtTWKilled))
+	}
+	c.clk.Advance(4 * time.Second) // tcp_fin_time: at least 3.5 RTOs (1 s here): 3.5 s
+	c.expectNone()
+	if c.tp.State() != TCPClose || p.TwCount() != 0 {
+		t.Fatalf("after tcp_fin_timeout: state %v tw %d", c.tp.State(), p.TwCount())
+	}
+	// The peer's FIN before that would have moved it to TIME_WAIT.
+	c2 := newEstablished(t)
+	c2.closeActive()
+	c2.send(seg{seq: 1001, ack: c2.iss + 2, flags: fAck})
+	c2.send(seg{seq: 1001, ack: c2.iss + 2, flags: fAck | fFin})
+	c2.expect(seg{seq: c2.iss + 2, ack: 1002, flags: fAck})
+	if c2.tp.State() != TCPTimeWait || c2.s.net.TCP.TwCount() != 1 || c2.s.mib.Get(memctl.TcpExtTW) != 1 {
+		t.Fatalf("FIN in FIN_WAIT2: state %v tw %d TW %d", c2.tp.State(), c2.s.net.TCP.TwCount(), c2.s.mib.Get(memctl.TcpExtTW))
 	}
 }
 

@@ -570,9 +570,18 @@ func (tp *TCPSock) keepaliveTimerFired() {
 		tp.destroyIfOrphan()
 		return
 	case TCPFinWait2:
-		if tp.dead {
+		switch {
+		case tp.fw2tw: // a FIN_WAIT2 timewait sock's end: silent
+			tp.tcpDone()
+			tp.destroyIfOrphan()
+		case tp.dead: // tcp_keepalive_timer's FIN_WAIT2 branch
+			if tmo := tp.finTime() - tcpTimewaitLen; tmo > 0 {
+				tp.finWait2TimeWait(tmo)
+				return
+			}
 			tp.sendActiveReset()
 			tp.tcpDone()
+			tp.destroyIfOrphan()
 		}
 		return
 	case TCPEstablished, TCPCloseWait, TCPFinWait1, TCPClosing, TCPLastAck:
@@ -658,6 +667,16 @@ func (tp *TCPSock) destroyIfOrphan() {
 // already empty); an orphan stops counting as one, as Linux destroys it.
 func (tp *TCPSock) enterTimeWait() {
 	s := tp.stack
+	if tp.fw2tw {
+		// A FIN_WAIT2 timewait sock got the peer's FIN: the same
+		// timewait sock, now in TIME_WAIT for TCP_TIMEWAIT_LEN
+		// (tcp_timewait_state_process; inet_twsk_reschedule counts
+		// nothing new).
+		tp.twEntry = tp.now()
+		tp.setState(TCPTimeWait)
+		tp.resetKeepTimer(tcpTimewaitLen)
+		return
+	}
 	if s.net.TCP.TwCount() >= int64(s.net.Sysctls.TCPMaxTwBuckets()) { // inet_twsk_alloc
 		s.mib.Inc(memctl.TcpExtTCPTimeWaitOverflow)
 		tp.tcpDone()
@@ -665,8 +684,7 @@ func (tp *TCPSock) enterTimeWait() {
 	}
 	tp.setOrphan(false)
 	// TW counts a TIME_WAIT when it starts, for its 60 s (TWKilled is for
-	// ones of at most 4 s, which sockfs never makes). Mirrors
-	// __inet_twsk_schedule.
+	// ones of at most 4 s). Mirrors __inet_twsk_schedule.
 	s.mib.Inc(memctl.TcpExtTW)
 	tp.twEntry = tp.now()
 	tp.setState(TCPTimeWait)
@@ -678,4 +696,55 @@ func (tp *TCPSock) enterTimeWait() {
 	tp.delackTimer.Stop()
 	tp.purgeWriteQueues()
 	tp.resetKeepTimer(tcpTimewaitLen)
+}
+
+// finWait2TimeWait turns an orphan in FIN_WAIT2 into a timewait sock that
+// waits tmo for the peer's FIN and then expires without a word: the full
+// socket is freed (out of sockets_allocated, inuse and the orphans), the
+// connection counts in tw, a FIN moves it to TIME_WAIT, new data or a SYN
+// draws a RST, and the timer's end sends nothing. Mirrors tcp_time_wait(sk,
+// TCP_FIN_WAIT2, tmo), which tcp_close and tcp_rcv_state_process call
+// when tcp_fin_time is at most TCP_TIMEWAIT_LEN. sockfs keeps the one
+// TCPSock in state FIN_WAIT2, marked fw2tw.
+func (tp *TCPSock) finWait2TimeWait(tmo time.Duration) {
+	s := tp.stack
+	if s.net.TCP.TwCount() >= int64(s.net.Sysctls.TCPMaxTwBuckets()) { // inet_twsk_alloc
+		s.mib.Inc(memctl.TcpExtTCPTimeWaitOverflow)
+		tp.tcpDone()
+		tp.destroyIfOrphan()
+		return
+	}
+	if tmo <= 4*time.Second { // __inet_twsk_schedule
+		s.mib.Inc(memctl.TcpExtTWKilled)
+	} else {
+		s.mib.Inc(memctl.TcpExtTW)
+	}
+	tp.fw2tw = true
+	s.net.TCP.TwCountAdd(1)
+	tp.setOrphan(false)
+	tp.setInuse(false)
+	tp.twUncount()
+	tp.twEntry = tp.now()
+	tp.clearRetransTimer()
+	tp.delackTimer.Stop()
+	tp.purgeWriteQueues()
+	tp.resetKeepTimer(tmo)
+}
+
+// finWait2Timer arms the FIN_WAIT2 timer of an orphan: past
+// TCP_TIMEWAIT_LEN the keepalive timer waits the rest as a full socket;
+// otherwise it becomes a timewait sock at once, unless bad says the full
+// socket must stay (the segment that acknowledged our FIN carries the
+// peer's, or the socket is owned). Mirrors tcp_close's and
+// tcp_rcv_state_process's FIN_WAIT2 handling.
+func (tp *TCPSock) finWait2Timer(bad bool) {
+	tmo := tp.finTime()
+	switch {
+	case tmo > tcpTimewaitLen:
+		tp.resetKeepTimer(tmo - tcpTimewaitLen)
+	case bad:
+		tp.resetKeepTimer(tmo)
+	default:
+		tp.finWait2TimeWait(tmo)
+	}
 }
