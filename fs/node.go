@@ -106,10 +106,11 @@ type Event uint32
 
 // Readiness bits, with poll(2)'s values.
 const (
-	PollIn  Event = 0x001
-	PollOut Event = 0x004
-	PollErr Event = 0x008
-	PollHup Event = 0x010
+	PollIn    Event = 0x001
+	PollOut   Event = 0x004
+	PollErr   Event = 0x008
+	PollHup   Event = 0x010
+	PollRdHup Event = 0x2000 // POLLRDHUP: the peer closed its sending side (asked for, like In and Out)
 )
 
 // Handle is an open file. Read and Write may be called concurrently with each

@@ -975,7 +975,7 @@ func (w *worker) poll(h inHeader, in []byte, answered bool) {
 		hd.kh.Store(kh)
 		wake = hd.wakeFn
 	}
-	got := hd.h.Poll(netfs.Event(events)&(netfs.PollIn|netfs.PollOut), wake)
+	got := hd.h.Poll(netfs.Event(events)&(netfs.PollIn|netfs.PollOut|netfs.PollRdHup), wake)
 	if answered {
 		if wake != nil && got != 0 {
 			wake()

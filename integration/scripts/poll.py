@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """poll.py MOUNT PORT: select() on a TCP data file (not readable while
 empty, readable once the kernel peer sends), then a bash `read` bounded by
-`timeout 1` on an empty data file times out and consumes nothing. Runs in
+`timeout 1` on an empty data file times out and consumes nothing, and
+poll(POLLRDHUP) reports the peer's FIN. Runs in
 the test's namespace; prints one result line per check and exits non-zero
 on the first failure.
 
@@ -60,5 +61,19 @@ r, _, _ = select.select([data], [], [], 5)
 got = os.read(data, 100) if data in r else b""
 print("after-read-t read=%r" % got, flush=True)
 if got != b"pong\n":
+    sys.exit(1)
+# The peer's FIN: poll(POLLIN|POLLRDHUP) reports both, as for a kernel
+# socket (0x2001); FUSE passes POLLRDHUP on only if the server answers it.
+p = select.poll()
+p.register(data, select.POLLIN | select.POLLRDHUP)
+print("before-fin poll=%r" % p.poll(0), flush=True)
+peer.shutdown(socket.SHUT_WR)
+ev = 0
+for _ in range(50):
+    ev = dict(p.poll(100)).get(data, 0)
+    if ev & select.POLLRDHUP:
+        break
+print("after-fin poll=%#x" % ev, flush=True)
+if ev & (select.POLLIN | select.POLLRDHUP) != select.POLLIN | select.POLLRDHUP:
     sys.exit(1)
 print("ok", flush=True)
