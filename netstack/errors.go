@@ -7,6 +7,7 @@ import "syscall"
 const (
 	errExist        = syscall.EEXIST
 	errNoRoute      = syscall.ESRCH // fib_table_delete: no such route
+	errDestAddrReq  = syscall.EDESTADDRREQ
 	errAgain        = syscall.EAGAIN
 	errIntr         = syscall.EINTR
 	errInval        = syscall.EINVAL

@@ -429,9 +429,9 @@ func (tp *TCPSock) sendmsg(ctx context.Context, src sendSrc, push bool) (int, er
 			return tp.sendResult(copied, sk.SockError(), push)
 		}
 		if sk.ShutdownState()&memctl.SendShutdown != 0 || (tp.state != TCPEstablished && tp.state != TCPCloseWait) {
-			if tp.state == TCPClose && copied == 0 && tp.iss == 0 && tp.sndNxt == 0 {
-				return 0, errNotConn
-			}
+			// A socket never connected gets EPIPE too, as from
+			// sk_stream_wait_connect (the live kernel's send() on a
+			// fresh TCP socket: EPIPE; its recv(): ENOTCONN).
 			return tp.sendResult(copied, errPipe, push)
 		}
 		sizeGoal := tp.sizeGoal(tp.sendMss())

@@ -560,7 +560,7 @@ func (u *UDPSock) SendTo(ctx context.Context, p []byte, dst netip.AddrPort) (int
 	if !dst.IsValid() {
 		if !u.remote.IsValid() {
 			u.mu.Unlock()
-			return 0, errNotConn // EDESTADDRREQ in Linux for an unconnected socket
+			return 0, errDestAddrReq // udp_sendmsg without a destination
 		}
 		dst = u.remote
 	}

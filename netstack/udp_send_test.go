@@ -129,3 +129,16 @@ func TestUDPSendBlocksOnSndbufAndCancels(t *testing.T) {
 		t.Fatalf("wmem_alloc %d after every skb was freed", u.Mem().WmemAllocGet())
 	}
 }
+
+// A datagram without a destination on a socket not connected is
+// EDESTADDRREQ, as udp_sendmsg answers (the live kernel's send() on a
+// bound UDP socket); it was ENOTCONN.
+func TestUDPSendWithoutDestination(t *testing.T) {
+	s := New(Options{Seed: 1})
+	defer s.Close()
+	u := s.NewUDP()
+	defer u.Close()
+	if _, err := u.SendTo(context.Background(), []byte("x"), netip.AddrPort{}); !errors.Is(err, syscall.EDESTADDRREQ) {
+		t.Fatalf("send without a destination: %v, want EDESTADDRREQ", err)
+	}
+}
