@@ -721,3 +721,28 @@ func TestNoResolversNoLookup(t *testing.T) {
 		t.Fatalf("connect to a name without resolvers: %v, err file %q", err, a.read("err"))
 	}
 }
+
+// TestConnectToAnyIsSelf: a connect to 0.0.0.0 reaches this host, as
+// Linux routes daddr 0 to the loopback address (ip_route_output; UDP the
+// same); it sent a datagram addressed to 0.0.0.0 out of the TUN and
+// remote read "::!9".
+func TestConnectToAnyIsSelf(t *testing.T) {
+	ta, _ := treePair(t)
+	lo, err := ta.stack.AddDevice(link.NewLoopback(ta.stack.Clock(), link.DefaultLoopbackMTU))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.stack.AddAddress(lo, netip.MustParsePrefix("127.0.0.1/8"))
+	srv := clone(t, ta, "tcp")
+	srv.must("announce 8041")
+	a := clone(t, ta, "tcp")
+	a.must("connect 0.0.0.0!8041")
+	if got := a.read("remote"); got != "127.0.0.1!8041\n" {
+		t.Fatalf("tcp remote %q, want 127.0.0.1!8041", got)
+	}
+	u := clone(t, ta, "udp")
+	u.must("connect 0.0.0.0!9")
+	if got := u.read("remote"); got != "127.0.0.1!9\n" {
+		t.Fatalf("udp remote %q, want 127.0.0.1!9", got)
+	}
+}

@@ -153,3 +153,18 @@ func (t *routeTable) snapshot() []Route {
 	defer t.mu.RUnlock()
 	return append([]Route(nil), t.routes...)
 }
+
+// selfIfAny is the destination a connect or send to the unspecified
+// address reaches: this host, on the loopback address of its family
+// (0.0.0.0 is 127.0.0.1, :: is ::1). Mirrors ip_route_output's daddr 0
+// and tcp_v6_connect / ip6_datagram_connect's "connect to self if
+// INADDR_ANY".
+func selfIfAny(a netip.Addr) netip.Addr {
+	switch {
+	case a == netip.IPv4Unspecified():
+		return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	case a == netip.IPv6Unspecified():
+		return netip.IPv6Loopback()
+	}
+	return a
+}

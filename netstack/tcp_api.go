@@ -33,7 +33,7 @@ const (
 // tcp_v4_connect, reported mapped by LocalAddr and RemoteAddr.
 func (tp *TCPSock) Connect(ctx context.Context, raddr netip.AddrPort) error {
 	mapped := raddr.Addr().Is4In6()
-	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
+	raddr = netip.AddrPortFrom(selfIfAny(raddr.Addr().Unmap()), raddr.Port())
 	if !raddr.Addr().IsValid() || raddr.Port() == 0 || mapped && tp.v6only {
 		return errInval
 	}

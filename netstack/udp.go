@@ -193,7 +193,7 @@ func (u *UDPSock) bindLocked(addr netip.AddrPort) error {
 // those from it; it binds an ephemeral port (and picks the source address
 // from the route) if the socket is unbound. Mirrors ip4_datagram_connect.
 func (u *UDPSock) Connect(raddr netip.AddrPort) error {
-	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
+	raddr = netip.AddrPortFrom(selfIfAny(raddr.Addr().Unmap()), raddr.Port())
 	if !raddr.Addr().IsValid() || raddr.Port() == 0 {
 		return errInval
 	}
@@ -564,7 +564,7 @@ func (u *UDPSock) SendTo(ctx context.Context, p []byte, dst netip.AddrPort) (int
 		}
 		dst = u.remote
 	}
-	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	dst = netip.AddrPortFrom(selfIfAny(dst.Addr().Unmap()), dst.Port())
 	if !dst.Addr().IsValid() || dst.Port() == 0 {
 		u.mu.Unlock()
 		return 0, errInval
