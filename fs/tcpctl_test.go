@@ -474,12 +474,7 @@ func TestIpifcCtl(t *testing.T) {
 // TestConnectByName: connect takes names as cs translates them (here
 // localhost and a service name): the stack's loopback answers.
 func TestConnectByName(t *testing.T) {
-	ta, _ := treePair(t)
-	lo, err := ta.stack.AddDevice(link.NewLoopback(ta.stack.Clock(), link.DefaultLoopbackMTU))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ta.stack.AddAddress(lo, netip.MustParsePrefix("127.0.0.1/8"))
+	ta := loopbackTree(t)
 	srv := clone(t, ta, "tcp")
 	srv.must("announce 80")
 	a := clone(t, ta, "tcp")
@@ -727,12 +722,7 @@ func TestNoResolversNoLookup(t *testing.T) {
 // same); it sent a datagram addressed to 0.0.0.0 out of the TUN and
 // remote read "::!9".
 func TestConnectToAnyIsSelf(t *testing.T) {
-	ta, _ := treePair(t)
-	lo, err := ta.stack.AddDevice(link.NewLoopback(ta.stack.Clock(), link.DefaultLoopbackMTU))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ta.stack.AddAddress(lo, netip.MustParsePrefix("127.0.0.1/8"))
+	ta := loopbackTree(t)
 	srv := clone(t, ta, "tcp")
 	srv.must("announce 8041")
 	a := clone(t, ta, "tcp")
@@ -745,4 +735,19 @@ func TestConnectToAnyIsSelf(t *testing.T) {
 	if got := u.read("remote"); got != "127.0.0.1!9\n" {
 		t.Fatalf("udp remote %q, want 127.0.0.1!9", got)
 	}
+}
+
+// loopbackTree is the first tree of a pair, its stack given a loopback
+// device with 127.0.0.1/8.
+func loopbackTree(t *testing.T) *Tree {
+	t.Helper()
+	ta, _ := treePair(t)
+	lo, err := ta.stack.AddDevice(link.NewLoopback(ta.stack.Clock(), link.DefaultLoopbackMTU))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.stack.AddAddress(lo, netip.MustParsePrefix("127.0.0.1/8")); err != nil {
+		t.Fatal(err)
+	}
+	return ta
 }
