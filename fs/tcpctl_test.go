@@ -738,16 +738,12 @@ func TestConnectToAnyIsSelf(t *testing.T) {
 }
 
 // loopbackTree is the first tree of a pair, its stack given a loopback
-// device with 127.0.0.1/8.
+// device.
 func loopbackTree(t *testing.T) *Tree {
 	t.Helper()
 	ta, _ := treePair(t)
-	lo, err := ta.stack.AddDevice(link.NewLoopback(ta.stack.Clock(), link.DefaultLoopbackMTU))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ta.stack.AddAddress(lo, netip.MustParsePrefix("127.0.0.1/8")); err != nil {
-		t.Fatal(err)
+	if _, err := ta.stack.AddDevice(link.NewLoopback(ta.stack.Clock(), link.DefaultLoopbackMTU)); err != nil {
+		t.Fatal(err) // a loopback device gets 127.0.0.1/8 and ::1
 	}
 	return ta
 }
