@@ -169,3 +169,29 @@ func TestSysIPv6AndNetstat6(t *testing.T) {
 		t.Fatalf("sockstat6 %q", got)
 	}
 }
+
+// TestIprouteLinuxIPv6Default: iproute.linux takes back the IPv6 default
+// route it prints (`default via fd00:5f::2`: ip(8) takes the family from
+// the gateway; `default` was always IPv4, so the gateway was refused), and
+// refuses a prefix with host bits set, as ip(8) does ("Invalid prefix for
+// given prefix length"); it masked them quietly.
+func TestIprouteLinuxIPv6Default(t *testing.T) {
+	ta, _ := treePair6(t)
+	if err := fileWrite(t, ta, "add default via fd00:5f::2", "iproute.linux"); err != nil {
+		t.Fatalf("add default via an IPv6 gateway: %v", err)
+	}
+	if l := sysRead(t, ta, "iproute.linux"); !strings.Contains(l, "default via fd00:5f::2 dev pipe0") {
+		t.Fatalf("iproute.linux: %q", l)
+	}
+	if err := fileWrite(t, ta, "del default via fd00:5f::2", "iproute.linux"); err != nil {
+		t.Fatalf("del default via an IPv6 gateway: %v", err)
+	}
+	if l := sysRead(t, ta, "iproute.linux"); strings.Contains(l, "default via fd00:5f::2") {
+		t.Fatalf("still there: %q", l)
+	}
+	for _, bad := range []string{"add 198.18.61.5/24 via 198.18.0.2", "add fd00:7c::1/48 via fd00:5f::2"} {
+		if err := fileWrite(t, ta, bad, "iproute.linux"); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("%q: %v, want EINVAL", bad, err)
+		}
+	}
+}

@@ -213,15 +213,29 @@ func (t *Tree) routeCmd(f []string) error {
 	}
 	dst, err := netip.ParsePrefix(f[1])
 	if f[1] == "default" {
+		// ip(8) takes the family from the gateway: `default via
+		// fd00::1` is ::/0.
 		dst, err = netip.MustParsePrefix("0.0.0.0/0"), nil
+		for i := 2; i+1 < len(f); i++ {
+			if gw, gerr := netip.ParseAddr(f[i+1]); f[i] == "via" && gerr == nil && gw.Is6() && !gw.Is4In6() {
+				dst = netip.MustParsePrefix("::/0")
+			}
+		}
 	}
 	if err != nil || dst.Addr().Is4In6() {
 		return fmt.Errorf("bad prefix %q: %w", f[1], syscall.EINVAL)
 	}
+	if dst != dst.Masked() {
+		return fmt.Errorf("invalid prefix %s for its length (host bits set): %w", dst, syscall.EINVAL)
+	}
 	switch f[0] {
 	case "del", "remove":
-		if len(f) != 2 {
-			return fmt.Errorf("bad args to del: %w", syscall.EINVAL)
+		// `via GW` and `dev D` may follow, as ip(8) takes them; the
+		// prefix alone names the route (one per prefix here).
+		for rest := f[2:]; len(rest) > 0; rest = rest[2:] {
+			if len(rest) < 2 || rest[0] != "via" && rest[0] != "dev" {
+				return fmt.Errorf("bad args to del (want del PREFIX [via GW] [dev D]): %w", syscall.EINVAL)
+			}
 		}
 		return t.stack.DelRoute(dst)
 	case "add":
