@@ -150,7 +150,20 @@ func TestWalkStrict(t *testing.T) {
 		if r := rc.recv(t); !rc.openReply(r) {
 			t.Fatalf("%v: open clone: type %d", d, r.typ())
 		}
+		// An open fid walked to a new fid: refused by walk(5) in
+		// 9P2000 and .u; 9P2000.L allows it as diod's server does
+		// (diodls -l lists a directory that way); onto itself never.
 		rc.send(t, twalk(2, 3, 4))
+		if d == dialectL {
+			if r := rc.recv(t); r.typ() != msgRwalk {
+				t.Fatalf("%v: walk from an open fid to a new one: type %d, want Rwalk", d, r.typ())
+			}
+			rc.send(t, tclunk(6, 4))
+			rc.recv(t)
+		} else {
+			rc.expectErr(t, 2, "fid already open", syscall.EBADF)
+		}
+		rc.send(t, twalk(2, 3, 3))
 		rc.expectErr(t, 2, "fid already open", syscall.EBADF)
 		names := make([]string, 17)
 		for i := range names {

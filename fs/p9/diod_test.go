@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,8 +64,12 @@ func TestDiodClients(t *testing.T) {
 			t.Errorf("diodls / = %q, lacks %s", out, want)
 		}
 	}
-	if out := diod(t, "diodls", "-s", e.addr, "-a", "/sys/ipv4", "-l"); !strings.Contains(out, "tcp_rmem") {
-		t.Errorf("diodls -l /sys/ipv4 = %q", out)
+	// -l walks each entry from the directory fid it opened (9P2000.L
+	// allows it): a long listing line per entry, no npc_walk error (the
+	// output of the error also names tcp_rmem, which the old check took).
+	if out := diod(t, "diodls", "-s", e.addr, "-a", "/sys/ipv4", "-l"); strings.Contains(out, "npc_walk") ||
+		!regexp.MustCompile(`(?m)^-\S+ .* tcp_rmem$`).MatchString(out) {
+		t.Errorf("diodls -l /sys/ipv4 = %q, want a long listing line for tcp_rmem", out)
 	}
 	out = diod(t, "diodcat", "-s", e.addr, "-a", "/", "sys/ipv4/tcp_rmem")
 	if !strings.HasPrefix(out, "4096\t131072\t") {

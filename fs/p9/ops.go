@@ -88,7 +88,7 @@ func (c *conn) handle(r *request, d dialect, body []byte) ([]byte, error) {
 	var e enc
 	switch r.typ {
 	case msgTwalk:
-		return c.walk(r, f, dc)
+		return c.walk(r, d, f, dc)
 	case msgTopen:
 		mode := dc.u8()
 		if dc.err != nil {
@@ -268,8 +268,10 @@ func walkOne(path []fs.Node, name string) ([]fs.Node, error) {
 // walk answers Twalk: fid[4] newfid[4] nwname[2] nwname*wname[s]. As
 // walk(5) says: the fid must not be open; newfid must be unused unless it
 // is fid; a walk that fails at the first name is an error, one that fails
-// later answers the qids walked so far and leaves newfid alone.
-func (c *conn) walk(r *request, f *fid, dc *dec) ([]byte, error) {
+// later answers the qids walked so far and leaves newfid alone. 9P2000.L
+// lets an open fid be walked to a new fid, as diod's server does (diodls
+// -l walks each entry from the directory it opened to list it).
+func (c *conn) walk(r *request, d dialect, f *fid, dc *dec) ([]byte, error) {
 	newid, n := dc.u32(), int(dc.u16())
 	if dc.err == nil && n > maxWelem {
 		return nil, errTooManyNames
@@ -284,7 +286,7 @@ func (c *conn) walk(r *request, f *fid, dc *dec) ([]byte, error) {
 	f.mu.Lock()
 	state := f.state
 	f.mu.Unlock()
-	if state != fidWalked {
+	if state != fidWalked && (d != dialectL || newid == f.id) {
 		return nil, errFidOpen
 	}
 	if newid != f.id {
