@@ -74,6 +74,21 @@ type Dir interface {
 	List() []Node
 }
 
+// ErrLister is a Dir whose listing can fail (a remote one whose server
+// went away): the frontends list it with ListErr and answer its error,
+// where an empty list would look like an empty directory.
+type ErrLister interface {
+	ListErr() ([]Node, error)
+}
+
+// ListDir lists d, with its error if it has one (ErrLister).
+func ListDir(d Dir) ([]Node, error) {
+	if l, ok := d.(ErrLister); ok {
+		return l.ListErr()
+	}
+	return d.List(), nil
+}
+
 // OpenReq describes an open: the access mode and flags of open(2) (O_RDONLY,
 // O_WRONLY, O_RDWR, O_NONBLOCK; O_TRUNC is ignored) and the caller's identity.
 type OpenReq struct {

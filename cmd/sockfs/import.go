@@ -102,6 +102,14 @@ func runImport(args []string) int {
 	select {
 	case <-ctx.Done():
 		log.Info("signal: unmounting", "dir", m.Dir)
+	case <-remote.Lost():
+		// The server went away (a restart, a network failure): every
+		// file would fail with EIO from now on, and an import cannot
+		// take up the old conversations again, so it says so and
+		// unmounts; run it again to import the new server.
+		log.Error("connection to the server lost: unmounting", "addr", addr, "err", remote.LostErr(), "dir", m.Dir)
+		m.Unmount()
+		return 1
 	case err := <-m.Done():
 		// Unmounted from outside (fusermount3 -u): nothing left to do.
 		if err != nil {

@@ -923,7 +923,13 @@ func (w *worker) readdir(h inHeader, in []byte) {
 	}
 	hd.mu.Lock()
 	if r.off == 0 || hd.ents == nil {
-		hd.ents = hd.dir.List()
+		ents, err := netfs.ListDir(hd.dir)
+		if err != nil {
+			hd.mu.Unlock()
+			w.replyErr(h, errnoOf(err))
+			return
+		}
+		hd.ents = ents
 	}
 	ents := hd.ents
 	hd.mu.Unlock()

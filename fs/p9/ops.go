@@ -428,7 +428,11 @@ func (c *conn) readDirStat(r *request, d dialect, f *fid, off uint64, count uint
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if off == 0 {
-		f.dir, f.dirIdx, f.dirOff = dir.List(), 0, 0
+		list, err := fs.ListDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		f.dir, f.dirIdx, f.dirOff = list, 0, 0
 	} else if off != f.dirOff {
 		return nil, errBadOffset
 	}
@@ -467,7 +471,10 @@ func (c *conn) readdir(r *request, f *fid, dc *dec) ([]byte, error) {
 	c.mu.Lock()
 	count = min(count, c.msize-ioHdr)
 	c.mu.Unlock()
-	list := dir.List()
+	list, err := fs.ListDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	var e enc
 	e.start(msgRreaddir, r.tag)
 	e.u32(0)

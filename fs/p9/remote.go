@@ -178,6 +178,18 @@ func (r *Remote) session(ctx context.Context, uid uint32) (*session, error) {
 func (r *Remote) Root() fs.Dir { return rdir{r.root} }
 
 // Close drops the connections; calls in flight fail.
+// Lost is closed when the connection to the server is over (the server
+// went away, or Close); LostErr then says why.
+func (r *Remote) Lost() <-chan struct{} { return r.main.c.dead }
+
+// LostErr is why the connection ended, once Lost is closed.
+func (r *Remote) LostErr() error {
+	c := r.main.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
 func (r *Remote) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -304,19 +316,30 @@ func (d rdir) Lookup(name string) (fs.Node, error) {
 	return d.r.wrap(n), nil
 }
 
-// List reads the directory through a fresh fid; entries that vanish
-// between the listing and their walk are left out.
+// List is ListErr without its error.
 func (d rdir) List() []fs.Node {
+	out, _ := d.ListErr()
+	return out
+}
+
+// ListErr reads the directory through a fresh fid; entries that vanish
+// between the listing and their walk are left out. A listing the server
+// did not give (the connection lost, a refusal) is an error, not an empty
+// directory (fs.ErrLister).
+func (d rdir) ListErr() ([]fs.Node, error) {
 	ctx := context.Background()
 	f, err := d.f.walk(ctx)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	defer f.clunk()
 	if err := f.open(ctx, syscall.O_RDONLY); err != nil {
-		return nil
+		return nil, err
 	}
-	ents, _ := f.readdir(ctx)
+	ents, err := f.readdir(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []fs.Node
 	for _, e := range ents {
 		if e.name == "." || e.name == ".." {
@@ -326,7 +349,7 @@ func (d rdir) List() []fs.Node {
 			out = append(out, d.r.wrap(n))
 		}
 	}
-	return out
+	return out, nil
 }
 
 // rfile is a remote file.

@@ -3,7 +3,9 @@ package p9
 import (
 	"context"
 	"errors"
+	"io"
 	iofs "io/fs"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -319,4 +321,52 @@ func dialRemote(t *testing.T, addr string) *Remote {
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+// TestRemoteLost: when the server's connection goes (a restart), Lost is
+// closed with the reason, and listing a directory is an error, not an
+// empty directory (ls of an import showed nothing and exited 0, and
+// sockfs import said nothing about it).
+func TestRemoteLost(t *testing.T) {
+	e := newEnv(t)
+	// A relay between the Remote and the server, to cut.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cut := make(chan struct{})
+	go func() {
+		a, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		b, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			a.Close()
+			return
+		}
+		go io.Copy(a, b)
+		go io.Copy(b, a)
+		<-cut
+		a.Close()
+		b.Close()
+	}()
+	r := dialRemote(t, ln.Addr().String())
+	root := r.Root().(fs.Dir)
+	if ents, err := fs.ListDir(root); err != nil || len(ents) == 0 {
+		t.Fatalf("listing before the cut: %d entries, %v", len(ents), err)
+	}
+	close(cut)
+	select {
+	case <-r.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lost not closed 5 s after the connection went")
+	}
+	if r.LostErr() == nil {
+		t.Error("LostErr is nil")
+	}
+	if ents, err := fs.ListDir(root); err == nil {
+		t.Fatalf("listing after the cut: %d entries, no error", len(ents))
+	}
 }
