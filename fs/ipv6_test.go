@@ -195,3 +195,29 @@ func TestIprouteLinuxIPv6Default(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPHeadersLaddrIPv6: a conversation announced on every address
+// (`announce *!P`) in headers mode gets the address each datagram was
+// sent to as the header's laddr and ifcaddr, as Plan 9's Udphdr has it:
+// an IPv6 datagram's is the IPv6 address. It was the first address of the
+// first device, whatever the datagram's family (::ffff:198.18.0.2).
+func TestUDPHeadersLaddrIPv6(t *testing.T) {
+	ta, tb := treePair6(t)
+	srv := clone(t, tb, "udp")
+	srv.must("headers")
+	srv.must("announce *!6010")
+	cli := clone(t, ta, "udp")
+	cli.must("connect fd00:5f::2!6010")
+	if _, err := cli.data().Write(context.Background(), []byte("ping"), 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 200)
+	n, err := readTimeout(srv.data(), buf)
+	if err != nil || n != udpHdrLen+4 {
+		t.Fatalf("read %d, %v", n, err)
+	}
+	want := netip.MustParseAddr("fd00:5f::2")
+	if l, i := netip.AddrFrom16([16]byte(buf[16:32])), netip.AddrFrom16([16]byte(buf[32:48])); l != want || i != want {
+		t.Fatalf("laddr %v ifcaddr %v, want %v", l, i, want)
+	}
+}

@@ -152,14 +152,19 @@ func (c *udpConv) Read(ctx context.Context, p []byte) (int, error) {
 	if len(p) < udpHdrLen {
 		return 0, fmt.Errorf("read buffer too small for headers: %w", syscall.EINVAL)
 	}
-	n, from, err := c.s.RecvFrom(ctx, p[udpHdrLen:])
+	n, from, to, err := c.s.RecvFromTo(ctx, p[udpHdrLen:])
 	if err != nil {
 		if err == syscall.EBADF && c.hungupNow() {
 			return 0, nil
 		}
 		return 0, err
 	}
+	// laddr and ifcaddr: the address the datagram was sent to (Plan 9's
+	// Udphdr), which for a wildcard announce says the family too.
 	local := c.localAddr()
+	if to.IsValid() && !to.IsMulticast() {
+		local = netip.AddrPortFrom(to, local.Port())
+	}
 	clear(p[:udpHdrLen])
 	a16 := netip.AddrFrom16(from.Addr().As16()).As16()
 	if from.Addr().Is4() {

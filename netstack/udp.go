@@ -464,18 +464,27 @@ func (u *UDPSock) queueRcvLocked(b *skb.SKB) {
 // non-blocking (EAGAIN); ctx cancels it (EINTR) or times it out (EAGAIN)
 // without consuming anything. Mirrors udp_recvmsg.
 func (u *UDPSock) RecvFrom(ctx context.Context, p []byte) (int, netip.AddrPort, error) {
+	n, from, _, err := u.RecvFromTo(ctx, p)
+	return n, from, err
+}
+
+// RecvFromTo is RecvFrom that also returns the address the datagram was
+// sent to: a socket bound to the unspecified address learns which of the
+// host's addresses (and which family) it arrived on. Mirrors udp_recvmsg
+// with IP_PKTINFO / IPV6_RECVPKTINFO.
+func (u *UDPSock) RecvFromTo(ctx context.Context, p []byte) (int, netip.AddrPort, netip.Addr, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if err := u.waitQueuedLocked(ctx); err != nil {
-		return 0, netip.AddrPort{}, err
+		return 0, netip.AddrPort{}, netip.Addr{}, err
 	}
 	b := u.rcvq.PopFront()
 	n := b.CopyBits(0, p[:min(len(p), b.Len())])
-	from, _ := skbAddrs(b)
+	from, to := skbAddrs(b)
 	memctl.UDPRmemRelease(u.sk, b.Truesize(), true, u.rcvq.Empty())
 	b.Free()
 	u.stack.mib.Inc(udpMIB(memctl.UdpInDatagrams, from.Addr().Is6()))
-	return n, mapTo(u.local.Addr(), from), nil
+	return n, mapTo(u.local.Addr(), from), to, nil
 }
 
 // PeekFrom waits as RecvFrom does and returns the source of the first
