@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -125,6 +126,10 @@ func TestTLSRefusesWithoutCertificate(t *testing.T) {
 	if r, err := Dial(ctx, addr, RemoteOptions{TLS: foreign}); err == nil {
 		r.Close()
 		t.Fatal("attached with a certificate of another CA")
+	} else if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "tls: ") {
+		// The user sees why (sockfs import printed only "input/output
+		// error").
+		t.Errorf("refused certificate: %q, want EIO naming the TLS alert", err)
 	}
 
 	// Plain 9P on the TLS port is never answered, and the connection is

@@ -133,16 +133,27 @@ func newSession(nc net.Conn, opts RemoteOptions, uid uint32) (*session, error) {
 	}
 	c, err := newClient(nc, msize)
 	if err != nil {
-		return nil, convErr(err)
+		return nil, sessionErr(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	root, err := c.attach(ctx, opts.Aname, uid)
 	if err != nil {
 		c.Close()
-		return nil, convErr(err)
+		return nil, sessionErr(err)
 	}
 	return &session{c: c, root: root}, nil
+}
+
+// sessionErr is convErr for the version and attach of a new session,
+// keeping the cause of a broken connection in the text: a TLS server
+// that refused the certificate ("remote error: tls: bad certificate"), a
+// server that hung up. Its errno is still EIO.
+func sessionErr(err error) error {
+	if e := convErr(err); e != syscall.EIO {
+		return e
+	}
+	return fmt.Errorf("%v: %w", err, syscall.EIO)
 }
 
 // session returns the session to open files as uid: the main one, or with
