@@ -123,6 +123,9 @@ func (t *Tree) csTranslate(ctx context.Context, root, q string) ([]string, error
 	if len(f) == 3 {
 		svc = f[2]
 	}
+	if len(host) > 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1] // tcp![fd00::1]!80, as connect takes it
+	}
 	port, ok := csServices[svc]
 	if !ok {
 		n, err := strconv.ParseUint(svc, 10, 16)

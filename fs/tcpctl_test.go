@@ -360,6 +360,8 @@ func TestCs(t *testing.T) {
 		"net!198.18.0.2!http": "/net/tcp/clone 198.18.0.2!80",
 		"udp!localhost!9":     "/net/udp/clone 127.0.0.1!9",
 		"tcp!*!564\n":         "/net/tcp/clone 564",
+		"tcp!fd00:5f::2!80":   "/net/tcp/clone fd00:5f::2!80",
+		"tcp![fd00:5f::2]!80": "/net/tcp/clone fd00:5f::2!80", // as connect takes it (it was a name to look up)
 	} {
 		h, err := open(t, ta, 0, syscall.O_RDWR, "cs")
 		if err != nil {
