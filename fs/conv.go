@@ -670,13 +670,15 @@ func FormatSkmem(m *memctl.Sock) string {
 		m.WmemQueued(), 0, m.BacklogLen(), m.Drops())
 }
 
-// fmtAddr formats addr!port as Plan 9 (eipfmt): IPv4 dotted, unset "::".
+// fmtAddr formats addr!port as Plan 9 (eipfmt): IPv4 dotted (0.0.0.0 for
+// an IPv4-only wildcard, which Plan 9 keeps v4-mapped), unset or the
+// dual-stack wildcard "::".
 func fmtAddr(ap netip.AddrPort) string {
-	a := ap.Addr()
-	if !a.IsValid() || a.IsUnspecified() {
+	a := ap.Addr().Unmap()
+	if !a.IsValid() || a == netip.IPv6Unspecified() {
 		return fmt.Sprintf("::!%d\n", ap.Port())
 	}
-	return fmt.Sprintf("%s!%d\n", a.Unmap(), ap.Port())
+	return fmt.Sprintf("%s!%d\n", a, ap.Port())
 }
 
 // bufHandle is rcvbuf or sndbuf: read the effective value, write N with

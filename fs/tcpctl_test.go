@@ -749,3 +749,20 @@ func loopbackTree(t *testing.T) *Tree {
 	}
 	return ta
 }
+
+// TestLocalOfWildcards: `local` of an IPv4-only wildcard announce reads
+// 0.0.0.0!P, as Plan 9's eipfmt prints its v4-mapped zero address; the
+// dual-stack wildcard (`*`) reads ::!P. Both read ::!P before.
+func TestLocalOfWildcards(t *testing.T) {
+	ta, _ := treePair(t)
+	for _, k := range []struct{ announce, want string }{
+		{"0.0.0.0!8051", "0.0.0.0!8051\n"},
+		{"*!8052", "::!8052\n"},
+	} {
+		c := clone(t, ta, "tcp")
+		c.must("announce " + k.announce)
+		if got := c.read("local"); got != k.want {
+			t.Errorf("announce %s: local %q, want %q", k.announce, got, k.want)
+		}
+	}
+}
