@@ -53,7 +53,7 @@ soak:
 
 # The side-by-side benchmark suite (issue #7; not part of `make test`): the
 # kernel over veth, gVisor and sockfs on a TUN, each in network namespaces it
-# creates and removes, at MTU 1500 and 65000; about 3-4 minutes as root.
+# creates and removes, at MTU 1500 and 65000; about 7 minutes as root.
 # Writes bench/results/latest.{md,json} and the tables of README.md's
 # Performance section. BENCHFLAGS passes flags (go run ./bench -h lists
 # them, e.g. BENCHFLAGS='-systems sockfs -mtus 1500').
@@ -67,7 +67,8 @@ bench:
 # plot` into examples/out/ (docs/*-experiment.md show the committed plots):
 # tcp_rmem on a 50 ms, 1% loss path (kernel sender, 3 runs of SECS=20);
 # CUBIC vs BBR vs Reno with sockfs sending, on `delay 50ms loss 1%` and on
-# `rate 100mbit delay 20ms limit 100` (6 runs of SECS=15); 200 connections
+# `rate 100mbit delay 20ms limit 100` and behind a bottleneck queue (9 runs
+# of SECS=15); 200 connections
 # under a lowered tcp_mem (SECS=16). Root; about 5 minutes in all.
 examples: build
 	./examples/rmem-experiment.sh
@@ -75,7 +76,7 @@ examples: build
 	./examples/pressure-experiment.sh
 
 # Each experiment script with 1-2 s runs, checked for its traces, figures
-# and clean-up (TestExampleScripts; root; about half a minute).
+# and clean-up (TestExampleScripts; root; about a minute with the build).
 examples-smoke:
 	$(GO) test -count=1 -v -run TestExampleScripts ./examples -examples
 

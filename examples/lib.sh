@@ -50,7 +50,7 @@ trap 'exit 130' INT TERM
 lib_start() {
 	mkdir -p "$OUT"
 	echo "== sockfs serve on $TUN ($NET.2), mounted at $MNT"
-	"$SOCKFS" serve --tun "$TUN" --addr "$NET.2/24" --host-addr "$NET.1/24" --mount "$MNT" --9p '' \
+	"$SOCKFS" serve --tun "$TUN" --addr "$NET.2/24" --host-addr "$NET.1/24" --addr6 '' --host-addr6 '' --mount "$MNT" --9p '' \
 		2>"$OUT/serve-$NAME.log" &
 	serve_pid=$!
 	for _ in $(seq 100); do [ -e "$MNT/tcp/clone" ] && break; sleep 0.1; done
