@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -409,4 +410,32 @@ func mustOpen(t *testing.T, path string) *os.File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// TestImportServerGone: when the exporting daemon stops under an import
+// (a restart, say), the import says so in its log and unmounts, exiting
+// with status 1; it used to stay mounted answering EIO to everything,
+// with an empty `ls`, and said nothing.
+func TestImportServerGone(t *testing.T) {
+	needImport(t)
+	ns := newNetns(t)
+	d := startServe(t, ns, "sfimpG0", "--9p", "127.0.0.1:5642")
+	im := startImport(t, ns, "127.0.0.1:5642")
+	d.stop(t)
+	select {
+	case err := <-im.done:
+		im.done <- err
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("import ended with %v, want exit status 1", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("import still running 10 s after the server stopped\n%s", im.out)
+	}
+	if !strings.Contains(im.out.String(), "connection to the server lost") {
+		t.Errorf("import's log does not say the connection was lost:\n%s", im.out)
+	}
+	if mounted(im.dir) {
+		t.Errorf("import left %s mounted", im.dir)
+	}
 }

@@ -95,6 +95,9 @@ type traceConfig struct {
 	// columns.
 	peer      string
 	peerEvery time.Duration
+	// warn receives warnings (a conversation that does not exist yet);
+	// nil is standard error.
+	warn io.Writer
 }
 
 func parseTrace(args []string) (traceConfig, error) {
@@ -203,7 +206,11 @@ func newTracer(cfg traceConfig) (*tracer, error) {
 				}
 			}
 		} else if errors.Is(err, os.ErrNotExist) {
-			fmt.Fprintf(os.Stderr, "sockfs trace: %s/%d does not exist (yet): its columns stay empty until it does\n", cfg.proto, cfg.conv)
+			w := cfg.warn
+			if w == nil {
+				w = os.Stderr
+			}
+			fmt.Fprintf(w, "sockfs trace: %s/%d does not exist (yet): its columns stay empty until it does\n", cfg.proto, cfg.conv)
 		} else {
 			return nil, err
 		}

@@ -240,7 +240,8 @@ func TestTraceFlags(t *testing.T) {
 
 // TestTraceRefusesUnknownCounters: a counter netstat does not have is a
 // usage error before anything is sampled (it gave an empty column and exit
-// 0), and a failed trace leaves no empty CSV behind.
+// 0), and a failed trace leaves no empty CSV behind; a conversation that
+// does not exist yet is traced (empty columns) with a warning.
 func TestTraceRefusesUnknownCounters(t *testing.T) {
 	p := mounttest.New(t)
 	cfg := traceConfig{mount: p.A, every: 10 * time.Millisecond, dur: 50 * time.Millisecond,
@@ -249,6 +250,14 @@ func TestTraceRefusesUnknownCounters(t *testing.T) {
 	if n, err := runTrace(context.Background(), cfg, &out); !errors.As(err, new(usageError)) || n != 0 ||
 		!strings.Contains(err.Error(), "netstat has no Bogus.Thing") {
 		t.Fatalf("%d samples, %v; want a usage error naming Bogus.Thing", n, err)
+	}
+	// A conversation that does not exist (yet) is traced, with a warning.
+	var warn bytes.Buffer
+	cfg = traceConfig{mount: p.A, proto: "tcp", conv: 99, every: 10 * time.Millisecond,
+		dur: 30 * time.Millisecond, counters: traceCounters, warn: &warn}
+	if n, err := runTrace(context.Background(), cfg, &out); err != nil || n == 0 ||
+		!strings.Contains(warn.String(), "tcp/99 does not exist (yet)") {
+		t.Errorf("tracing tcp/99: %d samples, %v, warning %q", n, err, warn.String())
 	}
 	csv := filepath.Join(t.TempDir(), "run.csv")
 	if err := traceCmd([]string{p.A, "--counters", "Bogus.Thing", "--for", "50ms", "-o", csv}); err == nil {
