@@ -241,10 +241,11 @@ func (t *Tree) plan9RouteCmd(f []string) error {
 			for _, a := range d.Addrs() {
 				if a.Addr() == gw {
 					r.Dev, r.Gateway, r.Src = d, netip.Addr{}, gw
-				} else if r.Dev == nil && a.Bits() < a.Addr().BitLen() && a.Contains(gw) {
-					r.Dev = d
 				}
 			}
+		}
+		if r.Dev == nil {
+			r.Dev = t.devOnNetwork(gw)
 		}
 		if r.Dev == nil {
 			return fmt.Errorf("nexthop %s is on no interface's network: %w", gw, syscall.EINVAL)

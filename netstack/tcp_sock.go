@@ -328,7 +328,7 @@ type TCPSock struct {
 	sockState    uint8 // sock->state: ssUnconnected, ssConnecting or ssConnected (tcp_disconnect.go)
 	inuse        bool  // counted in the protocol's sock_prot_inuse (setInuse)
 	twUncounted  bool  // stands for a timewait sock only: out of sockets_allocated (twUncount)
-	fw2tw        bool  // a FIN_WAIT2 timewait sock (finWait2TimeWait): counted in tw
+	fw2tw        bool  // a FIN_WAIT2 timewait sock (timeWait): counted in tw
 	destroyed    bool
 	nonblock     atomic.Bool
 	err          atomic.Int32 // mirror of a pending error for lock-free readers

@@ -576,7 +576,7 @@ func (tp *TCPSock) keepaliveTimerFired() {
 			tp.destroyIfOrphan()
 		case tp.dead: // tcp_keepalive_timer's FIN_WAIT2 branch
 			if tmo := tp.finTime() - tcpTimewaitLen; tmo > 0 {
-				tp.finWait2TimeWait(tmo)
+				tp.timeWait(TCPFinWait2, tmo)
 				return
 			}
 			tp.sendActiveReset()
@@ -660,71 +660,51 @@ func (tp *TCPSock) destroyIfOrphan() {
 	}
 }
 
-// enterTimeWait moves to TIME_WAIT for 2*MSL; with tcp_max_tw_buckets
-// TIME_WAIT sockets already, it closes instead (TCPTimeWaitOverflow).
-// Mirrors tcp_time_wait (the full socket stays instead of a timewait
-// mini-socket: sockfs keeps the socket's memory anyway, and its queues are
-// already empty); an orphan stops counting as one, as Linux destroys it.
-func (tp *TCPSock) enterTimeWait() {
-	s := tp.stack
-	if tp.fw2tw {
-		// A FIN_WAIT2 timewait sock got the peer's FIN: the same
-		// timewait sock, now in TIME_WAIT for TCP_TIMEWAIT_LEN
-		// (tcp_timewait_state_process; inet_twsk_reschedule counts
-		// nothing new).
-		tp.twEntry = tp.now()
-		tp.setState(TCPTimeWait)
-		tp.resetKeepTimer(tcpTimewaitLen)
-		return
-	}
-	if s.net.TCP.TwCount() >= int64(s.net.Sysctls.TCPMaxTwBuckets()) { // inet_twsk_alloc
-		s.mib.Inc(memctl.TcpExtTCPTimeWaitOverflow)
-		tp.tcpDone()
-		return
-	}
-	tp.setOrphan(false)
-	// TW counts a TIME_WAIT when it starts, for its 60 s (TWKilled is for
-	// ones of at most 4 s). Mirrors __inet_twsk_schedule.
-	s.mib.Inc(memctl.TcpExtTW)
-	tp.twEntry = tp.now()
-	tp.setState(TCPTimeWait)
-	tp.setInuse(false) // a timewait sock takes the hash slot, uncounted
-	if tp.dead {
-		tp.twUncount() // tcp_time_wait + tcp_done destroy the orphan's full socket
-	}
-	tp.clearRetransTimer()
-	tp.delackTimer.Stop()
-	tp.purgeWriteQueues()
-	tp.resetKeepTimer(tcpTimewaitLen)
-}
+// enterTimeWait moves to TIME_WAIT for 2*MSL: the connection becomes a
+// timewait sock (timeWait). Mirrors tcp_time_wait(sk, TCP_TIME_WAIT, 0).
+func (tp *TCPSock) enterTimeWait() { tp.timeWait(TCPTimeWait, tcpTimewaitLen) }
 
-// finWait2TimeWait turns an orphan in FIN_WAIT2 into a timewait sock that
-// waits tmo for the peer's FIN and then expires without a word: the full
-// socket is freed (out of sockets_allocated, inuse and the orphans), the
-// connection counts in tw, a FIN moves it to TIME_WAIT, new data or a SYN
-// draws a RST, and the timer's end sends nothing. Mirrors tcp_time_wait(sk,
-// TCP_FIN_WAIT2, tmo), which tcp_close and tcp_rcv_state_process call
-// when tcp_fin_time is at most TCP_TIMEWAIT_LEN. sockfs keeps the one
-// TCPSock in state FIN_WAIT2, marked fw2tw.
-func (tp *TCPSock) finWait2TimeWait(tmo time.Duration) {
+// timeWait turns the connection into a timewait sock in state (TIME_WAIT,
+// or FIN_WAIT2 for an orphan waiting for the peer's FIN) for tmo: with
+// tcp_max_tw_buckets reached it is closed at once instead
+// (TCPTimeWaitOverflow); otherwise it counts in tw (TW, or TWKilled for
+// tmo of at most 4 s) and stops counting as an orphan, in inuse and, once
+// its user has let it go, in sockets_allocated, as Linux frees the full
+// socket; its timers and unsent data go. A FIN_WAIT2 timewait sock
+// (marked fw2tw) expires without a RST, a FIN moves it to TIME_WAIT (the
+// same timewait sock, rescheduled: counted once), new data draws a RST.
+// sockfs keeps one TCPSock for both socks. Mirrors tcp_time_wait with
+// inet_twsk_alloc and __inet_twsk_schedule.
+func (tp *TCPSock) timeWait(state TCPState, tmo time.Duration) {
 	s := tp.stack
+	if tp.fw2tw { // tcp_timewait_state_process: FIN_WAIT2 -> TIME_WAIT
+		tp.twEntry = tp.now()
+		tp.setState(state)
+		tp.resetKeepTimer(tmo)
+		return
+	}
 	if s.net.TCP.TwCount() >= int64(s.net.Sysctls.TCPMaxTwBuckets()) { // inet_twsk_alloc
 		s.mib.Inc(memctl.TcpExtTCPTimeWaitOverflow)
 		tp.tcpDone()
-		tp.destroyIfOrphan()
 		return
 	}
-	if tmo <= 4*time.Second { // __inet_twsk_schedule
+	if tmo <= 4*time.Second {
 		s.mib.Inc(memctl.TcpExtTWKilled)
 	} else {
 		s.mib.Inc(memctl.TcpExtTW)
 	}
-	tp.fw2tw = true
-	s.net.TCP.TwCountAdd(1)
 	tp.setOrphan(false)
-	tp.setInuse(false)
-	tp.twUncount()
 	tp.twEntry = tp.now()
+	if state == TCPFinWait2 {
+		tp.fw2tw = true
+		s.net.TCP.TwCountAdd(1) // setState counts TIME_WAIT's
+	} else {
+		tp.setState(state)
+	}
+	tp.setInuse(false) // a timewait sock takes the hash slot, uncounted
+	if tp.dead {
+		tp.twUncount() // the orphan's full socket is destroyed
+	}
 	tp.clearRetransTimer()
 	tp.delackTimer.Stop()
 	tp.purgeWriteQueues()
@@ -745,6 +725,6 @@ func (tp *TCPSock) finWait2Timer(bad bool) {
 	case bad:
 		tp.resetKeepTimer(tmo)
 	default:
-		tp.finWait2TimeWait(tmo)
+		tp.timeWait(TCPFinWait2, tmo)
 	}
 }
