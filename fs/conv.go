@@ -117,6 +117,8 @@ type protoDir struct {
 
 	mu    sync.Mutex // guards slots and every slot's fields
 	slots []*slot
+
+	nextrport atomic.Uint32 // the next restricted port's offset from rportLo (connectRestricted)
 }
 
 func newProtoDir(t *Tree, proto int, p Proto) *protoDir {

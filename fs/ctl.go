@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"unicode"
 )
@@ -59,7 +61,7 @@ func ctlWrite(ctx context.Context, r *ref, text string) error {
 		err = fmt.Errorf("short control request: %w", syscall.EINVAL)
 	}
 	if err == nil {
-		ctx = context.WithValue(ctx, ctlTreeKey{}, r.s.pd.t)
+		ctx = context.WithValue(ctx, ctlProtoKey{}, r.s.pd)
 		err = ctlRun(context.WithValue(ctx, ctlOwnerKey{}, r.s.owner), r.conv, f)
 	}
 	if err != nil && Errno(err) != syscall.EINTR {
@@ -68,9 +70,10 @@ func ctlWrite(ctx context.Context, r *ref, text string) error {
 	return err
 }
 
-// ctlTreeKey carries the tree to the verbs (connect resolves names as its
-// cs does).
-type ctlTreeKey struct{}
+// ctlProtoKey carries the conversation's protocol directory, and through
+// it the tree, to the verbs: connect resolves names as its cs does and
+// takes restricted ports in the protocol's turn.
+type ctlProtoKey struct{}
 
 // ctlOwnerKey carries the conversation owner's uid to the verbs: a
 // conversation owned by root acts with CAP_NET_ADMIN (TCP_CONGESTION
@@ -96,10 +99,17 @@ func ctlRun(ctx context.Context, c Conv, f []string) error {
 			}
 		}
 		var laddr netip.AddrPort
+		restricted := isRestricted(f[1])
 		if len(f) == 3 {
-			if laddr, err = parseAddr(f[2], true); err != nil {
+			local, r := strings.CutSuffix(f[2], "!r")
+			if laddr, err = parseAddr(local, true); err != nil {
 				return err
 			}
+			restricted = restricted || r
+		}
+		if restricted && laddr.Port() == 0 {
+			pd, _ := ctx.Value(ctlProtoKey{}).(*protoDir)
+			return connectRestricted(ctx, c, pd, raddr, laddr)
 		}
 		return c.Connect(ctx, raddr, laddr)
 	case "announce", "bind":
@@ -131,6 +141,53 @@ func ctlRun(ctx context.Context, c Conv, f []string) error {
 		return setBuf(c, f[0], f[1])
 	}
 	return c.Ctl(ctx, f)
+}
+
+// Restricted ports: a dial string ending in !r (tcp!host!513!r, or a
+// local port of `[laddr!]0!r`) asks Plan 9 for a local port from 600 to
+// 1023, which its setlport hands out in turn per protocol (the ports BSD
+// services such as rlogin trusted). Any other port keeps the stack's
+// ephemeral range.
+const rportLo, rportHi = 600, 1024
+
+// isRestricted reports whether a remote dial-string address carries the
+// !r word after its port (a local one ends in it: `[laddr!]lport!r`).
+func isRestricted(s string) bool {
+	words := strings.Split(s, "!")
+	return len(words) > 2 && slices.Contains(words[2:], "r")
+}
+
+// connectRestricted connects c from the next free port of the restricted
+// range, as setlport's restricted branch picks one: the ports are tried in
+// turn from where the protocol's last pick stopped, a port bound by another
+// conversation (EADDRINUSE from the bind, which leaves c as it was) is
+// passed over, and "address in use" is the answer when all 424 are taken.
+func connectRestricted(ctx context.Context, c Conv, pd *protoDir, raddr, laddr netip.AddrPort) error {
+	a := laddr.Addr()
+	if !a.IsValid() || a.IsUnspecified() {
+		a = netip.IPv4Unspecified()
+		if raddr.Addr().Is6() {
+			a = netip.IPv6Unspecified()
+		}
+	}
+	var next *atomic.Uint32
+	if pd != nil {
+		next = &pd.nextrport
+	} else {
+		next = new(atomic.Uint32)
+	}
+	const n = rportHi - rportLo
+	start := next.Load()
+	for i := uint32(0); i < n; i++ {
+		p := rportLo + (start+i)%n
+		err := c.Connect(ctx, raddr, netip.AddrPortFrom(a, uint16(p)))
+		if Errno(err) == syscall.EADDRINUSE {
+			continue
+		}
+		next.Store((p - rportLo + 1) % n)
+		return err
+	}
+	return fmt.Errorf("no free restricted port: %w", syscall.EADDRINUSE)
 }
 
 // parseAddr parses a dial-string address: addr!port (trailing !words
@@ -199,9 +256,9 @@ func resolveAddr(ctx context.Context, s string, perr error) (netip.AddrPort, err
 	if host == "" || host == "*" || svc == "" {
 		return netip.AddrPort{}, perr
 	}
-	t, _ := ctx.Value(ctlTreeKey{}).(*Tree)
-	if t == nil {
-		t = &Tree{}
+	t := &Tree{}
+	if pd, _ := ctx.Value(ctlProtoKey{}).(*protoDir); pd != nil {
+		t = pd.t
 	}
 	lines, err := t.csTranslate(ctx, "", "tcp!"+host+"!"+svc)
 	if err != nil {

@@ -766,3 +766,43 @@ func TestLocalOfWildcards(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectRestrictedPort: `connect addr!port!r` takes its local port
+// from Plan 9's restricted range, 600 to 1023 in turn (setlport), passing
+// over a port another conversation holds; without !r the port stays
+// ephemeral, and UDP follows the same rule.
+func TestConnectRestrictedPort(t *testing.T) {
+	ta, tb := treePair(t)
+	srv := clone(t, tb, "tcp")
+	srv.must("announce 8013")
+	lport := func(c *conv) int {
+		_, p, _ := strings.Cut(strings.TrimSpace(c.read("local")), "!")
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			t.Fatalf("local %q", c.read("local"))
+		}
+		return n
+	}
+	a := clone(t, ta, "tcp")
+	a.must("connect 198.18.0.2!8013!r")
+	if p := lport(a); p != 600 {
+		t.Fatalf("first restricted port %d, want 600", p)
+	}
+	holder := clone(t, ta, "tcp")
+	holder.must("announce 601") // the next in turn is taken
+	b := clone(t, ta, "tcp")
+	b.must("connect 198.18.0.2!8013 0!r") // !r on the local port asks the same
+	if p := lport(b); p != 602 {
+		t.Fatalf("restricted port beside a held 601: %d, want 602", p)
+	}
+	plain := clone(t, ta, "tcp")
+	plain.must("connect 198.18.0.2!8013")
+	if p := lport(plain); p < 1024 {
+		t.Fatalf("a connect without !r took port %d", p)
+	}
+	u := clone(t, ta, "udp")
+	u.must("connect 198.18.0.2!53!r")
+	if p := lport(u); p < rportLo || p >= rportHi {
+		t.Fatalf("UDP restricted port %d", p)
+	}
+}
