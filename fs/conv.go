@@ -373,10 +373,19 @@ func (f *convFile) Qid() Qid {
 
 func (f *convFile) Stat() Stat {
 	f.s.pd.mu.Lock()
-	defer f.s.pd.mu.Unlock()
-	return Stat{Name: f.name, Mode: f.mode, Uid: f.s.owner, Gid: f.s.owner,
+	st := Stat{Name: f.name, Mode: f.mode, Uid: f.s.owner, Gid: f.s.owner,
 		Stream: f.typ == qData || f.typ == qListen || f.typ == qCtl}
+	c := f.s.conv
+	f.s.pd.mu.Unlock()
+	if q, ok := c.(queuedConv); ok && f.typ == qData {
+		st.Length = int64(q.Queued()) // outside pd.mu: it takes the socket's lock
+	}
+	return st
 }
+
+// queuedConv is a conversation that can say how many bytes its data file
+// would give to reads now (Plan 9's qlen(cv->rq), data's stat length).
+type queuedConv interface{ Queued() int }
 
 // takeRef checks the caller's permission and takes a reference; opening a
 // file of an unused slot starts a new conversation there, as Plan 9 does.

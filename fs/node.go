@@ -52,6 +52,10 @@ type Stat struct {
 	Mode fs.FileMode // permission bits, plus fs.ModeDir for directories
 	Uid  uint32
 	Gid  uint32
+	// Length is the file's length as stat reports it: 0 but for a
+	// conversation's data, whose length is the bytes queued for reading
+	// (Plan 9's ip3gen gives qlen of the read queue).
+	Length int64
 	// Stream marks files without positions that may be read and written
 	// concurrently through one open file (data, listen, ctl, clone): FUSE
 	// opens them with FOPEN_STREAM|FOPEN_NONSEEKABLE and keeps the read

@@ -87,6 +87,15 @@ func (c *tcpConv) Announce(_ context.Context, laddr netip.AddrPort) error {
 
 func (c *tcpConv) Bind(laddr netip.AddrPort) error { return c.s.Bind(laddr) }
 
+// Queued is data's length: the bytes not yet read (SIOCINQ), none for a
+// listener, whose Recv-Q counts calls.
+func (c *tcpConv) Queued() int {
+	if c.s.State() == netstack.TCPListen {
+		return 0
+	}
+	return c.s.Info().Qin
+}
+
 func (c *tcpConv) Accept(ctx context.Context) (Conv, error) {
 	if c.s.State() != netstack.TCPListen {
 		return nil, fmt.Errorf("not announced: %w", syscall.EINVAL)

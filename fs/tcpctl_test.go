@@ -806,3 +806,55 @@ func TestConnectRestrictedPort(t *testing.T) {
 		t.Fatalf("UDP restricted port %d", p)
 	}
 }
+
+// TestDataLengthIsQueued: data's stat length is the bytes a read would
+// get now, as Plan 9's ip3gen reports qlen of the read queue: TCP's unread
+// bytes (none for a listener with calls waiting), every queued UDP
+// datagram's bytes; a read takes them off. It was always 0.
+func TestDataLengthIsQueued(t *testing.T) {
+	ta, tb := treePair(t)
+	length := func(c *conv) int64 {
+		return walk(t, c.tr.Root(), c.dir(), c.n, "data").Stat().Length
+	}
+	waitLength := func(c *conv, want int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for length(c) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s/%s/data length %d, want %d", c.dir(), c.n, length(c), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	srv := clone(t, tb, "tcp")
+	srv.must("announce 8014")
+	a := clone(t, ta, "tcp")
+	a.must("connect 198.18.0.2!8014")
+	waitLength(srv, 0) // a call waits: not data
+	b := srv.accept()
+	if _, err := a.data().Write(context.Background(), []byte("hello"), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitLength(b, 5)
+	bd := b.data()
+	if n, err := readTimeout(bd, make([]byte, 2)); n != 2 || err != nil {
+		t.Fatalf("read %d, %v", n, err)
+	}
+	waitLength(b, 3)
+
+	u := clone(t, tb, "udp")
+	u.must("announce 8015")
+	w := clone(t, ta, "udp")
+	w.must("connect 198.18.0.2!8015")
+	wd := w.data()
+	for _, d := range []string{"abc", "defg"} {
+		if _, err := wd.Write(context.Background(), []byte(d), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitLength(u, 7)
+	if n, err := readTimeout(u.data(), make([]byte, 64)); n != 3 || err != nil {
+		t.Fatalf("UDP read %d, %v", n, err)
+	}
+	waitLength(u, 4)
+}

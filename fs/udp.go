@@ -77,6 +77,11 @@ func (c *udpConv) Announce(_ context.Context, laddr netip.AddrPort) error {
 
 func (c *udpConv) Bind(laddr netip.AddrPort) error { return c.s.Bind(laddr) }
 
+// Queued is data's length: the bytes of every datagram queued, as Plan
+// 9's qlen counts a message queue (Linux's SIOCINQ gives only the next
+// datagram's).
+func (c *udpConv) Queued() int { return c.s.Queued() }
+
 // Accept is Plan 9's UDP listen with `headers` off: it waits for a
 // datagram from a remote that has no conversation yet and returns a new
 // conversation bound to the address it came to and connected to its

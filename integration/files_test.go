@@ -970,3 +970,64 @@ func TestFiles9P(t *testing.T) {
 		t.Fatalf("diodls tcp: %v %q (want conversation %s)", err, out, n)
 	}
 }
+
+// TestFilesDataLength: `stat` of a conversation's data file gives the
+// bytes queued for reading, as Plan 9's devip does (qlen of the read
+// queue), and a read takes them off; reads still get everything, past
+// any length the kernel cached. It was always 0.
+func TestFilesDataLength(t *testing.T) {
+	needTool(t, "python3")
+	d := startFiles(t, "sfsfdlen0")
+	ctl, n := openConv(t, d.mnt, "announce 7790")
+	defer ctl.Close()
+	peer := d.ns.cmd("python3", "-c", `
+import socket, time
+s = socket.create_connection(("198.18.0.2", 7790), 10)
+s.sendall(b"x" * 3000)
+time.sleep(10)
+`)
+	if err := peer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Process.Kill(); peer.Wait() })
+	lst, err := os.Open(filepath.Join(d.mnt, "tcp", n, "listen"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lst.Close()
+	buf := make([]byte, 4096)
+	k, err := lst.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(d.mnt, "tcp", string(buf[:k]), "data")
+	size := func() string {
+		out, err := exec.Command("stat", "-c", "%s", path).Output()
+		if err != nil {
+			t.Fatalf("stat %s: %v", path, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	waitSize := func(want string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); size() != want; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("stat -c %%s data: %s, want %s", size(), want)
+			}
+		}
+	}
+	waitSize("3000")
+	data, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer data.Close()
+	if k, err := io.ReadFull(data, buf[:1000]); k != 1000 || err != nil {
+		t.Fatalf("read %d, %v", k, err)
+	}
+	waitSize("2000")
+	if k, err := io.ReadFull(data, buf[:2000]); k != 2000 || err != nil {
+		t.Fatalf("read the rest: %d, %v", k, err)
+	}
+	waitSize("0")
+}

@@ -257,6 +257,37 @@ func TestP9Plan9portClient(t *testing.T) {
 	if err != nil || st.Mode&plan9.DMDIR == 0 || st.Uid != "root" {
 		t.Fatalf("stat tcp: %+v %v, want a directory owned by root", st, err)
 	}
+
+	// data's length is the bytes queued, as devip's stat gives qlen(rq):
+	// the whole reply once the server has closed, none after reading it.
+	ctl, n := cloneConv(t, plan9portFS{fsys})
+	defer ctl.Close()
+	mustWrite(t, ctl, "connect 198.18.0.1!8080")
+	data := open9(t, plan9portFS{fsys}, "tcp/"+n+"/data", plan9.ORDWR)
+	defer data.Close()
+	mustWrite(t, data, "GET /hello.txt HTTP/1.0\r\n\r\n")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		f := open9(t, plan9portFS{fsys}, "tcp/"+n+"/status", plan9.OREAD)
+		s, _ := readAll(f)
+		f.Close()
+		if strings.HasPrefix(s, "Close_wait") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the HTTP server did not close: status %q", s)
+		}
+	}
+	st, err = fsys.Stat("tcp/" + n + "/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := readAll(data)
+	if err != nil || int(st.Length) != len(page) || !strings.HasSuffix(page, "hello from the kernel's HTTP server\n") {
+		t.Fatalf("stat length %d before reading a reply of %d bytes (%v)", st.Length, len(page), err)
+	}
+	if st, err = fsys.Stat("tcp/" + n + "/data"); err != nil || st.Length != 0 {
+		t.Fatalf("stat length %d after reading it all (%v)", st.Length, err)
+	}
 }
 
 // uClient is a hand-built 9P2000.u client, one request at a time. It

@@ -126,6 +126,13 @@ func (u *UDPSock) SetV6Only(on bool) error {
 // SetNonblock sets O_NONBLOCK.
 func (u *UDPSock) SetNonblock(nb bool) { u.nonblock.Store(nb) }
 
+// Queued is the payload bytes of all the datagrams in the receive queue.
+func (u *UDPSock) Queued() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.rcvq.Bytes()
+}
+
 // LocalAddr returns the bound address.
 func (u *UDPSock) LocalAddr() netip.AddrPort {
 	u.mu.Lock()

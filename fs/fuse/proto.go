@@ -119,6 +119,7 @@ func putOutHeader(b []byte, n int, errno int32, unique uint64) {
 // attr is what fuse_attr carries for a tree node.
 type attr struct {
 	ino   uint64
+	size  uint64
 	mode  uint32 // S_IF* | permissions
 	nlink uint32
 	uid   uint32
@@ -129,7 +130,8 @@ type attr struct {
 func putAttr(b []byte, a attr) {
 	clear(b[:attrLen])
 	ne.PutUint64(b[0:], a.ino)
-	// size 8, blocks 16: 0
+	ne.PutUint64(b[8:], a.size)
+	ne.PutUint64(b[16:], (a.size+511)/512) // blocks
 	ne.PutUint64(b[24:], uint64(a.time))
 	ne.PutUint64(b[32:], uint64(a.time))
 	ne.PutUint64(b[40:], uint64(a.time))

@@ -442,7 +442,7 @@ func (s *server) forget(id, n uint64) {
 
 func (s *server) attr(n netfs.Node) attr {
 	st := n.Stat()
-	a := attr{ino: n.Qid().Path + 1, uid: st.Uid, gid: st.Gid, time: s.born, nlink: 1}
+	a := attr{ino: n.Qid().Path + 1, size: uint64(st.Length), uid: st.Uid, gid: st.Gid, time: s.born, nlink: 1}
 	a.mode = uint32(st.Mode.Perm())
 	if st.Mode&fs.ModeDir != 0 {
 		a.mode |= syscall.S_IFDIR

@@ -432,6 +432,7 @@ type rstat struct {
 	mode iofs.FileMode // permissions plus ModeDir
 	uid  uint32
 	gid  uint32
+	size int64 // data's bytes queued (fs.Stat.Length)
 }
 
 // stat asks for f's attributes: Tgetattr in 9P2000.L, Tstat in 9P2000.
@@ -446,6 +447,8 @@ func (f *cfid) stat(ctx context.Context) (rstat, error) {
 		st := rstat{qid: dc.qid()}
 		mode := dc.u32()
 		st.uid, st.gid = dc.u32(), dc.u32()
+		dc.take(16) // nlink rdev
+		st.size = int64(dc.u64())
 		if dc.err != nil {
 			return rstat{}, errBadMsg
 		}
@@ -476,7 +479,8 @@ func parseStat(dc *dec) (rstat, string, error) {
 	sd.take(6) // type dev
 	st := rstat{qid: sd.qid()}
 	mode := sd.u32()
-	sd.take(16) // atime mtime length
+	sd.take(8) // atime mtime
+	st.size = int64(sd.u64())
 	name, uid, gid := sd.str(), sd.str(), sd.str()
 	if sd.err != nil {
 		return rstat{}, "", errBadMsg

@@ -248,7 +248,7 @@ func (n *rnode) refresh() error {
 	if err != nil {
 		return convErr(err)
 	}
-	st := fs.Stat{Name: n.name(), Mode: a.mode, Uid: a.uid, Gid: a.gid}
+	st := fs.Stat{Name: n.name(), Mode: a.mode, Uid: a.uid, Gid: a.gid, Length: a.size}
 	if a.mode&iofs.ModeDir == 0 {
 		st.Stream = streamNames[st.Name]
 	}

@@ -95,7 +95,7 @@ func appendStat(e *enc, n fs.Node, d dialect) {
 	e.u32(mode)
 	e.u32(uint32(start.Unix())) // atime
 	e.u32(uint32(start.Unix())) // mtime
-	e.u64(0)                    // length
+	e.u64(uint64(st.Length))
 	name := st.Name
 	if name == "" {
 		name = "/"
@@ -145,10 +145,10 @@ func appendGetattr(e *enc, n fs.Node) {
 	e.u32(st.Uid)
 	e.u32(st.Gid)
 	e.u64(nlink)
-	e.u64(0)    // rdev
-	e.u64(0)    // size
-	e.u64(4096) // blksize
-	e.u64(0)    // blocks
+	e.u64(0)                               // rdev
+	e.u64(uint64(st.Length))               // size
+	e.u64(4096)                            // blksize
+	e.u64((uint64(st.Length) + 511) / 512) // blocks
 	for range 3 {
 		e.u64(sec) // atime, mtime, ctime
 		e.u64(nsec)
