@@ -479,6 +479,13 @@ type ctlHandle struct {
 	r *ref
 }
 
+// OpenedAs is the conversation's directory and its ctl (fs.Redirected).
+func (h *ctlHandle) OpenedAs() (Dir, Node) {
+	d := h.r.s.dir
+	ctl, _ := d.Lookup("ctl")
+	return d, ctl
+}
+
 func (h *ctlHandle) Read(_ context.Context, p []byte, off int64) (int, error) {
 	return readAt(strconv.Itoa(h.r.s.n), p, off), nil
 }

@@ -120,6 +120,15 @@ type File interface {
 	Open(ctx context.Context, req OpenReq) (Handle, error)
 }
 
+// Redirected is a Handle open on another file than the one opened: clone
+// and listen give a conversation's ctl, and Plan 9's ipopen re-points the
+// channel's qid there, so that a 9P server answers Ropen with ctl's qid
+// and the fid then stands for ctl (stat, walks of "..").
+type Redirected interface {
+	// OpenedAs returns the conversation directory and the ctl file.
+	OpenedAs() (Dir, Node)
+}
+
 // Event is a poll(2) readiness mask.
 type Event uint32
 

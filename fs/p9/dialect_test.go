@@ -434,3 +434,42 @@ func TestKilledClientTakesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenCloneIsCtl, in each dialect: opening clone answers with the new
+// conversation's ctl qid, and the fid then is that ctl (Tstat's qid; in
+// 9P2000.L a walk of ".." from it reaches the conversation's directory),
+// as Plan 9's ipopen re-points the channel to Qctl.
+func TestOpenCloneIsCtl(t *testing.T) {
+	e := newEnv(t)
+	for _, d := range dialects {
+		rc := dialIn(t, e.addr, d, 0)
+		rc.walk(t, 1, 2, "tcp", "clone")
+		rc.send(t, rc.topen(3, 2, syscall.O_RDWR))
+		r := rc.recv(t)
+		if !rc.openReply(r) {
+			t.Fatalf("%v: open clone: type %d", d, r.typ())
+		}
+		opened := (&dec{b: r[hdrLen:]}).qid()
+		n := rc.read(t, 2, 32)
+		r = rc.walk(t, 1, 3, "tcp", n, "ctl")
+		dc := dec{b: r[hdrLen+2:]}
+		dc.qid()
+		convQid := dc.qid()
+		ctlQid := dc.qid()
+		if opened != ctlQid {
+			t.Fatalf("%v: Ropen of clone has qid %+v, want tcp/%s/ctl's %+v", d, opened, n, ctlQid)
+		}
+		if d == dialectL {
+			r = rc.walk(t, 2, 4, "..")
+			if r.typ() != msgRwalk || (&dec{b: r[hdrLen+2:]}).qid() != convQid {
+				t.Fatalf("%v: '..' of the opened clone: type %d % x, want tcp/%s %+v", d, r.typ(), []byte(r), n, convQid)
+			}
+			continue
+		}
+		rc.send(t, newFrame(msgTstat, 7, le.AppendUint32(nil, 2)...))
+		r = rc.recv(t)
+		if r.typ() != msgRstat || (&dec{b: r[hdrLen+2+2+2+4:]}).qid() != ctlQid {
+			t.Fatalf("%v: Tstat of the opened clone: type %d % x, want ctl's qid %+v", d, r.typ(), []byte(r), ctlQid)
+		}
+	}
+}

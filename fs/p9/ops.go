@@ -2,6 +2,7 @@ package p9
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -355,6 +356,13 @@ func (c *conn) open(r *request, f *fid, flags int) (qid, error) {
 	}
 	f.state = fidOpen
 	f.h = h // released by the fid's last putFid, even if clunked meanwhile
+	if ra, ok := h.(fs.Redirected); ok && len(f.path) >= 2 {
+		// clone or listen: the fid is now the new conversation's ctl,
+		// one level deeper (ipopen's mkqid(&c->qid, ..., Qctl)).
+		d, ctl := ra.OpenedAs()
+		f.path = append(slices.Clone(f.path[:len(f.path)-1]), d, ctl)
+		n = ctl
+	}
 	f.read = flags&syscall.O_ACCMODE != syscall.O_WRONLY
 	f.written = flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	return qidOf(n), nil
