@@ -14,7 +14,7 @@ func fillUDP(t *testing.T, sk *Sock, count, ts int) []*testBuf {
 	var q []*testBuf
 	for i := 0; i < count; i++ {
 		b := &testBuf{ts: ts}
-		if err := UDPQueueRcvSkb(sk, b); err == nil {
+		if err := UDPQueueRcvSkb(sk, b, false); err == nil {
 			q = append(q, b)
 		}
 	}
@@ -123,7 +123,7 @@ func TestScenario18_UdpMemAndPerCPUReserve(t *testing.T) {
 	accepted := 0
 	for i := 0; i < 100; i++ {
 		before := n.UDP.PerCPUFwAlloc() + n.UDP.MemoryAllocatedRaw()
-		if err := UDPQueueRcvSkb(sk, &testBuf{ts: 16640}); err != nil {
+		if err := UDPQueueRcvSkb(sk, &testBuf{ts: 16640}, false); err != nil {
 			if accepted != 62 {
 				t.Fatalf("first drop at datagram %d, want 63", i+1)
 			}
@@ -148,7 +148,7 @@ func TestScenario18_UdpMemAndPerCPUReserve(t *testing.T) {
 	eq(t, "pages for 62", sum, int64(252))
 	eq(t, "sockstat UDP mem after the flush", n.UDP.MemoryAllocated(), int64(256))
 	for i := 0; i < 10; i++ {
-		if err := UDPQueueRcvSkb(sk, &testBuf{ts: 16640}); !errors.Is(err, syscall.ENOBUFS) {
+		if err := UDPQueueRcvSkb(sk, &testBuf{ts: 16640}, false); !errors.Is(err, syscall.ENOBUFS) {
 			t.Fatalf("later datagram: %v", err)
 		}
 	}

@@ -28,7 +28,7 @@ func TestScenario11_UdpLoopbackTruesize(t *testing.T) {
 			if b.Truesize() != c.want {
 				t.Fatalf("payload %d: truesize %d, want %d", c.payload, b.Truesize(), c.want)
 			}
-			if memctl.UDPQueueRcvSkb(sk, b) != nil {
+			if memctl.UDPQueueRcvSkb(sk, b, false) != nil {
 				b.Free()
 				continue
 			}
@@ -55,7 +55,7 @@ func TestScenario14_RcvbufDropCountRealSkb(t *testing.T) {
 	queued := 0
 	for i := 0; i < 200; i++ {
 		b := udpAlloc(1)
-		if memctl.UDPQueueRcvSkb(sk, b) != nil {
+		if memctl.UDPQueueRcvSkb(sk, b, false) != nil {
 			b.Free()
 			continue
 		}

@@ -62,23 +62,28 @@ func UDPEnqueueScheduleSkb(sk *Sock, b Buffer) error {
 	return nil
 }
 
-// UDPQueueRcvSkb is UDPEnqueueScheduleSkb plus the IPv4 SNMP counting of
-// __udp_queue_rcv_skb: an ENOMEM drop counts UdpRcvbufErrors and UdpInErrors;
-// an ENOBUFS drop counts UdpMemErrors and UdpInErrors only with a profile
-// that has UDPMemErrorsCounted (kernels before 6.18). Same locking as
-// UDPEnqueueScheduleSkb.
-func UDPQueueRcvSkb(sk *Sock, b Buffer) error {
+// UDPQueueRcvSkb is UDPEnqueueScheduleSkb plus the SNMP counting of
+// __udp_queue_rcv_skb (IPv4) and __udpv6_queue_rcv_skb (v6: the datagram
+// is IPv6, counted in the Udp6 group): an ENOMEM drop counts RcvbufErrors
+// and InErrors; an ENOBUFS drop counts MemErrors and InErrors only with a
+// profile that has UDPMemErrorsCounted (kernels before 6.18). Same locking
+// as UDPEnqueueScheduleSkb.
+func UDPQueueRcvSkb(sk *Sock, b Buffer, v6 bool) error {
 	err := UDPEnqueueScheduleSkb(sk, b)
 	if err == nil {
 		return nil
 	}
+	group := Counter(0) // Udp6 counters lie in Udp's order, this far on
+	if v6 {
+		group = Udp6InDatagrams - UdpInDatagrams
+	}
 	m := sk.net.MIB
 	if err == syscall.ENOMEM {
-		m.Inc(UdpRcvbufErrors)
-		m.Inc(UdpInErrors)
+		m.Inc(group + UdpRcvbufErrors)
+		m.Inc(group + UdpInErrors)
 	} else if sk.net.Profile.UDPMemErrorsCounted {
-		m.Inc(UdpMemErrors)
-		m.Inc(UdpInErrors)
+		m.Inc(group + UdpMemErrors)
+		m.Inc(group + UdpInErrors)
 	}
 	return err
 }

@@ -841,3 +841,40 @@ func TestUDP6Fragmented(t *testing.T) {
 		t.Fatalf("wmem_alloc %d after the fragments left", cli.Mem().WmemAllocGet())
 	}
 }
+
+// TestUDP6RcvbufErrorsCountedInUdp6: an IPv6 datagram dropped at a full
+// receive buffer counts Udp6 RcvbufErrors and InErrors, as
+// __udpv6_queue_rcv_skb does, and leaves the IPv4 Udp group alone. It was
+// counted in Udp.
+func TestUDP6RcvbufErrorsCountedInUdp6(t *testing.T) {
+	n := newTestNet6(t, impair.Config{}, impair.Config{}, 68)
+	srv := mustUDP(t, n.b, netip.AddrPortFrom(netip.IPv6Unspecified(), 7004))
+	srv.Mem().SetSockoptRcvbuf(1024, false, false) // rcvbuf 2304: two 832-byte datagrams
+	cli := n.a.NewUDP()
+	t.Cleanup(func() { cli.Close() })
+	dst := netip.AddrPortFrom(addr6B, 7004)
+	for range 10 {
+		if _, err := cli.SendTo(context.Background(), []byte{1}, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.run(time.Millisecond)
+	d := srv.Mem().Drops()
+	if d == 0 {
+		t.Fatal("nothing dropped")
+	}
+	for _, c := range []struct {
+		name string
+		got  uint64
+		want uint64
+	}{
+		{"Udp6 RcvbufErrors", n.b.mib.Get(memctl.Udp6RcvbufErrors), uint64(d)},
+		{"Udp6 InErrors", n.b.mib.Get(memctl.Udp6InErrors), uint64(d)},
+		{"Udp RcvbufErrors", n.b.mib.Get(memctl.UdpRcvbufErrors), 0},
+		{"Udp InErrors", n.b.mib.Get(memctl.UdpInErrors), 0},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s %d, want %d (%d drops)", c.name, c.got, c.want, d)
+		}
+	}
+}

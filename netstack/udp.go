@@ -297,7 +297,7 @@ func (n *UDPSock) TakeQueued(u *UDPSock) {
 	n.mu.Lock()
 	var at *skb.SKB // the last one moved so far: the next goes after it
 	for b := moved.PopFront(); b != nil; b = moved.PopFront() {
-		if n.closed || memctl.UDPQueueRcvSkb(n.sk, b) != nil {
+		if from, _ := skbAddrs(b); n.closed || memctl.UDPQueueRcvSkb(n.sk, b, from.Addr().Is6()) != nil {
 			b.Free()
 			continue
 		}
@@ -455,7 +455,7 @@ func (u *UDPSock) queueRcvLocked(b *skb.SKB) {
 		b.Free()
 		return
 	}
-	if err := memctl.UDPQueueRcvSkb(u.sk, b); err != nil {
+	if from, _ := skbAddrs(b); memctl.UDPQueueRcvSkb(u.sk, b, from.Addr().Is6()) != nil {
 		u.mu.Unlock()
 		b.Free()
 		return
