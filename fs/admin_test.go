@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -129,7 +130,7 @@ func TestIpifcCtlPlan9(t *testing.T) {
 		}
 	}
 	st := state()
-	for _, w := range []string{"maxtu 1400 ", "\t198.18.5.1 /24 198.18.5.0\n", "\t198.18.6.1 /24 198.18.6.0\n",
+	for _, w := range []string{"maxtu 1400 ", ifcLine("198.18.5.1", "/120", "198.18.5.0"), ifcLine("198.18.6.1", "/120", "198.18.6.0"),
 		"198.18.5.0      /120 198.18.5.1      4i    ifc   0\n", "198.18.7.0      /120"} {
 		if !strings.Contains(st, w) {
 			t.Fatalf("status and iproute %q lack %q", st, w)
@@ -170,7 +171,7 @@ func TestIpifcCtlPlan9(t *testing.T) {
 		t.Fatal(err)
 	}
 	ptp := state()
-	for _, w := range []string{"\t198.18.8.1 /32 198.18.9.2\n", "198.18.9.2      /128 198.18.8.1      4ip   ifc   0\n"} {
+	for _, w := range []string{ifcLine("198.18.8.1", "/128", "198.18.9.2"), "198.18.9.2      /128 198.18.8.1      4ip   ifc   0\n"} {
 		if !strings.Contains(ptp, w) {
 			t.Fatalf("status and iproute %q lack %q", ptp, w)
 		}
@@ -406,4 +407,11 @@ func TestArpNdbFiles(t *testing.T) {
 	if s := sysRead(t, tr, "ndb"); s != "sys=sockfs\n" {
 		t.Fatalf("ndb after a write at 0: %q", s)
 	}
+}
+
+// ifcLine is an address line of ipifc/N/status as Plan 9's ipifcstate
+// prints it ("\t%-40.40I %-10.10M %-40.40I %-12lud %-12lud\n"), with
+// permanent lifetimes.
+func ifcLine(local, mask, remote string) string {
+	return fmt.Sprintf("\t%-40s %-10s %-40s %-12s %-12s\n", local, mask, remote, "4294967295", "4294967295")
 }

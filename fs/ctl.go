@@ -124,6 +124,18 @@ func ctlRun(ctx context.Context, c Conv, f []string) error {
 			return c.Bind(laddr)
 		}
 		return c.Announce(ctx, laddr)
+	case "ignoreadvice":
+		// ip(3): ICMP advice (unreachables) no longer aborts the
+		// conversation or sets its error.
+		a, ok := c.(interface{ SetIgnoreAdvice() })
+		if !ok {
+			break
+		}
+		if len(f) != 1 {
+			return fmt.Errorf("bad args to ignoreadvice: %w", syscall.EINVAL)
+		}
+		a.SetIgnoreAdvice()
+		return nil
 	case "hangup":
 		if len(f) != 1 {
 			return fmt.Errorf("bad args to hangup: %w", syscall.EINVAL)

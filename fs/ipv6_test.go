@@ -84,7 +84,7 @@ func TestFilesTCP6DialStrings(t *testing.T) {
 // nothing.
 func TestIpifcIprouteIPv6(t *testing.T) {
 	ta, _ := treePair6(t)
-	if st := readIpifc(t, ta, "status"); !strings.Contains(st, "\tfd00:5f::1 /64 fd00:5f::\n") {
+	if st := readIpifc(t, ta, "status"); !strings.Contains(st, ifcLine("fd00:5f::1", "/64", "fd00:5f::")) {
 		t.Fatalf("ipifc status %q", st)
 	}
 	if r := sysRead(t, ta, "iproute"); !strings.Contains(r, "fd00:5f::       /64  fd00:5f::1      6i    ifc   0\n") {

@@ -73,8 +73,10 @@ func (c *tcpConv) Connect(ctx context.Context, raddr, laddr netip.AddrPort) erro
 }
 
 func (c *tcpConv) Announce(_ context.Context, laddr netip.AddrPort) error {
-	if c.isHungup() {
-		return syscall.EISCONN // as Connect
+	if c.isHungup() || c.s.State() != netstack.TCPClose {
+		// As Connect: Plan 9's announcectlmsg refuses a conversation
+		// that is not Idle (connected, connecting, announced).
+		return syscall.EISCONN
 	}
 	if err := c.s.Bind(laddr); err != nil {
 		return err
@@ -86,6 +88,8 @@ func (c *tcpConv) Announce(_ context.Context, laddr netip.AddrPort) error {
 }
 
 func (c *tcpConv) Bind(laddr netip.AddrPort) error { return c.s.Bind(laddr) }
+
+func (c *tcpConv) SetIgnoreAdvice() { c.s.SetIgnoreAdvice() }
 
 // Queued is data's length: the bytes not yet read (SIOCINQ), none for a
 // listener, whose Recv-Q counts calls.
@@ -104,6 +108,11 @@ func (c *tcpConv) Accept(ctx context.Context) (Conv, error) {
 	defer cancel()
 	ns, err := c.s.Accept(ctx)
 	if err != nil {
+		if c.isHungup() || (Errno(err) == syscall.EINVAL && c.s.State() != netstack.TCPListen) {
+			// Plan 9's ipopen: the announcement went away under a
+			// waiting listen.
+			return nil, fmt.Errorf("listen hungup: %w", syscall.EINVAL)
+		}
 		return nil, err
 	}
 	return &tcpConv{s: ns, backlog: 4096}, nil
@@ -418,8 +427,21 @@ func (c *tcpConv) Hangup() error {
 	return c.s.Abort()
 }
 
-// Close is 9front's `close`: graceful FIN, files stay open.
-func (c *tcpConv) Close() error { return c.s.Shutdown(netstack.ShutRdWr) }
+// Close is 9front's `close` (tcpclose): graceful FIN, files stay open.
+// Plan 9 answers it in every state, and Go's net package on Plan 9
+// writes it before closing a connection's files and gives up at an
+// error, so a conversation that is not connected (never was, refused,
+// reset, timed out, hung up) closes quietly where shutdown(2) says
+// ENOTCONN.
+func (c *tcpConv) Close() error {
+	if c.isHungup() {
+		return nil
+	}
+	if err := c.s.Shutdown(netstack.ShutRdWr); err != nil && Errno(err) != syscall.ENOTCONN && Errno(err) != syscall.EBADF {
+		return err
+	}
+	return nil
+}
 
 // Release is the last close. With `linger 0` it resets the connection
 // (Linux's close with SO_LINGER and a zero timeout); otherwise it closes

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"sockfs/memctl"
 	"sockfs/netstack"
 	"sockfs/netstack/clock"
 	"sockfs/netstack/impair"
@@ -451,7 +452,7 @@ func TestIpifcCtl(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := status()
-	for _, w := range []string{"\t198.19.0.1 /24 198.19.0.0\n", "\t198.19.1.1 /16 198.19.0.0\n"} {
+	for _, w := range []string{ifcLine("198.19.0.1", "/120", "198.19.0.0"), ifcLine("198.19.1.1", "/112", "198.19.0.0")} {
 		if !strings.Contains(before, w) {
 			t.Fatalf("status lacks %q:\n%s", w, before)
 		}
@@ -857,4 +858,94 @@ func TestDataLengthIsQueued(t *testing.T) {
 		t.Fatalf("UDP read %d, %v", n, err)
 	}
 	waitLength(u, 4)
+}
+
+// TestCloseInEveryState: `close` succeeds on a conversation that is not
+// connected (fresh, refused, hung up), as Plan 9's tcpclose does in every
+// state; Go's net package on Plan 9 writes it before closing its files
+// and stops at an error. It failed with ENOTCONN or EBADF.
+func TestCloseInEveryState(t *testing.T) {
+	ta, tb := treePair(t)
+	fresh := clone(t, ta, "tcp")
+	fresh.must("close")
+	refused := clone(t, ta, "tcp")
+	if err := refused.cmd("connect 198.18.0.2!8041"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("connect to a closed port: %v", err)
+	}
+	refused.must("close")
+	a, _ := connected(t, ta, tb, "8042")
+	a.must("hangup")
+	a.must("close")
+}
+
+// TestAnnounceWhenNotIdle: announce on a connected conversation is
+// "connection in use" (EISCONN), as Plan 9's announcectlmsg answers a
+// conversation that is not Idle; it was EINVAL from the second bind.
+func TestAnnounceWhenNotIdle(t *testing.T) {
+	ta, tb := treePair(t)
+	a, _ := connected(t, ta, tb, "8043")
+	if err := a.cmd("announce 8044"); !errors.Is(err, syscall.EISCONN) || a.read("err") != "connection in use\n" {
+		t.Fatalf("announce on a connected conversation: %v, err file %q", err, a.read("err"))
+	}
+}
+
+// TestListenHungup: a listen waiting on an announcement that is hung up
+// fails with Plan 9's "listen hungup" (ipopen). It said "invalid argument".
+func TestListenHungup(t *testing.T) {
+	_, tb := treePair(t)
+	srv := clone(t, tb, "tcp")
+	srv.must("announce 8045")
+	done := make(chan error, 1)
+	go func() {
+		h, err := open(t, tb, 0, syscall.O_RDWR, "tcp", srv.n, "listen")
+		if err == nil {
+			h.Release()
+		}
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the listen waits
+	srv.must("hangup")
+	select {
+	case err := <-done:
+		if err == nil || ErrText(err) != "listen hungup" {
+			t.Fatalf("listen after hangup: %v (text %q)", err, ErrText(err))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("listen still waiting 5 s after hangup")
+	}
+}
+
+// TestIgnoreAdvice: with `ignoreadvice` (ip(3)), a connected UDP
+// conversation's port unreachable sets no error, where without it the
+// next write fails with ECONNREFUSED; the verb takes no arguments.
+func TestIgnoreAdvice(t *testing.T) {
+	ta, tb := treePair(t)
+	unreachs := func() uint64 { return tb.stack.Net().MIB.Get(memctl.IcmpOutDestUnreachs) }
+	for _, ignore := range []bool{false, true} {
+		sent := unreachs()
+		u := clone(t, ta, "udp")
+		if ignore {
+			if err := u.cmd("ignoreadvice 1"); !errors.Is(err, syscall.EINVAL) {
+				t.Fatalf("ignoreadvice with an argument: %v", err)
+			}
+			u.must("ignoreadvice")
+		}
+		u.must("connect 198.18.0.2!9")
+		d := u.data()
+		if _, err := d.Write(context.Background(), []byte("x"), 0); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if _, err = d.Write(context.Background(), []byte("x"), 0); err != nil {
+				break
+			}
+		}
+		if ignore && (err != nil || unreachs() == sent) {
+			t.Fatalf("with ignoreadvice: write %v after %d port unreachables", err, unreachs()-sent)
+		}
+		if !ignore && !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("without ignoreadvice: write %v, want ECONNREFUSED after the port unreachable", err)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -345,13 +346,20 @@ func (t *Tree) ipifcDir() *dirNode {
 			fmt.Fprintf(&b, "device %s maxtu %d pktin %d pktout %d errin %d errout %d\n",
 				d.Name(), d.MTU(), st.RxPackets, st.TxPackets, st.RxErrors, st.TxErrors)
 			for _, a := range d.Addrs() {
-				// Plan 9's local, mask and remote: the network, or a
-				// point-to-point address's peer.
+				// Plan 9's ipifcstate line: local, mask, remote (the
+				// network, or a point-to-point address's peer), valid
+				// and preferred lifetimes, five fields, as libip's
+				// readipifc wants them (it stops at a shorter line).
+				// The mask is %M of Plan 9's v4-in-v6 mask (a /24 is
+				// /120, as in iproute); lifetimes are ~0, permanent.
 				remote, bits := a.Masked().Addr(), a.Bits()
 				if peer, ok := d.Peer(a.Addr()); ok {
 					remote, bits = peer.Addr(), peer.Bits()
 				}
-				fmt.Fprintf(&b, "\t%s /%d %s\n", a.Addr(), bits, remote)
+				if a.Addr().Is4() {
+					bits += 96
+				}
+				fmt.Fprintf(&b, "\t%-40s %-10s %-40s %-12d %-12d\n", a.Addr(), "/"+strconv.Itoa(bits), remote, uint32(math.MaxUint32), uint32(math.MaxUint32))
 			}
 			return b.String()
 		}, nil)

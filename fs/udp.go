@@ -77,6 +77,8 @@ func (c *udpConv) Announce(_ context.Context, laddr netip.AddrPort) error {
 
 func (c *udpConv) Bind(laddr netip.AddrPort) error { return c.s.Bind(laddr) }
 
+func (c *udpConv) SetIgnoreAdvice() { c.s.SetIgnoreAdvice() }
+
 // Queued is data's length: the bytes of every datagram queued, as Plan
 // 9's qlen counts a message queue (Linux's SIOCINQ gives only the next
 // datagram's).

@@ -251,7 +251,7 @@ func (s *Stack) udpErr(m header.ICMPv4, q header.IPv4, info uint32) {
 	default:
 		return
 	}
-	if !hard || !u.RemoteAddr().IsValid() {
+	if !hard || !u.RemoteAddr().IsValid() || u.ignoreAdvice.Load() {
 		return
 	}
 	u.sk.SetErr(err)

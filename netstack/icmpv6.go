@@ -300,6 +300,9 @@ func (s *Stack) udpV6Err(m header.ICMPv6, qh header.IPv6, uh header.UDP) {
 	if !u.RemoteAddr().IsValid() || err != syscall.ECONNREFUSED && err != syscall.EPROTO {
 		return // soft errors are for IP_RECVERR, which sockfs does not have
 	}
+	if u.ignoreAdvice.Load() {
+		return
+	}
 	u.sk.SetErr(err)
 	u.sk.Wq.Wake()
 }

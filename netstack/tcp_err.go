@@ -119,7 +119,7 @@ func (s *Stack) tcpErr(tu tcpTuple, seq uint32, ptb bool, err syscall.Errno, inf
 		tp.mtuReduced()
 		return
 	}
-	if err == 0 {
+	if err == 0 || tp.ignoreAdvice.Load() {
 		return
 	}
 	if tp.state == TCPSynSent || tp.state == TCPSynRecv {

@@ -331,6 +331,7 @@ type TCPSock struct {
 	fw2tw        bool  // a FIN_WAIT2 timewait sock (timeWait): counted in tw
 	destroyed    bool
 	nonblock     atomic.Bool
+	ignoreAdvice atomic.Bool  // Plan 9's ignoreadvice: ICMP errors do not fail the connection (SetIgnoreAdvice)
 	err          atomic.Int32 // mirror of a pending error for lock-free readers
 
 	// Sending (struct tcp_sock).
@@ -574,6 +575,12 @@ func (tp *TCPSock) Mem() *memctl.Sock { return tp.sk }
 
 // SetNonblock sets O_NONBLOCK.
 func (tp *TCPSock) SetNonblock(nb bool) { tp.nonblock.Store(nb) }
+
+// SetIgnoreAdvice is Plan 9's `ignoreadvice` ctl: ICMP errors no longer
+// fail a connection in SYN_SENT or SYN_RECV, nor leave a soft error for
+// a timeout to report. Linux has no such option; a fragmentation-needed
+// still lowers the path MTU.
+func (tp *TCPSock) SetIgnoreAdvice() { tp.ignoreAdvice.Store(true) }
 
 // State returns the connection state.
 func (tp *TCPSock) State() TCPState {

@@ -58,9 +58,12 @@ type UDPSock struct {
 	bound    bool
 	closed   bool
 	nonblock atomic.Bool
-	ttl      uint8
-	tos      uint8
-	v6only   bool // IPV6_V6ONLY: a :: binding takes IPv6 only
+	// ignoreAdvice is Plan 9's ignoreadvice: ICMP errors are not
+	// reported to the socket (SetIgnoreAdvice).
+	ignoreAdvice atomic.Bool
+	ttl          uint8
+	tos          uint8
+	v6only       bool // IPV6_V6ONLY: a :: binding takes IPv6 only
 	// madeCalls: NewCall has made calls from this socket, so a datagram
 	// looked up to it may belong to a call made since (see queueRcvAt).
 	madeCalls bool
@@ -125,6 +128,11 @@ func (u *UDPSock) SetV6Only(on bool) error {
 
 // SetNonblock sets O_NONBLOCK.
 func (u *UDPSock) SetNonblock(nb bool) { u.nonblock.Store(nb) }
+
+// SetIgnoreAdvice is Plan 9's `ignoreadvice` ctl: ICMP errors (a port
+// unreachable to a connected socket) no longer set the socket's error.
+// Linux has no such option; path MTU updates still apply.
+func (u *UDPSock) SetIgnoreAdvice() { u.ignoreAdvice.Store(true) }
 
 // Queued is the payload bytes of all the datagrams in the receive queue.
 func (u *UDPSock) Queued() int {
