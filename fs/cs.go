@@ -16,12 +16,23 @@ import (
 const qCs = 25
 
 // csServices are the service names cs knows besides numbers (Plan 9's
-// /lib/ndb/common names the same ports).
+// /lib/ndb/common names the same ports, its own services included).
 var csServices = map[string]uint16{
 	"echo": 7, "discard": 9, "daytime": 13, "ftp": 21, "ssh": 22, "telnet": 23,
 	"smtp": 25, "domain": 53, "dns": 53, "http": 80, "www": 80, "pop3": 110,
-	"imap": 143, "https": 443, "9fs": 564, "9p": 564, "iperf3": 5201,
+	"ntp": 123, "imap": 143, "https": 443, "9fs": 564, "9p": 564, "ticket": 567,
+	"iperf3": 5201, "exportfs": 17007, "rexexec": 17009, "ncpu": 17010,
+	"cpu": 17013, "rcpu": 17019, "venti": 17034,
 }
+
+// Plan 9's texts for a translation that fails, which programs match on
+// (Go's net package on Plan 9 looks for these endings): cs's for a service
+// and ndb/dns's for a name that does not exist or has no such record.
+const (
+	errTextService  = "can't translate service"
+	errTextNoName   = "dns: name does not exist"
+	errTextNoRecord = "dns: resource does not exist; negrcode"
+)
 
 // csFile is `cs`, Plan 9's connection server reduced to a file: write a
 // dial string `net!host!service` (net tcp, udp or net, meaning tcp; host an
@@ -105,11 +116,20 @@ func (t *Tree) lookupIP4(ctx context.Context, host string) ([]netip.Addr, error)
 	return out, nil
 }
 
-// csTranslate translates dial string q into clone paths under root.
+// csTranslate translates dial string q into clone paths under root. A
+// fourth field (tcp!host!513!r) is passed on after the port, as Plan 9's
+// cs does, for connect to read.
 func (t *Tree) csTranslate(ctx context.Context, root, q string) ([]string, error) {
 	f := strings.Split(q, "!")
-	if len(f) < 2 || len(f) > 3 {
+	if len(f) < 3 || len(f) > 4 {
+		if len(f) == 2 {
+			return nil, fmt.Errorf("%s: no service: %s: %w", q, errTextService, syscall.EINVAL)
+		}
 		return nil, fmt.Errorf("malformed dial string %q: %w", q, syscall.EINVAL)
+	}
+	rest := ""
+	if len(f) == 4 {
+		rest = "!" + f[3]
 	}
 	proto := f[0]
 	switch proto {
@@ -119,10 +139,7 @@ func (t *Tree) csTranslate(ctx context.Context, root, q string) ([]string, error
 	default:
 		return nil, fmt.Errorf("unknown network %q: %w", f[0], syscall.EINVAL)
 	}
-	host, svc := f[1], "0"
-	if len(f) == 3 {
-		svc = f[2]
-	}
+	host, svc := f[1], f[2]
 	if len(host) > 2 && host[0] == '[' && host[len(host)-1] == ']' {
 		host = host[1 : len(host)-1] // tcp![fd00::1]!80, as connect takes it
 	}
@@ -130,7 +147,7 @@ func (t *Tree) csTranslate(ctx context.Context, root, q string) ([]string, error
 	if !ok {
 		n, err := strconv.ParseUint(svc, 10, 16)
 		if err != nil {
-			return nil, fmt.Errorf("unknown service %q: %w", svc, syscall.EINVAL)
+			return nil, fmt.Errorf("%s: %s: %w", svc, errTextService, syscall.EINVAL)
 		}
 		port = uint16(n)
 	}
@@ -155,7 +172,7 @@ func (t *Tree) csTranslate(ctx context.Context, root, q string) ([]string, error
 				// exist" (ENOENT), a timeout (ETIMEDOUT), no resolvers.
 				return nil, fmt.Errorf("unknown host %q: %w", host, err)
 			}
-			return nil, fmt.Errorf("unknown host %q: %w", host, syscall.EINVAL)
+			return nil, fmt.Errorf("unknown host %q: %s %s: %s: %w", host, host, "ip", errTextNoRecord, syscall.ENOENT)
 		}
 		for _, a := range ips {
 			addrs = append(addrs, a.Unmap())
@@ -164,10 +181,10 @@ func (t *Tree) csTranslate(ctx context.Context, root, q string) ([]string, error
 	var out []string
 	for _, a := range addrs {
 		if !a.IsValid() {
-			out = append(out, fmt.Sprintf("%s/%s/clone %d", root, proto, port))
+			out = append(out, fmt.Sprintf("%s/%s/clone %d%s", root, proto, port, rest))
 			continue
 		}
-		out = append(out, fmt.Sprintf("%s/%s/clone %s!%d", root, proto, a, port))
+		out = append(out, fmt.Sprintf("%s/%s/clone %s!%d%s", root, proto, a, port, rest))
 	}
 	return out, nil
 }

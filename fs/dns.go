@@ -78,7 +78,8 @@ func (f *dnsNode) Open(context.Context, OpenReq) (Handle, error) {
 	}}, nil
 }
 
-var errNoName = errors.New("name does not exist")
+// errNoName is a resolver's NXDOMAIN, as ndb/dns words it.
+var errNoName = errors.New(errTextNoName)
 
 // dnsQuery runs a Plan 9 dns query (`name [type]`) and returns the answer
 // lines.
@@ -111,7 +112,7 @@ func (t *Tree) dnsQuery(ctx context.Context, q string) ([]string, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s %s: no such record: %w", f[0], tname, syscall.ENOENT)
+		return nil, fmt.Errorf("%s %s: %s: %w", f[0], tname, errTextNoRecord, syscall.ENOENT)
 	}
 	return out, nil
 }
@@ -158,7 +159,7 @@ func (t *Tree) resolve(ctx context.Context, name string, typ dnsmessage.Type) ([
 			rrs, err := t.exchange(ctx, srv, n, typ)
 			if err == nil || errors.Is(err, errNoName) {
 				if err != nil {
-					return nil, fmt.Errorf("%s: %w (%w)", strings.TrimSuffix(name, "."), errNoName, syscall.ENOENT)
+					return nil, fmt.Errorf("%s: %w: %w", strings.TrimSuffix(name, "."), errNoName, syscall.ENOENT)
 				}
 				return rrs, nil
 			}

@@ -357,12 +357,14 @@ func TestTCPErrnos(t *testing.T) {
 func TestCs(t *testing.T) {
 	ta, _ := treePair(t)
 	for q, want := range map[string]string{
-		"tcp!198.18.0.1!80":   "/net/tcp/clone 198.18.0.1!80",
-		"net!198.18.0.2!http": "/net/tcp/clone 198.18.0.2!80",
-		"udp!localhost!9":     "/net/udp/clone 127.0.0.1!9",
-		"tcp!*!564\n":         "/net/tcp/clone 564",
-		"tcp!fd00:5f::2!80":   "/net/tcp/clone fd00:5f::2!80",
-		"tcp![fd00:5f::2]!80": "/net/tcp/clone fd00:5f::2!80", // as connect takes it (it was a name to look up)
+		"tcp!198.18.0.1!80":    "/net/tcp/clone 198.18.0.1!80",
+		"net!198.18.0.2!http":  "/net/tcp/clone 198.18.0.2!80",
+		"udp!localhost!9":      "/net/udp/clone 127.0.0.1!9",
+		"tcp!*!564\n":          "/net/tcp/clone 564",
+		"tcp!fd00:5f::2!80":    "/net/tcp/clone fd00:5f::2!80",
+		"tcp![fd00:5f::2]!80":  "/net/tcp/clone fd00:5f::2!80",    // as connect takes it (it was a name to look up)
+		"tcp!198.18.0.1!513!r": "/net/tcp/clone 198.18.0.1!513!r", // the fourth field passed on, as Plan 9's cs does
+		"tcp!198.18.0.1!rcpu":  "/net/tcp/clone 198.18.0.1!17019",
 	} {
 		h, err := open(t, ta, 0, syscall.O_RDWR, "cs")
 		if err != nil {
@@ -394,10 +396,16 @@ func TestCs(t *testing.T) {
 		t.Errorf("cs under /mnt/net: %q", buf[:n])
 	}
 	h.Release()
-	for _, q := range []string{"tcp", "il!1.2.3.4!80", "tcp!1.2.3.4!nosuchservice", "tcp!1.2.3.4!99999", "a!b!c!d"} {
+	for _, q := range []string{"tcp", "il!1.2.3.4!80", "tcp!1.2.3.4!nosuchservice", "tcp!1.2.3.4!99999", "a!b!c!d", "tcp!1.2.3.4", "tcp!1!2!3!4"} {
 		h, _ := open(t, ta, 0, syscall.O_RDWR, "cs")
-		if _, err := h.Write(context.Background(), []byte(q), 0); !errors.Is(err, syscall.EINVAL) {
+		_, err := h.Write(context.Background(), []byte(q), 0)
+		if !errors.Is(err, syscall.EINVAL) {
 			t.Errorf("cs %q: %v, want EINVAL", q, err)
+		}
+		// A service that does not translate (or none): the text ends
+		// as Plan 9's cs's, which Go's net package on Plan 9 matches.
+		if (strings.Contains(q, "service") || q == "tcp!1.2.3.4") && !strings.HasSuffix(ErrText(err), "can't translate service") {
+			t.Errorf("cs %q: %q, want Plan 9's \"can't translate service\"", q, ErrText(err))
 		}
 		h.Release()
 	}
