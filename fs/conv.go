@@ -193,15 +193,16 @@ type slot struct {
 	pd    *protoDir
 	n     int
 	dir   *dirNode
-	conv  Conv   // current (or last) conversation; nil before first use
-	inuse int    // open ctl, data and err handles, plus waiting listens
-	owner uint32 // uid of the opener that allocated it
-	gen   uint32 // bumped at each reuse (qid version)
-	err   string // last error text
+	conv  Conv        // current (or last) conversation; nil before first use
+	inuse int         // open ctl, data and err handles, plus waiting listens
+	owner uint32      // uid of the opener that allocated it (or the last wstat's)
+	perm  fs.FileMode // ctl, data, err and listen's permissions: 0660, or the last wstat's
+	gen   uint32      // bumped at each reuse (qid version)
+	err   string      // last error text
 }
 
 func (pd *protoDir) newSlot(n int) *slot {
-	s := &slot{pd: pd, n: n}
+	s := &slot{pd: pd, n: n, perm: convPerm}
 	var files []Node
 	for _, f := range convFileNames {
 		files = append(files, &convFile{s: s, typ: f.typ, name: f.name, mode: f.mode})
@@ -218,7 +219,7 @@ func (s *slot) reset(c Conv, uid uint32) {
 	if c == nil {
 		c = s.pd.p.New()
 	}
-	s.conv, s.inuse, s.owner, s.err = c, 1, uid, ""
+	s.conv, s.inuse, s.owner, s.err, s.perm = c, 1, uid, "", convPerm
 	s.gen++
 }
 
@@ -268,7 +269,7 @@ func (r *ref) drop() bool {
 	r.s.inuse--
 	last := r.s.inuse == 0
 	if last {
-		r.s.owner = 0
+		r.s.owner, r.s.perm = 0, convPerm // closeconv
 	}
 	pd.mu.Unlock()
 	return last
@@ -375,6 +376,9 @@ func (f *convFile) Stat() Stat {
 	f.s.pd.mu.Lock()
 	st := Stat{Name: f.name, Mode: f.mode, Uid: f.s.owner, Gid: f.s.owner,
 		Stream: f.typ == qData || f.typ == qListen || f.typ == qCtl}
+	if f.permed() {
+		st.Mode = f.s.perm
+	}
 	c := f.s.conv
 	f.s.pd.mu.Unlock()
 	if q, ok := c.(queuedConv); ok && f.typ == qData {
@@ -383,13 +387,66 @@ func (f *convFile) Stat() Stat {
 	return st
 }
 
+// convPerm is a conversation's permissions when it starts (Plan 9's
+// Fsprotoclone and closeconv set cv->perm to 0660).
+const convPerm fs.FileMode = 0660
+
+// permed reports whether the file's permissions are the conversation's
+// (cv->perm in Plan 9's ip3gen: ctl, data, err, listen).
+func (f *convFile) permed() bool {
+	return f.typ == qCtl || f.typ == qData || f.typ == qErr || f.typ == qListen
+}
+
+// mayOpen reports whether uid may open a file of s for the access of
+// open(2)'s flags: root and the owner may, others as the permission's
+// "other" bits allow (0660 allows none; a wstat may open it up). Caller
+// holds pd.mu.
+func (s *slot) mayOpen(uid uint32, flags int) bool {
+	if uid == 0 || uid == s.owner {
+		return true
+	}
+	var need fs.FileMode
+	switch flags & syscall.O_ACCMODE {
+	case syscall.O_RDONLY:
+		need = 0o4
+	case syscall.O_WRONLY:
+		need = 0o2
+	default:
+		need = 0o6
+	}
+	return s.perm&need == need
+}
+
+// Wstat changes the conversation's owner and permissions, as Plan 9's
+// ipwstat does: only through ctl or data, only by the owner or root
+// (EPERM otherwise); nil leaves a field as it is. The new owner and mode
+// apply to ctl, data, err and listen until the conversation is reused.
+func (f *convFile) Wstat(uid uint32, owner *uint32, mode *fs.FileMode) error {
+	if f.typ != qCtl && f.typ != qData {
+		return fmt.Errorf("permission denied: %w", syscall.EPERM)
+	}
+	pd := f.s.pd
+	pd.mu.Lock()
+	defer pd.mu.Unlock()
+	if f.s.inuse == 0 || uid != 0 && uid != f.s.owner {
+		return fmt.Errorf("permission denied: %w", syscall.EPERM)
+	}
+	if owner != nil {
+		f.s.owner = *owner
+	}
+	if mode != nil {
+		f.s.perm = *mode & 0o777
+	}
+	return nil
+}
+
 // queuedConv is a conversation that can say how many bytes its data file
 // would give to reads now (Plan 9's qlen(cv->rq), data's stat length).
 type queuedConv interface{ Queued() int }
 
 // takeRef checks the caller's permission and takes a reference; opening a
 // file of an unused slot starts a new conversation there, as Plan 9 does.
-func (f *convFile) takeRef(uid uint32) (*ref, error) {
+func (f *convFile) takeRef(uid uint32, flags int) (*ref, error) {
 	pd := f.s.pd
 	pd.mu.Lock()
 	defer pd.mu.Unlock()
@@ -401,7 +458,7 @@ func (f *convFile) takeRef(uid uint32) (*ref, error) {
 		s.reset(nil, uid)
 		return s.newRef(), nil
 	}
-	if uid != 0 && uid != s.owner {
+	if !s.mayOpen(uid, flags) {
 		return nil, syscall.EACCES
 	}
 	s.inuse++
@@ -411,7 +468,7 @@ func (f *convFile) takeRef(uid uint32) (*ref, error) {
 func (f *convFile) Open(ctx context.Context, req OpenReq) (Handle, error) {
 	switch f.typ {
 	case qCtl, qData, qErr:
-		r, err := f.takeRef(req.Uid)
+		r, err := f.takeRef(req.Uid, req.Flags)
 		if err != nil {
 			return nil, err
 		}
@@ -448,7 +505,7 @@ func (f *convFile) openListen(ctx context.Context, req OpenReq) (Handle, error) 
 		pd.mu.Unlock()
 		return nil, fmt.Errorf("not announced: %w", syscall.EINVAL)
 	}
-	if req.Uid != 0 && req.Uid != f.s.owner {
+	if !f.s.mayOpen(req.Uid, req.Flags) {
 		pd.mu.Unlock()
 		return nil, syscall.EACCES
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"sockfs/netstack/impair"
@@ -67,6 +68,61 @@ func TestConvOwnership(t *testing.T) {
 	h.Release()
 	if _, err := open(t, tr, 1001, syscall.O_RDONLY, "udp", "0", "status"); err != nil {
 		t.Fatalf("status by another uid: %v", err)
+	}
+}
+
+// TestConvWstat: the owner (or root) changes a conversation's mode and
+// owner through ctl or data, as Plan 9's ipwstat allows; another uid, or
+// any other file, gets EPERM and changes nothing; a mode that opens the
+// conversation to others lets them open it, and the last close restores
+// 0660. Wstat was accepted and ignored for everyone.
+func TestConvWstat(t *testing.T) {
+	tr := newTestTree(t)
+	ctl, err := open(t, tr, 1000, syscall.O_RDWR, "udp", "clone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := func(name string) Wstatter { return walk(t, tr.Root(), "udp", "0", name).(Wstatter) }
+	mode := func(m fs.FileMode) *fs.FileMode { return &m }
+	uid := func(u uint32) *uint32 { return &u }
+	if err := file("ctl").Wstat(1001, nil, mode(0666)); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("wstat by another uid: %v, want EPERM", err)
+	}
+	if err := file("status").Wstat(1000, nil, mode(0666)); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("wstat of status: %v, want EPERM", err)
+	}
+	if st := walk(t, tr.Root(), "udp", "0", "data").Stat(); st.Mode != 0660 || st.Uid != 1000 {
+		t.Fatalf("refused wstats changed data's stat: %+v", st)
+	}
+	if _, err := open(t, tr, 1001, syscall.O_RDONLY, "udp", "0", "data"); !errors.Is(err, syscall.EACCES) {
+		t.Fatalf("data by another uid at 0660: %v", err)
+	}
+	if err := file("data").Wstat(1000, nil, mode(0664)); err != nil {
+		t.Fatal(err)
+	}
+	if st := walk(t, tr.Root(), "udp", "0", "ctl").Stat(); st.Mode != 0664 {
+		t.Fatalf("ctl mode %v after wstat 0664", st.Mode)
+	}
+	h, err := open(t, tr, 1001, syscall.O_RDONLY, "udp", "0", "data")
+	if err != nil {
+		t.Fatalf("reading data at 0664 as another uid: %v", err)
+	}
+	h.Release()
+	if _, err := open(t, tr, 1001, syscall.O_RDWR, "udp", "0", "data"); !errors.Is(err, syscall.EACCES) {
+		t.Fatalf("writing data at 0664 as another uid: %v", err)
+	}
+	if err := file("ctl").Wstat(0, uid(1002), nil); err != nil {
+		t.Fatalf("root gives the conversation away: %v", err)
+	}
+	if st := walk(t, tr.Root(), "udp", "0", "err").Stat(); st.Uid != 1002 {
+		t.Fatalf("err owner %d after wstat", st.Uid)
+	}
+	if err := file("ctl").Wstat(1000, nil, mode(0600)); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("the old owner's wstat: %v, want EPERM", err)
+	}
+	ctl.Release()
+	if st := walk(t, tr.Root(), "udp", "0", "data").Stat(); st.Mode != 0660 {
+		t.Fatalf("data mode %v after the last close, want 0660", st.Mode)
 	}
 }
 

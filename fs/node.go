@@ -120,6 +120,14 @@ type File interface {
 	Open(ctx context.Context, req OpenReq) (Handle, error)
 }
 
+// Wstatter is a node whose owner and permissions can be changed (Plan 9's
+// wstat, chmod and chown on a FUSE mount). uid is the caller's; a nil
+// owner or mode leaves that field as it is. Nodes that are not Wstatters
+// refuse any change with EPERM.
+type Wstatter interface {
+	Wstat(uid uint32, owner *uint32, mode *fs.FileMode) error
+}
+
 // Redirected is a Handle open on another file than the one opened: clone
 // and listen give a conversation's ctl, and Plan 9's ipopen re-points the
 // channel's qid there, so that a 9P server answers Ropen with ctl's qid

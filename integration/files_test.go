@@ -909,7 +909,9 @@ func TestFilesServeFlags(t *testing.T) {
 }
 
 // TestFilesOwnership: conversations belong to their opener's uid over the
-// FUSE mount (mounted allow_other; the tree checks the uid).
+// FUSE mount (mounted allow_other; the tree checks the uid); chmod and
+// chown of ctl or data change the conversation's mode and owner for its
+// owner or root, as Plan 9's wstat (they were accepted and ignored).
 func TestFilesOwnership(t *testing.T) {
 	needTool(t, "setpriv")
 	d := startFiles(t, "sfsfown0")
@@ -925,7 +927,8 @@ func TestFilesOwnership(t *testing.T) {
 		t.Fatalf("owner.sh: %v\n%s%s", err, out, stderr)
 	}
 	for _, w := range []string{"nobody-ctl-of-root rc=1", "nobody-status-of-root rc=0", "nobody-sysctl-write rc=1",
-		"stat 65534 660", "other-err rc=1", "owner-err rc=0", "root-err rc=0"} {
+		"stat 65534 660", "other-err rc=1", "owner-err rc=0", "root-err rc=0",
+		"nobody-chmod-of-root rc=1", "chmod-status rc=1", "chmod-ctl rc=0 666", "nobody-ctl-of-root-0666 rc=0", "chown-data rc=0 65533"} {
 		if !strings.Contains(out, w+"\n") {
 			t.Errorf("owner.sh output lacks %q:\n%s", w, out)
 		}

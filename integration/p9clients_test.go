@@ -288,6 +288,26 @@ func TestP9Plan9portClient(t *testing.T) {
 	if st, err = fsys.Stat("tcp/" + n + "/data"); err != nil || st.Length != 0 {
 		t.Fatalf("stat length %d after reading it all (%v)", st.Length, err)
 	}
+
+	// wstat: the owner changes the conversation's mode through ctl (and
+	// ctl, data, err show it); status refuses with Plan 9's text.
+	var d plan9.Dir
+	d.Null()
+	d.Mode = 0664
+	if err := ctl.(*client.Fid).Wstat(&d); err != nil {
+		t.Fatalf("wstat ctl: %v", err)
+	}
+	if st, err := fsys.Stat("tcp/" + n + "/data"); err != nil || st.Mode&0777 != 0664 {
+		t.Fatalf("data after wstat 0664: %+v %v", st, err)
+	}
+	sf, err := fsys.Open("tcp/"+n+"/status", plan9.OREAD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	if err := sf.Wstat(&d); err == nil || err.Error() != "permission denied" {
+		t.Fatalf("wstat status: %v, want \"permission denied\"", err)
+	}
 }
 
 // uClient is a hand-built 9P2000.u client, one request at a time. It

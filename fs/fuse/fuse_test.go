@@ -368,7 +368,7 @@ cat $A/sockstat
 cat $A/udp/stats
 `)
 	for _, w := range []string{"198.18.0.0/24 dev pipe0", "10.1.0.0/16 via 198.18.0.2 dev pipe0",
-		"device pipe0 maxtu 1500", "198.18.77.0     /120 198.18.0.2      4    none", "\t198.18.0.1 /24 198.18.0.0", "Ip: Forwarding", "sockets: used", "InDatagrams: "} {
+		"device pipe0 maxtu 1500", "198.18.77.0     /120 198.18.0.2      4    none", "\t198.18.0.1                               /120       198.18.0.0 ", "Ip: Forwarding", "sockets: used", "InDatagrams: "} {
 		if !strings.Contains(out, w) {
 			t.Fatalf("output %q lacks %q", out, w)
 		}

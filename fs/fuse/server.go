@@ -370,11 +370,16 @@ func (w *worker) serve(req []byte) {
 	case opLookup:
 		w.lookup(h, cstring(in))
 	case opGetattr, opSetattr:
-		// SETATTR (a shell's > truncation) is accepted and ignored.
 		n, ok := s.node(h.nodeid)
 		if !ok {
 			w.replyErr(h, syscall.ENOENT)
 			return
+		}
+		if h.opcode == opSetattr {
+			if err := setattr(n, h, in); err != nil {
+				w.replyErr(h, errnoOf(err))
+				return
+			}
 		}
 		putAttrOut(w.reply[outHeaderLen:], s.attr(n))
 		w.replyOut(h, attrOutLen)
@@ -439,6 +444,44 @@ func (s *server) forget(id, n uint64) {
 	}
 	s.nmu.Unlock()
 }
+
+// setattr applies SETATTR's fuse_setattr_in (valid[4] pad[4] fh[8]
+// size[8] lock_owner[8] atime[8] mtime[8] ctime[8] atimensec[4]
+// mtimensec[4] ctimensec[4] mode[4] unused[4] uid[4] gid[4]): a new mode
+// (chmod) or owner (chown) goes to the node's Wstat as the caller, which
+// a conversation's ctl and data take from their owner or root (Plan 9's
+// ipwstat); the size (a shell's > truncation), times and group are
+// accepted and ignored.
+func setattr(n netfs.Node, h inHeader, in []byte) error {
+	if len(in) < 88 {
+		return syscall.EINVAL
+	}
+	valid := ne.Uint32(in[0:])
+	var owner *uint32
+	var mode *fs.FileMode
+	if valid&fattrMode != 0 {
+		m := fs.FileMode(ne.Uint32(in[68:]) & 0o777)
+		mode = &m
+	}
+	if valid&fattrUID != 0 {
+		uid := ne.Uint32(in[76:])
+		owner = &uid
+	}
+	if owner == nil && mode == nil {
+		return nil
+	}
+	w, ok := n.(netfs.Wstatter)
+	if !ok {
+		return syscall.EPERM
+	}
+	return w.Wstat(h.uid, owner, mode)
+}
+
+// SETATTR's valid bits that setattr acts on (FATTR_MODE, FATTR_UID).
+const (
+	fattrMode = 1 << 0
+	fattrUID  = 1 << 1
+)
 
 func (s *server) attr(n netfs.Node) attr {
 	st := n.Stat()

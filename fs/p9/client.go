@@ -493,6 +493,68 @@ func parseStat(dc *dec) (rstat, string, error) {
 	return st, name, nil
 }
 
+// wstat changes f's owner or mode (nil: unchanged) on the server:
+// Tsetattr in 9P2000.L, else a Twstat whose other fields say "don't
+// touch" (wstat(5)); the owner goes by name, as the server's host knows
+// the uid.
+func (f *cfid) wstat(ctx context.Context, owner *uint32, mode *iofs.FileMode) error {
+	if f.c.dialect == dialectL {
+		var valid, m, uid uint32
+		if mode != nil {
+			valid, m = valid|setattrMode, uint32(*mode&0o777)
+		}
+		if owner != nil {
+			valid, uid = valid|setattrUID, *owner
+		}
+		_, err := f.c.rpc(ctx, msgTsetattr, func(e *enc) {
+			e.u32(f.id)
+			e.u32(valid)
+			e.u32(m)
+			e.u32(uid)
+			e.u32(0) // gid
+			for range 5 {
+				e.u64(0) // size, atime, mtime (sec, nsec)
+			}
+		})
+		return err
+	}
+	_, err := f.c.rpc(ctx, msgTwstat, func(e *enc) {
+		e.u32(f.id)
+		var st enc
+		st.u16(^uint16(0)) // type
+		st.u32(^uint32(0)) // dev
+		st.u8(^uint8(0))   // qid: type, version, path
+		st.u32(^uint32(0))
+		st.u64(^uint64(0))
+		m := ^uint32(0)
+		if mode != nil {
+			m = uint32(*mode & 0o777)
+		}
+		st.u32(m)
+		st.u32(^uint32(0)) // atime
+		st.u32(^uint32(0)) // mtime
+		st.u64(^uint64(0)) // length
+		st.str("")         // name
+		uid := ""
+		if owner != nil {
+			uid = hostUsers.name(*owner)
+		}
+		st.str(uid)
+		st.str("") // gid
+		st.str("") // muid
+		if f.c.dialect == dialectU {
+			st.str("")         // extension
+			st.u32(^uint32(0)) // n_uid: the name says it
+			st.u32(^uint32(0)) // n_gid
+			st.u32(^uint32(0)) // n_muid
+		}
+		e.u16(uint16(len(st.b) + 2))
+		e.u16(uint16(len(st.b)))
+		e.b = append(e.b, st.b...)
+	})
+	return err
+}
+
 // open opens f with open(2)'s access mode.
 func (f *cfid) open(ctx context.Context, flags int) error {
 	if f.c.dialect == dialectL {

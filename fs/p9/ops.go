@@ -2,6 +2,7 @@ package p9
 
 import (
 	"errors"
+	iofs "io/fs"
 	"slices"
 	"strings"
 	"syscall"
@@ -140,7 +141,7 @@ func (c *conn) handle(r *request, d dialect, body []byte) ([]byte, error) {
 		appendStat(&e, f.node(), d)
 		le.PutUint16(e.b[at:], uint16(len(e.b)-at-2))
 	case msgTwstat:
-		return c.wstat(r, dc)
+		return c.wstat(r, d, f, dc)
 	case msgTgetattr:
 		dc.u64()
 		if dc.err != nil {
@@ -149,8 +150,26 @@ func (c *conn) handle(r *request, d dialect, body []byte) ([]byte, error) {
 		e.start(msgRgetattr, r.tag)
 		appendGetattr(&e, f.node())
 	case msgTsetattr:
-		// Accepted and ignored, as the FUSE frontend does (truncation
-		// from `>` included).
+		// valid[4] mode[4] uid[4] gid[4] size[8] times: mode and uid
+		// go to the node's Wstat; the rest (truncation from `>`,
+		// times, the group) is accepted and ignored, as the FUSE
+		// frontend does.
+		valid, mode, uid := dc.u32(), dc.u32(), dc.u32()
+		if dc.err != nil {
+			return nil, errBadMsg
+		}
+		var owner *uint32
+		var perm *iofs.FileMode
+		if valid&setattrUID != 0 {
+			owner = &uid
+		}
+		if valid&setattrMode != 0 {
+			m := iofs.FileMode(mode & 0o777)
+			perm = &m
+		}
+		if err := wstatNode(f, owner, perm); err != nil {
+			return nil, err
+		}
 		e.start(msgRsetattr, r.tag)
 	case msgTstatfs:
 		e.start(msgRstatfs, r.tag)
@@ -579,21 +598,66 @@ var errAnswered = errors.New("9p: answered")
 // worker; it is never sent.
 var errWouldBlock = errors.New("9p: would block")
 
-// wstat answers Twstat: fid[4] n[2] stat[n]. Renames are refused (the
-// names are fixed); everything else is accepted and ignored, as chmod and
-// truncation are on the FUSE mount.
-func (c *conn) wstat(r *request, dc *dec) ([]byte, error) {
-	dc.u16()    // n
-	dc.take(4)  // size[2] type[2]
-	dc.take(4)  // dev
-	dc.qid()    //
-	dc.take(20) // mode atime mtime length
-	name := dc.str()
+// Tsetattr's valid bits that sockfs acts on (P9_SETATTR_MODE, _UID).
+const (
+	setattrMode = 0x1
+	setattrUID  = 0x2
+)
+
+// wstat answers Twstat: fid[4] n[2] stat[n]. A new mode or owner goes to
+// the node's Wstat (a conversation's ctl or data, by its owner: Plan 9's
+// ipwstat); renames are refused (the names are fixed); times, length
+// (truncation) and the group are accepted and ignored, and a stat that
+// changes nothing (all "don't touch") is a no-op, as wstat(5) has it.
+func (c *conn) wstat(r *request, d dialect, f *fid, dc *dec) ([]byte, error) {
+	dc.u16()   // n
+	dc.take(4) // size[2] type[2]
+	dc.take(4) // dev
+	dc.qid()
+	mode := dc.u32()
+	dc.take(16) // atime mtime length
+	name, uid := dc.str(), dc.str()
+	nuid := ^uint32(0)
+	if d == dialectU {
+		dc.str() // gid
+		dc.str() // muid
+		dc.str() // extension
+		nuid = dc.u32()
+	}
 	if dc.err != nil {
 		return nil, errBadMsg
 	}
 	if name != "" {
 		return nil, errNotWritten
 	}
+	var owner *uint32
+	var perm *iofs.FileMode
+	switch {
+	case uid != "":
+		id := hostUsers.uid(uid)
+		owner = &id
+	case nuid != ^uint32(0):
+		owner = &nuid
+	}
+	if mode != ^uint32(0) {
+		m := iofs.FileMode(mode & 0o777)
+		perm = &m
+	}
+	if err := wstatNode(f, owner, perm); err != nil {
+		return nil, err
+	}
 	return reply(msgRwstat, r.tag), nil
+}
+
+// wstatNode changes f's node's owner or mode (nil: unchanged) as f's user,
+// through fs.Wstatter; a node that is not one refuses any change.
+func wstatNode(f *fid, owner *uint32, mode *iofs.FileMode) error {
+	if owner == nil && mode == nil {
+		return nil
+	}
+	w, ok := f.node().(fs.Wstatter)
+	if !ok {
+		return errPerm
+	}
+	return w.Wstat(f.uid, owner, mode)
 }

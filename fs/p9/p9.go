@@ -32,8 +32,11 @@
 // answered "authentication not required" (ENOENT, which diod's clients
 // check for). Opens return iounit 0 so clients do msize-sized I/O. Nothing
 // in the tree can be created, renamed or removed (Plan 9's devip says
-// permission denied); Tremove still clunks. Tsetattr and Twstat (except
-// renames) are accepted and ignored, as on the FUSE mount.
+// permission denied); Tremove still clunks. Twstat and Tsetattr change a
+// node's owner and mode through fs.Wstatter (a conversation's ctl or data,
+// by its owner or root, as Plan 9's ipwstat; elsewhere permission denied);
+// renames are refused, and times, length and group are accepted and
+// ignored, as on the FUSE mount.
 //
 // Linux v9fs clients should mount with cache=none and open stream files
 // (data, listen) with O_NONBLOCK to get prompt short reads; the server

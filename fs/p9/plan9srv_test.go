@@ -3,6 +3,7 @@ package p9
 import (
 	"context"
 	"errors"
+	iofs "io/fs"
 	"net"
 	"strings"
 	"sync"
@@ -121,6 +122,24 @@ func plan9Server(t *testing.T, tree fs.Dir) string {
 			}
 			return d, nil
 		},
+		Wstat: func(ctx context.Context, fid *srv9p.Fid, d *plan9.Dir) error {
+			n := node(fid).path
+			var owner *uint32
+			var mode *iofs.FileMode
+			if d.Uid != "" {
+				id := hostUsers.uid(d.Uid)
+				owner = &id
+			}
+			if d.Mode != ^plan9.Perm(0) {
+				m := iofs.FileMode(d.Mode & 0o777)
+				mode = &m
+			}
+			w, ok := n[len(n)-1].(fs.Wstatter)
+			if !ok {
+				return errors.New("permission denied")
+			}
+			return plan9Err(w.Wstat(0, owner, mode))
+		},
 		Clunk: func(fid *srv9p.Fid) {
 			if n, ok := fid.Aux().(*plan9Node); ok && n.h != nil {
 				n.h.Release()
@@ -199,6 +218,10 @@ func TestRemotePlan9Server(t *testing.T) {
 	if got := <-acc; got != "hi" {
 		t.Fatalf("B got %q", got)
 	}
+
+	// wstat through the import's client in 9P2000: a Twstat that
+	// lib9p's server parses, reaching the tree's Wstat.
+	checkRemoteWstat(t, e, r, n)
 
 	// A flushed read on a UDP conversation consumes nothing.
 	actl := local(t, e.ta, "udp/clone")

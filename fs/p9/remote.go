@@ -267,6 +267,16 @@ func (n *rnode) Qid() fs.Qid {
 	return n.qid
 }
 
+// Wstat asks the server to change the node's owner or mode (it decides:
+// a conversation's owner may, through ctl or data).
+func (n *rnode) Wstat(_ uint32, owner *uint32, mode *iofs.FileMode) error {
+	if err := n.f.wstat(context.Background(), owner, mode); err != nil {
+		return convErr(err)
+	}
+	n.refresh()
+	return nil
+}
+
 // Stat asks the server (ownership changes as conversations are reused);
 // if it cannot, the last answer stands.
 func (n *rnode) Stat() fs.Stat {

@@ -370,3 +370,51 @@ func TestRemoteLost(t *testing.T) {
 		t.Fatalf("listing after the cut: %d entries, no error", len(ents))
 	}
 }
+
+// checkRemoteWstat changes conversation n's mode and owner through r
+// (the import's client: chmod and chown on an imported mount) and checks
+// the serving tree took them; status refuses with EPERM.
+func checkRemoteWstat(t *testing.T, e *env, r *Remote, n string) {
+	t.Helper()
+	node := func(root fs.Dir, name string) fs.Node {
+		var nd fs.Node = root
+		for _, p := range []string{"tcp", n, name} {
+			c, err := nd.(fs.Dir).Lookup(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nd = c
+		}
+		return nd
+	}
+	mode := iofs.FileMode(0o664)
+	if err := node(r.Root(), "ctl").(fs.Wstatter).Wstat(0, nil, &mode); err != nil {
+		t.Fatalf("wstat mode: %v", err)
+	}
+	if st := node(e.ta.Root(), "data").Stat(); st.Mode != 0o664 {
+		t.Fatalf("served data's mode %v after a remote wstat 0664", st.Mode)
+	}
+	owner := uint32(1234)
+	if err := node(r.Root(), "data").(fs.Wstatter).Wstat(0, &owner, nil); err != nil {
+		t.Fatalf("wstat owner: %v", err)
+	}
+	if st := node(e.ta.Root(), "ctl").Stat(); st.Uid != owner {
+		t.Fatalf("served ctl's owner %d after a remote wstat to %d", st.Uid, owner)
+	}
+	if err := node(r.Root(), "status").(fs.Wstatter).Wstat(0, nil, &mode); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("wstat of status: %v, want EPERM", err)
+	}
+}
+
+// TestRemoteWstat: chmod and chown through the import's client in
+// 9P2000.L (Tsetattr) reach the serving tree, as Plan 9's wstat.
+func TestRemoteWstat(t *testing.T) {
+	e := newEnv(t)
+	r := dialRemote(t, e.addr)
+	if r.main.c.dialect != dialectL {
+		t.Fatalf("negotiated %v, want 9P2000.L", r.main.c.dialect)
+	}
+	ctl := remoteOpen(t, r, "tcp/clone", syscall.O_RDWR)
+	defer ctl.Release()
+	checkRemoteWstat(t, e, r, readNum(t, ctl))
+}
