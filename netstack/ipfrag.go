@@ -247,10 +247,54 @@ func (t *ipfragTable) insertLocked(q *fragQueue, b *skb.SKB, off, end, maxEnd in
 	return q.firstIn && q.lastIn && q.meat == q.length
 }
 
+// reasmTruesize is the truesize Linux leaves in the head of q's
+// reassembled datagram, hdrLen(f) being the bytes before fragment f's
+// payload. Mirrors inet_frag_reasm_finish with try_coalesce, as
+// ip_frag_reasm (local delivery) and ip6_frag_reasm call it: the first
+// fragment keeps its truesize, and each later one in order is offered to
+// skb_try_coalesce. One that fits the head's tailroom while the head is
+// still linear is copied there and adds nothing; one whose payload is all
+// in page fragments, before anything was chained, gives them to the head
+// and adds its truesize less its head's (SKB_TRUESIZE(skb_end_offset));
+// any other is chained on the frag_list whole and adds its whole
+// truesize (skb_head_is_locked: no skb here has a head in a page
+// fragment). A fragment sockfs keeps linear but charges as Linux's paged
+// one (a large TUN packet, tun_alloc_skb) counts as nonlinear.
+// fqdir->mem is not touched: it held every fragment's truesize and drops
+// their sum (sum_truesize), as killLocked does.
+func reasmTruesize(q *fragQueue, hdrLen func(f *skb.SKB) int) int {
+	prof := skb.CurrentProfile()
+	linearInLinux := func(f *skb.SKB) bool {
+		return !f.IsNonlinear() && f.Truesize() == prof.TruesizeOf(f.EndOffset())
+	}
+	head := q.frags.Peek()
+	truesize := head.Truesize()
+	linear := linearInLinux(head)
+	tailroom := head.Tailroom() // skb_tailroom: 0 once nonlinear
+	nrFrags := head.NrFrags()
+	chained := false // skb_has_frag_list(head)
+	for f := head.Next(); f != nil; f = f.Next() {
+		cb := fragcb(f)
+		l := cb.end - cb.offset
+		switch {
+		case linear && l <= tailroom:
+			tailroom -= l // skb_put, *delta_truesize = 0
+		case !chained && f.HeadLen()-hdrLen(f) <= 0 && nrFrags+f.NrFrags() <= skb.MaxFrags:
+			truesize += f.Truesize() - prof.TruesizeOf(f.EndOffset())
+			nrFrags += f.NrFrags()
+			linear = false
+		default:
+			truesize += f.Truesize()
+			chained, linear = true, false
+		}
+	}
+	return truesize
+}
+
 // reasm4Locked joins the fragments of a complete IPv4 datagram into one
-// linear skb. Mirrors ip_frag_reasm. Deviation: Linux chains the fragments on a frag_list and the socket
-// is charged the sum of their truesizes; we copy into one buffer, and charge
-// that buffer's truesize, which is the memory we really retain.
+// linear skb. Mirrors ip_frag_reasm. The buffer is linear, where Linux
+// keeps the fragments (a frag_list, or coalesced), but the charge mirrors
+// inet_frag_reasm_finish (reasmTruesize).
 func (t *ipfragTable) reasm4Locked(q *fragQueue) *skb.SKB {
 	first := q.frags.Peek()
 	fh := header.IPv4(first.Data())
@@ -268,6 +312,7 @@ func (t *ipfragTable) reasm4Locked(q *fragQueue) *skb.SKB {
 	rh.SetChecksum(0)
 	rh.SetChecksum(rh.CalculateChecksum())
 	r.Dev = first.Dev
+	r.SetTruesize(reasmTruesize(q, func(f *skb.SKB) int { return header.IPv4(f.Data()).HeaderLength() }))
 	t.killLocked(q)
 	t.stack.mib.Inc(memctl.IpReasmOKs)
 	return r
@@ -278,8 +323,9 @@ func (t *ipfragTable) reasm4Locked(q *fragQueue) *skb.SKB {
 // before the fragment header), then every fragment's data; the fragment
 // header goes, and the next-header byte that named it takes its next
 // header. r's fragCB keeps where that byte and the removed header were,
-// for the parser to go on from. Mirrors ip6_frag_reasm; the deviation is
-// ip_frag_reasm's (one linear copy).
+// for the parser to go on from. Mirrors ip6_frag_reasm; as in
+// reasm4Locked, the buffer is linear but the charge mirrors
+// inet_frag_reasm_finish (reasmTruesize).
 func (t *ipfragTable) reasm6Locked(q *fragQueue) *skb.SKB {
 	first := q.frags.Peek()
 	fcb := *fragcb(first)
@@ -294,6 +340,7 @@ func (t *ipfragTable) reasm6Locked(q *fragQueue) *skb.SKB {
 	}
 	header.IPv6(out).SetPayloadLength(uint16(unfrag - header.IPv6MinSize + q.length))
 	r.Dev = first.Dev
+	r.SetTruesize(reasmTruesize(q, func(f *skb.SKB) int { return fragcb(f).fhoff + header.IPv6FragmentSize }))
 	*fragcb(r) = fcb
 	t.killLocked(q)
 	t.stack.mib.Inc(memctl.Ip6ReasmOKs)

@@ -180,6 +180,7 @@ func TestLinuxDiff(t *testing.T) {
 		run  func(*testing.T, [2]sut, *rowSet)
 	}{
 		{"udp", 1, udpSweep},
+		{"udpfrag", 1, udpFragSweep},
 		{"bufs", 1, bufEdges},
 		{"zerowindow", 3, zeroWindow},
 		{"sender", 3, blockedSender},

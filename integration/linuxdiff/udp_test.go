@@ -43,6 +43,12 @@ func udpSweep(t *testing.T, sides [2]sut, rs *rowSet) {
 }
 
 func udpFill(side sut, port, size int) (string, error) {
+	return udpFillN(side, port, size, udpSent)
+}
+
+// udpFillN sends sent datagrams of size bytes to port and reports the
+// truesize per queued datagram, the count queued, and r, f and d.
+func udpFillN(side sut, port, size, sent int) (string, error) {
 	rx, err := side.udpOpen(port)
 	if err != nil {
 		return "", err
@@ -54,7 +60,7 @@ func udpFill(side sut, port, size int) (string, error) {
 	}
 	defer tx.Close()
 	p := make([]byte, size)
-	for i := 0; i < udpSent; i++ {
+	for i := 0; i < sent; i++ {
 		if _, err := tx.Write(p); err != nil {
 			return "", fmt.Errorf("send: %w", err)
 		}
@@ -67,8 +73,8 @@ func udpFill(side sut, port, size int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if n+m.d != udpSent || n == 0 {
-		return "", fmt.Errorf("%d queued + %d dropped of %d sent: datagrams lost before the socket", n, m.d, udpSent)
+	if n+m.d != sent || n == 0 {
+		return "", fmt.Errorf("%d queued + %d dropped of %d sent: datagrams lost before the socket", n, m.d, sent)
 	}
 	return fmt.Sprintf("truesize %d, %d queued, r%d f%d d%d", m.r/n, n, m.r, m.f, m.d), nil
 }
