@@ -307,12 +307,19 @@ func (tp *TCPSock) validateIncoming(b *skb.SKB, th header.TCP, opts *header.TCPO
 			if !tp.oowRateLimited(b) {
 				tp.sendDupack(b)
 			}
+		} else if tp.resetCheck(seq) {
+			tp.tcpReset() // consumed, not dropped
+			return false
 		}
 		tp.dropReason(b)
 		return false
 	}
 	if flags&tcpRst != 0 {
-		if seq == tp.rcvNxt {
+		// RFC 5961 3.2, as Linux extends it: a RST resets at rcv_nxt,
+		// at rcv_nxt-1 after the peer's FIN (resetCheck) or at the end
+		// of the right-most SACK block this side advertises; any other
+		// in-window RST draws a challenge ACK.
+		if seq == tp.rcvNxt || tp.resetCheck(seq) || tp.sackOK && tp.numSacks > 0 && seq == tp.maxSackEnd() {
 			tp.tcpReset() // consumed, not dropped
 		} else {
 			tp.sendChallengeAck()
@@ -333,6 +340,31 @@ func (tp *TCPSock) validateIncoming(b *skb.SKB, th header.TCP, opts *header.TCPO
 		return false
 	}
 	return true
+}
+
+// resetCheck accepts a RST at rcv_nxt-1, the sequence of the peer's FIN,
+// once that FIN was received (CLOSE_WAIT, LAST_ACK, CLOSING): some stacks
+// (macOS on ^C) send FIN then RST with the FIN's sequence and rate-limit
+// their answers to the challenge ACK. Mirrors tcp_reset_check.
+func (tp *TCPSock) resetCheck(seq uint32) bool {
+	switch tp.state {
+	case TCPCloseWait, TCPLastAck, TCPClosing:
+		return seq == tp.rcvNxt-1
+	}
+	return false
+}
+
+// maxSackEnd is the end of the right-most block among the SACK blocks this
+// side advertises (numSacks > 0), which tcp_validate_incoming accepts as
+// a RST's sequence besides rcv_nxt.
+func (tp *TCPSock) maxSackEnd() uint32 {
+	end := tp.selectiveAcks[0].End
+	for _, sp := range tp.selectiveAcks[1:tp.numSacks] {
+		if seqGT(sp.End, end) {
+			end = sp.End
+		}
+	}
+	return end
 }
 
 func (tp *TCPSock) synChallenge() {
