@@ -587,10 +587,15 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions, fast 
 	if tp.state == TCPSynRecv && (!seqGT(ack, tp.sndUna) || seqGT(ack, tp.sndNxt)) {
 		return -2
 	}
-	if seqGT(ack, tp.sndNxt) { // acks data never sent: RFC 9293 3.10.7.4
-		if tp.state != TCPEstablished { // tcp_rcv_established drops it silently
-			tp.sendChallengeAck()
-		}
+	if seqGT(ack, tp.sndNxt) {
+		// Acks data never sent: RFC 5961 5.2 and RFC 9293 3.10.7.4 want
+		// a (rate-limited) challenge ACK. In ESTABLISHED tcp_ack sends
+		// it itself since "tcp: send a challenge ACK on SEG.ACK >
+		// SND.NXT" (7.1, in 6.18 stable from 6.18.38; before, it was
+		// dropped silently); in the other states tcp_rcv_state_process
+		// passes FLAG_NO_CHALLENGE_ACK and sends it on tcp_ack's
+		// negative return. Both come to tcp_send_challenge_ack.
+		tp.sendChallengeAck()
 		return -1
 	}
 	if seqLT(ack, priorUna) {

@@ -55,16 +55,29 @@ func TestSynRecvRst(t *testing.T) {
 	}
 }
 
-// ESTABLISHED: an ACK for data never sent is dropped; the data it carries
-// is not accepted.
+// ESTABLISHED: a segment that ACKs data never sent is dropped, its data
+// not accepted, and answered with a challenge ACK under the socket's
+// tcp_invalid_ratelimit (tcp_ack -> tcp_send_challenge_ack, as the live
+// 6.18.44 kernel does: TCPChallengeACK 2 and TCPACKSkippedChallenge 1 for
+// a pure ACK, data 100 ms later and data 600 ms later).
 func TestEstablishedAckUnsentData(t *testing.T) {
 	c := newEstablished(t)
-	c.send(seg{seq: 1001, ack: c.iss + 1000, flags: fAck, payload: "nope"})
+	c.send(seg{seq: 1001, ack: c.iss + 100, flags: fAck})
+	c.expect(seg{seq: c.iss + 1, ack: 1001, flags: fAck})
+	c.clk.Advance(100 * time.Millisecond)
+	c.send(seg{seq: 1001, ack: c.iss + 100, flags: fAck | fPsh, payload: "nope"})
+	c.expectNone()
+	c.clk.Advance(500 * time.Millisecond)
+	c.send(seg{seq: 1001, ack: c.iss + 100, flags: fAck | fPsh, payload: "nope"})
+	c.expect(seg{seq: c.iss + 1, ack: 1001, flags: fAck})
 	if got := c.tp.Info().Qin; got != 0 {
 		t.Fatalf("%d bytes queued from a segment acknowledging unsent data", got)
 	}
 	if c.tp.State() != TCPEstablished {
 		t.Fatalf("state %v", c.tp.State())
+	}
+	if ch, sk := c.s.mib.Get(memctl.TcpExtTCPChallengeACK), c.s.mib.Get(memctl.TcpExtTCPACKSkippedChallenge); ch != 2 || sk != 1 {
+		t.Fatalf("TCPChallengeACK %d TCPACKSkippedChallenge %d, want 2 and 1", ch, sk)
 	}
 }
 
