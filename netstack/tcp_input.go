@@ -421,17 +421,23 @@ func (tp *TCPSock) oowRateLimitedMib(b *skb.SKB, c memctl.Counter) bool {
 
 // oowRateLimitedAny is __tcp_oow_rate_limited: at most one answer per the
 // live sysctl tcp_invalid_ratelimit, counting c for each one skipped.
-// lastOOWAck holds the time plus one, so that 0 means never.
 func (tp *TCPSock) oowRateLimitedAny(c memctl.Counter) bool {
-	now := tp.now()
-	if tp.lastOOWAck != 0 {
-		if elapsed := time.Duration(now - (tp.lastOOWAck - 1)); elapsed >= 0 &&
-			elapsed < tp.stack.net.Sysctls.TCPInvalidRatelimit() {
-			tp.stack.mib.Inc(c)
+	return tp.stack.oowRateLimitedAt(&tp.lastOOWAck, c)
+}
+
+// oowRateLimitedAt is __tcp_oow_rate_limited on the last_oow_ack_time
+// *last of a socket or a request. *last holds the time plus one, so that 0
+// means never.
+func (s *Stack) oowRateLimitedAt(last *int64, c memctl.Counter) bool {
+	now := s.clock.Nanotime()
+	if *last != 0 {
+		if elapsed := time.Duration(now - (*last - 1)); elapsed >= 0 &&
+			elapsed < s.net.Sysctls.TCPInvalidRatelimit() {
+			s.mib.Inc(c)
 			return true
 		}
 	}
-	tp.lastOOWAck = now + 1
+	*last = now + 1
 	return false
 }
 
@@ -457,17 +463,24 @@ func (tp *TCPSock) dsackSet(seq, end uint32) {
 // or the namespace's tcp_challenge_ack_limit per second is used up (no
 // limit at its default, INT_MAX). Mirrors tcp_send_challenge_ack.
 func (tp *TCPSock) sendChallengeAck() {
-	s := tp.stack
-	if tp.oowRateLimitedAny(memctl.TcpExtTCPACKSkippedChallenge) {
+	if tp.oowRateLimitedAny(memctl.TcpExtTCPACKSkippedChallenge) || !tp.stack.challengeAckAllowed() {
 		return
 	}
+	tp.sendAck()
+}
+
+// challengeAckAllowed is the host-wide part of tcp_send_challenge_ack:
+// the namespace's tcp_challenge_ack_limit per second (no limit at its
+// default, INT_MAX); an allowed challenge ACK is counted in
+// TCPChallengeACK.
+func (s *Stack) challengeAckAllowed() bool {
 	if limit := s.net.Sysctls.TCPChallengeAckLimit(); limit != 1<<31-1 {
 		if !s.tcp.challengeAllow(s, limit) {
-			return
+			return false
 		}
 	}
 	s.mib.Inc(memctl.TcpExtTCPChallengeACK)
-	tp.sendAck()
+	return true
 }
 
 // challengeAllow takes one of the second's challenge ACKs: a new second

@@ -34,10 +34,14 @@ type tcpRequest struct {
 	rcvWnd    uint32
 	clamp     uint32
 	advmss    int
-	retrans   int
-	sentAt    int64
-	timer     *clock.Timer
-	cookie    bool // a SYN cookie request: its SYN-ACK's TSval carries the options (cookieInitTimestamp)
+	retrans   int // num_timeout: SYN-ACKs the timer resent (its back-off)
+	// numRetrans is num_retrans: every SYN-ACK resent, by the timer or
+	// for a retransmitted SYN; any makes the handshake's RTT ambiguous.
+	numRetrans int
+	lastOOWAck int64 // last_oow_ack_time, as TCPSock.lastOOWAck
+	sentAt     int64
+	timer      *clock.Timer
+	cookie     bool // a SYN cookie request: its SYN-ACK's TSval carries the options (cookieInitTimestamp)
 }
 
 // initialWindow computes rcv_wnd, the window scale and window_clamp for a
@@ -284,45 +288,143 @@ func (l *TCPSock) synackTimerFired(r *tcpRequest) {
 		return
 	}
 	r.retrans++
-	l.stack.mib.Inc(memctl.TcpRetransSegs)
-	l.stack.mib.Inc(memctl.TcpExtTCPSynRetrans)
-	r.sendSynAck(l.stack)
-	r.timer.Reset(min(tcpTimeoutInit<<r.retrans, tcpRtoMax))
+	r.rtxSynAck(l.stack)
+	r.timer.Reset(r.timeout())
 }
 
-// checkReq processes a segment for a pending request: a retransmitted SYN
-// gets the SYN-ACK again, a RST drops the request, the ACK of our SYN-ACK
-// creates the child. Mirrors tcp_check_req; every segment it does not
-// turn into a child (tcp_check_req returning NULL) is counted in the
-// listener's sk_drops, as tcp_v4_rcv's discard_and_relse does, apart from
-// one with a wrong ACK, which the listener itself answers with a RST.
+// timeout is the request's current SYN-ACK timeout, backed off by the
+// timer's resends. Mirrors reqsk_timeout(req, TCP_RTO_MAX).
+func (r *tcpRequest) timeout() time.Duration {
+	return min(tcpTimeoutInit<<r.retrans, tcpRtoMax)
+}
+
+// rtxSynAck resends the SYN-ACK and counts it. Mirrors tcp_rtx_synack.
+func (r *tcpRequest) rtxSynAck(s *Stack) {
+	r.numRetrans++
+	s.mib.Inc(memctl.TcpRetransSegs)
+	s.mib.Inc(memctl.TcpExtTCPSynRetrans)
+	r.sendSynAck(s)
+}
+
+// sendAck answers a segment for the request with <SEQ=ISS+1><ACK=RCV.NXT>
+// and the SYN-ACK's window, unscaled by the window scale. Mirrors
+// tcp_v4_reqsk_send_ack for a listener's request.
+func (r *tcpRequest) sendAck(s *Stack) {
+	b := allocControlSkb()
+	var opts [12]byte
+	n := 0
+	if r.tstampOK {
+		tsval := uint32(s.clock.Nanotime()/int64(time.Millisecond)) + r.tsOffset
+		n = header.EncodeOptions(opts[:], true, tsval, r.tsRecent, nil)
+	}
+	hlen := header.TCPMinSize + n
+	th := header.TCP(b.Push(hlen))
+	th.Encode(&header.TCPFields{SrcPort: r.tu.lport, DstPort: r.tu.rport, Seq: r.iss + 1, Ack: r.irs + 1,
+		DataOffset: hlen, Flags: header.TCPFlagAck, Window: uint16(r.synackWindow() >> r.wscale())})
+	copy(th[header.TCPMinSize:], opts[:n])
+	th.SetChecksum(th.CalculateChecksum(r.tu.laddr, r.tu.raddr))
+	b.SetTransportHeader()
+	s.mib.Inc(memctl.TcpOutSegs)
+	s.ipOutput(b, r.route, r.tu.laddr, r.tu.raddr, header.IPv4ProtocolTCP, r.ttl, r.tos, nil)
+}
+
+// wscale is the request's receive window scale, 0 without the option.
+func (r *tcpRequest) wscale() uint8 {
+	if !r.wscaleOK {
+		return 0
+	}
+	return r.rcvWscale
+}
+
+// synackWindow is the window the SYN-ACK offered: rcv_wnd, at most 65535
+// (a SYN's window is never scaled). Mirrors tcp_synack_window.
+func (r *tcpRequest) synackWindow() uint32 { return min(r.rcvWnd, 65535) }
+
+// inWindow mirrors tcp_in_window (tcp_minisocks.c): the segment starts at
+// sWin, or overlaps [sWin, eWin), or is empty at eWin.
+func inWindow(seq, end, sWin, eWin uint32) bool {
+	if seq == sWin {
+		return true
+	}
+	if seqGT(end, sWin) && seqLT(seq, eWin) {
+		return true
+	}
+	return seq == eWin && seq == end
+}
+
+// checkReq processes a segment for a pending request in tcp_check_req's
+// order: a retransmitted SYN gets the SYN-ACK again; a wrong ACK is left to
+// the listener (a RST answers it); an out-of-window segment gets an ACK; a
+// RST at rcv_nxt or a SYN in the window drops the request (a RST answers
+// the SYN); the ACK of our SYN-ACK creates the child. Mirrors
+// tcp_check_req; every segment it does not turn into a child (tcp_check_req
+// returning NULL) is counted in the listener's sk_drops, as tcp_v4_rcv's
+// discard_and_relse does, apart from one with a wrong ACK.
+//
+// A RST in the window but not at rcv_nxt draws a challenge ACK under the
+// request's rate limit and the host-wide one, and leaves the request: what
+// the live 6.18.44 kernel does (TCPChallengeACK, TCPACKSkippedChallenge
+// sharing last_oow_ack_time with the out-of-window ACKs; no
+// TcpAttemptFails), where the tcp_check_req read for this code dropped the
+// request for any RST in the window.
 func (l *TCPSock) checkReq(r *tcpRequest, b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool {
 	s := l.stack
 	flags := cbGetFlags(b)
 	seq := cbGetSeq(b)
-	if flags&tcpSyn != 0 && flags&tcpAck == 0 && seq == r.irs {
-		r.sendSynAck(s)
-		l.dropReason(b)
-		return false
-	}
-	if flags&tcpRst != 0 {
-		if seq == r.irs+1 {
-			r.timer.Stop()
-			delete(l.reqs, r.tu)
-			s.mib.Inc(memctl.TcpExtEmbryonicRsts)
+	if seq == r.irs && flags&(tcpRst|tcpSyn|tcpAck) == tcpSyn {
+		// A retransmitted SYN: resend the SYN-ACK, rate-limited, and
+		// restart the timer from now with its current timeout, "similar
+		// to the idea of fast retransmit in recovery"
+		// (mod_timer_pending).
+		if !s.oowRateLimitedAt(&r.lastOOWAck, memctl.TcpExtTCPACKSkippedSynRecv) {
+			r.rtxSynAck(s)
+			r.timer.Reset(r.timeout())
 		}
 		l.dropReason(b)
 		return false
 	}
-	if flags&tcpAck == 0 {
-		l.dropReason(b)
-		return false
-	}
-	if cbGetAckSeq(b) != r.iss+1 {
+	if flags&tcpAck != 0 && cbGetAckSeq(b) != r.iss+1 {
+		// tcp_check_req returns the listener, whose
+		// tcp_rcv_state_process drops a RST and answers the rest.
+		if flags&tcpRst != 0 {
+			l.dropReason(b)
+			return false
+		}
 		s.tcpSendReset(th, r.tu.raddr, r.tu.laddr, b.Len())
 		return false
 	}
-	if seq != r.irs+1 && !seqBetween(seq, r.irs+1, r.irs+1+r.rcvWnd) {
+	rcvNxt := r.irs + 1
+	if !inWindow(seq, cbGetEndSeq(b), rcvNxt, rcvNxt+r.synackWindow()) {
+		// tcp_oow_rate_limited: data (not a SYN) is always answered.
+		if flags&tcpRst == 0 && (seq != cbGetEndSeq(b) && flags&tcpSyn == 0 ||
+			!s.oowRateLimitedAt(&r.lastOOWAck, memctl.TcpExtTCPACKSkippedSynRecv)) {
+			r.sendAck(s)
+		}
+		l.dropReason(b)
+		return false
+	}
+	if seq == r.irs {
+		flags &^= tcpSyn // the SYN is before the window: truncated
+	}
+	if flags&tcpRst != 0 && seq != rcvNxt {
+		if !s.oowRateLimitedAt(&r.lastOOWAck, memctl.TcpExtTCPACKSkippedChallenge) && s.challengeAckAllowed() {
+			r.sendAck(s)
+		}
+		l.dropReason(b)
+		return false
+	}
+	if flags&(tcpRst|tcpSyn) != 0 { // embryonic_reset
+		s.mib.Inc(memctl.TcpAttemptFails)
+		if flags&tcpRst == 0 {
+			s.tcpSendReset(th, r.tu.raddr, r.tu.laddr, b.Len())
+		}
+		r.timer.Stop()
+		delete(l.reqs, r.tu)
+		s.mib.Inc(memctl.TcpExtEmbryonicRsts)
+		l.dropReason(b)
+		return false
+	}
+	if flags&tcpAck == 0 {
 		l.dropReason(b)
 		return false
 	}
@@ -411,7 +513,7 @@ func (l *TCPSock) createChild(r *tcpRequest, b *skb.SKB, th header.TCP, opts *he
 	t.mu.Unlock()
 	c.state = TCPSynRecv
 	s.mib.Inc(memctl.TcpPassiveOpens)
-	if rttOK && r.retrans == 0 && r.sentAt != 0 {
+	if rttOK && r.numRetrans == 0 && r.sentAt != 0 {
 		c.rttEstimator(time.Duration(c.now() - r.sentAt))
 		c.updateRttMin(time.Duration(c.now() - r.sentAt)) // tcp_synack_rtt_meas feeds min_rtt too
 	}
