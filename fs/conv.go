@@ -192,7 +192,7 @@ func (pd *protoDir) counts6() (inuse int) {
 type slot struct {
 	pd    *protoDir
 	n     int
-	dir   *dirNode
+	dir   convDir
 	conv  Conv        // current (or last) conversation; nil before first use
 	inuse int         // open ctl, data and err handles, plus waiting listens
 	owner uint32      // uid of the opener that allocated it (or the last wstat's)
@@ -207,8 +207,23 @@ func (pd *protoDir) newSlot(n int) *slot {
 	for _, f := range convFileNames {
 		files = append(files, &convFile{s: s, typ: f.typ, name: f.name, mode: f.mode})
 	}
-	s.dir = newDir(qpath(pd.proto, n, qConvDir), strconv.Itoa(n), staticList(files...))
+	s.dir = convDir{newDir(qpath(pd.proto, n, qConvDir), strconv.Itoa(n), staticList(files...)), s}
 	return s
+}
+
+// convDir is a conversation's directory, owned by the conversation's
+// owner as Plan 9's ipgen gives it cv->owner.
+type convDir struct {
+	*dirNode
+	s *slot
+}
+
+func (d convDir) Stat() Stat {
+	st := d.dirNode.Stat()
+	d.s.pd.mu.Lock()
+	st.Uid, st.Gid = d.s.owner, d.s.owner
+	d.s.pd.mu.Unlock()
+	return st
 }
 
 // free reports whether the slot may be (re)allocated. Caller holds pd.mu.

@@ -44,8 +44,9 @@ func open(t *testing.T, tr *Tree, uid uint32, flags int, path ...string) (Handle
 	return walk(t, tr.Root(), path...).(File).Open(context.Background(), OpenReq{Flags: flags, Uid: uid, Gid: uid})
 }
 
-// TestConvOwnership: the opener owns the conversation; another uid gets
-// EACCES on ctl and data, root may open them.
+// TestConvOwnership: the opener owns the conversation (and its
+// directory); another uid gets EACCES on ctl and data, root may open
+// them.
 func TestConvOwnership(t *testing.T) {
 	tr := newTestTree(t)
 	ctl, err := open(t, tr, 1000, syscall.O_RDWR, "udp", "clone")
@@ -55,6 +56,9 @@ func TestConvOwnership(t *testing.T) {
 	defer ctl.Release()
 	if st := walk(t, tr.Root(), "udp", "0", "data").Stat(); st.Uid != 1000 || st.Mode != 0660 {
 		t.Fatalf("data stat %+v", st)
+	}
+	if st := walk(t, tr.Root(), "udp", "0").Stat(); st.Uid != 1000 || st.Mode != fs.ModeDir|0555 {
+		t.Fatalf("conversation directory stat %+v, want the owner's, 0555 (Plan 9's ipgen)", st)
 	}
 	for _, f := range []string{"ctl", "data", "err"} {
 		if _, err := open(t, tr, 1001, syscall.O_RDWR, "udp", "0", f); !errors.Is(err, syscall.EACCES) {
@@ -116,6 +120,9 @@ func TestConvWstat(t *testing.T) {
 	}
 	if st := walk(t, tr.Root(), "udp", "0", "err").Stat(); st.Uid != 1002 {
 		t.Fatalf("err owner %d after wstat", st.Uid)
+	}
+	if st := walk(t, tr.Root(), "udp", "0").Stat(); st.Uid != 1002 {
+		t.Fatalf("the conversation's directory belongs to %d, want its owner 1002", st.Uid)
 	}
 	if err := file("ctl").Wstat(1000, nil, mode(0600)); !errors.Is(err, syscall.EPERM) {
 		t.Fatalf("the old owner's wstat: %v, want EPERM", err)
