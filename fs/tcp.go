@@ -495,9 +495,15 @@ func (c *tcpConv) flushLinger(ctx context.Context) {
 	}
 }
 
+// Free reports whether a released conversation's slot may take a new
+// one: once Closed, or once only a timewait sock is left. Plan 9 waits for
+// Closed, but its Time_wait is short; with Linux's 60 s one, 4096 slots
+// would cap short connections near 68 a second, where Linux's timewait
+// socks hold no descriptor (tcp_max_tw_buckets bounds them). The timewait
+// sock lives on in the stack, answering its 4-tuple, without a directory.
 func (c *tcpConv) Free() bool {
 	c.mu.Lock()
 	r := c.released
 	c.mu.Unlock()
-	return r && c.s.State() == netstack.TCPClose
+	return r && (c.s.State() == netstack.TCPClose || c.s.IsTimewait())
 }

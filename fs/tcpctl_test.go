@@ -957,3 +957,35 @@ func TestIgnoreAdvice(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeWaitSlotReused: a released conversation in TIME_WAIT gives its
+// slot to the next clone, as Linux's timewait sock holds no descriptor,
+// while the stack keeps the timewait sock (sockstat's tw). The slot was
+// held for the whole 60 s, so 4096 short connections a minute blocked
+// clone with "no free devices".
+func TestTimeWaitSlotReused(t *testing.T) {
+	ta, tb := treePair(t)
+	srv := clone(t, tb, "tcp")
+	srv.must("announce 8046")
+	h, err := open(t, ta, 0, syscall.O_RDWR, "tcp", "clone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	k, _ := h.Read(context.Background(), buf, 0)
+	n := string(buf[:k])
+	a := &conv{t: t, tr: ta, ctl: h, n: n}
+	a.must("connect 198.18.0.2!8046")
+	b := srv.accept()
+	a.must("close") // our FIN first: we end in TIME_WAIT
+	b.must("close")
+	a.waitState("Time_wait")
+	h.Release()
+	c := clone(t, ta, "tcp")
+	if c.n != n {
+		t.Fatalf("clone took conversation %s, want the TIME_WAIT one's slot %s", c.n, n)
+	}
+	if s := sysRead(t, ta, "sockstat"); !strings.Contains(s, " tw 1 ") {
+		t.Fatalf("sockstat lost the timewait sock:\n%s", s)
+	}
+}

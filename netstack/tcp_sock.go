@@ -589,6 +589,16 @@ func (tp *TCPSock) State() TCPState {
 	return tp.state
 }
 
+// IsTimewait reports whether the socket is only what Linux keeps as an
+// inet_timewait_sock: in TIME_WAIT, or a FIN_WAIT2 orphan tcp_time_wait
+// made one (fw2tw). Once the user has closed it, Linux has no full socket
+// left, and nothing but the 4-tuple's lookup refers to it.
+func (tp *TCPSock) IsTimewait() bool {
+	tp.lockSock()
+	defer tp.releaseSock()
+	return tp.state == TCPTimeWait || tp.fw2tw
+}
+
 // LocalAddr returns the bound local address (IPv4-mapped for an IPv4
 // connection of an IPv6 socket).
 func (tp *TCPSock) LocalAddr() netip.AddrPort {
