@@ -32,7 +32,13 @@ func startImport(t *testing.T, ns *netns, addr string, flags ...string) *importe
 // startImportBin is startImport with the sockfs binary bin.
 func startImportBin(t testing.TB, bin string, ns *netns, addr string, flags ...string) *importer {
 	t.Helper()
-	im := &importer{out: new(lockedBuffer), done: make(chan error, 1), dir: t.TempDir()}
+	return startImportAt(t, bin, ns, addr, t.TempDir(), flags...)
+}
+
+// startImportAt is startImportBin mounting at dir.
+func startImportAt(t testing.TB, bin string, ns *netns, addr, dir string, flags ...string) *importer {
+	t.Helper()
+	im := &importer{out: new(lockedBuffer), done: make(chan error, 1), dir: dir}
 	args := append(append([]string{"import"}, flags...), addr, im.dir)
 	if ns != nil {
 		im.cmd = ns.cmd(bin, args...)
@@ -437,5 +443,26 @@ func TestImportServerGone(t *testing.T) {
 	}
 	if mounted(im.dir) {
 		t.Errorf("import left %s mounted", im.dir)
+	}
+}
+
+// TestImportRecoversStaleMount: an import started on a mount point that a
+// killed import left stale ("Transport endpoint is not connected")
+// recovers it, as serve does, and mounts; it said "is not a directory"
+// and exited 2, leaving a manual umount to the user.
+func TestImportRecoversStaleMount(t *testing.T) {
+	needImport(t)
+	ns := newNetns(t)
+	startServe(t, ns, "sfimpS0", "--9p", "127.0.0.1:5643")
+	im := startImport(t, ns, "127.0.0.1:5643")
+	im.cmd.Process.Kill()
+	<-im.done
+	im.done <- nil
+	if _, err := os.Stat(im.dir); !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("after SIGKILL, stat of the mount point: %v, want ENOTCONN", err)
+	}
+	again := startImportAt(t, sockfsBin(t), ns, "127.0.0.1:5643", im.dir)
+	if b, err := os.ReadFile(again.dir + "/sys/ipv4/tcp_rmem"); err != nil || len(b) == 0 {
+		t.Fatalf("the second import's tree: %q %v\n%s", b, err, again.out)
 	}
 }

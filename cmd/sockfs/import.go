@@ -78,6 +78,12 @@ func runImport(args []string) int {
 			return 2
 		}
 	}
+	// A mount point left stale by a killed import (ENOTCONN) is
+	// recovered first, as serve does; a live mount is refused.
+	if err := fuse.RecoverStale(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "sockfs import: %v\n", err)
+		return 1
+	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		fmt.Fprintf(os.Stderr, "sockfs import: %s is not a directory\n", dir)
 		return 2
