@@ -2,6 +2,7 @@ package p9
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -52,6 +53,7 @@ type Remote struct {
 
 	mu    sync.Mutex
 	nodes map[string]*rnode    // by path, so a name keeps one Node
+	fids  list.List            // rnodes holding a fid, most recently used first (not the root)
 	users map[uint32]*session  // PerUser sessions, by uid
 	fails map[uint32]time.Time // last failed attach per uid
 	convs map[string]*rconv    // TCP conversations with files open here, by directory
@@ -228,23 +230,116 @@ func convErr(err error) error {
 // 9P has no attribute for it, so the import goes by name.
 var streamNames = map[string]bool{"clone": true, "ctl": true, "data": true, "listen": true, "cs": true}
 
-// rnode is a remote node: a fid walked to it (kept for the node's life,
-// for getattr and as the origin of opens and walks) and its path.
+// maxCachedFids bounds the fids the Remote keeps walked to nodes, so that
+// an import that has seen many conversations stays within the server's
+// fids per connection (DefaultMaxFids, 4096). The kernel's FUSE FORGET
+// does not reach the tree, so nodes are never told they are gone.
+const maxCachedFids = 256
+
+// rnode is a remote node: its path, and a fid walked to it (for getattr
+// and as the origin of opens and walks), kept while the node is among the
+// most recently used and given back (clunked) after; the next use walks
+// a new one from the root.
 type rnode struct {
 	r    *Remote
 	path string // slash-separated, "" for the root
+
+	// Under r.mu: f is nil once given back; busy counts the calls using
+	// f, which keep it from being given back; elem is the node's place
+	// in r.fids.
 	f    *cfid
+	busy int
+	elem *list.Element
 
 	mu  sync.Mutex
 	qid fs.Qid
 	st  fs.Stat
 }
 
+// hold returns the node's fid, walked anew from the root if it was given
+// back, and keeps it until unhold.
+func (n *rnode) hold(ctx context.Context) (*cfid, error) {
+	r := n.r
+	r.mu.Lock()
+	if n.f != nil {
+		n.busy++
+		r.touchLocked(n)
+		f := n.f
+		r.mu.Unlock()
+		return f, nil
+	}
+	r.mu.Unlock()
+	f, err := r.main.root.walk(ctx, strings.Split(n.path, "/")...)
+	if err != nil {
+		return nil, convErr(err)
+	}
+	return n.adopt(f), nil
+}
+
+// adopt makes f the node's fid, held once, unless another caller gave it
+// one meanwhile (f is then clunked, and that one held). Least recently
+// used fids beyond maxCachedFids are given back.
+func (n *rnode) adopt(f *cfid) *cfid {
+	r := n.r
+	r.mu.Lock()
+	if n.f != nil {
+		n.busy++
+		r.touchLocked(n)
+		have := n.f
+		r.mu.Unlock()
+		f.clunk()
+		return have
+	}
+	n.f = f
+	n.busy++
+	r.touchLocked(n)
+	var back []*cfid
+	for e := r.fids.Back(); e != nil && r.fids.Len() > maxCachedFids; {
+		v := e.Value.(*rnode)
+		prev := e.Prev()
+		if v.busy == 0 {
+			back = append(back, v.f)
+			v.f, v.elem = nil, nil
+			r.fids.Remove(e)
+		}
+		e = prev
+	}
+	r.mu.Unlock()
+	for _, b := range back {
+		b.clunk()
+	}
+	return f
+}
+
+// unhold ends a use of the fid hold returned.
+func (n *rnode) unhold() {
+	n.r.mu.Lock()
+	n.busy--
+	n.r.mu.Unlock()
+}
+
+// touchLocked moves n to the front of r.fids (the root stays out).
+func (r *Remote) touchLocked(n *rnode) {
+	if n == r.root || n.path == "" {
+		return
+	}
+	if n.elem == nil {
+		n.elem = r.fids.PushFront(n)
+		return
+	}
+	r.fids.MoveToFront(n.elem)
+}
+
 func (n *rnode) name() string { return n.path[strings.LastIndexByte(n.path, '/')+1:] }
 
 // refresh fetches the node's attributes (one Tgetattr or Tstat).
 func (n *rnode) refresh() error {
-	a, err := n.f.stat(context.Background())
+	f, err := n.hold(context.Background())
+	if err != nil {
+		return err
+	}
+	a, err := f.stat(context.Background())
+	n.unhold()
 	if err != nil {
 		return convErr(err)
 	}
@@ -270,7 +365,13 @@ func (n *rnode) Qid() fs.Qid {
 // Wstat asks the server to change the node's owner or mode (it decides:
 // a conversation's owner may, through ctl or data).
 func (n *rnode) Wstat(_ uint32, owner *uint32, mode *iofs.FileMode) error {
-	if err := n.f.wstat(context.Background(), owner, mode); err != nil {
+	f, err := n.hold(context.Background())
+	if err != nil {
+		return err
+	}
+	err = f.wstat(context.Background(), owner, mode)
+	n.unhold()
+	if err != nil {
 		return convErr(err)
 	}
 	n.refresh()
@@ -292,7 +393,12 @@ func (r *Remote) node(parent *rnode, name string) (*rnode, error) {
 	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
 		return nil, syscall.ENOENT
 	}
-	f, err := parent.f.walk(context.Background(), name)
+	pf, err := parent.hold(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	f, err := pf.walk(context.Background(), name)
+	parent.unhold()
 	if err != nil {
 		return nil, convErr(err)
 	}
@@ -301,17 +407,14 @@ func (r *Remote) node(parent *rnode, name string) (*rnode, error) {
 		path = parent.path + "/" + name
 	}
 	r.mu.Lock()
-	if n, ok := r.nodes[path]; ok {
-		r.mu.Unlock()
-		f.clunk()
-		if err := n.refresh(); err != nil {
-			return nil, err
-		}
-		return n, nil
+	n, ok := r.nodes[path]
+	if !ok {
+		n = &rnode{r: r, path: path}
+		r.nodes[path] = n
 	}
-	n := &rnode{r: r, path: path, f: f}
-	r.nodes[path] = n
 	r.mu.Unlock()
+	n.adopt(f) // or clunked, if n kept a fid
+	n.unhold()
 	if err := n.refresh(); err != nil {
 		return nil, err
 	}
@@ -349,7 +452,12 @@ func (d rdir) List() []fs.Node {
 // directory (fs.ErrLister).
 func (d rdir) ListErr() ([]fs.Node, error) {
 	ctx := context.Background()
-	f, err := d.f.walk(ctx)
+	df, err := d.hold(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f, err := df.walk(ctx)
+	d.unhold()
 	if err != nil {
 		return nil, err
 	}
@@ -366,9 +474,14 @@ func (d rdir) ListErr() ([]fs.Node, error) {
 		if e.name == "." || e.name == ".." {
 			continue
 		}
-		if n, err := d.r.node(d.rnode, e.name); err == nil {
-			out = append(out, d.r.wrap(n))
+		n, err := d.r.node(d.rnode, e.name)
+		if err != nil {
+			if errors.Is(err, syscall.ENOENT) {
+				continue // gone since the listing
+			}
+			return nil, err // not an empty directory
 		}
+		out = append(out, d.r.wrap(n))
 	}
 	return out, nil
 }
@@ -386,7 +499,11 @@ func (f rfile) Open(ctx context.Context, req fs.OpenReq) (fs.Handle, error) {
 	}
 	var nf *cfid
 	if s == f.r.main {
-		nf, err = f.f.walk(ctx)
+		var of *cfid
+		if of, err = f.hold(ctx); err == nil {
+			nf, err = of.walk(ctx)
+			f.unhold()
+		}
 	} else {
 		nf, err = s.root.walk(ctx, strings.Split(f.path, "/")...)
 	}

@@ -418,3 +418,60 @@ func TestRemoteWstat(t *testing.T) {
 	defer ctl.Release()
 	checkRemoteWstat(t, e, r, readNum(t, ctl))
 }
+
+// TestRemoteFidsBounded: the import keeps at most maxCachedFids fids
+// walked to the nodes it has seen, giving back the least recently used
+// and walking again when one is used, so looking up more nodes than the
+// server lets one connection hold works. Each node kept its fid for good,
+// and an import failed with "too many fids" (EMFILE) after some 2,000
+// conversations' files against the default 4096.
+func TestRemoteFidsBounded(t *testing.T) {
+	e := newEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, e.ta.Root(), Options{MaxFids: maxCachedFids + 100}) }()
+	t.Cleanup(func() { cancel(); <-done })
+	r := dialRemote(t, ln.Addr().String())
+	var convs []string
+	for range 60 { // 60 conversations of 11 files: 720 nodes
+		convs = append(convs, readNum(t, local(t, e.ta, "tcp/clone")))
+	}
+	lookup := func(d fs.Node, name string) fs.Node {
+		t.Helper()
+		n, err := d.(fs.Dir).Lookup(name)
+		if err != nil {
+			t.Fatalf("lookup %s: %v", name, err)
+		}
+		return n
+	}
+	tcp := lookup(r.Root(), "tcp")
+	for _, n := range convs {
+		dir := lookup(tcp, n)
+		for _, name := range []string{"ctl", "data", "err", "listen", "local", "remote", "status", "mem", "rcvbuf", "sndbuf"} {
+			if st := lookup(dir, name).Stat(); st.Name != name {
+				t.Fatalf("tcp/%s/%s stat %+v", n, name, st)
+			}
+		}
+	}
+	r.mu.Lock()
+	held := r.fids.Len()
+	r.mu.Unlock()
+	if held > maxCachedFids {
+		t.Fatalf("%d fids kept, want at most %d", held, maxCachedFids)
+	}
+	// The first conversation's nodes gave their fids back: they walk
+	// again, and its status opens and reads.
+	h := remoteOpen(t, r, "tcp/"+convs[0]+"/status", syscall.O_RDONLY)
+	defer h.Release()
+	buf := make([]byte, 256)
+	if k, err := h.Read(context.Background(), buf, 0); err != nil || !strings.HasPrefix(string(buf[:k]), "Closed") {
+		t.Fatalf("status of an evicted node: %q %v", buf[:k], err)
+	}
+	if names := listNames(tcp.(fs.Dir)); !strings.Contains(names, " "+convs[59]+" ") {
+		t.Fatalf("tcp lists%s", names)
+	}
+}
