@@ -261,10 +261,7 @@ type rnode struct {
 func (n *rnode) hold(ctx context.Context) (*cfid, error) {
 	r := n.r
 	r.mu.Lock()
-	if n.f != nil {
-		n.busy++
-		r.touchLocked(n)
-		f := n.f
+	if f := n.holdLocked(); f != nil {
 		r.mu.Unlock()
 		return f, nil
 	}
@@ -276,16 +273,23 @@ func (n *rnode) hold(ctx context.Context) (*cfid, error) {
 	return n.adopt(f), nil
 }
 
+// holdLocked holds the node's fid if it has one (nil if not). Caller
+// holds r.mu.
+func (n *rnode) holdLocked() *cfid {
+	if n.f != nil {
+		n.busy++
+		n.r.touchLocked(n)
+	}
+	return n.f
+}
+
 // adopt makes f the node's fid, held once, unless another caller gave it
 // one meanwhile (f is then clunked, and that one held). Least recently
 // used fids beyond maxCachedFids are given back.
 func (n *rnode) adopt(f *cfid) *cfid {
 	r := n.r
 	r.mu.Lock()
-	if n.f != nil {
-		n.busy++
-		r.touchLocked(n)
-		have := n.f
+	if have := n.holdLocked(); have != nil {
 		r.mu.Unlock()
 		f.clunk()
 		return have
