@@ -217,7 +217,7 @@ func serve(args []string) error {
 			log.Warn("9P clients from --9p-allow networks are let in without credentials: anyone there may use this machine's stack", "allow", cfg.p9Allow)
 		}
 		if cfg.p9TLS != nil {
-			ln = tls.NewListener(ln, cfg.p9TLS)
+			ln = p9.TLSListener(ln, cfg.p9TLS)
 			opts.Attach = p9.CertUser
 			log.Info("9P over mutual TLS: clients attach as their certificate's common name")
 		}

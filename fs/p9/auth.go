@@ -1,6 +1,7 @@
 package p9
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -132,6 +133,55 @@ func (l *allowListener) allowed(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// TLSListener is tls.NewListener(ln, cfg) that also answers a client
+// speaking plain 9P to it: its Tversion (size, type 100, NOTAG) gets an
+// Rerror saying 9P goes inside TLS here, and the connection is closed.
+// Without it, a 9P2000.L Tversion of 21 bytes read as a TLS alert record
+// header (type 21) announcing 100 bytes, and the handshake waited for
+// them until its timeout (10 s) while the client waited for an answer.
+func TLSListener(ln net.Listener, cfg *tls.Config) net.Listener {
+	return tls.NewListener(plainGuardListener{ln}, cfg)
+}
+
+type plainGuardListener struct{ net.Listener }
+
+func (l plainGuardListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &plainGuard{Conn: nc, br: bufio.NewReaderSize(nc, 512)}, nil
+}
+
+// plainGuard looks at a connection's first bytes before TLS reads them.
+type plainGuard struct {
+	net.Conn
+	br      *bufio.Reader
+	checked bool
+}
+
+// errPlain9P ends the handshake of a client that spoke plain 9P.
+var errPlain9P = errors.New("plain 9P on the TLS port")
+
+// plainTLSText is the Rerror's text for a plain 9P client.
+const plainTLSText = "this server speaks 9P inside mutual TLS (sockfs import --tls CERT,KEY,CA)"
+
+func (g *plainGuard) Read(p []byte) (int, error) {
+	if !g.checked {
+		g.checked = true
+		// A TLS record starts with a type of 20-23 and a version of 3.x,
+		// so no TLS client's bytes 4-6 are 100 (Tversion), 0xff, 0xff.
+		if h, err := g.br.Peek(hdrLen); err == nil && h[4] == msgTversion && le.Uint16(h[5:]) == noTag {
+			var e enc
+			e.start(msgRerror, noTag)
+			e.str(plainTLSText)
+			g.Conn.Write(e.finish())
+			return 0, errPlain9P
+		}
+	}
+	return g.br.Read(p)
 }
 
 // MakeCerts writes, in dir, a CA (ca.crt, ca.key) and certificates signed

@@ -59,6 +59,11 @@ func newClient(nc net.Conn, msize uint32) (*client, error) {
 			return nil, err
 		}
 		dc := dec{b: m[hdrLen:]}
+		if m[4] == msgRerror {
+			// The server's reason (a TLS-only server says so).
+			nc.Close()
+			return nil, perr(syscall.EPROTO, "version refused: "+dc.str())
+		}
 		if m[4] != msgRversion {
 			nc.Close()
 			return nil, perr(syscall.EPROTO, "version refused")
