@@ -97,20 +97,32 @@ func (h *replyHandle) Read(_ context.Context, p []byte, _ int64) (int, error) {
 	return copy(p, line), nil
 }
 
-// lookupIP4 resolves host to IPv4 addresses through the stack's own UDP
-// (the dns file's resolvers), as Plan 9's cs asks ndb/dns. A tree without
-// resolvers translates no names (resolve's ENOENT, "no resolvers"): it
-// used to ask the host's resolver, outside the stack, so a test's tree
-// could send a query off the machine.
-func (t *Tree) lookupIP4(ctx context.Context, host string) ([]netip.Addr, error) {
+// lookupIP resolves host to its addresses through the stack's own UDP
+// (the dns file's resolvers), as Plan 9's cs asks ndb/dns for a name's
+// ip attributes: the A records' addresses, then the AAAA records', asked
+// for at once. The A query decides (a name that does not exist, no
+// resolver answering); a failed AAAA query only leaves out IPv6
+// addresses. A tree without resolvers translates no names (resolve's
+// ENOENT, "no resolvers"): it used to ask the host's resolver, outside
+// the stack, so a test's tree could send a query off the machine.
+func (t *Tree) lookupIP(ctx context.Context, host string) ([]netip.Addr, error) {
+	aaaa := make(chan []dnsmessage.Resource, 1)
+	go func() {
+		rrs, _ := t.resolve(ctx, host, dnsmessage.TypeAAAA)
+		aaaa <- rrs
+	}()
 	rrs, err := t.resolve(ctx, host, dnsmessage.TypeA)
+	rrs6 := <-aaaa
 	if err != nil {
 		return nil, err
 	}
 	var out []netip.Addr
-	for _, rr := range rrs {
-		if a, ok := rr.Body.(*dnsmessage.AResource); ok {
+	for _, rr := range append(rrs, rrs6...) {
+		switch a := rr.Body.(type) {
+		case *dnsmessage.AResource:
 			out = append(out, netip.AddrFrom4(a.A))
+		case *dnsmessage.AAAAResource:
+			out = append(out, netip.AddrFrom16(a.AAAA))
 		}
 	}
 	return out, nil
@@ -162,7 +174,7 @@ func (t *Tree) csTranslate(ctx context.Context, root, q string) ([]string, error
 			addrs = []netip.Addr{a.Unmap()}
 			break
 		}
-		ips, err := t.lookupIP4(ctx, host)
+		ips, err := t.lookupIP(ctx, host)
 		if err != nil || len(ips) == 0 {
 			if ctx.Err() != nil {
 				return nil, syscall.EINTR

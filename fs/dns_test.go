@@ -14,8 +14,9 @@ import (
 )
 
 // testResolver answers on sb's 198.18.0.2:53 until the test ends:
-// host.test. has A 198.18.0.77 and MX 10 mail.test.; every other name
-// does not exist.
+// host.test. has A 198.18.0.77 and MX 10 mail.test.; dual.test. A
+// 198.18.0.78 and AAAA fd00:5f::78; v6.test. only AAAA fd00:5f::79; every
+// other name does not exist.
 func testResolver(t *testing.T, tb *Tree) {
 	u := tb.stack.NewUDP()
 	if err := u.Bind(netip.MustParseAddrPort("198.18.0.2:53")); err != nil {
@@ -39,8 +40,19 @@ func testResolver(t *testing.T, tb *Tree) {
 			r := dnsmessage.Message{Header: dnsmessage.Header{ID: q.Header.ID, Response: true}, Questions: q.Questions}
 			qq := q.Questions[0]
 			hdr := dnsmessage.ResourceHeader{Name: qq.Name, Class: dnsmessage.ClassINET, TTL: 60}
+			name := qq.Name.String()
 			switch {
-			case qq.Name.String() != "host.test.":
+			case name == "dual.test." && qq.Type == dnsmessage.TypeA:
+				r.Answers = []dnsmessage.Resource{{Header: hdr, Body: &dnsmessage.AResource{A: [4]byte{198, 18, 0, 78}}}}
+			case (name == "dual.test." || name == "v6.test.") && qq.Type == dnsmessage.TypeAAAA:
+				a := netip.MustParseAddr("fd00:5f::78")
+				if name == "v6.test." {
+					a = netip.MustParseAddr("fd00:5f::79")
+				}
+				r.Answers = []dnsmessage.Resource{{Header: hdr, Body: &dnsmessage.AAAAResource{AAAA: a.As16()}}}
+			case name == "dual.test." || name == "v6.test.":
+				// no record of that type
+			case name != "host.test.":
 				r.Header.RCode = dnsmessage.RCodeNameError
 			case qq.Type == dnsmessage.TypeA:
 				r.Answers = []dnsmessage.Resource{{Header: hdr, Body: &dnsmessage.AResource{A: [4]byte{198, 18, 0, 77}}}}
@@ -92,6 +104,16 @@ func TestDNSFile(t *testing.T) {
 	}
 	if got, err := query("cs", "tcp!host.test!http"); err != nil || len(got) != 1 || got[0] != "/net/tcp/clone 198.18.0.77!80" {
 		t.Errorf("cs: %q, %v", got, err)
+	}
+	// A name's IPv6 addresses too, after its IPv4 ones, as Plan 9's cs
+	// gives every ip of a name.
+	for q, want := range map[string]string{
+		"tcp!dual.test!80": "/net/tcp/clone 198.18.0.78!80|/net/tcp/clone fd00:5f::78!80",
+		"tcp!v6.test!80":   "/net/tcp/clone fd00:5f::79!80",
+	} {
+		if got, err := query("cs", q); err != nil || strings.Join(got, "|") != want {
+			t.Errorf("cs %q: %q, %v; want %q", q, got, err, want)
+		}
 	}
 	for q, want := range map[string]syscall.Errno{
 		"": syscall.EINVAL, "host.test frob": syscall.EINVAL, "a b c": syscall.EINVAL,
