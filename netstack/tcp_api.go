@@ -957,6 +957,19 @@ func (tp *TCPSock) close(ctx context.Context, linger time.Duration) error {
 		tp.destroyLocked()
 		return nil
 	}
+	if tp.state == TCPTimeWait {
+		// Linux's full socket is in TCP_CLOSE beside its timewait sock
+		// (tcp_time_wait ends with tcp_done), so __tcp_close goes
+		// straight to adjudge_to_death: unread data draws no RST and no
+		// TCPAbortOnClose, tcp_check_oom is not asked, and the timewait
+		// sock runs its course. The full socket goes (its memory went
+		// with the purge above); sockfs's TCPSock stays as the timewait
+		// sock.
+		tp.dead = true
+		tp.sk.SetFlag(memctl.FlagDead)
+		tp.twUncount()
+		return nil
+	}
 	mib := tp.stack.mib
 	if unread > 0 {
 		mib.Inc(memctl.TcpExtTCPAbortOnClose)
@@ -975,12 +988,12 @@ func (tp *TCPSock) close(ctx context.Context, linger time.Duration) error {
 	if tp.state != TCPTimeWait {
 		tp.setOrphan(true)
 	} else {
-		tp.twUncount() // the full socket goes; its timewait sock stays
+		tp.twUncount() // a lingering close that ended in TIME_WAIT: the full socket goes
 	}
 	if tp.state == TCPFinWait2 {
 		tp.finWait2Timer(false)
 	}
-	if tp.state != TCPClose && !tp.fw2tw && tp.checkOOM(0) { // tcp_close: tcp_check_oom(sk, 0)
+	if tp.state != TCPClose && tp.state != TCPTimeWait && !tp.fw2tw && tp.checkOOM(0) { // tcp_close: tcp_check_oom(sk, 0)
 		mib.Inc(memctl.TcpExtTCPAbortOnMemory)
 		tp.setState(TCPClose)
 		tp.sendActiveReset()

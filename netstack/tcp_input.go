@@ -233,15 +233,20 @@ func (tp *TCPSock) rcv(b *skb.SKB, th header.TCP, opts *header.TCPOptions) bool 
 	keep := false
 	switch tp.state {
 	case TCPEstablished, TCPFinWait1, TCPFinWait2:
-		if tp.dead && (b.Len() > 0) && seqGT(cbGetEndSeq(b)-uint32(flags&tcpFin), tp.rcvNxt) {
-			// Data for a socket the user closed: abort. Mirrors the
-			// RCV_SHUTDOWN check of tcp_rcv_state_process (a FIN_WAIT2
-			// timewait sock answers TCP_TW_RST, uncounted).
+		if tp.dead && cbGetSeq(b) != cbGetEndSeq(b) && seqGT(cbGetEndSeq(b)-uint32(flags&tcpFin), tp.rcvNxt) {
+			// Data for a socket the user closed, or a FIN beyond
+			// rcv_nxt: abort. Mirrors the RCV_SHUTDOWN check of
+			// tcp_rcv_state_process (a FIN_WAIT2 timewait sock answers
+			// TCP_TW_RST, uncounted, to anything but a FIN at rcv_nxt).
 			if !tp.fw2tw {
 				tp.stack.mib.Inc(memctl.TcpExtTCPAbortOnData)
 			}
 			tp.sendActiveReset()
 			tp.tcpReset()
+			return false
+		}
+		if tp.fw2tw && flags&tcpFin != 0 && cbGetEndSeq(b) == tp.rcvNxt+1 {
+			tp.timeWaitFin(b)
 			return false
 		}
 		keep = tp.dataQueue(b, fast)
@@ -1001,6 +1006,21 @@ func (tp *TCPSock) timeWaitRcv(b *skb.SKB, th header.TCP, opts *header.TCPOption
 		}
 	}
 	return false
+}
+
+// timeWaitFin takes the peer's FIN, ending at rcv_nxt+1, at a FIN_WAIT2
+// timewait sock: TIME_WAIT, with an ACK. Nothing is queued or charged: a
+// timewait sock has no receive queue and no memory (dataQueue would have
+// queued the FIN's skb and charged its truesize, r832 for 60 s). Mirrors
+// the FIN_WAIT2 part of tcp_timewait_state_process (its TCP_TW_ACK).
+// Deviation: sockfs keeps the full socket's TCPSock for the timewait sock,
+// so rcv's checks of the full socket (PAWS, window, RST, SYN, ACK, new
+// data) come first, where Linux repeats them on the timewait sock; what
+// passes them and is not this FIN goes on to dataQueue, which queues
+// nothing beyond rcv_nxt for it.
+func (tp *TCPSock) timeWaitFin(b *skb.SKB) {
+	tp.rcvNxtUpdate(cbGetEndSeq(b))
+	tp.fin() // FIN_WAIT2 -> TIME_WAIT: the ACK, then tcp_time_wait (rescheduled)
 }
 
 // enterQuickack is tcp_enter_quickack_mode(sk, TCP_MAX_QUICKACKS).

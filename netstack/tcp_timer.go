@@ -673,8 +673,10 @@ func (tp *TCPSock) enterTimeWait() { tp.timeWait(TCPTimeWait, tcpTimewaitLen) }
 // socket; its timers and unsent data go. A FIN_WAIT2 timewait sock
 // (marked fw2tw) expires without a RST, a FIN moves it to TIME_WAIT (the
 // same timewait sock, rescheduled: counted once), new data draws a RST.
-// sockfs keeps one TCPSock for both socks. Mirrors tcp_time_wait with
-// inet_twsk_alloc and __inet_twsk_schedule.
+// An orphan's memory goes with its full socket; a held socket keeps its
+// unread data. sockfs keeps one TCPSock for both socks. Mirrors
+// tcp_time_wait with inet_twsk_alloc and __inet_twsk_schedule, and its
+// tcp_done.
 func (tp *TCPSock) timeWait(state TCPState, tmo time.Duration) {
 	s := tp.stack
 	if tp.fw2tw { // tcp_timewait_state_process: FIN_WAIT2 -> TIME_WAIT
@@ -703,8 +705,20 @@ func (tp *TCPSock) timeWait(state TCPState, tmo time.Duration) {
 	}
 	tp.setInuse(false) // a timewait sock takes the hash slot, uncounted
 	if tp.dead {
-		tp.twUncount() // the orphan's full socket is destroyed
+		// The orphan's full socket is destroyed (tcp_done ->
+		// inet_csk_destroy_sock): out of sockets_allocated, its receive
+		// queues purged (sk_stream_kill_queues, the out-of-order queue
+		// in tcp_v4_destroy_sock) and forward_alloc returned to tcp_mem
+		// (sk_mem_reclaim_final), below with the write queues. What
+		// arrived since the user's close (the peer's FIN, queued by
+		// dataQueue before tcp_fin brought the socket here) no longer
+		// holds rmem_alloc and a page of tcp_mem for 2*MSL.
+		tp.twUncount()
+		tp.purgeRecvQueues()
 	}
+	// A socket the user still holds keeps its receive queue, readable to
+	// the end of the stream and charged until read or closed, as Linux's
+	// full socket (in TCP_CLOSE beside its timewait sock) does.
 	tp.clearRetransTimer()
 	tp.delackTimer.Stop()
 	tp.purgeWriteQueues()

@@ -188,6 +188,7 @@ func TestLinuxDiff(t *testing.T) {
 		{"smallrmem", 3, smallRmem},
 		{"autotune", 3, receiveAutotune},
 		{"fin", 1, unreadFin},
+		{"twheld", 1, heldTimeWait},
 	}
 	complete := 0
 	for _, sc := range scenarios {

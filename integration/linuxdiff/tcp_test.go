@@ -3,9 +3,12 @@ package linuxdiff
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Counters a receiver that never reads may move.
@@ -311,30 +314,80 @@ func unreadFin(t *testing.T, sides [2]sut, rs *rowSet) {
 	var before, after [2]tcpSample
 	for i, side := range sides {
 		port, done := peerServe(t, side, 5*time.Second, func(net.Conn) error { return nil })
-		c, err := side.tcpDial(port)
-		if err != nil {
-			t.Fatalf("%s: %v", side.name(), err)
-		}
-		if err := <-done; err != nil {
-			t.Fatalf("%s: peer: %v", side.name(), err)
-		}
-		// The FIN is in when the state stops changing (CLOSE_WAIT).
-		if _, err := settle(300*time.Millisecond, 5*time.Second, func() (int, error) {
-			s, err := c.info()
-			return s.r, err
-		}); err != nil {
-			t.Fatalf("%s: %v", side.name(), err)
-		}
-		if before[i], err = c.info(); err != nil {
-			t.Fatal(err)
-		}
-		readEOF(t, side, c)
-		if after[i], err = c.info(); err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
+		before[i], after[i] = aroundPeerFin(t, side, port, done, nil)
 	}
 	rs.exact("unread FIN: r (rmem_alloc)", before[0].r, before[1].r)
 	rs.exact("unread FIN: Recv-Q (SIOCINQ leaves the FIN out)", before[0].qin, before[1].qin)
 	rs.exact("FIN read (end of stream): r (rmem_alloc)", after[0].r, after[1].r)
+}
+
+// aroundPeerFin dials the peer serving port, runs then (if not nil) on
+// the connection, waits for the peer to finish (done) and its FIN to
+// arrive, and samples the socket with that FIN unread and again once read
+// to the end of the stream.
+func aroundPeerFin(t *testing.T, side sut, port int, done chan error, then func(tcpSock) error) (before, after tcpSample) {
+	t.Helper()
+	c, err := side.tcpDial(port)
+	if err != nil {
+		t.Fatalf("%s: %v", side.name(), err)
+	}
+	defer c.Close()
+	if then != nil {
+		if err := then(c); err != nil {
+			t.Fatalf("%s: %v", side.name(), err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("%s: peer: %v", side.name(), err)
+	}
+	// The FIN is in when rmem_alloc stops changing.
+	if _, err := settle(300*time.Millisecond, 5*time.Second, func() (int, error) {
+		s, err := c.info()
+		return s.r, err
+	}); err != nil {
+		t.Fatalf("%s: %v", side.name(), err)
+	}
+	if before, err = c.info(); err != nil {
+		t.Fatal(err)
+	}
+	readEOF(t, side, c)
+	if after, err = c.info(); err != nil {
+		t.Fatal(err)
+	}
+	return before, after
+}
+
+// halfCloser is a TCP socket that can shut down its sending side.
+type halfCloser interface {
+	shutdownWrite() error
+}
+
+func (s *kernelSock) shutdownWrite() error { return unix.Shutdown(s.fd, unix.SHUT_WR) }
+
+func (c *conv) shutdownWrite() error { return c.cmd("shutdown wr") }
+
+// heldTimeWait: the system shuts down its sending side, the peer reads to
+// the end and closes, so the system's socket, still held, enters
+// TIME_WAIT with the peer's FIN unread. Linux's tcp_time_wait makes a
+// timewait sock and moves the full socket to TCP_CLOSE (tcp_done) without
+// touching its receive queue: the FIN stays queued and charged until the
+// reader reaches it. What an orphan entering TIME_WAIT gives back cannot
+// be compared here: its timewait sock has no descriptor and inet_diag
+// reports no skmem for it, and sockstat's TCP mem is host-wide and moves
+// by mem_pcpu_rsv (1 MiB) per CPU, not by a socket's page
+// (TestTimeWaitOrphanFreesMemory covers it).
+func heldTimeWait(t *testing.T, sides [2]sut, rs *rowSet) {
+	var before, after [2]tcpSample
+	for i, side := range sides {
+		port, done := peerServe(t, side, 5*time.Second, func(c net.Conn) error {
+			_, err := io.Copy(io.Discard, c)
+			return err
+		})
+		before[i], after[i] = aroundPeerFin(t, side, port, done, func(c tcpSock) error {
+			return c.(halfCloser).shutdownWrite()
+		})
+	}
+	rs.exact("held socket in TIME_WAIT, FIN unread: r (rmem_alloc)", before[0].r, before[1].r)
+	rs.exact("held socket in TIME_WAIT, FIN unread: f (forward_alloc)", before[0].f, before[1].f)
+	rs.exact("held socket in TIME_WAIT, FIN read: r (rmem_alloc)", after[0].r, after[1].r)
 }
