@@ -974,21 +974,30 @@ func TestFiles9P(t *testing.T) {
 	}
 }
 
-// TestFilesDataLength: `stat` of a conversation's data file gives the
-// bytes queued for reading, as Plan 9's devip does (qlen of the read
-// queue), and a read takes them off; reads still get everything, past
-// any length the kernel cached. It was always 0.
-func TestFilesDataLength(t *testing.T) {
+// TestFilesDataSplice: splice(2) from a conversation's data takes no
+// stream bytes: the kernel serves it from its page cache in pages bounded
+// by the file size it cached, so the FUSE size of data stays 0 (9P's
+// stat gives the bytes queued, TestP9Plan9portClient) and splice sees end
+// of file; every byte then comes to read(2). With the queued count as
+// the size, a splice after 10 bytes were seen and 20000 more came took a
+// 4096-byte page and handed on 10, losing 4086.
+func TestFilesDataSplice(t *testing.T) {
 	needTool(t, "python3")
-	d := startFiles(t, "sfsfdlen0")
+	d := startFiles(t, "sfsfdspl0")
 	ctl, n := openConv(t, d.mnt, "announce 7790")
 	defer ctl.Close()
 	peer := d.ns.cmd("python3", "-c", `
-import socket, time
+import socket, sys, time
 s = socket.create_connection(("198.18.0.2", 7790), 10)
-s.sendall(b"x" * 3000)
+s.sendall(b"a" * 10)
+sys.stdin.readline()
+s.sendall(b"b" * 20000)
 time.sleep(10)
 `)
+	next, err := peer.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := peer.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -998,39 +1007,46 @@ time.sleep(10)
 		t.Fatal(err)
 	}
 	defer lst.Close()
-	buf := make([]byte, 4096)
+	buf := make([]byte, 32)
 	k, err := lst.Read(buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(d.mnt, "tcp", string(buf[:k]), "data")
-	size := func() string {
-		out, err := exec.Command("stat", "-c", "%s", path).Output()
-		if err != nil {
-			t.Fatalf("stat %s: %v", path, err)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	waitSize := func(want string) {
+	dir := filepath.Join(d.mnt, "tcp", string(buf[:k]))
+	waitQin := func(want string) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); size() != want; time.Sleep(10 * time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			st, _ := os.ReadFile(filepath.Join(dir, "status"))
+			if strings.Contains(string(st), " qin "+want+" ") {
+				return
+			}
 			if time.Now().After(deadline) {
-				t.Fatalf("stat -c %%s data: %s, want %s", size(), want)
+				t.Fatalf("status %q, want qin %s", st, want)
 			}
 		}
 	}
-	waitSize("3000")
-	data, err := os.Open(path)
+	data, err := os.Open(filepath.Join(dir, "data"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer data.Close()
-	if k, err := io.ReadFull(data, buf[:1000]); k != 1000 || err != nil {
-		t.Fatalf("read %d, %v", k, err)
+	waitQin("10")
+	if st, err := data.Stat(); err != nil || st.Size() != 0 {
+		t.Fatalf("FUSE size of data %d (%v), want 0", st.Size(), err)
 	}
-	waitSize("2000")
-	if k, err := io.ReadFull(data, buf[:2000]); k != 2000 || err != nil {
-		t.Fatalf("read the rest: %d, %v", k, err)
+	next.Write([]byte("go\n"))
+	waitQin("20010")
+	var p [2]int
+	if err := syscall.Pipe(p[:]); err != nil {
+		t.Fatal(err)
 	}
-	waitSize("0")
+	defer syscall.Close(p[0])
+	defer syscall.Close(p[1])
+	if k, err := syscall.Splice(int(data.Fd()), nil, p[1], nil, 65536, 0); k != 0 {
+		t.Fatalf("splice from data: %d, %v; want 0 (end of file, nothing taken)", k, err)
+	}
+	got := make([]byte, 20010)
+	if k, err := io.ReadFull(data, got); k != len(got) || err != nil || string(got[:10]) != "aaaaaaaaaa" || got[len(got)-1] != 'b' {
+		t.Fatalf("read after the splice: %d bytes, %v", k, err)
+	}
 }

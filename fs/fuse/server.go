@@ -485,7 +485,13 @@ const (
 
 func (s *server) attr(n netfs.Node) attr {
 	st := n.Stat()
-	a := attr{ino: n.Qid().Path + 1, size: uint64(st.Length), uid: st.Uid, gid: st.Gid, time: s.born, nlink: 1}
+	// The size stays 0, not st.Length (data's bytes queued, which 9P
+	// reports): the kernel serves splice(2) and MAP_PRIVATE mmaps of a
+	// FUSE file from its page cache, FOPEN_DIRECT_IO or not, in pages
+	// bounded by the size it cached, while READ takes a stream's bytes
+	// whole; a size lets it take a page and hand on less, losing the
+	// rest. At size 0 those calls see end of file and take nothing.
+	a := attr{ino: n.Qid().Path + 1, uid: st.Uid, gid: st.Gid, time: s.born, nlink: 1}
 	a.mode = uint32(st.Mode.Perm())
 	if st.Mode&fs.ModeDir != 0 {
 		a.mode |= syscall.S_IFDIR
