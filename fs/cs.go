@@ -49,7 +49,11 @@ func (t *Tree) csFile() Node {
 type csNode struct{ t *Tree }
 
 func (f *csNode) Qid() Qid   { return Qid{Path: qpath(protoTop, 0, qCs)} }
-func (f *csNode) Stat() Stat { return Stat{Name: "cs", Mode: 0666, Stream: true} }
+// Stat: cs is not a stream file, so that it can be seeked: Plan 9's
+// clients write a query, seek to 0 and read the answers (csquery; Go's
+// net package on Plan 9), and over FUSE a stream file's lseek is ESPIPE.
+// The answers ignore the offset: each read gives the next line.
+func (f *csNode) Stat() Stat { return Stat{Name: "cs", Mode: 0666} }
 
 func (f *csNode) Open(_ context.Context, req OpenReq) (Handle, error) {
 	root := strings.TrimSuffix(req.Root, "/")

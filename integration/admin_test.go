@@ -2,6 +2,7 @@ package integration
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -276,5 +277,29 @@ func TestDNSFileDnsmasq(t *testing.T) {
 	}
 	if _, err := query("dns", "nosuch.test ip"); !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("unknown name: %v, want ENOENT", err)
+	}
+	// Plan 9's idiom (csquery, Go's net on Plan 9): write the query, seek
+	// to 0, read the answers; cs was a stream file and the seek ESPIPE.
+	seekRead := func(file, q string) (string, error) {
+		fd, err := syscall.Open(filepath.Join(mnt, file), syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Close(fd) // before the mount's cleanup, also on failure
+		if _, err := syscall.Write(fd, []byte(q)); err != nil {
+			return "", err
+		}
+		if _, err := syscall.Seek(fd, 0, 0); err != nil {
+			return "", fmt.Errorf("seek to 0: %w", err)
+		}
+		buf := make([]byte, 512)
+		n, err := syscall.Read(fd, buf)
+		return string(buf[:max(n, 0)]), err
+	}
+	if got, err := seekRead("cs", "tcp!198.18.0.1!http"); err != nil || got != mnt+"/tcp/clone 198.18.0.1!80" {
+		t.Errorf("cs, written, seeked to 0, read: %q %v", got, err)
+	}
+	if got, err := seekRead("dns", "host.test ip"); err != nil || got != "host.test ip 198.18.0.77" {
+		t.Errorf("dns, written, seeked to 0, read: %q %v", got, err)
 	}
 }

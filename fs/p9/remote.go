@@ -228,7 +228,7 @@ func convErr(err error) error {
 
 // streamNames are the files the tree serves as streams (fs.Stat.Stream):
 // 9P has no attribute for it, so the import goes by name.
-var streamNames = map[string]bool{"clone": true, "ctl": true, "data": true, "listen": true, "cs": true}
+var streamNames = map[string]bool{"clone": true, "ctl": true, "data": true, "listen": true}
 
 // maxCachedFids bounds the fids the Remote keeps walked to nodes, so that
 // an import that has seen many conversations stays within the server's
