@@ -989,3 +989,40 @@ func TestTimeWaitSlotReused(t *testing.T) {
 		t.Fatalf("sockstat lost the timewait sock:\n%s", s)
 	}
 }
+
+// TestUDPHeadersWriteFromLaddr: in headers mode, a write's header laddr,
+// if it is one of this host's addresses, is the datagram's source, as
+// Plan 9's udpkick takes it: an echo of a datagram that came to a second
+// address answers from it, so the sender's connected conversation takes
+// the answer. It went out from the route's address and was dropped.
+func TestUDPHeadersWriteFromLaddr(t *testing.T) {
+	ta, tb := treePair(t)
+	if err := fileWrite(t, tb, "add 198.18.0.3 255.255.255.0", "ipifc", "0", "ctl"); err != nil {
+		t.Fatal(err)
+	}
+	srv := clone(t, tb, "udp")
+	srv.must("headers")
+	srv.must("announce 7")
+	sd := srv.data()
+	cli := clone(t, ta, "udp")
+	cli.must("connect 198.18.0.3!7")
+	cd := cli.data()
+	if _, err := cd.Write(context.Background(), []byte("ping"), 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 200)
+	n, err := readTimeout(sd, buf)
+	if err != nil || n != udpHdrLen+4 {
+		t.Fatalf("server read %d, %v", n, err)
+	}
+	if la := netip.AddrFrom16([16]byte(buf[16:32])).Unmap(); la != netip.MustParseAddr("198.18.0.3") {
+		t.Fatalf("header laddr %v, want 198.18.0.3", la)
+	}
+	reply := append(buf[:udpHdrLen:udpHdrLen], "pong"...) // the header as it came
+	if _, err := sd.Write(context.Background(), reply, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := readTimeout(cd, buf); err != nil || string(buf[:n]) != "pong" {
+		t.Fatalf("client read %q, %v: the answer did not come from 198.18.0.3", buf[:n], err)
+	}
+}

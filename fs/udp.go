@@ -226,8 +226,11 @@ func (c *udpConv) Write(ctx context.Context, p []byte) (int, error) {
 	if len(p) < udpHdrLen {
 		return 0, fmt.Errorf("short udp header: %w", syscall.EINVAL)
 	}
+	// raddr and rport say where to; laddr, if it is one of this host's
+	// addresses, where from (Plan 9's udpkick; else the route picks it).
 	dst := netip.AddrPortFrom(netip.AddrFrom16([16]byte(p[0:16])).Unmap(), binary.BigEndian.Uint16(p[48:50]))
-	n, err := c.s.SendTo(ctx, p[udpHdrLen:], dst)
+	laddr := netip.AddrFrom16([16]byte(p[16:32]))
+	n, err := c.s.SendFromTo(ctx, p[udpHdrLen:], laddr, dst)
 	if err != nil {
 		return 0, err
 	}

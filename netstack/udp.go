@@ -573,6 +573,16 @@ func (u *UDPSock) Readiness() Event {
 // (EAGAIN, counted as SndbufErrors); ctx cancels it (EINTR). Mirrors
 // udp_sendmsg.
 func (u *UDPSock) SendTo(ctx context.Context, p []byte, dst netip.AddrPort) (int, error) {
+	return u.SendFromTo(ctx, p, netip.Addr{}, dst)
+}
+
+// SendFromTo is SendTo with the datagram's source address chosen by the
+// caller, as sendmsg with IP_PKTINFO's ipi_spec_dst (IPV6_PKTINFO's
+// ipi6_addr) chooses it in udp_sendmsg: src, if it is one of the stack's
+// addresses of dst's family, else the socket's bound address or the
+// route's. Plan 9's `headers` mode sends from the header's laddr the same
+// way (udpkick).
+func (u *UDPSock) SendFromTo(ctx context.Context, p []byte, from netip.Addr, dst netip.AddrPort) (int, error) {
 	if len(p) > maxUDPPayload {
 		return 0, errMsgSize
 	}
@@ -619,6 +629,9 @@ func (u *UDPSock) SendTo(ctx context.Context, p []byte, dst netip.AddrPort) (int
 	src := local.Addr()
 	if src.IsUnspecified() {
 		src = rt.Src
+	}
+	if from = from.Unmap(); from.IsValid() && from.Is4() == dst.Addr().Is4() && u.stack.isLocalAddr(from) {
+		src = from
 	}
 	nhl := netHeaderLen(dst.Addr())
 	size := len(p) + nhl + udpHeaderLen
