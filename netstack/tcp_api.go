@@ -934,6 +934,20 @@ func (tp *TCPSock) CloseLinger(ctx context.Context, timeout time.Duration) error
 	return tp.close(ctx, timeout)
 }
 
+// closeTimewaitLocked is the user's close (with a linger or a zero one)
+// of a socket in TIME_WAIT: Linux's full socket is in TCP_CLOSE beside its
+// timewait sock (tcp_time_wait ends with tcp_done), so __tcp_close goes
+// straight to adjudge_to_death: unread data draws no RST and no
+// TCPAbortOnClose, a zero linger no RST and no TCPAbortOnData,
+// tcp_check_oom is not asked, and the timewait sock runs its course. The
+// full socket goes (its memory with the receive queues' purge, which the
+// caller has done); sockfs's TCPSock stays as the timewait sock.
+func (tp *TCPSock) closeTimewaitLocked() {
+	tp.dead = true
+	tp.sk.SetFlag(memctl.FlagDead)
+	tp.twUncount()
+}
+
 // close is tcp_close with the linger timeout of __tcp_close (0: none).
 func (tp *TCPSock) close(ctx context.Context, linger time.Duration) error {
 	tp.lockSock()
@@ -958,16 +972,7 @@ func (tp *TCPSock) close(ctx context.Context, linger time.Duration) error {
 		return nil
 	}
 	if tp.state == TCPTimeWait {
-		// Linux's full socket is in TCP_CLOSE beside its timewait sock
-		// (tcp_time_wait ends with tcp_done), so __tcp_close goes
-		// straight to adjudge_to_death: unread data draws no RST and no
-		// TCPAbortOnClose, tcp_check_oom is not asked, and the timewait
-		// sock runs its course. The full socket goes (its memory went
-		// with the purge above); sockfs's TCPSock stays as the timewait
-		// sock.
-		tp.dead = true
-		tp.sk.SetFlag(memctl.FlagDead)
-		tp.twUncount()
+		tp.closeTimewaitLocked()
 		return nil
 	}
 	mib := tp.stack.mib
@@ -1078,6 +1083,12 @@ func (tp *TCPSock) Abort() error {
 	if tp.state == TCPListen {
 		tp.closeListenerLocked(true)
 		tp.destroyLocked()
+		return nil
+	}
+	if tp.state == TCPTimeWait {
+		tp.sk.Shutdown(ShutRdWr)
+		tp.purgeRecvQueues()
+		tp.closeTimewaitLocked()
 		return nil
 	}
 	// __tcp_close: unread data is TCPAbortOnClose; otherwise the zero

@@ -165,3 +165,24 @@ func TestTimeWaitCloseUnreadNoReset(t *testing.T) {
 		t.Fatalf("sockets_allocated %d, want 1 (the listener)", al)
 	}
 }
+
+// TestTimeWaitAbortKeepsTimewait: a zero-linger close (Abort, the files'
+// `linger 0` and hangup) of a held socket in TIME_WAIT sends no RST,
+// counts no TCPAbortOnData and leaves the timewait sock to run its
+// course, as __tcp_close does with Linux's full socket already in
+// TCP_CLOSE; it ended TIME_WAIT with a RST's counting.
+func TestTimeWaitAbortKeepsTimewait(t *testing.T) {
+	c, base := heldTimeWait(t, "unread")
+	c.tp.Abort()
+	c.expectNone()
+	for _, k := range []memctl.Counter{memctl.TcpExtTCPAbortOnData, memctl.TcpExtTCPAbortOnClose} {
+		if n := c.s.mib.Get(k); n != 0 {
+			_, name := k.Name()
+			t.Fatalf("%s %d, want 0", name, n)
+		}
+	}
+	if c.tp.State() != TCPTimeWait || c.s.net.TCP.TwCount() != 1 {
+		t.Fatalf("state %v tw %d, want TIME_WAIT and 1", c.tp.State(), c.s.net.TCP.TwCount())
+	}
+	expectNoMem(c, "after the abort", base)
+}
