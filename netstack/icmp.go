@@ -33,9 +33,9 @@ func (st *icmpState) init(s *Stack) {
 	st.pingID = uint16(s.rand())
 }
 
-// icmpRcv handles an ICMP message (data at the ICMP header). It owns b.
-// Mirrors icmp_rcv.
-func (s *Stack) icmpRcv(b *skb.SKB, iph header.IPv4) {
+// icmpRcv handles an ICMP message (data at the ICMP header); bcast says it
+// was sent to a broadcast address. It owns b. Mirrors icmp_rcv.
+func (s *Stack) icmpRcv(b *skb.SKB, iph header.IPv4, bcast bool) {
 	s.mib.Inc(memctl.IcmpInMsgs)
 	m := header.ICMPv4(b.Data())
 	if len(m) < header.ICMPv4MinSize {
@@ -52,9 +52,10 @@ func (s *Stack) icmpRcv(b *skb.SKB, iph header.IPv4) {
 	switch m.Type() {
 	case header.ICMPv4EchoRequest:
 		s.mib.Inc(memctl.IcmpInEchos)
-		dst := iph.DstAddr()
-		if dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
-			break // icmp_echo_ignore_broadcasts
+		if bcast {
+			// icmp_echo_ignore_broadcasts, fixed at its default 1.
+			s.mib.Inc(memctl.IcmpInErrors)
+			break
 		}
 		if s.net.Sysctls.ICMPEchoIgnoreAll() {
 			break // icmp_echo: icmp_echo_ignore_all
@@ -63,14 +64,21 @@ func (s *Stack) icmpRcv(b *skb.SKB, iph header.IPv4) {
 	case header.ICMPv4EchoReply:
 		s.mib.Inc(memctl.IcmpInEchoReps)
 		s.icmp.pingReply(iph.SrcAddr(), m.Ident(), m.Sequence())
-	case header.ICMPv4DestUnreachable:
-		s.mib.Inc(memctl.IcmpInDestUnreachs)
-		s.icmpUnreach(m)
-	case header.ICMPv4TimeExceeded:
-		s.mib.Inc(memctl.IcmpInTimeExcds)
-		s.icmpUnreach(m)
-	case header.ICMPv4ParamProblem:
-		s.mib.Inc(memctl.IcmpInParmProbs)
+	case header.ICMPv4DestUnreachable, header.ICMPv4TimeExceeded, header.ICMPv4ParamProblem:
+		switch m.Type() {
+		case header.ICMPv4DestUnreachable:
+			s.mib.Inc(memctl.IcmpInDestUnreachs)
+		case header.ICMPv4TimeExceeded:
+			s.mib.Inc(memctl.IcmpInTimeExcds)
+		default:
+			s.mib.Inc(memctl.IcmpInParmProbs)
+		}
+		if bcast {
+			// icmp_rcv: to a broadcast, only the informational types
+			// (echo, timestamp, address mask) are taken.
+			s.mib.Inc(memctl.IcmpInErrors)
+			break
+		}
 		s.icmpUnreach(m)
 	}
 	b.Free()
@@ -115,7 +123,7 @@ const icmpErrorRoom = 576 - header.IPv4MinSize - header.ICMPv4MinSize
 func (s *Stack) icmpSend(b *skb.SKB, iph header.IPv4, typ, code uint8, info uint32) {
 	dst, src := iph.SrcAddr(), iph.DstAddr()
 	if iph.FragmentOffset() != 0 || !dst.IsValid() || dst.IsUnspecified() ||
-		src == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || dst.IsMulticast() {
+		s.inetAddrType(src) == rtnBroadcast || src.IsMulticast() || dst.IsMulticast() {
 		return
 	}
 	if iph.Protocol() == header.IPv4ProtocolICMP && b.Len() >= 1 {

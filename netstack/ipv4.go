@@ -47,13 +47,15 @@ func (s *Stack) ipRcv(dev *NetDevice, b *skb.SKB, rx *rxBatch) {
 	// counting its segments.
 	s.mib.Add(memctl.IpExtInNoECTPkts+memctl.Counter(iph.TOS()&3), uint64(max(b.Shared().GSOSegs, 1)))
 	dst := iph.DstAddr()
-	if !s.acceptsDst(dst) {
+	typ := s.inetAddrType(dst)
+	if typ == rtnUnicast {
 		// A host does not forward (ip_forward = 0): the packet is not for us.
 		s.mib.Inc(memctl.IpInAddrErrors)
 		b.Free()
 		return
 	}
-	if dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) { // ip_rcv_finish_core: RTN_BROADCAST
+	bcast := typ == rtnBroadcast
+	if bcast { // ip_rcv_finish_core: RTN_BROADCAST
 		s.mib.Inc(memctl.IpExtInBcastPkts)
 		s.mib.Add(memctl.IpExtInBcastOctets, uint64(b.Len()))
 	}
@@ -66,26 +68,22 @@ func (s *Stack) ipRcv(dev *NetDevice, b *skb.SKB, rx *rxBatch) {
 		b.SetNetworkHeader()
 		iph = header.IPv4(b.Data())
 	}
-	s.ipLocalDeliver(b, iph, rx)
+	s.ipLocalDeliver(b, iph, bcast, rx)
 }
 
-// acceptsDst reports whether a packet to dst is for this host: one of its
-// addresses or the limited broadcast.
-func (s *Stack) acceptsDst(dst netip.Addr) bool {
-	return dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || s.isLocalAddr(dst)
-}
-
-// ipLocalDeliver strips the IP header and demultiplexes by protocol.
-// Mirrors ip_local_deliver_finish / ip_protocol_deliver_rcu.
-func (s *Stack) ipLocalDeliver(b *skb.SKB, iph header.IPv4, rx *rxBatch) {
+// ipLocalDeliver strips the IP header and demultiplexes by protocol;
+// bcast says the packet was sent to a broadcast address (the input
+// route's RTCF_BROADCAST). Mirrors ip_local_deliver_finish /
+// ip_protocol_deliver_rcu.
+func (s *Stack) ipLocalDeliver(b *skb.SKB, iph header.IPv4, bcast bool, rx *rxBatch) {
 	b.Pull(iph.HeaderLength())
 	switch iph.Protocol() {
 	case header.IPv4ProtocolUDP:
 		s.mib.Inc(memctl.IpInDelivers)
-		s.udpRcv(b, iph.SrcAddr(), iph.DstAddr())
+		s.udpRcv(b, iph.SrcAddr(), iph.DstAddr(), bcast)
 	case header.IPv4ProtocolICMP:
 		s.mib.Inc(memctl.IpInDelivers)
-		s.icmpRcv(b, iph)
+		s.icmpRcv(b, iph, bcast)
 	case header.IPv4ProtocolTCP:
 		s.mib.Inc(memctl.IpInDelivers)
 		s.tcpRcv(b, iph.SrcAddr(), iph.DstAddr(), iph.TOS(), rx)
@@ -142,6 +140,9 @@ func (s *Stack) ipOutputQ(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8
 	}
 	iph.Encode(&fields)
 	b.SetNetworkHeader()
+	if rt.Broadcast {
+		s.ipMcLoop(b, rt.Dev)
+	}
 	if gso || total <= mtu {
 		s.countOut(total) // a GSO packet counts once, before the device cuts it
 	}
@@ -149,6 +150,30 @@ func (s *Stack) ipOutputQ(b *skb.SKB, rt Route, src, dst netip.Addr, proto uint8
 		return nil
 	}
 	return s.ipFragment(b, rt.Dev, mtu, owner)
+}
+
+// ipMcLoop loops a copy of the broadcast b (data at the IP header, not
+// yet fragmented) back to the stack's own sockets, as ip_mc_output does
+// for an RTCF_BROADCAST route with dev_loopback_xmit, which marks it
+// CHECKSUM_UNNECESSARY and netif_rx's it. Nothing is looped when dev is
+// the loopback device (__mkroute_output gives such a route
+// ip_local_deliver, not ip_mc_output: the device delivers it anyway).
+// Deviation: the copy is received from the loopback device, not from dev,
+// because only a device's own receive path may call into the stack
+// (xmit never calls a Receiver); a stack without a loopback device loops
+// nothing back, as it delivers nothing to its own addresses either.
+func (s *Stack) ipMcLoop(b *skb.SKB, dev *NetDevice) {
+	s.mu.RLock()
+	lo := s.lo
+	s.mu.RUnlock()
+	if lo == nil || dev == lo {
+		return
+	}
+	c := b.Copy()
+	if c.IPSummed == skb.ChecksumNone {
+		c.IPSummed = skb.ChecksumUnnecessary
+	}
+	s.xmit(lo, c)
 }
 
 // ipFinishOutput sends b on dev whole and reports true: a GSO packet

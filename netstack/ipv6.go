@@ -277,7 +277,7 @@ func (s *Stack) ip6Deliver(b *skb.SKB, nh uint8, off int, rx *rxBatch) {
 	case header.IPv6NextTCP:
 		s.tcpRcv(b, src, dst, h.TrafficClass(), rx)
 	case header.IPv6NextUDP:
-		s.udpRcv(b, src, dst)
+		s.udpRcv(b, src, dst, dst.IsMulticast())
 	case header.IPv6NextICMP:
 		s.icmpv6Rcv(b, src, dst)
 	}

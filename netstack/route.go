@@ -20,6 +20,9 @@ type Route struct {
 	// Tag is Plan 9's route tag (4 characters, "none" when unset): `flush
 	// tag` removes the routes that carry it.
 	Tag string
+	// Broadcast is set by routeOutput on the route it returns for a
+	// broadcast destination (RTCF_BROADCAST); a table entry never has it.
+	Broadcast bool
 }
 
 // String formats a route like `ip route` does.

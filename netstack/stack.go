@@ -9,6 +9,7 @@
 package netstack
 
 import (
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -369,16 +370,20 @@ func (s *Stack) RemoveAddress(d *NetDevice, addr netip.Prefix) error {
 }
 
 // routeOutput picks the route for a packet to dst: the loopback device for
-// one of the stack's own addresses (Linux's local table), else the FIB.
+// one of the stack's own addresses (Linux's local table), else the FIB,
+// marked Broadcast for a broadcast destination.
 // Mirrors ip_route_output_key.
 func (s *Stack) routeOutput(dst netip.Addr) (Route, bool) {
 	s.mu.RLock()
 	lo := s.lo
 	s.mu.RUnlock()
-	if lo != nil && (dst.IsLoopback() || s.isLocalAddr(dst)) {
+	typ := s.inetAddrType(dst)
+	if lo != nil && (dst.IsLoopback() || typ == rtnLocal) {
 		return Route{Dst: netip.PrefixFrom(dst, dst.BitLen()), Dev: lo, Src: dst}, true
 	}
-	return s.routes.lookup(dst)
+	rt, ok := s.routes.lookup(dst)
+	rt.Broadcast = ok && typ == rtnBroadcast // __mkroute_output: RTCF_BROADCAST
+	return rt, ok
 }
 
 // AddRoute adds a static route; a zero Dst prefix (0.0.0.0/0) is the default.
@@ -394,9 +399,38 @@ func (s *Stack) FlushRoutes(tag string) { s.routes.flush(tag) }
 // Routes returns the routing table, longest prefixes first.
 func (s *Stack) Routes() []Route { return s.routes.snapshot() }
 
-// isLocalAddr reports whether a is one of the stack's addresses (or a
-// limited/subnet broadcast it accepts). Mirrors the RTN_LOCAL lookup.
+// isLocalAddr reports whether a is one of the stack's addresses (not a
+// broadcast: see inetAddrType). Mirrors the RTN_LOCAL lookup.
 func (s *Stack) isLocalAddr(a netip.Addr) bool {
+	return s.inetAddrType(a) == rtnLocal
+}
+
+// rtnType is what the local table says of an address. Mirrors the
+// RTN_LOCAL / RTN_BROADCAST route types (rt_type).
+type rtnType uint8
+
+const (
+	rtnUnicast   rtnType = iota // not the host's: routed elsewhere
+	rtnLocal                    // one of the host's addresses
+	rtnBroadcast                // the limited broadcast, or a network's
+)
+
+// limitedBroadcast is 255.255.255.255.
+var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+// inetAddrType classifies a in one pass over the addresses: rtnLocal for
+// an address of the stack's, rtnBroadcast for the limited broadcast or the
+// directed broadcast of an IPv4 address's network, else rtnUnicast. The
+// directed broadcasts are the RTN_BROADCAST routes fib_add_ifaddr puts in
+// the local table: prefix|~mask for a prefix shorter than /31 outside
+// 0.0.0.0/8 (the peer's prefix for a point-to-point address); a /31 or /32
+// has none (RFC 3021). Mirrors inet_addr_type, and ip_route_input_slow's
+// ipv4_is_lbcast test for the limited broadcast.
+func (s *Stack) inetAddrType(a netip.Addr) rtnType {
+	if a == limitedBroadcast {
+		return rtnBroadcast
+	}
+	typ := rtnUnicast
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, d := range s.devs {
@@ -404,12 +438,34 @@ func (s *Stack) isLocalAddr(a netip.Addr) bool {
 		for _, p := range d.addrs {
 			if p.Addr() == a {
 				d.mu.RUnlock()
-				return true
+				return rtnLocal
+			}
+			if a.Is4() && p.Addr().Is4() && typ == rtnUnicast {
+				net := p
+				if peer, ok := d.peers[p.Addr()]; ok {
+					net = peer
+				}
+				if subnetBroadcast(net) == a {
+					typ = rtnBroadcast
+				}
 			}
 		}
 		d.mu.RUnlock()
 	}
-	return false
+	return typ
+}
+
+// subnetBroadcast is the directed broadcast address of the IPv4 network p
+// (prefix|~mask), or the zero Addr if fib_add_ifaddr adds none for it: a
+// prefix of /31 or longer, or one in 0.0.0.0/8 (ipv4_is_zeronet).
+func subnetBroadcast(p netip.Prefix) netip.Addr {
+	if !p.Addr().Is4() || p.Bits() >= 31 || p.Masked().Addr().As4()[0] == 0 {
+		return netip.Addr{}
+	}
+	a := p.Masked().Addr().As4()
+	v := binary.BigEndian.Uint32(a[:]) | ^uint32(0)>>p.Bits()
+	binary.BigEndian.PutUint32(a[:], v)
+	return netip.AddrFrom4(a)
 }
 
 // rngState is a small deterministic generator (SplitMix64) for port, ID and

@@ -365,8 +365,15 @@ func (u *UDPSock) Close() error {
 // header, of either family. It takes ownership of b. Mirrors
 // __udp4_lib_rcv and __udp6_lib_rcv, which differ in the pseudo-header, in
 // the counters' group, and in IPv6's checksum being mandatory (RFC 8200
-// 8.1: a zero checksum is an error, udp6_csum_init).
-func (s *Stack) udpRcv(b *skb.SKB, src, dst netip.Addr) {
+// 8.1: a zero checksum is an error, udp6_csum_init). mcast says the
+// datagram was sent to a broadcast (or multicast) address: one no socket
+// takes is counted in IgnoredMulti, before its checksum is verified, and
+// draws no port unreachable, as in __udp4_lib_mcast_deliver.
+// Deviation: it goes to the one socket the unicast lookup picks, not to
+// every matching socket: sockfs's bind rules let only one unconnected
+// socket per port take a broadcast, and Plan 9's calls take their remote's
+// datagrams from their announcer as for unicast.
+func (s *Stack) udpRcv(b *skb.SKB, src, dst netip.Addr, mcast bool) {
 	v6 := dst.Is6()
 	uh := header.UDP(b.Data())
 	if len(uh) < udpHeaderLen {
@@ -383,6 +390,11 @@ func (s *Stack) udpRcv(b *skb.SKB, src, dst netip.Addr) {
 	if ulen < b.Len() {
 		b.Trim(ulen)
 		uh = header.UDP(b.Data())
+	}
+	if mcast && s.udp.lookup(dst, uh.DstPort(), src, uh.SrcPort()) == nil {
+		s.mib.Inc(udpMIB(memctl.UdpIgnoredMulti, v6))
+		b.Free()
+		return
 	}
 	// Verified by the device, or partial from the local host: trusted, as
 	// udp4_csum_init's skb_checksum_init_zero_check does.
