@@ -199,14 +199,15 @@ func (s *Stack) icmpUnreach(m header.ICMPv4) {
 }
 
 // icmpErrConvert maps a destination-unreachable code to the error a
-// socket sees and whether it is fatal (a hard error). Mirrors
-// icmp_err_convert.
+// socket sees and whether it is fatal (a hard error). Net and host
+// unreachable, source route failed and the TOS variants are transient
+// (RFC 1122 3.2.2.1). Mirrors icmp_err_convert.
 var icmpErrConvert = [...]struct {
 	errno syscall.Errno
 	fatal bool
 }{
-	header.ICMPv4NetUnreachable:      {syscall.ENETUNREACH, true},
-	header.ICMPv4HostUnreachable:     {syscall.EHOSTUNREACH, true},
+	header.ICMPv4NetUnreachable:      {syscall.ENETUNREACH, false},
+	header.ICMPv4HostUnreachable:     {syscall.EHOSTUNREACH, false},
 	header.ICMPv4ProtoUnreachable:    {syscall.ENOPROTOOPT, true},
 	header.ICMPv4PortUnreachable:     {syscall.ECONNREFUSED, true},
 	header.ICMPv4FragmentationNeeded: {syscall.EMSGSIZE, false},

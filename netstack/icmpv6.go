@@ -3,7 +3,6 @@ package netstack
 import (
 	"context"
 	"net/netip"
-	"syscall"
 
 	"sockfs/memctl"
 	"sockfs/netstack/header"
@@ -247,9 +246,8 @@ func icmpv6IsErrorQuote(data []byte) bool {
 // icmpv6Notify passes an ICMPv6 error to the protocol of the packet it
 // quotes, once the quote names a socket (the IPv6 header, any extension
 // headers, and 8 bytes of TCP or UDP header): TCP validates and applies it
-// (tcpV6Err); for UDP a packet too big teaches the route the path MTU
-// (ip6_sk_update_pmtu) and a port unreachable tells a connected socket
-// ECONNREFUSED. Mirrors icmpv6_notify -> tcp_v6_err / __udp6_lib_err.
+// (tcpV6Err); UDP tells a connected socket its hard errors (udpV6Err).
+// Mirrors icmpv6_notify -> tcp_v6_err / __udp6_lib_err.
 func (s *Stack) icmpv6Notify(m header.ICMPv6) {
 	q := m.Payload()
 	if len(q) < header.IPv6MinSize {
@@ -276,31 +274,29 @@ func (s *Stack) icmpv6Notify(m header.ICMPv6) {
 	}
 }
 
-// udpV6Err is __udp6_lib_err: the path MTU of a packet too big, and the
-// hard errors a connected socket sees.
+// udpV6Err passes an ICMPv6 error to the UDP socket the quoted datagram
+// came from. A packet too big teaches the route the path MTU
+// (ip6_sk_update_pmtu) and is a hard error (EMSGSIZE on the next call),
+// as for a socket whose pmtudisc is not IPV6_PMTUDISC_DONT (sockfs's
+// sockets all have the default, IPV6_PMTUDISC_WANT); otherwise
+// icmpv6ErrConvert says what is hard. A connected socket learns hard
+// errors; soft ones, and anything for an unconnected socket, are reported
+// only with IPV6_RECVERR, which sockfs does not have. An error no socket
+// claims counts Icmp6InErrors. Mirrors __udp6_lib_err.
 func (s *Stack) udpV6Err(m header.ICMPv6, qh header.IPv6, uh header.UDP) {
 	u := s.udp.lookup(qh.SrcAddr(), uh.SrcPort(), qh.DstAddr(), uh.DstPort())
 	if u == nil {
+		s.mib.Inc(memctl.Icmp6InErrors)
 		return
 	}
-	var err syscall.Errno
-	switch m.Type() {
-	case header.ICMPv6PacketTooBig:
+	err, hard := icmpv6ErrConvert(m.Type(), m.Code())
+	if m.Type() == header.ICMPv6PacketTooBig {
 		if rt, ok := s.routeOutput(qh.DstAddr()); ok {
 			s.updatePmtu(rt, qh.DstAddr(), max(int(m.RestOfHeader()), header.IPv6MinMTU))
 		}
-		return
-	case header.ICMPv6DestUnreachable:
-		err = icmpv6ErrConvert(m.Code())
-	case header.ICMPv6ParamProblem:
-		err = syscall.EPROTO
-	default:
-		return
+		hard = true
 	}
-	if !u.RemoteAddr().IsValid() || err != syscall.ECONNREFUSED && err != syscall.EPROTO {
-		return // soft errors are for IP_RECVERR, which sockfs does not have
-	}
-	if u.ignoreAdvice.Load() {
+	if !hard || !u.RemoteAddr().IsValid() || u.ignoreAdvice.Load() {
 		return
 	}
 	u.sk.SetErr(err)

@@ -49,31 +49,40 @@ func (s *Stack) tcpV4Err(m header.ICMPv4, q header.IPv4, info uint32) {
 func (s *Stack) tcpV6Err(m header.ICMPv6, q header.IPv6, th header.TCP) {
 	tu := tcpTuple{laddr: q.SrcAddr(), raddr: q.DstAddr(), lport: th.SrcPort(), rport: th.DstPort()}
 	var err syscall.Errno
-	switch m.Type() {
-	case header.ICMPv6ParamProblem:
-		err = syscall.EPROTO
-	case header.ICMPv6TimeExceeded:
-		err = syscall.EHOSTUNREACH
-	case header.ICMPv6DestUnreachable:
-		err = icmpv6ErrConvert(m.Code())
+	if m.Type() != header.ICMPv6PacketTooBig {
+		err, _ = icmpv6ErrConvert(m.Type(), m.Code())
 	}
 	s.tcpErr(tu, th.Seq(), m.Type() == header.ICMPv6PacketTooBig, err, m.RestOfHeader())
 }
 
-// icmpv6ErrConvert maps a destination-unreachable code to the error a
-// socket sees. Mirrors icmpv6_err_convert's tab_unreach.
-func icmpv6ErrConvert(code uint8) syscall.Errno {
-	switch code {
-	case header.ICMPv6NoRoute:
-		return syscall.ENETUNREACH
-	case 2, header.ICMPv6AddrUnreachable: // 2: beyond the scope of the source
-		return syscall.EHOSTUNREACH
-	case header.ICMPv6AdminProhibited, 5, 6: // 5, 6: source address failed policy, reject route
-		return syscall.EACCES
-	case header.ICMPv6PortUnreachable:
-		return syscall.ECONNREFUSED
+// icmpv6ErrConvert maps an ICMPv6 error to the errno a socket sees and
+// whether it is fatal (a hard error): of destination unreachable, no
+// route, beyond scope and address unreachable are transient, the others
+// fatal; a packet too big (EMSGSIZE) and a time exceeded (EHOSTUNREACH)
+// are not fatal, a parameter problem (EPROTO) is. Mirrors
+// icmpv6_err_convert and its tab_unreach.
+func icmpv6ErrConvert(typ, code uint8) (syscall.Errno, bool) {
+	switch typ {
+	case header.ICMPv6DestUnreachable:
+		switch code {
+		case header.ICMPv6NoRoute:
+			return syscall.ENETUNREACH, false
+		case 2, header.ICMPv6AddrUnreachable: // 2: beyond the scope of the source
+			return syscall.EHOSTUNREACH, false
+		case header.ICMPv6AdminProhibited, 5, 6: // 5, 6: source address failed policy, reject route
+			return syscall.EACCES, true
+		case header.ICMPv6PortUnreachable:
+			return syscall.ECONNREFUSED, true
+		}
+		return syscall.EPROTO, true
+	case header.ICMPv6PacketTooBig:
+		return syscall.EMSGSIZE, false
+	case header.ICMPv6ParamProblem:
+		return syscall.EPROTO, true
+	case header.ICMPv6TimeExceeded:
+		return syscall.EHOSTUNREACH, false
 	}
-	return syscall.EPROTO
+	return syscall.EPROTO, false
 }
 
 // tcpErr is the family-independent part of tcp_v4_err and tcp_v6_err: the
