@@ -18,8 +18,18 @@ const (
 	udpHeaderLen  = 8
 	llReserved    = 16
 	udpAllocSlack = 15
-	maxUDPPayload = 65535 - 20 - udpHeaderLen // 65507
 )
+
+// maxUDPPayload is the largest payload of a datagram to dst: 65507 for
+// IPv4, whose 16-bit total length counts the IP header (ip_append_data's
+// 0xFFFF - fragheaderlen), 65527 for IPv6, whose payload length leaves
+// the fixed header out (ip6_append_data's IPV6_MAXPLEN).
+func maxUDPPayload(dst netip.Addr) int {
+	if dst.Is6() {
+		return 0xffff - udpHeaderLen
+	}
+	return 0xffff - header.IPv4MinSize - udpHeaderLen
+}
 
 // defaultTTL is the TTL of packets from sockets without IP_TTL: the live
 // sysctl ip_default_ttl. Mirrors ip_select_ttl.
@@ -595,9 +605,6 @@ func (u *UDPSock) SendTo(ctx context.Context, p []byte, dst netip.AddrPort) (int
 // route's. Plan 9's `headers` mode sends from the header's laddr the same
 // way (udpkick).
 func (u *UDPSock) SendFromTo(ctx context.Context, p []byte, from netip.Addr, dst netip.AddrPort) (int, error) {
-	if len(p) > maxUDPPayload {
-		return 0, errMsgSize
-	}
 	u.mu.Lock()
 	if u.closed {
 		u.mu.Unlock()
@@ -614,6 +621,10 @@ func (u *UDPSock) SendFromTo(ctx context.Context, p []byte, from netip.Addr, dst
 	if !dst.Addr().IsValid() || dst.Port() == 0 {
 		u.mu.Unlock()
 		return 0, errInval
+	}
+	if len(p) > maxUDPPayload(dst.Addr()) {
+		u.mu.Unlock()
+		return 0, errMsgSize
 	}
 	if u.bound && !familyOK(u.local.Addr(), u.v6only, dst.Addr()) {
 		u.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"sockfs/memctl"
 	"sockfs/netstack/clock"
+	"sockfs/netstack/impair"
 	"sockfs/netstack/link"
 	"sockfs/skb"
 )
@@ -140,5 +141,32 @@ func TestUDPSendWithoutDestination(t *testing.T) {
 	defer u.Close()
 	if _, err := u.SendTo(context.Background(), []byte("x"), netip.AddrPort{}); !errors.Is(err, syscall.EDESTADDRREQ) {
 		t.Fatalf("send without a destination: %v, want EDESTADDRREQ", err)
+	}
+}
+
+// The largest datagram is 65507 bytes over IPv4 and 65527 over IPv6, whose
+// payload length leaves the fixed header out (ip_append_data,
+// ip6_append_data); one byte more is EMSGSIZE, as on the live kernel. The
+// largest crosses the link in fragments and is reassembled whole.
+func TestUDPSendMaxPayloadPerFamily(t *testing.T) {
+	n := newTestNet6(t, impair.Config{}, impair.Config{}, 96)
+	for _, c := range []struct {
+		dst netip.Addr
+		max int
+	}{{addrB, 65507}, {addr6B, 65527}} {
+		srv := mustUDP(t, n.b, netip.AddrPortFrom(c.dst, 7310))
+		srv.Mem().SetRcvbuf(1 << 20)
+		cli := mustUDP(t, n.a, netip.AddrPortFrom(unspecFor(c.dst), 0))
+		dst := netip.AddrPortFrom(c.dst, 7310)
+		if _, err := cli.SendTo(context.Background(), make([]byte, c.max+1), dst); err != syscall.EMSGSIZE {
+			t.Errorf("%v: %d bytes: %v, want EMSGSIZE", c.dst, c.max+1, err)
+		}
+		if k, err := cli.SendTo(context.Background(), make([]byte, c.max), dst); err != nil || k != c.max {
+			t.Errorf("%v: %d bytes: %d, %v", c.dst, c.max, k, err)
+		}
+		n.run(time.Millisecond)
+		if k, _, err := srv.RecvFrom(context.Background(), make([]byte, 70000)); err != nil || k != c.max {
+			t.Errorf("%v: received %d, %v, want %d", c.dst, k, err, c.max)
+		}
 	}
 }
