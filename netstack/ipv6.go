@@ -462,7 +462,7 @@ func (s *Stack) ip6Fragment(b *skb.SKB, dev *NetDevice, mtu int, owner *memctl.S
 		return errMsgSize
 	}
 	left := b.Len() - header.IPv6MinSize
-	id := s.ip6ID.Add(1)
+	id := s.ipv6SelectIdent()
 	off := 0
 	for left > 0 {
 		n := min(chunk, left)
@@ -531,4 +531,17 @@ func (s *Stack) icmpPortUnreach(b *skb.SKB) {
 		return
 	}
 	s.icmpSendDestUnreach(b, header.IPv4(nh), header.ICMPv4PortUnreachable)
+}
+
+// ipv6SelectIdent picks the identification of a datagram's fragments: a
+// random non-zero 32-bit number for each datagram, whatever its addresses,
+// so that neither a destination nor an observer of several can predict
+// it. It comes from the stack's seeded generator, so a simulation
+// repeats. Mirrors __ipv6_select_ident (get_random_u32_above(0)).
+func (s *Stack) ipv6SelectIdent() uint32 {
+	for {
+		if id := uint32(s.rand()); id != 0 {
+			return id
+		}
+	}
 }

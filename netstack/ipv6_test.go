@@ -878,3 +878,42 @@ func TestUDP6RcvbufErrorsCountedInUdp6(t *testing.T) {
 		}
 	}
 }
+
+// Each datagram's fragments carry a fresh random non-zero identification,
+// as __ipv6_select_ident's get_random_u32_above(0) gives: not a counter
+// from 0 (predictable by anyone who sees one), and the same for the same
+// seed, so a simulation repeats.
+func TestFragment6IdentsRandom(t *testing.T) {
+	idents := func() []uint32 {
+		n := newTestNet6(t, impair.Config{}, impair.Config{}, 97)
+		sent := n.captureB()
+		cli := mustUDP(t, n.b, netip.AddrPortFrom(addr6B, 0))
+		var ids []uint32
+		for range 4 {
+			*sent = (*sent)[:0]
+			if _, err := cli.SendTo(context.Background(), make([]byte, 3000), netip.AddrPortFrom(addr6A, 9)); err != nil {
+				t.Fatal(err)
+			}
+			n.run(time.Millisecond)
+			if len(*sent) < 2 || (*sent)[0][6] != 44 {
+				t.Fatalf("%d packets, not fragments", len(*sent))
+			}
+			for _, p := range (*sent)[1:] {
+				if binary.BigEndian.Uint32(p[44:]) != binary.BigEndian.Uint32((*sent)[0][44:]) {
+					t.Fatal("fragments of one datagram with different identifications")
+				}
+			}
+			ids = append(ids, binary.BigEndian.Uint32((*sent)[0][44:]))
+		}
+		return ids
+	}
+	ids := idents()
+	for i, id := range ids {
+		if id == 0 || id < 1000 || i > 0 && (id == ids[i-1]+1 || id == ids[i-1]) {
+			t.Fatalf("identifications %d: predictable", ids)
+		}
+	}
+	if again := idents(); fmt.Sprint(again) != fmt.Sprint(ids) {
+		t.Fatalf("same seed, identifications %d then %d", ids, again)
+	}
+}

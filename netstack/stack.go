@@ -57,7 +57,6 @@ type Stack struct {
 	ipID   atomic.Uint32
 	frags  ipfragTable
 	frags6 ipfragTable // IPv6 reassembly (Linux: net->ipv6.fqdir)
-	ip6ID  atomic.Uint32
 	pmtu   pmtuTable
 	icmp   icmpState
 	udp    udpTable
