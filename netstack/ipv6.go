@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"encoding/binary"
 	"net/netip"
 
 	"sockfs/memctl"
@@ -88,17 +89,16 @@ func (s *Stack) isLoopbackDev(dev *NetDevice) bool {
 // come first; the others are each handled as Linux's inet6_protos handlers
 // do (ipv6_destopt_rcv, ipv6_rthdr_rcv, ipv6_frag_rcv). The walk ends:
 // every header moves the offset forward by at least 8 bytes, and a header
-// past the packet is an error. Deviation: Linux takes any number of
-// routing and destination options headers; sockfs takes at most one
-// routing header and two destination options headers (RFC 8200 4.1's
-// most), and counts a longer chain in Ip6InHdrErrors, so a chain of
-// repeated headers (a next-header loop) is refused early. Mirrors
+// past the packet is an error, so any number of destination options
+// headers is taken, as in Linux. Deviation: Linux takes any number of
+// routing headers too; sockfs takes at most one routing and one fragment
+// header and counts a longer chain in Ip6InHdrErrors. Mirrors
 // ip6_protocol_deliver_rcu's loop.
 func (s *Stack) ip6ParseExthdrs(b *skb.SKB, rx *rxBatch) {
 	off := header.IPv6MinSize
 	nhoff := header.IPv6NextHeaderOffset
 	nh := header.IPv6(b.Data()).NextHeader()
-	dsts, rts, frags := 0, 0, 0
+	rts, frags := 0, 0
 	for {
 		data := b.Data()
 		switch nh {
@@ -106,7 +106,11 @@ func (s *Stack) ip6ParseExthdrs(b *skb.SKB, rx *rxBatch) {
 			s.ip6Deliver(b, nh, off, rx)
 			return
 		case header.IPv6NextNone:
-			b.Free() // ipv6_nodata_rcv: nothing follows; not a delivery
+			// Nothing follows: nodata_protocol's handler, dst_discard,
+			// returns 0, which ip6_protocol_deliver_rcu counts as a
+			// delivery.
+			s.mib.Inc(memctl.Ip6InDelivers)
+			b.Free()
 			return
 		case header.IPv6NextHopByHop, header.IPv6NextDestOpts, header.IPv6NextRouting, header.IPv6NextFragment:
 		default:
@@ -134,12 +138,6 @@ func (s *Stack) ip6ParseExthdrs(b *skb.SKB, rx *rxBatch) {
 		ext := data[off : off+n]
 		switch nh {
 		case header.IPv6NextHopByHop, header.IPv6NextDestOpts:
-			if nh == header.IPv6NextDestOpts {
-				if dsts++; dsts > 2 {
-					s.ip6ChainTooLong(b)
-					return
-				}
-			}
 			if !s.ip6ParseTLV(b, off, ext, nh == header.IPv6NextHopByHop) {
 				s.mib.Inc(memctl.Ip6InHdrErrors)
 				b.Free()
@@ -150,16 +148,26 @@ func (s *Stack) ip6ParseExthdrs(b *skb.SKB, rx *rxBatch) {
 				s.ip6ChainTooLong(b)
 				return
 			}
-			// ipv6_rthdr_rcv: a host is never a waypoint. With segments
-			// left, every type is refused: type 0 as RFC 5095 requires,
-			// the others because only a router or a mobile node
-			// processes them.
+			// ipv6_rthdr_rcv: never to a multicast destination
+			// (InAddrErrors). A segment routing header (type 4,
+			// ipv6_srh_rcv) or RPL one (type 3, ipv6_rpl_srh_rcv) is
+			// dropped silently and uncounted, whatever its segments
+			// left, as with seg6_enabled and rpl_seg_enabled at their
+			// default 0. A host is never a waypoint: with segments
+			// left, any other type is refused with a parameter problem
+			// (type 0 as RFC 5095 requires, type 2 because sockfs is no
+			// mobile node).
+			rh := header.IPv6Routing(ext)
 			if header.IPv6(data).DstAddr().IsMulticast() {
-				s.mib.Inc(memctl.Ip6InHdrErrors)
+				s.mib.Inc(memctl.Ip6InAddrErrors)
 				b.Free()
 				return
 			}
-			if header.IPv6Routing(ext).SegmentsLeft() != 0 {
+			if t := rh.RoutingType(); t == ipv6SrcrtType4 || t == ipv6SrcrtType3 {
+				b.Free()
+				return
+			}
+			if rh.SegmentsLeft() != 0 {
 				s.mib.Inc(memctl.Ip6InHdrErrors)
 				s.icmpv6ParamProb(b, header.ICMPv6ErroneousField, off+header.IPv6RoutingTypeOffset)
 				b.Free()
@@ -195,8 +203,15 @@ func (s *Stack) ip6ParseExthdrs(b *skb.SKB, rx *rxBatch) {
 	}
 }
 
-// ip6ChainTooLong drops a packet whose extension header chain repeats a
-// header past what RFC 8200 4.1 allows (see ip6ParseExthdrs).
+// Routing header types that have their own handlers in ipv6_rthdr_rcv
+// (IPV6_SRCRT_TYPE_3, IPV6_SRCRT_TYPE_4).
+const (
+	ipv6SrcrtType3 = 3 // RPL source route (RFC 6554)
+	ipv6SrcrtType4 = 4 // segment routing header (RFC 8754)
+)
+
+// ip6ChainTooLong drops a packet with a second routing or fragment header
+// (see ip6ParseExthdrs).
 func (s *Stack) ip6ChainTooLong(b *skb.SKB) {
 	s.mib.Inc(memctl.Ip6InHdrErrors)
 	b.Free()
@@ -216,9 +231,9 @@ func (s *Stack) ip6UnknownProto(b *skb.SKB, nhoff int) {
 // go on; when it may not, it has sent the parameter problem an option's
 // action bits ask for (RFC 8200 4.2), and the caller counts the drop.
 // Known options: router alert (RFC 2711, in hop-by-hop). A jumbo payload
-// option is refused with a parameter problem at its length (sockfs's links
-// carry at most 64 KiB, so it can only be wrong, as ipv6_hop_jumbo finds
-// it for a length up to IPV6_MAXPLEN). Mirrors ip6_parse_tlv.
+// option is refused as ipv6_hop_jumbo refuses it with a non-zero payload
+// length (sockfs's links carry at most 64 KiB, so it can only be wrong).
+// Mirrors ip6_parse_tlv.
 func (s *Stack) ip6ParseTLV(b *skb.SKB, off int, ext []byte, hbh bool) bool {
 	it := header.IPv6Options{H: ext}
 	count := 0
@@ -239,7 +254,21 @@ func (s *Stack) ip6ParseTLV(b *skb.SKB, off int, ext []byte, hbh bool) bool {
 				return false
 			}
 		case hbh && opt.Type == header.IPv6OptJumbo:
-			s.icmpv6ParamProb(b, header.ICMPv6ErroneousField, off+opt.Offset+2)
+			// ipv6_hop_jumbo: a wrong length or alignment is dropped;
+			// a jumbo length that fits the payload length field is an
+			// error at the length, a non-zero payload length one at
+			// the option (optoff). The payload length is never zero
+			// here: ip6Rcv trims the packet to it, which leaves no
+			// room for the hop-by-hop header.
+			optoff := off + opt.Offset
+			if len(opt.Data) != 4 || optoff&3 != 2 {
+				return false
+			}
+			if binary.BigEndian.Uint32(opt.Data) <= header.IPv6MaxPayload {
+				s.icmpv6ParamProb(b, header.ICMPv6ErroneousField, optoff+2)
+			} else {
+				s.icmpv6ParamProb(b, header.ICMPv6ErroneousField, optoff)
+			}
 			return false
 		default:
 			// ip6_tlvopt_unknown: the two high bits say what to do.

@@ -202,7 +202,8 @@ func TestMalformedIPv6Dropped(t *testing.T) {
 		{"unknown option, action 01", ip6Packet(60, 64, cat(unknownOpt01, udp6Dgram(1, 7200, "x"))), []memctl.Counter{memctl.Ip6InHdrErrors}, 0},
 		{"hop-by-hop not first", ip6Packet(60, 64, cat(ext(0), ext(17), udp6Dgram(1, 7200, "x"))),
 			[]memctl.Counter{memctl.Ip6InUnknownProtos, memctl.Icmp6OutParmProblems}, 4},
-		{"next-header loop", ip6Packet(60, 64, cat(ext(60), ext(60), ext(60), udp6Dgram(1, 7200, "x"))), []memctl.Counter{memctl.Ip6InHdrErrors}, 0},
+		{"two routing headers", ip6Packet(43, 64, cat([]byte{43, 0, 1, 0, 0, 0, 0, 0}, []byte{17, 0, 1, 0, 0, 0, 0, 0}, udp6Dgram(1, 7200, "x"))),
+			[]memctl.Counter{memctl.Ip6InHdrErrors}, 0},
 		{"routing type 0 (RFC 5095)", ip6Packet(43, 64, cat(rt0, udp6Dgram(1, 7200, "x"))),
 			[]memctl.Counter{memctl.Ip6InHdrErrors, memctl.Icmp6OutParmProblems}, 4},
 		{"unknown next header", ip6Packet(99, 64, []byte("????????")), []memctl.Counter{memctl.Ip6InUnknownProtos, memctl.Icmp6OutParmProblems}, 4},
@@ -915,5 +916,67 @@ func TestFragment6IdentsRandom(t *testing.T) {
 	}
 	if again := idents(); fmt.Sprint(again) != fmt.Sprint(ids) {
 		t.Fatalf("same seed, identifications %d then %d", ids, again)
+	}
+}
+
+// Extension headers as the live 6.18 kernel takes them (raw packets over a
+// veth): segment routing (type 4) and RPL (type 3) routing headers are
+// dropped silently and uncounted whatever their segments left
+// (seg6_enabled, rpl_seg_enabled 0: ipv6_srh_rcv, ipv6_rpl_srh_rcv); a
+// routing header to a multicast address is an address error
+// (ipv6_rthdr_rcv); three destination options headers are delivered; a
+// jumbo option with a non-zero payload length draws a parameter problem
+// pointing at the option (ipv6_hop_jumbo's optoff), one whose length fits
+// 16 bits at its length; No Next Header is counted delivered.
+func TestIPv6ExtHeadersAsKernel(t *testing.T) {
+	n := newTestNet6(t, impair.Config{}, impair.Config{}, 98)
+	sent := n.captureB()
+	srv := mustUDP(t, n.b, netip.AddrPortFrom(addr6B, 7201))
+	d := udp6Dgram(1, 7201, "x")
+	srh := func(typ, left byte) []byte { return []byte{17, 2, typ, left, 0, 0, 0, 0, 16: 0, 23: 0} }
+	toMcast := ip6Packet(43, 64, cat([]byte{17, 0, 0, 1, 0, 0, 0, 0}, d))
+	copy(toMcast[24:40], netip.MustParseAddr("ff02::1").AsSlice())
+	for _, c := range []struct {
+		name      string
+		pkt       []byte
+		counter   memctl.Counter // moved by one (Ip6InReceives: no other)
+		delivered bool
+		pointer   int // the parameter problem's pointer, 0 for none sent
+	}{
+		{"SRH, segments left 0", ip6Packet(43, 64, cat(srh(4, 0), d)), memctl.Ip6InReceives, false, 0},
+		{"SRH, segments left 1", ip6Packet(43, 64, cat(srh(4, 1), d)), memctl.Ip6InReceives, false, 0},
+		{"RPL, segments left 0", ip6Packet(43, 64, cat(srh(3, 0), d)), memctl.Ip6InReceives, false, 0},
+		{"routing header to multicast", toMcast, memctl.Ip6InAddrErrors, false, 0},
+		{"three destination options", ip6Packet(60, 64, cat(ext(60), ext(60), ext(17), d)), memctl.Ip6InDelivers, true, 0},
+		{"jumbo with a payload length", ip6Packet(0, 64, cat(ext(17, 0xc2, 4, 0, 1, 0, 0), d)), memctl.Ip6InHdrErrors, false, 42},
+		{"jumbo of 16 bits", ip6Packet(0, 64, cat(ext(17, 0xc2, 4, 0, 0, 0xff, 0xff), d)), memctl.Ip6InHdrErrors, false, 44},
+		{"no next header", ip6Packet(59, 64, make([]byte, 8)), memctl.Ip6InDelivers, false, 0},
+	} {
+		var before [memctl.Ip6InDelivers - memctl.Ip6InReceives + 1]uint64
+		for ctr := memctl.Ip6InReceives; ctr <= memctl.Ip6InDelivers; ctr++ {
+			before[ctr-memctl.Ip6InReceives] = n.b.mib.Get(ctr)
+		}
+		*sent = (*sent)[:0]
+		n.inject(c.pkt)
+		n.run(time.Second) // past the ICMPv6 rate limit before the next case
+		for ctr := memctl.Ip6InReceives + 1; ctr <= memctl.Ip6InDelivers; ctr++ {
+			want := before[ctr-memctl.Ip6InReceives]
+			if ctr == c.counter {
+				want++
+			}
+			if got := n.b.mib.Get(ctr); got != want {
+				t.Errorf("%s: %v moved by %d", c.name, ctr, int64(got-before[ctr-memctl.Ip6InReceives]))
+			}
+		}
+		k, _, err := srv.RecvFrom(context.Background(), make([]byte, 4))
+		if got := err == nil && k == 1; got != c.delivered {
+			t.Errorf("%s: delivered %v, want %v", c.name, got, c.delivered)
+		}
+		switch {
+		case c.pointer == 0 && len(*sent) != 0:
+			t.Errorf("%s: answered with %x", c.name, (*sent)[0])
+		case c.pointer != 0 && (len(*sent) != 1 || (*sent)[0][40] != 4 || binary.BigEndian.Uint32((*sent)[0][44:]) != uint32(c.pointer)):
+			t.Errorf("%s: want a parameter problem at %d, sent %x", c.name, c.pointer, *sent)
+		}
 	}
 }
