@@ -48,7 +48,8 @@ func (t *Tree) csFile() Node {
 
 type csNode struct{ t *Tree }
 
-func (f *csNode) Qid() Qid   { return Qid{Path: qpath(protoTop, 0, qCs)} }
+func (f *csNode) Qid() Qid { return Qid{Path: qpath(protoTop, 0, qCs)} }
+
 // Stat: cs is not a stream file, so that it can be seeked: Plan 9's
 // clients write a query, seek to 0 and read the answers (csquery; Go's
 // net package on Plan 9), and over FUSE a stream file's lseek is ESPIPE.

@@ -65,7 +65,8 @@ func (t *Tree) dnsFile() Node {
 
 type dnsNode struct{ t *Tree }
 
-func (f *dnsNode) Qid() Qid   { return Qid{Path: qpath(protoTop, 0, qDNS)} }
+func (f *dnsNode) Qid() Qid { return Qid{Path: qpath(protoTop, 0, qDNS)} }
+
 // Stat: seekable, as cs (Plan 9's clients seek to 0 before reading).
 func (f *dnsNode) Stat() Stat { return Stat{Name: "dns", Mode: 0666} }
 

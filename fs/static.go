@@ -57,6 +57,14 @@ type textFile struct {
 	// writeAt, if set, replaces write: it sees the offset and returns the
 	// count consumed, which may be short (sysctl files).
 	writeAt func(ctx context.Context, text string, off int64) (int, error)
+	// writePos, if set, replaces write and writeAt for files whose own
+	// position after a write is not the kernel's (sysctls: Linux's
+	// unsigned handlers leave it at 0): it returns the count consumed and
+	// the position the handle's next sequential write starts from.
+	writePos func(ctx context.Context, text string, off int64) (int, int64, error)
+	// endAtOffset makes a read at a non-zero position end of file (a
+	// numeric sysctl's, as Linux's handlers answer a read with *ppos set).
+	endAtOffset bool
 }
 
 func newText(path uint64, name string, mode fs.FileMode, read func() string, write func(context.Context, string) error) *textFile {
@@ -72,7 +80,7 @@ func (f *textFile) Qid() Qid   { return f.qid }
 func (f *textFile) Stat() Stat { return f.stat }
 
 func (f *textFile) Open(ctx context.Context, req OpenReq) (Handle, error) {
-	if req.Writable() && f.write == nil && f.writeAt == nil {
+	if req.Writable() && f.write == nil && f.writeAt == nil && f.writePos == nil {
 		return nil, syscall.EACCES
 	}
 	if req.Readable() && f.read == nil {
@@ -93,6 +101,12 @@ type textHandle struct {
 	mu   sync.Mutex
 	text string
 	have bool
+	// For writePos: whether the handle has written, where the kernel's
+	// (or a 9P client's) position is after the last write, and where the
+	// file's own is.
+	wrote      bool
+	clientNext int64
+	pos        int64
 }
 
 func (h *textHandle) Read(_ context.Context, p []byte, off int64) (int, error) {
@@ -101,6 +115,9 @@ func (h *textHandle) Read(_ context.Context, p []byte, off int64) (int, error) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if off != 0 && h.f.endAtOffset {
+		return 0, nil
+	}
 	if !h.have || off == 0 {
 		h.text, h.have = h.f.read(), true
 	}
@@ -108,6 +125,19 @@ func (h *textHandle) Read(_ context.Context, p []byte, off int64) (int, error) {
 }
 
 func (h *textHandle) Write(ctx context.Context, p []byte, off int64) (int, error) {
+	if h.f.writePos != nil {
+		// A write where the last one left the client's position (no seek
+		// between) starts where it left the file's own.
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		pos := off
+		if h.wrote && off == h.clientNext {
+			pos = h.pos
+		}
+		n, next, err := h.f.writePos(ctx, string(p), pos)
+		h.wrote, h.clientNext, h.pos = true, off+int64(n), next
+		return n, err
+	}
 	if h.f.writeAt != nil {
 		return h.f.writeAt(ctx, string(p), off)
 	}

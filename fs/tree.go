@@ -128,8 +128,9 @@ func (t *Tree) sysDir() *dirNode {
 			mode = 0444
 		}
 		f := newText(qpath(protoSys, i, 0), leaf, mode, s.Read, nil)
+		f.endAtOffset = !s.ReadsAtOffsets()
 		if !s.ReadOnly() {
-			f.writeAt = func(_ context.Context, text string, off int64) (int, error) {
+			f.writePos = func(_ context.Context, text string, off int64) (int, int64, error) {
 				return t.writeSysctl(s, text, off)
 			}
 		}
@@ -166,27 +167,26 @@ func (t *Tree) sysDir() *dirNode {
 	return newDir(qpath(protoTop, 0, qSysDir), "sys", staticList(build("")...))
 }
 
-// writeSysctl is a write(2) to a sysctl file: Linux's semantics
-// (memctl.Sysctl.WriteN), including the short count after the last value
-// of a vector. A write at a non-zero offset is ignored, as Linux does with
-// sysctl_writes_strict=1 (so the rest of a short write, retried by stdio
-// at the new offset, is not parsed again). A refusal changes nothing and
-// is logged; its errno is EINVAL (ENOENT for an unknown congestion
-// control, as in Linux).
-func (t *Tree) writeSysctl(s *memctl.Sysctl, text string, off int64) (int, error) {
-	if off != 0 {
-		return len(text), nil
-	}
-	n, err := s.WriteN(text)
+// writeSysctl is a write(2) to a sysctl file at position off: Linux's
+// semantics (memctl.Sysctl.WriteAt), including the short count after the
+// last value of a vector and the positions of sysctl_writes_strict=1 (a
+// numeric write elsewhere than at 0 is ignored, so the rest of a short
+// write, retried by stdio at the new offset, is not parsed again). It
+// returns the position the next write starts from. A refusal changes
+// nothing and is logged; its errno is EINVAL (ENOENT for an unknown
+// congestion control, ERANGE for a module parameter too large, as in
+// Linux).
+func (t *Tree) writeSysctl(s *memctl.Sysctl, text string, off int64) (int, int64, error) {
+	n, next, err := s.WriteAt(text, off)
 	if err != nil {
 		t.log.Warn("sysctl write refused", "sysctl", s.Name(), "value", text, "err", err)
 		var e syscall.Errno
 		if errors.As(err, &e) {
-			return 0, e
+			return 0, next, e
 		}
-		return 0, syscall.EINVAL
+		return 0, next, syscall.EINVAL
 	}
-	return n, nil
+	return n, next, nil
 }
 
 func (t *Tree) readRoutes() string {

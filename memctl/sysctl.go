@@ -22,6 +22,8 @@ const (
 	kindJiffies                     // proc_dointvec_jiffies: seconds, kept in jiffies
 	kindMsJiffies                   // proc_dointvec_ms_jiffies: milliseconds, kept in jiffies
 	kindString                      // proc_dostring (with a handler that validates the text)
+	kindParamInt                    // a module parameter of type int (param_set_int: kstrtoint, a sysfs store)
+	kindParamUint                   // a module parameter of type uint (param_set_uint: kstrtouint)
 )
 
 // handlerNames are the Linux proc handlers of the kinds, for the README table.
@@ -29,6 +31,7 @@ var handlerNames = [...]string{
 	kindInt: "proc_dointvec", kindUint: "proc_douintvec", kindU8: "proc_dou8vec_minmax",
 	kindUlong: "proc_doulongvec_minmax", kindJiffies: "proc_dointvec_jiffies",
 	kindMsJiffies: "proc_dointvec_ms_jiffies", kindString: "proc_dostring",
+	kindParamInt: "param_set_int", kindParamUint: "param_set_uint",
 }
 
 // HZ is CONFIG_HZ of the reference kernel (6.18 on the project's VM): the
@@ -185,6 +188,9 @@ func (s *Sysctl) WriteN(text string) (int, error) {
 	if s.kind == kindString {
 		return s.writeString(text)
 	}
+	if s.kind == kindParamInt || s.kind == kindParamUint {
+		return s.writeParam(text)
+	}
 	full := len(text)
 	// Linux considers at most PAGE_SIZE-1 bytes of one write.
 	if len(text) > 4095 {
@@ -228,6 +234,114 @@ func (s *Sysctl) WriteN(text string) (int, error) {
 	}
 	s.v.Store(&nv)
 	return consumed, nil
+}
+
+// WriteAt is a write(2) of text at file position off, with Linux's
+// positions (sysctl_writes_strict=1): it returns the bytes consumed and
+// the position the next write(2) on the same descriptor starts from.
+//
+//   - numeric sysctls take a write only at position 0; one elsewhere is
+//     consumed and ignored (proc_first_pos_non_zero_ignore). After a
+//     write, the int, unsigned long and jiffies handlers have moved the
+//     position on, and the unsigned int and u8 ones have not: a second
+//     write(2) on the descriptor is ignored by the former and applied by
+//     the latter (as the live 6.18 kernel does: `exec 3>f; echo 5 >&3;
+//     echo 7 >&3` leaves tcp_fin_timeout at 5 and tcp_retries2 at 7);
+//   - strings write into the current text at off, up to the first
+//     newline, and the handler checks the result (_proc_do_string: "xx"
+//     at 2 of "reno" makes "rexx", ENOENT); past the text's end a write
+//     is ignored;
+//   - module parameters are sysfs stores: every write(2) is a whole
+//     value, wherever the position is.
+func (s *Sysctl) WriteAt(text string, off int64) (int, int64, error) {
+	switch {
+	case s.kind == kindParamInt || s.kind == kindParamUint:
+		n, err := s.WriteN(text)
+		return n, off + int64(n), err
+	case s.kind == kindString && off != 0:
+		return s.writeStringAt(text, off)
+	case off != 0:
+		return len(text), off + int64(len(text)), nil
+	}
+	n, err := s.WriteN(text)
+	if err != nil || s.kind == kindUint || s.kind == kindU8 {
+		return n, 0, err
+	}
+	return n, int64(n), nil
+}
+
+// ReadsAtOffsets reports whether a read at a non-zero position gets the
+// text from there (strings, module parameters); a numeric sysctl's read
+// there gets end of file, as __do_proc_dointvec, do_proc_douintvec and
+// __do_proc_doulongvec_minmax answer a read with *ppos set.
+func (s *Sysctl) ReadsAtOffsets() bool {
+	return s.kind == kindString || s.kind == kindParamInt || s.kind == kindParamUint
+}
+
+// writeStringAt is a string write at a non-zero position: the current
+// text up to off, then the written line (_proc_do_string with
+// sysctl_writes_strict); past the end of the text it is ignored.
+func (s *Sysctl) writeStringAt(text string, off int64) (int, int64, error) {
+	next := off + int64(len(text))
+	s.mu.Lock()
+	cur := s.getString()
+	s.mu.Unlock()
+	if s.strMax > 0 && len(cur) > s.strMax-1 {
+		cur = cur[:s.strMax-1]
+	}
+	if off > int64(len(cur)) {
+		return len(text), next, nil
+	}
+	if _, err := s.writeString(cur[:off] + text); err != nil {
+		return 0, off, err
+	}
+	return len(text), next, nil
+}
+
+// writeParam is a sysfs store to a module parameter: the whole write is
+// one number for kstrtoint or kstrtouint (base 0: 0x hex, 0 octal; a
+// leading '+', or '-' for an int; one trailing newline; nothing else, not
+// even blanks), EINVAL if it is not one, ERANGE if it does not fit.
+// Mirrors param_set_int and param_set_uint.
+func (s *Sysctl) writeParam(text string) (int, error) {
+	t := strings.TrimSuffix(text, "\n")
+	neg := false
+	switch {
+	case strings.HasPrefix(t, "-") && s.kind == kindParamInt:
+		neg, t = true, t[1:]
+	case strings.HasPrefix(t, "+"):
+		t = t[1:]
+	}
+	base := 10
+	switch {
+	case len(t) > 2 && (t[:2] == "0x" || t[:2] == "0X"):
+		base, t = 16, t[2:]
+	case len(t) > 1 && t[0] == '0':
+		base, t = 8, t[1:]
+	}
+	u, err := strconv.ParseUint(t, base, 64)
+	if err != nil {
+		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
+			return 0, fmt.Errorf("sysctl %s: %q is out of range: %w", s.name, text, syscall.ERANGE)
+		}
+		return 0, fmt.Errorf("sysctl %s: %q is not a number: %w", s.name, text, syscall.EINVAL)
+	}
+	var v int64
+	switch {
+	case s.kind == kindParamUint && u > 1<<32-1,
+		s.kind == kindParamInt && !neg && u > 1<<31-1,
+		s.kind == kindParamInt && neg && u > 1<<31:
+		return 0, fmt.Errorf("sysctl %s: %q is out of range: %w", s.name, text, syscall.ERANGE)
+	case neg:
+		v = -int64(u)
+	default:
+		v = int64(u)
+	}
+	nv := [3]int64{v}
+	s.mu.Lock()
+	s.v.Store(&nv)
+	s.mu.Unlock()
+	return len(text), nil
 }
 
 // writeString applies a proc_dostring write: the text up to the first

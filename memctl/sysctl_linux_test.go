@@ -199,3 +199,137 @@ func TestSysctlWritesAsLinux(t *testing.T) {
 		t.Errorf("only %d writes compared", compared)
 	}
 }
+
+// fdOp is one step on an open sysctl file: a seek to pos (if seek), then
+// a write of text.
+type fdOp struct {
+	seek bool
+	pos  int64
+	text string
+}
+
+// writesOnOneFd runs ops on one descriptor of the kernel's file and
+// returns each write's errno and the value read afterwards.
+func (k *kernelSysctl) writesOnOneFd(name string, ops []fdOp) ([]syscall.Errno, string) {
+	var errs []syscall.Errno
+	k.do(func() {
+		fd, err := unix.Open("/proc/sys/net/"+name, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errs = append(errs, err.(syscall.Errno))
+			return
+		}
+		defer unix.Close(fd)
+		for _, op := range ops {
+			if op.seek {
+				unix.Seek(fd, op.pos, 0)
+			}
+			var e syscall.Errno
+			if _, err := unix.Write(fd, []byte(op.text)); err != nil {
+				e = err.(syscall.Errno)
+			}
+			errs = append(errs, e)
+		}
+	})
+	after, _ := k.read(name)
+	return errs, after
+}
+
+// preadAt is a read of the kernel's file at off.
+func (k *kernelSysctl) preadAt(name string, off int64) string {
+	var out string
+	k.do(func() {
+		fd, err := unix.Open("/proc/sys/net/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		defer unix.Close(fd)
+		b := make([]byte, 4096)
+		n, _ := unix.Pread(fd, b, off)
+		out = string(b[:max(n, 0)])
+	})
+	return out
+}
+
+// TestSysctlPositionsAsLinux: writes after the first on one descriptor,
+// writes after a seek and reads at a non-zero offset do what they do in
+// the running kernel's per-namespace /proc/sys/net, sysctl by sysctl:
+// sockfs's WriteAt is chained through the positions it returns, as the
+// files chain a descriptor's writes. sockfs ignored every write but at
+// offset 0 (a second `echo` on a descriptor of an unsigned sysctl is
+// applied by Linux), wrote strings only from the start, and read numbers
+// at any offset.
+func TestSysctlPositionsAsLinux(t *testing.T) {
+	k := newKernelSysctl(t)
+	n := newTestNet(t, Options{})
+	compared := 0
+	for _, name := range n.Sysctls.Names() {
+		s, _ := n.Sysctls.Lookup(name)
+		if strings.HasPrefix(name, "module/") || s.ReadOnly() {
+			continue
+		}
+		orig, ok := k.read(name)
+		if !ok {
+			continue
+		}
+		seqs := [][]fdOp{
+			{{text: "5\n"}, {text: "7\n"}},
+			{{text: "5\n"}, {seek: true, pos: 0, text: "7\n"}},
+			{{seek: true, pos: 1, text: "7\n"}},
+			{{text: "5"}, {text: "7"}},
+		}
+		if s.kind == kindString {
+			if _, e := k.write(name, "reno"); e != 0 {
+				continue // read-only in a child namespace
+			}
+			orig = "reno\n"
+			seqs = [][]fdOp{
+				{{seek: true, pos: 2, text: "xx\n"}},
+				{{seek: true, pos: 2, text: "no\n"}},
+				{{seek: true, pos: 10, text: "xx\n"}},
+				{{text: "reno\n"}, {text: "xx\n"}},
+			}
+		} else if _, e := k.write(name, orig); e != 0 {
+			continue // read-only in a child namespace
+		}
+		for _, seq := range seqs {
+			if err := s.Write(orig); err != nil {
+				t.Fatal(err)
+			}
+			k.write(name, orig)
+			kerrs, kafter := k.writesOnOneFd(name, seq)
+			var serrs []syscall.Errno
+			var pos int64
+			for _, op := range seq {
+				if op.seek {
+					pos = op.pos
+				}
+				_, next, err := s.WriteAt(op.text, pos)
+				var e syscall.Errno
+				if err != nil && !errors.As(err, &e) {
+					t.Fatalf("%s: error %v carries no errno", name, err)
+				}
+				serrs = append(serrs, e)
+				pos = next
+			}
+			compared++
+			if fmt.Sprint(serrs) != fmt.Sprint(kerrs) || s.Read() != kafter {
+				t.Errorf("%s, writes %+v on one descriptor: sockfs %v and reads %q, Linux %v and %q", name, seq, serrs, s.Read(), kerrs, kafter)
+			}
+		}
+		k.write(name, orig)
+		if err := s.Write(orig); err != nil {
+			t.Fatal(err)
+		}
+		want := k.preadAt(name, 1)
+		got := ""
+		if s.ReadsAtOffsets() {
+			got = s.Read()[1:]
+		}
+		if got != want {
+			t.Errorf("%s read at offset 1: sockfs %q, Linux %q", name, got, want)
+		}
+	}
+	if compared < 200 {
+		t.Errorf("only %d sequences compared", compared)
+	}
+}

@@ -193,3 +193,50 @@ func FuzzSysctlWrite(f *testing.F) {
 		}
 	})
 }
+
+// TestModuleParamWrites: tcp_cubic's and tcp_dctcp's knobs are module
+// parameters in Linux, sysfs files parsed by kstrtoint and kstrtouint
+// (param_set_int, param_set_uint), not /proc/sys handlers: a leading '+'
+// and one trailing newline are taken, blanks or a second number are
+// EINVAL, a number too large ERANGE, and every write(2) is a whole value
+// wherever the position is. They were parsed as proc_dointvec, which took
+// " 7" and "7 2" and refused "+7". (The table is the live kernel's sysfs
+// behaviour, seen on a per-namespace kstrto file, tx_queue_len.)
+func TestModuleParamWrites(t *testing.T) {
+	n := newTestNet(t, Options{})
+	for _, c := range []struct {
+		name, in string
+		errno    syscall.Errno
+		after    string
+	}{
+		{"module/tcp_cubic/parameters/hystart_detect", "+2\n", 0, "2\n"},
+		{"module/tcp_cubic/parameters/hystart_detect", "0x1", 0, "1\n"},
+		{"module/tcp_cubic/parameters/hystart_detect", "-1\n", 0, "-1\n"},
+		{"module/tcp_cubic/parameters/hystart_detect", " 2\n", syscall.EINVAL, "3\n"},
+		{"module/tcp_cubic/parameters/hystart_detect", "2 3\n", syscall.EINVAL, "3\n"},
+		{"module/tcp_cubic/parameters/hystart_detect", "2\n\n", syscall.EINVAL, "3\n"},
+		{"module/tcp_cubic/parameters/hystart_detect", "2\t\n", syscall.EINVAL, "3\n"},
+		{"module/tcp_cubic/parameters/hystart_detect", "", 0, "3\n"},
+		{"module/tcp_cubic/parameters/hystart_detect", "2147483648", syscall.ERANGE, "3\n"},
+		{"module/tcp_cubic/parameters/hystart_detect", "99999999999999999999", syscall.ERANGE, "3\n"},
+		{"module/tcp_dctcp/parameters/dctcp_shift_g", "4294967295\n", 0, "4294967295\n"},
+		{"module/tcp_dctcp/parameters/dctcp_shift_g", "4294967296", syscall.ERANGE, "4\n"},
+		{"module/tcp_dctcp/parameters/dctcp_shift_g", "-1", syscall.EINVAL, "4\n"},
+	} {
+		s, _ := n.Sysctls.Lookup(c.name)
+		def := s.Read()
+		_, err := s.WriteN(c.in)
+		var e syscall.Errno
+		errors.As(err, &e)
+		if e != c.errno || s.Read() != c.after {
+			t.Errorf("%s <- %q: %v, reads %q; want %v and %q", c.name, c.in, err, s.Read(), c.errno, c.after)
+		}
+		if err := s.Write(def); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := n.Sysctls.Lookup("module/tcp_cubic/parameters/hystart_low_window")
+	if _, next, err := s.WriteAt("8\n", 1); err != nil || next != 3 || s.Read() != "8\n" {
+		t.Fatalf("a write at offset 1: %v, next %d, reads %q; want it applied", err, next, s.Read())
+	}
+}

@@ -256,13 +256,13 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	// /sys/module/tcp_cubic/parameters/hystart and so on. sockfs has no
 	// modules, so they live here, one set per Net, under keys that name
 	// that sysfs path rather than one below /proc/sys/net.
-	s.cubicHystart = mk(cubicParam+"hystart", kindInt, none, "HyStart on (bictcp_acked)", 1)
-	s.cubicHystartDetect = mk(cubicParam+"hystart_detect", kindInt, none, "HyStart's detectors (hystart_update)", HystartAckTrain|HystartDelay)
-	s.cubicHystartLowWindow = mk(cubicParam+"hystart_low_window", kindInt, none, "cwnd below which HyStart does not look (bictcp_acked)", 16)
-	s.cubicHystartAckDelta = mk(cubicParam+"hystart_ack_delta_us", kindInt, none, "largest gap in an ACK train (hystart_update)", 2000)
+	s.cubicHystart = mk(cubicParam+"hystart", kindParamInt, none, "HyStart on (bictcp_acked)", 1)
+	s.cubicHystartDetect = mk(cubicParam+"hystart_detect", kindParamInt, none, "HyStart's detectors (hystart_update)", HystartAckTrain|HystartDelay)
+	s.cubicHystartLowWindow = mk(cubicParam+"hystart_low_window", kindParamInt, none, "cwnd below which HyStart does not look (bictcp_acked)", 16)
+	s.cubicHystartAckDelta = mk(cubicParam+"hystart_ack_delta_us", kindParamInt, none, "largest gap in an ACK train (hystart_update)", 2000)
 	// DCTCP's, likewise (net/ipv4/tcp_dctcp.c, unsigned ints).
-	s.dctcpShiftG = mk(dctcpParam+"dctcp_shift_g", kindUint, none, "alpha's gain g = 1/2^dctcp_shift_g (dctcp_update_alpha)", 4)
-	s.dctcpAlphaOnInit = mk(dctcpParam+"dctcp_alpha_on_init", kindUint, none, "alpha of a new connection, in 1/1024, at most 1024 (dctcp_init)", 1024)
+	s.dctcpShiftG = mk(dctcpParam+"dctcp_shift_g", kindParamUint, none, "alpha's gain g = 1/2^dctcp_shift_g (dctcp_update_alpha)", 4)
+	s.dctcpAlphaOnInit = mk(dctcpParam+"dctcp_alpha_on_init", kindParamUint, none, "alpha of a new connection, in 1/1024, at most 1024 (dctcp_init)", 1024)
 	sort.Strings(s.names)
 	return s
 }

@@ -120,6 +120,30 @@ ls $A/sys/ipv4 | grep -c . >/dev/null
 	}
 }
 
+// TestSysctlWritesOnOneDescriptor: the positions of Linux's /proc/sys
+// through the mount, as a shell meets them: a second `echo` on one
+// descriptor is applied to an unsigned sysctl (Linux's unsigned handlers
+// leave the position at 0) and ignored by an int one, a read at an
+// offset of a number is end of file, and a string written at an offset
+// joins the text there (tcp_congestion_control "re" + "xx": ENOENT).
+// Every write after the first on a descriptor used to be ignored.
+func TestSysctlWritesOnOneDescriptor(t *testing.T) {
+	p := newPair(t)
+	out := p.sh(t, `
+exec 3>$A/sys/ipv4/tcp_retries2; echo 5 >&3; echo 7 >&3; exec 3>&-
+cat $A/sys/ipv4/tcp_retries2
+exec 3>$A/sys/ipv4/tcp_fin_timeout; echo 5 >&3; echo 7 >&3; exec 3>&-
+cat $A/sys/ipv4/tcp_fin_timeout
+dd if=$A/sys/ipv4/tcp_fin_timeout bs=1 skip=1 status=none | wc -c
+echo reno > $A/sys/ipv4/tcp_congestion_control
+printf xx | dd of=$A/sys/ipv4/tcp_congestion_control bs=1 seek=2 conv=notrunc status=none 2>/dev/null || echo refused
+cat $A/sys/ipv4/tcp_congestion_control
+`)
+	if want := "7\n5\n0\nrefused\nreno\n"; out != want {
+		t.Fatalf("got %q, want %q", out, want)
+	}
+}
+
 var badSysctl = []string{
 	"", // placeholder: replaced below by the white-space-only write
 	"abc", "1 2", "1 2 3 4", "-1 2 3", "3 2 1", "4096 x 6291456", "0x", "1.5 2 3",
