@@ -526,3 +526,34 @@ func TestUserTimeoutClampsTheRTO(t *testing.T) {
 		t.Fatalf("gave up %v after the first retransmission, want 2 s", gaveUp)
 	}
 }
+
+// TestKeepaliveIntvlZero: tcp_keepalive_intvl 0 re-arms the keepalive
+// timer for the next tick, not for now, as sk_reset_timer(jiffies + 0)
+// does, so each probe's ACK, back 50 µs later, keeps the connection: one
+// probe a keepalive_time, as the live kernel sent with the same settings.
+// The timer fired again at once and sent all nine probes before the ACK,
+// then reset the connection.
+func TestKeepaliveIntvlZero(t *testing.T) {
+	c := newEstablished(t)
+	setSysctl(t, c.s, "ipv4/tcp_keepalive_time", "1")
+	setSysctl(t, c.s, "ipv4/tcp_keepalive_intvl", "0")
+	c.tp.SetKeepAlive(true, 0, 0, 0)
+	probes := 0
+	for ms := 0; ms < 3500; ms++ {
+		c.clk.Advance(time.Millisecond)
+		p, _, ok := c.take()
+		if !ok {
+			continue
+		}
+		if p.seq != c.iss || p.flags != fAck {
+			t.Fatalf("at %d ms: %v, want a keepalive probe", ms, p)
+		}
+		probes++
+		c.clk.Advance(50 * time.Microsecond)
+		c.expectNone()
+		c.send(seg{seq: c.peerIS + 1, ack: c.iss + 1, flags: fAck}) // its answer
+	}
+	if probes != 3 || c.tp.State() != TCPEstablished {
+		t.Fatalf("%d probes in 3.5 s, state %v; want 3 and ESTABLISHED", probes, c.tp.State())
+	}
+}

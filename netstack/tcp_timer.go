@@ -540,7 +540,13 @@ func (tp *TCPSock) eventAckSent() {
 
 // resetKeepTimer arms sk_timer (keepalive, FIN_WAIT2 and TIME_WAIT share
 // it). Mirrors inet_csk_reset_keepalive_timer.
+//
+// A delay under one jiffy is one jiffy: Linux's sk_reset_timer(jiffies +
+// 0) runs at the next tick, not at once, so a tcp_keepalive_intvl of 0
+// leaves a probe's ACK the time to come back (without it nine probes went
+// out within microseconds and the connection was reset).
 func (tp *TCPSock) resetKeepTimer(d time.Duration) {
+	d = max(d, memctl.Jiffy)
 	tp.kaDeadline = tp.now() + int64(d)
 	tp.keepTimer.ResetAt(tp.kaDeadline)
 }
