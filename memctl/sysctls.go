@@ -250,7 +250,7 @@ func NewSysctls(p *Profile, nfbp int64) *Sysctls {
 	s.ip6fragTime = mk("ipv6/ip6frag_time", kindJiffies, none, "lifetime of an IPv6 reassembly queue (ip6_frag_expire)", 60)
 	s.icmpv6Ratelimit = mk("ipv6/icmp/ratelimit", kindMsJiffies, none, "per-destination interval of rate-limited ICMPv6 errors (icmpv6_xrlim_allow)", 100)
 	s.icmpv6EchoIgnoreAll = mk("ipv6/icmp/echo_ignore_all", kindU8, none, "no ICMPv6 echo replies (icmpv6_echo_reply)", 0)
-	s.ip6HopLimit = mk("ipv6/conf/all/hop_limit", kindInt, lim(i64(1), i64(255)), "hop limit of sent packets (ip6_dst_hoplimit)", 64)
+	s.ip6HopLimit = mk("ipv6/conf/all/hop_limit", kindInt, lim(i64(1), i64(255)), "hop limit of sent packets (ip6_dst_hoplimit). Deviation: Linux reads the device's conf/DEV/hop_limit, which a write here leaves alone; sockfs has one for all devices", 64)
 	// HyStart's knobs. In Linux these are not sysctls but module parameters
 	// of tcp_cubic (net/ipv4/tcp_cubic.c), global and read at every use:
 	// /sys/module/tcp_cubic/parameters/hystart and so on. sockfs has no
