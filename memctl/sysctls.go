@@ -412,15 +412,24 @@ func (s *Sysctl) Range() string {
 // AbsentSysctls are the net.ipv4 and net.core sysctls of Linux 6.18 that
 // issue 16 asked about and sockfs does not have, with the reason.
 var AbsentSysctls = map[string]string{
-	"ipv4/tcp_limit_output_bytes":     "TSQ limits the bytes queued below TCP; sockfs's devices finish a transmission before Xmit returns, so there is no queue to limit",
-	"ipv4/tcp_autocorking":            "autocorking waits for a TX completion of queued packets, which sockfs's devices never leave queued",
-	"ipv4/tcp_no_metrics_save":        "sockfs has no tcp_metrics cache",
-	"ipv4/tcp_ecn_option":             "Accurate ECN's TCP option: sockfs does RFC 3168 ECN only",
-	"ipv4/tcp_ecn_option_beacon":      "as tcp_ecn_option",
-	"ipv4/tcp_comp_sack_delay_ns":     "sockfs sends a compressed ACK at the end of the device's receive batch, not from a timer (netstack/tcp_input.go sackCompress)",
-	"ipv4/tcp_comp_sack_slack_ns":     "as tcp_comp_sack_delay_ns",
-	"core/netdev_max_backlog":         "sockfs has no per-CPU input backlog: a device's goroutine processes each packet to completion",
-	"ipv4/ip_unprivileged_port_start": "sockfs has no privileged ports (ip_local_port_range's check uses Linux's 1024)",
+	"ipv4/tcp_limit_output_bytes":      "TSQ limits the bytes queued below TCP; sockfs's devices finish a transmission before Xmit returns, so there is no queue to limit",
+	"ipv4/tcp_autocorking":             "autocorking waits for a TX completion of queued packets, which sockfs's devices never leave queued",
+	"ipv4/tcp_no_metrics_save":         "sockfs has no tcp_metrics cache",
+	"ipv4/icmp_echo_ignore_broadcasts": "fixed at its default 1: an echo request to a broadcast address gets no answer (netstack/icmp.go)",
+	"ipv6/icmp/ratemask":               "fixed at Linux's default mask (netstack/icmp_ratelimit.go)",
+	"ipv6/bindv6only":                  "fixed at its default 0: a socket bound to :: takes IPv4 too unless the conversation's v6only ctl says otherwise",
+	"ipv4/ip_nonlocal_bind":            "fixed at 0: a bind to an address the stack does not have is EADDRNOTAVAIL",
+	"ipv4/ip_local_reserved_ports":     "no ports are reserved from the ephemeral range",
+	"ipv4/ipfrag_max_dist":             "not mirrored: a fragment queue is not dropped for packets of the same source arriving between its fragments",
+	"ipv4/tcp_retrans_collapse":        "not mirrored: retransmissions are not merged with the next skb (tcp_retrans_try_collapse)",
+	"ipv4/tcp_stdurg":                  "sockfs takes no urgent data: the URG pointer is ignored and the byte stays in the stream, where Linux takes it out (MSG_OOB) unless SO_OOBINLINE",
+	"ipv4/tcp_fastopen":                "sockfs has no TCP Fast Open",
+	"ipv4/tcp_ecn_option":              "Accurate ECN's TCP option: sockfs does RFC 3168 ECN only",
+	"ipv4/tcp_ecn_option_beacon":       "as tcp_ecn_option",
+	"ipv4/tcp_comp_sack_delay_ns":      "sockfs sends a compressed ACK at the end of the device's receive batch, not from a timer (netstack/tcp_input.go sackCompress)",
+	"ipv4/tcp_comp_sack_slack_ns":      "as tcp_comp_sack_delay_ns",
+	"core/netdev_max_backlog":          "sockfs has no per-CPU input backlog: a device's goroutine processes each packet to completion",
+	"ipv4/ip_unprivileged_port_start":  "sockfs has no privileged ports (ip_local_port_range's check uses Linux's 1024)",
 }
 
 // RmemDefault is net.core.rmem_default (the initial sk_rcvbuf).
