@@ -409,8 +409,9 @@ func (s *Sysctl) Range() string {
 	return lo + ".." + hi
 }
 
-// AbsentSysctls are the net.ipv4 and net.core sysctls of Linux 6.18 that
-// issue 16 asked about and sockfs does not have, with the reason.
+// AbsentSysctls are the per-namespace sysctls of Linux 6.18 that issue 16
+// and the outside probes asked about and sockfs does not have, with the
+// reason.
 var AbsentSysctls = map[string]string{
 	"ipv4/tcp_limit_output_bytes":      "TSQ limits the bytes queued below TCP; sockfs's devices finish a transmission before Xmit returns, so there is no queue to limit",
 	"ipv4/tcp_autocorking":             "autocorking waits for a TX completion of queued packets, which sockfs's devices never leave queued",
