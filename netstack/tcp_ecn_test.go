@@ -453,3 +453,17 @@ func TestEstablishedBacklogKeepsCE(t *testing.T) {
 		t.Fatalf("last ACK %v: want ack %d with ECE", last, seq+11)
 	}
 }
+
+// TestDeliveredCECounted: segments acknowledged by an ACK with ECE count
+// in TcpExt TCPDeliveredCE as well as TCPDelivered (tcp_count_delivered);
+// the counter stayed at 0 while DCTCP's own delivered_ce grew.
+func TestDeliveredCECounted(t *testing.T) {
+	c, _ := ecnEstablished(t, fEce|fCwr)
+	base := c.iss + 1
+	c.sendFive(base)
+	c.send(seg{seq: c.peerIS + 1, ack: base + 2, flags: fAck | fEce}) // two segments, ECE
+	c.send(seg{seq: c.peerIS + 1, ack: base + 3, flags: fAck})        // one more, no ECE
+	if ce, all := c.s.mib.Get(memctl.TcpExtTCPDeliveredCE), c.s.mib.Get(memctl.TcpExtTCPDelivered); ce != 2 || all < 3 {
+		t.Fatalf("TCPDeliveredCE %d, TCPDelivered %d; want 2 and at least 3", ce, all)
+	}
+}

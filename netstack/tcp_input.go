@@ -667,8 +667,9 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions, fast 
 	if tp.sackOK && seqLT(reord, priorFack) {
 		tp.checkSackReordering(reord, false)
 	}
-	if ece { // tcp_count_delivered with ece_ack
+	if ece { // tcp_count_delivered with ece_ack: delivered_ce and TCPDeliveredCE
 		tp.deliveredCE += tp.delivered - priorDelivered
+		tp.stack.mib.Add(memctl.TcpExtTCPDeliveredCE, uint64(tp.delivered-priorDelivered))
 	}
 	tp.rackUpdateReoWnd()
 	if e, ok := tp.cc.(ackEventer); ok {
