@@ -210,11 +210,25 @@ func (c *tcpConv) Status() string {
 	if i.PMTU != 0 {
 		s += fmt.Sprintf(" pmtu %d", i.PMTU)
 	}
-	// ss -i's fields, as it prints them, in name value pairs: its
-	// bbr:(bw:,mrtt:,pacing_gain:,cwnd_gain:) becomes bbr_bw ... .
+	// The rest of tcp_info that ss -tmi shows: segments in flight and
+	// their scoreboard (unacked, sacked, lost, retrans_out: ss's
+	// retrans:retrans_out/retrans), reordering, the delayed-ACK timeout
+	// (ato, microseconds), the MSSs and window scales, what was delivered
+	// (with ECE: delivered_ce), bytes written but not sent, data segments
+	// sent, and app_limited while the delivery rate is application-limited.
+	s += fmt.Sprintf(" unacked %d sacked %d lost %d retrans_out %d reordering %d ato %d rcvmss %d advmss %d"+
+		" snd_wscale %d rcv_wscale %d delivered %d delivered_ce %d notsent %d data_segs_out %d",
+		i.Unacked, i.Sacked, i.Lost, i.Retrans, i.Reordering, us(i.ATO), i.RcvMSS, i.AdvMSS,
+		i.SndWscale, i.RcvWscale, i.Delivered, i.DeliveredCE, i.Notsent, i.DataSegsOut)
+	if i.AppLimited {
+		s += " app_limited on"
+	}
+	// ss -i's fields in name value pairs: its bbr:(bw:,mrtt:,
+	// pacing_gain:,cwnd_gain:) becomes bbr_bw ... , bbr_mrtt in
+	// microseconds like srtt and min_rtt (ss prints milliseconds).
 	if b := i.BBR; b != nil {
-		s += fmt.Sprintf(" bbr_mode %s bbr_bw %s bbr_mrtt %g bbr_pacing_gain %g bbr_cwnd_gain %g",
-			b.Mode, ssBw(float64(b.Bw)*8), float64(b.MinRttUs)/1000, float64(b.PacingGain)/256, float64(b.CwndGain)/256)
+		s += fmt.Sprintf(" bbr_mode %s bbr_bw %s bbr_mrtt %d bbr_pacing_gain %g bbr_cwnd_gain %g",
+			b.Mode, ssBw(float64(b.Bw)*8), b.MinRttUs, float64(b.PacingGain)/256, float64(b.CwndGain)/256)
 	}
 	if i.PacingRate != 0 && i.PacingRate != ^uint64(0) {
 		s += " pacing_rate " + ssBw(float64(i.PacingRate)*8)
@@ -236,17 +250,12 @@ func (c *tcpConv) Status() string {
 	return s + "\n"
 }
 
-// ssBw formats bits per second as ss does (sprint_bw).
+// ssBw formats bits per second as ss -n does (sprint_bw without
+// resolve_services: "%.0f", then "bps"): exact, where ss's "12.3Mbps"
+// form kept three digits and trace, which reads the number back, lost the
+// rest.
 func ssBw(bw float64) string {
-	switch {
-	case bw > 1e9:
-		return fmt.Sprintf("%.1fGbps", bw/1e9)
-	case bw > 1e6:
-		return fmt.Sprintf("%.1fMbps", bw/1e6)
-	case bw > 1e3:
-		return fmt.Sprintf("%.1fKbps", bw/1e3)
-	}
-	return fmt.Sprintf("%gbps", bw)
+	return fmt.Sprintf("%.0fbps", bw)
 }
 
 func onOff(f []string) (bool, error) {

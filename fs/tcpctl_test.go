@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -1025,4 +1026,54 @@ func TestUDPHeadersWriteFromLaddr(t *testing.T) {
 	if n, err := readTimeout(cd, buf); err != nil || string(buf[:n]) != "pong" {
 		t.Fatalf("client read %q, %v: the answer did not come from 198.18.0.3", buf[:n], err)
 	}
+}
+
+// TestTCPStatusScoreboard: status carries the rest of ss -tmi's tcp_info
+// (unacked, sacked, lost, retrans_out, reordering, ato, the MSSs and
+// window scales, delivered, delivered_ce, notsent, data_segs_out), and
+// rates as ss -n prints them, exact bits per second. A writer ahead of a
+// receiver that does not read shows bytes not sent and segments delivered.
+func TestTCPStatusScoreboard(t *testing.T) {
+	ta, tb := treePair(t)
+	srv := clone(t, tb, "tcp")
+	srv.must("announce 8047")
+	a := clone(t, ta, "tcp")
+	a.must("connect 198.18.0.2!8047")
+	b := srv.accept()
+	b.must("rcvbuf 4096")
+	ad := a.data()
+	go ad.Write(context.Background(), make([]byte, 256<<10), 0) // blocks once the window closes
+	var s netview.Status
+	var text string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		text = a.read("status")
+		_, s, _ = netview.ParseStatus(text)
+		if n, _ := s.Get("notsent"); n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no bytes left unsent: %q", text)
+		}
+	}
+	for _, f := range []string{"unacked", "sacked", "lost", "retrans_out", "reordering", "ato", "rcvmss",
+		"advmss", "snd_wscale", "rcv_wscale", "delivered", "delivered_ce", "notsent", "data_segs_out"} {
+		if _, ok := s.Get(f); !ok {
+			t.Errorf("status lacks %s: %q", f, text)
+		}
+	}
+	if d, _ := s.Get("delivered"); d <= 0 {
+		t.Errorf("delivered %d after the receiver took data: %q", d, text)
+	}
+	if o, _ := s.Get("data_segs_out"); o <= 0 {
+		t.Errorf("data_segs_out %d: %q", o, text)
+	}
+	if m, _ := s.Get("advmss"); m != 1448 { // 1460 less the timestamps' 12, as tcp_rcv_synsent_state_process takes them off
+		t.Errorf("advmss %d, want 1448: %q", m, text)
+	}
+	for i, n := range s.Names {
+		if n == "pacing_rate" && !regexp.MustCompile(`^[0-9]+bps$`).MatchString(s.Values[i]) {
+			t.Errorf("pacing_rate %q, want ss -n's exact bits per second", s.Values[i])
+		}
+	}
+	a.must("hangup") // the writer returns
 }

@@ -1211,6 +1211,14 @@ type TCPInfo struct {
 	// DCTCP is DCTCP's state (INET_DIAG_DCTCPINFO), when DCTCP is the
 	// algorithm.
 	DCTCP *DCTCPInfo
+	// Delivered and DeliveredCE are tcpi_delivered and tcpi_delivered_ce
+	// (segments delivered, and of them those acked with ECE); Notsent is
+	// tcpi_notsent_bytes (write_seq - snd_nxt); DataSegsOut is
+	// tcpi_data_segs_out; AppLimited is tcpi_delivery_rate_app_limited.
+	Delivered, DeliveredCE uint32
+	Notsent                int
+	DataSegsOut            uint32
+	AppLimited             bool
 }
 
 // CAStateName names a tcp_ca_state as the kernel's enum does, without the
@@ -1276,6 +1284,8 @@ func (tp *TCPSock) Info() TCPInfo {
 		Qin: qin, Qout: qout, Congestion: tp.cc.name(),
 		BytesAcked: tp.bytesAcked, BytesReceived: tp.bytesReceived,
 		ECN: tp.ecnOK(), ECNSeen: tp.ecnFlags&tcpECNSeen != 0, DCTCP: dctcp,
+		Delivered: tp.delivered, DeliveredCE: tp.deliveredCE, Notsent: max(int(tp.writeSeq-tp.sndNxt), 0),
+		DataSegsOut: tp.dataSegsOut, AppLimited: tp.rate.appLimited != 0,
 	}
 }
 

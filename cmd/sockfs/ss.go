@@ -145,7 +145,8 @@ const ssHeader = "Netid State      Conv     Recv-Q   Send-Q   Local:Port        
 
 // ssLine is one conversation: netid, state, conv, Recv-Q (qin), Send-Q
 // (qout), local, peer, then the mem file as it is and, for TCP, cwnd,
-// rtt:srtt/rttvar in ms and retrans, as ss -tmi prints them.
+// rtt:srtt/rttvar in ms and retrans:in flight/total, as ss -tmi prints
+// them.
 func ssLine(c netview.Conv) string {
 	qin, _ := c.Field("qin")
 	qout, _ := c.Field("qout")
@@ -161,7 +162,8 @@ func ssLine(c netview.Conv) string {
 			line += fmt.Sprintf(" rtt:%s/%s", usToMs(srtt), usToMs(rttvar))
 		}
 		if v, ok := c.Field("retrans"); ok {
-			line += " retrans:" + strconv.FormatInt(v, 10)
+			out, _ := c.Field("retrans_out") // ss's retrans:in flight/total
+			line += " retrans:" + strconv.FormatInt(out, 10) + "/" + strconv.FormatInt(v, 10)
 		}
 	}
 	return line

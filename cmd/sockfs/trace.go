@@ -38,6 +38,8 @@ var traceCounters = []string{
 var tcpStatusFields = []string{"qin", "qout", "srtt", "rttvar", "rto", "cwnd", "ssthresh",
 	"snd_wnd", "rcv_wnd", "rcv_ssthresh", "window_clamp", "mss", "retrans",
 	"bytes_acked", "bytes_received", "congestion", "ca_state", "min_rtt", "rcv_rtt", "rcv_space", "pmtu",
+	"unacked", "sacked", "lost", "retrans_out", "reordering", "ato", "rcvmss", "advmss",
+	"snd_wscale", "rcv_wscale", "delivered", "delivered_ce", "notsent", "data_segs_out", "app_limited",
 	"pacing_rate", "delivery_rate",
 	"bbr_mode", "bbr_bw", "bbr_mrtt", "bbr_pacing_gain", "bbr_cwnd_gain"}
 
