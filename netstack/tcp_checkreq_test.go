@@ -109,3 +109,21 @@ func TestSynRecvSynRetransmitRestartsTimer(t *testing.T) {
 			m.Get(memctl.TcpExtTCPSynRetrans), m.Get(memctl.TcpExtTCPACKSkippedSynRecv))
 	}
 }
+
+// TestSynAckTimeoutsCounted: every expiry of a request's SYN-ACK timer
+// counts TCPTimeouts (tcp_syn_ack_timeout, called by reqsk_timer_handler
+// before it resends or gives up), as the live kernel counts them; sockfs
+// counted the resends (TCPSynRetrans) only.
+func TestSynAckTimeoutsCounted(t *testing.T) {
+	c := newScript(t)
+	setSysctl(t, c.s, "ipv4/tcp_synack_retries", "2")
+	c.synRecv()
+	for _, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		c.clk.Advance(d)
+		c.take()
+	}
+	m := c.s.mib
+	if to, rt := m.Get(memctl.TcpExtTCPTimeouts), m.Get(memctl.TcpExtTCPSynRetrans); to != 3 || rt != 2 {
+		t.Fatalf("TCPTimeouts %d TCPSynRetrans %d after two resends and the last expiry, want 3 and 2", to, rt)
+	}
+}

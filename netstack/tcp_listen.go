@@ -283,6 +283,7 @@ func (l *TCPSock) synackTimerFired(r *tcpRequest) {
 	if l.reqs[r.tu] != r {
 		return
 	}
+	l.stack.mib.Inc(memctl.TcpExtTCPTimeouts) // tcp_syn_ack_timeout, at every expiry, the last too
 	if r.retrans >= l.stack.net.Sysctls.TCPSynackRetries() { // reqsk_timer_handler: max_syn_ack_retries
 		delete(l.reqs, r.tu)
 		return
