@@ -726,18 +726,24 @@ func (tp *TCPSock) sendFin() {
 }
 
 // writeWakeup sends something into a (nearly) closed window: a piece of
-// the next segment if the window has room, else a zero-window probe with an
-// old sequence number. Mirrors tcp_write_wakeup / tcp_xmit_probe_skb.
+// the next segment, as much as the window holds up to the MSS, if the
+// window has room, else a zero-window probe with an old sequence number.
+// The piece sent carries PSH, and so does the rest (tcp_fragment gives
+// the tail the head's flags). Mirrors tcp_write_wakeup / tcp_xmit_probe_skb.
 func (tp *TCPSock) writeWakeup() {
 	b := tp.writeQueue.Peek()
 	wndEnd := tp.sndUna + tp.sndWnd
 	if b != nil && seqLT(cbGetSeq(b), wndEnd) {
 		mss := tp.sendMss()
 		seg := min(int(wndEnd-cbGetSeq(b)), mss)
+		if seqLT(tp.pushedSeq, cbGetEndSeq(b)) {
+			tp.pushedSeq = cbGetEndSeq(b)
+		}
 		if seg < int(cbGetEndSeq(b)-cbGetSeq(b)) || b.Len() > mss {
 			cbSetFlags(b, cbGetFlags(b)|tcpPsh)
 			tp.fragment(&tp.writeQueue, b, seg, mss)
 		}
+		cbSetFlags(b, cbGetFlags(b)|tcpPsh)
 		initTsoSegs(b, mss)
 		b.HeaderRelease()
 		tp.rateSkbSent(b)

@@ -34,8 +34,12 @@ func (tp *TCPSock) clearRetransTimer() {
 	tp.retransTimer.Stop()
 }
 
-// rearmRTO re-arms the RTO after an ACK: stopped when nothing is in flight.
-// Mirrors tcp_rearm_rto.
+// rearmRTO re-arms the RTO after an ACK: stopped when nothing is in flight,
+// whatever it was armed for (inet_csk_clear_xmit_timer clears icsk_pending
+// of any kind). A loss probe left pending with nothing in flight would
+// fire to find nothing to probe, and until then keep checkProbeTimer from
+// arming the persist timer: a window smaller than the MSS then stalled the
+// sender for good. Mirrors tcp_rearm_rto.
 //
 // Replacing a pending reorder timer, the RTO counts from the head's
 // transmission rather than from now (tcp_rto_delta_us), as Linux does for
@@ -44,9 +48,7 @@ func (tp *TCPSock) clearRetransTimer() {
 // tcp_recovery=0 keeps the old behaviour exactly.
 func (tp *TCPSock) rearmRTO() {
 	if tp.packetsOut == 0 {
-		if tp.rtoKind == timerRetrans || tp.rtoKind == timerReoTimeout {
-			tp.clearRetransTimer()
-		}
+		tp.clearRetransTimer()
 		return
 	}
 	rto := tp.rto
@@ -59,17 +61,21 @@ func (tp *TCPSock) rearmRTO() {
 }
 
 // checkProbeTimer arms the zero-window probe timer when data waits and
-// nothing is in flight. Mirrors tcp_check_probe_timer.
+// nothing is in flight, nor any timer pending, at tcp_probe0_base (not
+// backed off). Mirrors tcp_check_probe_timer.
 func (tp *TCPSock) checkProbeTimer() {
 	if tp.packetsOut == 0 && tp.rtoKind == 0 {
-		tp.resetRetransTimer(timerProbe0, tp.probe0When())
+		tp.resetRetransTimer(timerProbe0, tp.probe0Base())
 	}
 }
+
+// probe0Base mirrors tcp_probe0_base: the RTO, at least TCP_RTO_MIN.
+func (tp *TCPSock) probe0Base() time.Duration { return max(tp.rto, tcpRtoMin) }
 
 // probe0When mirrors tcp_probe0_when: max(rto, TCP_RTO_MIN) backed off,
 // at most tcp_rto_max(sk).
 func (tp *TCPSock) probe0When() time.Duration {
-	d := max(tp.rto, tcpRtoMin) << tp.backoff
+	d := tp.probe0Base() << tp.backoff
 	if d > tp.rtoMax || d <= 0 {
 		d = tp.rtoMax
 	}
