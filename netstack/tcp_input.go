@@ -646,6 +646,9 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions, fast 
 		}
 		if nwin > tp.maxWindow {
 			tp.maxWindow = nwin
+			if tp.pmtuCookie != 0 { // the MSS is synced from the handshake on
+				tp.syncMss(tp.pmtuCookie) // half the new max_window may allow more
+			}
 		}
 	}
 	ece := tp.ecnRcvEcnEcho(cbGetFlags(b)) // FLAG_ECE

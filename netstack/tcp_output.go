@@ -347,15 +347,16 @@ func (tp *TCPSock) sendMss() int {
 }
 
 // syncMss recomputes mss_cache for path MTU pmtu from the peer's MSS and
-// our header options, and remembers pmtu; while MTU probing is on, the MSS
-// is at most what its search_low allows, and the search never looks above
-// the path MTU. Mirrors tcp_sync_mss.
+// our header options, at most half the largest window the peer has offered
+// (tcp_bound_to_half_wnd), and remembers pmtu; while MTU probing is on, the
+// MSS is at most what its search_low allows, and the search never looks
+// above the path MTU. Mirrors tcp_sync_mss.
 func (tp *TCPSock) syncMss(pmtu int) {
 	m := &tp.mtup
 	if m.searchHigh > pmtu {
 		m.searchHigh = pmtu
 	}
-	mss := tp.mtuToMss(pmtu)
+	mss := tp.boundToHalfWnd(tp.mtuToMss(pmtu))
 	if m.enabled {
 		mss = min(mss, tp.mtuToMss(m.searchLow))
 	}

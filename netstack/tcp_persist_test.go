@@ -43,3 +43,43 @@ func TestEstablishedSmallWindowAfterLossProbeArmed(t *testing.T) {
 	c.expect(seg{seq: c.iss + 1005, ack: 1002, flags: fAck, payload: strings.Repeat("x", 1460)})
 	c.expect(seg{seq: c.iss + 2465, ack: 1002, flags: fAck | fPsh, payload: strings.Repeat("x", 540)})
 }
+
+// ESTABLISHED, a peer that offers a window of 1152 (a kernel receiver with
+// SO_RCVBUF=1): the send MSS is half of it, 576, so that segments go into
+// a window that never holds a full MSS (tcp_sync_mss with
+// tcp_bound_to_half_wnd; the live kernel sent 576-byte segments to this
+// receiver where sockfs kept 1460 and waited for the persist timer). A
+// larger window offered later raises the MSS again (tcp_ack_update_window
+// syncs it when max_window grows).
+func TestEstablishedMssBoundToHalfWindow(t *testing.T) {
+	c := newScript(t)
+	c.listen(8)
+	c.send(seg{seq: c.peerIS, flags: fSyn, win: 1152, opts: mssOpt(1460)})
+	sa, _, _ := c.take()
+	c.iss = sa.seq
+	c.send(seg{seq: c.peerIS + 1, ack: c.iss + 1, flags: fAck, win: 1152})
+	c.acceptNoDelay()
+	if mss := c.tp.Info().SndMSS; mss != 576 {
+		t.Fatalf("send MSS %d against a window of 1152, want 576", mss)
+	}
+	// 3000 bytes in skbs of 576 (tcp_xmit_size_goal), PSH on every
+	// second for half a window unpushed (forced_push) and on the last.
+	c.tp.Send(context.Background(), []byte(strings.Repeat("x", 3000)))
+	x576 := strings.Repeat("x", 576)
+	c.expect(seg{seq: c.iss + 1, ack: 1001, flags: fAck, payload: x576})
+	c.expect(seg{seq: c.iss + 577, ack: 1001, flags: fAck | fPsh, payload: x576})
+	c.expectNone()
+	// The reader took 576: the window slides and one more goes.
+	c.send(seg{seq: 1001, ack: c.iss + 577, flags: fAck, win: 1152})
+	c.expect(seg{seq: c.iss + 1153, ack: 1001, flags: fAck, payload: x576})
+	c.expectNone()
+	// A window of 8000 makes max_window 8000: the MSS is the peer's 1460;
+	// the skbs already queued go as they are.
+	c.send(seg{seq: 1001, ack: c.iss + 1729, flags: fAck, win: 8000})
+	if mss := c.tp.Info().SndMSS; mss != 1460 {
+		t.Fatalf("send MSS %d after a window of 8000, want 1460", mss)
+	}
+	c.expect(seg{seq: c.iss + 1729, ack: 1001, flags: fAck | fPsh, payload: x576})
+	c.expect(seg{seq: c.iss + 2305, ack: 1001, flags: fAck, payload: x576})
+	c.expect(seg{seq: c.iss + 2881, ack: 1001, flags: fAck | fPsh, payload: strings.Repeat("x", 120)})
+}
