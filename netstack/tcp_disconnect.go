@@ -50,7 +50,7 @@ func (tp *TCPSock) disconnect() {
 	tp.srttUs, tp.rttvarUs, tp.mdevMaxUs, tp.rttSeq = 0, 0, 0, 0
 	tp.mdevUs = uint32(tcpTimeoutInit / time.Microsecond)
 	tp.rcvRttLastTsecr, tp.rcvRttUs, tp.rcvRttSeq, tp.rcvRttTime = 0, 0, 0, 0
-	tp.backoff, tp.retransmits, tp.probesOut = 0, 0, 0
+	tp.backoff, tp.retransmits, tp.probesOut, tp.probesTstamp = 0, 0, 0, 0
 	tp.rto, tp.rtoMin = tcpTimeoutInit, tcpRtoMin // tcp_disconnect resets icsk_rto_min to TCP_RTO_MIN
 	tp.rtoKind, tp.retransStamp = 0, 0
 

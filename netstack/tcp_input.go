@@ -752,15 +752,28 @@ func (tp *TCPSock) ack(b *skb.SKB, th header.TCP, opts *header.TCPOptions, fast 
 			tp.rearmRTO()
 		}
 	}
-	if tp.rtoKind == timerProbe0 && tp.packetsOut == 0 {
-		// tcp_ack_probe: the window opened (or not yet).
-		if h := tp.writeQueue.Peek(); h != nil && !seqGT(cbGetEndSeq(h), tp.sndUna+tp.sndWnd) {
-			tp.clearRetransTimer()
-			tp.backoff = 0
-			tp.probesOut = 0
-		}
+	if priorPackets == 0 { // tcp_ack's no_queue path
+		tp.ackProbe()
 	}
 	return 1
+}
+
+// ackProbe, on an ACK with nothing in flight and data waiting, stops the
+// persist timer if the window now holds the next skb, and otherwise
+// re-arms it from now (backed off, cut to what TCP_USER_TIMEOUT leaves).
+// Mirrors tcp_ack_probe.
+func (tp *TCPSock) ackProbe() {
+	h := tp.writeQueue.Peek()
+	if h == nil {
+		return
+	}
+	if !seqGT(cbGetEndSeq(h), tp.sndUna+tp.sndWnd) {
+		tp.backoff = 0
+		tp.probesTstamp = 0
+		tp.clearRetransTimer()
+		return
+	}
+	tp.resetRetransTimer(timerProbe0, tp.clampProbe0ToUserTimeout(tp.probe0When()))
 }
 
 // cleanRtxQueue frees the fully acknowledged skbs, trims the acknowledged

@@ -3,7 +3,9 @@ package netstack
 import (
 	"context"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // ESTABLISHED, persist timer, window open but smaller than the MSS: the
@@ -82,4 +84,81 @@ func TestEstablishedMssBoundToHalfWindow(t *testing.T) {
 	c.expect(seg{seq: c.iss + 1729, ack: 1001, flags: fAck | fPsh, payload: x576})
 	c.expect(seg{seq: c.iss + 2305, ack: 1001, flags: fAck, payload: x576})
 	c.expect(seg{seq: c.iss + 2881, ack: 1001, flags: fAck | fPsh, payload: strings.Repeat("x", 120)})
+}
+
+// zeroWindowProbes runs a connection whose peer answers every window probe
+// at once with a zero window, in steps of 1 ms for up to limit, and
+// returns the times (since the start) of the probes and of the end of the
+// connection (0 if it lasted).
+func (c *script) zeroWindowProbes(limit time.Duration) (probes []time.Duration, closed time.Duration) {
+	c.t.Helper()
+	start := c.clk.Nanotime()
+	for time.Duration(c.clk.Nanotime()-start) < limit {
+		c.clk.Advance(time.Millisecond)
+		at := time.Duration(c.clk.Nanotime() - start)
+		for g, _, ok := c.take(); ok; g, _, ok = c.take() {
+			if g.seq != c.iss || g.payload != "" || g.flags != fAck {
+				c.t.Fatalf("unexpected %v", g)
+			}
+			probes = append(probes, at)
+			c.send(seg{seq: 1001, ack: c.iss + 1, flags: fAck, win: 0, checkWin: true})
+		}
+		if c.tp.State() == TCPClose {
+			return probes, at
+		}
+	}
+	return probes, 0
+}
+
+// ESTABLISHED, TCP_USER_TIMEOUT 3 s against a zero window whose probes the
+// peer answers: the connection gives up (ETIMEDOUT, no RST) 3 s after the
+// persist timer first fired (icsk_probes_tstamp, which the answers do not
+// restart), the last interval cut to what the user timeout leaves
+// (tcp_clamp_probe0_to_user_timeout). Mirrors tcp_probe_timer. Found by an
+// outside probe against the live kernel: Linux gave up at 3.26 s, sockfs
+// at 6.41 s (10.44 against 26.19 s for 10 s).
+func TestEstablishedZeroWindowUserTimeout(t *testing.T) {
+	c := newEstablished(t)
+	if err := c.tp.SetUserTimeout(3 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.send(seg{seq: 1001, ack: c.iss + 1, flags: fAck, win: 0, checkWin: true})
+	c.tp.Send(context.Background(), []byte("blocked"))
+	c.expectNone()
+	probes, closed := c.zeroWindowProbes(30 * time.Second)
+	if len(probes) == 0 || closed == 0 {
+		t.Fatalf("probes at %v, still open after 30 s", probes)
+	}
+	if want := probes[0] + 3*time.Second; closed != want {
+		t.Fatalf("gave up at %v (probes at %v), want %v: 3 s after the first probe", closed, probes, want)
+	}
+	if err := c.tp.sk.SockError(); err != syscall.ETIMEDOUT {
+		t.Fatalf("error %v, want ETIMEDOUT", err)
+	}
+}
+
+// ESTABLISHED, persist timer with tcp_retries2 3: the back-off stops
+// growing at 3 doublings (tcp_send_probe0 increments icsk_backoff only
+// below tcp_retries2), so answered probes go every 8 RTOs from the third
+// on: about 1.7 s on the live kernel. sockfs capped the back-off at 15.
+func TestEstablishedPersistBackoffCappedAtRetries2(t *testing.T) {
+	c := newEstablished(t)
+	setSysctl(t, c.s, "ipv4/tcp_retries2", "3")
+	c.send(seg{seq: 1001, ack: c.iss + 1, flags: fAck, win: 0, checkWin: true})
+	c.tp.Send(context.Background(), []byte("blocked"))
+	c.expectNone()
+	base := max(c.tp.Info().RTO, tcpRtoMin)
+	probes, closed := c.zeroWindowProbes(40 * base)
+	if closed != 0 {
+		t.Fatalf("gave up at %v although the peer answered", closed)
+	}
+	want := []time.Duration{2 * base, 4 * base, 8 * base, 8 * base}
+	if len(probes) < len(want)+1 {
+		t.Fatalf("probes at %v, want intervals %v", probes, want)
+	}
+	for i, w := range want {
+		if got := probes[i+1] - probes[i]; got != w {
+			t.Fatalf("interval %d %v (probes at %v), want %v", i+1, got, probes, w)
+		}
+	}
 }

@@ -445,6 +445,7 @@ type TCPSock struct {
 	backoff      uint8
 	retransmits  uint8
 	probesOut    uint8
+	probesTstamp int64         // icsk_probes_tstamp: when the persist timer first fired unanswered by a window (0: not)
 	rtoMin       time.Duration // icsk_rto_min: tcp_rto_min_us when the socket was made
 	rtoMax       time.Duration // icsk_rto_max: tcp_rto_max_ms when the socket was made
 	userTimeout  time.Duration // icsk_user_timeout (TCP_USER_TIMEOUT; 0: none)

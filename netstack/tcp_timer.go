@@ -420,19 +420,24 @@ func (tp *TCPSock) setErr(err syscall.Errno) {
 }
 
 // probeTimer sends a zero-window probe and backs off; an orphan whose
-// probes go unanswered too long is dropped. Mirrors tcp_probe_timer +
-// tcp_send_probe0.
+// probes go unanswered too long is dropped, and so is a connection whose
+// window stayed closed for TCP_USER_TIMEOUT since the timer first fired
+// (icsk_probes_tstamp; the peer's answers to the probes do not restart
+// that clock, as they do rcv_tstamp). Mirrors tcp_probe_timer.
 func (tp *TCPSock) probeTimer() {
 	if tp.packetsOut > 0 || tp.writeQueue.Empty() {
 		tp.probesOut = 0
+		tp.probesTstamp = 0
 		return
 	}
-	// tcp_probe_timer: the same budget as RTOs, counted in probes.
+	if tp.probesTstamp == 0 {
+		tp.probesTstamp = max(tp.now(), 1)
+	} else if tp.userTimeout != 0 && time.Duration(tp.now()-tp.probesTstamp) >= tp.userTimeout {
+		tp.writeTimedOut()
+		return
+	}
+	// The same budget as RTOs, counted in probes.
 	maxProbes := tp.stack.net.Sysctls.TCPRetries2()
-	if tp.userTimeout != 0 && tp.rcvTstamp != 0 && time.Duration(tp.now()-tp.rcvTstamp) >= tp.userTimeout {
-		tp.writeTimedOut() // tcp_probe_timer's user_timeout check
-		return
-	}
 	if tp.dead {
 		alive := tp.probe0When() < tp.rtoMax
 		maxProbes = tp.orphanRetries(alive)
@@ -448,17 +453,45 @@ func (tp *TCPSock) probeTimer() {
 		tp.writeTimedOut()
 		return
 	}
+	tp.sendProbe0()
+}
+
+// sendProbe0 sends a window probe (writeWakeup) and re-arms the persist
+// timer backed off once more, while the back-off is below tcp_retries2
+// (so with tcp_retries2 3 the interval stops growing at 8 RTOs), cut to
+// what TCP_USER_TIMEOUT leaves. A probe that carried data hands over to
+// the RTO. Mirrors tcp_send_probe0.
+func (tp *TCPSock) sendProbe0() {
 	tp.writeWakeup()
-	if tp.packetsOut > 0 { // the probe carried data: the RTO takes over
+	if tp.packetsOut > 0 || tp.writeQueue.Empty() {
 		tp.probesOut = 0
 		tp.backoff = 0
+		tp.probesTstamp = 0
 		return
 	}
 	tp.probesOut++
-	if tp.backoff < 15 {
+	if int(tp.backoff) < tp.stack.net.Sysctls.TCPRetries2() {
 		tp.backoff++
 	}
-	tp.resetRetransTimer(timerProbe0, tp.probe0When())
+	tp.resetRetransTimer(timerProbe0, tp.clampProbe0ToUserTimeout(tp.probe0When()))
+}
+
+// clampProbe0ToUserTimeout cuts the persist timer's next interval to what
+// TCP_USER_TIMEOUT leaves since icsk_probes_tstamp, at least
+// TCP_TIMEOUT_MIN, so that the connection gives up when the user timeout
+// says, not up to a whole back-off later. Once the user timeout has
+// passed, the interval is left alone (Linux's unsigned remaining wraps
+// there; tcp_probe_timer gives up when the timer fires). Mirrors
+// tcp_clamp_probe0_to_user_timeout.
+func (tp *TCPSock) clampProbe0ToUserTimeout(when time.Duration) time.Duration {
+	if tp.userTimeout == 0 || tp.probesTstamp == 0 {
+		return when
+	}
+	remaining := tp.userTimeout - max(time.Duration(tp.now()-tp.probesTstamp), 0)
+	if remaining < 0 {
+		return when
+	}
+	return min(max(remaining, tcpTimeoutMin), when)
 }
 
 // scheduleDelack arms the delayed-ACK timer for ato, bounded as
