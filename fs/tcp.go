@@ -168,6 +168,15 @@ func (c *tcpConv) send(ctx context.Context, size int, one func(ctx context.Conte
 			}
 			return 0, err
 		}
+		if done < size {
+			// A short count without an error: the send stopped at an
+			// error it keeps for the next write (tcp_sendmsg_locked
+			// returns what it copied and leaves sk_err), or at EAGAIN
+			// or a cancelled wait. Another call here would take that
+			// error (sk_stream_error) and drop it, and the user's
+			// next write would see EPIPE instead of, say, ETIMEDOUT.
+			return done, nil
+		}
 	}
 	return done, nil
 }

@@ -425,8 +425,10 @@ func (tp *TCPSock) sendmsg(ctx context.Context, src sendSrc, push bool) (int, er
 	defer tp.txEnd()
 	total := src.len()
 	for copied < total {
-		if e := sk.Err(); e != 0 {
-			return tp.sendResult(copied, sk.SockError(), push)
+		if sk.Err() != 0 {
+			// sk_stream_error takes the error only if nothing was
+			// copied; else it stays for the next call.
+			return tp.sendResult(copied, errPipe, push)
 		}
 		if sk.ShutdownState()&memctl.SendShutdown != 0 || (tp.state != TCPEstablished && tp.state != TCPCloseWait) {
 			// A socket never connected gets EPIPE too, as from

@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"syscall"
 	"testing"
@@ -160,5 +161,55 @@ func TestEstablishedPersistBackoffCappedAtRetries2(t *testing.T) {
 		if got := probes[i+1] - probes[i]; got != w {
 			t.Fatalf("interval %d %v (probes at %v), want %v", i+1, got, probes, w)
 		}
+	}
+}
+
+// ESTABLISHED, a write blocked on a zero window when TCP_USER_TIMEOUT
+// ends the connection: the write returns the count it queued, and the
+// next one the connection's error, ETIMEDOUT, not EPIPE
+// (tcp_sendmsg_locked consumes sk_err only through sk_stream_error, when
+// it copied nothing). Found by an outside probe against the live kernel.
+func TestEstablishedBlockedWriteUserTimeoutKeepsTheError(t *testing.T) {
+	c := newEstablished(t)
+	if err := c.tp.SetUserTimeout(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.tp.SetSndbuf(8192); err != nil {
+		t.Fatal(err)
+	}
+	c.send(seg{seq: 1001, ack: c.iss + 1, flags: fAck, win: 0, checkWin: true})
+	c.tp.SetNonblock(false)
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := c.tp.Send(context.Background(), make([]byte, 1<<20))
+		done <- result{n, err}
+	}()
+	for c.tp.sk.WritePending() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	var r result
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("the blocked write did not return within 10 s")
+		}
+		c.clk.Advance(100 * time.Millisecond)
+		for _, _, ok := c.take(); ok; _, _, ok = c.take() {
+		}
+		select {
+		case r = <-done:
+		case <-time.After(time.Millisecond):
+			continue
+		}
+		break
+	}
+	if r.n == 0 || r.n == 1<<20 || r.err != nil {
+		t.Fatalf("blocked write: %d, %v; want a partial count and no error", r.n, r.err)
+	}
+	if n, err := c.tp.Send(context.Background(), []byte("x")); n != 0 || !errors.Is(err, syscall.ETIMEDOUT) {
+		t.Fatalf("next write: %d, %v; want ETIMEDOUT", n, err)
 	}
 }
