@@ -93,6 +93,18 @@ func (n *testNet) drive(cond func() bool, limit time.Duration) {
 		for (n.a.tcpOwnedForTest() || n.b.tcpOwnedForTest()) && time.Now().Before(deadline) {
 			runtime.Gosched()
 		}
+		// Nor may it jump far ahead (to a blocked call's own deadline)
+		// while a goroutine just woken has not yet run: on a loaded
+		// machine one Gosched is not enough, and the call then saw its
+		// deadline pass with its condition met (TestTCPWaitOutqEmpty
+		// took 10 s). Before a jump of over 100 ms, let the wall clock
+		// give woken goroutines time and look again.
+		if next, ok := n.clk.Next(); ok && next-n.clk.Nanotime() > int64(100*time.Millisecond) {
+			time.Sleep(2 * time.Millisecond)
+			if cond() {
+				break
+			}
+		}
 		before := n.clk.Nanotime()
 		if !n.clk.Step() {
 			time.Sleep(100 * time.Microsecond)

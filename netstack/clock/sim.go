@@ -46,6 +46,14 @@ func (s *Sim) AfterFunc(d time.Duration, f func()) *Timer {
 // Pending returns the number of armed timers.
 func (s *Sim) Pending() int { return s.h.pending() }
 
+// Next returns the earliest deadline armed, in Nanotime's units, and
+// whether any is.
+func (s *Sim) Next() (int64, bool) {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	return s.h.next()
+}
+
 // Advance moves simulated time forward by d, running every timer due up to
 // the new time in deadline order and setting the clock to each deadline as
 // it fires; timers armed by callbacks for times within the window fire too.
