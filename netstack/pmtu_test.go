@@ -480,3 +480,20 @@ func TestPMTUDeferredWhileOwned(t *testing.T) {
 		t.Fatalf("LockDroppedIcmps %d, want 1", n)
 	}
 }
+
+// With Plan 9's ignoreadvice (SetIgnoreAdvice) a port unreachable during
+// the handshake neither ends the attempt nor leaves an error: the SYN is
+// retried, as TestICMPPortUnreachableFailsConnect's socket would not be.
+func TestICMPIgnoreAdviceKeepsConnect(t *testing.T) {
+	c := newScript(t)
+	c.activeOpen()
+	c.tp.SetIgnoreAdvice()
+	syn := c.synPacket()
+	c.icmpFrom(header.ICMPv4DestUnreachable, header.ICMPv4PortUnreachable, 0, syn)
+	if st := c.tp.State(); st != TCPSynSent {
+		t.Fatalf("state %v after a port unreachable with ignoreadvice, want SYN-SENT", st)
+	}
+	if err := c.tp.sk.SockError(); err != 0 {
+		t.Fatalf("error %v left by ignored advice", err)
+	}
+}
