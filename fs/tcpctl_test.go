@@ -966,25 +966,14 @@ func TestIgnoreAdvice(t *testing.T) {
 // clone with "no free devices".
 func TestTimeWaitSlotReused(t *testing.T) {
 	ta, tb := treePair(t)
-	srv := clone(t, tb, "tcp")
-	srv.must("announce 8046")
-	h, err := open(t, ta, 0, syscall.O_RDWR, "tcp", "clone")
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 16)
-	k, _ := h.Read(context.Background(), buf, 0)
-	n := string(buf[:k])
-	a := &conv{t: t, tr: ta, ctl: h, n: n}
-	a.must("connect 198.18.0.2!8046")
-	b := srv.accept()
+	a, b := connected(t, ta, tb, "8046")
 	a.must("close") // our FIN first: we end in TIME_WAIT
 	b.must("close")
 	a.waitState("Time_wait")
-	h.Release()
+	a.ctl.Release() // its only file: the conversation is released (the cleanup's second Release does nothing)
 	c := clone(t, ta, "tcp")
-	if c.n != n {
-		t.Fatalf("clone took conversation %s, want the TIME_WAIT one's slot %s", c.n, n)
+	if c.n != a.n {
+		t.Fatalf("clone took conversation %s, want the TIME_WAIT one's slot %s", c.n, a.n)
 	}
 	if s := sysRead(t, ta, "sockstat"); !strings.Contains(s, " tw 1 ") {
 		t.Fatalf("sockstat lost the timewait sock:\n%s", s)
@@ -1035,11 +1024,7 @@ func TestUDPHeadersWriteFromLaddr(t *testing.T) {
 // receiver that does not read shows bytes not sent and segments delivered.
 func TestTCPStatusScoreboard(t *testing.T) {
 	ta, tb := treePair(t)
-	srv := clone(t, tb, "tcp")
-	srv.must("announce 8047")
-	a := clone(t, ta, "tcp")
-	a.must("connect 198.18.0.2!8047")
-	b := srv.accept()
+	a, b := connected(t, ta, tb, "8047")
 	b.must("rcvbuf 4096")
 	ad := a.data()
 	go ad.Write(context.Background(), make([]byte, 256<<10), 0) // blocks once the window closes
