@@ -93,12 +93,7 @@ func (c *tcpConv) SetIgnoreAdvice() { c.s.SetIgnoreAdvice() }
 
 // Queued is data's length: the bytes not yet read (SIOCINQ), none for a
 // listener, whose Recv-Q counts calls.
-func (c *tcpConv) Queued() int {
-	if c.s.State() == netstack.TCPListen {
-		return 0
-	}
-	return c.s.Info().Qin
-}
+func (c *tcpConv) Queued() int { return c.s.Inq() }
 
 func (c *tcpConv) Accept(ctx context.Context) (Conv, error) {
 	if c.s.State() != netstack.TCPListen {

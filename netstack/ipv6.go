@@ -519,11 +519,14 @@ func (s *Stack) ip6Fragment(b *skb.SKB, dev *NetDevice, mtu int, owner *memctl.S
 	return nil
 }
 
+// skbIsV6 reports whether b's network header is IPv6.
+func skbIsV6(b *skb.SKB) bool { return b.Head()[b.NetworkHeader]>>4 == header.IPv6Version }
+
 // skbNetAddrs returns the source and destination of a received packet
 // from its network header, of either family.
 func skbNetAddrs(b *skb.SKB) (src, dst netip.Addr) {
 	nh := b.Head()[b.NetworkHeader:]
-	if nh[0]>>4 == header.IPv6Version {
+	if skbIsV6(b) {
 		h := header.IPv6(nh)
 		return h.SrcAddr(), h.DstAddr()
 	}

@@ -1241,14 +1241,31 @@ func CAStateName(s uint8) string {
 	return strconv.Itoa(int(s))
 }
 
-// Info returns tcp_info. Takes the socket lock. Mirrors tcp_get_info.
-func (tp *TCPSock) Info() TCPInfo {
+// Inq is SIOCINQ: the bytes a read would get now, the FIN left out;
+// none for a listener or a freed socket. Mirrors tcp_inq.
+func (tp *TCPSock) Inq() int {
 	tp.lockSock()
 	defer tp.releaseSock()
+	if tp.state == TCPListen || tp.destroyed {
+		return 0
+	}
+	return tp.inqLocked()
+}
+
+// inqLocked is Inq's count with the socket held, whatever the state.
+func (tp *TCPSock) inqLocked() int {
 	qin := int(tp.rcvNxt - tp.copiedSeq)
 	if tp.finSeen && qin > 0 {
 		qin--
 	}
+	return qin
+}
+
+// Info returns tcp_info. Takes the socket lock. Mirrors tcp_get_info.
+func (tp *TCPSock) Info() TCPInfo {
+	tp.lockSock()
+	defer tp.releaseSock()
+	qin := tp.inqLocked()
 	if tp.state == TCPListen {
 		qin = len(tp.acceptQ)
 	}

@@ -315,7 +315,7 @@ func (n *UDPSock) TakeQueued(u *UDPSock) {
 	n.mu.Lock()
 	var at *skb.SKB // the last one moved so far: the next goes after it
 	for b := moved.PopFront(); b != nil; b = moved.PopFront() {
-		if from, _ := skbAddrs(b); n.closed || memctl.UDPQueueRcvSkb(n.sk, b, from.Addr().Is6()) != nil {
+		if n.closed || memctl.UDPQueueRcvSkb(n.sk, b, skbIsV6(b)) != nil {
 			b.Free()
 			continue
 		}
@@ -485,7 +485,7 @@ func (u *UDPSock) queueRcvLocked(b *skb.SKB) {
 		b.Free()
 		return
 	}
-	if from, _ := skbAddrs(b); memctl.UDPQueueRcvSkb(u.sk, b, from.Addr().Is6()) != nil {
+	if memctl.UDPQueueRcvSkb(u.sk, b, skbIsV6(b)) != nil {
 		u.mu.Unlock()
 		b.Free()
 		return
